@@ -1,0 +1,43 @@
+"""The exceptions qcache raises; every one derives from :class:`QCacheError`."""
+
+from __future__ import annotations
+
+
+class QCacheError(Exception):
+    """Base class of every error raised by qcache."""
+
+
+class ConfigError(QCacheError, ValueError):
+    """A configuration value is missing, unparsable or invalid.
+
+    ``problems`` holds one line per problem so that callers (and the CLI) can
+    show everything that is wrong at once instead of the first thing only.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems: list[str] = list(problems) if problems else [message]
+        super().__init__(message)
+
+
+class SerializationError(QCacheError, TypeError):
+    """A value cannot be serialized, or stored bytes cannot be decoded."""
+
+
+class IntegrityError(SerializationError):
+    """Stored bytes are corrupt, foreign, tampered with or under an unknown key."""
+
+
+class BackendError(QCacheError):
+    """The L2 tier failed (connection, timeout, server error)."""
+
+
+class CircuitOpenError(BackendError):
+    """The L2 tier is being skipped after repeated failures."""
+
+
+class ProvisioningError(QCacheError):
+    """No Redis server could be provisioned for tests, benchmarks or load tests."""
+
+
+class AccessDenied(QCacheError, PermissionError):
+    """The caller is not allowed to touch the requested key space."""

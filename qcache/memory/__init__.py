@@ -1,0 +1,1 @@
+"""The in-process L1 tier and its eviction policies."""

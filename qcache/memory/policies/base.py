@@ -1,0 +1,72 @@
+"""The contract every eviction policy fulfils.
+
+A policy holds only ordering metadata about keys; it never sees values, sizes
+or expiry times. That is what lets one policy object drive the L1 store, the
+hit-ratio simulator and the benchmarks alike. The store tells the policy what
+happened (``on_insert``, ``on_access``, ``on_remove``, ``on_miss``) and asks it
+which key to give up (``victim``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from typing import ClassVar
+
+
+class EvictionPolicy(ABC):
+    """Ordering metadata for a bounded cache.
+
+    Protocol followed by every driver (store or simulator):
+
+    * ``on_insert(key)`` once when ``key`` enters the cache (it was absent);
+    * ``on_access(key)`` on every hit on a present key, including an overwrite;
+    * ``on_miss(key)`` on a lookup of an absent key (frequency-based policies
+      learn from it; the default ignores it);
+    * ``on_remove(key)`` when the driver drops a present key itself
+      (delete, expiry, clear of one key);
+    * ``victim()`` when the driver is over its bound: the policy picks a
+      present key, forgets it and returns it; the driver then drops it
+      without calling ``on_remove``. The victim may be the key inserted last
+      (that is how admission policies such as TinyLFU reject a newcomer).
+
+    Policies are not thread-safe; the driver serialises calls.
+    """
+
+    #: Registry name (upper case), set by :func:`register_policy`.
+    name: ClassVar[str] = ""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError(f"capacity must be positive, got {capacity!r}")
+        self.capacity = capacity
+
+    @abstractmethod
+    def on_insert(self, key: Hashable) -> None:
+        """``key`` entered the cache."""
+
+    @abstractmethod
+    def on_access(self, key: Hashable) -> None:
+        """``key`` was read (or overwritten) while present."""
+
+    def on_miss(self, key: Hashable) -> None:
+        """``key`` was looked up while absent."""
+
+    @abstractmethod
+    def on_remove(self, key: Hashable) -> None:
+        """The driver dropped ``key`` on its own account."""
+
+    @abstractmethod
+    def victim(self) -> Hashable:
+        """Choose a present key to evict, forget it and return it.
+
+        Raises ``KeyError`` when the policy tracks no key.
+        """
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of keys tracked."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget every key."""
