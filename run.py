@@ -68,7 +68,7 @@ def run_tests(args: list[str]) -> int:
 
 def run_main(args: list[str]) -> int:
     python = ensure_environment(EXTRAS["main"])
-    return subprocess.call([str(python), "-m", "qcache.harness.main", *args], cwd=ROOT)
+    return subprocess.call([str(python), str(ROOT / "benchmarks" / "main.py"), *args], cwd=ROOT)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,30 @@
+"""The L2 tier: a bytes-only Redis store with pooling, retries, TLS and a circuit breaker.
+
+:class:`RedisTier` (sync) and :class:`AsyncRedisTier` (asyncio) only perform
+the Redis calls; everything decided without the network (settings, batching,
+TTL conversion, pattern checks, error translation, the breaker) lives in the
+small shared modules of this package.
+"""
+
+from __future__ import annotations
+
+from qcache.l2.aio import AsyncRedisTier
+from qcache.l2.breaker import BreakerState, BreakerStats, CircuitBreaker
+from qcache.l2.patterns import SCAN_COUNT, escape_glob
+from qcache.l2.responses import NO_EXPIRY, ServerInfo
+from qcache.l2.settings import ConnectionSettings, TlsFiles
+from qcache.l2.tier import RedisTier
+
+__all__ = [
+    "NO_EXPIRY",
+    "SCAN_COUNT",
+    "AsyncRedisTier",
+    "BreakerState",
+    "BreakerStats",
+    "CircuitBreaker",
+    "ConnectionSettings",
+    "RedisTier",
+    "ServerInfo",
+    "TlsFiles",
+    "escape_glob",
+]

@@ -1,0 +1,252 @@
+"""The asyncio L2 tier: the same contract as :class:`RedisTier`, on ``redis.asyncio``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import redis.asyncio as aredis
+from redis.asyncio.connection import DefaultParser
+from redis.asyncio.retry import Retry
+
+from qcache.l2.batching import (
+    SetManyItems,
+    check_data,
+    chunked,
+    first_error,
+    flatten,
+    key_list,
+    normalize_items,
+    ttl_to_px,
+)
+from qcache.l2.breaker import CircuitBreaker
+from qcache.l2.core import TierCore, uses_hiredis
+from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
+from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
+from qcache.l2.settings import ConfigLike, ConnectionSettings
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+class AsyncRedisTier(TierCore):
+    """The L2 cache tier on a ``redis.asyncio`` client; every method of :class:`RedisTier` as a coroutine.
+
+    Same semantics as the sync tier (bytes only, namespace-confined pattern
+    deletion, :class:`BackendError` / :class:`CircuitOpenError`, chunked
+    batches); chunks of one batch call run concurrently with
+    ``asyncio.gather``, at most ``parallel_operations`` at once.
+    """
+
+    def __init__(
+        self,
+        client: aredis.Redis,
+        *,
+        namespace: str,
+        batch_size: int = 100,
+        parallel_operations: int = 4,
+        breaker: CircuitBreaker | None = None,
+        owns_client: bool = False,
+        warm_connections: int = 0,
+    ) -> None:
+        """Wrap an existing async client; ``owns_client`` makes :meth:`close` close it."""
+        super().__init__(
+            client,
+            namespace=namespace,
+            batch_size=batch_size,
+            parallel_operations=parallel_operations,
+            breaker=breaker,
+            owns_client=owns_client,
+            warm_connections=warm_connections,
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
+    ) -> AsyncRedisTier:
+        """Build a tier and its own blocking pool from config; sizing as in :meth:`RedisTier.from_config`."""
+        settings = ConnectionSettings.from_config(config.redis)
+        pool = settings.build_pool(
+            pool_cls=aredis.BlockingConnectionPool,
+            connection_cls=aredis.Connection,
+            ssl_connection_cls=aredis.SSLConnection,
+            retry_cls=Retry,
+        )
+        perf = config.performance
+        return cls(
+            aredis.Redis.from_pool(pool),
+            namespace=namespace,
+            batch_size=perf.batch_size,
+            parallel_operations=min(perf.parallel_operations, settings.max_connections),
+            breaker=breaker,
+            owns_client=True,
+            warm_connections=min(perf.connection_pool_size, settings.max_connections),
+        )
+
+    @property
+    def hiredis_in_use(self) -> bool:
+        """Whether replies are parsed by hiredis."""
+        return uses_hiredis(self._client, DefaultParser)
+
+    # -- single keys -------------------------------------------------------
+
+    async def get(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or ``None`` when absent."""
+        with self._guards["GET"]:
+            value: bytes | None = await self._client.get(key)
+        return value
+
+    async def set(self, key: str, data: bytes, ttl: float) -> None:
+        """Store ``data`` for ``ttl`` seconds (PX milliseconds, rounded up, at least 1 ms)."""
+        px = ttl_to_px(ttl)
+        check_data(key, data)
+        with self._guards["SET"]:
+            await self._client.set(key, data, px=px)
+
+    async def pttl(self, key: str) -> int | None:
+        """Remaining lifetime in ms; :data:`NO_EXPIRY` (-1) without expiry; ``None`` if absent."""
+        with self._guards["PTTL"]:
+            reply = await self._client.pttl(key)
+        return pttl_from(reply)
+
+    # -- batches -----------------------------------------------------------
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values for ``keys`` in the same order, ``None`` for each missing key (MGET per chunk)."""
+        keys = key_list(keys)
+        if not keys:
+            return []
+        with self._guards["MGET"]:
+            if len(keys) <= self._batch_size:
+                values: list[bytes | None] = await self._client.mget(keys)
+                return values
+            parts = await self._run_chunks(self._client.mget, chunked(keys, self._batch_size))
+        return flatten(parts)
+
+    async def set_many(self, items: SetManyItems, ttl: float | None = None) -> None:
+        """Pipelined ``SET key data PX ms`` per chunk; inputs as :meth:`RedisTier.set_many`."""
+        entries = normalize_items(items, ttl)
+        if not entries:
+            return
+        with self._guards["PIPELINE SET"]:
+            if len(entries) <= self._batch_size:
+                await self._set_chunk(entries)
+            else:
+                await self._run_chunks(self._set_chunk, chunked(entries, self._batch_size))
+
+    async def delete(self, *keys: str) -> int:
+        """UNLINK ``keys``; returns how many existed."""
+        if not keys:
+            return 0
+        with self._guards["UNLINK"]:
+            if len(keys) <= self._batch_size:
+                count: int = await self._client.unlink(*keys)
+                return count
+            counts = await self._run_chunks(self._unlink_chunk, chunked(keys, self._batch_size))
+        return sum(counts)
+
+    async def delete_pattern(self, pattern: str) -> int:
+        """SCAN + batched UNLINK inside the namespace; see :meth:`RedisTier.delete_pattern`."""
+        self.check_pattern(pattern)
+        batcher = UnlinkBatcher(self._batch_size)
+        removed = cursor = 0
+        with self._guards["SCAN+UNLINK"]:
+            while True:
+                cursor, found = await self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                due = batcher.take(found, finished=cursor == 0)
+                if due:
+                    removed += await self._client.unlink(*due)
+                if cursor == 0:
+                    return removed
+
+    async def scan_keys(self, pattern: str) -> list[str]:
+        """Every key matching ``pattern`` inside the namespace; see :meth:`RedisTier.scan_keys`."""
+        self.check_pattern(pattern)
+        keys: list[str] = []
+        cursor = 0
+        with self._guards["SCAN"]:
+            while True:
+                cursor, found = await self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                keys.extend(k.decode("utf-8", "surrogateescape") for k in found)
+                if cursor == 0:
+                    return keys
+
+    # -- server ------------------------------------------------------------
+
+    async def ping(self) -> float:
+        """Round-trip time of a PING, in seconds."""
+        with self._guards["PING"]:
+            start = time.perf_counter()
+            await self._client.ping()
+            return time.perf_counter() - start
+
+    async def server_info(self) -> ServerInfo:
+        """Version and memory facts of the server (one INFO call)."""
+        with self._guards["INFO"]:
+            raw = await self._client.info()
+        return server_info_from(raw)
+
+    async def warm_up(self) -> int:
+        """Open the configured number of pooled connections now; returns how many were opened."""
+        if not self._warm_connections:
+            return 0
+        pool = self._client.connection_pool
+        held: list[Any] = []
+        with self._guards["CONNECT"]:
+            try:
+                for _ in range(self._warm_connections):
+                    held.append(await pool.get_connection())
+            finally:
+                for connection in held:
+                    await pool.release(connection)
+        return len(held)
+
+    async def close(self) -> None:
+        """Close the client and its pool if the tier owns it. Idempotent."""
+        if self._mark_closed() and self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisTier:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- internals -----------------------------------------------------------
+
+    async def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+        """One pipeline round trip of SET ... PX for a chunk."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, data, px in entries:
+                pipe.set(key, data, px=px)
+            await pipe.execute()
+
+    async def _unlink_chunk(self, keys: Sequence[str]) -> int:
+        """UNLINK one chunk of keys."""
+        count: int = await self._client.unlink(*keys)
+        return count
+
+    async def _run_chunks(self, fn: Callable[[C], Awaitable[R]], chunks: Iterable[C]) -> list[R]:
+        """Run ``fn`` on every chunk, at most ``parallel_operations`` at once; results in chunk order.
+
+        Waits for every chunk before raising the first error, like the sync tier.
+        """
+        limit = asyncio.Semaphore(self._parallel)
+
+        async def bounded(chunk: C) -> R:
+            async with limit:
+                return await fn(chunk)
+
+        results = await asyncio.gather(*(bounded(c) for c in chunks), return_exceptions=True)
+        error = first_error(results)
+        if error is not None:
+            raise error
+        return results  # type: ignore[return-value]

@@ -1,0 +1,120 @@
+"""State and checks shared by :class:`RedisTier` and :class:`AsyncRedisTier`; no I/O here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis._parsers import _AsyncHiredisParser, _HiredisParser
+
+from qcache.l2.batching import check_batch_settings
+from qcache.l2.breaker import BreakerStats, CircuitBreaker
+from qcache.l2.guard import OperationGuard
+from qcache.l2.patterns import check_namespace, check_pattern, escape_glob
+
+# One guard per operation name; the names appear in error messages and logs.
+OPERATIONS = (
+    "GET",
+    "MGET",
+    "SET",
+    "PIPELINE SET",
+    "UNLINK",
+    "SCAN+UNLINK",
+    "SCAN",
+    "PTTL",
+    "PING",
+    "INFO",
+    "CONNECT",
+)
+
+
+def connection_kwargs(client: Any) -> dict[str, Any]:
+    """The connection keyword arguments of a redis-py client's pool."""
+    return dict(client.connection_pool.connection_kwargs)
+
+
+def uses_hiredis(client: Any, default_parser: type[Any]) -> bool:
+    """Whether the client's connections parse replies with hiredis (redis-py picks it when installed)."""
+    parser = connection_kwargs(client).get("parser_class") or default_parser
+    return issubclass(parser, (_HiredisParser, _AsyncHiredisParser))
+
+
+class TierCore:
+    """What both tiers share: namespace, batching settings, breaker, guards, client checks.
+
+    Subclasses only add the I/O calls; everything decided without the network
+    lives here or in the pure helper modules.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        namespace: str,
+        batch_size: int,
+        parallel_operations: int,
+        breaker: CircuitBreaker | None,
+        owns_client: bool,
+        warm_connections: int,
+    ) -> None:
+        check_batch_settings(batch_size, parallel_operations)
+        if connection_kwargs(client).get("decode_responses"):
+            raise ValueError(
+                "the L2 tier needs a client with decode_responses=False: it stores bytes"
+            )
+        self._client: Any = client  # redis-py's typing differs across versions and flavours
+        self._namespace = check_namespace(namespace)
+        self._escaped_namespace = escape_glob(namespace)
+        self._batch_size = batch_size
+        self._parallel = parallel_operations
+        self._breaker = breaker if breaker is not None else CircuitBreaker()
+        self._owns_client = owns_client
+        self._warm_connections = max(0, warm_connections)
+        self._guards = {op: OperationGuard(op, self._breaker) for op in OPERATIONS}
+        self._closed = False
+
+    @property
+    def client(self) -> Any:
+        """The underlying redis-py client (for diagnostics; the tier's methods are the API)."""
+        return self._client
+
+    @property
+    def namespace(self) -> str:
+        """The prefix every key of this cache starts with; pattern deletion stays inside it."""
+        return self._namespace
+
+    @property
+    def batch_size(self) -> int:
+        """Keys per MGET / per SET pipeline chunk."""
+        return self._batch_size
+
+    @property
+    def parallel_operations(self) -> int:
+        """Chunks of one batch call in flight at once."""
+        return self._parallel
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker guarding this tier (may be shared with another tier)."""
+        return self._breaker
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def breaker_stats(self) -> BreakerStats:
+        """Breaker state and counters, for metrics and health."""
+        return self._breaker.stats()
+
+    def check_pattern(self, pattern: str) -> None:
+        """Raise ``ValueError`` unless ``pattern`` stays inside the namespace (see :func:`check_pattern`)."""
+        check_pattern(pattern, self._escaped_namespace)
+
+    def _mark_closed(self) -> bool:
+        """Flag the tier closed; returns False if it already was (close is idempotent)."""
+        if self._closed:
+            return False
+        self._closed = True
+        for guard in self._guards.values():
+            guard.closed = True
+        return True

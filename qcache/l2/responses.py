@@ -1,0 +1,45 @@
+"""Shaping of raw redis-py replies into the tier's return types, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from qcache.errors import BackendError
+
+#: What :meth:`RedisTier.pttl` returns for a key that exists without an expiry.
+NO_EXPIRY = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """The facts about the server that health checks and reports need."""
+
+    version: str
+    used_memory: int  # bytes
+    maxmemory: int  # bytes; 0 means no limit
+    maxmemory_policy: str
+    mode: str  # standalone, cluster or sentinel
+
+
+def server_info_from(raw: Mapping[str, object]) -> ServerInfo:
+    """Pick the fields we report from an ``INFO`` reply; a reply without them is a backend error."""
+    try:
+        return ServerInfo(
+            version=str(raw["redis_version"]),
+            used_memory=int(raw["used_memory"]),  # type: ignore[call-overload]
+            maxmemory=int(raw.get("maxmemory", 0)),  # type: ignore[call-overload]
+            maxmemory_policy=str(raw.get("maxmemory_policy", "unknown")),
+            mode=str(raw.get("redis_mode", "standalone")),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"Redis INFO reply is missing or has a malformed field ({exc})") from exc
+
+
+def pttl_from(reply: int) -> int | None:
+    """PTTL reply -> remaining milliseconds, :data:`NO_EXPIRY` for a persistent key, ``None`` if missing."""
+    if reply == -2:
+        return None
+    if reply == -1:
+        return NO_EXPIRY
+    return int(reply)

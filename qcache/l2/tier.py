@@ -1,0 +1,319 @@
+"""The synchronous L2 tier: bytes in, bytes out, on a redis-py client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from types import TracebackType
+from typing import Any, TypeVar
+
+import redis
+from redis.connection import DefaultParser
+from redis.retry import Retry
+
+from qcache.errors import BackendError
+from qcache.l2.batching import (
+    SetManyItems,
+    check_data,
+    chunked,
+    flatten,
+    key_list,
+    normalize_items,
+    ttl_to_px,
+)
+from qcache.l2.breaker import CircuitBreaker
+from qcache.l2.core import TierCore, uses_hiredis
+from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
+from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
+from qcache.l2.settings import ConfigLike, ConnectionSettings
+
+C = TypeVar("C")
+R = TypeVar("R")
+
+
+class RedisTier(TierCore):
+    """The L2 cache tier on a synchronous redis-py client.
+
+    It stores and returns ``bytes`` only (the codec encodes values before),
+    under keys the facade has fully built, all starting with ``namespace``.
+    Give the namespace with its trailing separator (``"qcache:app:"``):
+    pattern deletion is confined by prefix, and ``"qcache:app"`` would also
+    cover ``"qcache:app2:..."``.
+    Failures raise :class:`qcache.errors.BackendError` naming the operation;
+    after repeated connectivity failures the shared :class:`CircuitBreaker`
+    opens and calls raise :class:`qcache.errors.CircuitOpenError` at once,
+    until a probe after the cool-down succeeds. Whether a failure is a miss
+    or an error for the caller is the facade's decision, not the tier's.
+
+    Batch calls split their keys into chunks of ``batch_size`` and run up to
+    ``parallel_operations`` chunks at once on a small thread pool owned by
+    the tier (created on first need, shut down by :meth:`close`). A batch that
+    fits in one chunk runs inline, with no pool overhead.
+
+    Thread-safe: redis-py clients are, and the tier keeps no per-call state.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str,
+        batch_size: int = 100,
+        parallel_operations: int = 4,
+        breaker: CircuitBreaker | None = None,
+        owns_client: bool = False,
+        warm_connections: int = 0,
+    ) -> None:
+        """Wrap an existing client (tests, benchmarks).
+
+        ``owns_client`` makes :meth:`close` close it; ``warm_connections`` is
+        how many connections :meth:`warm_up` opens; ``breaker`` may be shared
+        with other tiers on the same server (a fresh default one otherwise).
+        """
+        super().__init__(
+            client,
+            namespace=namespace,
+            batch_size=batch_size,
+            parallel_operations=parallel_operations,
+            breaker=breaker,
+            owns_client=owns_client,
+            warm_connections=warm_connections,
+        )
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    @classmethod
+    def from_config(
+        cls, config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
+    ) -> RedisTier:
+        """Build a tier and its own blocking connection pool from a :class:`qcache.config.CacheConfig`.
+
+        Pool sizing: ``REDIS_MAX_CONNECTIONS`` is the hard cap on sockets to
+        the server. ``CACHE_CONNECTION_POOL_SIZE`` (clamped to that cap) is how
+        many connections :meth:`warm_up` opens ahead of traffic, so the first
+        burst of parallel batches does not pay connects and TLS handshakes.
+        ``CACHE_PARALLEL_OPERATIONS`` is clamped to the cap too: more chunks in
+        flight than connections would only queue on the pool. No I/O happens
+        here; the first operation (or :meth:`warm_up`) connects.
+        """
+        settings = ConnectionSettings.from_config(config.redis)
+        pool = settings.build_pool(
+            pool_cls=redis.BlockingConnectionPool,
+            connection_cls=redis.Connection,
+            ssl_connection_cls=redis.SSLConnection,
+            retry_cls=Retry,
+        )
+        perf = config.performance
+        return cls(
+            redis.Redis.from_pool(pool),
+            namespace=namespace,
+            batch_size=perf.batch_size,
+            parallel_operations=min(perf.parallel_operations, settings.max_connections),
+            breaker=breaker,
+            owns_client=True,
+            warm_connections=min(perf.connection_pool_size, settings.max_connections),
+        )
+
+    @property
+    def hiredis_in_use(self) -> bool:
+        """Whether replies are parsed by hiredis (about 2x faster MGET than the pure-Python parser)."""
+        return uses_hiredis(self._client, DefaultParser)
+
+    # -- single keys -------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or ``None`` when absent."""
+        with self._guards["GET"]:
+            value: bytes | None = self._client.get(key)
+        return value
+
+    def set(self, key: str, data: bytes, ttl: float) -> None:
+        """Store ``data`` for ``ttl`` seconds (sent as PX milliseconds, rounded up, at least 1 ms)."""
+        px = ttl_to_px(ttl)
+        check_data(key, data)
+        with self._guards["SET"]:
+            self._client.set(key, data, px=px)
+
+    def pttl(self, key: str) -> int | None:
+        """Remaining lifetime in ms; :data:`NO_EXPIRY` (-1) without expiry; ``None`` if absent."""
+        with self._guards["PTTL"]:
+            reply = self._client.pttl(key)
+        return pttl_from(reply)
+
+    # -- batches -----------------------------------------------------------
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values for ``keys`` in the same order, ``None`` for each missing key (MGET per chunk)."""
+        keys = key_list(keys)
+        if not keys:
+            return []
+        with self._guards["MGET"]:
+            if len(keys) <= self._batch_size:
+                values: list[bytes | None] = self._client.mget(keys)
+                return values
+            parts = self._run_chunks(self._client.mget, chunked(keys, self._batch_size))
+        return flatten(parts)
+
+    def set_many(self, items: SetManyItems, ttl: float | None = None) -> None:
+        """Store many entries with pipelined ``SET key data PX ms`` (no transaction), chunked.
+
+        ``items`` is a mapping ``key -> bytes`` or an iterable of ``(key, bytes)``
+        tuples using ``ttl``, or ``(key, bytes, ttl)`` tuples with their own TTL.
+        Everything is validated before the first byte is sent. Chunks are not
+        atomic: on failure some chunks may have been written.
+        """
+        entries = normalize_items(items, ttl)
+        if not entries:
+            return
+        with self._guards["PIPELINE SET"]:
+            if len(entries) <= self._batch_size:
+                self._set_chunk(entries)
+            else:
+                self._run_chunks(self._set_chunk, chunked(entries, self._batch_size))
+
+    def delete(self, *keys: str) -> int:
+        """UNLINK ``keys`` (freed in the background by Redis); returns how many existed."""
+        if not keys:
+            return 0
+        with self._guards["UNLINK"]:
+            if len(keys) <= self._batch_size:
+                count: int = self._client.unlink(*keys)
+                return count
+            counts = self._run_chunks(self._unlink_chunk, chunked(keys, self._batch_size))
+        return sum(counts)
+
+    def delete_pattern(self, pattern: str) -> int:
+        """Delete every key matching the glob ``pattern`` with SCAN + batched UNLINK; returns the count.
+
+        ``pattern`` must start with the namespace escaped by :func:`escape_glob`
+        (``ValueError`` otherwise), so no call can reach another cache's keys.
+        Not atomic: keys written during the scan may survive, and a failure
+        midway leaves the keys already unlinked deleted.
+        """
+        self.check_pattern(pattern)
+        batcher = UnlinkBatcher(self._batch_size)
+        removed = cursor = 0
+        with self._guards["SCAN+UNLINK"]:
+            while True:
+                cursor, found = self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                due = batcher.take(found, finished=cursor == 0)
+                if due:
+                    removed += self._client.unlink(*due)
+                if cursor == 0:
+                    return removed
+
+    def scan_keys(self, pattern: str) -> list[str]:
+        """Every key matching the glob ``pattern`` (SCAN, never KEYS), inside the namespace.
+
+        For callers that must look at values before deciding what to delete;
+        the same namespace check as :meth:`delete_pattern` applies.
+        """
+        self.check_pattern(pattern)
+        keys: list[str] = []
+        cursor = 0
+        with self._guards["SCAN"]:
+            while True:
+                cursor, found = self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                keys.extend(k.decode("utf-8", "surrogateescape") for k in found)
+                if cursor == 0:
+                    return keys
+
+    # -- server ------------------------------------------------------------
+
+    def ping(self) -> float:
+        """Round-trip time of a PING, in seconds."""
+        with self._guards["PING"]:
+            start = time.perf_counter()
+            self._client.ping()
+            return time.perf_counter() - start
+
+    def server_info(self) -> ServerInfo:
+        """Version and memory facts of the server (one INFO call)."""
+        with self._guards["INFO"]:
+            raw = self._client.info()
+        return server_info_from(raw)
+
+    def warm_up(self) -> int:
+        """Open the configured number of pooled connections now; returns how many were opened."""
+        if not self._warm_connections:
+            return 0
+        pool = self._client.connection_pool
+        held: list[Any] = []
+        with self._guards["CONNECT"]:
+            try:
+                for _ in range(self._warm_connections):
+                    held.append(pool.get_connection())
+            finally:
+                for connection in held:
+                    pool.release(connection)
+        return len(held)
+
+    def close(self) -> None:
+        """Stop the batch threads and, if the tier owns it, close the client and its pool. Idempotent."""
+        if not self._mark_closed():
+            return
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> RedisTier:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------
+
+    def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+        """One pipeline round trip of SET ... PX for a chunk."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for key, data, px in entries:
+                pipe.set(key, data, px=px)
+            pipe.execute()
+
+    def _unlink_chunk(self, keys: Sequence[str]) -> int:
+        """UNLINK one chunk of keys."""
+        count: int = self._client.unlink(*keys)
+        return count
+
+    def _run_chunks(self, fn: Callable[[C], R], chunks: Iterable[C]) -> list[R]:
+        """Run ``fn`` on every chunk, at most ``parallel_operations`` at once; results in chunk order.
+
+        Waits for every chunk before raising the first error, so no write is
+        still in flight once the caller sees the failure.
+        """
+        executor = self._get_executor()
+        if executor is None:
+            return [fn(chunk) for chunk in chunks]
+        try:
+            futures = [executor.submit(fn, chunk) for chunk in chunks]
+        except RuntimeError as exc:  # close() shut the pool down under us
+            raise BackendError("the L2 tier is closed") from exc
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def _get_executor(self) -> ThreadPoolExecutor | None:
+        """The batch thread pool, created on first need; ``None`` when parallelism is 1."""
+        if self._parallel == 1:
+            return None
+        executor = self._executor
+        if executor is not None:
+            return executor
+        with self._executor_lock:
+            if self._closed:
+                raise BackendError("the L2 tier is closed")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._parallel, thread_name_prefix="qcache-l2"
+                )
+            return self._executor

@@ -1,0 +1,46 @@
+"""Fixtures for the L2 tier tests: a tier of each flavour on the provisioned server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aredis
+
+from qcache.l2 import AsyncRedisTier, CircuitBreaker, RedisTier, escape_glob
+
+from .support import NAMESPACE_SUFFIX, Tier, call
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Which tier implementation a test drives."""
+    return request.param
+
+
+@pytest.fixture
+def namespace(key_prefix: str) -> str:
+    """This test's tier namespace: unique, and full of glob metacharacters."""
+    return key_prefix + NAMESPACE_SUFFIX
+
+
+@pytest.fixture
+async def tier(flavour: str, redis_endpoint: Any, namespace: str) -> AsyncIterator[Tier]:
+    """A tier on an existing client, batch_size 3 and parallel 2, cleaned up afterwards."""
+    kwargs = redis_endpoint.client_kwargs()
+    client: Any = redis.Redis(**kwargs) if flavour == "sync" else aredis.Redis(**kwargs)
+    cls = RedisTier if flavour == "sync" else AsyncRedisTier
+    the_tier = cls(
+        client,
+        namespace=namespace,
+        batch_size=3,
+        parallel_operations=2,
+        breaker=CircuitBreaker(),
+        owns_client=True,
+    )
+    yield the_tier
+    if not the_tier.closed:
+        await call(the_tier.delete_pattern(escape_glob(namespace) + "*"))
+        await call(the_tier.close())

@@ -1,0 +1,1 @@
+"""Tests of qcache.testing: Redis provisioning and its pytest plugin."""
