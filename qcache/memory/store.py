@@ -1,0 +1,613 @@
+"""The L1 tier: an in-process, thread-safe store bounded by entries and bytes.
+
+The cache facade builds full string keys, encodes each value once (to learn
+its size and to feed L2) and hands the store the *Python object* together with
+that encoded size. Keeping the object rather than the bytes is what makes an
+L1 hit cost no decoding at all; keeping the encoded size is what lets the
+store honour a byte budget without guessing at the in-memory footprint of
+arbitrary objects.
+
+Expiry uses a min-heap of ``(expires_at, key)`` pairs with lazy deletion: an
+overwrite or a delete leaves the old pair in the heap, and a popped pair only
+counts when its ``expires_at`` is *the very float object* held by the live
+entry. That identity test doubles as a generation check at zero memory cost
+(the heap keeps the float alive, so its identity cannot be reused). The heap
+is drained in bounded batches, so no single call scans the whole store.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
+from typing import Any, NamedTuple
+
+from qcache.memory.clock import Clock
+from qcache.memory.policies import EvictionPolicy, create_policy
+
+__all__ = ["MemoryStats", "MemoryStore", "StoredEntry"]
+
+#: Most heap pairs one drain step pops while holding the lock; bounds the
+#: latency a periodic cleanup adds to the ``set`` that triggers it.
+_DRAIN_BATCH = 256
+#: Most keys :meth:`MemoryStore.delete_where` removes per lock acquisition,
+#: so a large invalidation does not stall concurrent readers.
+_DELETE_BATCH = 1024
+#: Stale heap pairs tolerated beyond one per timed entry before compaction;
+#: avoids rebuilding a tiny heap over and over.
+_HEAP_SLACK = 64
+
+
+class StoredEntry(NamedTuple):
+    """One L1 entry as the store holds it (and hands it out: it is immutable).
+
+    ``value`` is the caller's object itself, not a copy: a hit returns the same
+    object every time, so callers must not mutate it (as with cachetools).
+    ``size`` is the encoded length the caller declared, counted against the
+    byte bound. ``expires_at`` is a reading of the store's clock, or ``None``
+    for no expiry. ``meta`` is an opaque slot for the facade (tags, flags).
+    """
+
+    # Field order is relied on by index in the store's hot paths
+    # (0 value, 1 size, 2 expires_at, 3 meta): indexing a tuple is cheaper
+    # than a named-tuple attribute lookup.
+    value: Any
+    size: int
+    expires_at: float | None
+    meta: Any = None
+
+
+# The generated ``StoredEntry.__new__`` is a Python-level call; building the
+# tuple directly halves the cost of an entry on the write path.
+_new_entry = tuple.__new__
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStats:
+    """A consistent snapshot of the store's size and lifetime counters.
+
+    ``evictions`` counts entries the policy chose to drop to respect a bound;
+    ``expirations`` counts entries dropped because their TTL ran out (on read,
+    by cleanup, or under pressure); ``rejected`` counts writes that were not
+    kept: larger than the whole byte bound, or refused by the policy itself
+    (an admission policy naming the newcomer as the victim).
+    """
+
+    entries: int
+    bytes: int
+    max_entries: int
+    max_bytes: int
+    evictions: int
+    expirations: int
+    rejected: int
+
+
+class MemoryStore:
+    """Thread-safe in-process key/value store with TTL, two bounds and a policy.
+
+    Why it exists: the L1 tier must answer a hit in a fraction of a
+    microsecond while never exceeding either ``max_entries`` entries or
+    ``max_bytes`` bytes, never returning an expired value, and letting the
+    eviction order be chosen by name from the policy registry (the same policy
+    objects drive the simulator, so what is tuned there is what runs here).
+
+    Bytes are *declared*, not measured: an entry weighs the ``size`` passed to
+    :meth:`set`, which the facade sets to the encoded length of the value. The
+    byte bound therefore tracks what the data would cost on the wire, not the
+    Python object's footprint (which the store cannot know cheaply).
+
+    Values are stored and returned by reference: a hit hands back the very
+    object that was set, so callers must treat it as read-only.
+
+    Every operation holds one :class:`threading.Lock` for its duration (the
+    bulk ones, :meth:`delete_where` and :meth:`cleanup`, for each batch), so
+    concurrent callers never observe a bound exceeded, a lost update or a
+    policy out of step with the data. Expired entries are never returned; they
+    are reclaimed when read, in bounded batches on ``set`` once
+    ``cleanup_interval`` seconds have passed on ``clock``, before any live
+    entry is evicted, or by an explicit :meth:`cleanup` (which a background
+    thread may call).
+    """
+
+    __slots__ = (
+        "_bytes",
+        "_clock",
+        "_cleanup_interval",
+        "_data",
+        "_evictions",
+        "_expirations",
+        "_heap",
+        "_lock",
+        "_max_bytes",
+        "_max_entries",
+        "_next_cleanup",
+        "_on_access",
+        "_on_insert",
+        "_on_miss",
+        "_on_remove",
+        "_policy",
+        "_rejected",
+        "_timed",
+    )
+
+    def __init__(
+        self,
+        max_entries: int,
+        max_bytes: int,
+        policy: str | EvictionPolicy = "LRU",
+        *,
+        clock: Clock = time.monotonic,
+        cleanup_interval: float = 300.0,
+    ) -> None:
+        """Create an empty store.
+
+        ``policy`` is a registry name (case-insensitive, ``"default"``
+        allowed), created with capacity ``max_entries``, or an *empty*
+        :class:`EvictionPolicy` instance the store will drive exclusively.
+        ``clock`` returns seconds as a float; only differences matter.
+        ``cleanup_interval`` is how often, on that clock, a ``set`` also
+        reclaims a batch of expired entries. Raises ``ValueError`` or
+        ``TypeError`` naming the first bad argument.
+        """
+        _require_positive_int(max_entries, "max_entries")
+        _require_positive_int(max_bytes, "max_bytes")
+        if isinstance(cleanup_interval, bool) or not isinstance(cleanup_interval, (int, float)):
+            raise TypeError(
+                f"cleanup_interval must be a number of seconds, got {type(cleanup_interval).__name__}"
+            )
+        if not (math.isfinite(cleanup_interval) and cleanup_interval > 0):
+            raise ValueError(
+                f"cleanup_interval must be a positive finite number of seconds, got {cleanup_interval!r}"
+            )
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        now = clock()
+        if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+            raise TypeError(f"clock must return a finite number of seconds, it returned {now!r}")
+        self._policy = _make_policy(policy, max_entries)
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self._cleanup_interval = float(cleanup_interval)
+        self._next_cleanup = now + self._cleanup_interval
+        self._lock = threading.Lock()
+        self._data: dict[str, StoredEntry] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._timed = 0  # entries with an expiry, i.e. live heap pairs
+        self._bytes = 0
+        self._evictions = 0
+        self._expirations = 0
+        self._rejected = 0
+        # Bound methods looked up once: the hot path then pays one call, not
+        # an attribute lookup plus a call.
+        self._on_access = self._policy.on_access
+        self._on_insert = self._policy.on_insert
+        self._on_miss = self._policy.on_miss
+        self._on_remove = self._policy.on_remove
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, or ``default`` when absent or expired.
+
+        A hit counts as an access for the policy; an expired entry found here
+        is removed on the spot. The returned object is shared, not copied.
+        """
+        # acquire/release in try/finally rather than ``with``: on CPython 3.11
+        # the context-manager protocol costs about a third of a hit.
+        lock = self._lock
+        lock.acquire()
+        try:
+            entry = self._data.get(key)
+            if entry is not None:
+                expires_at = entry[2]
+                if expires_at is None or expires_at > self._clock():
+                    self._on_access(key)
+                    return entry[0]
+                self._expire(key, entry)
+            self._on_miss(key)
+            return default
+        finally:
+            lock.release()
+
+    def get_entry(self, key: str) -> StoredEntry | None:
+        """The whole entry (value, size, expiry, meta) for ``key``, or ``None``.
+
+        Counts as a read exactly like :meth:`get` does.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            entry = self._data.get(key)
+            if entry is not None:
+                expires_at = entry[2]
+                if expires_at is None or expires_at > self._clock():
+                    self._on_access(key)
+                    return entry
+                self._expire(key, entry)
+            self._on_miss(key)
+            return None
+        finally:
+            lock.release()
+
+    def peek(self, key: str) -> StoredEntry | None:
+        """The live entry for ``key`` without counting a read (no policy update, no removal).
+
+        For maintenance scans (pattern invalidation) that must look at an
+        entry's metadata without disturbing the eviction order.
+        """
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None or (entry[2] is not None and entry[2] <= self._clock()):
+                return None
+            return entry
+
+    def remaining_ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires, or ``None`` if it never expires.
+
+        Raises ``KeyError`` when ``key`` is absent or already expired, so that
+        "no expiry" and "no entry" cannot be confused (a caller copying the
+        entry elsewhere would otherwise make it immortal). Does not count as
+        an access.
+        """
+        with self._lock:
+            entry = self._data.get(key)
+            if entry is None:
+                raise KeyError(key)
+            expires_at = entry[2]
+            if expires_at is None:
+                return None
+            left = expires_at - self._clock()
+            if left <= 0:
+                raise KeyError(key)
+            return left
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` holds a non-expired entry; does not count as an access."""
+        with self._lock:
+            entry = self._data.get(key)  # type: ignore[call-overload]
+            if entry is None:
+                return False
+            expires_at = entry[2]
+            return expires_at is None or expires_at > self._clock()
+
+    def __len__(self) -> int:
+        """Entries held, including expired ones not reclaimed yet (see :meth:`cleanup`)."""
+        return len(self._data)
+
+    def keys(self) -> list[str]:
+        """A snapshot of the keys holding non-expired entries (a full scan)."""
+        with self._lock:
+            now = self._clock()
+            return [k for k, e in self._data.items() if e[2] is None or e[2] > now]
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of the declared sizes of the entries held."""
+        return self._bytes
+
+    @property
+    def max_entries(self) -> int:
+        """The entry-count bound."""
+        return self._max_entries
+
+    @property
+    def max_bytes(self) -> int:
+        """The byte bound."""
+        return self._max_bytes
+
+    @property
+    def policy_name(self) -> str:
+        """Registry name of the eviction policy (class name if unregistered)."""
+        return self._policy.name or type(self._policy).__name__
+
+    def stats(self) -> MemoryStats:
+        """Sizes, bounds and lifetime counters, read atomically."""
+        with self._lock:
+            return MemoryStats(
+                entries=len(self._data),
+                bytes=self._bytes,
+                max_entries=self._max_entries,
+                max_bytes=self._max_bytes,
+                evictions=self._evictions,
+                expirations=self._expirations,
+                rejected=self._rejected,
+            )
+
+    # ----------------------------------------------------------------- writes
+
+    def set(
+        self, key: str, value: Any, size: int, ttl: float | None, meta: Any = None
+    ) -> bool:
+        """Store ``value`` under ``key``, weighing ``size`` bytes, for ``ttl`` seconds.
+
+        ``size`` is the value's encoded length (what the byte bound counts);
+        ``ttl`` is ``None`` for no expiry and must otherwise be positive;
+        ``meta`` is kept alongside, untouched. Entries are evicted through the
+        policy until both bounds hold, expired ones first.
+
+        Returns ``False`` when the value was not kept: it alone exceeds
+        ``max_bytes`` (never worth evicting everything else for) or the policy
+        refused it as the victim. Either way a previous value under ``key`` is
+        gone too, since serving it after a newer write would be stale.
+        """
+        if not isinstance(key, str):
+            raise TypeError(f"keys must be str, got {type(key).__name__}")
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"size must be an int number of bytes, got {type(size).__name__}")
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+                raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
+            if not (ttl > 0 and math.isfinite(ttl)):
+                raise ValueError(
+                    f"ttl must be a positive finite number of seconds or None, got {ttl!r}"
+                )
+        lock = self._lock
+        lock.acquire()
+        try:
+            data = self._data
+            old = data.get(key)
+            if size > self._max_bytes:
+                self._rejected += 1
+                if old is not None:
+                    del data[key]
+                    self._forget(key, old)
+                return False
+            now = self._clock()
+            expires_at = None if ttl is None else now + ttl
+            entry = _new_entry(StoredEntry, (value, size, expires_at, meta))
+            data[key] = entry
+            if old is None:
+                self._bytes += size
+                self._on_insert(key)
+            else:
+                self._bytes += size - old[1]
+                if old[2] is not None:
+                    self._timed -= 1
+                self._on_access(key)
+            if expires_at is not None:
+                self._timed += 1
+                heap = self._heap
+                heappush(heap, (expires_at, key))
+                if len(heap) > 2 * self._timed + _HEAP_SLACK:
+                    self._compact_heap()
+            if len(data) > self._max_entries or self._bytes > self._max_bytes:
+                self._shrink(key, now)
+            if now >= self._next_cleanup:
+                self._drain(now, _DRAIN_BATCH)
+            return data.get(key) is entry
+        finally:
+            lock.release()
+
+    def delete(self, key: str) -> bool:
+        """Drop ``key``; ``True`` if a non-expired entry was removed."""
+        with self._lock:
+            entry = self._data.pop(key, None)
+            if entry is None:
+                return False
+            self._forget(key, entry)
+            expires_at = entry[2]
+            if expires_at is not None and expires_at <= self._clock():
+                self._expirations += 1
+                return False
+            return True
+
+    def delete_where(
+        self, predicate: Callable[..., bool], *, with_meta: bool = False
+    ) -> int:
+        """Drop every key for which ``predicate`` is true; return how many live ones went.
+
+        ``predicate(key)`` is called per key, or ``predicate(key, meta)`` with
+        ``with_meta=True`` (for invalidation that must look at what the facade
+        stored beside the value, such as the caller's key behind a hashed one).
+
+        This is the full scan behind pattern and tag invalidation and
+        namespace clears. The snapshot is taken under the lock but
+        ``predicate`` runs outside it, and deletions happen in batches, so a
+        slow predicate or a huge match does not stall other threads (and the
+        predicate may itself use the store). The price: a matching key first
+        written while this runs may survive, which is indistinguishable from
+        it being written just afterwards.
+        """
+        if with_meta:
+            with self._lock:
+                pairs = [(k, e[3]) for k, e in self._data.items()]
+            matched = [key for key, meta in pairs if predicate(key, meta)]
+        else:
+            with self._lock:
+                snapshot = list(self._data)
+            matched = [key for key in snapshot if predicate(key)]
+        removed = 0
+        for start in range(0, len(matched), _DELETE_BATCH):
+            with self._lock:
+                now = self._clock()
+                data = self._data
+                for key in matched[start : start + _DELETE_BATCH]:
+                    entry = data.pop(key, None)
+                    if entry is None:
+                        continue
+                    self._forget(key, entry)
+                    if entry[2] is not None and entry[2] <= now:
+                        self._expirations += 1
+                    else:
+                        removed += 1
+        if matched:
+            with self._lock:
+                if len(self._heap) > 2 * self._timed + _HEAP_SLACK:
+                    self._compact_heap()
+        return removed
+
+    def clear(self) -> None:
+        """Drop everything; lifetime counters are kept."""
+        with self._lock:
+            self._data.clear()
+            self._policy.clear()
+            self._heap.clear()
+            self._timed = 0
+            self._bytes = 0
+
+    def cleanup(self) -> int:
+        """Reclaim every entry expired by now; return how many went.
+
+        Works in batches, releasing the lock between them, so a background
+        thread can call it without blocking readers for the whole sweep. Cost
+        is proportional to the expired entries, not to the store.
+        """
+        total = 0
+        while True:
+            with self._lock:
+                removed, done = self._drain(self._clock(), _DRAIN_BATCH)
+            total += removed
+            if done:
+                return total
+
+    def check_invariants(self) -> None:
+        """Raise ``RuntimeError`` listing every broken internal invariant.
+
+        A diagnostic (a full scan) for tests and debugging: bounds respected,
+        byte total and policy size in step with the data, and the expiry heap
+        holding exactly one live pair per timed entry.
+        """
+        with self._lock:
+            problems = self._invariant_problems()
+        if problems:
+            raise RuntimeError("MemoryStore invariants broken: " + "; ".join(problems))
+
+    # ---------------------------------------------------------------- helpers
+    # Everything below runs with self._lock held.
+
+    def _forget(self, key: str, entry: StoredEntry) -> None:
+        """Account for ``entry`` having been popped from the data by the store itself."""
+        self._bytes -= entry[1]
+        if entry[2] is not None:
+            self._timed -= 1
+        self._on_remove(key)
+
+    def _expire(self, key: str, entry: StoredEntry) -> None:
+        """Drop ``key`` whose ``entry`` was found expired."""
+        del self._data[key]
+        self._forget(key, entry)
+        self._expirations += 1
+
+    def _drain(self, now: float, budget: int) -> tuple[int, bool]:
+        """Pop up to ``budget`` expired heap pairs; return (entries removed, nothing left due)."""
+        heap = self._heap
+        data = self._data
+        removed = 0
+        while budget and heap and heap[0][0] <= now:
+            expires_at, key = heappop(heap)
+            budget -= 1
+            entry = data.get(key)
+            # Identity, not equality: only the pair pushed for this very
+            # entry counts; pairs left by overwrites and deletes are stale.
+            if entry is not None and entry[2] is expires_at:
+                self._expire(key, entry)
+                removed += 1
+        done = not heap or heap[0][0] > now
+        if done:
+            self._next_cleanup = now + self._cleanup_interval
+        return removed, done
+
+    def _shrink(self, key: str, now: float) -> None:
+        """Evict until both bounds hold; ``key`` is the entry just written."""
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            # Entries that must go anyway are cheaper to lose than live ones.
+            self._drain(now, _DRAIN_BATCH)
+        data = self._data
+        victim_of = self._policy.victim
+        while len(data) > self._max_entries or self._bytes > self._max_bytes:
+            try:
+                victim = victim_of()
+            except KeyError:
+                raise RuntimeError(
+                    f"eviction policy {self.policy_name} tracks no key while the store holds "
+                    f"{len(data)}; the policy is out of step with the store"
+                ) from None
+            entry = data.pop(victim, None)  # type: ignore[call-overload]
+            if entry is None:
+                raise RuntimeError(
+                    f"eviction policy {self.policy_name} chose {victim!r}, "
+                    "which the store does not hold; the policy is out of step with the store"
+                )
+            self._bytes -= entry[1]
+            if entry[2] is not None:
+                self._timed -= 1
+            if victim == key:
+                self._rejected += 1  # admission refused the newcomer
+            else:
+                self._evictions += 1
+
+    def _compact_heap(self) -> None:
+        """Drop stale heap pairs.
+
+        Callers compact only once stale pairs outnumber live ones (plus
+        slack), so the O(heap) rebuild is paid for by the pushes and removals
+        that made them stale: amortised O(1) each, and the heap stays within
+        about twice the number of timed entries under overwrite churn.
+        """
+        data = self._data
+        live = []
+        for pair in self._heap:
+            entry = data.get(pair[1])
+            if entry is not None and entry[2] is pair[0]:
+                live.append(pair)
+        heapify(live)
+        self._heap = live
+
+    def _invariant_problems(self) -> list[str]:
+        """Every broken invariant, described; empty when all hold."""
+        data = self._data
+        problems = []
+        if len(data) > self._max_entries:
+            problems.append(f"{len(data)} entries exceed max_entries={self._max_entries}")
+        if self._bytes > self._max_bytes:
+            problems.append(f"{self._bytes} bytes exceed max_bytes={self._max_bytes}")
+        actual_bytes = sum(e[1] for e in data.values())
+        if actual_bytes != self._bytes:
+            problems.append(f"byte total {self._bytes} != sum of sizes {actual_bytes}")
+        if len(self._policy) != len(data):
+            problems.append(f"policy tracks {len(self._policy)} keys, store holds {len(data)}")
+        timed = sum(1 for e in data.values() if e[2] is not None)
+        if timed != self._timed:
+            problems.append(f"timed count {self._timed} != entries with expiry {timed}")
+        live_pairs = {
+            pair[1] for pair in self._heap if (e := data.get(pair[1])) is not None and e[2] is pair[0]
+        }
+        if len(live_pairs) != timed:
+            problems.append(f"{len(live_pairs)} live heap pairs for {timed} timed entries")
+        return problems
+
+    def __repr__(self) -> str:
+        return (
+            f"MemoryStore(entries={len(self._data)}/{self._max_entries}, "
+            f"bytes={self._bytes}/{self._max_bytes}, policy={self.policy_name})"
+        )
+
+
+def _require_positive_int(value: object, name: str) -> None:
+    """ValueError/TypeError unless ``value`` is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+
+
+def _make_policy(policy: str | EvictionPolicy, capacity: int) -> EvictionPolicy:
+    """The policy instance the store will drive."""
+    if isinstance(policy, str):
+        return create_policy(policy, capacity)
+    if isinstance(policy, EvictionPolicy):
+        if len(policy):
+            raise ValueError(
+                f"an eviction policy passed in must be empty; this one tracks {len(policy)} keys "
+                "the store does not hold"
+            )
+        return policy
+    raise TypeError(f"policy must be a policy name or an EvictionPolicy, got {type(policy).__name__}")
+

@@ -1,0 +1,204 @@
+"""How the store drives its policy: the exact calls, LRU order, admission refusal."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+import pytest
+
+from qcache.memory.clock import ManualClock
+from qcache.memory.policies import EvictionPolicy
+from qcache.memory.policies.classic import LRUPolicy
+from qcache.memory.store import MemoryStore
+
+
+class RecordingLRU(LRUPolicy):
+    """LRU that logs every call the store makes, to check the driver protocol."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.calls: list[tuple[str, Hashable | None]] = []
+
+    def on_insert(self, key: Hashable) -> None:
+        self.calls.append(("insert", key))
+        super().on_insert(key)
+
+    def on_access(self, key: Hashable) -> None:
+        self.calls.append(("access", key))
+        super().on_access(key)
+
+    def on_miss(self, key: Hashable) -> None:
+        self.calls.append(("miss", key))
+
+    def on_remove(self, key: Hashable) -> None:
+        self.calls.append(("remove", key))
+        super().on_remove(key)
+
+    def victim(self) -> Hashable:
+        key = super().victim()
+        self.calls.append(("victim", key))
+        return key
+
+    def clear(self) -> None:
+        self.calls.append(("clear", None))
+        super().clear()
+
+    def take(self) -> list[tuple[str, Hashable | None]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+class RejectNewcomer(EvictionPolicy):
+    """An admission policy at its harshest: the key inserted last is always the victim."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.order: OrderedDict[Hashable, None] = OrderedDict()
+
+    def on_insert(self, key: Hashable) -> None:
+        self.order[key] = None
+
+    def on_access(self, key: Hashable) -> None:
+        pass
+
+    def on_remove(self, key: Hashable) -> None:
+        del self.order[key]
+
+    def victim(self) -> Hashable:
+        return self.order.popitem(last=True)[0]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def clear(self) -> None:
+        self.order.clear()
+
+
+class LyingPolicy(RejectNewcomer):
+    """A broken policy naming a key the store never held."""
+
+    def victim(self) -> Hashable:
+        super().victim()
+        return "no-such-key"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(0.0)
+
+
+def test_driver_protocol_calls(clock: ManualClock) -> None:
+    policy = RecordingLRU(2)
+    store = MemoryStore(2, 100, policy, clock=clock)
+
+    store.set("a", 1, 10, None)
+    store.set("a", 2, 10, None)
+    assert policy.take() == [("insert", "a"), ("access", "a")]
+
+    store.get("a")
+    store.get_entry("a")
+    store.get("b")
+    store.get_entry("b")
+    assert policy.take() == [("access", "a"), ("access", "a"), ("miss", "b"), ("miss", "b")]
+
+    # Peeks are not reads.
+    assert "a" in store
+    assert store.peek("a") is not None
+    assert store.peek("b") is None
+    store.remaining_ttl("a")
+    store.keys()
+    store.stats()
+    assert policy.take() == []
+
+    # Over the bound: the policy names the victim and the store drops it
+    # without calling on_remove (the policy already forgot it).
+    store.set("b", 1, 10, None)
+    store.set("c", 1, 10, None)
+    assert policy.take() == [("insert", "b"), ("insert", "c"), ("victim", "a")]
+    assert store.keys() == ["b", "c"]
+
+    assert store.delete("b") is True
+    assert store.delete("b") is False
+    assert policy.take() == [("remove", "b")]
+
+    # Expiry found by a read: removed, then the lookup is a miss.
+    store.set("t", 1, 10, ttl=5)
+    clock.advance(5)
+    assert store.get("t") is None
+    assert policy.take() == [("insert", "t"), ("remove", "t"), ("miss", "t")]
+
+    # Expiry found by cleanup.
+    store.set("u", 1, 10, ttl=5)
+    clock.advance(5)
+    assert store.cleanup() == 1
+    assert policy.take() == [("insert", "u"), ("remove", "u")]
+
+    # An oversize overwrite drops the old value through on_remove.
+    store.set("big", 1, 10, None)
+    assert policy.take() == [("insert", "big")]
+    assert store.set("big", 2, 101, None) is False
+    assert policy.take() == [("remove", "big")]
+
+    store.delete_where(lambda key: key == "c")
+    assert policy.take() == [("remove", "c")]
+
+    store.clear()
+    assert policy.take() == [("clear", None)]
+
+
+def test_lru_order_is_respected() -> None:
+    store = MemoryStore(3, 10**6, "LRU")
+    for key in "abc":
+        store.set(key, key, 1, None)
+    store.get("a")  # b is now the least recently used
+    store.set("d", "d", 1, None)
+    assert sorted(store.keys()) == ["a", "c", "d"]
+    store.set("c", "c2", 1, None)  # an overwrite counts as a use
+    store.set("e", "e", 1, None)
+    assert sorted(store.keys()) == ["c", "d", "e"]
+    assert store.stats().evictions == 2
+
+
+def test_byte_pressure_evicts_in_policy_order() -> None:
+    store = MemoryStore(100, 100, "FIFO")
+    for i in range(5):
+        store.set(f"k{i}", i, 20, None)
+    store.set("big", "B", 50, None)
+    # FIFO gives up the three oldest, no more than needed.
+    assert sorted(store.keys()) == ["big", "k3", "k4"]
+    assert store.total_bytes == 90
+
+
+def test_admission_rejection_of_a_newcomer(clock: ManualClock) -> None:
+    policy = RejectNewcomer(3)
+    store = MemoryStore(3, 100, policy, clock=clock)
+    for key in "abc":
+        assert store.set(key, key, 10, ttl=50)
+    assert store.set("d", "d", 10, ttl=50) is False
+    assert "d" not in store
+    assert sorted(store.keys()) == ["a", "b", "c"]
+    stats = store.stats()
+    assert (stats.rejected, stats.evictions, stats.entries, stats.bytes) == (1, 0, 3, 30)
+    assert len(policy) == 3
+    store.check_invariants()  # the refused entry left no live heap pair behind
+    clock.advance(60)
+    assert store.cleanup() == 3
+    assert len(store) == 0 == len(policy)
+
+
+def test_admission_rejection_under_byte_pressure(clock: ManualClock) -> None:
+    policy = RejectNewcomer(10)
+    store = MemoryStore(10, 100, policy, clock=clock)
+    store.set("a", "a", 60, None)
+    assert store.set("b", "b", 50, None) is False
+    assert store.keys() == ["a"]
+    assert store.total_bytes == 60
+    assert store.stats().rejected == 1
+
+
+def test_a_policy_out_of_step_is_reported() -> None:
+    store = MemoryStore(1, 100, LyingPolicy(1))
+    store.set("a", 1, 1, None)
+    with pytest.raises(RuntimeError, match="out of step"):
+        store.set("b", 2, 1, None)
