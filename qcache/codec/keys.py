@@ -1,0 +1,138 @@
+"""Encryption keys: parsing, deterministic key ids and the static keyring.
+
+A key id is the first four bytes of SHA-256 over a domain-separation label
+and the key, so every process holding the same key computes the same id
+without coordinating, and the id reveals nothing useful about the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from qcache.errors import ConfigError
+
+KEY_SIZE = 32  # AES-256
+KEY_ID_SIZE = 4
+_KEY_ID_LABEL = b"qcache/key-id/v1\x00"
+
+
+def key_id_for(key: bytes) -> bytes:
+    """The 4-byte id written into the header of values encrypted under ``key``."""
+    return hashlib.sha256(_KEY_ID_LABEL + key).digest()[:KEY_ID_SIZE]
+
+
+def generate_key() -> bytes:
+    """A fresh random 256-bit key."""
+    return os.urandom(KEY_SIZE)
+
+
+def encode_key(key: bytes) -> str:
+    """Standard base64 text of ``key``, as ``CACHE_ENCRYPTION_KEY`` expects."""
+    return base64.b64encode(key).decode("ascii")
+
+
+def decode_key(text: str, *, source: str = "CACHE_ENCRYPTION_KEY") -> bytes:
+    """The 32 raw bytes encoded in ``text`` (standard or URL-safe base64).
+
+    Raises :class:`~qcache.errors.ConfigError` naming ``source`` (never the
+    key itself) when the text is not base64 or does not decode to 32 bytes.
+    """
+    compact = "".join(text.split())
+    if not compact:
+        raise ConfigError(f"{source} is empty; expected base64 of a {KEY_SIZE}-byte key")
+    altchars = b"-_" if ("-" in compact or "_" in compact) else None
+    padded = compact + "=" * (-len(compact) % 4)  # accept keys stored without their padding
+    try:
+        raw = base64.b64decode(padded.encode("ascii"), altchars=altchars, validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError) as exc:
+        raise ConfigError(f"{source} is not valid base64") from exc
+    if len(raw) != KEY_SIZE:
+        raise ConfigError(
+            f"{source} must decode to {KEY_SIZE} bytes for AES-256, got {len(raw)}; "
+            "generate one with: python -c \"import base64, os; print(base64.b64encode(os.urandom(32)).decode())\""
+        )
+    return raw
+
+
+def _require_key(key: bytes) -> bytes:
+    if not isinstance(key, bytes) or len(key) != KEY_SIZE:
+        raise ConfigError(f"an encryption key must be {KEY_SIZE} raw bytes")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """A key ready for use: its id and an AES-GCM instance; the key bytes are not kept."""
+
+    key_id: bytes
+    aead: AESGCM = field(repr=False, compare=False)
+    created_at: float | None = None
+
+    @classmethod
+    def from_bytes(cls, key: bytes, created_at: float | None = None) -> DataKey:
+        """Wrap raw key bytes."""
+        return cls(key_id_for(_require_key(key)), AESGCM(key), created_at)
+
+
+class KeySource(Protocol):
+    """What the encryption stage needs from a keyring."""
+
+    def current(self) -> DataKey:
+        """The key new values are encrypted under."""
+        ...
+
+    def lookup(self, key_id: bytes) -> AESGCM | None:
+        """The cipher for ``key_id``, or None when this process does not hold it."""
+        ...
+
+    def key_ids(self) -> list[str]:
+        """Hex ids of every key that can decrypt, newest writer key first."""
+        ...
+
+
+class Keyring:
+    """A fixed set of keys: the first one encrypts, all of them decrypt.
+
+    Passing old keys after the current one keeps entries written under them
+    readable while they expire, which is how a key given through the
+    environment is rotated by hand.
+    """
+
+    #: The cipher for a key id, or None: the dict's own ``get``, as the set never changes
+    #: (no Python frame on the read path).
+    lookup: Callable[[bytes], AESGCM | None]
+
+    def __init__(self, keys: Iterable[bytes]) -> None:
+        entries = [DataKey.from_bytes(k) for k in keys]
+        if not entries:
+            raise ConfigError("a keyring needs at least one key")
+        by_id: dict[bytes, AESGCM] = {}
+        for entry in entries:
+            if entry.key_id in by_id:
+                raise ConfigError(f"two keys share the id {entry.key_id.hex()} (the same key given twice?)")
+            by_id[entry.key_id] = entry.aead
+        self._current = entries[0]
+        self._by_id = by_id
+        self._ids = [e.key_id.hex() for e in entries]
+        self.lookup = by_id.get
+
+    @classmethod
+    def from_base64(cls, *texts: str) -> Keyring:
+        """A keyring from base64 keys, e.g. ``CACHE_ENCRYPTION_KEY``; the first encrypts."""
+        return cls(decode_key(t) for t in texts)
+
+    def current(self) -> DataKey:
+        """The key new values are encrypted under."""
+        return self._current
+
+    def key_ids(self) -> list[str]:
+        """Hex ids, current first."""
+        return list(self._ids)

@@ -1,0 +1,44 @@
+"""The versioned header: layout, parsing and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from qcache.codec import Codec, CodecIntegrityError, FORMAT_VERSION, Header, IntegrityReason, Keyring, MAGIC, parse_header
+from qcache.codec.header import build_base
+
+
+def test_layout_of_a_plain_and_an_encrypted_entry(keyring: Keyring) -> None:
+    codec = Codec(keys=keyring, compression_threshold=0)
+    plain = codec.encode("x" * 100, key="k", compress=True)
+    assert plain[:4] == bytes((MAGIC, FORMAT_VERSION, 1, 1))
+    assert parse_header(plain) == Header(FORMAT_VERSION, 1, 1, False, None)
+    sealed = codec.encode(7, key="k", encrypt=True)
+    header = parse_header(sealed)
+    assert header == Header(FORMAT_VERSION, 1, 0, True, keyring.current().key_id)
+    assert len(sealed) == header.size + len(b"\x07") + 16  # one msgpack byte plus the GCM tag
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", IntegrityReason.TRUNCATED),
+        (b"\xc1\x01\x01", IntegrityReason.TRUNCATED),
+        (b"\x00\x01\x01\x00\x00\x00\x00\x00", IntegrityReason.FOREIGN),
+        (b"\xc1\x02\x01\x00\x00\x00\x00\x00", IntegrityReason.UNSUPPORTED_VERSION),
+        (b"\xc1\x01\x01\x40\x00\x00\x00\x00", IntegrityReason.UNSUPPORTED_FORMAT),
+        (b"\xc1\x01\x01\x00\x00\x00", IntegrityReason.TRUNCATED),
+        (b"\xc1\x01\x01\x08" + bytes(20), IntegrityReason.TRUNCATED),
+    ],
+)
+def test_bad_headers_are_refused_with_a_reason(data: bytes, reason: IntegrityReason) -> None:
+    with pytest.raises(CodecIntegrityError) as info:
+        parse_header(data)
+    assert info.value.reason is reason
+
+
+def test_build_refuses_ids_out_of_range() -> None:
+    with pytest.raises(ValueError):
+        build_base(0, 0, False)
+    with pytest.raises(ValueError):
+        build_base(1, 8, False)
