@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 # ``func`` (taking the parsed namespace, returning an exit code) as a default.
 _SUBCOMMAND_MODULES = (
     "qcache.config.cli",
+    "qcache.sim.cli",
+    "qcache.bench.cli",
 )
 
 
@@ -37,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``qcache config show | head``): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

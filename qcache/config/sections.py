@@ -164,7 +164,8 @@ class MemoryConfig(_Section):
     eviction_policy: str = setting(
         "LRU",
         "MEMORY_CACHE_EVICTION_POLICY",
-        "Eviction policy name from the policy registry (LRU, FIFO, ...; DEFAULT = LRU)",
+        "Eviction policy from the registry: LRU, LFU, FIFO, RANDOM, SIEVE, S3_FIFO, "
+        "W_TINYLFU, or DEFAULT (the recommended one, W_TINYLFU)",
         normalize=Choice((), case="upper"),
     )
     cleanup_interval: int = setting(

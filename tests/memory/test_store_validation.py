@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from qcache.memory.clock import ManualClock
-from qcache.memory.policies import create_policy
+from qcache.memory.policies import DEFAULT_POLICY, create_policy
 from qcache.memory.store import MemoryStore
 
 
@@ -41,7 +41,7 @@ def test_constructor_rejects(kwargs: dict[str, Any], error: type[Exception], fra
 
 def test_policy_names_are_resolved_like_the_registry() -> None:
     assert MemoryStore(10, 100, "lru").policy_name == "LRU"
-    assert MemoryStore(10, 100, "default").policy_name == "LRU"
+    assert MemoryStore(10, 100, "default").policy_name == DEFAULT_POLICY
     assert MemoryStore(10, 100).policy_name == "LRU"
 
 

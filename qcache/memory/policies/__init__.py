@@ -1,6 +1,12 @@
 """Eviction policies: one small ordering hook each, looked up by name."""
 
-from qcache.memory.policies import classic as _classic  # noqa: F401  (registers policies)
+# Importing the implementation modules registers their policies.
+from qcache.memory.policies import classic as _classic  # noqa: F401
+from qcache.memory.policies import lfu as _lfu  # noqa: F401
+from qcache.memory.policies import random_policy as _random  # noqa: F401
+from qcache.memory.policies import s3fifo as _s3fifo  # noqa: F401
+from qcache.memory.policies import sieve as _sieve  # noqa: F401
+from qcache.memory.policies import wtinylfu as _wtinylfu  # noqa: F401
 from qcache.memory.policies.base import EvictionPolicy
 from qcache.memory.policies.registry import (
     DEFAULT_POLICY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from qcache.errors import ConfigError
 from qcache.memory.policies.base import EvictionPolicy
 
 P = TypeVar("P", bound=type[EvictionPolicy])
@@ -12,7 +13,7 @@ P = TypeVar("P", bound=type[EvictionPolicy])
 _REGISTRY: dict[str, type[EvictionPolicy]] = {}
 
 #: The policy that ``MEMORY_CACHE_EVICTION_POLICY`` and the name ``default`` select.
-DEFAULT_POLICY = "LRU"
+DEFAULT_POLICY = "W_TINYLFU"
 
 
 def register_policy(name: str) -> Callable[[P], P]:
@@ -36,7 +37,8 @@ def resolve_policy_name(name: str) -> str:
         key = DEFAULT_POLICY
     if key not in _REGISTRY:
         known = ", ".join(available_policies())
-        raise ValueError(f"unknown eviction policy {name!r}; known: {known}, default")
+        # ConfigError is a ValueError, so callers catching ValueError keep working.
+        raise ConfigError(f"unknown eviction policy {name!r}; known: {known}, default")
     return key
 
 

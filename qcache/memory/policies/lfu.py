@@ -1,0 +1,119 @@
+"""Least frequently used, in O(1) per operation (frequency buckets)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.registry import register_policy
+
+_NO_PENDING = object()
+
+
+@register_policy("LFU")
+class LFUPolicy(EvictionPolicy):
+    """Evict the key with the fewest hits since it entered the cache.
+
+    No aging, and a key's count restarts when it is evicted and comes back.
+    Ties go to the key that reached its count longest ago. Keys sit in one
+    ordered bucket per count, so every operation is O(1) instead of a heap's
+    O(log n).
+
+    A key inserted while the cache is full is held aside until the next
+    ``victim()``: the victim is chosen among the keys already present, as a
+    cache that evicts *before* inserting would do. Otherwise a newcomer (count
+    1) would be evicted at once whenever every resident had been hit, which
+    is neither what LFU means nor what other implementations do.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self._count: dict[Hashable, int] = {}
+        self._buckets: dict[int, OrderedDict[Hashable, None]] = {}
+        self._min = 0
+        self._pending: object = _NO_PENDING
+
+    def _place(self, key: Hashable) -> None:
+        """Put a new key in the count-1 bucket."""
+        self._count[key] = 1
+        bucket = self._buckets.get(1)
+        if bucket is None:
+            bucket = self._buckets[1] = OrderedDict()
+        bucket[key] = None
+        self._min = 1
+
+    def _settle(self) -> None:
+        """Place the held-aside key now (an operation other than eviction came first)."""
+        if self._pending is not _NO_PENDING:
+            key, self._pending = self._pending, _NO_PENDING
+            self._place(key)  # type: ignore[arg-type]
+
+    def on_insert(self, key: Hashable) -> None:
+        self._settle()
+        if len(self._count) >= self.capacity:
+            self._pending = key
+        else:
+            self._place(key)
+
+    def on_access(self, key: Hashable) -> None:
+        if self._pending is not _NO_PENDING and key == self._pending:
+            self._settle()
+        count = self._count[key]
+        bucket = self._buckets[count]
+        del bucket[key]
+        if not bucket:
+            del self._buckets[count]
+            if self._min == count:
+                self._min = count + 1
+        count += 1
+        self._count[key] = count
+        nxt = self._buckets.get(count)
+        if nxt is None:
+            nxt = self._buckets[count] = OrderedDict()
+        nxt[key] = None
+
+    def on_remove(self, key: Hashable) -> None:
+        if self._pending is not _NO_PENDING and key == self._pending:
+            self._pending = _NO_PENDING
+            return
+        count = self._count.pop(key)
+        bucket = self._buckets[count]
+        del bucket[key]
+        if not bucket:
+            # A stale _min is repaired lazily by victim().
+            del self._buckets[count]
+
+    def victim(self) -> Hashable:
+        if not self._count:
+            if self._pending is _NO_PENDING:
+                raise KeyError("victim() on an empty LFU policy")
+            key, self._pending = self._pending, _NO_PENDING
+            return key  # type: ignore[return-value]
+        bucket = self._buckets.get(self._min)
+        if bucket is None:
+            # The last key of the minimum bucket left through an earlier
+            # victim() or on_remove(); rescanning the few buckets is cheap.
+            self._min = min(self._buckets)
+            bucket = self._buckets[self._min]
+        key, _ = bucket.popitem(last=False)
+        if not bucket:
+            del self._buckets[self._min]
+        del self._count[key]
+        self._settle()
+        return key
+
+    def frequency(self, key: Hashable) -> int:
+        """Hits counted for ``key`` since it entered (0 when absent)."""
+        if self._pending is not _NO_PENDING and key == self._pending:
+            return 1
+        return self._count.get(key, 0)
+
+    def __len__(self) -> int:
+        return len(self._count) + (self._pending is not _NO_PENDING)
+
+    def clear(self) -> None:
+        self._count.clear()
+        self._buckets.clear()
+        self._min = 0
+        self._pending = _NO_PENDING

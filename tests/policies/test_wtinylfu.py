@@ -1,0 +1,192 @@
+"""W-TinyLFU and its parts: the frequency sketch, the hill climber, admission and adaptation."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from qcache.memory.policies import create_policy
+from qcache.memory.policies.climber import HillClimber
+from qcache.memory.policies.sketch import FrequencySketch
+from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
+from qcache.sim import WithScans, Zipf, count_hits, run_policy
+
+# -- the sketch ----------------------------------------------------------------
+
+
+def test_sketch_never_undercounts_within_a_period() -> None:
+    sketch = FrequencySketch(512, sample_factor=1000)  # no aging during the test
+    rng = random.Random(5)
+    truth: Counter[int] = Counter()
+    for _ in range(5000):
+        key = rng.randrange(2000)
+        sketch.increment(key)
+        truth[key] += 1
+    for key, count in truth.items():
+        assert sketch.frequency(key) >= min(count, 15)
+    # Collisions only add, and four rows keep the excess small for keys seen once.
+    rare = [key for key, count in truth.items() if count == 1]
+    assert sum(sketch.frequency(key) for key in rare) / len(rare) < 1.5
+
+
+def test_sketch_counts_saturate() -> None:
+    sketch = FrequencySketch(16, sample_factor=1000)
+    for _ in range(100):
+        sketch.increment("hot")
+    assert sketch.frequency("hot") == 16  # 15 in the counters + 1 from the doorkeeper
+
+
+def test_the_doorkeeper_absorbs_first_accesses() -> None:
+    with_door = FrequencySketch(16, sample_factor=1000)
+    without = FrequencySketch(16, sample_factor=1000, doorkeeper=False)
+    with_door.increment("once")
+    without.increment("once")
+    assert with_door.frequency("once") == 1
+    assert without.frequency("once") == 1
+    assert with_door.frequency_at(with_door.slots("once")) == 1
+    with_door.increment("once")
+    assert with_door.frequency("once") == 2
+
+
+def test_aging_halves_counts_and_clears_the_doorkeeper() -> None:
+    sketch = FrequencySketch(16, sample_factor=1000)
+    for _ in range(11):
+        sketch.increment("k")  # doorkeeper + 10 in the counters
+    assert sketch.frequency("k") == 11
+    sketch.reset()
+    assert sketch.frequency("k") == 5
+
+
+def test_aging_happens_by_itself_after_the_sample_period() -> None:
+    sketch = FrequencySketch(10, sample_factor=10)  # ages every 100 additions
+    assert sketch.sample_size == 100
+    for _ in range(12):
+        sketch.increment("k")
+    before = sketch.frequency("k")
+    for filler in range(100):
+        sketch.increment(("filler", filler))
+    assert sketch.frequency("k") < before
+
+
+def test_seeds_change_the_hash_layout() -> None:
+    assert FrequencySketch(100, seed=1).slots("k") != FrequencySketch(100, seed=2).slots("k")
+    assert FrequencySketch(100, seed=1).slots("k") == FrequencySketch(100, seed=1).slots("k")
+
+
+def test_wide_sketches_use_more_hash_bits() -> None:
+    sketch = FrequencySketch(1 << 16)  # 2^18 counters per row: 72 bits of index needed
+    slots = sketch.slots("k")
+    width = 1 << 18
+    assert all(row * width <= slots[row] < (row + 1) * width for row in range(4))
+    for _ in range(3):
+        sketch.increment("k")
+    assert sketch.frequency("k") == 3
+
+
+# -- the hill climber ------------------------------------------------------------
+
+
+def test_climber_keeps_going_while_the_hit_rate_improves() -> None:
+    climber = HillClimber(1000, step_fraction=0.05, step_decay=0.5, start_increasing=True)
+    assert climber.adjust(0.30) == pytest.approx(50.0)
+    assert climber.adjust(0.31) == pytest.approx(25.0)
+    assert climber.adjust(0.32) == pytest.approx(12.5)
+
+
+def test_climber_turns_around_when_the_hit_rate_drops() -> None:
+    climber = HillClimber(1000, step_fraction=0.05, step_decay=1.0, start_increasing=True)
+    assert climber.adjust(0.30) > 0
+    assert climber.adjust(0.29) < 0
+    assert climber.adjust(0.295) < 0
+    assert climber.adjust(0.28) > 0
+
+
+def test_climber_restarts_its_step_after_a_large_change() -> None:
+    climber = HillClimber(
+        1000, step_fraction=0.05, step_decay=0.5, restart_threshold=0.05, start_increasing=True
+    )
+    climber.adjust(0.30)
+    climber.adjust(0.31)
+    assert abs(climber.adjust(0.312)) == pytest.approx(12.5)
+    assert abs(climber.adjust(0.50)) == pytest.approx(50.0)  # the workload changed
+
+
+def test_climber_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError):
+        HillClimber(0)
+    with pytest.raises(ValueError):
+        HillClimber(10, step_decay=0.0)
+
+
+# -- the policy ------------------------------------------------------------------
+
+
+def _recency_workload(requests: int, seed: int) -> list[int]:
+    """A moving working set: each key is reused a few times soon after it appears, then never."""
+    rng = random.Random(seed)
+    return [t // 8 + rng.randrange(120) for t in range(requests)]
+
+
+def test_admission_keeps_scans_out_of_main() -> None:
+    keys = list(WithScans(Zipf(keys=5000, requests=60000, exponent=0.9, seed=1), 1000, 400))
+    tinylfu = count_hits("W_TINYLFU", keys, 300)
+    lru = count_hits("LRU", keys, 300)
+    assert tinylfu > lru * 1.15
+
+
+def test_the_window_grows_on_a_recency_workload() -> None:
+    policy = create_policy("W_TINYLFU", 400)
+    assert isinstance(policy, WTinyLFUPolicy)
+    start = policy.window_size
+    run_policy(policy, _recency_workload(60000, seed=2))
+    assert policy.window_size > 1.2 * start
+    assert policy.window_size + policy.protected_size <= 400
+
+
+def test_adaptation_follows_lru_on_recency_where_a_small_window_fails() -> None:
+    keys = _recency_workload(100000, seed=3)
+    adaptive = run_policy(create_policy("W_TINYLFU", 500), keys)
+    small = run_policy(create_policy("W_TINYLFU", 500, adaptive=False, window_fraction=0.01), keys)
+    lru = count_hits("LRU", keys, 500)
+    assert small < 0.7 * lru
+    assert adaptive >= 0.98 * lru
+
+
+def test_the_window_shrinks_on_a_skewed_workload() -> None:
+    policy = create_policy("W_TINYLFU", 200)
+    assert isinstance(policy, WTinyLFUPolicy)
+    start = policy.window_size
+    run_policy(policy, list(Zipf(keys=50000, requests=200000, exponent=0.8, seed=6)))
+    assert policy.window_size < start
+
+
+def test_adaptation_recovers_most_of_a_small_windows_edge_on_skewed_workloads() -> None:
+    keys = list(Zipf(keys=50000, requests=150000, exponent=0.8, seed=6))
+    adaptive = run_policy(create_policy("W_TINYLFU", 500), keys)
+    small = run_policy(create_policy("W_TINYLFU", 500, adaptive=False, window_fraction=0.01), keys)
+    frozen = run_policy(create_policy("W_TINYLFU", 500, adaptive=False), keys)
+    assert frozen < adaptive <= small * 1.01
+
+
+def test_a_fixed_window_does_not_move() -> None:
+    policy = create_policy("W_TINYLFU", 400, adaptive=False, window_fraction=0.1)
+    assert isinstance(policy, WTinyLFUPolicy)
+    run_policy(policy, _recency_workload(20000, seed=5))
+    assert policy.window_size == 40
+
+
+def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
+    policy = create_policy("W_TINYLFU", 10)
+    assert isinstance(policy, WTinyLFUPolicy)
+    policy.on_insert("k")  # no on_miss first, like cache.set()
+    assert policy.frequency("k") == 1
+    policy.on_access("k")
+    assert policy.frequency("k") == 2
+
+
+@pytest.mark.parametrize("option", [{"window_fraction": 1.0}, {"protected_fraction": 1.5}])
+def test_bad_options_are_rejected(option: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        create_policy("W_TINYLFU", 10, **option)

@@ -1,0 +1,205 @@
+"""Trace readers: every format, every compression, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zstandard
+
+from qcache.sim import TraceError, TraceFile, materialize, shared_traces_dir
+from qcache.sim.credits import ARC_CITATION, CACHE2K_CREDIT
+from qcache.sim.readers import TRACES_DIR_ENV, guess_format
+
+COMPRESSORS = {
+    "": lambda data: data,
+    ".gz": gzip.compress,
+    ".xz": lzma.compress,
+    ".zst": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+
+
+@pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
+def test_text_one_key_per_line_in_any_compression(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"keys.txt{suffix}"
+    path.write_bytes(COMPRESSORS[suffix](b"a\nb\r\n\n  a  \nc\n"))
+    trace = TraceFile(path).load()
+    assert list(trace.keys) == ["a", "b", "a", "c"]
+    assert trace.unique_keys == 3
+    assert trace.name == path.name
+
+
+def test_compression_is_detected_by_content_not_name(tmp_path: Path) -> None:
+    path = tmp_path / "keys.log"
+    path.write_bytes(gzip.compress(b"x\ny\n"))
+    assert list(TraceFile(path).load().keys) == ["x", "y"]
+
+
+def test_a_compression_suffix_without_the_header_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt.xz"
+    path.write_bytes(b"plain\n")
+    with pytest.raises(TraceError, match="compression suffix"):
+        TraceFile(path).load()
+
+
+def test_corrupt_compressed_data_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "keys.txt.gz"
+    path.write_bytes(gzip.compress(b"a\nb\n")[:12])
+    with pytest.raises(TraceError):
+        TraceFile(path).load()
+
+
+def test_csv_by_index_and_by_header_name(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("time,key,size\n1,k1,10\n2,k2,20\n3,k1,10\n")
+    by_name = TraceFile(path, column="key").load()
+    assert list(by_name.keys) == ["k1", "k2", "k1"]
+    by_index = TraceFile(path, column=1, header=True).load()
+    assert list(by_index.keys) == ["k1", "k2", "k1"]
+    headerless = TraceFile(path, column=1).load()
+    assert list(headerless.keys) == ["key", "k1", "k2", "k1"]
+
+
+def test_csv_with_another_delimiter(tmp_path: Path) -> None:
+    path = tmp_path / "requests.tsv"
+    path.write_text("a\t1\nb\t2\n")
+    assert list(TraceFile(path, column=1, delimiter="\t").load().keys) == ["1", "2"]
+
+
+def test_csv_errors_name_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("time,key\n1,k1\n2\n")
+    with pytest.raises(TraceError, match="no column 'missing'"):
+        TraceFile(path, column="missing").load()
+    with pytest.raises(TraceError, match="line 3"):
+        TraceFile(path, column="key").load()
+
+
+def test_csv_delimiter_and_malformed_rows_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text("a,b\n")
+    with pytest.raises(TraceError, match="one character"):
+        TraceFile(path, delimiter="::").load()
+    path.write_text("k" * 200_000 + "\n")  # longer than the csv module's field limit
+    with pytest.raises(TraceError, match="malformed"):
+        TraceFile(path).load()
+
+
+def test_cache2k_big_endian_int32(tmp_path: Path) -> None:
+    path = tmp_path / "web.trace.xz"
+    path.write_bytes(lzma.compress(np.array([5, -1, 5, 70000], dtype=">i4").tobytes()))
+    trace = TraceFile(path).load()
+    assert list(trace.keys) == [5, -1, 5, 70000]
+    assert TraceFile(path).resolved_format == "cache2k"
+
+
+def test_cache2k_with_a_truncated_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "web.trace"
+    path.write_bytes(b"\x00\x00\x00\x01\x00\x00")
+    with pytest.raises(TraceError, match="int32"):
+        TraceFile(path).load()
+
+
+def test_arc_lines_expand_block_runs(tmp_path: Path) -> None:
+    path = tmp_path / "P1.lis"
+    path.write_text("100 3 0 0\n7 1 0 1\n101 2 0 2\n")
+    trace = TraceFile(path).load()
+    assert list(trace.keys) == [100, 101, 102, 7, 101, 102]
+    assert trace.credit == ARC_CITATION
+
+
+def test_arc_blank_lines_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.lis"
+    path.write_text("1 1 0 0\n\n2 1 0 1\n   \n3 1 0 2")
+    assert list(TraceFile(path).load().keys) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("1 2 0\n", "exactly 4"), ("1 x 0 0\n", "other than integers"), ("5 0 0 0\n", ">= 1")],
+)
+def test_malformed_arc_lines_are_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.lis"
+    path.write_text(content)
+    with pytest.raises(TraceError, match=message):
+        TraceFile(path).load()
+
+
+def test_oracle_general_records(tmp_path: Path) -> None:
+    records = [(0, 42, 100, 2), (1, 7, 50, -1), (2, 42, 100, -1)]
+    path = tmp_path / "w.oracleGeneral.bin.zst"
+    raw = b"".join(struct.pack("<IQIq", *record) for record in records)
+    path.write_bytes(zstandard.ZstdCompressor().compress(raw))
+    assert list(TraceFile(path).load().keys) == [42, 7, 42]
+    truncated = tmp_path / "w.oracleGeneral.bin"
+    truncated.write_bytes(raw[:-3])
+    with pytest.raises(TraceError, match="24-byte"):
+        TraceFile(truncated).load()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.lis.zst", "arc"),
+        ("x.csv.gz", "csv"),
+        ("t.oracleGeneral.bin", "oracle"),
+        ("cache2k_web07.trace.xz", "cache2k"),
+        ("keys.txt", "text"),
+        ("keys", "text"),
+    ],
+)
+def test_format_is_guessed_from_the_name(name: str, expected: str) -> None:
+    assert guess_format(Path(name)) == expected
+
+
+def test_missing_empty_and_binary_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="does not exist"):
+        TraceFile(tmp_path / "nope.txt").load()
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(TraceError, match="no requests"):
+        TraceFile(empty).load()
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(TraceError, match="not UTF-8"):
+        TraceFile(binary).load()
+    with pytest.raises(TraceError, match="unknown trace format"):
+        TraceFile(empty, trace_format="parquet")
+
+
+def test_a_trace_error_is_a_qcache_error_and_a_value_error(tmp_path: Path) -> None:
+    from qcache.errors import QCacheError
+
+    with pytest.raises(QCacheError):
+        TraceFile(tmp_path / "nope").load()
+    with pytest.raises(ValueError):
+        TraceFile(tmp_path / "nope").load()
+
+
+def test_credits_follow_the_trace(tmp_path: Path) -> None:
+    path = tmp_path / "cache2k_x.trace"
+    path.write_bytes(np.array([1, 2], dtype=">i4").tobytes())
+    assert TraceFile(path).load().credit == CACHE2K_CREDIT
+    plain = tmp_path / "mine.txt"
+    plain.write_text("a\n")
+    assert TraceFile(plain).load().credit == ""
+
+
+def test_iterating_a_trace_file_yields_its_keys(tmp_path: Path) -> None:
+    path = tmp_path / "k.txt"
+    path.write_text("1\n2\n")
+    assert list(TraceFile(path)) == ["1", "2"]
+    assert materialize(TraceFile(path)).keys == ["1", "2"]
+
+
+def test_the_shared_traces_folder_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TRACES_DIR_ENV, str(tmp_path))
+    assert shared_traces_dir() == tmp_path
+    monkeypatch.setenv(TRACES_DIR_ENV, str(tmp_path / "absent"))
+    assert shared_traces_dir() is None
