@@ -22,7 +22,7 @@ from qcache.codec.encryption import AesGcmStage, NonceSource
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
 from qcache.codec.factory import any_type_encrypted, build_codec, build_keys, codec_for_type, longest_ttl
 from qcache.codec.header import FORMAT_VERSION, MAGIC, Header, parse_header
-from qcache.codec.keys import DataKey, Keyring, KeySource, decode_key, encode_key, generate_key, key_id_for
+from qcache.codec.keys import DataKey, KeyListener, Keyring, KeySource, decode_key, encode_key, generate_key, key_id_for
 from qcache.codec.keystore import KeyStore, StoredKey
 from qcache.codec.pipeline import (
     DEFAULT_COMPRESSION_THRESHOLD,
@@ -58,6 +58,7 @@ __all__ = [
     "DataKey",
     "Header",
     "IntegrityReason",
+    "KeyListener",
     "KeySource",
     "KeyStore",
     "Keyring",

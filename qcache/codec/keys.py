@@ -82,6 +82,14 @@ class DataKey:
         return cls(key_id_for(_require_key(key)), AESGCM(key), created_at)
 
 
+class KeyListener(Protocol):
+    """Something that remembers ``lookup`` answers and must forget them when the keys change."""
+
+    def keys_changed(self) -> None:
+        """The set of keys that decrypt has changed."""
+        ...
+
+
 class KeySource(Protocol):
     """What the encryption stage needs from a keyring."""
 
@@ -95,6 +103,15 @@ class KeySource(Protocol):
 
     def key_ids(self) -> list[str]:
         """Hex ids of every key that can decrypt, newest writer key first."""
+        ...
+
+    def subscribe(self, listener: KeyListener) -> None:
+        """Call ``listener.keys_changed()`` after every change to the keys that decrypt.
+
+        This is what lets the stage remember ciphers instead of asking on
+        every read. Hold listeners weakly (a keyring outlives the codecs
+        built on it); a source whose keys never change may ignore them.
+        """
         ...
 
 
@@ -136,3 +153,6 @@ class Keyring:
     def key_ids(self) -> list[str]:
         """Hex ids, current first."""
         return list(self._ids)
+
+    def subscribe(self, listener: KeyListener) -> None:
+        """Nothing to report: the keys never change."""

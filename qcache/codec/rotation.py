@@ -6,12 +6,13 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from qcache.codec.keys import DataKey
+from qcache.codec.keys import DataKey, KeyListener
 from qcache.codec.keystore import KeyStore, StoredKey
 from qcache.errors import ConfigError
 
@@ -68,6 +69,7 @@ class RotatingKeyring:
         self._extra = [DataKey.from_bytes(k) for k in extra_keys]
         self._lock = threading.Lock()
         self._last_reload = -math.inf
+        self._listeners: weakref.WeakSet[KeyListener] = weakref.WeakSet()
         self._state = self._build(self._fetch(rotate=not read_only))
 
     def current(self) -> DataKey:
@@ -89,7 +91,7 @@ class RotatingKeyring:
         with self._lock:
             if self._clock() - self._last_reload >= self._reload_interval:
                 try:
-                    self._state = self._build(self._fetch(rotate=False))
+                    self._publish(self._build(self._fetch(rotate=False)))
                 except ConfigError as exc:
                     # A miss now beats an exception on the read path; the next reload retries.
                     logger.warning("could not re-read the key store %s: %s", self._store.path, exc)
@@ -99,6 +101,17 @@ class RotatingKeyring:
         """Hex ids of every key that can decrypt, the current one first."""
         return list(self._state.ids)
 
+    def subscribe(self, listener: KeyListener) -> None:
+        """Tell ``listener`` (held weakly) whenever a rotation or reload changes the keys."""
+        with self._lock:
+            self._listeners.add(listener)
+
+    def _publish(self, state: _State) -> None:
+        """Swap in ``state``, then tell the listeners; called with the lock held."""
+        self._state = state  # first: a listener asking again after forgetting must get the new keys
+        for listener in list(self._listeners):
+            listener.keys_changed()
+
     def _rotate(self) -> _State:
         """Adopt or create the next key; on failure keep the current one and retry later."""
         with self._lock:
@@ -106,7 +119,7 @@ class RotatingKeyring:
             if self._clock() < state.deadline:  # another thread rotated while we waited
                 return state
             try:
-                self._state = self._build(self._fetch(rotate=True))
+                self._publish(self._build(self._fetch(rotate=True)))
             except ConfigError as exc:
                 if state.current is None:
                     raise

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import weakref
+from pathlib import Path
 from typing import Any
 
-from qcache.codec import Codec, Keyring, NonceSource
+import pytest
+
+from qcache.codec import (
+    AesGcmStage,
+    Codec,
+    CodecIntegrityError,
+    IntegrityReason,
+    Keyring,
+    KeyStore,
+    NonceSource,
+    RotatingKeyring,
+)
+from qcache.codec.encryption import LARGE_VALUE_BYTES
+from qcache.codec.header import build_base
+from qcache.errors import ConfigError
+
+from .support import ManualClock
 
 
 def test_nonces_are_unique_across_refills_and_threads() -> None:
@@ -49,3 +68,49 @@ def test_same_value_encrypts_differently_each_time(keyring: Keyring) -> None:
     a, b = (codec.encode("same", key="k", encrypt=True) for _ in range(2))
     assert a != b and a[8:20] != b[8:20]
     assert b"same" not in a
+
+
+def test_a_key_source_must_say_when_its_keys_change(keyring: Keyring) -> None:
+    class NoSubscribe:
+        current = keyring.current
+        lookup = keyring.lookup
+        key_ids = keyring.key_ids
+
+    with pytest.raises(ConfigError, match="subscribe"):
+        Codec(keys=NoSubscribe())  # type: ignore[arg-type]
+
+
+def test_a_keyring_does_not_keep_its_codecs_alive(tmp_path: Path, clock: ManualClock) -> None:
+    ring = RotatingKeyring(KeyStore(tmp_path), rotation_interval=86_400.0, clock=clock)
+    stage = AesGcmStage(ring)
+    alive = weakref.ref(stage)
+    del stage
+    assert alive() is None
+
+
+@pytest.mark.parametrize("size", [100, LARGE_VALUE_BYTES, 5 * LARGE_VALUE_BYTES])
+def test_open_and_open_large_agree_and_reject_the_same_bytes(keyring: Keyring, size: int) -> None:
+    stage = AesGcmStage(keyring)
+    payload = os.urandom(size)
+    sealed = stage.seal(build_base(1, 0, True), payload, b"key")
+    assert stage.open(sealed, b"key") == stage.open_large(sealed, b"key") == payload
+    for open_ in (stage.open, stage.open_large):
+        for bad, key in ((sealed[:-1] + bytes((sealed[-1] ^ 1,)), b"key"), (sealed, b"other")):
+            with pytest.raises(CodecIntegrityError) as info:
+                open_(bad, key)
+            assert info.value.reason is IntegrityReason.AUTHENTICATION_FAILED
+        with pytest.raises(CodecIntegrityError) as info:
+            open_(sealed[:30], b"key")
+        assert info.value.reason is IntegrityReason.TRUNCATED
+
+
+def test_large_values_round_trip_and_stay_bound_to_their_key(keyring: Keyring) -> None:
+    codec = Codec(compressor="none", keys=keyring)
+    value = os.urandom(3 * LARGE_VALUE_BYTES)
+    data = codec.encode(value, key="k", encrypt=True)
+    assert len(data) >= LARGE_VALUE_BYTES
+    assert codec.decode(data, key="k") == value
+    assert codec.decode(memoryview(data), key="k") == value
+    with pytest.raises(CodecIntegrityError) as info:
+        codec.decode(data, key="k2")
+    assert info.value.reason is IntegrityReason.AUTHENTICATION_FAILED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 import struct
 from typing import Any
 from zlib import crc32
@@ -44,6 +45,9 @@ class AnswersToEveryId:
 
     def key_ids(self) -> list[str]:
         return [self._key.key_id.hex()]
+
+    def subscribe(self, listener: object) -> None:
+        pass  # its answer never changes
 
 
 @pytest.fixture(params=STAGE_COMBINATIONS, ids=[stage_id(c) for c in STAGE_COMBINATIONS])
@@ -193,7 +197,8 @@ def mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
     return bytes(out)
 
 
-VALUES = [VALUE, "short", 12345, [1.5, None, b"\x00" * 64], {"k": "v" * 2000}]
+# The last one stays above LARGE_VALUE_BYTES once stored, so decryption takes open_large.
+VALUES = [VALUE, "short", 12345, [1.5, None, b"\x00" * 64], {"k": "v" * 2000}, random.Random(7).randbytes(12_000)]
 ALL = list(itertools.product(range(len(VALUES)), (False, True)))
 
 

@@ -108,6 +108,22 @@ def test_a_rotation_by_another_process_is_adopted(tmp_path: Path, clock: ManualC
     assert len(KeyStore(tmp_path).load()) == 2
 
 
+def test_a_key_the_keyring_drops_stops_decrypting_even_after_use(tmp_path: Path, clock: ManualClock) -> None:
+    ring = RotatingKeyring(KeyStore(tmp_path), rotation_interval=DAY, clock=clock, retention=DAY)
+    codec = Codec(keys=ring)
+    old = codec.encode("v1", key="k", encrypt=True)
+    assert codec.decode(old, key="k") == "v1"  # the stage now remembers the cipher for this header
+    clock.advance(DAY)
+    codec.encode("v2", key="k", encrypt=True)  # rotates; the old key stays for the retention period
+    assert codec.decode(old, key="k") == "v1"
+    clock.advance(2 * DAY)
+    codec.encode("v3", key="k", encrypt=True)  # rotates again; the old key is past its retention
+    assert old[4:8].hex() not in ring.key_ids()
+    with pytest.raises(CodecIntegrityError) as info:
+        codec.decode(old, key="k")
+    assert info.value.reason is IntegrityReason.UNKNOWN_KEY_ID
+
+
 class CountingStore(KeyStore):
     """A key store that counts how often it is read."""
 
