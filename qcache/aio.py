@@ -1,0 +1,312 @@
+"""``AsyncQueryCache``: the asyncio facade, on ``redis.asyncio``.
+
+Same plans as :class:`qcache.QueryCache` (see :mod:`qcache.core`), driven by
+awaiting the async tier; single-flight uses futures and the write-back flusher
+is a task. L1 operations never block, so they run inline on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from qcache.config import CacheConfig
+from qcache.core import MISSING, CacheCore, Plan
+from qcache.errors import BackendError
+from qcache.facade import FacadeBase
+from qcache.l2 import AsyncRedisTier
+
+logger = logging.getLogger("qcache")
+
+T = TypeVar("T")
+
+FLUSH_INTERVAL = 0.05
+_MAX_RETRY_DELAY = 2.0
+
+
+class _AsyncShared:
+    """What every project view of one async cache shares."""
+
+    def __init__(self, core: CacheCore, tier: AsyncRedisTier | None) -> None:
+        self.core = core
+        self.tier = tier
+        self.flush_lock = asyncio.Lock()
+        self.flights: dict[str, asyncio.Future[Any]] = {}
+        self.wake = asyncio.Event()
+        self.flusher: asyncio.Task[None] | None = None
+        self.stopping = False  # set by close(): the flusher drains once more and returns
+        self.closed = False
+
+    def l2(self) -> AsyncRedisTier:
+        """The L2 tier, built on first need: a live config change may switch to a level with L2."""
+        if self.tier is None:
+            if self.closed:
+                raise BackendError("the cache is closed")
+            self.tier = AsyncRedisTier.from_config(self.core.config, namespace=f"{self.core.keys.prefix}:")
+        return self.tier
+
+
+class AsyncQueryCache(FacadeBase[_AsyncShared]):
+    """The coroutine twin of :class:`qcache.QueryCache`: same methods, same semantics.
+
+    Use it with ``async with`` or ``await cache.close()``. One instance
+    belongs to one event loop.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig | None = None,
+        *,
+        strict: bool = False,
+        tier: AsyncRedisTier | None = None,
+        core: CacheCore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config, core = self._setup(config, strict, core, clock)
+        if tier is None and core.use_l2:
+            tier = AsyncRedisTier.from_config(config, namespace=f"{core.keys.prefix}:")
+        self._shared = _AsyncShared(core, tier)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> AsyncQueryCache:
+        """A cache configured from the environment and ``.env``."""
+        return cls(CacheConfig.from_env(), **kwargs)
+
+    async def _run(self, plan: Plan[T]) -> T:
+        """Drive a plan, awaiting each L2 call on the async tier."""
+        shared = self._shared
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    result = await getattr(shared.tier or shared.l2(), call.method)(*call.args)
+                except BackendError as exc:
+                    call = plan.throw(exc)
+                except BaseException as exc:
+                    # Cancellation mid-call: the plan undoes its bookkeeping (a write-back
+                    # batch it took goes back to the queue), then the exception propagates.
+                    with contextlib.suppress(StopIteration):
+                        plan.throw(exc)
+                    raise
+                else:
+                    call = plan.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    # -- reads -------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None, *, cache_type: str | None = None) -> Any:
+        """The cached value of ``key``, or ``default`` on a miss."""
+        core = self._core
+        if not core.enabled:
+            return default
+        if core.use_l1:
+            value = core.l1_lookup(self._namespace, key, cache_type)
+            if value is not MISSING:
+                return value
+        value, state = core.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
+        if state is None:
+            return value
+        try:
+            raw = await (self._shared.tier or self._shared.l2()).get(state.skey)
+        except BackendError as exc:
+            core.l2_failed("get", exc)
+            raw = None
+        return core.get_end(state, raw, default)
+
+    async def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
+        """``{key: value}`` for the keys that hit."""
+        if not self._core.enabled:
+            return {}
+        return await self._run(self._core.plan_get_many(self._namespace, keys, cache_type))
+
+    async def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Awaitable[Any] | Any],
+        ttl: float | None = None,
+        *,
+        cache_type: str | None = None,
+        cache_none: bool = False,
+    ) -> Any:
+        """The cached value, or the loader's result stored and returned (one load per key at a time).
+
+        ``loader`` may be a coroutine function or a plain function.
+        """
+        value = await self.get(key, MISSING, cache_type=cache_type)
+        if value is not MISSING:
+            return value
+        flights = self._shared.flights
+        flight_key = self._core.storage_key(self._namespace, self._core.spec(cache_type), key)[0]
+        while (flight := flights.get(flight_key)) is not None:
+            try:
+                return await asyncio.shield(flight)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if flight.cancelled() and task is not None and not task.cancelling():
+                    continue  # the leader was cancelled, not this waiter: take the load over
+                raise
+        flight = flights[flight_key] = asyncio.get_running_loop().create_future()
+        try:
+            value = await self._run(self._core.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
+            if value is MISSING:
+                value = loader()
+                if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+                    value = await value
+                if value is not None or cache_none:
+                    await self.set(key, value, ttl, cache_type=cache_type)
+            flight.set_result(value)
+            return value
+        except asyncio.CancelledError:
+            # Our caller gave up (a client went away); the waiters must not inherit that.
+            flight.cancel()
+            raise
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved here, so an unawaited flight logs nothing
+            raise
+        finally:
+            del flights[flight_key]
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
+        core = self._core
+        if not core.enabled:
+            return
+        if core.writes_l2_now:
+            await self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+        else:  # nothing to send now: no generator to drive (see CacheCore.set_begin)
+            core.set_end(core.set_begin(self._namespace, key, value, ttl, cache_type))
+            self._after_write()
+
+    async def set_many(
+        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
+    ) -> None:
+        """Store many values; every value is encoded before anything is written."""
+        if not self._core.enabled:
+            return
+        await self._run(self._core.plan_set_many(self._namespace, items, ttl, cache_type))
+        self._after_write()
+
+    async def delete(self, key: str, *, cache_type: str | None = None) -> bool:
+        """Remove ``key`` from both tiers and any pending write-back; True if something was removed."""
+        if not self._core.enabled:
+            return False
+        async with self._shared.flush_lock:
+            return await self._run(self._core.plan_delete(self._namespace, key, cache_type))
+
+    async def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
+        """Delete this namespace's keys matching a Redis glob (see :meth:`QueryCache.invalidate_pattern`)."""
+        if not self._core.enabled:
+            return 0
+        async with self._shared.flush_lock:
+            return await self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
+
+    async def clear(self) -> int:
+        """Delete every key of this namespace in both tiers."""
+        async with self._shared.flush_lock:
+            return await self._run(self._core.plan_clear(self._namespace))
+
+    # -- write-back ----------------------------------------------------------------------
+
+    def _after_write(self) -> None:
+        shared = self._shared
+        if not len(self._core.pending) or shared.stopping:
+            return
+        if shared.flusher is None:
+            shared.flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="qcache-writeback")
+        if len(self._core.pending) >= self._core.batch_size:
+            shared.wake.set()
+
+    async def _flush_loop(self) -> None:
+        shared = self._shared
+        delay = FLUSH_INTERVAL
+        # A flag, not cancellation, ends the loop: on Python 3.11 wait_for() swallows a cancel
+        # that arrives as the wake event fires, and close() would then wait forever.
+        while not shared.stopping:
+            try:
+                await asyncio.wait_for(shared.wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            shared.wake.clear()
+            try:
+                await self._drain()
+                delay = FLUSH_INTERVAL
+            except BackendError as exc:
+                self._core.note_l2_failure("write-back flush", exc)
+                delay = min(_MAX_RETRY_DELAY, delay * 2)
+            except Exception:
+                logger.exception("qcache: write-back flusher failed; retrying")
+                delay = min(_MAX_RETRY_DELAY, delay * 2)
+
+    async def _drain(self) -> None:
+        core = self._core
+        while len(core.pending):
+            async with self._shared.flush_lock:
+                await self._run(core.plan_flush_batch(core.batch_size))
+
+    async def flush(self, timeout: float | None = None) -> int:
+        """Write every pending write-back value to L2; returns how many are still pending."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                await self._drain()
+                return 0
+            except BackendError as exc:
+                if deadline is None or time.monotonic() >= deadline:
+                    if self._core.strict:
+                        raise
+                    self._core.l2_failed("flush", exc)
+                    return len(self._core.pending)
+                await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    # -- observability -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""
+        return self._stats(self._shared.tier)
+
+    async def health(self) -> dict[str, Any]:
+        """Probe both tiers; see :meth:`QueryCache.health`."""
+        return self._stamp(await self._run(self._core.plan_probe()))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier."""
+        shared = self._shared
+        if not self._owner or shared.closed:
+            return
+        shared.stopping = True
+        shared.wake.set()
+        if shared.flusher is not None:
+            # The flusher drains what is pending and returns; one stuck on a dead L2 past the
+            # timeout is cancelled (a batch it had taken goes back to the queue) and flush() retries.
+            done, _ = await asyncio.wait({shared.flusher}, timeout=timeout)
+            if not done:
+                shared.flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shared.flusher
+        left = await self.flush(timeout) if len(self._core.pending) else 0
+        if left:
+            self._core.metrics.error("writeback_lost")
+            logger.error("qcache: %d write-back writes could not reach L2 before close", left)
+        shared.closed = True
+        self._core.close()
+        if shared.tier is not None:
+            await shared.tier.close()
+
+    async def __aenter__(self) -> AsyncQueryCache:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

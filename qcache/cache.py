@@ -1,0 +1,346 @@
+"""``QueryCache``: the synchronous facade over L1 (memory) and L2 (Redis).
+
+The behaviour lives in :mod:`qcache.core` as plans; this module runs them on the
+sync tier and owns what is thread-specific: the single-flight table for
+``get_or_set`` and the write-back flusher thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from qcache.config import CacheConfig
+from qcache.core import MISSING, CacheCore, Plan
+from qcache.errors import BackendError
+from qcache.facade import FacadeBase
+from qcache.l2 import RedisTier
+
+logger = logging.getLogger("qcache")
+
+T = TypeVar("T")
+
+#: How often the write-back flusher wakes up when fewer than a batch of writes is pending.
+FLUSH_INTERVAL = 0.05
+_MAX_RETRY_DELAY = 2.0
+
+
+class _Flight:
+    """One in-progress ``get_or_set`` load that other threads wait on."""
+
+    __slots__ = ("done", "value", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class _Shared:
+    """What every project view of one cache shares: core, tier, locks, flusher."""
+
+    def __init__(self, core: CacheCore, tier: RedisTier | None) -> None:
+        self.core = core
+        self.tier = tier
+        self.flush_lock = threading.Lock()  # a delete never interleaves with a flush batch
+        self.flights: dict[str, _Flight] = {}
+        self.flights_lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.flusher: threading.Thread | None = None
+        self.closed = False
+        self._tier_lock = threading.Lock()
+
+    def l2(self) -> RedisTier:
+        """The L2 tier, built on first need: a live config change may switch to a level with L2."""
+        with self._tier_lock:
+            if self.tier is None:
+                if self.closed:
+                    raise BackendError("the cache is closed")
+                self.tier = RedisTier.from_config(self.core.config, namespace=f"{self.core.keys.prefix}:")
+            return self.tier
+
+
+class QueryCache(FacadeBase["_Shared"]):
+    """A two-tier cache: an in-process L1 in front of a Redis L2.
+
+    Build it from configuration (``QueryCache(config)`` or ``QueryCache.from_env()``)
+    and use it as a context manager, or call :meth:`close`. Every method is
+    thread-safe. An L2 failure never reaches the caller: it is a miss (reads)
+    or an L1-only write, counted in :meth:`stats` and logged, unless
+    ``strict=True``, which raises :class:`qcache.errors.BackendError` instead.
+    Bad input (a non-str key, a TTL <= 0, a value the codec cannot encode, an
+    unknown cache type) always raises.
+
+    ``tier`` lets tests and benchmarks pass an existing :class:`RedisTier`;
+    by default one is built from the configuration when the level uses L2.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig | None = None,
+        *,
+        strict: bool = False,
+        tier: RedisTier | None = None,
+        core: CacheCore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        config, core = self._setup(config, strict, core, clock)
+        if tier is None and core.use_l2:
+            tier = RedisTier.from_config(config, namespace=f"{core.keys.prefix}:")
+        self._shared = _Shared(core, tier)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> QueryCache:
+        """A cache configured from the environment and ``.env`` (see :meth:`CacheConfig.from_env`)."""
+        return cls(CacheConfig.from_env(), **kwargs)
+
+    # -- running plans ---------------------------------------------------------------
+
+    def _run(self, plan: Plan[T]) -> T:
+        """Drive a plan, executing each L2 call on the sync tier and feeding back its result."""
+        shared = self._shared
+        try:
+            call = next(plan)
+            while True:
+                try:
+                    result = getattr(shared.tier or shared.l2(), call.method)(*call.args)
+                except BackendError as exc:
+                    call = plan.throw(exc)
+                except BaseException as exc:
+                    # Interrupted mid-call: the plan undoes its bookkeeping (a write-back
+                    # batch it took goes back to the queue), then the exception propagates.
+                    with contextlib.suppress(StopIteration):
+                        plan.throw(exc)
+                    raise
+                else:
+                    call = plan.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    # -- reads -------------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None, *, cache_type: str | None = None) -> Any:
+        """The cached value of ``key``, or ``default`` on a miss."""
+        core = self._core
+        if not core.enabled:
+            return default
+        if core.use_l1:
+            value = core.l1_lookup(self._namespace, key, cache_type)
+            if value is not MISSING:
+                return value
+        value, state = core.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
+        if state is None:
+            return value
+        try:
+            raw = (self._shared.tier or self._shared.l2()).get(state.skey)
+        except BackendError as exc:
+            core.l2_failed("get", exc)
+            raw = None
+        return core.get_end(state, raw, default)
+
+    def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
+        """``{key: value}`` for the keys that hit; L2 is read with chunked MGETs."""
+        if not self._core.enabled:
+            return {}
+        return self._run(self._core.plan_get_many(self._namespace, keys, cache_type))
+
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        cache_type: str | None = None,
+        cache_none: bool = False,
+    ) -> Any:
+        """The cached value, or ``loader()``'s result stored and returned.
+
+        Concurrent callers asking for the same missing key share one call of
+        ``loader``; if it raises, every waiter gets the exception and nothing
+        is cached. ``None`` results are cached only with ``cache_none=True``.
+        """
+        value = self.get(key, MISSING, cache_type=cache_type)
+        if value is not MISSING:
+            return value
+        shared = self._shared
+        spec = self._core.spec(cache_type)
+        flight_key = self._core.storage_key(self._namespace, spec, key)[0]
+        with shared.flights_lock:
+            flight = shared.flights.get(flight_key)
+            leader = flight is None
+            if leader:
+                flight = shared.flights[flight_key] = _Flight()
+        assert flight is not None
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        try:
+            value = self._run(self._core.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
+            if value is MISSING:
+                value = loader()
+                if value is not None or cache_none:
+                    self.set(key, value, ttl, cache_type=cache_type)
+            flight.value = value
+            return value
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with shared.flights_lock:
+                del shared.flights[flight_key]
+            flight.done.set()
+
+    # -- writes ------------------------------------------------------------------------
+
+    def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
+        core = self._core
+        if not core.enabled:
+            return
+        if core.writes_l2_now:
+            self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+        else:  # nothing to send now: no generator to drive (see CacheCore.set_begin)
+            core.set_end(core.set_begin(self._namespace, key, value, ttl, cache_type))
+            self._after_write()
+
+    def set_many(
+        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
+    ) -> None:
+        """Store many values; every value is encoded before anything is written."""
+        if not self._core.enabled:
+            return
+        self._run(self._core.plan_set_many(self._namespace, items, ttl, cache_type))
+        self._after_write()
+
+    def delete(self, key: str, *, cache_type: str | None = None) -> bool:
+        """Remove ``key`` from both tiers (and any pending write-back); True if something was removed."""
+        if not self._core.enabled:
+            return False
+        with self._shared.flush_lock:
+            return self._run(self._core.plan_delete(self._namespace, key, cache_type))
+
+    def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
+        """Delete this namespace's keys matching a Redis glob; returns how many were removed.
+
+        Without ``cache_type`` the glob is matched against ``"<type>:<key>"``
+        (``"search:*"`` drops every search result); with it, against the key.
+        """
+        if not self._core.enabled:
+            return 0
+        with self._shared.flush_lock:
+            return self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
+
+    def clear(self) -> int:
+        """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB)."""
+        with self._shared.flush_lock:
+            return self._run(self._core.plan_clear(self._namespace))
+
+    # -- write-back ----------------------------------------------------------------------
+
+    def _after_write(self) -> None:
+        shared = self._shared
+        pending = len(self._core.pending)
+        if not pending:
+            return
+        if shared.flusher is None:
+            self._start_flusher()
+        if pending >= self._core.batch_size and not shared.wake.is_set():
+            shared.wake.set()  # Event.set takes a lock: only when the flusher is not already woken
+
+    def _start_flusher(self) -> None:
+        shared = self._shared
+        with shared.flights_lock:
+            if shared.flusher is not None or shared.closed:
+                return
+            shared.flusher = threading.Thread(target=self._flush_loop, name="qcache-writeback", daemon=True)
+            shared.flusher.start()
+
+    def _flush_loop(self) -> None:
+        shared = self._shared
+        delay = FLUSH_INTERVAL
+        while not shared.stopping.is_set():
+            shared.wake.wait(delay)
+            shared.wake.clear()
+            try:
+                self._drain()
+                delay = FLUSH_INTERVAL
+            except BackendError as exc:
+                self._core.note_l2_failure("write-back flush", exc)
+                delay = min(_MAX_RETRY_DELAY, delay * 2)  # back off while L2 is down; writes stay queued
+            except Exception:  # never let the flusher die silently
+                logger.exception("qcache: write-back flusher failed; retrying")
+                delay = min(_MAX_RETRY_DELAY, delay * 2)
+
+    def _drain(self) -> None:
+        core = self._core
+        while len(core.pending):
+            with self._shared.flush_lock:
+                self._run(core.plan_flush_batch(core.batch_size))
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Write every pending write-back value to L2; returns how many are still pending.
+
+        Retries until ``timeout`` (seconds; None: a single attempt) while L2
+        fails; 0 means everything has reached L2.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                self._drain()
+                return 0
+            except BackendError as exc:
+                if deadline is None or time.monotonic() >= deadline:
+                    if self._core.strict:
+                        raise
+                    self._core.l2_failed("flush", exc)
+                    return len(self._core.pending)
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    # -- observability -----------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""
+        return self._stats(self._shared.tier)
+
+    def health(self) -> dict[str, Any]:
+        """Probe both tiers: ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...], ...}``."""
+        return self._stamp(self._run(self._core.plan_probe()))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier.
+
+        Closing a project view does nothing; close the cache it came from.
+        """
+        if not self._owner or self._shared.closed:
+            return
+        shared = self._shared
+        shared.stopping.set()
+        shared.wake.set()
+        if shared.flusher is not None:
+            shared.flusher.join(timeout)
+        left = self.flush(timeout) if len(self._core.pending) else 0
+        if left:
+            self._core.metrics.error("writeback_lost")
+            logger.error("qcache: %d write-back writes could not reach L2 before close", left)
+        shared.closed = True
+        self._core.close()
+        if shared.tier is not None:
+            shared.tier.close()
+
+    def __enter__(self) -> QueryCache:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

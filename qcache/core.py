@@ -1,0 +1,728 @@
+"""The cache logic shared by :class:`QueryCache` and :class:`AsyncQueryCache`.
+
+Every operation is written once, as a *plan*: a generator that does all the
+pure work (keys, TTLs, codec, L1, metrics, write-back bookkeeping) and yields an
+:class:`L2Call` whenever it needs Redis. The sync facade runs the plan by
+calling the sync tier, the async facade by awaiting the async tier; an L2
+failure is thrown back into the plan, which turns it into a miss (or re-raises
+it in strict mode). So the two facades hold no copy of the cache's behaviour,
+only the few lines that differ between threads and coroutines.
+
+``get`` is the exception, for speed: an L1 hit is served by :meth:`CacheCore.l1_lookup`
+(no generator, lock-free metrics), and an L2 read is two plain steps,
+:meth:`CacheCore.get_begin` and :meth:`CacheCore.get_end`, around the facade's
+one L2 call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+from qcache.codec import CacheTypeCodec, Codec, CodecIntegrityError, CodecStats, build_codec, codec_for_type
+from qcache.config import CacheConfig, ConfigSnapshot
+from qcache.errors import BackendError, CircuitOpenError, QCacheError
+from qcache.glob import compile_glob
+from qcache.keys import GLOBAL_NAMESPACE, HASHED_MARK, KeyBuilder, check_name, escape_glob
+from qcache.memory.store import MemoryStore
+from qcache.metrics import CacheMetrics, NullMetrics
+from qcache.record import pack_record, parse_record, unpack_record
+from qcache.types import CacheLevel, WriteStrategy
+from qcache.writeback import PendingWrite, WriteBackQueue
+
+logger = logging.getLogger("qcache")
+
+T = TypeVar("T")
+
+#: The type used when a call names none; its TTL is ``CACHE_DEFAULT_TTL``.
+DEFAULT_TYPE = "default"
+#: Pending write-back writes kept at most (per cache); see :class:`WriteBackQueue`.
+DEFAULT_MAX_PENDING_WRITES = 100_000
+_ERROR_LOG_INTERVAL = 5.0
+_MAX_REMEMBERED_NAMESPACES = 4096
+_perf_ns = time.perf_counter_ns
+# The generated NamedTuple __new__ is a Python-level call; hot paths build the tuples directly.
+_new_call = tuple.__new__
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+class L2Call(NamedTuple):
+    """A request from a plan to the L2 tier: a method name and its arguments."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+Plan = Generator[L2Call, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class TypeSpec:
+    """What one cache type needs on the hot path: its name, default TTL and codec."""
+
+    name: str
+    ttl: float
+    codec: CacheTypeCodec
+
+
+class SetState(NamedTuple):
+    """What :meth:`CacheCore.set_end` needs from :meth:`CacheCore.set_begin`."""
+
+    skey: str
+    hashed: bool
+    key: str
+    value: Any
+    seconds: float
+    record: bytes
+    expires_at_ms: int
+    started: int
+
+
+class GetState(NamedTuple):
+    """What :meth:`CacheCore.get_end` needs from :meth:`CacheCore.get_begin`."""
+
+    skey: str
+    hashed: bool
+    key: str
+    spec: TypeSpec
+    started: int
+
+
+def _meta_key(entry: Any) -> str | None:
+    """The caller key the facade keeps in an L1 entry's meta slot (hashed keys only)."""
+    return entry.meta if entry is not None else None
+
+
+def _record_key(record: bytes) -> str | None:
+    """The caller key embedded in an L2 record, or None (plain key, or not a record)."""
+    try:
+        return unpack_record(record).caller_key
+    except CodecIntegrityError:
+        return None
+
+
+def _check_key(key: object) -> str:
+    if type(key) is not str:
+        raise TypeError(f"cache keys must be str, got {type(key).__name__}")
+    if not key.isascii():  # type: ignore[attr-defined]
+        # Redis keys travel as UTF-8: refuse here, not later in a write-back batch it would sink.
+        try:
+            key.encode("utf-8")  # type: ignore[attr-defined]
+        except UnicodeEncodeError:
+            raise ValueError("cache keys must be encodable as UTF-8; this one holds a lone surrogate") from None
+    return key  # type: ignore[return-value]
+
+
+def _check_ttl(ttl: object) -> float:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise TypeError(f"ttl must be a number of seconds, got {type(ttl).__name__}")
+    if not (ttl > 0 and math.isfinite(ttl)):
+        raise ValueError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
+    return float(ttl)
+
+
+class CacheCore:
+    """State and plans of one cache; shared by every project view of it.
+
+    ``clock`` gives wall-clock seconds (entry expiry stored in Redis must mean
+    the same thing in every process); the L1 store has its own monotonic clock.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        *,
+        codec: Codec | None = None,
+        l1: MemoryStore | None = None,
+        clock: Callable[[], float] = time.time,
+        strict: bool = False,
+        max_pending_writes: int = DEFAULT_MAX_PENDING_WRITES,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.strict = strict
+        self.clock = clock
+        self._rng = rng or random.Random()
+        snap = config.snapshot()
+        self.codec = codec if codec is not None else build_codec(snap, clock=clock)
+        self.keys = KeyBuilder(snap.core.key_prefix, snap.core.max_key_length)
+        self._max_key_length = self.keys.max_key_length
+        self.metrics: CacheMetrics = CacheMetrics() if snap.monitoring.metrics_enabled else NullMetrics()
+        if l1 is None and snap.core.level.uses_l1:
+            l1 = MemoryStore(
+                max_entries=snap.memory.max_size,
+                max_bytes=snap.memory.max_memory_mb * 1024 * 1024,
+                policy=snap.memory.eviction_policy,
+                cleanup_interval=float(snap.memory.cleanup_interval),
+            )
+        self.l1 = l1
+        self.pending = WriteBackQueue(max_pending_writes)
+        self._last_error_log = -math.inf
+        self._types: dict[str, TypeSpec] = {}
+        # ("<prefix>:<namespace>:<type>:", spec) per namespace and cache type, for the hot paths.
+        self._bases: dict[str, dict[str | None, tuple[str, TypeSpec]]] = {}
+        # One set of codec counters for every type, kept across configuration changes.
+        self.codec_stats = CodecStats()
+        self._apply(snap)
+        self._unsubscribe = config.on_change(lambda cfg, _changes: self._apply(cfg.snapshot()))
+
+    # -- configuration -------------------------------------------------------------
+
+    def _apply(self, snap: ConfigSnapshot) -> None:
+        """Adopt a (new) configuration snapshot: switches, levels, TTLs and per-type codecs."""
+        core = snap.core
+        self.enabled = core.enabled
+        self.level = core.level
+        self.use_l1 = core.level.uses_l1 and self.l1 is not None
+        self.use_l2 = core.level.uses_l2
+        strategy = core.write_strategy
+        if strategy is WriteStrategy.WRITE_BACK and not self.use_l1:
+            strategy = WriteStrategy.WRITE_THROUGH  # nothing to write back from
+        self.strategy = strategy
+        #: Whether a ``set`` writes L2 during the call (else it only touches L1 and the queue).
+        self.writes_l2_now = self.use_l2 and strategy is not WriteStrategy.WRITE_BACK
+        self.isolation = snap.security.project_isolation
+        self.ttl_jitter = snap.performance.ttl_jitter
+        self.batch_size = snap.performance.batch_size
+        self.latency_threshold_ms = float(snap.monitoring.latency_threshold_ms)
+        self.hit_rate_threshold = float(snap.monitoring.hit_rate_threshold)
+        types = {
+            DEFAULT_TYPE: TypeSpec(
+                DEFAULT_TYPE, float(core.default_ttl), codec_for_type(self.codec, snap, None, stats=self.codec_stats)
+            )
+        }
+        for name, settings in snap.cache_types.items():
+            codec = codec_for_type(self.codec, snap, name, stats=self.codec_stats)
+            types[name] = TypeSpec(name, float(settings.ttl), codec)
+        self._types = types
+        self._bases = {}
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def spec(self, cache_type: str | None) -> TypeSpec:
+        """The settings of ``cache_type`` (None: the default type); ValueError if unknown."""
+        if cache_type is None:
+            return self._types[DEFAULT_TYPE]
+        spec = self._types.get(cache_type)
+        if spec is None:
+            known = ", ".join(sorted(self._types))
+            raise ValueError(f"unknown cache type {cache_type!r}; known: {known}")
+        return spec
+
+    def namespace_for(self, project: str) -> str:
+        """The key namespace of a project view (the global one when isolation is off)."""
+        check_name("project name", project)
+        return project if self.isolation else GLOBAL_NAMESPACE
+
+    # -- small pure helpers ----------------------------------------------------------
+
+    def resolve_ttl(self, spec: TypeSpec, ttl: object) -> float:
+        """The TTL to store: the caller's or the type's, shortened by the configured jitter."""
+        seconds = spec.ttl if ttl is None else _check_ttl(ttl)
+        if self.ttl_jitter:
+            seconds *= 1.0 - self.ttl_jitter * self._rng.random()
+        return seconds
+
+    def storage_key(self, namespace: str, spec: TypeSpec, key: str) -> tuple[str, bool]:
+        return self.keys.build(namespace, spec.name, _check_key(key))
+
+    def encode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, value: Any, ttl: float) -> tuple[bytes, int]:
+        """The L2 record for ``value`` and its absolute expiry in epoch milliseconds."""
+        payload = spec.codec.encode(value, skey)
+        expires_at_ms = int((self.clock() + ttl) * 1000) + 1
+        record = pack_record(payload, expires_at_ms, key if hashed else None)
+        return record, expires_at_ms
+
+    def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
+        """Value and remaining lifetime (s) of an L2 record; MISSING if unusable."""
+        try:
+            expires_at_ms, caller_key, payload = parse_record(raw)
+            if hashed and caller_key != key:
+                return MISSING, 0.0  # another key with the same hash: never its value
+            remaining = expires_at_ms / 1000.0 - self.clock()
+            if remaining <= 0:
+                return MISSING, 0.0
+            return spec.codec.decode(payload, skey), remaining
+        except CodecIntegrityError as exc:
+            self.metrics.error(f"integrity_{exc.reason.value}")
+            logger.warning("qcache: rejected a stored %r entry (%s)", spec.name, exc.reason.value)
+            return MISSING, 0.0
+
+    def l2_failed(self, operation: str, exc: BaseException) -> None:
+        """Count and log an L2 failure; in strict mode re-raise it."""
+        self.note_l2_failure(operation, exc)
+        if self.strict:
+            raise exc
+
+    def note_l2_failure(self, operation: str, exc: BaseException) -> None:
+        """Count an L2 failure and log it (at most one line every few seconds)."""
+        kind = "l2_circuit_open" if isinstance(exc, CircuitOpenError) else "l2_error"
+        self.metrics.error(kind)
+        now = time.monotonic()
+        if not isinstance(exc, CircuitOpenError) and now - self._last_error_log >= _ERROR_LOG_INTERVAL:
+            self._last_error_log = now
+            logger.warning("qcache: L2 %s failed, treated as a miss: %s", operation, exc)
+
+    def l1_fill(self, skey: str, value: Any, size: int, ttl: float) -> None:
+        if self.use_l1:
+            self.l1.set(skey, value, size, ttl)  # type: ignore[union-attr]
+
+    # -- plans -------------------------------------------------------------------------
+
+    def l1_lookup(self, namespace: str, key: str, cache_type: str | None) -> Any:
+        """The hot path of ``get``: the L1 value of a plain key, or MISSING.
+
+        It does only what an L1 hit needs (no generator; the key was checked
+        when it was set) and records the hit without taking the metrics lock.
+        On MISSING the caller goes on with ``get_begin(..., l1_checked=True)``:
+        a plain key's L1 miss is already counted here; hashed keys (long, or
+        starting with ``#``) are left to ``get_begin``, which compares the
+        caller key.
+        """
+        if not self.use_l1:
+            return MISSING
+        started = _perf_ns()
+        try:
+            base = self._bases[namespace][cache_type][0]
+        except KeyError:
+            base = self._type_base(namespace, cache_type)[0]
+        if type(key) is not str:
+            _check_key(key)  # raises the usual TypeError
+        skey = base + key
+        entry = self.l1.get_entry(skey)  # type: ignore[union-attr]
+        # No plain entry lives under a too-long key, and a hashed entry (meta holds its
+        # caller key) found under base + key can only be another key's: both go to get_begin.
+        if entry is None or entry[3] is not None:
+            if len(skey) <= self._max_key_length and key[:1] != HASHED_MARK:
+                self.metrics.tier_miss("l1")
+            return MISSING
+        self.metrics.l1_hit(_perf_ns() - started)
+        return entry[0]
+
+    def _type_base(self, namespace: str, cache_type: str | None) -> tuple[str, TypeSpec]:
+        """``<prefix>:<namespace>:<type>:`` and the type's spec (remembered); ValueError for an unknown type."""
+        spec = self.spec(cache_type)
+        found = (self.keys.namespace_base(namespace) + spec.name + ":", spec)
+        bases = self._bases
+        if len(bases) >= _MAX_REMEMBERED_NAMESPACES:
+            bases.clear()  # namespaces are per project; bound the memory if there are very many
+        bases.setdefault(namespace, {})[cache_type] = found
+        return found
+
+    def locate(self, namespace: str, key: str, cache_type: str | None) -> tuple[TypeSpec, str, bool]:
+        """The type's spec, the storage key of ``key`` and whether it is hashed (as ``storage_key``)."""
+        try:
+            base, spec = self._bases[namespace][cache_type]
+        except KeyError:
+            base, spec = self._type_base(namespace, cache_type)
+        skey = base + _check_key(key)
+        if len(skey) <= self._max_key_length and key[:1] != HASHED_MARK:
+            return spec, skey, False
+        return (spec, *self.keys.build(namespace, spec.name, key))
+
+    # ``get`` is the one operation written as two plain steps instead of a plan: on an L2 hit,
+    # driving a generator (creation, send, StopIteration) costs as much as all the rest of the
+    # facade's own work, so both facades call get_begin, make their one L2 call, then get_end.
+
+    def get_begin(
+        self, namespace: str, key: str, cache_type: str | None, default: Any, l1_checked: bool = False
+    ) -> tuple[Any, GetState | None]:
+        """First step of a read: L1 (skipped for a plain key ``l1_lookup`` already tried).
+
+        Returns ``(result, None)`` when the read is over (an L1 hit, or a miss
+        without L2), or ``(None, state)`` when the caller must fetch
+        ``state.skey`` from L2 and pass the bytes (None on a miss or an L2
+        failure, after :meth:`l2_failed`) to :meth:`get_end`.
+        """
+        spec, skey, hashed = self.locate(namespace, key, cache_type)
+        started = _perf_ns()
+        if self.use_l1 and (hashed or not l1_checked):
+            entry = self.l1.get_entry(skey)  # type: ignore[union-attr]
+            if entry is not None and (not hashed or entry.meta == key):
+                self.metrics.hit("l1", "get", _perf_ns() - started)
+                return entry.value, None
+            self.metrics.tier_miss("l1")
+        if not self.use_l2:
+            self.metrics.miss("get", _perf_ns() - started)
+            return default, None
+        return None, _new_call(GetState, (skey, hashed, key, spec, started))
+
+    def get_end(self, state: GetState, raw: bytes | None, default: Any) -> Any:
+        """Last step of a read: decode what L2 returned; an L2 hit fills L1 for its remaining lifetime."""
+        skey, hashed, key, spec, started = state
+        if raw is not None:
+            value, remaining = self.decode(skey, hashed, key, spec, raw)
+            if value is not MISSING:
+                if self.use_l1:
+                    self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining)
+                self.metrics.l2_hit(_perf_ns() - started)
+                return value
+        self.metrics.tier_miss("l2")
+        self.metrics.miss("get", _perf_ns() - started)
+        return default
+
+    def plan_peek(self, namespace: str, key: str, cache_type: str | None) -> Plan[Any]:
+        """The value of ``key``, or MISSING, without counting a lookup.
+
+        ``get_or_set``'s leader checks once more whether another caller filled
+        the key meanwhile; counting that as a second lookup would halve the
+        hit rate that stats() and health() report for read-through use.
+        """
+        if not self.enabled:
+            return MISSING
+        spec, skey, hashed = self.locate(namespace, key, cache_type)
+        if self.use_l1:
+            entry = self.l1.peek(skey)  # type: ignore[union-attr]
+            if entry is not None and (not hashed or entry.meta == key):
+                return entry.value
+        if self.use_l2:
+            try:
+                raw = yield _new_call(L2Call, ("get", (skey,)))
+            except BackendError as exc:
+                self.l2_failed("get", exc)
+                return MISSING
+            if raw is not None:
+                value, remaining = self.decode(skey, hashed, key, spec, raw)
+                if value is not MISSING:
+                    if self.use_l1:
+                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining)
+                    return value
+        return MISSING
+
+    def l1_fill_checked(self, skey: str, hashed: bool, key: str, value: Any, size: int, ttl: float) -> None:
+        """Fill L1 from an L2 hit, remembering the caller key of hashed entries."""
+        if self.use_l1:
+            self.l1.set(skey, value, size, ttl, meta=key if hashed else None)  # type: ignore[union-attr]
+
+    def plan_get_many(self, namespace: str, keys: Iterable[str], cache_type: str | None) -> Plan[dict[str, Any]]:
+        spec = self.spec(cache_type)
+        started = time.perf_counter_ns()
+        found: dict[str, Any] = {}
+        wanted: list[tuple[str, str, bool]] = []
+        seen: set[str] = set()
+        locate = self.locate
+        l1 = self.l1 if self.use_l1 else None
+        for key in keys:
+            if key in seen:
+                continue
+            seen.add(key)
+            _, skey, hashed = locate(namespace, key, cache_type)
+            if l1 is not None:
+                entry = l1.get_entry(skey)
+                if entry is not None and (not hashed or entry.meta == key):
+                    found[key] = entry.value
+                    continue
+            wanted.append((key, skey, hashed))
+        l1_hits = len(found)
+        if wanted and self.use_l2:
+            try:
+                raws = yield L2Call("get_many", ([skey for _, skey, _ in wanted],))
+            except BackendError as exc:
+                self.l2_failed("get_many", exc)
+                raws = [None] * len(wanted)
+            for (key, skey, hashed), raw in zip(wanted, raws):
+                if raw is None:
+                    continue
+                value, remaining = self.decode(skey, hashed, key, spec, raw)
+                if value is not MISSING:
+                    found[key] = value
+                    if l1 is not None:
+                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining)
+        elapsed = time.perf_counter_ns() - started
+        l2_hits = len(found) - l1_hits
+        self.metrics.batch_lookup(
+            l1_hits,
+            l2_hits,
+            len(seen) - len(found),
+            elapsed,
+            l1_misses=len(seen) - l1_hits if self.use_l1 else 0,
+            l2_misses=len(wanted) - l2_hits if self.use_l2 else 0,
+        )
+        return found
+
+    # ``set`` is split like ``get``: set_begin (keys, TTL, encoding: bad input raises before any
+    # tier is touched) and set_end (L1, the write-back queue, metrics). plan_set puts the L2
+    # write between them; when nothing goes to L2 during the call (write-back, memory-only)
+    # the facades call the two steps directly and skip driving a generator.
+
+    def set_begin(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> SetState:
+        """First step of a write: storage key, TTL and the encoded record."""
+        spec, skey, hashed = self.locate(namespace, key, cache_type)
+        seconds = self.resolve_ttl(spec, ttl)
+        started = _perf_ns()
+        record, expires_at_ms = self.encode(skey, hashed, key, spec, value, seconds)
+        return _new_call(SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started))
+
+    def set_end(self, state: SetState) -> None:
+        """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
+        skey, hashed, key, value, seconds, record, expires_at_ms, started = state
+        if self.use_l1:
+            strategy = self.strategy
+            if strategy is WriteStrategy.WRITE_AROUND and self.use_l2:
+                self.l1.delete(skey)  # type: ignore[union-attr]
+            else:
+                self.l1.set(skey, value, len(record), seconds, meta=key if hashed else None)  # type: ignore[union-attr]
+                if strategy is WriteStrategy.WRITE_BACK and self.use_l2:
+                    self.pending.put(_new_call(PendingWrite, (skey, record, expires_at_ms)))
+                self.metrics.l1_set(_perf_ns() - started)
+                return
+        self.metrics.timed("set", _perf_ns() - started)
+
+    def plan_set(
+        self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None
+    ) -> Plan[None]:
+        state = self.set_begin(namespace, key, value, ttl, cache_type)
+        if self.writes_l2_now:
+            try:
+                yield _new_call(L2Call, ("set", (state.skey, state.record, state.seconds)))
+            except BackendError as exc:
+                self.l2_failed("set", exc)
+            else:
+                self.metrics.stored("l2")
+        self.set_end(state)
+        return None
+
+    def plan_set_many(
+        self, namespace: str, items: Mapping[str, Any], ttl: object, cache_type: str | None
+    ) -> Plan[None]:
+        spec = self.spec(cache_type)
+        started = time.perf_counter_ns()
+        # Encode everything first: a value the codec refuses fails the call before anything is written.
+        prepared = []
+        for key, value in items.items():
+            skey, hashed = self.storage_key(namespace, spec, key)
+            seconds = self.resolve_ttl(spec, ttl)
+            record, expires_at_ms = self.encode(skey, hashed, key, spec, value, seconds)
+            prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
+        strategy = self.strategy
+        if self.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
+            try:
+                yield L2Call("set_many", ([(p[1], p[5], p[4]) for p in prepared],))
+            except BackendError as exc:
+                self.l2_failed("set_many", exc)
+            else:
+                self.metrics.stored("l2", len(prepared))
+        if self.use_l1:
+            l1 = self.l1
+            kept = 0
+            for key, skey, hashed, value, seconds, record, expires_at_ms in prepared:
+                if strategy is WriteStrategy.WRITE_AROUND and self.use_l2:
+                    l1.delete(skey)  # type: ignore[union-attr]
+                    continue
+                l1.set(skey, value, len(record), seconds, meta=key if hashed else None)  # type: ignore[union-attr]
+                kept += 1
+                if strategy is WriteStrategy.WRITE_BACK and self.use_l2:
+                    self.pending.put(_new_call(PendingWrite, (skey, record, expires_at_ms)))
+            if kept:
+                self.metrics.stored("l1", kept)
+        self.metrics.timed("set_many", time.perf_counter_ns() - started)
+        return None
+
+    def plan_delete(self, namespace: str, key: str, cache_type: str | None) -> Plan[bool]:
+        """Delete one key. The caller holds the write-back flush lock (see the facades)."""
+        spec = self.spec(cache_type)
+        skey, _hashed = self.storage_key(namespace, spec, key)
+        started = time.perf_counter_ns()
+        removed = False
+        if self.use_l1:
+            removed = self.l1.delete(skey)  # type: ignore[union-attr]
+        removed = self.pending.discard(skey) or removed
+        if self.use_l2:
+            try:
+                count = yield L2Call("delete", (skey,))
+            except BackendError as exc:
+                self.l2_failed("delete", exc)
+            else:
+                removed = bool(count) or removed
+        self.metrics.deleted(int(removed))
+        self.metrics.timed("delete", time.perf_counter_ns() - started)
+        return removed
+
+    def namespace_base(self, namespace: str) -> str:
+        return self.keys.namespace_base(namespace)
+
+    def plan_invalidate(self, namespace: str, pattern: str, cache_type: str | None) -> Plan[int]:
+        """Delete the namespace's keys whose ``type:key`` (or ``key`` within ``cache_type``) matches.
+
+        ``pattern`` is a Redis glob. On L2 it is appended to the escaped
+        namespace base, so it can never reach keys of another namespace.
+        Returns how many distinct keys were removed from any tier.
+        """
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("pattern must be a non-empty str")
+        visible = pattern if cache_type is None else f"{escape_glob(self.spec(cache_type).name)}:{pattern}"
+        return (yield from self._remove_matching(namespace, visible))
+
+    def plan_clear(self, namespace: str) -> Plan[int]:
+        """Delete every key of ``namespace`` in both tiers (SCAN + UNLINK, never FLUSHDB)."""
+        return (yield from self._remove_matching(namespace, "*"))
+
+    def _remove_matching(self, namespace: str, visible: str) -> Plan[int]:
+        """Remove keys of ``namespace`` whose ``type:key`` matches the glob ``visible``, in every tier."""
+        base = self.keys.namespace_base(namespace)
+        regex = compile_glob(visible)
+        removed: set[str] = set()
+
+        def matches(skey: str, caller_key: Callable[[], str | None]) -> bool:
+            if not skey.startswith(base):
+                return False
+            type_name, _, key_part = skey[len(base) :].partition(":")
+            if key_part.startswith(HASHED_MARK):  # a hashed key: match the caller's key, not the hash
+                original = caller_key()
+                if original is None:
+                    return False
+                key_part = original
+            return regex.fullmatch(f"{type_name}:{key_part}") is not None
+
+        if self.use_l1:
+            l1 = self.l1
+            assert l1 is not None
+
+            def l1_doomed(skey: str) -> bool:
+                hit = matches(skey, lambda: _meta_key(l1.peek(skey)))
+                if hit:
+                    removed.add(skey)
+                return hit
+
+            l1.delete_where(l1_doomed)
+        removed.update(
+            self.pending.discard_where(lambda w: matches(w.key, lambda: _record_key(w.record)))
+        )
+        if self.use_l2:
+            try:
+                scanned = yield L2Call("scan_keys", (escape_glob(base) + visible,))
+                # Hashed keys are judged by the caller key in their record, below, never by the hash.
+                plain = [k for k in scanned if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK)]
+                hashed = yield L2Call("scan_keys", (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
+                # Hashed keys already judged through L1 or the write-back queue need no record
+                # read, but their L2 copies must go too.
+                plain.extend(k for k in hashed if k in removed)
+                candidates = [k for k in hashed if k not in removed]
+                for start in range(0, len(candidates), self.batch_size):
+                    chunk = candidates[start : start + self.batch_size]
+                    raws = yield L2Call("get_many", (chunk,))
+                    plain.extend(
+                        skey
+                        for skey, raw in zip(chunk, raws)
+                        if raw is not None and matches(skey, lambda raw=raw: _record_key(raw))
+                    )
+                for start in range(0, len(plain), self.batch_size):
+                    chunk = plain[start : start + self.batch_size]
+                    if (yield L2Call("delete", tuple(chunk))):
+                        removed.update(chunk)
+            except BackendError as exc:
+                self.l2_failed("invalidate", exc)
+        self.metrics.deleted(len(removed))
+        return len(removed)
+
+    def plan_flush_batch(self, limit: int) -> Plan[int]:
+        """Send up to ``limit`` pending writes to L2; on failure put them back. Returns how many went."""
+        batch = self.pending.take(limit)
+        if not batch:
+            return 0
+        now_ms = int(self.clock() * 1000)
+        live = [w for w in batch if w.expires_at_ms > now_ms + 1]
+        if not live:
+            return 0
+        started = time.perf_counter_ns()
+        try:
+            yield L2Call("set_many", ([(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live],))
+        except BaseException as exc:
+            # A batch that failed, or was cut short by cancellation (the async close() may cancel
+            # the flusher), goes back to the queue: a taken batch must never just vanish.
+            if isinstance(exc, BackendError) or not isinstance(exc, Exception):
+                self.pending.requeue(live)
+            raise
+        self.metrics.stored("l2", len(live))
+        self.metrics.timed("writeback_flush", time.perf_counter_ns() - started)
+        return len(live)
+
+    def plan_probe(self) -> Plan[dict[str, Any]]:
+        """Health of both tiers: a probe key set, read and deleted in each, with latencies."""
+        report: dict[str, Any] = {"status": "healthy", "reasons": []}
+        reasons: list[str] = report["reasons"]
+        probe_key = f"{self.keys.prefix}:__health__:{random.getrandbits(64):016x}"
+        probe_value = b"qcache-health-probe"
+        if self.use_l1:
+            l1 = self.l1
+            assert l1 is not None
+            started = time.perf_counter()
+            try:
+                l1.set(probe_key, probe_value, len(probe_value), 10.0)
+                ok = l1.get(probe_key) == probe_value
+                l1.delete(probe_key)
+            except Exception as exc:  # a broken L1 is exactly what health must report
+                ok = False
+                reasons.append(f"L1 probe raised {type(exc).__name__}: {exc}")
+            report["l1"] = {
+                "status": "healthy" if ok else "unhealthy",
+                "latency_ms": (time.perf_counter() - started) * 1000,
+                **dataclasses.asdict(l1.stats()),
+            }
+            if not ok:
+                report["status"] = "unhealthy"
+                reasons.append("L1 probe did not read back its value")
+        if self.use_l2:
+            started = time.perf_counter()
+            record = pack_record(probe_value, int((self.clock() + 10) * 1000))
+            try:
+                yield L2Call("set", (probe_key, record, 10.0))
+                ok = (yield L2Call("get", (probe_key,))) == record
+                yield L2Call("delete", (probe_key,))
+                error = None if ok else "L2 probe did not read back its value"
+            except QCacheError as exc:
+                ok, error = False, f"L2 unreachable: {exc}"
+            latency_ms = (time.perf_counter() - started) * 1000 / 3
+            report["l2"] = {"status": "healthy" if ok else "unhealthy", "latency_ms": latency_ms}
+            if not ok:
+                reasons.append(error or "L2 probe failed")
+                # With L1 in front the cache still serves; without it, it cannot.
+                report["status"] = "degraded" if self.use_l1 and report["status"] == "healthy" else "unhealthy"
+            elif latency_ms > self.latency_threshold_ms:
+                reasons.append(
+                    f"L2 latency {latency_ms:.1f} ms above CACHE_LATENCY_THRESHOLD {self.latency_threshold_ms:g} ms"
+                )
+                if report["status"] == "healthy":
+                    report["status"] = "degraded"
+        stats = self.metrics.snapshot()
+        report["hit_rate"] = stats["hit_rate"]
+        report["lookups"] = stats["lookups"]
+        if stats["lookups"] >= 100 and stats["hit_rate"] < self.hit_rate_threshold:
+            reasons.append(
+                f"hit rate {stats['hit_rate']:.2f} below CACHE_HIT_RATE_THRESHOLD {self.hit_rate_threshold:g}"
+            )
+            if report["status"] == "healthy":
+                report["status"] = "degraded"
+        report["pending_writes"] = len(self.pending)
+        return report
+
+    def stats(self) -> dict[str, Any]:
+        """Metrics plus tier sizes and write-back state."""
+        out = self.metrics.snapshot()
+        codec = self.codec_stats.snapshot()
+        # Serialized bytes over stored bytes, every value included (None before the first write).
+        out["compression_ratio"] = codec.storage_ratio if codec.encoded else None
+        out["enabled"] = self.enabled
+        out["level"] = self.level.value
+        out["write_strategy"] = self.strategy.value
+        if self.l1 is not None:
+            out["l1"] = dataclasses.asdict(self.l1.stats())
+        out["pending_writes"] = len(self.pending)
+        out["writeback_dropped"] = self.pending.dropped
+        return out

@@ -1,0 +1,76 @@
+"""Building storage keys from the prefix, project namespace, cache type and key.
+
+The layout is ``<prefix>:<namespace>:<type>:<key>``. The namespace comes right
+after the prefix so that everything one project owns starts with one literal
+run, ``<prefix>:<namespace>:``: clearing or pattern-invalidating a namespace is
+a single ``SCAN MATCH`` on that escaped run followed by the caller's glob, and
+no glob can reach past it. Prefix, namespace and type names are validated to
+contain no ``:`` and no glob metacharacters. Keys whose storage form would be
+longer than ``max_key_length`` are stored as ``<prefix>:<namespace>:<type>:#<sha256>``;
+the caller's key travels inside the stored record and is compared on every
+read, so two keys can never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from qcache.errors import ConfigError
+
+#: Namespace of keys written outside any project view.
+GLOBAL_NAMESPACE = "_"
+HASHED_MARK = "#"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_GLOB_SPECIALS = frozenset("*?[]\\")
+
+
+def check_name(kind: str, name: str) -> str:
+    """Validate a prefix, cache type or project name; return it unchanged."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(
+            f"invalid {kind} {name!r}: use 1-64 characters from letters, digits, '_', '.', '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def escape_glob(text: str) -> str:
+    """Escape Redis ``MATCH`` metacharacters so ``text`` matches only itself."""
+    return "".join("\\" + ch if ch in _GLOB_SPECIALS else ch for ch in text)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBuilder:
+    """Turns (namespace, cache type, caller key) into the key stored in both tiers."""
+
+    prefix: str
+    max_key_length: int
+
+    def __post_init__(self) -> None:
+        try:
+            check_name("key prefix", self.prefix)
+        except ValueError as exc:
+            raise ConfigError(f"CACHE_KEY_PREFIX: {exc}") from None
+        if self.max_key_length < 32:
+            raise ConfigError(
+                f"CACHE_MAX_KEY_LENGTH: must be at least 32, got {self.max_key_length}"
+            )
+
+    def namespace_base(self, namespace: str) -> str:
+        """The literal ``<prefix>:<namespace>:`` that starts every key of a namespace."""
+        return f"{self.prefix}:{namespace}:"
+
+    def build(self, namespace: str, cache_type: str, key: str) -> tuple[str, bool]:
+        """The storage key for ``key`` and whether it is the hashed form.
+
+        The hashed form is used when the plain one would exceed
+        ``max_key_length``, and for keys starting with ``#`` (so that no plain
+        key can ever look like a hashed one).
+        """
+        full = f"{self.prefix}:{namespace}:{cache_type}:{key}"
+        if len(full) <= self.max_key_length and not key.startswith(HASHED_MARK):
+            return full, False
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"{self.prefix}:{namespace}:{cache_type}:{HASHED_MARK}{digest}", True

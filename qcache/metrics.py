@@ -1,0 +1,299 @@
+"""Counters and bounded latency histograms; pure, no I/O.
+
+Latencies go into a fixed array of log-linear buckets (8 per power of two, so
+any percentile is within 12.5% of the truth) instead of a growing list: memory
+stays constant however long the process runs, and recording costs a
+``bit_length`` and an index. Hits of ``get``, the hottest path, skip even that:
+they append their latency to a list without a lock, and the list is folded into
+the tallies in vectorised batches (or when a snapshot is taken).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_SUB_BITS = 3
+_SUB = 1 << _SUB_BITS
+_BUCKETS = (64 - _SUB_BITS) * _SUB
+#: L1 hit latencies wait in a lock-free list and are folded into the tallies this many at a time.
+_FOLD_BATCH = 4096
+
+
+def bucket_of(ns: int) -> int:
+    """Bucket index of a duration in nanoseconds."""
+    if ns < _SUB:
+        return ns if ns > 0 else 0
+    length = ns.bit_length()
+    return (length - _SUB_BITS) * _SUB + ((ns >> (length - _SUB_BITS - 1)) & (_SUB - 1))
+
+
+def bucket_bounds(index: int) -> tuple[int, int]:
+    """``[low, high)`` nanoseconds covered by bucket ``index``."""
+    if index < _SUB:
+        return index, index + 1
+    length = index // _SUB + _SUB_BITS
+    mantissa = index % _SUB
+    shift = length - _SUB_BITS - 1
+    low = (_SUB + mantissa) << shift
+    return low, low + (1 << shift)
+
+
+class LatencyHistogram:
+    """Constant-memory histogram of durations in nanoseconds. Not locked: callers lock."""
+
+    __slots__ = ("counts", "total", "sum_ns", "max_ns")
+
+    def __init__(self) -> None:
+        self.counts = [0] * _BUCKETS
+        self.total = 0
+        self.sum_ns = 0
+        self.max_ns = 0
+
+    def record(self, ns: int) -> None:
+        self.counts[min(bucket_of(ns), _BUCKETS - 1)] += 1
+        self.total += 1
+        self.sum_ns += ns
+        if ns > self.max_ns:
+            self.max_ns = ns
+
+    def record_many(self, samples: list[int]) -> None:
+        """Record a batch of durations at once, exactly as ``record`` would one by one.
+
+        Vectorised, because the L1 hit path hands over hundreds of samples at a
+        time and a Python-level ``record`` per sample would cost more than the hit.
+        """
+        if not samples:
+            return
+        values = np.asarray(samples, dtype=np.int64)
+        np.maximum(values, 0, out=values)
+        # frexp's exponent is the bit length (exact for values below 2**53, i.e. 104 days).
+        _, lengths = np.frexp(values.astype(np.float64))
+        shift = np.maximum(lengths - (_SUB_BITS + 1), 0)
+        index = np.where(values < _SUB, values, (lengths - _SUB_BITS) * _SUB + ((values >> shift) & (_SUB - 1)))
+        np.minimum(index, _BUCKETS - 1, out=index)
+        binned = np.bincount(index)
+        counts = self.counts
+        for bucket in np.flatnonzero(binned).tolist():
+            counts[bucket] += int(binned[bucket])
+        self.total += len(samples)
+        self.sum_ns += int(values.sum())
+        self.max_ns = max(self.max_ns, int(values.max()))
+
+    def percentile(self, fraction: float) -> float:
+        """Duration (ns) below which ``fraction`` of the samples fall; 0.0 when empty."""
+        if not self.total:
+            return 0.0
+        rank = max(1, round(fraction * self.total))
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                low, high = bucket_bounds(index)
+                return min((low + high) / 2, float(self.max_ns))
+        return float(self.max_ns)  # pragma: no cover - rank never exceeds total
+
+    def summary_ms(self) -> dict[str, float]:
+        """Count, mean, p50, p95, p99 and max, in milliseconds."""
+        to_ms = 1e-6
+        return {
+            "count": self.total,
+            "mean_ms": (self.sum_ns / self.total * to_ms) if self.total else 0.0,
+            "p50_ms": self.percentile(0.50) * to_ms,
+            "p95_ms": self.percentile(0.95) * to_ms,
+            "p99_ms": self.percentile(0.99) * to_ms,
+            "max_ms": self.max_ns * to_ms,
+        }
+
+
+@dataclass
+class _Tallies:
+    hits: Counter[str] = field(default_factory=Counter)
+    misses: Counter[str] = field(default_factory=Counter)
+    sets: Counter[str] = field(default_factory=Counter)
+    deletes: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: dict[str, LatencyHistogram] = field(default_factory=dict)
+
+
+class CacheMetrics:
+    """Thread-safe tallies for one cache: hits and misses per tier, sets, errors, latencies."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._t = _Tallies()
+        # An L1 hit costs under a microsecond; taking the lock and updating a histogram would
+        # double it. So hits only append their latency here (list.append is atomic) and whoever
+        # fills a batch, or asks for a snapshot, folds them in under the lock, vectorised.
+        self._l1_hits: list[int] = []
+        self._l2_hits: list[int] = []  # the same for L2 hits of ``get`` (the lock costs ~1 us after I/O)
+        self._l1_sets: list[int] = []  # and for sets that only wrote L1 (write-back, memory-only)
+        # (samples, tally, tier, operation): where each queue goes when folded.
+        self._queues = (
+            (self._l1_hits, "hits", "l1", "get"),
+            (self._l2_hits, "hits", "l2", "get"),
+            (self._l1_sets, "sets", "l1", "set"),
+        )
+
+    def l1_hit(self, ns: int) -> None:
+        """An L1 hit of ``get`` that took ``ns`` nanoseconds; the hot path, lock-free."""
+        pending = self._l1_hits
+        pending.append(ns)
+        if len(pending) >= _FOLD_BATCH:
+            with self._lock:
+                self._fold()
+
+    def l2_hit(self, ns: int) -> None:
+        """An L2 hit of ``get`` that took ``ns`` nanoseconds; lock-free like :meth:`l1_hit`."""
+        pending = self._l2_hits
+        pending.append(ns)
+        if len(pending) >= _FOLD_BATCH:
+            with self._lock:
+                self._fold()
+
+    def l1_set(self, ns: int) -> None:
+        """A ``set`` that wrote L1 only, in ``ns`` nanoseconds; lock-free like :meth:`l1_hit`."""
+        pending = self._l1_sets
+        pending.append(ns)
+        if len(pending) >= _FOLD_BATCH:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Move queued samples into the tallies (caller holds the lock)."""
+        t = self._t
+        for pending, tally, tier, operation in self._queues:
+            if not pending:
+                continue
+            # copy() and the slice deletion are single C calls and appends only ever extend the
+            # end, so exactly the copied samples are removed; racing appends wait for the next fold.
+            batch = pending.copy()
+            del pending[: len(batch)]
+            hist = t.latency.get(operation)
+            if hist is None:
+                hist = t.latency[operation] = LatencyHistogram()
+            hist.record_many(batch)
+            getattr(t, tally)[tier] += len(batch)
+
+    def hit(self, tier: str, operation: str, ns: int) -> None:
+        with self._lock:
+            self._t.hits[tier] += 1
+            self._observe(operation, ns)
+
+    def miss(self, operation: str, ns: int) -> None:
+        with self._lock:
+            self._t.misses["total"] += 1
+            self._observe(operation, ns)
+
+    def tier_miss(self, tier: str) -> None:
+        with self._lock:
+            self._t.misses[tier] += 1
+
+    def batch_lookup(
+        self, l1_hits: int, l2_hits: int, misses: int, ns: int, l1_misses: int = 0, l2_misses: int = 0
+    ) -> None:
+        """One ``get_many``: hits per tier, keys found nowhere, and misses per tier as ``get`` counts them."""
+        with self._lock:
+            t = self._t
+            t.hits["l1"] += l1_hits
+            t.hits["l2"] += l2_hits
+            t.misses["total"] += misses
+            if l1_misses:
+                t.misses["l1"] += l1_misses
+            if l2_misses:
+                t.misses["l2"] += l2_misses
+            self._observe("get_many", ns)
+
+    def stored(self, tier: str, count: int = 1) -> None:
+        """Count ``count`` values written to ``tier`` (the call's latency goes through ``timed``)."""
+        with self._lock:
+            self._t.sets[tier] += count
+
+    def timed(self, operation: str, ns: int) -> None:
+        with self._lock:
+            self._observe(operation, ns)
+
+    def deleted(self, count: int) -> None:
+        with self._lock:
+            self._t.deletes += count
+
+    def error(self, kind: str) -> None:
+        with self._lock:
+            self._t.errors[kind] += 1
+
+    def _observe(self, operation: str, ns: int) -> None:
+        hist = self._t.latency.get(operation)
+        if hist is None:
+            hist = self._t.latency[operation] = LatencyHistogram()
+        hist.record(ns)
+
+    def reset(self) -> None:
+        with self._lock:
+            for pending, *_ in self._queues:
+                pending.clear()
+            self._t = _Tallies()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain-data view: counts, hit rate, errors by kind, latency percentiles per operation."""
+        with self._lock:
+            self._fold()
+            t = self._t
+            hits = sum(t.hits.values())
+            lookups = hits + t.misses["total"]
+            return {
+                "hits": dict(t.hits),
+                "misses": dict(t.misses),
+                "lookups": lookups,
+                "hit_rate": hits / lookups if lookups else 0.0,
+                "sets": dict(t.sets),
+                "deletes": t.deletes,
+                "errors": dict(t.errors),
+                "latency": {op: h.summary_ms() for op, h in sorted(t.latency.items())},
+            }
+
+
+class NullMetrics(CacheMetrics):
+    """What ``CACHE_METRICS_ENABLED=false`` installs: every record is a no-op.
+
+    Errors are still counted: they are rare, and health checks depend on them.
+    """
+
+    enabled = False
+
+    def l1_hit(self, ns: int) -> None:
+        pass
+
+    def l2_hit(self, ns: int) -> None:
+        pass
+
+    def l1_set(self, ns: int) -> None:
+        pass
+
+    def hit(self, tier: str, operation: str, ns: int) -> None:
+        pass
+
+    def miss(self, operation: str, ns: int) -> None:
+        pass
+
+    def tier_miss(self, tier: str) -> None:
+        pass
+
+    def batch_lookup(
+        self, l1_hits: int, l2_hits: int, misses: int, ns: int, l1_misses: int = 0, l2_misses: int = 0
+    ) -> None:
+        pass
+
+    def stored(self, tier: str, count: int = 1) -> None:
+        pass
+
+    def timed(self, operation: str, ns: int) -> None:
+        pass
+
+    def deleted(self, count: int) -> None:
+        pass

@@ -1,0 +1,88 @@
+"""The write-back queue: pending L2 writes, coalesced per key and bounded. Pure, no I/O.
+
+The sync and async facades each run a small flusher around it; the ordering
+rule that keeps a delete from being undone by a late flush lives in the
+facades (deletes and flushes share one lock), the bookkeeping lives here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import NamedTuple
+
+
+class PendingWrite(NamedTuple):
+    """One write waiting for L2: the storage key, the record and when it expires (epoch ms).
+
+    A named tuple rather than a frozen dataclass: one is built per write-back
+    ``set``, and a frozen dataclass costs several times more to create.
+    """
+
+    key: str
+    record: bytes
+    expires_at_ms: int
+
+
+class WriteBackQueue:
+    """Pending writes in arrival order; a second write to a key replaces the first.
+
+    When full, ``put`` drops the oldest pending write to make room and counts
+    it in ``dropped`` (its value is still in L1; only its L2 copy is lost).
+    """
+
+    def __init__(self, max_pending: int) -> None:
+        if max_pending <= 0:
+            raise ValueError(f"max_pending must be positive, got {max_pending}")
+        self.max_pending = max_pending
+        self._pending: OrderedDict[str, PendingWrite] = OrderedDict()
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def put(self, write: PendingWrite) -> None:
+        """Queue ``write``, replacing any pending write to the same key."""
+        with self._lock:
+            pending = self._pending
+            if write.key in pending:
+                del pending[write.key]
+            elif len(pending) >= self.max_pending:
+                pending.popitem(last=False)
+                self.dropped += 1
+            pending[write.key] = write
+
+    def take(self, limit: int) -> list[PendingWrite]:
+        """Remove and return up to ``limit`` of the oldest pending writes."""
+        with self._lock:
+            pending = self._pending
+            count = min(limit, len(pending))
+            return [pending.popitem(last=False)[1] for _ in range(count)]
+
+    def requeue(self, writes: list[PendingWrite]) -> None:
+        """Put back writes whose flush failed, ahead of the rest, unless a newer one arrived."""
+        with self._lock:
+            pending = self._pending
+            for write in reversed(writes):
+                if write.key in pending:
+                    continue  # a newer value for this key is already waiting
+                if len(pending) >= self.max_pending:
+                    self.dropped += 1
+                    continue
+                pending[write.key] = write
+                pending.move_to_end(write.key, last=False)
+
+    def discard(self, key: str) -> bool:
+        """Forget the pending write to ``key``; True if there was one."""
+        with self._lock:
+            return self._pending.pop(key, None) is not None
+
+    def discard_where(self, predicate: Callable[[PendingWrite], bool]) -> list[str]:
+        """Forget every pending write satisfying ``predicate``; return their keys."""
+        with self._lock:
+            doomed = [key for key, write in self._pending.items() if predicate(write)]
+            for key in doomed:
+                del self._pending[key]
+            return doomed
+
+    def __len__(self) -> int:
+        return len(self._pending)

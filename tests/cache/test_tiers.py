@@ -1,0 +1,189 @@
+"""How the two tiers meet: L1 bounds, the read path, L1 fills from L2, write-through and write-around."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from qcache.record import unpack_record
+
+from .conftest import MakeCache
+from .support import Clocks, Handle, redis_keys
+
+pytestmark = pytest.mark.redis
+
+
+def l1_entry(cache: Handle, key: str, cache_type: str | None = None) -> object:
+    """The live L1 entry of ``key`` (None when absent), read without counting an access."""
+    assert cache.core.l1 is not None
+    return cache.core.l1.peek(cache.storage_key(key, cache_type))
+
+
+# -- L1 bounds ---------------------------------------------------------------------------
+
+
+async def test_l1_holds_at_most_max_size_entries(make_cache: MakeCache) -> None:
+    cache = await make_cache("BOTH", MEMORY_CACHE_MAX_SIZE=20)
+    for i in range(50):
+        await cache.set(f"k{i}", i, ttl=60)
+    l1 = (await cache.stats())["l1"]
+    assert l1["entries"] == 20
+    assert l1["max_entries"] == 20
+    assert l1["evictions"] == 30
+    # LRU kept the newest; the evicted ones are still served by L2.
+    assert all(l1_entry(cache, f"k{i}") is not None for i in range(30, 50))
+    assert all(l1_entry(cache, f"k{i}") is None for i in range(30))
+    assert await cache.get_many([f"k{i}" for i in range(50)]) == {f"k{i}": i for i in range(50)}
+
+
+async def test_l1_holds_at_most_max_memory_bytes(make_cache: MakeCache, raw_redis: redis.Redis) -> None:
+    cache = await make_cache("BOTH", MEMORY_CACHE_MAX_MEMORY_MB=1, MEMORY_CACHE_MAX_SIZE=1000)
+    values = {f"blob{i}": os.urandom(100_000) for i in range(25)}  # incompressible
+    for key, value in values.items():
+        await cache.set(key, value, ttl=60)
+    l1 = (await cache.stats())["l1"]
+    assert l1["max_bytes"] == 1024 * 1024
+    assert l1["bytes"] <= 1024 * 1024
+    assert l1["entries"] == 10  # ~100 KB each: ten fit in 1 MiB, eleven do not
+    # An entry weighs exactly the encoded record that L2 holds.
+    entry = l1_entry(cache, "blob24")
+    assert entry is not None
+    assert entry.size == len(raw_redis.get(cache.storage_key("blob24")))
+    assert await cache.get("blob0") == values["blob0"]  # evicted from L1, served by L2
+
+
+async def test_a_value_larger_than_l1_is_still_cached_in_l2(make_cache: MakeCache) -> None:
+    cache = await make_cache("BOTH", MEMORY_CACHE_MAX_MEMORY_MB=1)
+    huge = os.urandom(1_200_000)
+    await cache.set("huge", huge, ttl=60)
+    assert l1_entry(cache, "huge") is None
+    assert await cache.get("huge") == huge
+
+
+# -- the read path ---------------------------------------------------------------------------
+
+
+async def test_reads_try_l1_then_l2_and_an_l2_hit_fills_l1(make_cache: MakeCache) -> None:
+    cache = await make_cache("BOTH")
+    await cache.set("k", {"v": 1}, ttl=60)
+    assert cache.core.l1 is not None
+    cache.core.l1.delete(cache.storage_key("k"))  # as if evicted
+    assert await cache.get("k") == {"v": 1}
+    assert l1_entry(cache, "k") is not None
+    assert await cache.get("k") == {"v": 1}
+    stats = await cache.stats()
+    assert stats["hits"] == {"l1": 1, "l2": 1}
+    assert stats["misses"] == {"l1": 1}
+
+
+async def test_l1_answers_before_l2(make_cache: MakeCache) -> None:
+    both = await make_cache("BOTH")
+    redis_only = await make_cache("L2_REDIS")
+    await both.set("k", "old", ttl=60)
+    await redis_only.set("k", "new", ttl=60)  # another process updates Redis
+    assert await both.get("k") == "old"  # L1 answers (the price of an L1: bounded staleness)
+    assert await redis_only.get("k") == "new"
+
+
+async def test_an_l2_hit_fills_l1_for_the_remaining_l2_lifetime_only(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    writer_clocks, reader_clocks = Clocks(), Clocks()
+    writer = await make_cache("BOTH", clocks=writer_clocks)
+    reader = await make_cache("BOTH", clocks=reader_clocks)
+    await writer.set("k", "v", ttl=2)
+    reader_clocks.advance(1.2)  # the reader reads 1.2 s after the write
+    assert await reader.get("k") == "v"
+    skey = reader.storage_key("k")
+    assert reader.core.l1 is not None
+    l1_left = reader.core.l1.remaining_ttl(skey)
+    record = unpack_record(raw_redis.get(skey))
+    l2_left = record.expires_at_ms / 1000 - reader_clocks.wall()
+    assert l1_left is not None
+    assert 0 < l1_left <= l2_left <= 0.81
+    assert l1_left <= raw_redis.pttl(skey) / 1000
+    # And the L1 copy really dies with the L2 entry.
+    reader_clocks.advance(0.81)
+    assert await reader.get("k") is None
+
+
+async def test_an_expired_record_is_a_miss_even_while_redis_still_holds_it(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    writer = await make_cache("L2_REDIS")
+    late_clocks = Clocks()
+    reader = await make_cache("BOTH", clocks=late_clocks)
+    await writer.set("k", "v", ttl=3)
+    late_clocks.advance(3.5)  # the reader's wall clock is past the expiry
+    assert raw_redis.exists(reader.storage_key("k"))
+    assert await reader.get("k") is None
+    assert await reader.get_many(["k"]) == {}
+    assert l1_entry(reader, "k") is None
+
+
+# -- write-through and write-around ------------------------------------------------------------
+
+
+async def test_write_through_writes_both_tiers_in_the_call(make_cache: MakeCache, raw_redis: redis.Redis) -> None:
+    cache = await make_cache("BOTH", "WRITE_THROUGH")
+    await cache.set("k", [1], ttl=60)
+    await cache.set_many({"a": 1, "b": 2}, ttl=60)
+    for key in ("k", "a", "b"):
+        assert l1_entry(cache, key) is not None
+        assert raw_redis.exists(cache.storage_key(key))
+
+
+async def test_write_around_writes_l2_only_and_the_next_read_fills_l1(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    cache = await make_cache("BOTH", "WRITE_AROUND")
+    await cache.set("k", "v1", ttl=60)
+    assert l1_entry(cache, "k") is None
+    assert raw_redis.exists(cache.storage_key("k"))
+    assert await cache.get("k") == "v1"
+    assert l1_entry(cache, "k") is not None  # filled by the read
+    await cache.set("k", "v2", ttl=60)
+    assert l1_entry(cache, "k") is None  # the stale L1 copy was dropped
+    assert await cache.get("k") == "v2"
+    await cache.set_many({"k": "v3", "j": "w"}, ttl=60)
+    assert l1_entry(cache, "k") is None and l1_entry(cache, "j") is None
+    assert await cache.get_many(["k", "j"]) == {"k": "v3", "j": "w"}
+
+
+async def test_write_back_on_redis_only_level_writes_through(make_cache: MakeCache, raw_redis: redis.Redis) -> None:
+    cache = await make_cache("L2_REDIS", "WRITE_BACK")
+    assert (await cache.stats())["write_strategy"] == "WRITE_THROUGH"
+    await cache.set("k", 1, ttl=60)
+    assert raw_redis.exists(cache.storage_key("k"))
+
+
+async def test_memory_only_level_never_talks_to_redis(
+    make_cache: MakeCache, raw_redis: redis.Redis, prefix: str
+) -> None:
+    cache = await make_cache("L1_MEMORY", "WRITE_BACK")
+    await cache.set("k", 1, ttl=60)
+    await cache.set_many({"a": 1}, ttl=60)
+    await cache.get_or_set("b", lambda: 2, ttl=60)
+    assert await cache.invalidate_pattern("*") == 3
+    await cache.flush()
+    assert redis_keys(raw_redis, prefix) == set()
+    assert cache.raw._shared.tier is None
+
+
+async def test_the_level_can_change_while_the_cache_runs(
+    make_cache: MakeCache, raw_redis: redis.Redis, prefix: str
+) -> None:
+    cache = await make_cache("L1_MEMORY")
+    await cache.set("before", 1, ttl=60)
+    assert redis_keys(raw_redis, prefix) == set()
+    cache.core.config.update(CACHE_LEVEL="BOTH")  # e.g. from a watched .env file
+    assert await cache.get("before") == 1  # still in L1
+    assert await cache.get("absent") is None  # L2 is asked now, without an error
+    await cache.set("after", 2, ttl=60)
+    assert redis_keys(raw_redis, prefix) == {cache.storage_key("after")}
+    assert (await cache.stats())["errors"] == {}
+    cache.core.config.update(CACHE_LEVEL="L1_MEMORY")
+    await cache.set("later", 3, ttl=60)
+    assert redis_keys(raw_redis, prefix) == {cache.storage_key("after")}
