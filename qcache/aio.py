@@ -37,6 +37,7 @@ class _AsyncShared:
         self.tier = tier
         self.flush_lock = asyncio.Lock()
         self.flights: dict[str, asyncio.Future[Any]] = {}
+        self.flight_leaders: dict[str, asyncio.Task[Any] | None] = {}
         self.wake = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.stopping = False  # set by close(): the flusher drains once more and returns
@@ -144,6 +145,9 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         flights = self._shared.flights
         flight_key = self._core.storage_key(self._namespace, self._core.spec(cache_type), key)[0]
         while (flight := flights.get(flight_key)) is not None:
+            if self._shared.flight_leaders.get(flight_key) is asyncio.current_task():
+                # The loader awaited its own key: waiting for ourselves would never end.
+                raise RuntimeError(f"get_or_set({key!r}) called again from inside its own loader")
             try:
                 return await asyncio.shield(flight)
             except asyncio.CancelledError:
@@ -152,6 +156,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
                     continue  # the leader was cancelled, not this waiter: take the load over
                 raise
         flight = flights[flight_key] = asyncio.get_running_loop().create_future()
+        self._shared.flight_leaders[flight_key] = asyncio.current_task()
         try:
             value = await self._run(self._core.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
             if value is MISSING:
@@ -172,6 +177,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             raise
         finally:
             del flights[flight_key]
+            del self._shared.flight_leaders[flight_key]
 
     # -- writes ------------------------------------------------------------------------
 
@@ -210,7 +216,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             return await self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
 
     async def clear(self) -> int:
-        """Delete every key of this namespace in both tiers."""
+        """Delete every key of this namespace in both tiers (works while disabled, as the sync one)."""
         async with self._shared.flush_lock:
             return await self._run(self._core.plan_clear(self._namespace))
 

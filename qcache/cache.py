@@ -33,9 +33,10 @@ _MAX_RETRY_DELAY = 2.0
 class _Flight:
     """One in-progress ``get_or_set`` load that other threads wait on."""
 
-    __slots__ = ("done", "value", "error")
+    __slots__ = ("done", "value", "error", "owner")
 
     def __init__(self) -> None:
+        self.owner = threading.get_ident()
         self.done = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
@@ -178,6 +179,9 @@ class QueryCache(FacadeBase["_Shared"]):
                 flight = shared.flights[flight_key] = _Flight()
         assert flight is not None
         if not leader:
+            if flight.owner == threading.get_ident():
+                # The loader asked for its own key: waiting for ourselves would never end.
+                raise RuntimeError(f"get_or_set({key!r}) called again from inside its own loader")
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
@@ -239,7 +243,11 @@ class QueryCache(FacadeBase["_Shared"]):
             return self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
 
     def clear(self) -> int:
-        """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB)."""
+        """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).
+
+        Works even while ``CACHE_ENABLED=false``, so stale entries can be
+        dropped before the cache is switched back on.
+        """
         with self._shared.flush_lock:
             return self._run(self._core.plan_clear(self._namespace))
 

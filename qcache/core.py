@@ -358,10 +358,30 @@ class CacheCore:
                 self.metrics.hit("l1", "get", _perf_ns() - started)
                 return entry.value, None
             self.metrics.tier_miss("l1")
+        if len(self.pending):
+            value = self.pending_value(skey, hashed, key, spec)
+            if value is not MISSING:
+                self.metrics.hit("l1", "get", _perf_ns() - started)
+                return value, None
         if not self.use_l2:
             self.metrics.miss("get", _perf_ns() - started)
             return default, None
         return None, _new_call(GetState, (skey, hashed, key, spec, started))
+
+    def pending_value(self, skey: str, hashed: bool, key: str, spec: TypeSpec) -> Any:
+        """The value of a write-back write not yet flushed (evicted from L1 meanwhile), or MISSING.
+
+        Without this, a value L1 evicted before the flusher sent it to L2
+        would read as a miss, or worse, as the older value still in L2. It is
+        put back into L1 for its remaining lifetime.
+        """
+        write = self.pending.get(skey)
+        if write is None:
+            return MISSING
+        value, remaining = self.decode(skey, hashed, key, spec, write.record)
+        if value is not MISSING and self.use_l1:
+            self.l1_fill_checked(skey, hashed, key, value, len(write.record), remaining)
+        return value
 
     def get_end(self, state: GetState, raw: bytes | None, default: Any) -> Any:
         """Last step of a read: decode what L2 returned; an L2 hit fills L1 for its remaining lifetime."""
@@ -391,6 +411,10 @@ class CacheCore:
             entry = self.l1.peek(skey)  # type: ignore[union-attr]
             if entry is not None and (not hashed or entry.meta == key):
                 return entry.value
+        if len(self.pending):
+            value = self.pending_value(skey, hashed, key, spec)
+            if value is not MISSING:
+                return value
         if self.use_l2:
             try:
                 raw = yield _new_call(L2Call, ("get", (skey,)))
@@ -427,6 +451,11 @@ class CacheCore:
                 entry = l1.get_entry(skey)
                 if entry is not None and (not hashed or entry.meta == key):
                     found[key] = entry.value
+                    continue
+            if len(self.pending):
+                value = self.pending_value(skey, hashed, key, spec)
+                if value is not MISSING:
+                    found[key] = value
                     continue
             wanted.append((key, skey, hashed))
         l1_hits = len(found)
@@ -664,9 +693,14 @@ class CacheCore:
             assert l1 is not None
             started = time.perf_counter()
             try:
-                l1.set(probe_key, probe_value, len(probe_value), 10.0)
-                ok = l1.get(probe_key) == probe_value
-                l1.delete(probe_key)
+                stats = l1.stats()
+                if stats.entries < stats.max_entries and stats.bytes + len(probe_value) <= stats.max_bytes:
+                    l1.set(probe_key, probe_value, len(probe_value), 10.0)
+                    ok = l1.get(probe_key) == probe_value
+                    l1.delete(probe_key)
+                else:
+                    # A full L1 would evict a real entry to make room for the probe: read only.
+                    ok = l1.peek(probe_key) is None
             except Exception as exc:  # a broken L1 is exactly what health must report
                 ok = False
                 reasons.append(f"L1 probe raised {type(exc).__name__}: {exc}")

@@ -51,6 +51,10 @@ class WriteBackQueue:
                 self.dropped += 1
             pending[write.key] = write
 
+    def get(self, key: str) -> PendingWrite | None:
+        """The write waiting for ``key``, if any (a read must not miss a value still on its way)."""
+        return self._pending.get(key)  # one dict lookup: atomic under the GIL
+
     def take(self, limit: int) -> list[PendingWrite]:
         """Remove and return up to ``limit`` of the oldest pending writes."""
         with self._lock:

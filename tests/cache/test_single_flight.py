@@ -204,3 +204,24 @@ async def test_get_or_set_counts_one_lookup_per_call(cache: Handle) -> None:
     assert stats["lookups"] == 20
     assert stats["misses"]["total"] == 10
     assert stats["hit_rate"] == pytest.approx(0.5)
+
+
+
+async def test_a_loader_asking_for_its_own_key_fails_instead_of_hanging(cache: Handle) -> None:
+    raw = cache.raw
+
+    if cache.is_async:
+
+        async def loader() -> Any:
+            return await raw.get_or_set("self", loader)
+
+    else:
+
+        def loader() -> Any:
+            return raw.get_or_set("self", loader)
+
+    with pytest.raises(RuntimeError, match="inside its own loader"):
+        await asyncio.wait_for(cache.get_or_set("self", loader), timeout=10)
+    assert await cache.get("self", "absent") == "absent"
+    # The failed flight is gone: a normal load works afterwards.
+    assert await cache.get_or_set("self", cache.loader(Loader("ok")), ttl=60) == "ok"

@@ -214,3 +214,12 @@ def test_batched_histogram_recording_equals_one_by_one(samples: list[int]) -> No
     assert batched.counts == one_by_one.counts
     assert (batched.total, batched.sum_ns, batched.max_ns) == (one_by_one.total, one_by_one.sum_ns, one_by_one.max_ns)
     assert all(type(c) is int for c in batched.counts)
+
+
+async def test_health_never_evicts_a_real_entry_from_a_full_l1(make_cache: MakeCache) -> None:
+    cache = await make_cache("L1_MEMORY", MEMORY_CACHE_MAX_SIZE=3)
+    for i in range(3):
+        await cache.set(f"k{i}", i, ttl=60)
+    report = await cache.health()
+    assert report["status"] == "healthy", report
+    assert [await cache.get(f"k{i}") for i in range(3)] == [0, 1, 2]

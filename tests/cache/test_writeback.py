@@ -210,3 +210,20 @@ async def test_a_flush_cancelled_mid_batch_puts_the_batch_back(
         await flushing
     assert await cache.flush() == 0
     assert len(redis_keys(raw_redis, prefix)) == total
+
+
+async def test_a_value_evicted_from_l1_before_its_flush_is_still_read(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    cache = await make_cache("BOTH", "WRITE_BACK")
+    await cache.set("k", "old", ttl=60)
+    assert await cache.flush() == 0
+    async with flusher_paused(cache):
+        await cache.set("k", "new", ttl=60)
+        cache.core.l1.delete(cache.storage_key("k"))  # as if L1 had evicted it
+        assert stored_value(raw_redis, cache, "k") == "old"  # L2 still has the older value
+        assert await cache.get("k") == "new"
+        assert await cache.get_many(["k"]) == {"k": "new"}
+        assert await cache.get_or_set("k", cache.loader(lambda: "loaded"), ttl=60) == "new"
+    assert await cache.flush() == 0
+    assert stored_value(raw_redis, cache, "k") == "new"
