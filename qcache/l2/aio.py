@@ -26,7 +26,7 @@ from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, uses_hiredis
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
-from qcache.l2.settings import ConfigLike, ConnectionSettings
+from qcache.l2.settings import ConfigLike
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -68,23 +68,7 @@ class AsyncRedisTier(TierCore):
         cls, config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
     ) -> AsyncRedisTier:
         """Build a tier and its own blocking pool from config; sizing as in :meth:`RedisTier.from_config`."""
-        settings = ConnectionSettings.from_config(config.redis)
-        pool = settings.build_pool(
-            pool_cls=aredis.BlockingConnectionPool,
-            connection_cls=aredis.Connection,
-            ssl_connection_cls=aredis.SSLConnection,
-            retry_cls=Retry,
-        )
-        perf = config.performance
-        return cls(
-            aredis.Redis.from_pool(pool),
-            namespace=namespace,
-            batch_size=perf.batch_size,
-            parallel_operations=min(perf.parallel_operations, settings.max_connections),
-            breaker=breaker,
-            owns_client=True,
-            warm_connections=min(perf.connection_pool_size, settings.max_connections),
-        )
+        return cls._build(config, namespace=namespace, breaker=breaker, flavour=aredis, retry_cls=Retry)
 
     @property
     def hiredis_in_use(self) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeVar
 
 from redis._parsers import _AsyncHiredisParser, _HiredisParser
 
@@ -10,6 +11,9 @@ from qcache.l2.batching import check_batch_settings
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
 from qcache.l2.guard import OperationGuard
 from qcache.l2.patterns import check_namespace, check_pattern, escape_glob
+from qcache.l2.settings import ConfigLike, ConnectionSettings
+
+TierT = TypeVar("TierT", bound="TierCore")
 
 # One guard per operation name; the names appear in error messages and logs.
 OPERATIONS = (
@@ -71,6 +75,44 @@ class TierCore:
         self._warm_connections = max(0, warm_connections)
         self._guards = {op: OperationGuard(op, self._breaker) for op in OPERATIONS}
         self._closed = False
+
+    @classmethod
+    def _build(
+        cls: type[TierT],
+        config: ConfigLike,
+        *,
+        namespace: str,
+        breaker: CircuitBreaker | None,
+        flavour: ModuleType,
+        retry_cls: type[Any],
+    ) -> TierT:
+        """A tier with its own blocking pool; ``flavour`` is ``redis`` or ``redis.asyncio``.
+
+        Pool sizing: ``REDIS_MAX_CONNECTIONS`` is the hard cap on sockets to
+        the server. ``CACHE_CONNECTION_POOL_SIZE`` (clamped to that cap) is how
+        many connections ``warm_up`` opens ahead of traffic, so the first
+        burst of parallel batches does not pay connects and TLS handshakes.
+        ``CACHE_PARALLEL_OPERATIONS`` is clamped to the cap too: more chunks in
+        flight than connections would only queue on the pool. No I/O happens
+        here; the first operation (or ``warm_up``) connects.
+        """
+        settings = ConnectionSettings.from_config(config.redis)
+        pool = settings.build_pool(
+            pool_cls=flavour.BlockingConnectionPool,
+            connection_cls=flavour.Connection,
+            ssl_connection_cls=flavour.SSLConnection,
+            retry_cls=retry_cls,
+        )
+        perf = config.performance
+        return cls(
+            flavour.Redis.from_pool(pool),
+            namespace=namespace,
+            batch_size=perf.batch_size,
+            parallel_operations=min(perf.parallel_operations, settings.max_connections),
+            breaker=breaker,
+            owns_client=True,
+            warm_connections=min(perf.connection_pool_size, settings.max_connections),
+        )
 
     @property
     def client(self) -> Any:

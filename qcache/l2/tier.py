@@ -27,7 +27,7 @@ from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, uses_hiredis
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
-from qcache.l2.settings import ConfigLike, ConnectionSettings
+from qcache.l2.settings import ConfigLike
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -90,31 +90,9 @@ class RedisTier(TierCore):
     ) -> RedisTier:
         """Build a tier and its own blocking connection pool from a :class:`qcache.config.CacheConfig`.
 
-        Pool sizing: ``REDIS_MAX_CONNECTIONS`` is the hard cap on sockets to
-        the server. ``CACHE_CONNECTION_POOL_SIZE`` (clamped to that cap) is how
-        many connections :meth:`warm_up` opens ahead of traffic, so the first
-        burst of parallel batches does not pay connects and TLS handshakes.
-        ``CACHE_PARALLEL_OPERATIONS`` is clamped to the cap too: more chunks in
-        flight than connections would only queue on the pool. No I/O happens
-        here; the first operation (or :meth:`warm_up`) connects.
+        Pool sizing is described in :meth:`TierCore._build`.
         """
-        settings = ConnectionSettings.from_config(config.redis)
-        pool = settings.build_pool(
-            pool_cls=redis.BlockingConnectionPool,
-            connection_cls=redis.Connection,
-            ssl_connection_cls=redis.SSLConnection,
-            retry_cls=Retry,
-        )
-        perf = config.performance
-        return cls(
-            redis.Redis.from_pool(pool),
-            namespace=namespace,
-            batch_size=perf.batch_size,
-            parallel_operations=min(perf.parallel_operations, settings.max_connections),
-            breaker=breaker,
-            owns_client=True,
-            warm_connections=min(perf.connection_pool_size, settings.max_connections),
-        )
+        return cls._build(config, namespace=namespace, breaker=breaker, flavour=redis, retry_cls=Retry)
 
     @property
     def hiredis_in_use(self) -> bool:
