@@ -348,6 +348,19 @@ def _security(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             'print(base64.b64encode(os.urandom(32)).decode())"',
             "CACHE_ENCRYPTION_KEY",
         )
+    encrypting = security.encryption_enabled is True or any(
+        t.encryption is True for t in snapshot.cache_types.values()
+    )
+    if key and is_valid_aes_key(key) and encrypting and security.key_store_path and snapshot.core.level.uses_l2:
+        # Rotated data keys are generated per key store directory: processes that do not
+        # share it cannot read each other's entries (they miss, never read wrong data).
+        yield _warning(
+            "encryption_key_store_per_host",
+            f"Encrypted entries use rotated data keys kept in ENCRYPTION_KEY_STORE_PATH "
+            f"({security.key_store_path}); other hosts can read them only if they share that "
+            "directory. Leave it empty to encrypt with CACHE_ENCRYPTION_KEY itself.",
+            "ENCRYPTION_KEY_STORE_PATH",
+        )
     if snapshot.core.environment == "production":
         if security.encryption_enabled is False:
             yield _warning(

@@ -367,9 +367,19 @@ def test_key_that_aes_256_cannot_use_is_an_error(key: str) -> None:
 
 @pytest.mark.parametrize("key", [KEY_SECRET, KEY_SECRET.replace("+", "-").replace("/", "_")])
 def test_valid_keys_standard_and_url_safe(key: str) -> None:
-    config = clean(security=SecurityConfig(encryption_enabled=True, encryption_key=Secret(key)))
-    assert config.validate() == []
+    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(key), key_store_path="")
+    assert clean(security=security).validate() == []
     assert validation.is_valid_aes_key("A-_" + "A" * 40 + "=")
+
+
+def test_a_key_store_shared_by_hosts_is_pointed_out() -> None:
+    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET))
+    assert codes(clean(security=security)) == {
+        (W, "encryption_key_store_per_host", "ENCRYPTION_KEY_STORE_PATH")
+    }
+    # Memory only: no other host ever reads these entries.
+    memory_only = clean(security=security, core=CoreConfig(level=CacheLevel.L1_MEMORY))
+    assert codes(memory_only) == set()
 
 
 def test_zstd_without_the_package_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
