@@ -1,65 +1,311 @@
-"""The main job: provision Redis, run what the harness measures, write ``results/``.
+"""The main job: benchmark suites, simulator, report and (optionally) the regression gate.
 
-Run it through ``python3 run.py main``, which prepares the environment first.
-Each stage reports what it did; a stage that does not exist yet says so
-instead of printing numbers it did not measure.
+Run it through ``python3 run.py main [options]``, which prepares the
+environment first. In order:
+
+1. the benchmark suites (``pytest benchmarks --benchmark-only``, quick mode
+   unless ``--mode full``) against a Redis the provisioning helper finds or
+   starts (``REDIS_URL`` points it at your own server);
+2. the hit-ratio simulator on the shared traces when they are present
+   (``../shared/traces`` or ``QCACHE_TRACES_DIR``), on every ``--trace FILE``
+   you give, or on a synthetic Zipf workload when there is neither;
+3. ``results/runs/<run-id>/``: benchmarks.json, environment.json, pytest.log,
+   simulation/, report.txt and, with ``--gate``, gate.json;
+4. the report (what ``qcache report`` prints) and a summary of where
+   everything is.
+
+With ``--gate`` the figures in ``benchmarks/gate.toml`` are checked against
+their limits; a breach is measured again (``--confirmations`` times) and the
+job fails only if every attempt breached, naming the figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
+import subprocess
 import sys
-import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
-
-import redis
-
-from qcache.testing import provision_redis
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_support, when run as a script
+
+from bench_support import MODE_ENV, MODES, TRACE_PATTERNS, mode_named  # noqa: E402
+
+from qcache.bench import (  # noqa: E402
+    Figure,
+    RunLayout,
+    Thresholds,
+    Verdict,
+    best_of,
+    breached_benchmarks,
+    check,
+    evaluate_all,
+    format_report,
+    format_verdict,
+    load_figures,
+    load_run,
+    new_run_id,
+)
+from qcache.bench.environment import describe_environment  # noqa: E402
+from qcache.bench.errors import ResultsError  # noqa: E402
+from qcache.config import CacheConfig  # noqa: E402
+from qcache.errors import ConfigError  # noqa: E402
+from qcache.sim import shared_traces_dir  # noqa: E402
+
+PYTEST_OK = 0
+PYTEST_TESTS_FAILED = 1
+#: The synthetic workload used when no trace is available: web-like skew.
+SYNTHETIC = "zipf:keys=100000,requests={requests},exponent=0.9,seed=1"
+SYNTHETIC_REQUESTS = {"quick": 300_000, "full": 3_000_000}
+#: Longest parameter text kept in benchmarks.json (see :func:`compact`).
+PARAM_CHARS = 100
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="run.py main", description=__doc__)
-    parser.add_argument("--output", type=Path, default=ROOT / "results" / "runs",
-                        help="folder for this run's results (default: results/runs)")
-    return parser.parse_args(argv)
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run.py main", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mode", choices=sorted(MODES), default=None,
+                        help=f"quick (default, a few minutes; env {MODE_ENV}) or full (longer, for tuning)")
+    parser.add_argument("--output", type=Path, default=ROOT / "results" / "runs", metavar="DIR",
+                        help="folder that receives the run folder (default: results/runs)")
+    parser.add_argument("--run-id", default=None, help="name of the run folder (default: UTC timestamp)")
+    parser.add_argument("--trace", type=Path, action="append", default=[], metavar="FILE",
+                        help="a trace of your own for the simulator (repeatable)")
+    parser.add_argument("--no-shared-traces", action="store_true",
+                        help="ignore ../shared/traces even when present")
+    parser.add_argument("--sim-requests", type=int, default=None, metavar="N",
+                        help="requests of the synthetic workload (default: by mode)")
+    parser.add_argument("--gate", action="store_true",
+                        help="check the figures against benchmarks/gate.toml; exit 1 on a confirmed regression")
+    parser.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "gate.toml", metavar="FILE",
+                        help="figure definitions and limits (default: benchmarks/gate.toml)")
+    parser.add_argument("--confirmations", type=int, default=2, metavar="N",
+                        help="re-measurements of breached figures before the gate fails (default 2)")
+    parser.add_argument("--keep-samples", action="store_true",
+                        help="keep pytest-benchmark's per-round samples in benchmarks.json")
+    parser.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
+                        help="run only the benchmarks matching this pytest -k expression")
+    args = parser.parse_args(argv)
+    if args.confirmations < 0:
+        parser.error("--confirmations must be >= 0")
+    if args.sim_requests is not None and args.sim_requests <= 0:
+        parser.error("--sim-requests must be > 0")
+    for trace in args.trace:
+        if not trace.is_file():
+            parser.error(f"--trace {trace}: no such file")
+    return args
 
 
-def main(argv: list[str]) -> int:
+def run_benchmarks(python: str, out_json: Path, log: Path, mode: str, select: Sequence[str],
+                   keyword: str | None) -> int:
+    """Run pytest-benchmark, echoing its output to the console and to ``log``; pytest's exit code."""
+    command = [
+        python, "-m", "pytest", *(select or ["benchmarks"]), "--benchmark-only",
+        f"--benchmark-json={out_json}", f"--bench-mode={mode}", "--benchmark-group-by=group",
+        "--benchmark-columns=min,median,iqr,rounds", "--benchmark-sort=name",
+        "-p", "no:cacheprovider", "-q", "-rfE",
+    ]
+    if keyword:
+        command += ["-k", keyword]
+    with log.open("a", encoding="utf-8") as sink:
+        sink.write("$ pytest " + " ".join(command[3:]) + "\n")
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, bufsize=1)
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sink.write(line)
+        return process.wait()
+
+
+def compact(path: Path, keep_samples: bool) -> None:
+    """Shrink pytest-benchmark's JSON without losing a statistic.
+
+    Parameters that are objects (a test parametrized with a payload object)
+    are stored by pytest-benchmark as their whole repr, which can run to
+    hundreds of kilobytes; they are cut to their first characters (the test
+    id in ``param`` still names the case). Per-round samples are dropped
+    unless ``keep_samples``.
+    """
+    document = json.loads(path.read_text(encoding="utf-8"))
+    for bench in document.get("benchmarks", []):
+        if not keep_samples:
+            bench.get("stats", {}).pop("data", None)
+        params = bench.get("params")
+        if isinstance(params, dict):
+            for name, value in params.items():
+                if not (value is None or isinstance(value, (str, int, float, bool))):
+                    value = repr(value)
+                if isinstance(value, str) and len(value) > PARAM_CHARS:
+                    value = f"{value[:PARAM_CHARS]}... ({len(value)} characters, cut)"
+                params[name] = value
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+
+
+def trace_files(extra: Sequence[Path], use_shared: bool) -> list[Path]:
+    """The user's traces, then the shared ones (when present and wanted)."""
+    files = list(extra)
+    folder = shared_traces_dir() if use_shared else None
+    if folder is not None:
+        files += sorted({p for pattern in TRACE_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+    return files
+
+
+def run_simulator(out_dir: Path, traces: Sequence[Path], synthetic_requests: int) -> list[dict[str, Any]]:
+    """``qcache simulate`` on each trace, or on the synthetic workload; what ran, for environment.json."""
+    from qcache.cli import main as qcache_main
+    from qcache.sim.credits import credit_for
+    from qcache.sim.readers import guess_format
+
+    common = ["--output", str(out_dir), "--no-progress", "--policies", "all"]
+    ran: list[dict[str, Any]] = []
+    if traces:
+        for path in traces:
+            print(f"[main] simulator: {path.name}", flush=True)
+            code = qcache_main(["simulate", "--trace", str(path), *common])
+            ran.append({"trace": path.name, "exit_code": code,
+                        "credit": credit_for(path.name, guess_format(path))})
+    else:
+        spec = SYNTHETIC.format(requests=synthetic_requests)
+        print(f"[main] simulator: no trace available, synthetic workload {spec}", flush=True)
+        code = qcache_main(["simulate", "--synthetic", spec, *common])
+        ran.append({"synthetic": spec, "exit_code": code, "credit": ""})
+    return ran
+
+
+def redis_description(layout: RunLayout) -> dict[str, Any]:
+    """How the benchmarks' Redis was provisioned, from pytest-benchmark's machine info."""
+    try:
+        document = json.loads(layout.benchmarks.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    info = document.get("machine_info", {}).get("qcache_redis")
+    return info if isinstance(info, dict) else {}
+
+
+def git_commit() -> dict[str, Any]:
+    """The commit measured and whether the tree had changes (empty outside a git checkout)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip() != ""
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    return {"commit": head, "dirty": dirty}
+
+
+def gate(figures: Sequence[Figure], layout: RunLayout, mode: str, confirmations: int,
+         keep_samples: bool) -> tuple[Verdict, Verdict]:
+    """Check the figures; re-measure breached ones up to ``confirmations`` times.
+
+    Returns the first verdict and the final one (each figure's best value over the attempts).
+    """
+    first = check(load_run(layout), figures)
+    attempts = [first]
+    for attempt in range(1, confirmations + 1):
+        current = best_of(attempts)
+        if current.passed:
+            break
+        nodes = breached_benchmarks(current)
+        names = ", ".join(v.figure.name for v in current.failures)
+        print(f"[main] gate: {names} past the limit; measuring again ({attempt}/{confirmations})",
+              flush=True)
+        confirm = RunLayout(layout.root / f"confirm-{attempt}").create()
+        run_benchmarks(sys.executable, confirm.benchmarks, layout.pytest_log, mode, nodes, None)
+        if confirm.benchmarks.is_file():
+            compact(confirm.benchmarks, keep_samples)
+            attempts.append(check(load_run(confirm), figures))
+    return first, best_of(attempts)
+
+
+def remeasured(first: Verdict, final: Verdict) -> list[str]:
+    """One line per figure whose value came from a re-measurement, with both values."""
+    return [
+        f"{a.figure.name}: {a.value:.3f} at first, {b.value:.3f} when measured again"
+        for a, b in zip(first.values, final.values, strict=True)
+        if a.value is not None and b.value is not None and a.value != b.value
+    ]
+
+
+def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = args.output / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"[main] run {run_id}: results go to {run_dir}")
-    with provision_redis() as endpoint:
-        client = redis.Redis(**endpoint.client_kwargs())
-        try:
-            started = time.perf_counter()
-            client.ping()
-            ping_ms = (time.perf_counter() - started) * 1000
-            info = client.info("server")
-        finally:
-            client.close()
-        environment = {
-            "run_id": run_id,
-            "redis_provisioned_by": endpoint.method,
-            "redis_version": info.get("redis_version"),
-            "first_ping_ms": round(ping_ms, 3),
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-        }
-        print(f"[main] Redis {environment['redis_version']} provisioned by "
-              f"{endpoint.method}; first PING took {ping_ms:.2f} ms")
-    (run_dir / "environment.json").write_text(json.dumps(environment, indent=2) + "\n")
-    print("[main] benchmark suites and report: not yet available "
-          "(they arrive with the benchmark suite); nothing else was measured.")
-    print(f"[main] wrote {run_dir / 'environment.json'}")
-    return 0
+    mode = mode_named(args.mode).name
+    # Work from the repository root and name folders relative to it, so that nothing the
+    # run writes (logs, report) records where this checkout happens to live.
+    output = args.output.resolve()
+    args.trace = [trace.resolve() for trace in args.trace]
+    args.figures = args.figures.resolve()
+    os.chdir(ROOT)
+    if output.is_relative_to(ROOT):
+        output = output.relative_to(ROOT)
+    # Read before measuring anything: a broken .env or figures file should stop the job now,
+    # not after the suites.
+    thresholds = Thresholds.from_config(CacheConfig.from_env())
+    figures = load_figures(args.figures)
+    layout = RunLayout(output / (args.run_id or new_run_id())).create()
+    print(f"[main] run {layout.run_id} ({mode} mode): results go to {layout.root}", flush=True)
+
+    code = run_benchmarks(sys.executable, layout.benchmarks, layout.pytest_log, mode, [], args.keyword)
+    if not layout.benchmarks.is_file():
+        print(f"[main] the benchmark run wrote no results (pytest exit code {code}); see {layout.pytest_log}",
+              file=sys.stderr)
+        return code or 1
+    compact(layout.benchmarks, args.keep_samples)
+
+    traces = trace_files(args.trace, use_shared=not args.no_shared_traces)
+    requests = args.sim_requests or SYNTHETIC_REQUESTS[mode]
+    simulations = run_simulator(layout.simulation, traces, requests)
+
+    environment = {
+        "run_id": layout.run_id,
+        "mode": mode,
+        **describe_environment(),
+        "redis": redis_description(layout),
+        "redis_url_from_environment": bool(os.environ.get("REDIS_URL")),
+        "benchmarks_exit_code": code,
+        "simulations": simulations,
+        **git_commit(),
+    }
+    layout.environment.write_text(json.dumps(environment, indent=2) + "\n", encoding="utf-8")
+
+    run = load_run(layout)
+    failed = code != PYTEST_OK or any(s["exit_code"] != 0 for s in simulations)
+    if args.gate:
+        first, verdict = gate(figures, layout, mode, args.confirmations, args.keep_samples)
+        layout.gate.write_text(json.dumps(verdict.as_dict(), indent=2) + "\n", encoding="utf-8")
+        report = format_report(run, verdict.values, thresholds, notes=remeasured(first, verdict))
+        report += "\n\n" + format_verdict(verdict)
+        failed = failed or not verdict.passed
+    else:
+        report = format_report(run, evaluate_all(figures, run), thresholds)
+    layout.report.write_text(report + "\n", encoding="utf-8")
+    print("\n" + report)
+
+    print("\n[main] summary")
+    print(f"  run folder      {layout.root}")
+    print(f"  benchmarks      {layout.benchmarks} ({len(run.benchmarks)} benchmarks, pytest exit code {code})")
+    print(f"  environment     {layout.environment}")
+    print(f"  console log     {layout.pytest_log}")
+    print(f"  simulator       {layout.simulation}/ ({len(simulations)} source(s))")
+    print(f"  report          {layout.report} (again: qcache report {layout.root})")
+    if args.gate:
+        print(f"  gate            {layout.gate}")
+    print(f"  compare         qcache report {layout.root} --compare <another run or results/reference/...>")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except (ResultsError, ConfigError) as exc:
+        print(f"[main] error: {exc}", file=sys.stderr)
+        for problem in getattr(exc, "problems", []):
+            if problem != str(exc):
+                print(f"  {problem}", file=sys.stderr)
+        sys.exit(2)

@@ -15,7 +15,7 @@ Targets:
   ``lz4.block.compress`` / ``decompress``, ``AESGCM.encrypt`` / ``decrypt``
   (exactly what "raw" includes is in ``build_pairs``). Inputs the pipeline
   never hands a stage are reported but not asserted, and ``RATIO_EXCEPTIONS``
-  lists, with the reason, the one pair whose raw call is too short for 20%;
+  would list, with the reason, any pair whose raw call is too short for 20%;
 * the full round trip of ``search`` (serialize, lz4, AES-GCM, and back) is
   reported as a median (aim: under 15 microseconds on the reference machine),
   never asserted as an absolute time.
@@ -50,9 +50,10 @@ from qcache.codec.header import build_base
 
 STAGE_RATIO_TARGET = 1.2
 #: Pairs whose raw call is so short that the fixed work the stage must do cannot fit in 20%.
-#: Decrypting a 200 B value: the raw call is ~0.5 us; looking up the key id and assembling
-#: the associated data (header + full cache key), both required by the format, add ~0.2 us.
-RATIO_EXCEPTIONS = {"decrypt-small": 1.5}
+#: None at present. The tightest is decrypting the 200 B value (raw call ~0.5 us): the key
+#: lookup and the associated data (header + full cache key) the format requires, plus one
+#: Python call, put it at ~1.25x, inside the noise allowance below but not under 1.2 itself.
+RATIO_EXCEPTIONS: dict[str, float] = {}
 #: Allowance for scheduler noise on a shared machine, applied on top of the target.
 TIME_TOLERANCE = 0.10
 ROUND_TRIP_AIM_US = 15.0
@@ -349,6 +350,7 @@ def interleaved_ratio(stage: timeit.Timer, raw: timeit.Timer, calls: int, rounds
     return statistics.median(ratios), statistics.median(stage_ns), statistics.median(raw_ns)
 
 
+@pytest.mark.timing
 def test_stage_overhead_ratios(gc_paused: None) -> None:
     lines = []
     failures = []

@@ -175,6 +175,7 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+@pytest.mark.timing
 @pytest.mark.parametrize("method", ["get", "get_entry"])
 def test_get_hit_ratio_against_ttlcache(method: str, gc_paused: None) -> None:
     store = filled_store()

@@ -1,0 +1,157 @@
+"""What the benchmark suites share: run modes, payloads, key sets and loops.
+
+Imported by the suites as a plain module (``benchmarks/`` is on ``sys.path``
+while pytest collects it); no fixtures here, those live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qcache import QueryCache
+from qcache.errors import ConfigError
+
+#: ``make_cache(level="BOTH", strategy="WRITE_THROUGH", **settings)``, the fixture of conftest.py.
+MakeCache = Callable[..., QueryCache]
+
+#: Environment variable choosing the mode when ``--bench-mode`` is not given.
+MODE_ENV = "QCACHE_BENCH_MODE"
+#: Shared trace files (compressed or not) the eviction suite and the main job's simulator pick up.
+TRACE_PATTERNS = ("*.trace*", "*.lis*")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How long and how big a benchmark run is.
+
+    ``quick`` keeps the whole suite around five minutes on a shared 2-core
+    machine (CI, the main job); ``full`` measures longer, with larger
+    workloads, for tuning on the user's own hardware.
+    """
+
+    name: str
+    #: pytest-benchmark's time budget per benchmark (seconds), unless given on the command line.
+    max_time: float
+    #: Rounds of the benchmarks that time a whole scenario per round (threads, replays).
+    scenario_rounds: int
+    #: Operations each thread performs per round in the pool suite.
+    ops_per_thread: int
+    #: Requests of each synthetic workload the eviction suite replays.
+    replay_requests: int
+    #: Requests of a shared trace the eviction suite replays (None: the whole trace).
+    trace_requests: int | None
+    #: Entries written by the L1 footprint measurement. The target is stated for 100k;
+    #: 25k fills the store's dicts to the same load factor (25k/32Ki ~ 100k/128Ki) in a quarter of the time.
+    footprint_entries: int
+
+
+QUICK = Mode("quick", max_time=0.25, scenario_rounds=3, ops_per_thread=150,
+             replay_requests=100_000, trace_requests=100_000, footprint_entries=25_000)
+FULL = Mode("full", max_time=1.0, scenario_rounds=10, ops_per_thread=1_000,
+            replay_requests=1_000_000, trace_requests=None, footprint_entries=100_000)
+MODES = {mode.name: mode for mode in (QUICK, FULL)}
+
+
+def mode_named(name: str | None) -> Mode:
+    """The mode called ``name`` (None: ``QCACHE_BENCH_MODE`` or quick); ConfigError if unknown."""
+    chosen = (name or os.environ.get(MODE_ENV) or QUICK.name).strip().lower()
+    if chosen not in MODES:
+        raise ConfigError(f"unknown benchmark mode {chosen!r}; known: {', '.join(MODES)}")
+    return MODES[chosen]
+
+
+# ------------------------------------------------------------------ keys
+
+
+def unique_prefix() -> str:
+    """A ``CACHE_KEY_PREFIX`` no other run or test uses, so nothing is ever flushed."""
+    return f"qcb-{uuid.uuid4().hex[:10]}"
+
+
+def make_keys(count: int, tag: str = "q") -> list[str]:
+    """Query-like keys (``q:000123:...``) of a realistic length, ~30 characters."""
+    return [f"{tag}:{i:06d}:repo-acme:lang-python" for i in range(count)]
+
+
+def run_each(op: Callable[[str], Any], keys: Iterable[str]) -> None:
+    """Call ``op`` on every key; every contender in a group pays the same loop."""
+    for key in keys:
+        op(key)
+
+
+# -------------------------------------------------------------- payloads
+
+#: Approximate serialized sizes of the compression and encryption payloads.
+SIZES = {"1KB": 1 << 10, "16KB": 16 << 10, "128KB": 128 << 10}
+#: What RAG services cache: embeddings, search results, source text.
+KINDS = ("embedding", "search", "text")
+_EMBEDDING_DIMS = 256
+_HIT_BYTES = 1300  # one search hit with its code chunk, serialized
+
+
+def small_value() -> dict[str, Any]:
+    """Project metadata of about 200 bytes: the typical small cached value."""
+    return {
+        "project_id": 42,
+        "name": "acme-platform",
+        "language": "python",
+        "files": 1234,
+        "updated": 1700000000.5,
+        "owner": "team-search",
+        "active": True,
+        "description": "Search indexing service for the acme platform",
+        "tags": ["search", "index"],
+    }
+
+
+def payload(kind: str, size: str) -> Any:
+    """A deterministic value of ``kind`` whose serialized form is about ``SIZES[size]`` bytes.
+
+    * ``embedding``: a float32 matrix of 256-dimensional rows (incompressible, as real ones are);
+    * ``search``: search hits with metadata and a code chunk each (JSON-like, compresses well);
+    * ``text``: source code as one string.
+    """
+    target = SIZES[size]
+    rng = random.Random(f"{kind}-{size}")
+    if kind == "embedding":
+        rows = max(1, target // (4 * _EMBEDDING_DIMS))
+        generator = np.random.default_rng(rng.randrange(1 << 30))
+        return generator.standard_normal((rows, _EMBEDDING_DIMS)).astype(np.float32)
+    if kind == "search":
+        return [_search_hit(i, rng) for i in range(max(1, target // _HIT_BYTES))]
+    if kind == "text":
+        lines: list[str] = []
+        length = 0
+        while length < target:
+            line = f"    result_{len(lines)} = self._index.lookup(query, limit={rng.randint(1, 99)})\n"
+            lines.append(line)
+            length += len(line)
+        return "".join(lines)
+    raise ValueError(f"unknown payload kind {kind!r}; known: {', '.join(KINDS)}")
+
+
+def _search_hit(i: int, rng: random.Random) -> dict[str, Any]:
+    """One code-search hit of roughly ``_HIT_BYTES`` serialized."""
+    content = "".join(
+        f"    def method_{i}_{j}(self, value: int) -> int:\n"
+        f"        return self._store.get(value, {rng.randint(0, 999)})\n\n"
+        for j in range(11)
+    )
+    return {
+        "id": f"chunk-{i:05d}",
+        "file_path": f"src/acme/module_{i % 50}/handlers.py",
+        "chunk_type": "function",
+        "language": "python",
+        "line_start": 10 * i,
+        "line_end": 10 * i + 33,
+        "score": rng.random(),
+        "content": content,
+        "metadata": {"repo": "acme/platform", "commit": "9f1c2e7", "tokens": 200 + i % 50},
+    }

@@ -1,0 +1,162 @@
+"""Setup shared by the benchmark suites: when they measure, how long, and caches on a real Redis.
+
+* Measuring: ``pytest --benchmark-only`` (or ``--benchmark-enable`` /
+  ``--benchmark-json``) measures. Any other run, such as the plain test run,
+  switches ``--benchmark-disable`` on: every benchmark body runs once,
+  unmeasured, as a smoke check, and tests marked ``timing`` (they assert
+  time ratios themselves) are skipped, because timing belongs to benchmark
+  runs and the regression gate, never to the test suite.
+* Mode: ``--bench-mode quick`` (default, or ``QCACHE_BENCH_MODE``) keeps the
+  whole suite around five minutes on a 2-core machine; ``full`` measures
+  longer with larger workloads. The mode sets pytest-benchmark's
+  ``--benchmark-max-time`` unless that is given explicitly.
+* Machine info: each JSON records the mode, CPU count, Python, whether
+  hiredis parses replies, and (from the provisioning plugin) the Redis
+  version and how it was provisioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from bench_support import MODE_ENV, MakeCache, Mode, mode_named, unique_prefix
+
+from qcache import CacheConfig, QueryCache
+from qcache.bench.environment import describe_environment
+from qcache.sim import shared_traces_dir
+from qcache.testing import RedisEndpoint
+
+pytest_plugins = ["qcache.testing.pytest_plugin"]
+
+_MODE_KEY = pytest.StashKey[Mode]()
+_MEASURING_OPTIONS = (
+    "benchmark_only",
+    "benchmark_enable",
+    "benchmark_json",
+    "benchmark_save",
+    "benchmark_autosave",
+    "benchmark_compare",
+)
+_SCAN_COUNT = 500
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-mode",
+        choices=("quick", "full"),
+        default=None,
+        help=f"benchmark run length: quick (default, a few minutes) or full (env {MODE_ENV})",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark builds its session from the options
+def pytest_configure(config: pytest.Config) -> None:
+    """Pick the mode; measure only when asked to, otherwise run benchmark bodies once."""
+    mode = mode_named(config.getoption("--bench-mode"))
+    config.stash[_MODE_KEY] = mode
+    option = config.option
+    if not hasattr(option, "benchmark_disable"):
+        return  # pytest-benchmark is not installed: the suites cannot be collected anyway
+    if not any(getattr(option, name, None) for name in _MEASURING_OPTIONS):
+        option.benchmark_disable = True
+    elif not any(arg.startswith("--benchmark-max-time") for arg in config.invocation_params.args):
+        option.benchmark_max_time = str(mode.max_time)
+
+
+def measuring(config: pytest.Config) -> bool:
+    """Whether this run measures (pytest-benchmark enabled) rather than smoke-runs benchmarks."""
+    # pytest-benchmark's own session is the one place that knows: it also disables itself under xdist.
+    session = getattr(config, "_benchmarksession", None)
+    return session is not None and not session.disabled
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests that assert time ratios unless this run measures."""
+    if measuring(config):
+        return
+    skip = pytest.mark.skip(reason="asserts time ratios: runs only when benchmarks measure "
+                                   "(--benchmark-enable); the gate checks these figures")
+    for item in items:
+        if item.get_closest_marker("timing") is not None:
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    """Record what the numbers depend on besides the code."""
+    machine_info["qcache_bench"] = {
+        "mode": config.stash[_MODE_KEY].name,
+        "shared_traces": shared_traces_dir() is not None,
+        **describe_environment(),
+    }
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def bench_mode(pytestconfig: pytest.Config) -> Mode:
+    """The run's mode (quick or full)."""
+    return pytestconfig.stash[_MODE_KEY]
+
+
+@pytest.fixture(scope="session")
+def smoke(pytestconfig: pytest.Config) -> bool:
+    """True when benchmark bodies run once unmeasured: scenarios shrink to stay fast."""
+    return not measuring(pytestconfig)
+
+
+def cache_config(endpoint: RedisEndpoint, prefix: str, level: str, strategy: str, **settings: Any) -> CacheConfig:
+    """Defaults plus ``settings`` (by environment variable name) on ``endpoint``; no environment read.
+
+    The user's environment and ``.env`` are ignored so every run measures the
+    same configuration; only the Redis endpoint comes from provisioning
+    (which honours ``REDIS_URL``).
+    """
+    values: dict[str, Any] = {
+        "REDIS_URL": endpoint.url,
+        "CACHE_KEY_PREFIX": prefix,
+        "CACHE_LEVEL": level,
+        "CACHE_WRITE_STRATEGY": strategy,
+        "CACHE_LOG_LEVEL": "WARNING",
+    }
+    if endpoint.tls is not None:
+        values.update(
+            REDIS_SSL_ENABLED=True,
+            REDIS_SSL_CA_CERT_PATH=str(endpoint.tls.ca_certs),
+            REDIS_SSL_CERT_PATH=str(endpoint.tls.certfile),
+            REDIS_SSL_KEY_PATH=str(endpoint.tls.keyfile),
+        )
+    values.update(settings)
+    return CacheConfig.from_env(env_file=None, environ={}, **values)
+
+
+@pytest.fixture
+def make_cache(redis_endpoint: RedisEndpoint) -> Iterator[MakeCache]:
+    """``make_cache(level="BOTH", strategy="WRITE_THROUGH", **settings)``: a QueryCache on the run's Redis.
+
+    Each cache gets its own key prefix; after the test every cache is closed
+    (draining write-back) and its keys are removed with SCAN + UNLINK on that
+    prefix, never a flush.
+    """
+    opened: list[tuple[QueryCache, str]] = []
+
+    def make(level: str = "BOTH", strategy: str = "WRITE_THROUGH", **settings: Any) -> QueryCache:
+        prefix = unique_prefix()
+        cache = QueryCache(cache_config(redis_endpoint, prefix, level, strategy, **settings))
+        opened.append((cache, prefix))
+        return cache
+
+    yield make
+    client = redis.Redis(**redis_endpoint.client_kwargs())
+    try:
+        for cache, prefix in reversed(opened):
+            cache.close(timeout=5.0)
+            doomed = list(client.scan_iter(match=f"{prefix}:*", count=_SCAN_COUNT))
+            for start in range(0, len(doomed), _SCAN_COUNT):
+                client.unlink(*doomed[start : start + _SCAN_COUNT])
+    finally:
+        client.close()

@@ -1,0 +1,85 @@
+"""Batch sizes 1, 10, 100, 500 and 1000 for ``get_many`` and ``set_many`` against Redis.
+
+The cache runs at level L2_REDIS so every key goes to Redis and the batch
+path (chunked MGET, pipelined SETs, decoding) is what is measured. Beside
+each size sit the raw redis-py equivalents on the same number of keys: MGET
+plus ``msgpack.unpackb`` of every value, and a non-transactional pipeline of
+SETs with an expiry.
+
+Target (checked by the gate): ``get_many`` of 100 keys costs at most 1.3x
+the raw MGET of 100 keys plus decoding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import pytest
+import redis
+from bench_support import MakeCache, make_keys, small_value
+
+BATCH_SIZES = [1, 10, 100, 500, 1000]
+TTL = 600.0
+
+
+def group(op: str, size: int) -> str:
+    return f"batch: {op} of {size} key{'s' if size > 1 else ''}"
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES)
+def test_get_many_querycache(benchmark: Any, make_cache: MakeCache, size: int) -> None:
+    cache = make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
+    keys = make_keys(size, "batch")
+    value = small_value()
+    cache.set_many(dict.fromkeys(keys, value), ttl=TTL)
+    benchmark.group = group("get_many", size)
+    benchmark.extra_info.update(ops_per_round=1, keys=size, cache_op="get_many")
+    found = benchmark(cache.get_many, keys)
+    assert len(found) == size and found[keys[-1]] == value
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES)
+def test_get_many_raw_mget_unpackb(benchmark: Any, redis_client: redis.Redis, key_prefix: str, size: int) -> None:
+    """Baseline: one MGET, then ``msgpack.unpackb`` of every value."""
+    keys = [key_prefix + key for key in make_keys(size, "batch")]
+    data = msgpack.packb(small_value())
+    redis_client.mset(dict.fromkeys(keys, data))
+    mget, unpackb = redis_client.mget, msgpack.unpackb
+
+    def read() -> list[Any]:
+        return [unpackb(raw) for raw in mget(keys)]
+
+    benchmark.group = group("get_many", size)
+    benchmark.extra_info.update(ops_per_round=1, keys=size)
+    values = benchmark(read)
+    assert len(values) == size and values[-1] == small_value()
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES)
+def test_set_many_querycache(benchmark: Any, make_cache: MakeCache, size: int) -> None:
+    cache = make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
+    items = dict.fromkeys(make_keys(size, "batch"), small_value())
+    benchmark.group = group("set_many", size)
+    benchmark.extra_info.update(ops_per_round=1, keys=size, cache_op="set_many")
+    benchmark(cache.set_many, items, ttl=TTL)
+    assert len(cache.get_many(list(items))) == size
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES)
+def test_set_many_raw_pipeline(benchmark: Any, redis_client: redis.Redis, key_prefix: str, size: int) -> None:
+    """Baseline: ``msgpack.packb`` per value and a non-transactional pipeline of SET ... PX."""
+    keys = [key_prefix + key for key in make_keys(size, "batch")]
+    value = small_value()
+    px = int(TTL * 1000)
+
+    def write() -> None:
+        pipe = redis_client.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(key, msgpack.packb(value), px=px)
+        pipe.execute()
+
+    benchmark.group = group("set_many", size)
+    benchmark.extra_info.update(ops_per_round=1, keys=size)
+    benchmark(write)
+    assert redis_client.exists(*keys) == size

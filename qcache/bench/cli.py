@@ -1,0 +1,92 @@
+"""``qcache report``: key ratios and threshold breaches of a benchmark run, comparisons, the gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from qcache.bench.errors import ResultsError
+from qcache.bench.figures import evaluate_all, load_figures
+from qcache.bench.gate import check, spread
+from qcache.bench.layout import resolve_run
+from qcache.bench.report import Thresholds, format_comparison, format_report, format_spread, format_verdict
+from qcache.bench.results import load_run
+from qcache.errors import ConfigError
+
+DEFAULT_RESULTS = Path("results")
+DEFAULT_FIGURES = Path("benchmarks") / "gate.toml"
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` sub-command."""
+    parser = subparsers.add_parser(
+        "report",
+        help="key ratios and threshold breaches of a benchmark run; compare runs; the regression gate",
+        description=(
+            "Print the key figures of a benchmark run (ratios against baselines measured in the same "
+            "run), flag latencies and hit rates past CACHE_LATENCY_THRESHOLD / CACHE_HIT_RATE_THRESHOLD "
+            "and the healthy bounds (10 ms, 0.8), and compare two runs. RUN is a run folder, its "
+            "benchmarks.json, or a run id under --results (default: the latest run)."
+        ),
+    )
+    parser.add_argument("run", nargs="?", metavar="RUN", help="run folder, benchmarks.json or run id")
+    parser.add_argument("--compare", metavar="BASE",
+                        help="compare RUN against BASE (for example the committed reference run)")
+    parser.add_argument("--gate", action="store_true",
+                        help="exit 1 when a figure is past its committed limit (naming it)")
+    parser.add_argument("--spread", nargs="+", metavar="RUN",
+                        help="how each figure varies over these runs, and the limits that suggests")
+    parser.add_argument("--figures", type=Path, default=DEFAULT_FIGURES, metavar="FILE",
+                        help=f"figure definitions and limits (default {DEFAULT_FIGURES})")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+                        help=f"results root holding runs/ and reference/ (default {DEFAULT_RESULTS})")
+    parser.add_argument("--env-file", type=Path, metavar="FILE",
+                        help="read the thresholds from this .env file (default: environment and ./.env)")
+    parser.set_defaults(func=run)
+
+
+def _thresholds(env_file: Path | None) -> Thresholds:
+    """The alert thresholds of the user's configuration."""
+    from qcache.config import CacheConfig
+
+    config = CacheConfig.from_env(env_file=env_file) if env_file is not None else CacheConfig.from_env()
+    return Thresholds.from_config(config)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report, comparison or spread the arguments ask for; 1 if the gate fails, 2 on bad input."""
+    try:
+        figures = load_figures(args.figures)
+        if args.spread:
+            if args.run or args.compare or args.gate:
+                raise ConfigError("--spread takes its runs itself; do not combine it with RUN, --compare or --gate")
+            runs = [load_run(resolve_run(spec, args.results)) for spec in args.spread]
+            spreads, incomplete = spread(runs, figures)
+            print(format_spread(spreads, incomplete, len(runs)))
+            return 0
+        current = load_run(resolve_run(args.run, args.results))
+        values = evaluate_all(figures, current)
+        if args.compare:
+            base = load_run(resolve_run(args.compare, args.results))
+            print(format_comparison(base, evaluate_all(figures, base), current, values))
+        else:
+            print(format_report(current, values, _thresholds(args.env_file)))
+        if args.gate:
+            verdict = check(current, figures)
+            print()
+            print(format_verdict(verdict))
+            return 0 if verdict.passed else EXIT_GATE_FAILED
+        return 0
+    except ConfigError as exc:
+        print(f"qcache report: error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            if problem != str(exc):
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ResultsError as exc:
+        print(f"qcache report: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
