@@ -91,6 +91,7 @@ class SetState(NamedTuple):
     record: bytes
     expires_at_ms: int
     started: int
+    cache_type: str  # the type's name, which is also its L1 partition
 
 
 class GetState(NamedTuple):
@@ -211,6 +212,11 @@ class CacheCore:
             types[name] = TypeSpec(name, float(settings.ttl), codec)
         self._types = types
         self._bases = {}
+        if self.l1 is not None:
+            # Each type's entries form an L1 partition capped by {TYPE}_CACHE_MAX_SIZE (a store
+            # passed in gets the caps too); the untyped "default" one is bounded only globally.
+            for name, settings in snap.cache_types.items():
+                self.l1.set_partition_cap(name, settings.max_size)
 
     def close(self) -> None:
         self._unsubscribe()
@@ -279,9 +285,9 @@ class CacheCore:
             self._last_error_log = now
             logger.warning("qcache: L2 %s failed, treated as a miss: %s", operation, exc)
 
-    def l1_fill(self, skey: str, value: Any, size: int, ttl: float) -> None:
+    def l1_fill(self, skey: str, value: Any, size: int, ttl: float, cache_type: str) -> None:
         if self.use_l1:
-            self.l1.set(skey, value, size, ttl)  # type: ignore[union-attr]
+            self.l1.set(skey, value, size, ttl, partition=cache_type)  # type: ignore[union-attr]
 
     # -- plans -------------------------------------------------------------------------
 
@@ -380,7 +386,7 @@ class CacheCore:
             return MISSING
         value, remaining = self.decode(skey, hashed, key, spec, write.record)
         if value is not MISSING and self.use_l1:
-            self.l1_fill_checked(skey, hashed, key, value, len(write.record), remaining)
+            self.l1_fill_checked(skey, hashed, key, value, len(write.record), remaining, spec.name)
         return value
 
     def get_end(self, state: GetState, raw: bytes | None, default: Any) -> Any:
@@ -390,7 +396,7 @@ class CacheCore:
             value, remaining = self.decode(skey, hashed, key, spec, raw)
             if value is not MISSING:
                 if self.use_l1:
-                    self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining)
+                    self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name)
                 self.metrics.l2_hit(_perf_ns() - started)
                 return value
         self.metrics.tier_miss("l2")
@@ -425,14 +431,18 @@ class CacheCore:
                 value, remaining = self.decode(skey, hashed, key, spec, raw)
                 if value is not MISSING:
                     if self.use_l1:
-                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining)
+                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name)
                     return value
         return MISSING
 
-    def l1_fill_checked(self, skey: str, hashed: bool, key: str, value: Any, size: int, ttl: float) -> None:
+    def l1_fill_checked(
+        self, skey: str, hashed: bool, key: str, value: Any, size: int, ttl: float, cache_type: str
+    ) -> None:
         """Fill L1 from an L2 hit, remembering the caller key of hashed entries."""
         if self.use_l1:
-            self.l1.set(skey, value, size, ttl, meta=key if hashed else None)  # type: ignore[union-attr]
+            self.l1.set(  # type: ignore[union-attr]
+                skey, value, size, ttl, meta=key if hashed else None, partition=cache_type
+            )
 
     def plan_get_many(self, namespace: str, keys: Iterable[str], cache_type: str | None) -> Plan[dict[str, Any]]:
         spec = self.spec(cache_type)
@@ -472,7 +482,7 @@ class CacheCore:
                 if value is not MISSING:
                     found[key] = value
                     if l1 is not None:
-                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining)
+                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name)
         elapsed = time.perf_counter_ns() - started
         l2_hits = len(found) - l1_hits
         self.metrics.batch_lookup(
@@ -496,17 +506,21 @@ class CacheCore:
         seconds = self.resolve_ttl(spec, ttl)
         started = _perf_ns()
         record, expires_at_ms = self.encode(skey, hashed, key, spec, value, seconds)
-        return _new_call(SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started))
+        return _new_call(
+            SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name)
+        )
 
     def set_end(self, state: SetState) -> None:
         """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
-        skey, hashed, key, value, seconds, record, expires_at_ms, started = state
+        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type = state
         if self.use_l1:
             strategy = self.strategy
             if strategy is WriteStrategy.WRITE_AROUND and self.use_l2:
                 self.l1.delete(skey)  # type: ignore[union-attr]
             else:
-                self.l1.set(skey, value, len(record), seconds, meta=key if hashed else None)  # type: ignore[union-attr]
+                self.l1.set(  # type: ignore[union-attr]
+                    skey, value, len(record), seconds, meta=key if hashed else None, partition=cache_type
+                )
                 if strategy is WriteStrategy.WRITE_BACK and self.use_l2:
                     self.pending.put(_new_call(PendingWrite, (skey, record, expires_at_ms)))
                 self.metrics.l1_set(_perf_ns() - started)
@@ -554,7 +568,9 @@ class CacheCore:
                 if strategy is WriteStrategy.WRITE_AROUND and self.use_l2:
                     l1.delete(skey)  # type: ignore[union-attr]
                     continue
-                l1.set(skey, value, len(record), seconds, meta=key if hashed else None)  # type: ignore[union-attr]
+                l1.set(  # type: ignore[union-attr]
+                    skey, value, len(record), seconds, meta=key if hashed else None, partition=spec.name
+                )
                 kept += 1
                 if strategy is WriteStrategy.WRITE_BACK and self.use_l2:
                     self.pending.put(_new_call(PendingWrite, (skey, record, expires_at_ms)))

@@ -13,6 +13,10 @@ counts when its ``expires_at`` is *the very float object* held by the live
 entry. That identity test doubles as a generation check at zero memory cost
 (the heap keeps the float alive, so its identity cannot be reused). The heap
 is drained in bounded batches, so no single call scans the whole store.
+
+Keys live in *partitions* (the facade uses one per cache type, see
+:mod:`qcache.memory.partition`): each has its own entry cap and its own policy
+instance, while the entry and byte bounds hold for the store as a whole.
 """
 
 from __future__ import annotations
@@ -20,15 +24,16 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from typing import Any, NamedTuple
 
 from qcache.memory.clock import Clock
+from qcache.memory.partition import DEFAULT_PARTITION, Partition, fullest
 from qcache.memory.policies import EvictionPolicy, create_policy
 
-__all__ = ["MemoryStats", "MemoryStore", "StoredEntry"]
+__all__ = ["DEFAULT_PARTITION", "MAX_PARTITIONS", "MemoryStats", "MemoryStore", "Partition", "StoredEntry"]
 
 #: Most heap pairs one drain step pops while holding the lock; bounds the
 #: latency a periodic cleanup adds to the ``set`` that triggers it.
@@ -39,6 +44,9 @@ _DELETE_BATCH = 1024
 #: Stale heap pairs tolerated beyond one per timed entry before compaction;
 #: avoids rebuilding a tiny heap over and over.
 _HEAP_SLACK = 64
+#: Most partitions one store opens. Partitions stand for cache types, which
+#: are few; each costs a policy instance and a step in every global eviction.
+MAX_PARTITIONS = 256
 
 
 class StoredEntry(NamedTuple):
@@ -49,15 +57,19 @@ class StoredEntry(NamedTuple):
     ``size`` is the encoded length the caller declared, counted against the
     byte bound. ``expires_at`` is a reading of the store's clock, or ``None``
     for no expiry. ``meta`` is an opaque slot for the facade (tags, flags).
+    ``partition`` is the :class:`Partition` the entry counts against (its
+    ``name`` is what :meth:`MemoryStore.set` was given); every entry the store
+    hands out has one.
     """
 
     # Field order is relied on by index in the store's hot paths
-    # (0 value, 1 size, 2 expires_at, 3 meta): indexing a tuple is cheaper
-    # than a named-tuple attribute lookup.
+    # (0 value, 1 size, 2 expires_at, 3 meta, 4 partition): indexing a tuple
+    # is cheaper than a named-tuple attribute lookup.
     value: Any
     size: int
     expires_at: float | None
     meta: Any = None
+    partition: Partition | None = None
 
 
 # The generated ``StoredEntry.__new__`` is a Python-level call; building the
@@ -73,7 +85,8 @@ class MemoryStats:
     ``expirations`` counts entries dropped because their TTL ran out (on read,
     by cleanup, or under pressure); ``rejected`` counts writes that were not
     kept: larger than the whole byte bound, or refused by the policy itself
-    (an admission policy naming the newcomer as the victim).
+    (an admission policy naming the newcomer as the victim). ``partitions``
+    maps each partition opened or given a cap to the entries it holds.
     """
 
     entries: int
@@ -83,10 +96,11 @@ class MemoryStats:
     evictions: int
     expirations: int
     rejected: int
+    partitions: dict[str, int] = field(default_factory=dict)
 
 
 class MemoryStore:
-    """Thread-safe in-process key/value store with TTL, two bounds and a policy.
+    """Thread-safe in-process key/value store with TTL, two bounds, partitions and a policy.
 
     Why it exists: the L1 tier must answer a hit in a fraction of a
     microsecond while never exceeding either ``max_entries`` entries or
@@ -99,36 +113,59 @@ class MemoryStore:
     byte bound therefore tracks what the data would cost on the wire, not the
     Python object's footprint (which the store cannot know cheaply).
 
+    Partitions let one store honour per-type limits (``{TYPE}_CACHE_MAX_SIZE``)
+    inside the global ones: :meth:`set` names the partition an entry counts
+    against, and a partition may have an entry cap of its own
+    (``partition_caps``, :meth:`set_partition_cap`). Each partition has its
+    own instance of the configured policy, built for its capacity (the cap,
+    clipped to ``max_entries``), so a burst in one type cannot push another
+    type's keys through a shared eviction order. Then:
+
+    * a write that takes its partition past the cap evicts that partition's
+      policy victim (which may be the newcomer: admission still works);
+    * a write that takes the store past ``max_entries`` or ``max_bytes``
+      evicts from the partition that is fullest relative to its capacity
+      (see :func:`qcache.memory.partition.fullest` for why), again by that
+      partition's policy.
+
+    Writes without a partition go to :data:`DEFAULT_PARTITION`, uncapped
+    unless given a cap: a store used without partitions behaves as one cache
+    under one policy. A lookup of an absent key is reported to the default
+    partition's policy (the store cannot know which partition an absent key
+    would join); the policies that learn from misses (W-TinyLFU) count an
+    insert without a preceding lookup as the request, so a partitioned key is
+    still counted once per request.
+
     Values are stored and returned by reference: a hit hands back the very
     object that was set, so callers must treat it as read-only.
 
     Every operation holds one :class:`threading.Lock` for its duration (the
     bulk ones, :meth:`delete_where` and :meth:`cleanup`, for each batch), so
-    concurrent callers never observe a bound exceeded, a lost update or a
-    policy out of step with the data. Expired entries are never returned; they
-    are reclaimed when read, in bounded batches on ``set`` once
-    ``cleanup_interval`` seconds have passed on ``clock``, before any live
-    entry is evicted, or by an explicit :meth:`cleanup` (which a background
-    thread may call).
+    concurrent callers never observe a bound or a cap exceeded, a lost update
+    or a policy out of step with the data. Expired entries are never
+    returned; they are reclaimed when read, in bounded batches on ``set``
+    once ``cleanup_interval`` seconds have passed on ``clock``, before any
+    live entry is evicted, or by an explicit :meth:`cleanup` (which a
+    background thread may call).
     """
 
     __slots__ = (
         "_bytes",
+        "_caps",
         "_clock",
         "_cleanup_interval",
         "_data",
+        "_default",
         "_evictions",
         "_expirations",
         "_heap",
         "_lock",
         "_max_bytes",
         "_max_entries",
+        "_new_policy",
         "_next_cleanup",
-        "_on_access",
-        "_on_insert",
         "_on_miss",
-        "_on_remove",
-        "_policy",
+        "_partitions",
         "_rejected",
         "_timed",
     )
@@ -141,16 +178,19 @@ class MemoryStore:
         *,
         clock: Clock = time.monotonic,
         cleanup_interval: float = 300.0,
+        partition_caps: Mapping[str, int] | None = None,
     ) -> None:
         """Create an empty store.
 
         ``policy`` is a registry name (case-insensitive, ``"default"``
-        allowed), created with capacity ``max_entries``, or an *empty*
-        :class:`EvictionPolicy` instance the store will drive exclusively.
+        allowed), or an *empty* :class:`EvictionPolicy` instance the store
+        will drive exclusively for the default partition; other partitions
+        then get instances of the same class built as ``type(policy)(capacity)``.
         ``clock`` returns seconds as a float; only differences matter.
         ``cleanup_interval`` is how often, on that clock, a ``set`` also
-        reclaims a batch of expired entries. Raises ``ValueError`` or
-        ``TypeError`` naming the first bad argument.
+        reclaims a batch of expired entries. ``partition_caps`` maps partition
+        names to their entry caps (see :meth:`set_partition_cap`). Raises
+        ``ValueError`` or ``TypeError`` naming the first bad argument.
         """
         _require_positive_int(max_entries, "max_entries")
         _require_positive_int(max_bytes, "max_bytes")
@@ -167,9 +207,28 @@ class MemoryStore:
         now = clock()
         if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
             raise TypeError(f"clock must return a finite number of seconds, it returned {now!r}")
-        self._policy = _make_policy(policy, max_entries)
+        caps: dict[str, int] = {}
+        if partition_caps is not None:
+            if not isinstance(partition_caps, Mapping):
+                raise TypeError(
+                    f"partition_caps must be a mapping of partition names to caps, "
+                    f"got {type(partition_caps).__name__}"
+                )
+            for name, cap in partition_caps.items():
+                _require_partition_name(name)
+                _require_positive_int(cap, f"the cap of partition {name!r}")
+                caps[name] = cap
+        if len(caps.keys() | {DEFAULT_PARTITION}) > MAX_PARTITIONS:
+            raise ValueError(f"a store holds at most {MAX_PARTITIONS} partitions, got caps for {len(caps)}")
         self._max_entries = max_entries
         self._max_bytes = max_bytes
+        self._caps = caps
+        default_cap = caps.get(DEFAULT_PARTITION)
+        default_capacity = _capacity(default_cap, max_entries)
+        first = _make_policy(policy, default_capacity)
+        self._new_policy = _policy_factory(policy, first)
+        self._default = Partition(DEFAULT_PARTITION, default_cap, default_capacity, first)
+        self._partitions: dict[str, Partition] = {DEFAULT_PARTITION: self._default}
         self._clock = clock
         self._cleanup_interval = float(cleanup_interval)
         self._next_cleanup = now + self._cleanup_interval
@@ -181,12 +240,8 @@ class MemoryStore:
         self._evictions = 0
         self._expirations = 0
         self._rejected = 0
-        # Bound methods looked up once: the hot path then pays one call, not
-        # an attribute lookup plus a call.
-        self._on_access = self._policy.on_access
-        self._on_insert = self._policy.on_insert
-        self._on_miss = self._policy.on_miss
-        self._on_remove = self._policy.on_remove
+        # Looked up once: a miss then pays one call, not attribute lookups plus a call.
+        self._on_miss = self._default.on_miss
 
     # ------------------------------------------------------------------ reads
 
@@ -205,7 +260,7 @@ class MemoryStore:
             if entry is not None:
                 expires_at = entry[2]
                 if expires_at is None or expires_at > self._clock():
-                    self._on_access(key)
+                    entry[4].on_access(key)  # type: ignore[union-attr]
                     return entry[0]
                 self._expire(key, entry)
             self._on_miss(key)
@@ -225,7 +280,7 @@ class MemoryStore:
             if entry is not None:
                 expires_at = entry[2]
                 if expires_at is None or expires_at > self._clock():
-                    self._on_access(key)
+                    entry[4].on_access(key)  # type: ignore[union-attr]
                     return entry
                 self._expire(key, entry)
             self._on_miss(key)
@@ -302,11 +357,19 @@ class MemoryStore:
     @property
     def policy_name(self) -> str:
         """Registry name of the eviction policy (class name if unregistered)."""
-        return self._policy.name or type(self._policy).__name__
+        policy = self._default.policy
+        return policy.name or type(policy).__name__
+
+    def partition_cap(self, name: str) -> int | None:
+        """The entry cap of partition ``name``, or ``None`` when it has none of its own."""
+        with self._lock:
+            return self._caps.get(name)
 
     def stats(self) -> MemoryStats:
-        """Sizes, bounds and lifetime counters, read atomically."""
+        """Sizes, bounds, lifetime counters and entries per partition, read atomically."""
         with self._lock:
+            partitions = dict.fromkeys(self._caps, 0)
+            partitions.update((name, part.entries) for name, part in self._partitions.items())
             return MemoryStats(
                 entries=len(self._data),
                 bytes=self._bytes,
@@ -315,19 +378,30 @@ class MemoryStore:
                 evictions=self._evictions,
                 expirations=self._expirations,
                 rejected=self._rejected,
+                partitions=partitions,
             )
 
     # ----------------------------------------------------------------- writes
 
     def set(
-        self, key: str, value: Any, size: int, ttl: float | None, meta: Any = None
+        self,
+        key: str,
+        value: Any,
+        size: int,
+        ttl: float | None,
+        meta: Any = None,
+        partition: str | None = None,
     ) -> bool:
         """Store ``value`` under ``key``, weighing ``size`` bytes, for ``ttl`` seconds.
 
         ``size`` is the value's encoded length (what the byte bound counts);
         ``ttl`` is ``None`` for no expiry and must otherwise be positive;
-        ``meta`` is kept alongside, untouched. Entries are evicted through the
-        policy until both bounds hold, expired ones first.
+        ``meta`` is kept alongside, untouched. ``partition`` names the
+        partition the entry counts against (``None``: the default one); a
+        partition not seen before is opened on the spot, with the cap set for
+        it if any. An overwrite may move a key to another partition. Entries
+        are evicted through the policies until the partition's cap and both
+        global bounds hold, expired ones first.
 
         Returns ``False`` when the value was not kept: it alone exceeds
         ``max_bytes`` (never worth evicting everything else for) or the policy
@@ -347,9 +421,15 @@ class MemoryStore:
                 raise ValueError(
                     f"ttl must be a positive finite number of seconds or None, got {ttl!r}"
                 )
+        if partition is not None:
+            _require_partition_name(partition)
         lock = self._lock
         lock.acquire()
         try:
+            if partition is None:
+                part = self._default
+            else:
+                part = self._partitions.get(partition) or self._open(partition)
             data = self._data
             old = data.get(key)
             if size > self._max_bytes:
@@ -360,29 +440,77 @@ class MemoryStore:
                 return False
             now = self._clock()
             expires_at = None if ttl is None else now + ttl
-            entry = _new_entry(StoredEntry, (value, size, expires_at, meta))
+            entry = _new_entry(StoredEntry, (value, size, expires_at, meta, part))
             data[key] = entry
             if old is None:
                 self._bytes += size
-                self._on_insert(key)
+                part.entries += 1
+                part.bytes += size
+                part.on_insert(key)
             else:
                 self._bytes += size - old[1]
                 if old[2] is not None:
                     self._timed -= 1
-                self._on_access(key)
+                was: Partition = old[4]  # type: ignore[assignment]
+                if was is part:
+                    part.bytes += size - old[1]
+                    part.on_access(key)
+                else:
+                    was.entries -= 1
+                    was.bytes -= old[1]
+                    was.on_remove(key)
+                    part.entries += 1
+                    part.bytes += size
+                    part.on_insert(key)
             if expires_at is not None:
                 self._timed += 1
                 heap = self._heap
                 heappush(heap, (expires_at, key))
                 if len(heap) > 2 * self._timed + _HEAP_SLACK:
                     self._compact_heap()
-            if len(data) > self._max_entries or self._bytes > self._max_bytes:
-                self._shrink(key, now)
+            if (
+                part.entries > part.capacity
+                or len(data) > self._max_entries
+                or self._bytes > self._max_bytes
+            ):
+                self._shrink(key, part, now)
             if now >= self._next_cleanup:
                 self._drain(now, _DRAIN_BATCH)
             return data.get(key) is entry
         finally:
             lock.release()
+
+    def set_partition_cap(self, name: str, cap: int | None) -> None:
+        """Limit partition ``name`` to ``cap`` entries (``None``: only the global bounds).
+
+        Caps change at runtime (a cache type registered, a configuration
+        reloaded), so this may be called at any time, before or after the
+        partition holds anything. When the partition's capacity changes, its
+        policy is rebuilt for the new capacity (policies size their internals
+        by it): keys move over in the old policy's eviction order, and the
+        ones beyond a smaller cap are evicted, that order's first ones first.
+        """
+        _require_partition_name(name)
+        if cap is not None:
+            _require_positive_int(cap, f"the cap of partition {name!r}")
+        with self._lock:
+            part = self._partitions.get(name)
+            if part is None:
+                if cap is None:
+                    self._caps.pop(name, None)
+                else:
+                    if name not in self._caps:
+                        self._check_room()
+                    self._caps[name] = cap
+                return  # opened with this cap by its first write
+            capacity = _capacity(cap, self._max_entries)
+            if capacity != part.capacity:
+                self._resize(part, capacity)
+            part.cap = cap
+            if cap is None:
+                self._caps.pop(name, None)
+            else:
+                self._caps[name] = cap
 
     def delete(self, key: str) -> bool:
         """Drop ``key``; ``True`` if a non-expired entry was removed."""
@@ -446,7 +574,9 @@ class MemoryStore:
         """Drop everything; lifetime counters are kept."""
         with self._lock:
             self._data.clear()
-            self._policy.clear()
+            for part in self._partitions.values():
+                part.policy.clear()
+                part.entries = part.bytes = 0
             self._heap.clear()
             self._timed = 0
             self._bytes = 0
@@ -469,9 +599,10 @@ class MemoryStore:
     def check_invariants(self) -> None:
         """Raise ``RuntimeError`` listing every broken internal invariant.
 
-        A diagnostic (a full scan) for tests and debugging: bounds respected,
-        byte total and policy size in step with the data, and the expiry heap
-        holding exactly one live pair per timed entry.
+        A diagnostic (a full scan) for tests and debugging: bounds and caps
+        respected, byte totals and policy sizes in step with the data (for
+        the store and for each partition), and the expiry heap holding
+        exactly one live pair per timed entry.
         """
         with self._lock:
             problems = self._invariant_problems()
@@ -483,10 +614,18 @@ class MemoryStore:
 
     def _forget(self, key: str, entry: StoredEntry) -> None:
         """Account for ``entry`` having been popped from the data by the store itself."""
-        self._bytes -= entry[1]
+        self._drop(entry)
+        entry[4].on_remove(key)  # type: ignore[union-attr]
+
+    def _drop(self, entry: StoredEntry) -> None:
+        """Take a popped ``entry`` out of the totals (its policy already forgot it, or will)."""
+        size = entry[1]
+        part: Partition = entry[4]  # type: ignore[assignment]
+        self._bytes -= size
+        part.entries -= 1
+        part.bytes -= size
         if entry[2] is not None:
             self._timed -= 1
-        self._on_remove(key)
 
     def _expire(self, key: str, entry: StoredEntry) -> None:
         """Drop ``key`` whose ``entry`` was found expired."""
@@ -513,35 +652,94 @@ class MemoryStore:
             self._next_cleanup = now + self._cleanup_interval
         return removed, done
 
-    def _shrink(self, key: str, now: float) -> None:
-        """Evict until both bounds hold; ``key`` is the entry just written."""
+    def _shrink(self, key: str, part: Partition, now: float) -> None:
+        """Evict until ``part``'s cap and both global bounds hold; ``key`` was just written to ``part``."""
         heap = self._heap
         if heap and heap[0][0] <= now:
             # Entries that must go anyway are cheaper to lose than live ones.
             self._drain(now, _DRAIN_BATCH)
         data = self._data
-        victim_of = self._policy.victim
-        while len(data) > self._max_entries or self._bytes > self._max_bytes:
+        partitions = self._partitions
+        # One loop with the eviction inlined: this runs once per write in a full store.
+        while True:
+            if part.entries > part.capacity:
+                target: Partition | None = part
+            elif len(data) > self._max_entries or self._bytes > self._max_bytes:
+                if len(partitions) == 1:
+                    target = part
+                else:
+                    target = fullest(partitions.values(), by_entries=len(data) > self._max_entries)
+                    if target is None:
+                        raise RuntimeError(
+                            f"every partition is empty while the store holds {len(data)} entries; "
+                            "the partitions are out of step with the store"
+                        )
+            else:
+                return
             try:
-                victim = victim_of()
+                victim = target.policy.victim()
             except KeyError:
                 raise RuntimeError(
-                    f"eviction policy {self.policy_name} tracks no key while the store holds "
-                    f"{len(data)}; the policy is out of step with the store"
+                    f"eviction policy {self.policy_name} of partition {target.name!r} tracks no key "
+                    f"while the partition holds {target.entries}; the policy is out of step with the store"
                 ) from None
-            entry = data.pop(victim, None)  # type: ignore[call-overload]
-            if entry is None:
+            entry = data.get(victim)  # type: ignore[call-overload]
+            if entry is None or entry[4] is not target:
                 raise RuntimeError(
-                    f"eviction policy {self.policy_name} chose {victim!r}, "
-                    "which the store does not hold; the policy is out of step with the store"
+                    f"eviction policy {self.policy_name} of partition {target.name!r} chose {victim!r}, "
+                    "which the partition does not hold; the policy is out of step with the store"
                 )
-            self._bytes -= entry[1]
+            del data[victim]  # type: ignore[arg-type]
+            size = entry[1]
+            self._bytes -= size
+            target.entries -= 1
+            target.bytes -= size
             if entry[2] is not None:
                 self._timed -= 1
             if victim == key:
                 self._rejected += 1  # admission refused the newcomer
             else:
                 self._evictions += 1
+
+    def _resize(self, part: Partition, capacity: int) -> None:
+        """Give ``part`` a policy built for ``capacity``, evicting what no longer fits."""
+        now = self._clock()
+        heap = self._heap
+        if capacity < part.entries and heap and heap[0][0] <= now:
+            # Entries that must go anyway are cheaper to lose than live ones.
+            self._drain(now, _DRAIN_BATCH)
+        data = self._data
+        for victim in part.rebuild(capacity, self._new_policy):
+            entry = data.get(victim)  # type: ignore[call-overload]
+            if entry is None or entry[4] is not part:
+                raise RuntimeError(
+                    f"eviction policy {self.policy_name} of partition {part.name!r} tracked {victim!r}, "
+                    "which the partition does not hold; the policy is out of step with the store"
+                )
+            del data[victim]  # type: ignore[arg-type]
+            self._drop(entry)
+            self._evictions += 1
+        if part is self._default:
+            self._on_miss = part.on_miss
+
+    def _open(self, name: str) -> Partition:
+        """Open partition ``name`` (its first write), with its cap if one was set."""
+        if name not in self._caps:
+            self._check_room()
+        cap = self._caps.get(name)
+        capacity = _capacity(cap, self._max_entries)
+        part = Partition(name, cap, capacity, self._new_policy(capacity))
+        self._partitions[name] = part
+        return part
+
+    def _check_room(self) -> None:
+        """ValueError when one more partition would exceed :data:`MAX_PARTITIONS`."""
+        known = len(self._partitions) + sum(1 for name in self._caps if name not in self._partitions)
+        if known >= MAX_PARTITIONS:
+            raise ValueError(
+                f"a store holds at most {MAX_PARTITIONS} partitions (one per cache type); "
+                "partition names must not be derived from keys or other unbounded data"
+            )
 
     def _compact_heap(self) -> None:
         """Drop stale heap pairs.
@@ -571,8 +769,31 @@ class MemoryStore:
         actual_bytes = sum(e[1] for e in data.values())
         if actual_bytes != self._bytes:
             problems.append(f"byte total {self._bytes} != sum of sizes {actual_bytes}")
-        if len(self._policy) != len(data):
-            problems.append(f"policy tracks {len(self._policy)} keys, store holds {len(data)}")
+        counted: dict[Partition, list[int]] = {part: [0, 0] for part in self._partitions.values()}
+        for key, entry in data.items():
+            tally = counted.get(entry[4])  # type: ignore[arg-type]
+            if tally is None:
+                problems.append(f"{key!r} belongs to no partition of this store")
+                continue
+            tally[0] += 1
+            tally[1] += entry[1]
+        for part, (entries, size) in counted.items():
+            name = part.name
+            if part.entries != entries or part.bytes != size:
+                problems.append(
+                    f"partition {name!r} counts {part.entries} entries / {part.bytes} bytes, "
+                    f"holds {entries} / {size}"
+                )
+            if entries > part.capacity:
+                problems.append(f"partition {name!r} holds {entries} entries, capacity {part.capacity}")
+            configured = self._caps.get(name)
+            if part.cap != configured or part.capacity != _capacity(configured, self._max_entries):
+                problems.append(
+                    f"partition {name!r} has cap {part.cap} and capacity {part.capacity}, "
+                    f"configured cap {configured}"
+                )
+            if len(part.policy) != entries:
+                problems.append(f"partition {name!r}: policy tracks {len(part.policy)} keys, holds {entries}")
         timed = sum(1 for e in data.values() if e[2] is not None)
         if timed != self._timed:
             problems.append(f"timed count {self._timed} != entries with expiry {timed}")
@@ -586,7 +807,8 @@ class MemoryStore:
     def __repr__(self) -> str:
         return (
             f"MemoryStore(entries={len(self._data)}/{self._max_entries}, "
-            f"bytes={self._bytes}/{self._max_bytes}, policy={self.policy_name})"
+            f"bytes={self._bytes}/{self._max_bytes}, policy={self.policy_name}, "
+            f"partitions={len(self._partitions)})"
         )
 
 
@@ -611,3 +833,40 @@ def _make_policy(policy: str | EvictionPolicy, capacity: int) -> EvictionPolicy:
         return policy
     raise TypeError(f"policy must be a policy name or an EvictionPolicy, got {type(policy).__name__}")
 
+
+def _require_partition_name(name: object) -> None:
+    """TypeError/ValueError unless ``name`` is a non-empty str."""
+    if not isinstance(name, str):
+        raise TypeError(f"partition names must be str, got {type(name).__name__}")
+    if not name:
+        raise ValueError("partition names must not be empty")
+
+
+def _capacity(cap: int | None, max_entries: int) -> int:
+    """Most entries a partition with ``cap`` can hold in a store of ``max_entries``."""
+    return max_entries if cap is None else min(cap, max_entries)
+
+
+def _policy_factory(
+    policy: str | EvictionPolicy, first: EvictionPolicy
+) -> Callable[[int], EvictionPolicy]:
+    """How the store builds a policy for a partition of a given capacity."""
+    if isinstance(policy, str):
+        name = first.name or policy
+
+        def by_name(capacity: int) -> EvictionPolicy:
+            return create_policy(name, capacity)
+
+        return by_name
+    cls = type(first)
+
+    def like_first(capacity: int) -> EvictionPolicy:
+        try:
+            return cls(capacity)
+        except TypeError as exc:
+            raise TypeError(
+                f"partitions need {cls.__name__}(capacity) to build their own policy instances; "
+                f"pass a registry name instead, or a policy class taking only a capacity: {exc}"
+            ) from exc
+
+    return like_first

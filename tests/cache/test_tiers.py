@@ -187,3 +187,67 @@ async def test_the_level_can_change_while_the_cache_runs(
     cache.core.config.update(CACHE_LEVEL="L1_MEMORY")
     await cache.set("later", 3, ttl=60)
     assert redis_keys(raw_redis, prefix) == {cache.storage_key("after")}
+
+
+# -- per-type caps in L1 ({TYPE}_CACHE_MAX_SIZE) -----------------------------------------------------
+
+
+def l1_partitions(cache: Handle) -> dict[str, int]:
+    """Entries per L1 partition (one per cache type written so far, plus any capped one)."""
+    assert cache.core.l1 is not None
+    return cache.core.l1.stats().partitions
+
+
+async def test_a_type_cap_bounds_that_type_in_l1_and_leaves_the_others_alone(make_cache: MakeCache) -> None:
+    cache = await make_cache("BOTH", SEARCH_CACHE_MAX_SIZE=3, MEMORY_CACHE_MAX_SIZE=100)
+    for i in range(10):
+        await cache.set(f"q{i}", i, ttl=60, cache_type="search")
+        await cache.set(f"p{i}", i, ttl=60, cache_type="project")
+        await cache.set(f"u{i}", i, ttl=60)
+        assert l1_partitions(cache)["search"] <= 3
+    l1 = (await cache.stats())["l1"]
+    assert l1["partitions"] == {"default": 10, "embedding": 0, "file": 0, "project": 10, "search": 3}
+    assert l1["entries"] == 23 < l1["max_entries"]
+    # LRU within the search type: its three newest stay, nothing else was evicted.
+    assert [i for i in range(10) if l1_entry(cache, f"q{i}", "search") is not None] == [7, 8, 9]
+    assert all(l1_entry(cache, f"p{i}", "project") is not None for i in range(10))
+    assert all(l1_entry(cache, f"u{i}") is not None for i in range(10))
+    assert l1["evictions"] == 7
+    # Evicted search entries are still served by L2, and what L2 refills into L1 counts as search.
+    searches = [f"q{i}" for i in range(10)]
+    assert await cache.get_many(searches, cache_type="search") == {f"q{i}": i for i in range(10)}
+    assert l1_partitions(cache) == l1["partitions"]
+    assert await cache.get("q0", cache_type="search") == 0
+    assert l1_partitions(cache) == l1["partitions"]
+    assert l1_entry(cache, "q0", "search") is not None
+
+
+async def test_write_back_refills_from_pending_writes_count_against_their_type(make_cache: MakeCache) -> None:
+    from .support import flusher_paused
+
+    cache = await make_cache("BOTH", "WRITE_BACK", SEARCH_CACHE_MAX_SIZE=3)
+    async with flusher_paused(cache):
+        for i in range(5):
+            await cache.set(f"q{i}", i, ttl=60, cache_type="search")
+        assert len(cache.core.pending) == 5
+        assert l1_entry(cache, "q0", "search") is None  # evicted from L1, still pending
+        assert await cache.get("q0", cache_type="search") == 0  # served from the pending write
+        assert l1_entry(cache, "q0", "search") is not None
+        partitions = l1_partitions(cache)
+        assert (partitions["search"], partitions.get("default", 0)) == (3, 0)
+
+
+async def test_type_caps_follow_configuration_changes_and_new_types(make_cache: MakeCache) -> None:
+    from qcache.config import CacheTypeConfig
+
+    cache = await make_cache("L1_MEMORY", SEARCH_CACHE_MAX_SIZE=5, MEMORY_CACHE_MAX_SIZE=100)
+    for i in range(5):
+        await cache.set(f"q{i}", i, ttl=60, cache_type="search")
+    assert l1_partitions(cache)["search"] == 5
+    cache.core.config.update(SEARCH_CACHE_MAX_SIZE=2)  # e.g. from a watched .env file
+    assert l1_partitions(cache)["search"] == 2
+    assert [await cache.get(f"q{i}", cache_type="search") for i in range(5)] == [None, None, None, 3, 4]
+    cache.core.config.register_cache_type("chunk", CacheTypeConfig(ttl=60, max_size=4))
+    await cache.set_many({f"c{i}": i for i in range(9)}, ttl=60, cache_type="chunk")
+    partitions = l1_partitions(cache)
+    assert (partitions["chunk"], partitions["search"]) == (4, 2)

@@ -12,13 +12,16 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
-from qcache.memory.store import MemoryStore
+from qcache.memory.store import DEFAULT_PARTITION, MemoryStore
 
 THREADS = 8
 OPS_PER_THREAD = 1500
 KEYS_PER_THREAD = 24
 MAX_ENTRIES = 64
 MAX_BYTES = 2500
+#: Partitioned runs: two capped partitions and the default one, within the global bounds.
+PARTITIONS: tuple[str | None, ...] = ("a", "b", None)
+PARTITION_CAPS = {"a": 12, "b": 30}
 
 
 class CheckingLock:
@@ -67,10 +70,11 @@ def worker(
     store: MemoryStore,
     clock: ManualClock,
     thread_id: int,
-    last_written: dict[str, tuple[Any, int, Any]],
+    last_written: dict[str, tuple[Any, int, Any, str]],
     failures: list[str],
+    partitions: tuple[str | None, ...] = (None,),
 ) -> None:
-    """Random operations; every key this thread writes belongs to it alone."""
+    """Random operations; every key this thread writes belongs to it alone (its partition may change)."""
     rng = random.Random(thread_id)
     own = [f"t{thread_id}:k{i}" for i in range(KEYS_PER_THREAD)]
     prefix = f"t{thread_id}:"
@@ -82,8 +86,9 @@ def worker(
                 value = (thread_id, step)
                 size = rng.randint(1, 120)
                 ttl = rng.choice([None, None, 0.5, 30.0])
-                stored = store.set(key, value, size, ttl, meta=step)
-                last_written[key] = (value, size, step)
+                partition = rng.choice(partitions)
+                stored = store.set(key, value, size, ttl, meta=step, partition=partition)
+                last_written[key] = (value, size, step, partition or DEFAULT_PARTITION)
                 seen = store.get(key)
                 # Nobody else writes this key: it is ours or gone, never foreign.
                 if seen is not None and seen != value:
@@ -118,6 +123,44 @@ def worker(
         failures.append(f"thread {thread_id} raised {exc!r}")
 
 
+def run_workers(
+    store: MemoryStore, clock: ManualClock, partitions: tuple[str | None, ...], also: list[threading.Thread]
+) -> tuple[list[dict[str, tuple[Any, int, Any, str]]], list[str]]:
+    """Run every worker (and the ``also`` threads) to the end; each thread's last writes and all failures."""
+    last_written: list[dict[str, tuple[Any, int, Any, str]]] = [{} for _ in range(THREADS)]
+    failures: list[str] = []
+    threads = [
+        threading.Thread(target=worker, args=(store, clock, t, last_written[t], failures, partitions))
+        for t in range(THREADS)
+    ]
+    for thread in [*threads, *also]:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "a worker is stuck: deadlock?"
+    return last_written, failures
+
+
+def check_outcome(
+    store: MemoryStore, clock: ManualClock, last_written: list[dict[str, tuple[Any, int, Any, str]]]
+) -> None:
+    """Invariants hold, and whatever survived is exactly each owner's final write."""
+    store.check_invariants()
+    now = clock()
+    for key in store.keys():
+        owner = int(key[1 : key.index(":")])
+        entry = store.get_entry(key)
+        assert entry is not None and entry.partition is not None
+        value, size, meta, partition = last_written[owner][key]
+        assert (entry.value, entry.size, entry.meta, entry.partition.name) == (value, size, meta, partition)
+        assert entry.expires_at is None or entry.expires_at > now
+    stats = store.stats()
+    assert stats.entries <= MAX_ENTRIES and stats.bytes <= MAX_BYTES
+    # The workload is sized to exercise eviction and expiry, not just pass by.
+    assert stats.evictions + stats.rejected > 0
+    assert stats.expirations > 0
+
+
 @pytest.mark.parametrize("policy_name", available_policies())
 def test_concurrent_operations_keep_every_invariant(policy_name: str) -> None:
     clock = ManualClock()
@@ -125,37 +168,48 @@ def test_concurrent_operations_keep_every_invariant(policy_name: str) -> None:
     store = MemoryStore(MAX_ENTRIES, MAX_BYTES, policy, clock=clock, cleanup_interval=1.0)
     lock = CheckingLock(store)
     store._lock = lock  # type: ignore[misc]
-    last_written: list[dict[str, tuple[Any, int, Any]]] = [{} for _ in range(THREADS)]
-    failures: list[str] = []
-    threads = [
-        threading.Thread(target=worker, args=(store, clock, t, last_written[t], failures))
-        for t in range(THREADS)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive(), "a worker is stuck: deadlock?"
+    last_written, failures = run_workers(store, clock, (None,), [])
 
     assert failures == []
     assert lock.problems == []
     assert lock.checks >= THREADS * OPS_PER_THREAD  # every operation was checked
-    store.check_invariants()
     assert len(store) == len(policy)
-    # Last writer wins: whatever survived is exactly each owner's final write.
-    now = clock()
-    for key in store.keys():
-        owner = int(key[1 : key.index(":")])
-        entry = store.get_entry(key)
-        assert entry is not None
-        value, size, meta = last_written[owner][key]
-        assert (entry.value, entry.size, entry.meta) == (value, size, meta)
-        assert entry.expires_at is None or entry.expires_at > now
-    stats = store.stats()
-    assert stats.entries <= MAX_ENTRIES and stats.bytes <= MAX_BYTES
-    # The workload is sized to exercise eviction and expiry, not just pass by.
-    assert stats.evictions + stats.rejected > 0
-    assert stats.expirations > 0
+    check_outcome(store, clock, last_written)
+
+
+@pytest.mark.parametrize("policy_name", available_policies())
+def test_concurrent_operations_on_partitions_keep_every_invariant(policy_name: str) -> None:
+    """Keys hop between capped partitions while another thread keeps changing the caps."""
+    clock = ManualClock()
+    store = MemoryStore(
+        MAX_ENTRIES, MAX_BYTES, policy_name, clock=clock, cleanup_interval=1.0, partition_caps=PARTITION_CAPS
+    )
+    lock = CheckingLock(store)
+    store._lock = lock  # type: ignore[misc]
+    done = threading.Event()
+    cap_changes: list[int] = []
+
+    def change_caps() -> None:
+        rng = random.Random(99)
+        while not done.is_set():
+            store.set_partition_cap(rng.choice(["a", "b"]), rng.choice([None, 3, 12, 30, 100]))
+            cap_changes.append(1)
+
+    changer = threading.Thread(target=change_caps)
+    try:
+        last_written, failures = run_workers(store, clock, PARTITIONS, [changer])
+    finally:
+        done.set()
+        changer.join(timeout=60)
+    assert not changer.is_alive()
+
+    assert failures == []
+    assert lock.problems == []
+    assert lock.checks >= THREADS * OPS_PER_THREAD + len(cap_changes)
+    assert len(cap_changes) > 10
+    partitions = store.stats().partitions
+    assert set(partitions) == {DEFAULT_PARTITION, "a", "b"} and sum(partitions.values()) == len(store)
+    check_outcome(store, clock, last_written)
 
 
 def test_disjoint_writers_lose_no_update() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
-from qcache.memory.store import _DRAIN_BATCH, MemoryStore, StoredEntry
+from qcache.memory.store import _DRAIN_BATCH, DEFAULT_PARTITION, MemoryStore, StoredEntry
 
 
 @pytest.fixture(params=available_policies())
@@ -224,7 +224,10 @@ def test_overwrite_updates_value_size_expiry_and_meta(policy_name: str, clock: M
     assert store.total_bytes == 30
     assert len(store) == 1 == len(policy)
     assert store.remaining_ttl("k") == pytest.approx(20)
-    assert store.get_entry("k") == StoredEntry("v2", 30, 1025.0, ("tag:b",))
+    entry = store.get_entry("k")
+    assert entry is not None and entry.partition is not None
+    assert entry == StoredEntry("v2", 30, 1025.0, ("tag:b",), entry.partition)
+    assert entry.partition.name == DEFAULT_PARTITION
     clock.advance(15)  # past the first expiry
     assert store.cleanup() == 0
     assert store.get("k") == "v2"
@@ -384,7 +387,7 @@ def test_random_workload_matches_a_model(policy_name: str, clock: ManualClock, s
             size = rng.randint(0, 90)
             stored = store.set(key, (key, step), size, ttl, meta=step)
             expires_at = None if ttl is None else clock() + ttl
-            written[key] = StoredEntry((key, step), size, expires_at, step)
+            written[key] = StoredEntry((key, step), size, expires_at, step)  # partition: compared apart
             assert (store.get(key) == (key, step)) is stored
         elif op < 0.75:
             value = store.get(key)
@@ -407,7 +410,9 @@ def test_random_workload_matches_a_model(policy_name: str, clock: ManualClock, s
     now = clock()
     for key in store.keys():
         entry = store.get_entry(key)
-        assert entry == written[key]
+        assert entry is not None and entry.partition is not None
+        assert entry[:4] == written[key][:4]
+        assert entry.partition.name == DEFAULT_PARTITION
         assert entry.expires_at is None or entry.expires_at > now
     assert len(store) == len(policy)
     store.check_invariants()
@@ -433,7 +438,9 @@ def test_delete_where_with_meta(policy_name: str, clock: ManualClock) -> None:
 def test_peek_sees_live_entries_without_side_effects(policy_name: str, clock: ManualClock) -> None:
     store, policy = make(policy_name, clock)
     store.set("k", "v", 10, ttl=10, meta="caller-key")
-    assert store.peek("k") == StoredEntry("v", 10, 1010.0, "caller-key")
+    peeked = store.peek("k")
+    assert peeked is not None and peeked.partition is not None
+    assert peeked == StoredEntry("v", 10, 1010.0, "caller-key", peeked.partition)
     assert store.peek("absent") is None
     clock.advance(10)
     assert store.peek("k") is None
