@@ -104,7 +104,7 @@ def register(subparsers: Any) -> None:
                              f"'all' (known: {', '.join(available_policies())})")
     parser.add_argument("--sizes", default=DEFAULT_SIZES,
                         help=f"comma-separated entry counts or percentages of the distinct keys "
-                             f"(default {DEFAULT_SIZES})")
+                             "(default %(default)s)")
     parser.add_argument("--curve", type=int, metavar="POINTS",
                         help="miss-ratio curve: POINTS sizes spaced geometrically between the "
                              "smallest and the largest of --sizes")
