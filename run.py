@@ -33,12 +33,23 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def has_pip(python: Path) -> bool:
+    """Whether ``python`` exists and can run pip (an interrupted creation leaves it without)."""
+    return python.exists() and subprocess.run(
+        [str(python), "-m", "pip", "--version"], capture_output=True
+    ).returncode == 0
+
+
 def ensure_environment(extra: str) -> Path:
     """Create the virtual environment and install qcache[extra] when stale."""
     python = venv_python()
-    if not python.exists():
+    if not has_pip(python):
         print(f"[run] creating virtual environment in {VENV.name}/", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        except subprocess.CalledProcessError:
+            sys.exit("[run] could not install pip into the virtual environment; on Debian or "
+                     "Ubuntu install the python3-venv package for this Python, then run again.")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = VENV / f".installed-{extra.replace(',', '+')}"
     if stamp.exists() and stamp.read_text().strip() == digest:
@@ -59,9 +70,24 @@ def ensure_environment(extra: str) -> Path:
     return python
 
 
+def call(command: list[str]) -> int:
+    """Run ``command`` to completion and return its exit code.
+
+    Ctrl-C reaches the child too (same process group); we keep waiting so that
+    it can stop what it started (Redis servers, flushers) and print its summary,
+    instead of killing it after a fraction of a second as ``subprocess.call`` does.
+    """
+    child = subprocess.Popen(command, cwd=ROOT)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
+
+
 def run_tests(args: list[str]) -> int:
     python = ensure_environment(EXTRAS["tests"])
-    code = subprocess.call([str(python), "-m", "pytest", *args], cwd=ROOT)
+    code = call([str(python), "-m", "pytest", *args])
     if code == PYTEST_NO_TESTS_COLLECTED:
         print("[run] pytest collected no tests for this selection; nothing failed.")
         return 0
@@ -70,7 +96,7 @@ def run_tests(args: list[str]) -> int:
 
 def run_main(args: list[str]) -> int:
     python = ensure_environment(EXTRAS["main"])
-    return subprocess.call([str(python), str(ROOT / "benchmarks" / "main.py"), *args], cwd=ROOT)
+    return call([str(python), str(ROOT / "benchmarks" / "main.py"), *args])
 
 
 def main(argv: list[str]) -> int:

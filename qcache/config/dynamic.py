@@ -110,6 +110,10 @@ class CallbackRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._callbacks: list[ChangeCallback] = []
+        # The event loop running where each callback was registered: an async callback
+        # fired from another thread (the .env watcher) runs there, beside the objects
+        # it was written to touch, not on a throwaway loop.
+        self._home_loops: dict[int, asyncio.AbstractEventLoop] = {}
         # Tasks scheduled on a running loop; kept so they are not garbage-collected.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -117,13 +121,21 @@ class CallbackRegistry:
         """Register ``callback``; returns a function that unregisters it (idempotent)."""
         if not callable(callback):
             raise TypeError("a change callback must be callable")
+        try:
+            home: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            home = None
         with self._lock:
             self._callbacks.append(callback)
+            if home is not None:
+                self._home_loops[id(callback)] = home
 
         def unsubscribe() -> None:
             with self._lock:
                 if callback in self._callbacks:
                     self._callbacks.remove(callback)
+                if callback not in self._callbacks:
+                    self._home_loops.pop(id(callback), None)
 
         return unsubscribe
 
@@ -148,7 +160,9 @@ class CallbackRegistry:
         """Run every callback from synchronous code.
 
         Async callbacks become tasks when an event loop runs in this thread
-        (``update()`` called from a coroutine), otherwise they run to
+        (``update()`` called from a coroutine); from another thread (the
+        ``.env`` watcher) they are handed to the loop that was running where
+        they were registered, if it still runs; otherwise they run to
         completion with ``asyncio.run``.
         """
         try:
@@ -160,7 +174,12 @@ class CallbackRegistry:
             if awaitable is None:
                 continue
             if loop is None:
-                asyncio.run(self._guarded(callback, awaitable))
+                with self._lock:
+                    home = self._home_loops.get(id(callback))
+                if home is not None and home.is_running() and not home.is_closed():
+                    asyncio.run_coroutine_threadsafe(self._guarded(callback, awaitable), home)
+                else:
+                    asyncio.run(self._guarded(callback, awaitable))
             else:
                 task = loop.create_task(self._guarded(callback, awaitable))
                 self._tasks.add(task)

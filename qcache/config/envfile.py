@@ -98,7 +98,11 @@ def set_assignment(text: str, key: str, value: str) -> str:
 
 
 def atomic_write(path: Path, text: str, mode: int = ENV_FILE_MODE) -> None:
-    """Replace ``path`` with ``text`` in one step; the file ends up with ``mode``."""
+    """Replace ``path`` with ``text`` in one step; the file ends up with ``mode``.
+
+    A symlinked ``.env`` is followed: its target is rewritten and the link kept.
+    """
+    path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -81,6 +81,9 @@ class EnvFileWatcher:
                     "; ".join(exc.problems),
                 )
                 return WatchOutcome.REJECTED
+            if changes:
+                for warning in self._config.warnings():
+                    logger.warning("configuration from %s: %s", self.path, warning)
             return WatchOutcome.APPLIED if changes else WatchOutcome.NO_CHANGES
 
     def start(self) -> EnvFileWatcher:

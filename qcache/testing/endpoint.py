@@ -96,15 +96,19 @@ def build_url(host: str, port: int, *, password: str | None, tls: bool, db: int 
 
 
 def redact_url(url: str) -> str:
-    """Replace the password of ``url`` (if any) with ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """Replace the password of ``url`` (if any) with ``***``; never raises."""
+    try:
+        parts = urlsplit(url)
+        password, port = parts.password, parts.port
+    except ValueError:  # e.g. a non-numeric port: say nothing that could hold a secret
+        return "<unparsable URL>"
+    if password is None:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literals need their brackets back
         host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    netloc = f"{user}:***@{host}" + (f":{port}" if port is not None else "")
     return urlunsplit(parts._replace(netloc=netloc))
 
 

@@ -195,6 +195,9 @@ def _from_docker(request: _Request, stack: ExitStack) -> RedisEndpoint:
     container: Any = None
     try:
         container = RedisContainer(DOCKER_IMAGE, password=request.password)
+        # Publish on loopback only (testcontainers' default is every interface), like
+        # the servers we start ourselves: a test Redis must not be reachable from outside.
+        container.ports = {port: ("127.0.0.1",) for port in container.ports}
         container.with_command(command)
         container.start()
     except Exception as exc:  # the SDK raises many unrelated types (API, requests, timeouts)

@@ -293,3 +293,29 @@ def test_compression_and_encryption_per_type() -> None:
     )
     assert everything.snapshot().encrypts("file")
     assert not everything.snapshot().compresses("search")
+
+
+def test_async_callback_fired_from_another_thread_runs_on_its_own_loop() -> None:
+    """The .env watcher updates from its thread; an async service's callback must run on the service's loop."""
+    seen: list[object] = []
+
+    async def service() -> None:
+        home = asyncio.get_running_loop()
+        lock = asyncio.Lock()  # bound to this loop: would fail on any other
+        done = asyncio.Event()
+        config = CacheConfig()
+
+        async def on_change(_config: CacheConfig, changes: Any) -> None:
+            async with lock:
+                seen.append((asyncio.get_running_loop() is home, dict(changes)))
+            done.set()
+
+        config.on_change(on_change)
+        worker = threading.Thread(target=config.update, kwargs={"CACHE_DEFAULT_TTL": 99})
+        worker.start()
+        await asyncio.wait_for(done.wait(), timeout=5)
+        worker.join(5)
+
+    asyncio.run(service())
+    assert seen == [(True, {"core.default_ttl": (3600, 99)})]
+

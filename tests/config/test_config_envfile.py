@@ -80,3 +80,15 @@ def test_atomic_write_sets_mode_600_and_replaces(tmp_path: Path) -> None:
     assert path.read_text() == "new\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["x.env"]  # no temp file left
+
+
+def test_atomic_write_through_a_symlink_rewrites_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "app.env"
+    real.parent.mkdir()
+    real.write_text("REDIS_PORT=6379\n")
+    link = tmp_path / ".env"
+    link.symlink_to(real)
+    atomic_write(link, "REDIS_PORT=7000\n")
+    assert link.is_symlink()
+    assert real.read_text() == "REDIS_PORT=7000\n"
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o600

@@ -304,3 +304,14 @@ def test_bad_options_fail_before_any_method_is_tried(kwargs: dict[str, Any]) -> 
     with pytest.raises(ConfigError):
         with provision_redis(methods=("binary",), **kwargs):
             pass  # pragma: no cover
+
+
+def test_an_unparsable_redis_url_is_a_clear_error_that_hides_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://:s3cret-pw@localhost:abc/0")
+    with pytest.raises(ProvisioningError) as raised:
+        with provision_redis():
+            pass
+    assert "REDIS_URL" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
