@@ -107,16 +107,27 @@ class AesGcmStage:
         nonce = self._nonce()
         return b"".join((prefix, nonce, data_key.aead.encrypt(nonce, payload, prefix + key)))
 
-    def open(self, data: bytes, key: bytes) -> bytes:
-        """The payload sealed in ``data`` (a whole stored value whose header says encrypted)."""
-        prefix = data[_PREFIX]
+    def open(
+        self,
+        data: bytes,
+        key: bytes,
+        _prefix: slice = _PREFIX,
+        _nonce: slice = _NONCE,
+        _ciphertext: slice = _CIPHERTEXT,
+    ) -> bytes:
+        """The payload sealed in ``data`` (a whole stored value whose header says encrypted).
+
+        The slices arrive as defaults (fast locals, not global lookups): on a
+        200-byte value the raw AES-GCM call takes ~0.5 us, so every load counts.
+        """
+        prefix = data[_prefix]
         try:
             aead = self._ciphers[prefix]
         except KeyError:
             aead = self._resolve(prefix)
         try:
             # Plain bytes slices: below LARGE_VALUE_BYTES they cost less than a memoryview.
-            return aead.decrypt(data[_NONCE], data[_CIPHERTEXT], prefix + key)
+            return aead.decrypt(data[_nonce], data[_ciphertext], prefix + key)
         except (InvalidTag, ValueError):  # ValueError: too short for a nonce
             raise _rejection(data) from None
 
