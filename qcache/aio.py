@@ -41,6 +41,8 @@ class _AsyncShared:
         self.wake = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.stopping = False  # set by close(): the flusher drains once more and returns
+        # After a failed flush, writes do not wake the flusher before this time.monotonic() value.
+        self.retry_after = 0.0
         self.closed = False
 
     def l2(self) -> AsyncRedisTier:
@@ -105,6 +107,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         """The cached value of ``key``, or ``default`` on a miss."""
         core = self._core
         if not core.enabled:
+            core.check_open()
             return default
         if core.use_l1:
             value = core.l1_lookup(self._namespace, key, cache_type)
@@ -123,6 +126,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
     async def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
         """``{key: value}`` for the keys that hit."""
         if not self._core.enabled:
+            self._core.check_open()
             return {}
         return await self._run(self._core.plan_get_many(self._namespace, keys, cache_type))
 
@@ -171,11 +175,20 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             # Our caller gave up (a client went away); the waiters must not inherit that.
             flight.cancel()
             raise
+        except StopIteration as exc:
+            # A future refuses StopIteration (TypeError, and the waiters would hang): wrap it, as PEP 479 does.
+            error = RuntimeError(f"the loader of get_or_set({key!r}) raised StopIteration")
+            flight.set_exception(error)
+            flight.exception()
+            raise error from exc
         except BaseException as exc:
             flight.set_exception(exc)
             flight.exception()  # retrieved here, so an unawaited flight logs nothing
             raise
         finally:
+            if not flight.done():  # whatever went wrong above, no waiter may wait forever
+                flight.set_exception(RuntimeError(f"get_or_set({key!r}): the load ended without a result"))
+                flight.exception()
             del flights[flight_key]
             del self._shared.flight_leaders[flight_key]
 
@@ -185,9 +198,16 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
         core = self._core
         if not core.enabled:
+            core.check_open()
             return
         if core.writes_l2_now:
-            await self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+            if len(core.pending):
+                # Write-back writes left from before a live strategy switch: the plan drops this
+                # key's, under the flush lock so that none is being sent meanwhile.
+                async with self._shared.flush_lock:
+                    await self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+            else:
+                await self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
         else:  # nothing to send now: no generator to drive (see CacheCore.set_begin)
             core.set_end(core.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
@@ -196,27 +216,33 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
     ) -> None:
         """Store many values; every value is encoded before anything is written."""
-        if not self._core.enabled:
+        core = self._core
+        if not core.enabled:
+            core.check_open()
             return
-        await self._run(self._core.plan_set_many(self._namespace, items, ttl, cache_type))
+        if core.writes_l2_now and len(core.pending):  # as in set()
+            async with self._shared.flush_lock:
+                await self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
+        else:
+            await self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
         self._after_write()
 
     async def delete(self, key: str, *, cache_type: str | None = None) -> bool:
         """Remove ``key`` from both tiers and any pending write-back; True if something was removed."""
-        if not self._core.enabled:
-            return False
+        # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
+        self._core.check_open()
         async with self._shared.flush_lock:
             return await self._run(self._core.plan_delete(self._namespace, key, cache_type))
 
     async def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
         """Delete this namespace's keys matching a Redis glob (see :meth:`QueryCache.invalidate_pattern`)."""
-        if not self._core.enabled:
-            return 0
+        self._core.check_open()  # works while disabled, as delete()
         async with self._shared.flush_lock:
             return await self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
 
     async def clear(self) -> int:
         """Delete every key of this namespace in both tiers (works while disabled, as the sync one)."""
+        self._core.check_open()
         async with self._shared.flush_lock:
             return await self._run(self._core.plan_clear(self._namespace))
 
@@ -228,7 +254,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             return
         if shared.flusher is None:
             shared.flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="qcache-writeback")
-        if len(self._core.pending) >= self._core.batch_size:
+        if len(self._core.pending) >= self._core.batch_size and time.monotonic() >= shared.retry_after:
             shared.wake.set()
 
     async def _flush_loop(self) -> None:
@@ -245,21 +271,28 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             try:
                 await self._drain()
                 delay = FLUSH_INTERVAL
+                shared.retry_after = 0.0
             except BackendError as exc:
                 self._core.note_l2_failure("write-back flush", exc)
                 delay = min(_MAX_RETRY_DELAY, delay * 2)
+                shared.retry_after = time.monotonic() + delay
             except Exception:
                 logger.exception("qcache: write-back flusher failed; retrying")
                 delay = min(_MAX_RETRY_DELAY, delay * 2)
+                shared.retry_after = time.monotonic() + delay
 
     async def _drain(self) -> None:
         core = self._core
-        while len(core.pending):
+        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
             async with self._shared.flush_lock:
                 await self._run(core.plan_flush_batch(core.batch_size))
 
     async def flush(self, timeout: float | None = None) -> int:
         """Write every pending write-back value to L2; returns how many are still pending."""
+        self._core.check_open()
+        return await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -281,15 +314,21 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
 
     async def health(self) -> dict[str, Any]:
         """Probe both tiers; see :meth:`QueryCache.health`."""
+        self._core.check_open()
         return self._stamp(await self._run(self._core.plan_probe()))
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier."""
+        """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier.
+
+        Afterwards every operation raises :class:`qcache.errors.CacheClosedError` (see :meth:`QueryCache.close`).
+        """
         shared = self._shared
-        if not self._owner or shared.closed:
+        core = self._core
+        if not self._owner or core.closed:
             return
+        core.close()  # first: a write racing with close() raises instead of being lost
         shared.stopping = True
         shared.wake.set()
         if shared.flusher is not None:
@@ -300,12 +339,11 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
                 shared.flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await shared.flusher
-        left = await self.flush(timeout) if len(self._core.pending) else 0
+        left = await self._flush(timeout) if len(core.pending) else 0
         if left:
-            self._core.metrics.error("writeback_lost")
+            core.metrics.error("writeback_lost", left)
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
-        self._core.close()
         if shared.tier is not None:
             await shared.tier.close()
 

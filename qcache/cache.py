@@ -53,6 +53,9 @@ class _Shared:
         self.flights_lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        # After a failed flush, writes do not wake the flusher before this time.monotonic() value:
+        # under write load during an outage they would otherwise cut every backoff short.
+        self.retry_after = 0.0
         self.flusher: threading.Thread | None = None
         self.closed = False
         self._tier_lock = threading.Lock()
@@ -130,6 +133,7 @@ class QueryCache(FacadeBase["_Shared"]):
         """The cached value of ``key``, or ``default`` on a miss."""
         core = self._core
         if not core.enabled:
+            core.check_open()
             return default
         if core.use_l1:
             value = core.l1_lookup(self._namespace, key, cache_type)
@@ -148,6 +152,7 @@ class QueryCache(FacadeBase["_Shared"]):
     def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
         """``{key: value}`` for the keys that hit; L2 is read with chunked MGETs."""
         if not self._core.enabled:
+            self._core.check_open()
             return {}
         return self._run(self._core.plan_get_many(self._namespace, keys, cache_type))
 
@@ -194,6 +199,13 @@ class QueryCache(FacadeBase["_Shared"]):
                     self.set(key, value, ttl, cache_type=cache_type)
             flight.value = value
             return value
+        except StopIteration as exc:
+            # A StopIteration escaping here would end whatever generator our caller is running
+            # (and the async twin cannot put one into a future): a RuntimeError, as PEP 479 does.
+            error = RuntimeError(f"the loader of get_or_set({key!r}) raised StopIteration")
+            error.__cause__ = exc
+            flight.error = error
+            raise error from exc
         except BaseException as exc:
             flight.error = exc
             raise
@@ -208,9 +220,16 @@ class QueryCache(FacadeBase["_Shared"]):
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
         core = self._core
         if not core.enabled:
+            core.check_open()
             return
         if core.writes_l2_now:
-            self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+            if len(core.pending):
+                # Write-back writes left from before a live strategy switch: the plan drops this
+                # key's, under the flush lock so that none is being sent meanwhile.
+                with self._shared.flush_lock:
+                    self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+            else:
+                self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
         else:  # nothing to send now: no generator to drive (see CacheCore.set_begin)
             core.set_end(core.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
@@ -219,15 +238,21 @@ class QueryCache(FacadeBase["_Shared"]):
         self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
     ) -> None:
         """Store many values; every value is encoded before anything is written."""
-        if not self._core.enabled:
+        core = self._core
+        if not core.enabled:
+            core.check_open()
             return
-        self._run(self._core.plan_set_many(self._namespace, items, ttl, cache_type))
+        if core.writes_l2_now and len(core.pending):  # as in set()
+            with self._shared.flush_lock:
+                self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
+        else:
+            self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
         self._after_write()
 
     def delete(self, key: str, *, cache_type: str | None = None) -> bool:
         """Remove ``key`` from both tiers (and any pending write-back); True if something was removed."""
-        if not self._core.enabled:
-            return False
+        # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
+        self._core.check_open()
         with self._shared.flush_lock:
             return self._run(self._core.plan_delete(self._namespace, key, cache_type))
 
@@ -237,8 +262,7 @@ class QueryCache(FacadeBase["_Shared"]):
         Without ``cache_type`` the glob is matched against ``"<type>:<key>"``
         (``"search:*"`` drops every search result); with it, against the key.
         """
-        if not self._core.enabled:
-            return 0
+        self._core.check_open()  # works while disabled, as delete()
         with self._shared.flush_lock:
             return self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
 
@@ -248,6 +272,7 @@ class QueryCache(FacadeBase["_Shared"]):
         Works even while ``CACHE_ENABLED=false``, so stale entries can be
         dropped before the cache is switched back on.
         """
+        self._core.check_open()
         with self._shared.flush_lock:
             return self._run(self._core.plan_clear(self._namespace))
 
@@ -260,7 +285,7 @@ class QueryCache(FacadeBase["_Shared"]):
             return
         if shared.flusher is None:
             self._start_flusher()
-        if pending >= self._core.batch_size and not shared.wake.is_set():
+        if pending >= self._core.batch_size and not shared.wake.is_set() and time.monotonic() >= shared.retry_after:
             shared.wake.set()  # Event.set takes a lock: only when the flusher is not already woken
 
     def _start_flusher(self) -> None:
@@ -280,16 +305,19 @@ class QueryCache(FacadeBase["_Shared"]):
             try:
                 self._drain()
                 delay = FLUSH_INTERVAL
+                shared.retry_after = 0.0
             except BackendError as exc:
                 self._core.note_l2_failure("write-back flush", exc)
                 delay = min(_MAX_RETRY_DELAY, delay * 2)  # back off while L2 is down; writes stay queued
+                shared.retry_after = time.monotonic() + delay
             except Exception:  # never let the flusher die silently
                 logger.exception("qcache: write-back flusher failed; retrying")
                 delay = min(_MAX_RETRY_DELAY, delay * 2)
+                shared.retry_after = time.monotonic() + delay
 
     def _drain(self) -> None:
         core = self._core
-        while len(core.pending):
+        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
             with self._shared.flush_lock:
                 self._run(core.plan_flush_batch(core.batch_size))
 
@@ -299,6 +327,10 @@ class QueryCache(FacadeBase["_Shared"]):
         Retries until ``timeout`` (seconds; None: a single attempt) while L2
         fails; 0 means everything has reached L2.
         """
+        self._core.check_open()
+        return self._flush(timeout)
+
+    def _flush(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -320,6 +352,7 @@ class QueryCache(FacadeBase["_Shared"]):
 
     def health(self) -> dict[str, Any]:
         """Probe both tiers: ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...], ...}``."""
+        self._core.check_open()
         return self._stamp(self._run(self._core.plan_probe()))
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -328,20 +361,24 @@ class QueryCache(FacadeBase["_Shared"]):
         """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier.
 
         Closing a project view does nothing; close the cache it came from.
+        Afterwards every operation (on the cache and its views) raises
+        :class:`qcache.errors.CacheClosedError`, so no write is silently lost;
+        ``stats()`` still answers.
         """
-        if not self._owner or self._shared.closed:
+        core = self._core
+        if not self._owner or core.closed:
             return
         shared = self._shared
+        core.close()  # first: a write racing with close() raises instead of being lost
         shared.stopping.set()
         shared.wake.set()
         if shared.flusher is not None:
             shared.flusher.join(timeout)
-        left = self.flush(timeout) if len(self._core.pending) else 0
+        left = self._flush(timeout) if len(core.pending) else 0
         if left:
-            self._core.metrics.error("writeback_lost")
+            core.metrics.error("writeback_lost", left)
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
-        self._core.close()
         if shared.tier is not None:
             shared.tier.close()
 

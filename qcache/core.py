@@ -27,9 +27,10 @@ from typing import Any, NamedTuple, TypeVar
 
 from qcache.codec import CacheTypeCodec, Codec, CodecIntegrityError, CodecStats, build_codec, codec_for_type
 from qcache.config import CacheConfig, ConfigSnapshot
-from qcache.errors import BackendError, CircuitOpenError, QCacheError
+from qcache.errors import BackendError, CacheClosedError, CircuitOpenError, QCacheError
 from qcache.glob import compile_glob
 from qcache.keys import GLOBAL_NAMESPACE, HASHED_MARK, KeyBuilder, check_name, escape_glob
+from qcache.l2.guard import is_server_refusal
 from qcache.memory.store import MemoryStore
 from qcache.metrics import CacheMetrics, NullMetrics
 from qcache.record import pack_record, parse_record, unpack_record
@@ -44,7 +45,12 @@ T = TypeVar("T")
 DEFAULT_TYPE = "default"
 #: Pending write-back writes kept at most (per cache); see :class:`WriteBackQueue`.
 DEFAULT_MAX_PENDING_WRITES = 100_000
+#: Longest TTL a caller may ask for (10 years): far inside what Redis accepts as ``PX``.
+MAX_TTL = 10 * 365 * 24 * 3600.0
 _ERROR_LOG_INTERVAL = 5.0
+# Write generations: one counter per slot of storage-key hashes (see CacheCore.fill_token).
+_GEN_SLOTS = 4096
+_GEN_MASK = _GEN_SLOTS - 1
 _MAX_REMEMBERED_NAMESPACES = 4096
 _perf_ns = time.perf_counter_ns
 # The generated NamedTuple __new__ is a Python-level call; hot paths build the tuples directly.
@@ -102,6 +108,7 @@ class GetState(NamedTuple):
     key: str
     spec: TypeSpec
     started: int
+    token: int  # the key's write generation when the read began (see CacheCore.fill_token)
 
 
 def _meta_key(entry: Any) -> str | None:
@@ -118,22 +125,26 @@ def _record_key(record: bytes) -> str | None:
 
 
 def _check_key(key: object) -> str:
+    """``key`` as a plain str (a str subclass such as a StrEnum member gives its text); TypeError otherwise."""
     if type(key) is not str:
-        raise TypeError(f"cache keys must be str, got {type(key).__name__}")
-    if not key.isascii():  # type: ignore[attr-defined]
+        if not isinstance(key, str):
+            raise TypeError(f"cache keys must be str, got {type(key).__name__}")
+        key = str.__str__(key)  # the text itself, whatever the subclass's __str__ says
+    if not key.isascii():
         # Redis keys travel as UTF-8: refuse here, not later in a write-back batch it would sink.
         try:
-            key.encode("utf-8")  # type: ignore[attr-defined]
+            key.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("cache keys must be encodable as UTF-8; this one holds a lone surrogate") from None
-    return key  # type: ignore[return-value]
+    return key
 
 
 def _check_ttl(ttl: object) -> float:
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError(f"ttl must be a number of seconds, got {type(ttl).__name__}")
-    if not (ttl > 0 and math.isfinite(ttl)):
-        raise ValueError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
+    # The cap keeps PX in Redis's range: a refused write would otherwise sit in a write-back batch.
+    if not (0 < ttl <= MAX_TTL):
+        raise ValueError(f"ttl must be a number of seconds > 0 and <= {MAX_TTL:.0f} (10 years), got {ttl!r}")
     return float(ttl)
 
 
@@ -173,6 +184,14 @@ class CacheCore:
             )
         self.l1 = l1
         self.pending = WriteBackQueue(max_pending_writes)
+        #: Set by the owning facade's close(); every later operation raises CacheClosedError.
+        self.closed = False
+        # Write generations: an L2 read notes its key's slot before it starts and fills L1 only if
+        # no write, delete or invalidation touched the slot meanwhile (else it would put back the
+        # value that was just deleted or overwritten). _epoch covers operations on many keys.
+        self._gens = [0] * _GEN_SLOTS
+        self._epoch = 0
+        self._applied = False
         self._last_error_log = -math.inf
         self._types: dict[str, TypeSpec] = {}
         # ("<prefix>:<namespace>:<type>:", spec) per namespace and cache type, for the hot paths.
@@ -187,9 +206,16 @@ class CacheCore:
     def _apply(self, snap: ConfigSnapshot) -> None:
         """Adopt a (new) configuration snapshot: switches, levels, TTLs and per-type codecs."""
         core = snap.core
+        use_l1 = core.level.uses_l1 and self.l1 is not None
+        if self._applied and use_l1 and core.enabled and not (self.use_l1 and self.enabled):
+            # L1 saw none of the writes and deletes made while it was off (or the cache was
+            # disabled): whatever it still holds may be stale or deleted.
+            self._epoch += 1
+            self.l1.clear()  # type: ignore[union-attr]
+        self._applied = True
         self.enabled = core.enabled
         self.level = core.level
-        self.use_l1 = core.level.uses_l1 and self.l1 is not None
+        self.use_l1 = use_l1
         self.use_l2 = core.level.uses_l2
         strategy = core.write_strategy
         if strategy is WriteStrategy.WRITE_BACK and not self.use_l1:
@@ -219,7 +245,29 @@ class CacheCore:
                 self.l1.set_partition_cap(name, settings.max_size)
 
     def close(self) -> None:
+        """Stop following the configuration and refuse every later operation."""
+        self.closed = True
+        self.enabled = False  # the facades' disabled branch is where a closed cache raises
         self._unsubscribe()
+
+    def check_open(self) -> None:
+        """Raise :class:`CacheClosedError` once the cache is closed."""
+        if self.closed:
+            raise CacheClosedError("the cache is closed")
+
+    # -- write generations -------------------------------------------------------------
+
+    def fill_token(self, skey: str) -> int:
+        """The write generation of ``skey``: changes whenever a write or delete of the key may have landed."""
+        return self._gens[hash(skey) & _GEN_MASK] + self._epoch  # both only grow: the sum changes too
+
+    def bump(self, skey: str) -> None:
+        """Mark ``skey`` written: L2 reads already in flight must not fill L1 with what they got."""
+        self._gens[hash(skey) & _GEN_MASK] += 1
+
+    def bump_all(self) -> None:
+        """As :meth:`bump`, for every key (pattern invalidation, clear, level switches)."""
+        self._epoch += 1
 
     def spec(self, cache_type: str | None) -> TypeSpec:
         """The settings of ``cache_type`` (None: the default type); ValueError if unknown."""
@@ -252,18 +300,21 @@ class CacheCore:
         """The L2 record for ``value`` and its absolute expiry in epoch milliseconds."""
         payload = spec.codec.encode(value, skey)
         expires_at_ms = int((self.clock() + ttl) * 1000) + 1
-        record = pack_record(payload, expires_at_ms, key if hashed else None)
+        record = pack_record(payload, expires_at_ms, key if hashed else None, math.ceil(ttl * 1000))
         return record, expires_at_ms
 
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
         """Value and remaining lifetime (s) of an L2 record; MISSING if unusable."""
         try:
-            expires_at_ms, caller_key, payload = parse_record(raw)
+            expires_at_ms, ttl_ms, caller_key, payload = parse_record(raw)
             if hashed and caller_key != key:
                 return MISSING, 0.0  # another key with the same hash: never its value
             remaining = expires_at_ms / 1000.0 - self.clock()
             if remaining <= 0:
                 return MISSING, 0.0
+            if ttl_ms and remaining * 1000.0 > ttl_ms:
+                # The writer's clock runs ahead of ours: never keep a copy longer than it was set for.
+                remaining = ttl_ms / 1000.0
             return spec.codec.decode(payload, skey), remaining
         except CodecIntegrityError as exc:
             self.metrics.error(f"integrity_{exc.reason.value}")
@@ -309,7 +360,7 @@ class CacheCore:
         except KeyError:
             base = self._type_base(namespace, cache_type)[0]
         if type(key) is not str:
-            _check_key(key)  # raises the usual TypeError
+            key = _check_key(key)  # a str subclass becomes its text; anything else raises TypeError
         skey = base + key
         entry = self.l1.get_entry(skey)  # type: ignore[union-attr]
         # No plain entry lives under a too-long key, and a hashed entry (meta holds its
@@ -337,7 +388,11 @@ class CacheCore:
             base, spec = self._bases[namespace][cache_type]
         except KeyError:
             base, spec = self._type_base(namespace, cache_type)
-        skey = base + _check_key(key)
+        if type(key) is not str:
+            key = _check_key(key)
+        elif not key.isascii():
+            _check_key(key)
+        skey = base + key
         if len(skey) <= self._max_key_length and key[:1] != HASHED_MARK:
             return spec, skey, False
         return (spec, *self.keys.build(namespace, spec.name, key))
@@ -356,8 +411,12 @@ class CacheCore:
         ``state.skey`` from L2 and pass the bytes (None on a miss or an L2
         failure, after :meth:`l2_failed`) to :meth:`get_end`.
         """
+        if type(key) is not str:
+            key = _check_key(key)
         spec, skey, hashed = self.locate(namespace, key, cache_type)
         started = _perf_ns()
+        # Noted before anything is read: see fill_token.
+        token = self._gens[hash(skey) & _GEN_MASK] + self._epoch
         if self.use_l1 and (hashed or not l1_checked):
             entry = self.l1.get_entry(skey)  # type: ignore[union-attr]
             if entry is not None and (not hashed or entry.meta == key):
@@ -365,16 +424,16 @@ class CacheCore:
                 return entry.value, None
             self.metrics.tier_miss("l1")
         if len(self.pending):
-            value = self.pending_value(skey, hashed, key, spec)
+            value = self.pending_value(skey, hashed, key, spec, token)
             if value is not MISSING:
                 self.metrics.hit("l1", "get", _perf_ns() - started)
                 return value, None
         if not self.use_l2:
             self.metrics.miss("get", _perf_ns() - started)
             return default, None
-        return None, _new_call(GetState, (skey, hashed, key, spec, started))
+        return None, _new_call(GetState, (skey, hashed, key, spec, started, token))
 
-    def pending_value(self, skey: str, hashed: bool, key: str, spec: TypeSpec) -> Any:
+    def pending_value(self, skey: str, hashed: bool, key: str, spec: TypeSpec, token: int) -> Any:
         """The value of a write-back write not yet flushed (evicted from L1 meanwhile), or MISSING.
 
         Without this, a value L1 evicted before the flusher sent it to L2
@@ -386,17 +445,17 @@ class CacheCore:
             return MISSING
         value, remaining = self.decode(skey, hashed, key, spec, write.record)
         if value is not MISSING and self.use_l1:
-            self.l1_fill_checked(skey, hashed, key, value, len(write.record), remaining, spec.name)
+            self.l1_fill_checked(skey, hashed, key, value, len(write.record), remaining, spec.name, token)
         return value
 
     def get_end(self, state: GetState, raw: bytes | None, default: Any) -> Any:
         """Last step of a read: decode what L2 returned; an L2 hit fills L1 for its remaining lifetime."""
-        skey, hashed, key, spec, started = state
+        skey, hashed, key, spec, started, token = state
         if raw is not None:
             value, remaining = self.decode(skey, hashed, key, spec, raw)
             if value is not MISSING:
                 if self.use_l1:
-                    self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name)
+                    self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name, token)
                 self.metrics.l2_hit(_perf_ns() - started)
                 return value
         self.metrics.tier_miss("l2")
@@ -412,13 +471,16 @@ class CacheCore:
         """
         if not self.enabled:
             return MISSING
+        if type(key) is not str:
+            key = _check_key(key)
         spec, skey, hashed = self.locate(namespace, key, cache_type)
+        token = self.fill_token(skey)
         if self.use_l1:
             entry = self.l1.peek(skey)  # type: ignore[union-attr]
             if entry is not None and (not hashed or entry.meta == key):
                 return entry.value
         if len(self.pending):
-            value = self.pending_value(skey, hashed, key, spec)
+            value = self.pending_value(skey, hashed, key, spec, token)
             if value is not MISSING:
                 return value
         if self.use_l2:
@@ -431,58 +493,78 @@ class CacheCore:
                 value, remaining = self.decode(skey, hashed, key, spec, raw)
                 if value is not MISSING:
                     if self.use_l1:
-                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name)
+                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name, token)
                     return value
         return MISSING
 
     def l1_fill_checked(
-        self, skey: str, hashed: bool, key: str, value: Any, size: int, ttl: float, cache_type: str
+        self, skey: str, hashed: bool, key: str, value: Any, size: int, ttl: float, cache_type: str, token: int
     ) -> None:
-        """Fill L1 from an L2 hit, remembering the caller key of hashed entries."""
-        if self.use_l1:
-            self.l1.set(  # type: ignore[union-attr]
-                skey, value, size, ttl, meta=key if hashed else None, partition=cache_type
-            )
+        """Fill L1 from an L2 hit (or a pending write), remembering the caller key of hashed entries.
+
+        ``token`` is :meth:`fill_token` from before the read. A write or delete
+        of the key since then means ``value`` may be older than what the key
+        now holds: it is not put into L1, or taken out again if the write
+        landed while it was being put there (writers bump the generation
+        before touching L1, so one of the two checks sees it).
+        """
+        if not self.use_l1:
+            return
+        gens = self._gens
+        slot = hash(skey) & _GEN_MASK
+        if gens[slot] + self._epoch != token:
+            return
+        l1 = self.l1
+        l1.set(skey, value, size, ttl, meta=key if hashed else None, partition=cache_type)  # type: ignore[union-attr]
+        if gens[slot] + self._epoch != token:
+            l1.delete(skey)  # type: ignore[union-attr]
 
     def plan_get_many(self, namespace: str, keys: Iterable[str], cache_type: str | None) -> Plan[dict[str, Any]]:
+        if isinstance(keys, (str, bytes, bytearray)):
+            # Iterating "abc" would look up "a", "b" and "c": surely not what was meant.
+            raise TypeError(f"get_many takes an iterable of keys, not a single {type(keys).__name__}")
         spec = self.spec(cache_type)
         started = time.perf_counter_ns()
         found: dict[str, Any] = {}
-        wanted: list[tuple[str, str, bool]] = []
+        wanted: list[tuple[str, str, bool, int]] = []
         seen: set[str] = set()
         locate = self.locate
+        fill_token = self.fill_token
         l1 = self.l1 if self.use_l1 else None
         for key in keys:
+            if type(key) is not str:
+                key = _check_key(key)
             if key in seen:
                 continue
             seen.add(key)
             _, skey, hashed = locate(namespace, key, cache_type)
+            token = fill_token(skey)
             if l1 is not None:
                 entry = l1.get_entry(skey)
                 if entry is not None and (not hashed or entry.meta == key):
                     found[key] = entry.value
                     continue
             if len(self.pending):
-                value = self.pending_value(skey, hashed, key, spec)
+                value = self.pending_value(skey, hashed, key, spec, token)
                 if value is not MISSING:
                     found[key] = value
                     continue
-            wanted.append((key, skey, hashed))
+            wanted.append((key, skey, hashed, token))
         l1_hits = len(found)
         if wanted and self.use_l2:
             try:
-                raws = yield L2Call("get_many", ([skey for _, skey, _ in wanted],))
+                raws = yield L2Call("get_many", ([w[1] for w in wanted],))
             except BackendError as exc:
                 self.l2_failed("get_many", exc)
                 raws = [None] * len(wanted)
-            for (key, skey, hashed), raw in zip(wanted, raws):
+            for (key, skey, hashed, token), raw in zip(wanted, raws):
                 if raw is None:
                     continue
                 value, remaining = self.decode(skey, hashed, key, spec, raw)
                 if value is not MISSING:
                     found[key] = value
                     if l1 is not None:
-                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name)
+                        self.l1_fill_checked(skey, hashed, key, value, len(raw), remaining, spec.name, token)
         elapsed = time.perf_counter_ns() - started
         l2_hits = len(found) - l1_hits
         self.metrics.batch_lookup(
@@ -502,6 +584,8 @@ class CacheCore:
 
     def set_begin(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> SetState:
         """First step of a write: storage key, TTL and the encoded record."""
+        if type(key) is not str:
+            key = _check_key(key)
         spec, skey, hashed = self.locate(namespace, key, cache_type)
         seconds = self.resolve_ttl(spec, ttl)
         started = _perf_ns()
@@ -514,12 +598,17 @@ class CacheCore:
         """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
         skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type = state
         if self.use_l1:
+            # After the L2 write, before L1: reads in flight must not fill L1 with an older value.
+            self._gens[hash(skey) & _GEN_MASK] += 1
             strategy = self.strategy
-            if strategy is WriteStrategy.WRITE_AROUND and self.use_l2:
+            # The L1 copy lives as long as the record says, counted from now (the L2 write took time).
+            remaining = expires_at_ms / 1000.0 - self.clock()
+            if (strategy is WriteStrategy.WRITE_AROUND and self.use_l2) or remaining <= 0:
                 self.l1.delete(skey)  # type: ignore[union-attr]
             else:
                 self.l1.set(  # type: ignore[union-attr]
-                    skey, value, len(record), seconds, meta=key if hashed else None, partition=cache_type
+                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    partition=cache_type,
                 )
                 if strategy is WriteStrategy.WRITE_BACK and self.use_l2:
                     self.pending.put(_new_call(PendingWrite, (skey, record, expires_at_ms)))
@@ -532,6 +621,10 @@ class CacheCore:
     ) -> Plan[None]:
         state = self.set_begin(namespace, key, value, ttl, cache_type)
         if self.writes_l2_now:
+            if len(self.pending):
+                # Left over from WRITE_BACK before a live strategy switch: it must not land after
+                # this newer write. The facades hold the flush lock whenever writes are pending.
+                self.pending.discard(state.skey)
             try:
                 yield _new_call(L2Call, ("set", (state.skey, state.record, state.seconds)))
             except BackendError as exc:
@@ -544,17 +637,23 @@ class CacheCore:
     def plan_set_many(
         self, namespace: str, items: Mapping[str, Any], ttl: object, cache_type: str | None
     ) -> Plan[None]:
+        if not isinstance(items, Mapping):
+            raise TypeError(f"set_many takes a mapping of key -> value, got {type(items).__name__}")
         spec = self.spec(cache_type)
         started = time.perf_counter_ns()
         # Encode everything first: a value the codec refuses fails the call before anything is written.
         prepared = []
         for key, value in items.items():
+            key = _check_key(key)
             skey, hashed = self.storage_key(namespace, spec, key)
             seconds = self.resolve_ttl(spec, ttl)
             record, expires_at_ms = self.encode(skey, hashed, key, spec, value, seconds)
             prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = self.strategy
         if self.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
+            if len(self.pending):  # as in plan_set: an older write-back write must not land later
+                for p in prepared:
+                    self.pending.discard(p[1])
             try:
                 yield L2Call("set_many", ([(p[1], p[5], p[4]) for p in prepared],))
             except BackendError as exc:
@@ -564,12 +663,16 @@ class CacheCore:
         if self.use_l1:
             l1 = self.l1
             kept = 0
+            now = self.clock()
             for key, skey, hashed, value, seconds, record, expires_at_ms in prepared:
-                if strategy is WriteStrategy.WRITE_AROUND and self.use_l2:
+                self.bump(skey)  # as in set_end
+                remaining = expires_at_ms / 1000.0 - now
+                if (strategy is WriteStrategy.WRITE_AROUND and self.use_l2) or remaining <= 0:
                     l1.delete(skey)  # type: ignore[union-attr]
                     continue
                 l1.set(  # type: ignore[union-attr]
-                    skey, value, len(record), seconds, meta=key if hashed else None, partition=spec.name
+                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    partition=spec.name,
                 )
                 kept += 1
                 if strategy is WriteStrategy.WRITE_BACK and self.use_l2:
@@ -584,17 +687,21 @@ class CacheCore:
         spec = self.spec(cache_type)
         skey, _hashed = self.storage_key(namespace, spec, key)
         started = time.perf_counter_ns()
-        removed = False
-        if self.use_l1:
-            removed = self.l1.delete(skey)  # type: ignore[union-attr]
-        removed = self.pending.discard(skey) or removed
-        if self.use_l2:
-            try:
-                count = yield L2Call("delete", (skey,))
-            except BackendError as exc:
-                self.l2_failed("delete", exc)
-            else:
-                removed = bool(count) or removed
+        removed = self.pending.discard(skey)
+        try:
+            if self.use_l2:
+                try:
+                    count = yield L2Call("delete", (skey,))
+                except BackendError as exc:
+                    self.l2_failed("delete", exc)
+                else:
+                    removed = bool(count) or removed
+        finally:
+            # L1 last, after the bump: an L2 read that got the old value before the UNLINK either
+            # filled L1 before this delete or sees the new generation (see l1_fill_checked).
+            self.bump(skey)
+            if self.use_l1:
+                removed = self.l1.delete(skey) or removed  # type: ignore[union-attr]
         self.metrics.deleted(int(removed))
         self.metrics.timed("delete", time.perf_counter_ns() - started)
         return removed
@@ -635,68 +742,126 @@ class CacheCore:
                 key_part = original
             return regex.fullmatch(f"{type_name}:{key_part}") is not None
 
-        if self.use_l1:
-            l1 = self.l1
-            assert l1 is not None
+        def l1_doomed(skey: str) -> bool:
+            hit = matches(skey, lambda: _meta_key(l1.peek(skey)))  # type: ignore[union-attr]
+            if hit:
+                removed.add(skey)
+            return hit
 
-            def l1_doomed(skey: str) -> bool:
-                hit = matches(skey, lambda: _meta_key(l1.peek(skey)))
-                if hit:
-                    removed.add(skey)
-                return hit
-
+        l1 = self.l1 if self.use_l1 else None
+        if l1 is not None:
             l1.delete_where(l1_doomed)
         removed.update(
             self.pending.discard_where(lambda w: matches(w.key, lambda: _record_key(w.record)))
         )
-        if self.use_l2:
-            try:
-                scanned = yield L2Call("scan_keys", (escape_glob(base) + visible,))
-                # Hashed keys are judged by the caller key in their record, below, never by the hash.
-                plain = [k for k in scanned if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK)]
-                hashed = yield L2Call("scan_keys", (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
-                # Hashed keys already judged through L1 or the write-back queue need no record
-                # read, but their L2 copies must go too.
-                plain.extend(k for k in hashed if k in removed)
-                candidates = [k for k in hashed if k not in removed]
-                for start in range(0, len(candidates), self.batch_size):
-                    chunk = candidates[start : start + self.batch_size]
-                    raws = yield L2Call("get_many", (chunk,))
-                    plain.extend(
-                        skey
-                        for skey, raw in zip(chunk, raws)
-                        if raw is not None and matches(skey, lambda raw=raw: _record_key(raw))
-                    )
-                for start in range(0, len(plain), self.batch_size):
-                    chunk = plain[start : start + self.batch_size]
-                    if (yield L2Call("delete", tuple(chunk))):
-                        removed.update(chunk)
-            except BackendError as exc:
-                self.l2_failed("invalidate", exc)
-        self.metrics.deleted(len(removed))
-        return len(removed)
+        # Keys removed only from L2: with the L1 and queue ones they make the exact distinct count.
+        l2_only = 0
+        try:
+            if self.use_l2:
+                l2_only = yield from self._remove_matching_l2(base, visible, removed, matches)
+        finally:
+            # Reads in flight may have fetched a doomed value from L2: no fill from them, and a
+            # second pass over L1 drops what they filled before the bump (see l1_fill_checked).
+            self.bump_all()
+            if l1 is not None:
+                l1.delete_where(lambda skey: matches(skey, lambda: _meta_key(l1.peek(skey))))
+        count = len(removed) + l2_only
+        self.metrics.deleted(count)
+        return count
+
+    def _remove_matching_l2(
+        self, base: str, visible: str, removed: set[str], matches: Callable[[str, Callable[[], str | None]], bool]
+    ) -> Plan[int]:
+        """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held."""
+        l2_only = 0
+        try:
+            scanned = yield L2Call("scan_keys", (escape_glob(base) + visible,))
+            # Hashed keys are judged by the caller key in their record, below, never by the hash.
+            plain = [k for k in scanned if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK)]
+            hashed = yield L2Call("scan_keys", (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
+            # Hashed keys already judged through L1 or the write-back queue need no record
+            # read, but their L2 copies must go too.
+            plain.extend(k for k in hashed if k in removed)
+            candidates = [k for k in hashed if k not in removed]
+            for start in range(0, len(candidates), self.batch_size):
+                chunk = candidates[start : start + self.batch_size]
+                raws = yield L2Call("get_many", (chunk,))
+                plain.extend(
+                    skey
+                    for skey, raw in zip(chunk, raws)
+                    if raw is not None and matches(skey, lambda raw=raw: _record_key(raw))
+                )
+            # UNLINK answers with a count, not with which keys existed: keys already counted
+            # (removed from L1 or the queue) go in their own batches so the count stays exact.
+            known = [k for k in plain if k in removed]
+            fresh = [k for k in plain if k not in removed]
+            for keys, counted in ((known, True), (fresh, False)):
+                for start in range(0, len(keys), self.batch_size):
+                    chunk = keys[start : start + self.batch_size]
+                    gone = yield L2Call("delete", tuple(chunk))
+                    if not counted:
+                        l2_only += int(gone)
+        except BackendError as exc:
+            self.l2_failed("invalidate", exc)
+        return l2_only
 
     def plan_flush_batch(self, limit: int) -> Plan[int]:
-        """Send up to ``limit`` pending writes to L2; on failure put them back. Returns how many went."""
+        """Send up to ``limit`` pending writes to L2; on failure put them back. Returns how many went.
+
+        While the batch is being sent it stays readable (see :class:`WriteBackQueue`).
+        """
         batch = self.pending.take(limit)
         if not batch:
             return 0
+        try:
+            return (yield from self._send_batch(batch))
+        finally:
+            self.pending.complete(batch)
+
+    def _send_batch(self, batch: list[PendingWrite]) -> Plan[int]:
+        """The L2 part of :meth:`plan_flush_batch`."""
         now_ms = int(self.clock() * 1000)
         live = [w for w in batch if w.expires_at_ms > now_ms + 1]
         if not live:
             return 0
         started = time.perf_counter_ns()
+        items = [(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live]
         try:
-            yield L2Call("set_many", ([(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live],))
+            yield L2Call("set_many", (items,))
         except BaseException as exc:
-            # A batch that failed, or was cut short by cancellation (the async close() may cancel
-            # the flusher), goes back to the queue: a taken batch must never just vanish.
-            if isinstance(exc, BackendError) or not isinstance(exc, Exception):
-                self.pending.requeue(live)
-            raise
-        self.metrics.stored("l2", len(live))
+            if not is_server_refusal(exc):
+                # A batch that failed, or was cut short by cancellation (the async close() may
+                # cancel the flusher), goes back to the queue: a taken batch must never just vanish.
+                if isinstance(exc, BackendError) or not isinstance(exc, Exception):
+                    self.pending.requeue(live)
+                raise
+            # The server refused something in the batch (it answered, so retrying the whole
+            # batch would fail again forever): send the writes one by one below.
+            sent = None
+        else:
+            sent = len(live)
+        if sent is None:
+            sent = yield from self._send_one_by_one(live, items)
+        self.metrics.stored("l2", sent)
         self.metrics.timed("writeback_flush", time.perf_counter_ns() - started)
-        return len(live)
+        return sent
+
+    def _send_one_by_one(self, live: list[PendingWrite], items: list[tuple[str, bytes, float]]) -> Plan[int]:
+        """Write each entry on its own, dropping (and counting) those the server refuses; how many went."""
+        sent = 0
+        for index, item in enumerate(items):
+            try:
+                yield L2Call("set", item)
+            except BaseException as exc:
+                if is_server_refusal(exc):
+                    self.metrics.error("writeback_rejected")
+                    logger.warning("qcache: L2 refused a write-back write, dropped: %s", exc)
+                    continue
+                if isinstance(exc, BackendError) or not isinstance(exc, Exception):
+                    self.pending.requeue(live[index:])
+                raise
+            sent += 1
+        return sent
 
     def plan_probe(self) -> Plan[dict[str, Any]]:
         """Health of both tiers: a probe key set, read and deleted in each, with latencies."""

@@ -35,6 +35,14 @@ class CircuitOpenError(BackendError):
     """The L2 tier is being skipped after repeated failures."""
 
 
+class CacheClosedError(QCacheError):
+    """The cache (or the cache a project view came from) was closed; it accepts no more operations.
+
+    Raised rather than ignored so that a write made after shutdown is never
+    silently dropped.
+    """
+
+
 class ProvisioningError(QCacheError):
     """No Redis server could be provisioned for tests, benchmarks or load tests."""
 

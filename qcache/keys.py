@@ -6,13 +6,19 @@ run, ``<prefix>:<namespace>:``: clearing or pattern-invalidating a namespace is
 a single ``SCAN MATCH`` on that escaped run followed by the caller's glob, and
 no glob can reach past it. Prefix, namespace and type names are validated to
 contain no ``:`` and no glob metacharacters. Keys whose storage form would be
-longer than ``max_key_length`` are stored as ``<prefix>:<namespace>:<type>:#<sha256>``;
-the caller's key travels inside the stored record and is compared on every
-read, so two keys can never collide.
+longer than ``max_key_length`` are stored in the hashed form
+``<prefix>:<namespace>:<type>:#<digest>``: the digest is SHA-256 of the key as 64
+hex digits, or, when that would break ``max_key_length``, its first 160 bits as
+32 base32 characters. The limit holds for every key whose
+``<prefix>:<namespace>:<type>:#`` leaves room for 32 characters; longer
+prefix, project and type names are the caller's choice and are not cut. The
+caller's key travels inside the stored record and is compared on every read,
+so two keys can never collide.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -72,5 +78,10 @@ class KeyBuilder:
         full = f"{self.prefix}:{namespace}:{cache_type}:{key}"
         if len(full) <= self.max_key_length and not key.startswith(HASHED_MARK):
             return full, False
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{self.prefix}:{namespace}:{cache_type}:{HASHED_MARK}{digest}", True
+        base = f"{self.prefix}:{namespace}:{cache_type}:{HASHED_MARK}"
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass"))
+        if len(base) + 64 <= self.max_key_length:
+            return base + digest.hexdigest(), True
+        # The same base always picks the same form, so a key is always found where it was stored.
+        short = base64.b32encode(digest.digest()[:20]).decode("ascii").lower()
+        return base + short, True

@@ -223,9 +223,10 @@ class CacheMetrics:
         with self._lock:
             self._t.deletes += count
 
-    def error(self, kind: str) -> None:
+    def error(self, kind: str, count: int = 1) -> None:
+        """Count ``count`` errors of ``kind`` (one per lost or refused item, not one per batch)."""
         with self._lock:
-            self._t.errors[kind] += 1
+            self._t.errors[kind] += count
 
     def _observe(self, operation: str, ns: int) -> None:
         hist = self._t.latency.get(operation)

@@ -2,10 +2,14 @@
 
 Layout (big-endian)::
 
-    magic 0xC7 | version 1 | flags | expires_at_ms u64 | [key_len u16 | key utf-8] | codec bytes
+    magic 0xC7 | version 2 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8] | codec bytes
 
-``expires_at_ms`` (wall-clock epoch milliseconds) lets an L2 hit fill L1 with
-the entry's remaining lifetime without a second round trip for ``PTTL``. The
+``expires_at_ms`` (the writer's wall-clock epoch milliseconds) lets an L2 hit
+fill L1 with the entry's remaining lifetime without a second round trip for
+``PTTL``. ``ttl_ms`` is the lifetime the writer asked for: a reader caps the
+L1 copy at it, so a writer whose clock runs ahead of the reader's cannot make
+the L1 copy outlive the L2 one. Version 1 records (no ``ttl_ms``) are still
+read; their ``ttl_ms`` reads as 0 (unknown). The
 caller's key is embedded only when the storage key is a hash of it (keys longer
 than ``CACHE_MAX_KEY_LENGTH``) and is compared on every read, so two keys that
 share a hash can never read each other's value. The codec bytes carry their own
@@ -20,33 +24,38 @@ from dataclasses import dataclass
 from qcache.codec import CodecIntegrityError, IntegrityReason
 
 RECORD_MAGIC = 0xC7
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 FLAG_KEY_EMBEDDED = 0x01
 
-_FIXED = struct.Struct(">BBBQ")
+_FIXED_V1 = struct.Struct(">BBBQ")
+_FIXED = struct.Struct(">BBBQQ")
 _KEY_LEN = struct.Struct(">H")
 _MAX_EMBEDDED_KEY = 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A parsed record: expiry, the embedded caller key (if any) and the codec bytes."""
+    """A parsed record: expiry, the embedded caller key (if any), the codec bytes, the TTL (0: unknown)."""
 
     expires_at_ms: int
     caller_key: str | None
     payload: memoryview
+    ttl_ms: int = 0
 
 
-def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = None) -> bytes:
-    """Wrap codec bytes; ``caller_key`` is embedded when the storage key is hashed."""
+def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = None, ttl_ms: int = 0) -> bytes:
+    """Wrap codec bytes; ``caller_key`` is embedded when the storage key is hashed.
+
+    ``ttl_ms`` is the entry's lifetime as the writer set it (0: unknown, no cap on readers' L1 copies).
+    """
     if caller_key is None:
-        return _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, 0, expires_at_ms) + payload
+        return _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, 0, expires_at_ms, ttl_ms) + payload
     encoded = caller_key.encode("utf-8", "surrogatepass")
     if len(encoded) > _MAX_EMBEDDED_KEY:
         raise ValueError(f"cache keys are limited to {_MAX_EMBEDDED_KEY} bytes, got {len(encoded)}")
     return b"".join(
         (
-            _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, FLAG_KEY_EMBEDDED, expires_at_ms),
+            _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, FLAG_KEY_EMBEDDED, expires_at_ms, ttl_ms),
             _KEY_LEN.pack(len(encoded)),
             encoded,
             payload,
@@ -56,24 +65,32 @@ def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = Non
 
 def unpack_record(data: bytes) -> Record:
     """Parse a record; :class:`CodecIntegrityError` when ``data`` is not one."""
-    return Record(*parse_record(data))
+    expires_at_ms, ttl_ms, caller_key, payload = parse_record(data)
+    return Record(expires_at_ms, caller_key, payload, ttl_ms)
 
 
-def parse_record(data: bytes) -> tuple[int, str | None, memoryview]:
-    """``(expires_at_ms, caller_key, payload)`` of a record, as :func:`unpack_record` without the object.
+def parse_record(data: bytes) -> tuple[int, int, str | None, memoryview]:
+    """``(expires_at_ms, ttl_ms, caller_key, payload)`` of a record, as :func:`unpack_record` without the object.
 
     The facade's read path uses this form: it runs once per L2 hit, where
     building a frozen dataclass costs a measurable share of the facade's time.
     """
-    if len(data) < _FIXED.size:
-        raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
-    magic, version, flags, expires_at_ms = _FIXED.unpack_from(data)
+    if len(data) >= _FIXED.size and data[1] == RECORD_VERSION:
+        magic, version, flags, expires_at_ms, ttl_ms = _FIXED.unpack_from(data)
+        offset = _FIXED.size
+    else:  # version 1 (no ttl_ms), or something too short or unknown: checked below
+        if len(data) < _FIXED_V1.size:
+            raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
+        magic, version, flags, expires_at_ms = _FIXED_V1.unpack_from(data)
+        ttl_ms = 0
+        offset = _FIXED_V1.size
     if magic != RECORD_MAGIC:
         raise CodecIntegrityError(IntegrityReason.FOREIGN, "not a qcache record")
-    if version != RECORD_VERSION or flags & ~FLAG_KEY_EMBEDDED:
+    if version not in (1, RECORD_VERSION) or flags & ~FLAG_KEY_EMBEDDED:
         raise CodecIntegrityError(IntegrityReason.UNSUPPORTED_VERSION, "unknown record version or flags")
+    if version == RECORD_VERSION and offset != _FIXED.size:
+        raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
     view = memoryview(data)
-    offset = _FIXED.size
     caller_key = None
     if flags & FLAG_KEY_EMBEDDED:
         if len(data) < offset + _KEY_LEN.size:
@@ -87,4 +104,4 @@ def parse_record(data: bytes) -> tuple[int, str | None, memoryview]:
         except UnicodeDecodeError as exc:
             raise CodecIntegrityError(IntegrityReason.MALFORMED, "record key is not UTF-8") from exc
         offset += length
-    return expires_at_ms, caller_key, view[offset:]
+    return expires_at_ms, ttl_ms, caller_key, view[offset:]

@@ -30,6 +30,11 @@ class WriteBackQueue:
 
     When full, ``put`` drops the oldest pending write to make room and counts
     it in ``dropped`` (its value is still in L1; only its L2 copy is lost).
+
+    A batch handed out by :meth:`take` stays visible to :meth:`get` (and in
+    ``len()``) until :meth:`complete` or :meth:`requeue`: while the flusher
+    sends it, L1 may evict the value, and a read must then not fall through
+    to the older copy L2 still holds.
     """
 
     def __init__(self, max_pending: int) -> None:
@@ -37,6 +42,7 @@ class WriteBackQueue:
             raise ValueError(f"max_pending must be positive, got {max_pending}")
         self.max_pending = max_pending
         self._pending: OrderedDict[str, PendingWrite] = OrderedDict()
+        self._inflight: dict[str, PendingWrite] = {}
         self._lock = threading.Lock()
         self.dropped = 0
 
@@ -53,18 +59,27 @@ class WriteBackQueue:
 
     def get(self, key: str) -> PendingWrite | None:
         """The write waiting for ``key``, if any (a read must not miss a value still on its way)."""
-        return self._pending.get(key)  # one dict lookup: atomic under the GIL
+        # Queue first: a write queued while an older one is being sent is the newer value.
+        return self._pending.get(key) or self._inflight.get(key)  # dict lookups: atomic under the GIL
 
     def take(self, limit: int) -> list[PendingWrite]:
-        """Remove and return up to ``limit`` of the oldest pending writes."""
+        """Remove and return up to ``limit`` of the oldest pending writes; they stay readable in flight."""
         with self._lock:
             pending = self._pending
             count = min(limit, len(pending))
-            return [pending.popitem(last=False)[1] for _ in range(count)]
+            batch = [pending.popitem(last=False)[1] for _ in range(count)]
+            self._inflight.update((write.key, write) for write in batch)
+            return batch
+
+    def complete(self, writes: list[PendingWrite]) -> None:
+        """The batch ``writes`` was sent (or given up on): stop serving it from the queue."""
+        with self._lock:
+            self._forget_inflight(writes)
 
     def requeue(self, writes: list[PendingWrite]) -> None:
         """Put back writes whose flush failed, ahead of the rest, unless a newer one arrived."""
         with self._lock:
+            self._forget_inflight(writes)
             pending = self._pending
             for write in reversed(writes):
                 if write.key in pending:
@@ -74,6 +89,12 @@ class WriteBackQueue:
                     continue
                 pending[write.key] = write
                 pending.move_to_end(write.key, last=False)
+
+    def _forget_inflight(self, writes: list[PendingWrite]) -> None:
+        inflight = self._inflight
+        for write in writes:
+            if inflight.get(write.key) is write:
+                del inflight[write.key]
 
     def discard(self, key: str) -> bool:
         """Forget the pending write to ``key``; True if there was one."""
@@ -88,5 +109,11 @@ class WriteBackQueue:
                 del self._pending[key]
             return doomed
 
-    def __len__(self) -> int:
+    @property
+    def queued(self) -> int:
+        """Writes waiting to be taken (in flight ones excluded)."""
         return len(self._pending)
+
+    def __len__(self) -> int:
+        """Writes not yet in L2: queued plus in flight."""
+        return len(self._pending) + len(self._inflight)

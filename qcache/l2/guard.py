@@ -45,6 +45,21 @@ def describe_error(operation: str, exc: BaseException) -> str:
     return f"Redis {operation} failed ({cause})"
 
 
+def is_server_refusal(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`BackendError` for an error *reply* (OOM, out-of-range argument...).
+
+    The server answered, so retrying the same command cannot help, unlike a
+    connectivity failure; callers holding a batch use this to drop the
+    refused items instead of retrying them forever.
+    """
+    cause = exc.__cause__
+    return (
+        isinstance(exc, BackendError)
+        and isinstance(cause, redis_errors.RedisError)
+        and not isinstance(cause, CONNECTIVITY_ERRORS)
+    )
+
+
 class OperationGuard:
     """``with guard:`` around one L2 operation.
 
