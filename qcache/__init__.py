@@ -13,6 +13,7 @@ from qcache.config import CacheConfig
 from qcache.errors import (
     AccessDenied,
     BackendError,
+    CacheClosedError,
     CircuitOpenError,
     ConfigError,
     IntegrityError,
@@ -27,6 +28,7 @@ __all__ = [
     "AccessDenied",
     "AsyncQueryCache",
     "BackendError",
+    "CacheClosedError",
     "CacheConfig",
     "CacheLevel",
     "CircuitOpenError",
