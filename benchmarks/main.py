@@ -54,7 +54,7 @@ from qcache.bench.environment import describe_environment  # noqa: E402
 from qcache.bench.errors import ResultsError  # noqa: E402
 from qcache.config import CacheConfig  # noqa: E402
 from qcache.errors import ConfigError  # noqa: E402
-from qcache.sim import shared_traces_dir  # noqa: E402
+from qcache.sim import FORMATS, shared_traces_dir  # noqa: E402
 
 PYTEST_OK = 0
 PYTEST_TESTS_FAILED = 1
@@ -76,6 +76,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--run-id", default=None, help="name of the run folder (default: UTC timestamp)")
     parser.add_argument("--trace", type=Path, action="append", default=[], metavar="FILE",
                         help="a trace of your own for the simulator (repeatable)")
+    parser.add_argument("--trace-format", choices=FORMATS, default="auto",
+                        help="format of every --trace (default auto: from the name, and cache2k "
+                             "int32 only when the content is not text); as qcache simulate --format")
+    parser.add_argument("--trace-column", default="0", metavar="COLUMN",
+                        help="CSV column of the keys in every --trace: 0-based index or header name "
+                             "(a name implies --trace-header; default 0)")
+    parser.add_argument("--trace-header", action="store_true",
+                        help="every --trace CSV starts with a header row")
+    parser.add_argument("--trace-delimiter", default=",", metavar="CHAR",
+                        help="CSV delimiter of every --trace (default ,)")
+    parser.add_argument("--sizes", default=None, metavar="SIZES",
+                        help="simulator cache sizes for every source, entry counts or percentages "
+                             "(default 0.1%%,1%%,10%%, skipping those that round to zero entries)")
     parser.add_argument("--no-shared-traces", action="store_true",
                         help="ignore ../shared/traces even when present")
     parser.add_argument("--sim-requests", type=int, default=None, metavar="N",
@@ -98,6 +111,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     for trace in args.trace:
         if not trace.is_file():
             parser.error(f"--trace {trace}: no such file")
+    if len(args.trace_delimiter) != 1:
+        parser.error("--trace-delimiter must be one character")
     return args
 
 
@@ -147,30 +162,46 @@ def compact(path: Path, keep_samples: bool) -> None:
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
-def trace_files(extra: Sequence[Path], use_shared: bool) -> list[Path]:
-    """The user's traces, then the shared ones (when present and wanted)."""
-    files = list(extra)
+def shared_trace_files(use_shared: bool) -> list[Path]:
+    """The shared reference traces, when present and wanted."""
     folder = shared_traces_dir() if use_shared else None
-    if folder is not None:
-        files += sorted({p for pattern in TRACE_PATTERNS for p in folder.glob(pattern) if p.is_file()})
-    return files
+    if folder is None:
+        return []
+    return sorted({p for pattern in TRACE_PATTERNS for p in folder.glob(pattern) if p.is_file()})
 
 
-def run_simulator(out_dir: Path, traces: Sequence[Path], synthetic_requests: int) -> list[dict[str, Any]]:
-    """``qcache simulate`` on each trace, or on the synthetic workload; what ran, for environment.json."""
+def trace_options(args: argparse.Namespace) -> list[str]:
+    """The ``qcache simulate`` options that describe the user's own ``--trace`` files."""
+    options = ["--format", args.trace_format, "--column", args.trace_column,
+               "--delimiter", args.trace_delimiter]
+    return options + (["--header"] if args.trace_header else [])
+
+
+def run_simulator(out_dir: Path, user_traces: Sequence[Path], shared_traces: Sequence[Path],
+                  synthetic_requests: int, user_options: Sequence[str], user_format: str,
+                  sizes: str | None) -> list[dict[str, Any]]:
+    """``qcache simulate`` on each trace, or on the synthetic workload; what ran, for environment.json.
+
+    ``user_options`` (format, CSV column, header, delimiter) apply to the
+    user's traces only: the shared ones are recognised by name and content.
+    """
     from qcache.cli import main as qcache_main
     from qcache.sim.credits import credit_for
-    from qcache.sim.readers import guess_format
+    from qcache.sim.readers import format_from_name
 
     common = ["--output", str(out_dir), "--no-progress", "--policies", "all"]
+    if sizes is not None:
+        common += ["--sizes", sizes]
     ran: list[dict[str, Any]] = []
-    if traces:
-        for path in traces:
-            print(f"[main] simulator: {path.name}", flush=True)
-            code = qcache_main(["simulate", "--trace", str(path), *common])
-            ran.append({"trace": path.name, "exit_code": code,
-                        "credit": credit_for(path.name, guess_format(path))})
-    else:
+    sources = [(path, list(user_options), user_format) for path in user_traces]
+    sources += [(path, [], "auto") for path in shared_traces]
+    for path, options, trace_format in sources:
+        print(f"[main] simulator: {path.name}", flush=True)
+        code = qcache_main(["simulate", "--trace", str(path), *options, *common])
+        declared = trace_format if trace_format != "auto" else format_from_name(path)
+        ran.append({"trace": path.name, "exit_code": code,
+                    "credit": credit_for(path.name, declared or "")})
+    if not sources:
         spec = SYNTHETIC.format(requests=synthetic_requests)
         print(f"[main] simulator: no trace available, synthetic workload {spec}", flush=True)
         code = qcache_main(["simulate", "--synthetic", spec, *common])
@@ -258,9 +289,10 @@ def main(argv: Sequence[str]) -> int:
         return code or 1
     compact(layout.benchmarks, args.keep_samples)
 
-    traces = trace_files(args.trace, use_shared=not args.no_shared_traces)
     requests = args.sim_requests or SYNTHETIC_REQUESTS[mode]
-    simulations = run_simulator(layout.simulation, traces, requests)
+    simulations = run_simulator(layout.simulation, args.trace,
+                                shared_trace_files(not args.no_shared_traces), requests,
+                                trace_options(args), args.trace_format, args.sizes)
 
     environment = {
         "run_id": layout.run_id,

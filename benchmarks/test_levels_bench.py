@@ -1,6 +1,8 @@
 """Cache levels L1, L2 and BOTH through ``QueryCache``, next to the baselines their targets name.
 
-Targets (checked by the gate as ratios of per-operation times in one run):
+Targets (reported as ratios of per-operation times in one run; of these the gate
+checks only the footprint, ``test_l1_footprint``, and checks the two speed
+targets on ``test_cache_bench.py``'s pairs):
 
 * an L1 hit through ``QueryCache.get`` at level BOTH with metrics on costs at
   most 1.0x ``cachetools.TTLCache.get`` (stretch: 0.5x);

@@ -135,6 +135,7 @@ def gc_paused() -> Iterator[None]:
 def test_get_hit(benchmark: Any, name: str, gc_paused: None) -> None:
     benchmark.group = "l1 get (hit), per policy"
     cache = filled_policy_dict(name)
+    benchmark.extra_info["ops_per_round"] = len(HIT_KEYS)
     benchmark(run_gets, cache.get)
     if benchmark.stats is not None:  # None in smoke runs, which do not measure
         benchmark.extra_info["ns_per_get"] = round(
@@ -147,6 +148,7 @@ def test_get_hit_cachetools(benchmark: Any, name: str, gc_paused: None) -> None:
     benchmark.group = "l1 get (hit), per policy"
     benchmark.name = f"cachetools {BASELINES[name].__name__}"
     cache = filled_cachetools(name)
+    benchmark.extra_info["ops_per_round"] = len(HIT_KEYS)
     benchmark(run_gets, cache.get)
 
 
@@ -155,6 +157,7 @@ def test_set_with_eviction(benchmark: Any, name: str, gc_paused: None) -> None:
     benchmark.group = "l1 set (new key, evicts), per policy"
     cache = filled_policy_dict(name)
     batches = new_key_stream()
+    benchmark.extra_info["ops_per_round"] = len(NEW_KEYS)
     benchmark.pedantic(lambda: run_sets(cache.set, next(batches)), rounds=5, iterations=1)
 
 
@@ -163,6 +166,7 @@ def test_set_with_eviction_cachetools(benchmark: Any, name: str, gc_paused: None
     benchmark.group = "l1 set (new key, evicts), per policy"
     cache = filled_cachetools(name)
     batches = new_key_stream()
+    benchmark.extra_info["ops_per_round"] = len(NEW_KEYS)
     benchmark.pedantic(
         lambda: run_sets(cache.__setitem__, next(batches)), rounds=5, iterations=1
     )

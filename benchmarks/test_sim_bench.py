@@ -74,7 +74,8 @@ def keys(smoke: bool) -> list[Any]:
 
 
 def _record_rate(benchmark: Any, requests: int) -> None:
-    """Requests per second into extra_info (only when the run measured)."""
+    """Requests per round (so reports show time per request) and per second into extra_info."""
+    benchmark.extra_info["ops_per_round"] = requests
     if benchmark.stats is not None:
         benchmark.extra_info["requests_per_second"] = round(
             requests / benchmark.stats.stats.median

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from qcache.bench.errors import ResultsError
-from qcache.bench.figures import evaluate_all, load_figures
+from qcache.bench.figures import Figure, evaluate_all, load_figures
 from qcache.bench.gate import check, spread
 from qcache.bench.layout import resolve_run
 from qcache.bench.report import Thresholds, format_comparison, format_report, format_spread, format_verdict
@@ -40,8 +40,9 @@ def register(subparsers: Any) -> None:
                         help="exit 1 when a figure is past its committed limit (naming it)")
     parser.add_argument("--spread", nargs="+", metavar="RUN",
                         help="how each figure varies over these runs, and the limits that suggests")
-    parser.add_argument("--figures", type=Path, default=DEFAULT_FIGURES, metavar="FILE",
-                        help=f"figure definitions and limits (default {DEFAULT_FIGURES})")
+    parser.add_argument("--figures", type=Path, default=None, metavar="FILE",
+                        help=f"figure definitions and limits (default: {DEFAULT_FIGURES} of the repository "
+                             "holding the run, else of the current folder)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
                         help=f"results root holding runs/ and reference/ (default {DEFAULT_RESULTS})")
     parser.add_argument("--env-file", type=Path, metavar="FILE",
@@ -57,18 +58,50 @@ def _thresholds(env_file: Path | None) -> Thresholds:
     return Thresholds.from_config(config)
 
 
+def find_figures(explicit: Path | None, run_folder: Path | None) -> Path | None:
+    """The figures file to use: ``explicit``, else the one of the repository holding the run.
+
+    Run folders live in ``<repository>/results/...``, so walking up from the
+    run finds the gate that goes with it wherever ``qcache report`` is started;
+    the current folder is the last resort. None when there is none.
+    """
+    if explicit is not None:
+        return explicit
+    folders = [*Path(run_folder).resolve().parents] if run_folder is not None else []
+    for folder in [*folders, Path.cwd()]:
+        candidate = folder / DEFAULT_FIGURES
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _figures(args: argparse.Namespace, run_folder: Path | None, required: bool) -> list[Figure]:
+    """The figures the report shows; none (with a note) when no file is found and none is required."""
+    path = find_figures(args.figures, run_folder)
+    if path is None:
+        if required:
+            raise ConfigError(f"no figures file: {DEFAULT_FIGURES} is neither beside the run nor in the "
+                              "current folder; pass --figures FILE")
+        print(f"qcache report: note: no {DEFAULT_FIGURES} found beside the run or here; key figures "
+              "and gate limits left out (pass --figures FILE)", file=sys.stderr)
+        return []
+    return load_figures(path)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the report, comparison or spread the arguments ask for; 1 if the gate fails, 2 on bad input."""
     try:
-        figures = load_figures(args.figures)
         if args.spread:
             if args.run or args.compare or args.gate:
                 raise ConfigError("--spread takes its runs itself; do not combine it with RUN, --compare or --gate")
-            runs = [load_run(resolve_run(spec, args.results)) for spec in args.spread]
-            spreads, incomplete = spread(runs, figures)
-            print(format_spread(spreads, incomplete, len(runs)))
+            layouts = [resolve_run(spec, args.results) for spec in args.spread]
+            figures = _figures(args, layouts[0].root, required=True)
+            spreads, incomplete = spread([load_run(layout) for layout in layouts], figures)
+            print(format_spread(spreads, incomplete, len(layouts)))
             return 0
-        current = load_run(resolve_run(args.run, args.results))
+        layout = resolve_run(args.run, args.results)
+        figures = _figures(args, layout.root, required=args.gate)
+        current = load_run(layout)
         values = evaluate_all(figures, current)
         if args.compare:
             base = load_run(resolve_run(args.compare, args.results))

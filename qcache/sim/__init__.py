@@ -14,7 +14,7 @@ from qcache.sim.engine import BELADY, UNBOUNDED, SimResult, count_hits, run_poli
 from qcache.sim.errors import SimulationError, TraceError
 from qcache.sim.readers import FORMATS, TraceFile, shared_traces_dir
 from qcache.sim.report import format_table, write_csv, write_json, write_reports
-from qcache.sim.sizes import curve_sizes, parse_size, resolve_sizes
+from qcache.sim.sizes import curve_sizes, parse_size, resolve_default_sizes, resolve_sizes
 from qcache.sim.sources import Trace, TraceSource, materialize
 from qcache.sim.synthetic import HotSpot, Uniform, WithScans, Zipf
 
@@ -39,6 +39,7 @@ __all__ = [
     "materialize",
     "next_use_positions",
     "parse_size",
+    "resolve_default_sizes",
     "resolve_sizes",
     "run_policy",
     "shared_traces_dir",

@@ -13,7 +13,7 @@ from qcache.sim.errors import SimulationError
 from qcache.sim.progress import ProgressBar
 from qcache.sim.readers import FORMATS, TraceFile
 from qcache.sim.report import format_table, write_reports
-from qcache.sim.sizes import curve_sizes, resolve_sizes
+from qcache.sim.sizes import curve_sizes, resolve_default_sizes, resolve_sizes
 from qcache.sim.sources import Trace, TraceSource, materialize
 from qcache.sim.synthetic import HotSpot, Uniform, WithScans, Zipf
 
@@ -92,7 +92,9 @@ def register(subparsers: Any) -> None:
                         help="zipf:keys=N,requests=N,exponent=S,seed=N | uniform:... | "
                              "hotspot:keys=N,requests=N,hot_fraction=F,hot_probability=P,seed=N")
     parser.add_argument("--format", default="auto", choices=FORMATS, dest="trace_format",
-                        help="trace format (default: from the file name)")
+                        help="trace format (default: from the file name; a name other than "
+                             ".lis/.csv/.tsv/.txt/oracleGeneral is cache2k int32 only when "
+                             "the content is not text)")
     parser.add_argument("--column", default="0",
                         help="CSV column: a 0-based index or a header name (default 0)")
     parser.add_argument("--header", action="store_true", help="the CSV has a header row")
@@ -102,9 +104,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--policies", default="all",
                         help="comma-separated policies, 'default', 'belady', 'unbounded', or "
                              f"'all' (known: {', '.join(available_policies())})")
-    parser.add_argument("--sizes", default=DEFAULT_SIZES,
-                        help=f"comma-separated entry counts or percentages of the distinct keys "
-                             "(default %(default)s)")
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated entry counts or percentages of the distinct keys "
+                             f"(default {DEFAULT_SIZES.replace('%', '%%')}; a default that rounds to zero entries "
+                             "on a small trace is skipped with a note)")
     parser.add_argument("--curve", type=int, metavar="POINTS",
                         help="miss-ratio curve: POINTS sizes spaced geometrically between the "
                              "smallest and the largest of --sizes")
@@ -149,7 +152,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         trace: Trace = materialize(_source(args))
         policies = _policy_names(args.policies)
-        sizes = resolve_sizes(args.sizes, trace.unique_keys)
+        if args.sizes is None:
+            sizes, notes = resolve_default_sizes(DEFAULT_SIZES, trace.unique_keys)
+            for note in notes:
+                print(f"qcache simulate: note: {note}", file=sys.stderr)
+        else:
+            sizes = resolve_sizes(args.sizes, trace.unique_keys)
         if args.curve is not None:
             if args.curve < 2:
                 raise SimulationError("--curve needs at least 2 points")

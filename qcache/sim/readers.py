@@ -8,6 +8,7 @@ and the problem; nothing is skipped silently except blank lines in text.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -25,7 +26,7 @@ from qcache.sim.credits import credit_for
 from qcache.sim.errors import TraceError
 from qcache.sim.sources import Key, Trace
 
-#: Formats accepted by ``--format`` (``auto`` guesses from the file name).
+#: Formats accepted by ``--format`` (``auto`` guesses from the file name and content).
 FORMATS = ("auto", "text", "csv", "cache2k", "arc", "oracle")
 
 #: Environment variable naming a folder of shared traces (tests and benchmarks).
@@ -35,6 +36,8 @@ _XZ_MAGIC = b"\xfd7zXZ\x00"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
 _COMPRESSION_SUFFIXES = (".xz", ".zst", ".zstd", ".gz")
+#: How much of a trace :func:`looks_like_text` inspects.
+_SNIFF_BYTES = 1 << 16
 
 # libCacheSim's oracleGeneral record: timestamp, object id, size, next access (packed, little-endian).
 _ORACLE_DTYPE = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("size", "<u4"), ("next", "<i8")])
@@ -87,8 +90,23 @@ def _zstd_decompress(raw: bytes) -> bytes:
         raise TraceError(f"corrupt zstd data: {exc}") from exc
 
 
-def guess_format(path: Path) -> str:
-    """The trace format implied by the file name, compression suffix removed."""
+def guess_format(path: Path, data: bytes | None = None) -> str:
+    """The trace format implied by the file name and, where the name is not decisive, the content.
+
+    ``.lis``, ``.csv``/``.tsv``, ``oracleGeneral`` and ``.txt`` names decide
+    on their own. Any other name (``.trace`` included: users name text key
+    lists that way too) means cache2k's binary int32 format only when ``data``
+    (decompressed) is not text, see :func:`looks_like_text`; without ``data``
+    such names are assumed to be text.
+    """
+    by_name = format_from_name(path)
+    if by_name is not None:
+        return by_name
+    return "text" if data is None or looks_like_text(data) else "cache2k"
+
+
+def format_from_name(path: Path) -> str | None:
+    """The format the file name alone decides (compression suffix removed), or None."""
     name = path.name.lower()
     for suffix in _COMPRESSION_SUFFIXES:
         if name.endswith(suffix):
@@ -100,9 +118,24 @@ def guess_format(path: Path) -> str:
         return "csv"
     if "oraclegeneral" in name:
         return "oracle"
-    if name.endswith(".trace"):
-        return "cache2k"
-    return "text"
+    if name.endswith(".txt"):
+        return "text"
+    return None
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Whether the first :data:`_SNIFF_BYTES` bytes are UTF-8 text without control characters.
+
+    Valid UTF-8 alone is not enough: cache2k keys below 2**24 start with a
+    zero byte, so a binary trace of small keys is valid (NUL-laden) UTF-8.
+    Text traces never hold NUL or other C0 controls besides whitespace.
+    """
+    try:
+        # An incremental decoder tolerates a character cut at the sniffing limit.
+        text = codecs.getincrementaldecoder("utf-8")().decode(data[:_SNIFF_BYTES], final=False)
+    except UnicodeDecodeError:
+        return False
+    return not any(ord(char) < 32 and char not in "\t\n\r\f\v" for char in text)
 
 
 def parse_text(data: bytes, name: str) -> list[Key]:
@@ -249,10 +282,11 @@ class TraceFile:
 
     @property
     def resolved_format(self) -> str:
-        """The format actually used (``auto`` resolved from the file name)."""
-        if self.trace_format == "auto":
-            return guess_format(Path(self.path))
-        return self.trace_format
+        """The format actually used (``auto`` resolved from the file name and content)."""
+        if self.trace_format != "auto":
+            return self.trace_format
+        path = Path(self.path)
+        return format_from_name(path) or guess_format(path, read_bytes(path))
 
     def load(self) -> Trace:
         """Read, decompress and decode the file; raise :class:`TraceError` if unusable."""
@@ -260,7 +294,7 @@ class TraceFile:
         if not path.is_file():
             raise TraceError(f"trace file {str(path)!r} does not exist or is not a file")
         data = read_bytes(path)
-        fmt = self.resolved_format
+        fmt = self.trace_format if self.trace_format != "auto" else guess_format(path, data)
         if fmt == "csv":
             keys = parse_csv(data, self.name, self.column, self.header, self.delimiter)
         else:

@@ -55,6 +55,31 @@ def resolve_sizes(specs: Iterable[int | str] | str, unique_keys: int) -> list[in
     return sizes
 
 
+def resolve_default_sizes(specs: str, unique_keys: int) -> tuple[list[int], list[str]]:
+    """Like :func:`resolve_sizes`, but percentages that round to zero are skipped, not errors.
+
+    Meant for sizes the user did not choose (the defaults): a small trace of
+    a few hundred keys has no 0.1% cache, and that should cost one size of
+    the table, not the whole run. Returns the sizes and one note per skipped
+    spec; still an error when nothing is left.
+    """
+    sizes: set[int] = set()
+    notes: list[str] = []
+    for item in filter(None, (part.strip() for part in specs.split(","))):
+        try:
+            sizes.add(parse_size(item, unique_keys))
+        except SimulationError as exc:
+            if "rounds to zero" not in str(exc):
+                raise
+            notes.append(f"{exc}; skipped")
+    if not sizes:
+        raise SimulationError(
+            f"none of the default sizes {specs} fits a trace of {unique_keys} distinct keys; "
+            "pass --sizes"
+        )
+    return sorted(sizes), notes
+
+
 def curve_sizes(smallest: int, largest: int, points: int) -> list[int]:
     """About ``points`` sizes spaced geometrically from ``smallest`` to ``largest`` (a miss-ratio curve)."""
     if smallest <= 0 or largest < smallest:

@@ -139,3 +139,34 @@ def test_cli_bad_input_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.Ca
     assert cli("nope", "--figures", str(figures), "--results", str(tmp_path)) == 2
     assert "no run 'nope'" in capsys.readouterr().err
     assert cli("--spread", str(run), "--gate", "--figures", str(figures)) == 2
+
+
+def test_the_figures_come_from_the_repository_holding_the_run_wherever_report_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = tmp_path / "checkout"
+    (repository / "benchmarks").mkdir(parents=True)
+    (repository / "benchmarks" / "gate.toml").write_text(FIGURES)
+    run = sample_run(repository / "results" / "runs" / "r1", a_seconds=2e-6)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli(str(run)) == 0
+    assert "a-over-b" in capsys.readouterr().out
+    assert cli(str(run), "--gate") == 1
+    assert "gate: FAILED" in capsys.readouterr().out
+    assert cli("--spread", str(run), str(run)) == 0
+    assert "a-over-b" in capsys.readouterr().out
+
+
+def test_without_a_figures_file_the_report_leaves_the_figures_out_but_the_gate_needs_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = sample_run(tmp_path / "lonely")
+    monkeypatch.chdir(tmp_path)
+    assert cli(str(run)) == 0
+    out, err = capsys.readouterr()
+    assert "qcache benchmark report" in out and "a-over-b" not in out
+    assert "key figures and gate limits left out" in err
+    assert cli(str(run), "--gate") == 2
+    assert "no figures file" in capsys.readouterr().err

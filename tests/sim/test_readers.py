@@ -147,13 +147,38 @@ def test_oracle_general_records(tmp_path: Path) -> None:
         ("a.lis.zst", "arc"),
         ("x.csv.gz", "csv"),
         ("t.oracleGeneral.bin", "oracle"),
-        ("cache2k_web07.trace.xz", "cache2k"),
         ("keys.txt", "text"),
-        ("keys", "text"),
     ],
 )
 def test_format_is_guessed_from_the_name(name: str, expected: str) -> None:
     assert guess_format(Path(name)) == expected
+    # A decisive name wins over the content.
+    assert guess_format(Path(name), np.arange(8, dtype=">i4").tobytes()) == expected
+
+
+@pytest.mark.parametrize("name", ["cache2k_web07.trace.xz", "user_keys.trace", "keys", "w.bin"])
+def test_cache2k_is_detected_by_content_not_by_name(name: str) -> None:
+    assert guess_format(Path(name), np.array([1, 70000, -1], dtype=">i4").tobytes()) == "cache2k"
+    assert guess_format(Path(name), "k1\nk6\nclé\n".encode()) == "text"
+    assert guess_format(Path(name), b"\xff\xfe\x81\x80") == "cache2k"
+
+
+def test_a_text_trace_named_dot_trace_is_read_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "user_keys.trace"
+    path.write_text("k1\nk6\nk4\nk1\n")
+    assert TraceFile(path).resolved_format == "text"
+    assert TraceFile(path).load().keys == ["k1", "k6", "k4", "k1"]
+    compressed = tmp_path / "user_keys.trace.xz"
+    compressed.write_bytes(lzma.compress(b"a\nb\n"))
+    assert TraceFile(compressed).load().keys == ["a", "b"]
+
+
+def test_text_sniffing_tolerates_a_character_cut_at_the_sniffing_limit() -> None:
+    from qcache.sim.readers import looks_like_text
+
+    data = b"a" + "é".encode() * 40_000  # the 64 KiB prefix ends in the middle of an "é"
+    assert looks_like_text(data)
+    assert not looks_like_text(data[2:])  # starting mid-character is not UTF-8
 
 
 def test_missing_empty_and_binary_files_are_clear_errors(tmp_path: Path) -> None:

@@ -154,3 +154,20 @@ def test_bad_input_is_a_clear_error_with_exit_code_2(
 def test_workload_specs_parse_numbers() -> None:
     workload = parse_workload("hotspot:keys=1_000,requests=500,hot_fraction=0.1,seed=3")
     assert "hot_fraction=0.1" in workload.name and "keys=1000" in workload.name
+
+
+def test_default_sizes_that_round_to_zero_are_skipped_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "small.txt"
+    trace.write_text("\n".join(f"k{i % 300}" for i in range(3000)) + "\n")
+    assert main(["simulate", "--trace", str(trace), "--policies", "LRU", "--no-write"]) == 0
+    out, err = capsys.readouterr()
+    assert "'0.1%' of 300 distinct keys rounds to zero entries; skipped" in err
+    assert [line.split()[1] for line in out.splitlines()[3:]] == ["3", "30"]
+    # Sizes the user chose are never dropped: the same size given explicitly is still an error.
+    assert main(["simulate", "--trace", str(trace), "--sizes", "0.1%", "--no-write"]) == 2
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("a\nb\n")
+    assert main(["simulate", "--trace", str(tiny), "--no-write"]) == 2
+    assert "none of the default sizes" in capsys.readouterr().err
