@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 from qcache.memory.policies.registry import register_policy
-
-_NO_PENDING = object()
 
 
 @register_policy("LFU")
-class LFUPolicy(EvictionPolicy):
+class LFUPolicy(HoldsNewcomer):
     """Evict the key with the fewest hits since it entered the cache.
 
     No aging, and a key's count restarts when it is evicted and comes back.
@@ -32,7 +30,7 @@ class LFUPolicy(EvictionPolicy):
         self._count: dict[Hashable, int] = {}
         self._buckets: dict[int, OrderedDict[Hashable, None]] = {}
         self._min = 0
-        self._pending: object = _NO_PENDING
+        self._members = self._count
 
     def _place(self, key: Hashable) -> None:
         """Put a new key in the count-1 bucket."""
@@ -43,21 +41,8 @@ class LFUPolicy(EvictionPolicy):
         bucket[key] = None
         self._min = 1
 
-    def _settle(self) -> None:
-        """Place the held-aside key now (an operation other than eviction came first)."""
-        if self._pending is not _NO_PENDING:
-            key, self._pending = self._pending, _NO_PENDING
-            self._place(key)  # type: ignore[arg-type]
-
-    def on_insert(self, key: Hashable) -> None:
-        self._settle()
-        if len(self._count) >= self.capacity:
-            self._pending = key
-        else:
-            self._place(key)
-
     def on_access(self, key: Hashable) -> None:
-        if self._pending is not _NO_PENDING and key == self._pending:
+        if self._pending is not NOTHING_HELD and key == self._pending:
             self._settle()
         count = self._count[key]
         bucket = self._buckets[count]
@@ -74,8 +59,7 @@ class LFUPolicy(EvictionPolicy):
         nxt[key] = None
 
     def on_remove(self, key: Hashable) -> None:
-        if self._pending is not _NO_PENDING and key == self._pending:
-            self._pending = _NO_PENDING
+        if self._forget_held(key):
             return
         count = self._count.pop(key)
         bucket = self._buckets[count]
@@ -86,10 +70,7 @@ class LFUPolicy(EvictionPolicy):
 
     def victim(self) -> Hashable:
         if not self._count:
-            if self._pending is _NO_PENDING:
-                raise KeyError("victim() on an empty LFU policy")
-            key, self._pending = self._pending, _NO_PENDING
-            return key  # type: ignore[return-value]
+            return self._held_victim()
         bucket = self._buckets.get(self._min)
         if bucket is None:
             # The last key of the minimum bucket left through an earlier
@@ -105,15 +86,12 @@ class LFUPolicy(EvictionPolicy):
 
     def frequency(self, key: Hashable) -> int:
         """Hits counted for ``key`` since it entered (0 when absent)."""
-        if self._pending is not _NO_PENDING and key == self._pending:
+        if self._pending is not NOTHING_HELD and key == self._pending:
             return 1
         return self._count.get(key, 0)
-
-    def __len__(self) -> int:
-        return len(self._count) + (self._pending is not _NO_PENDING)
 
     def clear(self) -> None:
         self._count.clear()
         self._buckets.clear()
         self._min = 0
-        self._pending = _NO_PENDING
+        self._clear_held()

@@ -5,14 +5,12 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable
 
-from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 from qcache.memory.policies.registry import register_policy
-
-_NO_PENDING = object()
 
 
 @register_policy("RANDOM")
-class RandomPolicy(EvictionPolicy):
+class RandomPolicy(HoldsNewcomer):
     """Evict a key chosen uniformly at random among those present.
 
     The baseline every other policy must beat: it keeps no history at all.
@@ -27,18 +25,12 @@ class RandomPolicy(EvictionPolicy):
         self._rng = random.Random(seed)
         self._keys: list[Hashable] = []
         self._index: dict[Hashable, int] = {}
-        self._pending: object = _NO_PENDING
+        self._members = self._keys
 
     def _place(self, key: Hashable) -> None:
         """Track a new key."""
         self._index[key] = len(self._keys)
         self._keys.append(key)
-
-    def _settle(self) -> None:
-        """Track the held-aside key now."""
-        if self._pending is not _NO_PENDING:
-            key, self._pending = self._pending, _NO_PENDING
-            self._place(key)  # type: ignore[arg-type]
 
     def _drop_at(self, pos: int) -> Hashable:
         """Forget the key at ``pos`` by moving the last key into its slot."""
@@ -51,37 +43,23 @@ class RandomPolicy(EvictionPolicy):
         del self._index[key]
         return key
 
-    def on_insert(self, key: Hashable) -> None:
-        self._settle()
-        if len(self._keys) >= self.capacity:
-            self._pending = key
-        else:
-            self._place(key)
-
     def on_access(self, key: Hashable) -> None:
-        if self._pending is not _NO_PENDING and key == self._pending:
+        if self._pending is not NOTHING_HELD and key == self._pending:
             self._settle()
 
     def on_remove(self, key: Hashable) -> None:
-        if self._pending is not _NO_PENDING and key == self._pending:
-            self._pending = _NO_PENDING
+        if self._forget_held(key):
             return
         self._drop_at(self._index[key])
 
     def victim(self) -> Hashable:
         if not self._keys:
-            if self._pending is _NO_PENDING:
-                raise KeyError("victim() on an empty RANDOM policy")
-            key, self._pending = self._pending, _NO_PENDING
-            return key  # type: ignore[return-value]
+            return self._held_victim()
         key = self._drop_at(self._rng.randrange(len(self._keys)))
         self._settle()
         return key
 
-    def __len__(self) -> int:
-        return len(self._keys) + (self._pending is not _NO_PENDING)
-
     def clear(self) -> None:
         self._keys.clear()
         self._index.clear()
-        self._pending = _NO_PENDING
+        self._clear_held()

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 from qcache.memory.policies.registry import register_policy
-
-_NO_PENDING = object()
 
 
 @register_policy("SIEVE")
-class SievePolicy(EvictionPolicy):
+class SievePolicy(HoldsNewcomer):
     """Lazy promotion, quick demotion: beats LRU on web traces with less work.
 
     A hit only sets a visited bit (no reordering, so hits are as cheap as in
@@ -36,34 +34,20 @@ class SievePolicy(EvictionPolicy):
         self._visited: dict[Hashable, bool] = {}
         self._ahead: OrderedDict[Hashable, None] = OrderedDict()
         self._behind: OrderedDict[Hashable, None] = OrderedDict()
-        self._pending: object = _NO_PENDING
+        self._members = self._visited
 
     def _place(self, key: Hashable) -> None:
         """Append a new key at the head of the queue (newest end)."""
         self._visited[key] = False
         self._ahead[key] = None
 
-    def _settle(self) -> None:
-        """Queue the held-aside key now."""
-        if self._pending is not _NO_PENDING:
-            key, self._pending = self._pending, _NO_PENDING
-            self._place(key)  # type: ignore[arg-type]
-
-    def on_insert(self, key: Hashable) -> None:
-        self._settle()
-        if len(self._visited) >= self.capacity:
-            self._pending = key
-        else:
-            self._place(key)
-
     def on_access(self, key: Hashable) -> None:
-        if self._pending is not _NO_PENDING and key == self._pending:
+        if self._pending is not NOTHING_HELD and key == self._pending:
             self._settle()
         self._visited[key] = True
 
     def on_remove(self, key: Hashable) -> None:
-        if self._pending is not _NO_PENDING and key == self._pending:
-            self._pending = _NO_PENDING
+        if self._forget_held(key):
             return
         del self._visited[key]
         if key in self._ahead:
@@ -76,10 +60,7 @@ class SievePolicy(EvictionPolicy):
     def victim(self) -> Hashable:
         visited = self._visited
         if not visited:
-            if self._pending is _NO_PENDING:
-                raise KeyError("victim() on an empty SIEVE policy")
-            key, self._pending = self._pending, _NO_PENDING
-            return key  # type: ignore[return-value]
+            return self._held_victim()
         ahead, behind = self._ahead, self._behind
         while True:
             key, _ = ahead.popitem(last=False)
@@ -97,11 +78,8 @@ class SievePolicy(EvictionPolicy):
         self._settle()
         return key
 
-    def __len__(self) -> int:
-        return len(self._visited) + (self._pending is not _NO_PENDING)
-
     def clear(self) -> None:
         self._visited.clear()
         self._ahead.clear()
         self._behind.clear()
-        self._pending = _NO_PENDING
+        self._clear_held()
