@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import random
+import statistics
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -94,6 +96,46 @@ SIZES = {"1KB": 1 << 10, "16KB": 16 << 10, "128KB": 128 << 10}
 KINDS = ("embedding", "search", "text")
 _EMBEDDING_DIMS = 256
 _HIT_BYTES = 1300  # one search hit with its code chunk, serialized
+
+
+def timed(fn: Callable[[], Any]) -> Callable[[], float]:
+    """A round that runs ``fn`` once and returns how long it took, in nanoseconds."""
+
+    def round_ns() -> float:
+        started = time.perf_counter_ns()
+        fn()
+        return float(time.perf_counter_ns() - started)
+
+    return round_ns
+
+
+def alternating_rounds(
+    candidate: Callable[[], float], baseline: Callable[[], float], rounds: int
+) -> tuple[list[float], list[float]]:
+    """Each side's round durations, measured side by side.
+
+    Every call of ``candidate`` / ``baseline`` runs one round and returns its
+    duration. The sides alternate, and which goes first swaps every round, so
+    a momentary load on the shared machine falls on both alike; one warm-up
+    round each comes first (caches, the specialising interpreter).
+    """
+    candidate()
+    baseline()
+    ours: list[float] = []
+    theirs: list[float] = []
+    for round_ in range(rounds):
+        if round_ % 2:
+            theirs.append(baseline())
+            ours.append(candidate())
+        else:
+            ours.append(candidate())
+            theirs.append(baseline())
+    return ours, theirs
+
+
+def median_ratio(ours: list[float], theirs: list[float]) -> float:
+    """Median over rounds of candidate time / baseline time (a disturbed round is ignored)."""
+    return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
 
 
 def small_value() -> dict[str, Any]:

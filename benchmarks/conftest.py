@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,3 +161,14 @@ def make_cache(redis_endpoint: RedisEndpoint) -> Iterator[MakeCache]:
                 client.unlink(*doomed[start : start + _SCAN_COUNT])
     finally:
         client.close()
+
+
+@pytest.fixture
+def gc_paused() -> Iterator[None]:
+    """Keep collector pauses out of microsecond-scale measurements."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 import redis
-from bench_support import MakeCache
+from bench_support import MakeCache, alternating_rounds
 from cachetools import TTLCache
 
 from qcache import QueryCache
@@ -79,19 +79,8 @@ def per_call_ns(fn: Callable[[], Any], number: int) -> float:
 
 def interleaved_rounds(candidate: Callable[[], Any], baseline: Callable[[], Any], number: int,
                        rounds: int = ROUNDS) -> tuple[list[float], list[float]]:
-    """Ns per call of each side in ``rounds`` alternating rounds (after a warm-up), round by round."""
-    per_call_ns(candidate, max(1, number // 10))
-    per_call_ns(baseline, max(1, number // 10))
-    ours: list[float] = []
-    theirs: list[float] = []
-    for round_ in range(rounds):
-        if round_ % 2:
-            theirs.append(per_call_ns(baseline, number))
-            ours.append(per_call_ns(candidate, number))
-        else:
-            ours.append(per_call_ns(candidate, number))
-            theirs.append(per_call_ns(baseline, number))
-    return ours, theirs
+    """Ns per call of each side in ``rounds`` alternating rounds of ``number`` calls."""
+    return alternating_rounds(lambda: per_call_ns(candidate, number), lambda: per_call_ns(baseline, number), rounds)
 
 
 def interleaved(candidate: Callable[[], Any], baseline: Callable[[], Any], number: int) -> tuple[float, float]:

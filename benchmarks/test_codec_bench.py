@@ -28,13 +28,12 @@ test measures every stage and its raw call interleaved with
 
 from __future__ import annotations
 
-import gc
 import os
 import random
 import statistics
 import time
 import timeit
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +43,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bench_support import alternating_rounds, median_ratio, small_value
 from qcache.codec import DEFAULT_COMPRESSION_THRESHOLD, Codec, Keyring, Lz4Compressor, MsgpackSerializer, generate_key
 from qcache.codec.encryption import AesGcmStage
 from qcache.codec.header import build_base
@@ -96,25 +96,11 @@ def search_payload() -> list[dict[str, Any]]:
     return hits
 
 
-def small_payload() -> dict[str, Any]:
-    """Project metadata of about 200 bytes."""
-    return {
-        "project_id": 42,
-        "name": "acme-platform",
-        "language": "python",
-        "files": 1234,
-        "updated": 1700000000.5,
-        "owner": "team-search",
-        "active": True,
-        "description": "Search indexing service for the acme platform",
-        "tags": ["search", "index"],
-    }
-
 
 PAYLOADS: dict[str, Any] = {
     "embedding": embedding_payload(),
     "search": search_payload(),
-    "small": small_payload(),
+    "small": small_value(),
 }
 
 
@@ -268,16 +254,6 @@ def compression_info(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def gc_paused() -> Iterator[None]:
-    """Keep collector pauses out of microsecond-scale measurements."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
 
 # ------------------------------------------------------ pytest-benchmark groups
 
@@ -328,26 +304,12 @@ def test_full_round_trip(benchmark: Any, full_codec: Codec, name: str, gc_paused
 
 
 def interleaved_ratio(stage: timeit.Timer, raw: timeit.Timer, calls: int, rounds: int = 21) -> tuple[float, float, float]:
-    """Median over rounds of stage/raw time, each round timing ``calls`` runs of each side.
+    """Median over alternating rounds of stage/raw time, each round ``calls`` runs of a side.
 
-    Alternating which side goes first puts both under the same momentary
-    load; the median discards rounds where a neighbour stole the CPU.
     Returns (ratio, stage ns/call, raw ns/call).
     """
-    stage.timeit(calls)
-    raw.timeit(calls)  # warm up caches and the specialising interpreter
-    ratios: list[float] = []
-    stage_ns: list[float] = []
-    raw_ns: list[float] = []
-    for i in range(rounds):
-        if i % 2 == 0:
-            stage_time, raw_time = stage.timeit(calls), raw.timeit(calls)
-        else:
-            raw_time, stage_time = raw.timeit(calls), stage.timeit(calls)
-        stage_ns.append(stage_time / calls)
-        raw_ns.append(raw_time / calls)
-        ratios.append(stage_time / raw_time)
-    return statistics.median(ratios), statistics.median(stage_ns), statistics.median(raw_ns)
+    ours, theirs = alternating_rounds(lambda: stage.timeit(calls), lambda: raw.timeit(calls), rounds)
+    return median_ratio(ours, theirs), statistics.median(ours) / calls, statistics.median(theirs) / calls
 
 
 @pytest.mark.timing

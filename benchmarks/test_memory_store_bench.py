@@ -19,14 +19,14 @@ import gc
 import os
 import statistics
 import sys
-import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cachetools import LRUCache, TTLCache
 
+from bench_support import alternating_rounds, median_ratio, timed
 from qcache.memory.store import MemoryStore
 
 CAPACITY = 1_000
@@ -137,44 +137,6 @@ def test_set_evicting_cachetools_ttlcache(benchmark: Any) -> None:
 # ---------------------------------------------------------- asserted ratios
 
 
-def interleaved_median_ratio(
-    candidate: Callable[[], None], baseline: Callable[[], None], rounds: int = 41
-) -> tuple[float, float, float]:
-    """Median of per-round time ratios, alternating which side runs first.
-
-    Interleaving puts both sides under the same momentary machine load, and
-    the median discards rounds where a neighbour stole the CPU.
-    Returns (ratio, candidate ns/round, baseline ns/round), the latter two medians.
-    """
-    ratios: list[float] = []
-    candidate_ns: list[int] = []
-    baseline_ns: list[int] = []
-    candidate()
-    baseline()  # warm caches and specialisation before measuring
-    for i in range(rounds):
-        order = (candidate, baseline) if i % 2 == 0 else (baseline, candidate)
-        times: dict[Callable[[], None], int] = {}
-        for fn in order:
-            start = time.perf_counter_ns()
-            fn()
-            times[fn] = time.perf_counter_ns() - start
-        candidate_ns.append(times[candidate])
-        baseline_ns.append(times[baseline])
-        ratios.append(times[candidate] / times[baseline])
-    return statistics.median(ratios), statistics.median(candidate_ns), statistics.median(baseline_ns)
-
-
-@pytest.fixture
-def gc_paused() -> Iterator[None]:
-    """Keep collector pauses out of microsecond-scale rounds."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 @pytest.mark.timing
 @pytest.mark.parametrize("method", ["get", "get_entry"])
 def test_get_hit_ratio_against_ttlcache(method: str, gc_paused: None) -> None:
@@ -183,9 +145,10 @@ def test_get_hit_ratio_against_ttlcache(method: str, gc_paused: None) -> None:
     store_get = getattr(store, method)
     keys = HIT_KEYS * 2
 
-    ratio, store_ns, ttl_ns = interleaved_median_ratio(
-        lambda: run_gets(store_get, keys), lambda: run_gets(cache.get, keys)
+    ours, theirs = alternating_rounds(
+        timed(lambda: run_gets(store_get, keys)), timed(lambda: run_gets(cache.get, keys)), rounds=41
     )
+    ratio, store_ns, ttl_ns = median_ratio(ours, theirs), statistics.median(ours), statistics.median(theirs)
     per_store = store_ns / len(keys)
     per_ttl = ttl_ns / len(keys)
     print(

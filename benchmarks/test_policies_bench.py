@@ -19,15 +19,14 @@ may be at most that many times slower).
 
 from __future__ import annotations
 
-import gc
 import statistics
-import time
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import cachetools
 import pytest
 
+from bench_support import alternating_rounds, median_ratio, timed
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
 
 CAPACITY = 1_000
@@ -121,15 +120,6 @@ def run_sets(store: Callable[[Hashable, Any], None], keys: list[str]) -> None:
         store(key, key)
 
 
-@pytest.fixture
-def gc_paused() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
 
 @pytest.mark.parametrize("name", available_policies())
 def test_get_hit(benchmark: Any, name: str, gc_paused: None) -> None:
@@ -172,35 +162,22 @@ def test_set_with_eviction_cachetools(benchmark: Any, name: str, gc_paused: None
     )
 
 
-def _interleaved(policy_run: Callable[[], None], baseline_run: Callable[[], None],
-                 rounds: int = 9) -> tuple[float, float]:
-    """Median seconds of each side, alternating so that machine noise hits both alike."""
-    ours: list[float] = []
-    theirs: list[float] = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        policy_run()
-        ours.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        baseline_run()
-        theirs.append(time.perf_counter() - started)
-    return statistics.median(ours), statistics.median(theirs)
-
-
 @pytest.mark.timing
 def test_policy_speed_ratios(gc_paused: None) -> None:
     failures: list[str] = []
     print()
     for name in available_policies():
         ours, theirs = filled_policy_dict(name), filled_cachetools(name)
-        get_ours, get_theirs = _interleaved(lambda: run_gets(ours.get), lambda: run_gets(theirs.get))
+        gets = alternating_rounds(timed(lambda: run_gets(ours.get)), timed(lambda: run_gets(theirs.get)), 9)
         our_batches, their_batches = new_key_stream(), new_key_stream()
-        set_ours, set_theirs = _interleaved(
-            lambda: run_sets(ours.set, next(our_batches)),
-            lambda: run_sets(theirs.__setitem__, next(their_batches)),
-            rounds=5,
+        sets = alternating_rounds(
+            timed(lambda: run_sets(ours.set, next(our_batches))),
+            timed(lambda: run_sets(theirs.__setitem__, next(their_batches))),
+            5,
         )
-        get_ratio, set_ratio = get_ours / get_theirs, set_ours / set_theirs
+        get_ratio, set_ratio = median_ratio(*gets), median_ratio(*sets)
+        get_ours, get_theirs = (statistics.median(side) / 1e9 for side in gets)
+        set_ours, set_theirs = (statistics.median(side) / 1e9 for side in sets)
         baseline = baseline_for(name).__name__
         print(
             f"{name:10} get {get_ours / len(HIT_KEYS) * 1e9:6.0f} ns vs {baseline} "

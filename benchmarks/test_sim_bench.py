@@ -24,10 +24,9 @@ Cache", USENIX FAST '03.
 
 from __future__ import annotations
 
-import gc
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,15 +80,6 @@ def _record_rate(benchmark: Any, requests: int) -> None:
             requests / benchmark.stats.stats.median
         )
 
-
-@pytest.fixture
-def gc_paused() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @pytest.mark.parametrize("policy", [*available_policies(), "BELADY"])

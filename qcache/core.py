@@ -34,7 +34,7 @@ from qcache.l2.guard import is_server_refusal
 from qcache.memory.store import MemoryStore
 from qcache.metrics import CacheMetrics, NullMetrics
 from qcache.record import pack_record, parse_record, unpack_record
-from qcache.types import CacheLevel, WriteStrategy
+from qcache.types import WriteStrategy
 from qcache.writeback import PendingWrite, WriteBackQueue
 
 logger = logging.getLogger("qcache")
