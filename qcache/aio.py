@@ -75,11 +75,6 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             tier = AsyncRedisTier.from_config(config, namespace=f"{core.keys.prefix}:")
         self._shared = _AsyncShared(core, tier)
 
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> AsyncQueryCache:
-        """A cache configured from the environment and ``.env``."""
-        return cls(CacheConfig.from_env(), **kwargs)
-
     async def _run(self, plan: Plan[T]) -> T:
         """Drive a plan, awaiting each L2 call on the async tier."""
         shared = self._shared

@@ -99,11 +99,6 @@ class QueryCache(FacadeBase["_Shared"]):
             tier = RedisTier.from_config(config, namespace=f"{core.keys.prefix}:")
         self._shared = _Shared(core, tier)
 
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> QueryCache:
-        """A cache configured from the environment and ``.env`` (see :meth:`CacheConfig.from_env`)."""
-        return cls(CacheConfig.from_env(), **kwargs)
-
     # -- running plans ---------------------------------------------------------------
 
     def _run(self, plan: Plan[T]) -> T:

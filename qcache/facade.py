@@ -36,6 +36,11 @@ class FacadeBase(Generic[S]):
         self._owner = True
         return config, core
 
+    @classmethod
+    def from_env(cls: type[Self], **kwargs: Any) -> Self:
+        """A cache configured from the environment and ``.env`` (see :meth:`CacheConfig.from_env`)."""
+        return cls(CacheConfig.from_env(), **kwargs)  # type: ignore[call-arg]
+
     def for_project(self: Self, project: str) -> Self:
         """A view with the same API whose keys live in ``project``'s own namespace.
 
