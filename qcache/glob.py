@@ -12,6 +12,17 @@ import re
 from functools import lru_cache
 
 
+# Redis MATCH (stringmatchlen) treats these as special; a backslash escapes the next character.
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def escape_glob(text: str) -> str:
+    """Escape ``* ? [ ] \\`` so that ``text`` matches itself literally in a Redis MATCH pattern."""
+    if not any(ch in _GLOB_SPECIAL for ch in text):
+        return text
+    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in text)
+
+
 @lru_cache(maxsize=256)
 def compile_glob(pattern: str) -> re.Pattern[str]:
     """A regex that fully matches the strings Redis's ``MATCH pattern`` matches."""
@@ -62,7 +73,3 @@ def _parse_class(pattern: str, i: int) -> tuple[int, str]:
         return i, "[^\\s\\S]" if not negate else "[\\s\\S]"
     return i, f"[{'^' if negate else ''}{''.join(parts)}]"
 
-
-def glob_matches(pattern: str, text: str) -> bool:
-    """Whether Redis would match ``text`` against ``pattern``."""
-    return compile_glob(pattern).fullmatch(text) is not None

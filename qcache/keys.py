@@ -29,7 +29,6 @@ from qcache.errors import ConfigError
 GLOBAL_NAMESPACE = "_"
 HASHED_MARK = "#"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-_GLOB_SPECIALS = frozenset("*?[]\\")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -40,11 +39,6 @@ def check_name(kind: str, name: str) -> str:
             " starting with a letter or digit"
         )
     return name
-
-
-def escape_glob(text: str) -> str:
-    """Escape Redis ``MATCH`` metacharacters so ``text`` matches only itself."""
-    return "".join("\\" + ch if ch in _GLOB_SPECIALS else ch for ch in text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from redis._parsers import _AsyncHiredisParser, _HiredisParser
 from qcache.l2.batching import check_batch_settings
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
 from qcache.l2.guard import OperationGuard
-from qcache.l2.patterns import check_namespace, check_pattern, escape_glob
+from qcache.glob import escape_glob
+from qcache.l2.patterns import check_namespace, check_pattern
 from qcache.l2.settings import ConfigLike, ConnectionSettings
 
 TierT = TypeVar("TierT", bound="TierCore")

@@ -1,20 +1,10 @@
-"""Glob escaping and namespace checks for pattern deletion (SCAN MATCH), no I/O."""
+"""Namespace checks for pattern deletion (SCAN MATCH), no I/O; escaping lives in :mod:`qcache.glob`."""
 
 from __future__ import annotations
 
 #: COUNT hint for SCAN: large enough to keep round trips few, small enough that
 #: one SCAN step never blocks the server noticeably.
 SCAN_COUNT = 500
-
-# Redis MATCH (stringmatchlen) treats these as special; a backslash escapes the next character.
-_GLOB_SPECIAL = frozenset("*?[]\\")
-
-
-def escape_glob(text: str) -> str:
-    """Escape ``* ? [ ] \\`` so that ``text`` matches itself literally in a Redis MATCH pattern."""
-    if not any(ch in _GLOB_SPECIAL for ch in text):
-        return text
-    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in text)
 
 
 def check_namespace(namespace: str) -> str:
@@ -29,7 +19,7 @@ def check_namespace(namespace: str) -> str:
 def check_pattern(pattern: str, escaped_namespace: str) -> None:
     """Refuse a MATCH pattern that could reach keys outside the namespace.
 
-    The pattern must begin with the namespace escaped by :func:`escape_glob`.
+    The pattern must begin with the namespace escaped by :func:`qcache.glob.escape_glob`.
     That check is sound: the escaped prefix is a run of literal tokens (a
     backslash in it always starts a two-character escape), so a glob that
     starts with it can only match keys that start with the namespace itself.

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qcache.glob import compile_glob
-from qcache.keys import escape_glob
+from qcache.glob import escape_glob
 
 from .conftest import MakeCache
 from .support import Handle
