@@ -18,6 +18,8 @@ from qcache.memory.policies import EvictionPolicy, available_policies, create_po
 from qcache.memory.policies.classic import LRUPolicy
 from qcache.memory.store import DEFAULT_PARTITION, MAX_PARTITIONS, MemoryStore
 
+from .support import RecordingLRU
+
 
 @pytest.fixture(params=available_policies())
 def policy_name(request: pytest.FixtureRequest) -> str:
@@ -377,43 +379,16 @@ def test_random_partitioned_workload_keeps_every_invariant(
 # ------------------------------------------------------------ policy protocol per partition
 
 
-class Recorder(LRUPolicy):
-    """LRU logging the calls it gets; every partition gets its own instance."""
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        self.calls: list[tuple[str, Hashable]] = []
-
-    def on_insert(self, key: Hashable) -> None:
-        self.calls.append(("insert", key))
-        super().on_insert(key)
-
-    def on_access(self, key: Hashable) -> None:
-        self.calls.append(("access", key))
-        super().on_access(key)
-
-    def on_miss(self, key: Hashable) -> None:
-        self.calls.append(("miss", key))
-
-    def on_remove(self, key: Hashable) -> None:
-        self.calls.append(("remove", key))
-        super().on_remove(key)
-
-    def victim(self) -> Hashable:
-        key = super().victim()
-        self.calls.append(("victim", key))
-        return key
-
 
 def test_each_partition_policy_hears_only_about_its_own_keys(clock: ManualClock) -> None:
-    default = Recorder(10)
+    default = RecordingLRU(10)
     store = MemoryStore(10, 10**6, default, clock=clock, partition_caps={"a": 1})
     store.set("x", 1, 1, None)
     store.set("y", 1, 1, None, partition="a")
     a_entry = store.peek("y")
     assert a_entry is not None and a_entry.partition is not None
     a = a_entry.partition.policy
-    assert isinstance(a, Recorder) and a is not default and a.capacity == 1
+    assert isinstance(a, RecordingLRU) and a is not default and a.capacity == 1
     store.get("y")
     store.get("x")
     store.get("nowhere")  # an absent key belongs to no partition: the default hears of it

@@ -9,44 +9,10 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import EvictionPolicy
-from qcache.memory.policies.classic import LRUPolicy
 from qcache.memory.store import MemoryStore
 
+from .support import RecordingLRU
 
-class RecordingLRU(LRUPolicy):
-    """LRU that logs every call the store makes, to check the driver protocol."""
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        self.calls: list[tuple[str, Hashable | None]] = []
-
-    def on_insert(self, key: Hashable) -> None:
-        self.calls.append(("insert", key))
-        super().on_insert(key)
-
-    def on_access(self, key: Hashable) -> None:
-        self.calls.append(("access", key))
-        super().on_access(key)
-
-    def on_miss(self, key: Hashable) -> None:
-        self.calls.append(("miss", key))
-
-    def on_remove(self, key: Hashable) -> None:
-        self.calls.append(("remove", key))
-        super().on_remove(key)
-
-    def victim(self) -> Hashable:
-        key = super().victim()
-        self.calls.append(("victim", key))
-        return key
-
-    def clear(self) -> None:
-        self.calls.append(("clear", None))
-        super().clear()
-
-    def take(self) -> list[tuple[str, Hashable | None]]:
-        calls, self.calls = self.calls, []
-        return calls
 
 
 class RejectNewcomer(EvictionPolicy):
