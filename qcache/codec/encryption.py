@@ -1,21 +1,24 @@
 """The encryption stage: AES-256-GCM with a random 96-bit nonce per value.
 
-The associated data is the header (including the key id) followed by the
-full cache key, so a value copied to another key, or a header edited to
-claim another serializer or compression, fails authentication.
+Each value is encrypted under a subkey derived from the data key for the
+exact header in front of it (see :mod:`qcache.codec.keys`), with the full
+cache key as associated data: a value copied to another key, or a header
+edited to claim another serializer, compression or key, fails authentication.
+Binding the header through the subkey rather than the associated data means
+neither direction builds an associated-data string per value.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
 from qcache.codec.header import BASE_SIZE, CIPHERTEXT_OFFSET, ENCRYPTED_PREFIX_SIZE, NONCE_SIZE, TAG_SIZE
-from qcache.codec.keys import KeySource
+from qcache.codec.keys import DataKey, KeySource
 from qcache.errors import ConfigError
 
 _NONCES_PER_REFILL = 256
@@ -23,6 +26,9 @@ _BATCH = struct.Struct(f"{NONCE_SIZE}s" * _NONCES_PER_REFILL)  # splits a batch 
 #: Prefixes (header + key id) remembered per stage: a few per key in use, so this bound is
 #: only ever reached by headers that are not the codec's own (the stage itself does not check them).
 _MAX_REMEMBERED = 1024
+#: ``AESGCM.decrypt`` / ``encrypt`` of one subkey, remembered bound so a call skips the attribute load.
+_Decrypt = Callable[[bytes, bytes | memoryview, bytes], bytes]
+_Encrypt = Callable[[bytes, bytes, bytes], bytes]
 # Slice objects built once: a literal ``data[8:20]`` builds a new slice on every call.
 _PREFIX = slice(0, ENCRYPTED_PREFIX_SIZE)
 _KEY_ID = slice(BASE_SIZE, ENCRYPTED_PREFIX_SIZE)
@@ -73,11 +79,11 @@ default_nonces = NonceSource()
 class AesGcmStage:
     """Seals payloads under the keyring's current key and opens them by the key id they carry.
 
-    Reading resolves the cipher with one dict lookup keyed by the first eight
-    stored bytes (header and key id), the same bytes that start the
-    associated data, so the hot path slices them once for both. The stage
-    subscribes to the keyring and forgets every remembered cipher when its
-    keys change, so a key the keyring drops stops decrypting here too.
+    Reading resolves the subkey's ``decrypt`` with one dict lookup keyed by
+    the first eight stored bytes (header and key id), which are exactly the
+    bytes the subkey is derived for. The stage subscribes to the keyring and
+    forgets every remembered cipher when its keys change, so a key the
+    keyring drops stops decrypting here too.
     """
 
     def __init__(self, keys: KeySource, nonces: NonceSource | None = None) -> None:
@@ -88,7 +94,9 @@ class AesGcmStage:
         self._nonce = (nonces if nonces is not None else default_nonces).__call__
         self._current = keys.current
         self._lookup = keys.lookup
-        self._ciphers: dict[bytes, AESGCM] = {}
+        self._decrypts: dict[bytes, _Decrypt] = {}
+        # Per header: the key it was derived from (checked by identity: rotation swaps it), prefix, encrypt.
+        self._sealers: dict[bytes, tuple[DataKey, bytes, _Encrypt]] = {}
         keys.subscribe(self)
 
     @property
@@ -98,14 +106,18 @@ class AesGcmStage:
 
     def keys_changed(self) -> None:
         """Forget the remembered ciphers: the keyring added or dropped keys."""
-        self._ciphers = {}
+        self._decrypts = {}
+        self._sealers = {}
 
     def seal(self, base: bytes, payload: bytes, key: bytes) -> bytes:
         """``base`` header + key id + nonce + ciphertext of ``payload``, bound to cache ``key``."""
         data_key = self._current()
-        prefix = base + data_key.key_id
+        sealer = self._sealers.get(base)
+        if sealer is None or sealer[0] is not data_key:
+            sealer = self._sealer(base, data_key)
+        _, prefix, encrypt = sealer
         nonce = self._nonce()
-        return b"".join((prefix, nonce, data_key.aead.encrypt(nonce, payload, prefix + key)))
+        return b"".join((prefix, nonce, encrypt(nonce, payload, key)))
 
     def open(
         self,
@@ -120,14 +132,13 @@ class AesGcmStage:
         The slices arrive as defaults (fast locals, not global lookups): on a
         200-byte value the raw AES-GCM call takes ~0.5 us, so every load counts.
         """
-        prefix = data[_prefix]
         try:
-            aead = self._ciphers[prefix]
+            decrypt = self._decrypts[data[_prefix]]
         except KeyError:
-            aead = self._resolve(prefix)
+            decrypt = self._resolve(data[_prefix])
         try:
             # Plain bytes slices: below LARGE_VALUE_BYTES they cost less than a memoryview.
-            return aead.decrypt(data[_nonce], data[_ciphertext], prefix + key)
+            return decrypt(data[_nonce], data[_ciphertext], key)
         except (InvalidTag, ValueError):  # ValueError: too short for a nonce
             raise _rejection(data) from None
 
@@ -137,27 +148,39 @@ class AesGcmStage:
         A separate method (the pipeline picks by size) rather than a size
         test in :meth:`open`: that test alone adds ~4% to decrypting a 200 B value.
         """
-        prefix = data[_PREFIX]
         try:
-            aead = self._ciphers[prefix]
+            decrypt = self._decrypts[data[_PREFIX]]
         except KeyError:
-            aead = self._resolve(prefix)
+            decrypt = self._resolve(data[_PREFIX])
         try:
-            return aead.decrypt(data[_NONCE], memoryview(data)[_CIPHERTEXT], prefix + key)
+            return decrypt(data[_NONCE], memoryview(data)[_CIPHERTEXT], key)
         except (InvalidTag, ValueError):
             raise _rejection(data) from None
 
-    def _resolve(self, prefix: bytes) -> AESGCM:
-        """Ask the keyring for the key id in ``prefix``; remember a found cipher under the whole prefix."""
+    def _sealer(self, base: bytes, data_key: DataKey) -> tuple[DataKey, bytes, _Encrypt]:
+        """Derive and remember the cipher that seals values behind ``base`` under ``data_key``."""
+        sealers = self._sealers  # taken first, as in _resolve
+        prefix = base + data_key.key_id
+        sealer = (data_key, prefix, data_key.cipher(prefix).encrypt)
+        if len(sealers) >= _MAX_REMEMBERED:
+            sealers.clear()
+        sealers[base] = sealer
+        return sealer
+
+    def _resolve(self, prefix: bytes) -> _Decrypt:
+        """Ask the keyring for the key id in ``prefix``; remember its subkey's decrypt under the prefix."""
         # Taken before asking: if the keys change meanwhile, the answer lands in a discarded dict.
-        ciphers = self._ciphers
-        aead = self._lookup(prefix[_KEY_ID])
-        if aead is None:  # not remembered: the keyring may learn the id later (another process rotated)
+        decrypts = self._decrypts
+        data_key = self._lookup(prefix[_KEY_ID])
+        if data_key is None:  # not remembered: the keyring may learn the id later (another process rotated)
+            if len(prefix) < ENCRYPTED_PREFIX_SIZE:
+                raise CodecIntegrityError(IntegrityReason.TRUNCATED, "shorter than header and key id")
             raise CodecIntegrityError(IntegrityReason.UNKNOWN_KEY_ID, "encrypted under a key not held here")
-        if len(ciphers) >= _MAX_REMEMBERED:
-            ciphers.clear()
-        ciphers[prefix] = aead
-        return aead
+        decrypt = data_key.cipher(prefix).decrypt
+        if len(decrypts) >= _MAX_REMEMBERED:
+            decrypts.clear()
+        decrypts[prefix] = decrypt
+        return decrypt
 
 
 def _rejection(data: bytes) -> CodecIntegrityError:

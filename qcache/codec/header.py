@@ -1,6 +1,6 @@
 """The versioned header in front of every encoded value.
 
-Layout (big-endian), version 1::
+Layout (big-endian), version 2::
 
     byte 0      magic 0xC1 (never produced by msgpack, never valid UTF-8,
                 never the first byte of a pickle)
@@ -9,6 +9,11 @@ Layout (big-endian), version 1::
     byte 3      flags: bits 0-2 compression id, bit 3 encrypted, others zero
     encrypted:  4-byte key id | 12-byte nonce | ciphertext with 16-byte GCM tag
     otherwise:  4-byte CRC-32 | payload
+
+Version 2 encrypts under a subkey derived for the eight header and key-id
+bytes, with the cache key alone as associated data; version 1 put header and
+cache key together in the associated data. Version 1 entries are read as
+``unsupported_version`` misses (a cache refills them), never decrypted.
 
 Reading is driven by these fields only, never by the current settings, so an
 entry written before compression or encryption was switched on or off is still
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
 
 MAGIC = 0xC1
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Bytes of the fixed part (magic, version, serializer, flags).
 BASE_SIZE = 4
@@ -73,7 +78,7 @@ def parse_header(data: bytes | bytearray | memoryview) -> Header:
     """Parse and validate the header of ``data``.
 
     Raises :class:`~qcache.codec.errors.CodecIntegrityError` for anything that
-    is not a complete version-1 header: foreign bytes, unknown versions,
+    is not a complete header of the current version: foreign bytes, unknown versions,
     reserved flag bits, or a value too short for the fields it announces.
     """
     if len(data) < BASE_SIZE:

@@ -1,8 +1,14 @@
-"""Encryption keys: parsing, deterministic key ids and the static keyring.
+"""Encryption keys: parsing, deterministic key ids, per-header ciphers and the static keyring.
 
 A key id is the first four bytes of SHA-256 over a domain-separation label
 and the key, so every process holding the same key computes the same id
 without coordinating, and the id reveals nothing useful about the key.
+
+Values are never encrypted under a data key itself but under a subkey derived
+from it (HKDF-SHA256) for the exact header bytes in front of the value. The
+header is thereby authenticated without being part of the associated data,
+which stays the cache key alone: a header edited to claim another serializer,
+compression or key decrypts under another subkey and fails authentication.
 """
 
 from __future__ import annotations
@@ -10,18 +16,23 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from qcache.errors import ConfigError
 
 KEY_SIZE = 32  # AES-256
 KEY_ID_SIZE = 4
 _KEY_ID_LABEL = b"qcache/key-id/v1\x00"
+#: HKDF salt: separates qcache's subkeys from any other use of the same key material.
+_SUBKEY_SALT = b"qcache/aes-gcm-subkey/v2\x00"
 
 
 def key_id_for(key: bytes) -> bytes:
@@ -70,16 +81,29 @@ def _require_key(key: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class DataKey:
-    """A key ready for use: its id and an AES-GCM instance; the key bytes are not kept."""
+    """A key ready for use: its id and the HKDF pseudorandom key its ciphers derive from.
+
+    The key bytes themselves are not kept, only the HKDF-Extract output
+    (RFC 5869), from which :meth:`cipher` expands one subkey per header.
+    """
 
     key_id: bytes
-    aead: AESGCM = field(repr=False, compare=False)
+    _prk: bytes = field(repr=False, compare=False)
     created_at: float | None = None
 
     @classmethod
     def from_bytes(cls, key: bytes, created_at: float | None = None) -> DataKey:
         """Wrap raw key bytes."""
-        return cls(key_id_for(_require_key(key)), AESGCM(key), created_at)
+        key = _require_key(key)
+        return cls(key_id_for(key), hmac.digest(_SUBKEY_SALT, key, "sha256"), created_at)
+
+    def cipher(self, context: bytes) -> AESGCM:
+        """The AES-256-GCM cipher for values whose stored bytes start with ``context``.
+
+        ``context`` is the header plus this key's id; deriving costs a few
+        microseconds, so callers remember the result per context.
+        """
+        return AESGCM(HKDFExpand(SHA256(), KEY_SIZE, context).derive(self._prk))
 
 
 class KeyListener(Protocol):
@@ -97,8 +121,8 @@ class KeySource(Protocol):
         """The key new values are encrypted under."""
         ...
 
-    def lookup(self, key_id: bytes) -> AESGCM | None:
-        """The cipher for ``key_id``, or None when this process does not hold it."""
+    def lookup(self, key_id: bytes) -> DataKey | None:
+        """The key with id ``key_id``, or None when this process does not hold it."""
         ...
 
     def key_ids(self) -> list[str]:
@@ -123,19 +147,18 @@ class Keyring:
     environment is rotated by hand.
     """
 
-    #: The cipher for a key id, or None: the dict's own ``get``, as the set never changes
-    #: (no Python frame on the read path).
-    lookup: Callable[[bytes], AESGCM | None]
+    #: The key for a key id, or None: the dict's own ``get``, as the set never changes.
+    lookup: Callable[[bytes], DataKey | None]
 
     def __init__(self, keys: Iterable[bytes]) -> None:
         entries = [DataKey.from_bytes(k) for k in keys]
         if not entries:
             raise ConfigError("a keyring needs at least one key")
-        by_id: dict[bytes, AESGCM] = {}
+        by_id: dict[bytes, DataKey] = {}
         for entry in entries:
             if entry.key_id in by_id:
                 raise ConfigError(f"two keys share the id {entry.key_id.hex()} (the same key given twice?)")
-            by_id[entry.key_id] = entry.aead
+            by_id[entry.key_id] = entry
         self._current = entries[0]
         self._by_id = by_id
         self._ids = [e.key_id.hex() for e in entries]

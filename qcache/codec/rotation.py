@@ -10,8 +10,6 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from qcache.codec.keys import DataKey, KeyListener
 from qcache.codec.keystore import KeyStore, StoredKey
 from qcache.errors import ConfigError
@@ -27,7 +25,7 @@ class _State:
     """One consistent view of the keys, swapped as a whole so readers never see half an update."""
 
     current: DataKey | None
-    by_id: dict[bytes, AESGCM]
+    by_id: dict[bytes, DataKey]
     ids: list[str]
     deadline: float
 
@@ -81,11 +79,11 @@ class RotatingKeyring:
             raise ConfigError(f"the key store {self._store.path} holds no key and is opened read-only")
         return state.current
 
-    def lookup(self, key_id: bytes) -> AESGCM | None:
-        """The cipher for ``key_id``; re-reads the store once in a while for ids it does not know."""
-        aead = self._state.by_id.get(key_id)
-        if aead is not None:
-            return aead
+    def lookup(self, key_id: bytes) -> DataKey | None:
+        """The key for ``key_id``; re-reads the store once in a while for ids it does not know."""
+        found = self._state.by_id.get(key_id)
+        if found is not None:
+            return found
         if self._clock() - self._last_reload < self._reload_interval:
             return None
         with self._lock:
@@ -142,8 +140,8 @@ class RotatingKeyring:
         """The state for ``stored`` (newest first) plus the extra read-only keys."""
         entries = [DataKey.from_bytes(k.key, k.created_at) for k in stored]
         current = entries[0] if entries else None
-        by_id = {e.key_id: e.aead for e in self._extra}
-        by_id.update({e.key_id: e.aead for e in entries})
+        by_id = {e.key_id: e for e in self._extra}
+        by_id.update({e.key_id: e for e in entries})
         stored_ids = {e.key_id for e in entries}
         ids = [e.key_id.hex() for e in entries] + [e.key_id.hex() for e in self._extra if e.key_id not in stored_ids]
         if self._read_only or current is None or self._interval <= 0:

@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from qcache.codec import (
     AesGcmStage,
@@ -20,6 +24,8 @@ from qcache.codec import (
     KeyStore,
     NonceSource,
     RotatingKeyring,
+    SignedPickleSerializer,
+    key_id_for,
 )
 from qcache.codec.encryption import LARGE_VALUE_BYTES
 from qcache.codec.header import build_base
@@ -114,3 +120,47 @@ def test_large_values_round_trip_and_stay_bound_to_their_key(keyring: Keyring) -
     with pytest.raises(CodecIntegrityError) as info:
         codec.decode(data, key="k2")
     assert info.value.reason is IntegrityReason.AUTHENTICATION_FAILED
+
+
+def test_stored_format_is_hkdf_subkey_per_header_with_the_cache_key_as_associated_data(key_material: bytes) -> None:
+    """The documented construction, recomputed with cryptography's one-shot HKDF, not qcache's code."""
+    codec = Codec(keys=Keyring([key_material]), compression_threshold=0)
+    data = codec.encode("x" * 500, key="acme:search:q", compress=True, encrypt=True)
+    prefix, nonce, ciphertext = data[:8], data[8:20], data[20:]
+    subkey = HKDF(SHA256(), 32, salt=b"qcache/aes-gcm-subkey/v2\x00", info=prefix).derive(key_material)
+    payload = AESGCM(subkey).decrypt(nonce, ciphertext, b"acme:search:q")
+    assert codec.decode(data, key="acme:search:q") == "x" * 500
+    assert len(payload) < 500  # compressed before it was encrypted, as the header says
+    with pytest.raises(InvalidTag):  # the data key itself is never used directly
+        AESGCM(key_material).decrypt(nonce, ciphertext, b"acme:search:q")
+
+
+@pytest.mark.parametrize("edit", ["compression", "serializer", "key id"])
+def test_an_edited_header_fails_authentication(key_material: bytes, edit: str) -> None:
+    """Every header the codec could read otherwise: edited, the value is a miss, never misread."""
+    other_key = os.urandom(32)
+    codec = Codec(
+        keys=Keyring([key_material, other_key]),
+        compression_threshold=0,
+        pickle=SignedPickleSerializer(b"s" * 32),
+    )
+    data = bytearray(codec.encode(["same text"] * 100, key="k", compress=True, encrypt=True))
+    assert data[3] & 0x07 == 1  # lz4
+    if edit == "compression":
+        data[3] &= ~0x07  # claims "stored uncompressed"
+    elif edit == "serializer":
+        data[2] = SignedPickleSerializer.id
+    else:
+        data[4:8] = key_id_for(other_key)  # a key the reader holds, but not the one used
+    with pytest.raises(CodecIntegrityError) as info:
+        codec.decode(bytes(data), key="k")
+    assert info.value.reason is IntegrityReason.AUTHENTICATION_FAILED
+
+
+def test_the_stage_alone_reports_values_too_short_for_a_key_id_as_truncated(keyring: Keyring) -> None:
+    stage = AesGcmStage(keyring)
+    sealed = stage.seal(build_base(1, 0, True), b"payload", b"key")
+    for length in (0, 5, 7):
+        with pytest.raises(CodecIntegrityError) as info:
+            stage.open(sealed[:length], b"key")
+        assert info.value.reason is IntegrityReason.TRUNCATED

@@ -19,16 +19,22 @@ def test_layout_of_a_plain_and_an_encrypted_entry(keyring: Keyring) -> None:
     assert len(sealed) == header.size + len(b"\x07") + 16  # one msgpack byte plus the GCM tag
 
 
+def header(version: int = FORMAT_VERSION, serializer: int = 1, flags: int = 0) -> bytes:
+    """Four header bytes, by default a valid unencrypted msgpack one."""
+    return bytes((MAGIC, version, serializer, flags))
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
         (b"", IntegrityReason.TRUNCATED),
-        (b"\xc1\x01\x01", IntegrityReason.TRUNCATED),
-        (b"\x00\x01\x01\x00\x00\x00\x00\x00", IntegrityReason.FOREIGN),
-        (b"\xc1\x02\x01\x00\x00\x00\x00\x00", IntegrityReason.UNSUPPORTED_VERSION),
-        (b"\xc1\x01\x01\x40\x00\x00\x00\x00", IntegrityReason.UNSUPPORTED_FORMAT),
-        (b"\xc1\x01\x01\x00\x00\x00", IntegrityReason.TRUNCATED),
-        (b"\xc1\x01\x01\x08" + bytes(20), IntegrityReason.TRUNCATED),
+        (header()[:3], IntegrityReason.TRUNCATED),
+        (b"\x00" + header()[1:] + bytes(4), IntegrityReason.FOREIGN),
+        (header(version=FORMAT_VERSION + 1) + bytes(4), IntegrityReason.UNSUPPORTED_VERSION),
+        (header(version=1) + bytes(4), IntegrityReason.UNSUPPORTED_VERSION),  # the earlier format
+        (header(flags=0x40) + bytes(4), IntegrityReason.UNSUPPORTED_FORMAT),
+        (header() + bytes(2), IntegrityReason.TRUNCATED),
+        (header(flags=0x08) + bytes(20), IntegrityReason.TRUNCATED),
     ],
 )
 def test_bad_headers_are_refused_with_a_reason(data: bytes, reason: IntegrityReason) -> None:

@@ -12,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from qcache.codec import Codec, CodecIntegrityError, DataKey, IntegrityReason, Keyring, generate_key
-from qcache.codec.header import MAGIC
+from qcache.codec.header import FORMAT_VERSION, MAGIC
 from qcache.errors import SerializationError
 
 from .support import STAGE_COMBINATIONS, stage_id
@@ -40,8 +39,8 @@ class AnswersToEveryId:
     def current(self) -> DataKey:
         return self._key
 
-    def lookup(self, key_id: bytes) -> AESGCM | None:
-        return self._key.aead
+    def lookup(self, key_id: bytes) -> DataKey | None:
+        return self._key
 
     def key_ids(self) -> list[str]:
         return [self._key.key_id.hex()]
@@ -104,13 +103,15 @@ def test_header_fields_are_validated(codecs: dict[str, Codec]) -> None:
         return header + struct.pack(">I", crc32(body, crc32(KEY.encode(), crc32(header)))) + body
 
     assert codec.decode(forged(good[:4]), key=KEY) == VALUE  # the forging helper itself is right
-    assert reason_of(codec, forged(bytes((MAGIC, 2, 1, 0)))) is IntegrityReason.UNSUPPORTED_VERSION
-    assert reason_of(codec, forged(bytes((MAGIC, 1, 9, 0)))) is IntegrityReason.UNSUPPORTED_FORMAT
-    assert reason_of(codec, forged(bytes((MAGIC, 1, 1, 0x10)))) is IntegrityReason.UNSUPPORTED_FORMAT
-    assert reason_of(codec, forged(bytes((MAGIC, 1, 1, 0x05)))) is IntegrityReason.UNSUPPORTED_FORMAT
-    assert reason_of(codec, forged(bytes((MAGIC, 1, 2, 0)))) is IntegrityReason.PICKLE_DISABLED
+    v = FORMAT_VERSION
+    assert reason_of(codec, forged(bytes((MAGIC, v + 1, 1, 0)))) is IntegrityReason.UNSUPPORTED_VERSION
+    assert reason_of(codec, forged(bytes((MAGIC, 1, 1, 0)))) is IntegrityReason.UNSUPPORTED_VERSION  # earlier format
+    assert reason_of(codec, forged(bytes((MAGIC, v, 9, 0)))) is IntegrityReason.UNSUPPORTED_FORMAT
+    assert reason_of(codec, forged(bytes((MAGIC, v, 1, 0x10)))) is IntegrityReason.UNSUPPORTED_FORMAT
+    assert reason_of(codec, forged(bytes((MAGIC, v, 1, 0x05)))) is IntegrityReason.UNSUPPORTED_FORMAT
+    assert reason_of(codec, forged(bytes((MAGIC, v, 2, 0)))) is IntegrityReason.PICKLE_DISABLED
     # A header claiming lz4 over a payload that is not lz4.
-    assert reason_of(codec, forged(bytes((MAGIC, 1, 1, 1)))) in (
+    assert reason_of(codec, forged(bytes((MAGIC, v, 1, 1)))) in (
         IntegrityReason.DECOMPRESSION_FAILED,
         IntegrityReason.TOO_LARGE,
     )
@@ -165,9 +166,9 @@ def test_integrity_errors_are_counted_by_reason(keyring: Keyring) -> None:
 def test_random_bytes_never_escape_as_another_exception(codecs: dict[str, Codec], data: bytes) -> None:
     for codec in codecs.values():
         reason_of(codec, data)
-        reason_of(codec, bytes((MAGIC, 1)) + data)
+        reason_of(codec, bytes((MAGIC, FORMAT_VERSION)) + data)
         for flags in (0, 1, 2, 8, 9, 10):
-            reason_of(codec, bytes((MAGIC, 1, 1, flags)) + data)
+            reason_of(codec, bytes((MAGIC, FORMAT_VERSION, 1, flags)) + data)
 
 
 mutation = st.one_of(

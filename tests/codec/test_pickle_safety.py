@@ -10,7 +10,7 @@ from zlib import crc32
 import pytest
 
 from qcache.codec import Codec, CodecIntegrityError, IntegrityReason, Keyring, SignedPickleSerializer
-from qcache.codec.header import MAGIC
+from qcache.codec.header import FORMAT_VERSION, MAGIC
 from qcache.errors import ConfigError, SerializationError
 
 SECRET = b"k" * 32
@@ -39,7 +39,7 @@ class Unsupported:
 
 def frame(serializer_id: int, payload: bytes, key: str = KEY) -> bytes:
     """A well-formed unencrypted entry around ``payload`` (valid checksum), as an attacker could write."""
-    header = bytes((MAGIC, 1, serializer_id, 0))
+    header = bytes((MAGIC, FORMAT_VERSION, serializer_id, 0))
     return header + struct.pack(">I", crc32(payload, crc32(key.encode(), crc32(header)))) + payload
 
 
