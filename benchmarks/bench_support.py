@@ -109,6 +109,12 @@ def timed(fn: Callable[[], Any]) -> Callable[[], float]:
     return round_ns
 
 
+def per_op(fn: Callable[[], Any], ops: int) -> Callable[[], float]:
+    """A round that runs ``fn`` (``ops`` operations) once and returns its time per operation, in ns."""
+    round_ns = timed(fn)
+    return lambda: round_ns() / ops
+
+
 def alternating_rounds(
     candidate: Callable[[], float], baseline: Callable[[], float], rounds: int
 ) -> tuple[list[float], list[float]]:
@@ -136,6 +142,35 @@ def alternating_rounds(
 def median_ratio(ours: list[float], theirs: list[float]) -> float:
     """Median over rounds of candidate time / baseline time (a disturbed round is ignored)."""
     return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+
+
+#: Alternating rounds behind a gated ratio (a smoke run, which does not measure, takes 3).
+GATE_ROUNDS = 21
+SMOKE_ROUNDS = 3
+
+
+def record_ratio(benchmark: Any, top: Callable[[], float], bottom: Callable[[], float], smoke: bool) -> float:
+    """Time ``top`` and ``bottom`` in alternating rounds as one benchmark; store their ratio for the gate.
+
+    ``top`` and ``bottom`` each run one round and return its time per
+    operation in nanoseconds. Two separately timed benchmarks see different
+    moments of a shared machine, so their ratio swings by a third or more;
+    here each round of ``top`` sits next to a round of ``bottom``, the ratio
+    of every adjacent pair cancels the drift, and the median over the pairs
+    ignores a disturbed round. ``extra_info`` gets ``ratio`` (that median,
+    top over bottom), its quartiles ``ratio_q1``/``ratio_q3`` (the spread
+    within the run) and both sides' median ns per operation. The
+    benchmark's own time is the whole measurement.
+    """
+    rounds = SMOKE_ROUNDS if smoke else GATE_ROUNDS
+    ours, theirs = benchmark.pedantic(alternating_rounds, args=(top, bottom, rounds), rounds=1, iterations=1)
+    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    benchmark.extra_info.update(
+        ratio=median, ratio_q1=q1, ratio_q3=q3, pairs=len(ratios),
+        top_ns=statistics.median(ours), bottom_ns=statistics.median(theirs),
+    )
+    return median
 
 
 def small_value() -> dict[str, Any]:

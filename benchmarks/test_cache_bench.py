@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 import redis
-from bench_support import MakeCache, alternating_rounds
+from bench_support import GATE_ROUNDS, SMOKE_ROUNDS, MakeCache, alternating_rounds, record_ratio
 from cachetools import TTLCache
 
 from qcache import QueryCache
@@ -49,7 +49,7 @@ from qcache.testing import RedisEndpoint
 pytestmark = pytest.mark.redis
 
 #: Interleaved rounds per ratio; the median of each side is compared.
-ROUNDS = 21
+ROUNDS = GATE_ROUNDS
 #: Relative slack on each target: the machine is shared, medians still wobble a little.
 TOLERANCE = 0.10
 #: Entries of the L1 footprint measurement (the target's figure); a smoke run uses fewer.
@@ -91,28 +91,10 @@ def interleaved(candidate: Callable[[], Any], baseline: Callable[[], Any], numbe
 
 def record_interleaved(benchmark: Any, top: Callable[[], Any], bottom: Callable[[], Any], number: int,
                        smoke: bool) -> float:
-    """Run ``top`` and ``bottom`` in alternating rounds as one benchmark; store their ratio for the gate.
-
-    Two separately timed benchmarks see different moments of a shared
-    machine (and of redis-server or the flusher thread), so their ratio
-    swings by half its value. Here each round of ``top`` sits next to a round
-    of ``bottom``: the ratio of every adjacent pair cancels the drift, and
-    the median over the pairs ignores a disturbed round. ``extra_info``
-    gets ``ratio`` (that median, top time over bottom time), its quartiles
-    ``ratio_q1``/``ratio_q3`` (the within-run spread) and both sides' median
-    ns per call. The benchmark's own time is the whole measurement.
-    """
-    rounds = 3 if smoke else ROUNDS
-    ours, theirs = benchmark.pedantic(interleaved_rounds, args=(top, bottom, number, rounds),
-                                      rounds=1, iterations=1)
-    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
-    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
-    benchmark.extra_info.update(
-        ratio=median, ratio_q1=q1, ratio_q3=q3, pairs=len(ratios),
-        top_ns=statistics.median(ours), bottom_ns=statistics.median(theirs),
-        ops_per_round=2 * number * rounds,
-    )
-    return median
+    """:func:`bench_support.record_ratio` of ``top`` over ``bottom``, each round ``number`` calls."""
+    ratio = record_ratio(benchmark, lambda: per_call_ns(top, number), lambda: per_call_ns(bottom, number), smoke)
+    benchmark.extra_info["ops_per_round"] = 2 * number * (SMOKE_ROUNDS if smoke else GATE_ROUNDS)
+    return ratio
 
 
 def report(what: str, ours: float, theirs: float, ratio: float, target: str) -> None:
@@ -273,6 +255,20 @@ def test_bench_set_write_through_baseline(benchmark: Any, set_pair: Pair) -> Non
 
 
 # -- the gate's figures for the Redis path: interleaved, as benchmarks ------------------------------
+
+
+@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
+def test_bench_interleaved_l1_hit_vs_ttlcache(benchmark: Any, l1_pair: Pair, smoke: bool, gc_paused: None) -> None:
+    """QueryCache.get from L1 over TTLCache.get: ``extra_info["ratio"]``, lower is better."""
+    ratio = record_interleaved(benchmark, l1_pair[0], l1_pair[1], number=20_000, smoke=smoke)
+    assert ratio > 0
+
+
+@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
+def test_bench_interleaved_get_many_vs_mget(benchmark: Any, many_pair: Pair, smoke: bool) -> None:
+    """get_many(100) from L2 over MGET + the same decoding: ``extra_info["ratio"]``, lower is better."""
+    ratio = record_interleaved(benchmark, many_pair[0], many_pair[1], number=30, smoke=smoke)
+    assert ratio > 0
 
 
 @pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")

@@ -43,7 +43,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bench_support import alternating_rounds, median_ratio, small_value
+from bench_support import alternating_rounds, median_ratio, record_ratio, small_value
 from qcache.codec import DEFAULT_COMPRESSION_THRESHOLD, Codec, Keyring, Lz4Compressor, MsgpackSerializer, generate_key
 from qcache.codec.encryption import AesGcmStage
 from qcache.codec.header import build_base
@@ -300,6 +300,28 @@ def test_full_round_trip(benchmark: Any, full_codec: Codec, name: str, gc_paused
               f"(aim < {ROUND_TRIP_AIM_US} us), stored {len(stored)} bytes")
 
 
+# ------------------------------------------------------------- gated ratios
+
+
+def calls_per_round(raw: timeit.Timer) -> int:
+    """Enough calls that one round of the raw side takes about a millisecond."""
+    return max(20, min(2000, 1_000_000 // max(int(raw.timeit(5)) // 5, 200)))
+
+
+ASSERTED = [pair for pair in PAIRS if pair.asserted]
+
+
+@pytest.mark.benchmark(group="codec gate: stage over raw call, interleaved rounds (median over adjacent pairs)")
+@pytest.mark.parametrize("pair", ASSERTED, ids=[p.id for p in ASSERTED])
+def test_bench_interleaved_stage_ratio(benchmark: Any, pair: Pair, smoke: bool, gc_paused: None) -> None:
+    """Stage time over raw-call time on the same input: ``extra_info["ratio"]``, what the gate checks."""
+    stage, raw = pair.timer(pair.stage_stmt), pair.timer(pair.raw_stmt)
+    calls = calls_per_round(raw)
+    ratio = record_ratio(benchmark, lambda: stage.timeit(calls) / calls, lambda: raw.timeit(calls) / calls, smoke)
+    benchmark.extra_info.update(compression_info(pair.payload), calls_per_round=calls)
+    assert ratio > 0
+
+
 # ------------------------------------------------------------- asserted ratios
 
 
@@ -318,8 +340,7 @@ def test_stage_overhead_ratios(gc_paused: None) -> None:
     failures = []
     for pair in PAIRS:
         stage, raw = pair.timer(pair.stage_stmt), pair.timer(pair.raw_stmt)
-        # Enough calls per round that each round takes about a millisecond.
-        calls = max(20, min(2000, 1_000_000 // max(int(raw.timeit(5)) // 5, 200)))
+        calls = calls_per_round(raw)
         ratio, stage_ns, raw_ns = interleaved_ratio(stage, raw, calls)
         line = f"{pair.id:24s} stage {stage_ns:7.0f} ns  raw {raw_ns:7.0f} ns  ratio {ratio:5.3f}"
         if pair.bare_stmt is not None:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from cachetools import LRUCache, TTLCache
 
-from bench_support import alternating_rounds, median_ratio, timed
+from bench_support import alternating_rounds, median_ratio, per_op, record_ratio, timed
 from qcache.memory.store import MemoryStore
 
 CAPACITY = 1_000
@@ -132,6 +132,25 @@ def test_set_evicting_cachetools_ttlcache(benchmark: Any) -> None:
 
     benchmark(writes)
     assert len(cache) == CAPACITY
+
+
+# ------------------------------------------------------------ gated ratios
+
+
+@pytest.mark.benchmark(group="l1 store gate: MemoryStore over TTLCache.get, interleaved rounds (median over adjacent pairs)")
+@pytest.mark.parametrize("method", ["get", "get_entry"])
+def test_bench_interleaved_get_hit_vs_ttlcache(benchmark: Any, method: str, smoke: bool, gc_paused: None) -> None:
+    """A MemoryStore hit over a TTLCache.get hit: ``extra_info["ratio"]``, what the gate checks."""
+    store, cache = filled_store(), filled_ttlcache()
+    store_get = getattr(store, method)
+    keys = HIT_KEYS * 2
+    ratio = record_ratio(
+        benchmark,
+        per_op(lambda: run_gets(store_get, keys), len(keys)),
+        per_op(lambda: run_gets(cache.get, keys), len(keys)),
+        smoke,
+    )
+    assert ratio > 0
 
 
 # ---------------------------------------------------------- asserted ratios

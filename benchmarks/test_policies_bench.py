@@ -26,7 +26,7 @@ from typing import Any
 import cachetools
 import pytest
 
-from bench_support import alternating_rounds, median_ratio, timed
+from bench_support import alternating_rounds, median_ratio, per_op, record_ratio, timed
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
 
 CAPACITY = 1_000
@@ -160,6 +160,37 @@ def test_set_with_eviction_cachetools(benchmark: Any, name: str, gc_paused: None
     benchmark.pedantic(
         lambda: run_sets(cache.__setitem__, next(batches)), rounds=5, iterations=1
     )
+
+
+@pytest.mark.benchmark(group="l1 policy gate: policy over cachetools, interleaved rounds (median over adjacent pairs)")
+@pytest.mark.parametrize("name", available_policies())
+def test_bench_interleaved_get_ratio(benchmark: Any, name: str, smoke: bool, gc_paused: None) -> None:
+    """Policy get-hit time over its cachetools baseline's: ``extra_info["ratio"]``, what the gate checks."""
+    ours, theirs = filled_policy_dict(name), filled_cachetools(name)
+    ratio = record_ratio(
+        benchmark,
+        per_op(lambda: run_gets(ours.get), len(HIT_KEYS)),
+        per_op(lambda: run_gets(theirs.get), len(HIT_KEYS)),
+        smoke,
+    )
+    benchmark.extra_info["baseline"] = baseline_for(name).__name__
+    assert ratio > 0
+
+
+@pytest.mark.benchmark(group="l1 policy gate: policy over cachetools, interleaved rounds (median over adjacent pairs)")
+@pytest.mark.parametrize("name", available_policies())
+def test_bench_interleaved_set_ratio(benchmark: Any, name: str, smoke: bool, gc_paused: None) -> None:
+    """Policy set-with-eviction time over its cachetools baseline's: ``extra_info["ratio"]``."""
+    ours, theirs = filled_policy_dict(name), filled_cachetools(name)
+    our_batches, their_batches = new_key_stream(), new_key_stream()
+    ratio = record_ratio(
+        benchmark,
+        per_op(lambda: run_sets(ours.set, next(our_batches)), len(NEW_KEYS)),
+        per_op(lambda: run_sets(theirs.__setitem__, next(their_batches)), len(NEW_KEYS)),
+        smoke,
+    )
+    benchmark.extra_info["baseline"] = baseline_for(name).__name__
+    assert ratio > 0
 
 
 @pytest.mark.timing
