@@ -247,7 +247,7 @@ def gate(figures: Sequence[Figure], layout: RunLayout, mode: str, confirmations:
         names = ", ".join(v.figure.name for v in current.failures)
         print(f"[main] gate: {names} past the limit; measuring again ({attempt}/{confirmations})",
               flush=True)
-        confirm = RunLayout(layout.root / f"confirm-{attempt}").create()
+        confirm = layout.confirmation(attempt).create()
         run_benchmarks(sys.executable, confirm.benchmarks, layout.pytest_log, mode, nodes, None)
         if confirm.benchmarks.is_file():
             compact(confirm.benchmarks, keep_samples)

@@ -8,6 +8,7 @@ A run folder holds::
     simulation/        the simulator's ``sim_<trace>.csv`` / ``.json`` per trace or workload
     report.txt         what ``qcache report`` printed for the run
     gate.json          the regression gate's verdict, when the gate ran
+    confirm-<n>/       the benchmarks the gate measured again, attempt n (a benchmarks.json each)
 
 Scratch runs go under ``results/runs/<run-id>/`` (ignored by git); the
 committed reference run lives under ``results/reference/<run-id>/``. Keeping
@@ -29,6 +30,7 @@ PYTEST_LOG = "pytest.log"
 SIMULATION_DIR = "simulation"
 REPORT_TXT = "report.txt"
 GATE_JSON = "gate.json"
+CONFIRM_PREFIX = "confirm-"
 
 #: Sub-folders of the results root that hold run folders, searched in this order.
 RUNS_DIR = "runs"
@@ -75,6 +77,19 @@ class RunLayout:
     @property
     def gate(self) -> Path:
         return self.root / GATE_JSON
+
+    def confirmation(self, attempt: int) -> RunLayout:
+        """The sub-run holding the gate's ``attempt``-th re-measurement (attempts count from 1)."""
+        return RunLayout(self.root / f"{CONFIRM_PREFIX}{attempt}")
+
+    def confirmations(self) -> list[RunLayout]:
+        """The re-measurements recorded in this run, in attempt order."""
+        found: list[RunLayout] = []
+        attempt = 1
+        while (candidate := self.confirmation(attempt)).benchmarks.is_file():
+            found.append(candidate)
+            attempt += 1
+        return found
 
     def create(self) -> RunLayout:
         """Make the folder (a fresh one: reusing a run's folder would mix two runs)."""

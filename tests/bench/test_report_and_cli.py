@@ -170,3 +170,22 @@ def test_without_a_figures_file_the_report_leaves_the_figures_out_but_the_gate_n
     assert "key figures and gate limits left out" in err
     assert cli(str(run), "--gate") == 2
     assert "no figures file" in capsys.readouterr().err
+
+
+def test_the_gate_judges_a_run_with_its_recorded_re_measurements(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the main job did: a breach the gate measured again counts only if every attempt breached."""
+    figures = tmp_path / "gate.toml"
+    figures.write_text(FIGURES)
+    run = sample_run(tmp_path / "run", a_seconds=2e-6)  # 2.0 against a 1.5 limit
+    common = ("--figures", str(figures))
+    sample_run(RunLayout(run).confirmation(1).root, a_seconds=1.9e-6)  # still past the limit
+    assert cli(str(run), "--gate", *common) == 1
+    assert "a-over-b: 1.900" in capsys.readouterr().out
+    sample_run(RunLayout(run).confirmation(2).root, a_seconds=1.1e-6)
+    assert cli(str(run), "--gate", *common) == 0
+    out = capsys.readouterr().out
+    assert "its 2 re-measurement(s)" in out and "gate: PASSED" in out
+    sample_run(RunLayout(run).confirmation(4).root, a_seconds=9e-6)  # no confirm-3: not part of the record
+    assert [c.root.name for c in RunLayout(run).confirmations()] == ["confirm-1", "confirm-2"]
