@@ -97,6 +97,7 @@ class AesGcmStage:
         self._decrypts: dict[bytes, _Decrypt] = {}
         # Per header: the key it was derived from (checked by identity: rotation swaps it), prefix, encrypt.
         self._sealers: dict[bytes, tuple[DataKey, bytes, _Encrypt]] = {}
+        _check_lookup_returns_data_keys(keys)
         keys.subscribe(self)
 
     @property
@@ -160,6 +161,8 @@ class AesGcmStage:
     def _sealer(self, base: bytes, data_key: DataKey) -> tuple[DataKey, bytes, _Encrypt]:
         """Derive and remember the cipher that seals values behind ``base`` under ``data_key``."""
         sealers = self._sealers  # taken first, as in _resolve
+        if not isinstance(data_key, DataKey):
+            raise ConfigError(f"{type(self._keys).__name__}.current() returned {type(data_key).__name__}, not a DataKey")
         prefix = base + data_key.key_id
         sealer = (data_key, prefix, data_key.cipher(prefix).encrypt)
         if len(sealers) >= _MAX_REMEMBERED:
@@ -171,16 +174,34 @@ class AesGcmStage:
         """Ask the keyring for the key id in ``prefix``; remember its subkey's decrypt under the prefix."""
         # Taken before asking: if the keys change meanwhile, the answer lands in a discarded dict.
         decrypts = self._decrypts
+        if len(prefix) < ENCRYPTED_PREFIX_SIZE:  # checked first: asking may make the keyring re-read its store
+            raise CodecIntegrityError(IntegrityReason.TRUNCATED, "shorter than header and key id")
         data_key = self._lookup(prefix[_KEY_ID])
         if data_key is None:  # not remembered: the keyring may learn the id later (another process rotated)
-            if len(prefix) < ENCRYPTED_PREFIX_SIZE:
-                raise CodecIntegrityError(IntegrityReason.TRUNCATED, "shorter than header and key id")
             raise CodecIntegrityError(IntegrityReason.UNKNOWN_KEY_ID, "encrypted under a key not held here")
         decrypt = data_key.cipher(prefix).decrypt
         if len(decrypts) >= _MAX_REMEMBERED:
             decrypts.clear()
         decrypts[prefix] = decrypt
         return decrypt
+
+
+def _check_lookup_returns_data_keys(keys: KeySource) -> None:
+    """Refuse, when the stage is built, a key source whose ``lookup`` returns something else.
+
+    Reading cannot report it: decoding turns every failure into an integrity
+    miss, so such a source would show up only as a silent 100% miss rate.
+    A source with no writer key yet (a read-only store still empty) is not probed.
+    """
+    try:
+        probe = keys.lookup(keys.current().key_id)
+    except ConfigError:
+        return
+    if probe is not None and not isinstance(probe, DataKey):
+        raise ConfigError(
+            f"{type(keys).__name__}.lookup() returned {type(probe).__name__}; "
+            "a key source must return the DataKey for an id (DataKey.cipher derives the per-header ciphers)"
+        )
 
 
 def _rejection(data: bytes) -> CodecIntegrityError:

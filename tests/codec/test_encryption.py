@@ -19,6 +19,7 @@ from qcache.codec import (
     AesGcmStage,
     Codec,
     CodecIntegrityError,
+    DataKey,
     IntegrityReason,
     Keyring,
     KeyStore,
@@ -164,3 +165,69 @@ def test_the_stage_alone_reports_values_too_short_for_a_key_id_as_truncated(keyr
         with pytest.raises(CodecIntegrityError) as info:
             stage.open(sealed[:length], b"key")
         assert info.value.reason is IntegrityReason.TRUNCATED
+
+
+class SwitchesKeysSilently:
+    """A key source that changes its writer key without telling its listeners."""
+
+    def __init__(self, first: bytes, second: bytes) -> None:
+        self.keys = [DataKey.from_bytes(first), DataKey.from_bytes(second)]
+        self.writer = 0
+
+    def current(self) -> DataKey:
+        return self.keys[self.writer]
+
+    def lookup(self, key_id: bytes) -> DataKey | None:
+        return next((k for k in self.keys if k.key_id == key_id), None)
+
+    def key_ids(self) -> list[str]:
+        return [k.key_id.hex() for k in self.keys]
+
+    def subscribe(self, listener: object) -> None:
+        pass
+
+
+def test_sealing_follows_the_current_key_even_unannounced() -> None:
+    source = SwitchesKeysSilently(os.urandom(32), os.urandom(32))
+    codec = Codec(keys=source)
+    before = codec.encode("v", key="k", encrypt=True)
+    source.writer = 1
+    after = codec.encode("v", key="k", encrypt=True)
+    assert before[4:8] == source.keys[0].key_id and after[4:8] == source.keys[1].key_id
+    assert codec.decode(before, key="k") == codec.decode(after, key="k") == "v"
+
+
+def test_a_key_source_returning_bare_ciphers_is_refused_when_the_codec_is_built(keyring: Keyring) -> None:
+    class ReturnsCiphers:
+        current = keyring.current
+        key_ids = keyring.key_ids
+
+        def lookup(self, key_id: bytes) -> object:
+            return AESGCM(os.urandom(32))
+
+        def subscribe(self, listener: object) -> None:
+            pass
+
+    with pytest.raises(ConfigError, match="must return the DataKey"):
+        Codec(keys=ReturnsCiphers())  # type: ignore[arg-type]
+
+
+def test_the_stage_checks_length_before_asking_the_keyring(keyring: Keyring) -> None:
+    asked: list[bytes] = []
+
+    class Counting:
+        current = keyring.current
+        key_ids = keyring.key_ids
+
+        def lookup(self, key_id: bytes) -> DataKey | None:
+            asked.append(key_id)
+            return keyring.lookup(key_id)
+
+        def subscribe(self, listener: object) -> None:
+            pass
+
+    stage = AesGcmStage(Counting())  # type: ignore[arg-type]
+    asked.clear()
+    with pytest.raises(CodecIntegrityError):
+        stage.open(b"\xc1\x02\x01\x08\x00\x00", b"k")
+    assert asked == []
