@@ -128,8 +128,12 @@ def codec_for_type(
     """``codec`` bound to the flags of ``cache_type`` (None: the global switches).
 
     Compression needs the type flag AND ``CACHE_COMPRESSION_ENABLED``;
-    encryption needs the type flag OR ``CACHE_ENCRYPTION_ENABLED``. An
-    unknown type name is a ConfigError naming the known ones.
+    encryption needs the type flag OR ``CACHE_ENCRYPTION_ENABLED``. With
+    ``CACHE_ENCRYPTION_REQUIRED``, a type that encrypts also refuses
+    unencrypted entries: anyone who can write to Redis can frame a plaintext
+    value with a valid checksum, but not an authentic encrypted one. Off by
+    default, so entries written before encryption was switched on stay
+    readable. An unknown type name is a ConfigError naming the known ones.
     """
     snap = _snapshot(config)
     if cache_type is None:
@@ -144,5 +148,6 @@ def codec_for_type(
         name=cache_type,
         compress=bool(compress),
         encrypt=bool(encrypt),
+        require_encryption=bool(encrypt) and snap.security.encryption_required,
         stats=stats if stats is not None else CodecStats(),
     )

@@ -241,6 +241,12 @@ class SecurityConfig(_Section):
     encryption_enabled: bool = setting(
         False, "CACHE_ENCRYPTION_ENABLED", "Encrypt every cached value"
     )
+    encryption_required: bool = setting(
+        False,
+        "CACHE_ENCRYPTION_REQUIRED",
+        "Types that encrypt refuse unencrypted entries (a downgrade planted in Redis); "
+        "turn on once entries written before encryption was on have expired",
+    )
     encryption_key: Secret | None = setting(
         None,
         "CACHE_ENCRYPTION_KEY",

@@ -361,6 +361,12 @@ def _security(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "directory. Leave it empty to encrypt with CACHE_ENCRYPTION_KEY itself.",
             "ENCRYPTION_KEY_STORE_PATH",
         )
+    if security.encryption_required is True and not encrypting:
+        yield _warning(
+            "encryption_required_unused",
+            "CACHE_ENCRYPTION_REQUIRED is on but no cache type encrypts, so it refuses nothing",
+            "CACHE_ENCRYPTION_REQUIRED",
+        )
     if snapshot.core.environment == "production":
         if security.encryption_enabled is False:
             yield _warning(

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from qcache import BackendError, CircuitOpenError, SerializationError
-from qcache.codec import Codec, SignedPickleSerializer
-from qcache.record import pack_record
+from qcache.codec import Codec, SignedPickleSerializer, encode_key, generate_key
+from qcache.record import pack_record, unpack_record
 
 from .conftest import MakeCache, build_config
 from .support import Handle, redis_keys
@@ -220,3 +220,29 @@ async def test_corrupt_or_foreign_bytes_are_a_counted_miss_never_an_error(
     # get_or_set treats it as a miss too, and its fresh value replaces the bad bytes.
     assert await reader.get_or_set("k", lambda: "reloaded", ttl=60) == "reloaded"
     assert await writer.get("k") == "reloaded"
+
+
+@pytest.mark.parametrize("required", [False, True])
+async def test_a_planted_plaintext_entry_for_an_encrypted_type_is_refused_when_encryption_is_required(
+    make_cache: MakeCache, raw_redis: redis.Redis, required: bool
+) -> None:
+    """Anyone who can write to Redis can frame a plaintext entry with a valid checksum; only
+    CACHE_ENCRYPTION_REQUIRED stops it (off, entries from before encryption stay readable)."""
+    settings = {
+        "SEARCH_CACHE_ENCRYPTION": "true",
+        "CACHE_ENCRYPTION_KEY": encode_key(generate_key()),
+        "ENCRYPTION_KEY_STORE_PATH": "",
+        "CACHE_ENCRYPTION_REQUIRED": str(required).lower(),
+    }
+    cache = await make_cache("L2_REDIS", **settings)
+    await cache.set("q", ["genuine"], ttl=60, cache_type="search")
+    skey = cache.storage_key("q", "search")
+    assert cache.core.codec.inspect(unpack_record(raw_redis.get(skey)).payload).encrypted
+    forged = Codec().encode(["planted"], key=skey)  # what an attacker with Redis access can write
+    raw_redis.set(skey, pack_record(forged, int((time.time() + 60) * 1000)), px=60_000)
+    got = await cache.get("q", "miss", cache_type="search")
+    errors = (await cache.stats())["errors"]
+    if required:
+        assert got == "miss" and errors.get("integrity_plaintext_rejected") == 1
+    else:
+        assert got == ["planted"] and "integrity_plaintext_rejected" not in errors

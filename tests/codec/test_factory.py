@@ -109,3 +109,21 @@ def test_encryption_without_a_usable_key_is_a_config_error(tmp_path: Path) -> No
         build_codec(make_config(tmp_path, EMBEDDING_CACHE_ENCRYPTION="true"))
     with pytest.raises(ConfigError, match="32 bytes"):
         build_codec(make_config(tmp_path, CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY="c2hvcnQ="))
+
+
+def test_encryption_required_applies_only_to_types_that_encrypt(tmp_path: Path) -> None:
+    key = encode_key(generate_key())
+    config = make_config(
+        tmp_path, CACHE_ENCRYPTION_KEY=key, PROJECT_CACHE_ENCRYPTION="true", CACHE_ENCRYPTION_REQUIRED="true"
+    )
+    codec = build_codec(config)
+    project, search = codec_for_type(codec, config, "project"), codec_for_type(codec, config, "search")
+    assert (project.encrypt, project.require_encryption) == (True, True)
+    assert (search.encrypt, search.require_encryption) == (False, False)
+    plain = codec.encode("old", key="k")
+    assert search.decode(plain, "k") == "old"
+    with pytest.raises(CodecIntegrityError) as info:
+        project.decode(plain, "k")
+    assert info.value.reason is IntegrityReason.PLAINTEXT_REJECTED
+    default = make_config(tmp_path, CACHE_ENCRYPTION_KEY=key, PROJECT_CACHE_ENCRYPTION="true")
+    assert codec_for_type(build_codec(default), default, "project").require_encryption is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from pathlib import Path
 from typing import Any
@@ -482,3 +483,12 @@ def test_issue_string_form() -> None:
     )
     assert str(issue) == "warning: REDIS_PASSWORD: Redis password not set [redis_password_missing]"
     assert Severity.ERROR == "error"
+
+
+def test_encryption_required_without_any_encrypted_type_warns() -> None:
+    config = clean(security=SecurityConfig(encryption_required=True))
+    assert codes(config) == {(W, "encryption_required_unused", "CACHE_ENCRYPTION_REQUIRED")}
+    key = Secret(base64.b64encode(bytes(range(32))).decode())
+    used = clean(security=SecurityConfig(encryption_enabled=True, encryption_required=True, encryption_key=key,
+                                         key_store_path=""))
+    assert not any(code == "encryption_required_unused" for _, code, _ in codes(used))
