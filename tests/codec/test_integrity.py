@@ -169,6 +169,9 @@ def test_random_bytes_never_escape_as_another_exception(codecs: dict[str, Codec]
         reason_of(codec, bytes((MAGIC, FORMAT_VERSION)) + data)
         for flags in (0, 1, 2, 8, 9, 10):
             reason_of(codec, bytes((MAGIC, FORMAT_VERSION, 1, flags)) + data)
+        if codec.keys is not None:  # a key id the codec holds, so the bytes reach decryption
+            for flags in (8, 9, 10):
+                reason_of(codec, bytes((MAGIC, FORMAT_VERSION, 1, flags)) + codec.keys.current().key_id + data)
 
 
 mutation = st.one_of(
