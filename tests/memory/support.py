@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
+from qcache.memory.policies import EvictionPolicy
 from qcache.memory.policies.classic import LRUPolicy
 
 
@@ -41,3 +42,29 @@ class RecordingLRU(LRUPolicy):
     def take(self) -> list[tuple[str, Hashable | None]]:
         calls, self.calls = self.calls, []
         return calls
+
+
+class RejectNewcomer(EvictionPolicy):
+    """An admission policy at its harshest: the key inserted last is always the victim."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.order: dict[Hashable, None] = {}
+
+    def on_insert(self, key: Hashable) -> None:
+        self.order[key] = None
+
+    def on_access(self, key: Hashable) -> None:
+        pass
+
+    def on_remove(self, key: Hashable) -> None:
+        del self.order[key]
+
+    def victim(self) -> Hashable:
+        return self.order.popitem()[0]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def clear(self) -> None:
+        self.order.clear()

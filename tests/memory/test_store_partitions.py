@@ -8,17 +8,16 @@ accounting); the few that assume an order use LRU or FIFO explicitly.
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable
 
 import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.partition import Partition, fullest
-from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
+from qcache.memory.policies import available_policies, create_policy
 from qcache.memory.policies.classic import LRUPolicy
 from qcache.memory.store import DEFAULT_PARTITION, MAX_PARTITIONS, MemoryStore
 
-from .support import RecordingLRU
+from .support import RecordingLRU, RejectNewcomer
 
 
 @pytest.fixture(params=available_policies())
@@ -71,32 +70,6 @@ def test_a_capped_partition_evicts_in_its_own_policy_order(clock: ManualClock) -
     assert store.set("d", "d", 1, None, partition="search")
     assert holding(store, "search") == {"a", "c", "d"}
     assert "old-default" in store
-
-
-class RejectNewcomer(EvictionPolicy):
-    """An admission policy at its harshest: the key inserted last is always the victim."""
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        self.order: dict[Hashable, None] = {}
-
-    def on_insert(self, key: Hashable) -> None:
-        self.order[key] = None
-
-    def on_access(self, key: Hashable) -> None:
-        pass
-
-    def on_remove(self, key: Hashable) -> None:
-        del self.order[key]
-
-    def victim(self) -> Hashable:
-        return self.order.popitem()[0]
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def clear(self) -> None:
-        self.order.clear()
 
 
 def test_admission_can_refuse_a_newcomer_at_its_partition_cap(clock: ManualClock) -> None:

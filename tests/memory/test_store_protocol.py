@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 
 import pytest
 
 from qcache.memory.clock import ManualClock
-from qcache.memory.policies import EvictionPolicy
 from qcache.memory.store import MemoryStore
 
-from .support import RecordingLRU
+from .support import RecordingLRU, RejectNewcomer
 
-
-
-class RejectNewcomer(EvictionPolicy):
-    """An admission policy at its harshest: the key inserted last is always the victim."""
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        self.order: OrderedDict[Hashable, None] = OrderedDict()
-
-    def on_insert(self, key: Hashable) -> None:
-        self.order[key] = None
-
-    def on_access(self, key: Hashable) -> None:
-        pass
-
-    def on_remove(self, key: Hashable) -> None:
-        del self.order[key]
-
-    def victim(self) -> Hashable:
-        return self.order.popitem(last=True)[0]
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def clear(self) -> None:
-        self.order.clear()
 
 
 class LyingPolicy(RejectNewcomer):
