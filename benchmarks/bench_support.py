@@ -149,7 +149,7 @@ GATE_ROUNDS = 21
 SMOKE_ROUNDS = 3
 
 
-def record_ratio(benchmark: Any, top: Callable[[], float], bottom: Callable[[], float], smoke: bool) -> float:
+def record_ratio(benchmark: Any, top: Callable[[], float], bottom: Callable[[], float], smoke: bool) -> None:
     """Time ``top`` and ``bottom`` in alternating rounds as one benchmark; store their ratio for the gate.
 
     ``top`` and ``bottom`` each run one round and return its time per
@@ -170,7 +170,6 @@ def record_ratio(benchmark: Any, top: Callable[[], float], bottom: Callable[[], 
         ratio=median, ratio_q1=q1, ratio_q3=q3, pairs=len(ratios),
         top_ns=statistics.median(ours), bottom_ns=statistics.median(theirs),
     )
-    return median
 
 
 def small_value() -> dict[str, Any]:

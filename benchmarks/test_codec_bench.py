@@ -319,9 +319,8 @@ def test_bench_interleaved_stage_ratio(benchmark: Any, pair: Pair, smoke: bool, 
     """Stage time over raw-call time on the same input: ``extra_info["ratio"]``, what the gate checks."""
     stage, raw = pair.timer(pair.stage_stmt), pair.timer(pair.raw_stmt)
     calls = calls_per_round(raw)
-    ratio = record_ratio(benchmark, lambda: stage.timeit(calls) / calls, lambda: raw.timeit(calls) / calls, smoke)
+    record_ratio(benchmark, lambda: stage.timeit(calls) / calls, lambda: raw.timeit(calls) / calls, smoke)
     benchmark.extra_info.update(compression_info(pair.payload), calls_per_round=calls)
-    assert ratio > 0
 
 
 # ------------------------------------------------------------- asserted ratios

@@ -144,13 +144,12 @@ def test_bench_interleaved_get_hit_vs_ttlcache(benchmark: Any, method: str, smok
     store, cache = filled_store(), filled_ttlcache()
     store_get = getattr(store, method)
     keys = HIT_KEYS * 2
-    ratio = record_ratio(
+    record_ratio(
         benchmark,
         per_op(lambda: run_gets(store_get, keys), len(keys)),
         per_op(lambda: run_gets(cache.get, keys), len(keys)),
         smoke,
     )
-    assert ratio > 0
 
 
 # ---------------------------------------------------------- asserted ratios

@@ -167,14 +167,13 @@ def test_set_with_eviction_cachetools(benchmark: Any, name: str, gc_paused: None
 def test_bench_interleaved_get_ratio(benchmark: Any, name: str, smoke: bool, gc_paused: None) -> None:
     """Policy get-hit time over its cachetools baseline's: ``extra_info["ratio"]``, what the gate checks."""
     ours, theirs = filled_policy_dict(name), filled_cachetools(name)
-    ratio = record_ratio(
+    record_ratio(
         benchmark,
         per_op(lambda: run_gets(ours.get), len(HIT_KEYS)),
         per_op(lambda: run_gets(theirs.get), len(HIT_KEYS)),
         smoke,
     )
     benchmark.extra_info["baseline"] = baseline_for(name).__name__
-    assert ratio > 0
 
 
 @pytest.mark.benchmark(group="l1 policy gate: policy over cachetools, interleaved rounds (median over adjacent pairs)")
@@ -183,14 +182,13 @@ def test_bench_interleaved_set_ratio(benchmark: Any, name: str, smoke: bool, gc_
     """Policy set-with-eviction time over its cachetools baseline's: ``extra_info["ratio"]``."""
     ours, theirs = filled_policy_dict(name), filled_cachetools(name)
     our_batches, their_batches = new_key_stream(), new_key_stream()
-    ratio = record_ratio(
+    record_ratio(
         benchmark,
         per_op(lambda: run_sets(ours.set, next(our_batches)), len(NEW_KEYS)),
         per_op(lambda: run_sets(theirs.__setitem__, next(their_batches)), len(NEW_KEYS)),
         smoke,
     )
     benchmark.extra_info["baseline"] = baseline_for(name).__name__
-    assert ratio > 0
 
 
 @pytest.mark.timing
