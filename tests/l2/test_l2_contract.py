@@ -133,9 +133,18 @@ async def test_set_many_validates_the_whole_batch_before_writing(
         await call(tier.set_many([(namespace + "x", b"v")]))
 
 
-async def test_set_many_of_nothing_is_a_no_op(tier: Tier) -> None:
+def set_commands(client: redis.Redis) -> int:
+    """SET commands the server has executed so far (pipelined ones included)."""
+    return int(client.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
+
+
+async def test_set_many_of_nothing_is_a_no_op(tier: Tier, namespace: str, redis_client: redis.Redis) -> None:
+    before = set_commands(redis_client)
     await call(tier.set_many({}, ttl=1))
     await call(tier.set_many([]))
+    assert set_commands(redis_client) == before  # nothing was sent
+    await call(tier.set_many({namespace + "one": b"v"}, ttl=60))
+    assert set_commands(redis_client) == before + 1  # the count does see a real write
 
 
 async def test_delete_counts_existing_keys_across_chunks(tier: Tier, namespace: str) -> None:
