@@ -1,0 +1,75 @@
+"""Reading the committed reference run: the evidence, the curves and the threshold checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qcache.memory.policies import available_policies
+from qcache.tune import (
+    Status,
+    TuneError,
+    Workload,
+    count_by_status,
+    curves_from_run,
+    find_results_root,
+    gather,
+    hit_rate_checks,
+    hit_rate_status,
+    latency_checks,
+    latency_status,
+    open_run,
+    recommend,
+    render_env,
+    validate_env_text,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = sorted((ROOT / "results" / "reference").iterdir())[-1]
+
+
+def test_thresholds_follow_the_seed() -> None:
+    assert latency_status(9.99) is Status.HEALTHY
+    assert latency_status(10.0) is Status.WARNING
+    assert latency_status(50.0) is Status.WARNING
+    assert latency_status(50.01) is Status.ALERT
+    assert hit_rate_status(0.59) is Status.ALERT
+    assert hit_rate_status(0.6) is Status.WARNING
+    assert hit_rate_status(0.8) is Status.HEALTHY
+
+
+def test_reference_run_yields_every_suite() -> None:
+    run = open_run(REFERENCE)
+    evidence = gather(run)
+    assert {t.strategy for t in evidence.op_times} == {"WRITE_THROUGH", "WRITE_BACK", "WRITE_AROUND"}
+    assert {s.algorithm for s in evidence.codec} == {"none", "lz4", "zstd"}
+    assert evidence.batches and evidence.pools and evidence.encryption
+    assert set(evidence.policy_get_ns) == set(available_policies())
+    assert evidence.l1_overhead_bytes and evidence.l2_get_us and evidence.l1_get_us
+    assert evidence.l2_get_us > evidence.l1_get_us
+    curves = curves_from_run(run)
+    assert {c.policy for c in curves} >= {"LRU", "BELADY"}
+
+
+def test_reference_checks_cover_every_latency_and_hit_rate() -> None:
+    run = open_run(REFERENCE)
+    latencies, rates = latency_checks(run), hit_rate_checks(run)
+    assert latencies and rates
+    assert all(c.status is latency_status(c.value) for c in latencies)
+    assert all(c.status is hit_rate_status(c.value) for c in rates)
+    assert sum(count_by_status(rates).values()) == len(rates)
+
+
+def test_reference_recommendation_validates() -> None:
+    run = open_run(REFERENCE)
+    rec = recommend(Workload(), gather(run), curves_from_run(run))
+    assert validate_env_text(render_env(rec)) == []
+
+
+def test_results_root_is_found_from_a_subfolder_and_a_bad_run_is_an_error(tmp_path: Path) -> None:
+    assert find_results_root(ROOT / "notebooks") == ROOT / "results"
+    with pytest.raises(Exception, match="no run"):
+        open_run("no-such-run", ROOT / "results")
+    with pytest.raises(TuneError):
+        find_results_root(tmp_path)
