@@ -1,0 +1,208 @@
+"""The load users: qcache under typical service traffic, and the raw redis-py baseline.
+
+Pick them the usual Locust ways: class names after the options
+(``locust -f loadtests/ ReadHeavyUser RawRedisUser``), ``--class-picker`` in
+the web UI, or tags (``--tags read``). The cache is configured as the library
+is (``CACHE_*``, ``.env``, ``ENVIRONMENT``); the workload comes from the
+custom arguments (``locust -f loadtests/ --help``, or the web UI's form).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import msgpack
+from locust import tag, task
+
+from qcache.load.harness import RUNTIME, CacheUser, LoadRuntime, is_hit
+from qcache.load.workload import make_value
+
+
+def _hits_all(found: dict[str, Any]) -> bool:
+    return bool(found)
+
+
+class ReadHeavyUser(CacheUser):
+    """Reads and writes at ``--read-ratio`` (95/5 by default) over the Zipf key space: a search cache."""
+
+    cache_type = "search"
+
+    @classmethod
+    def warm(cls, runtime: LoadRuntime, keys: list[str]) -> None:
+        value = make_value("dict", runtime.workload().value_bytes)
+        runtime.sync_cache().set_many({key: value for key in keys}, cache_type=cls.cache_type)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.cache = RUNTIME.sync_cache()
+        self.keys = RUNTIME.keys()
+        self.read_ratio = RUNTIME.workload().read_ratio
+        self.value = make_value("dict", RUNTIME.workload().value_bytes)
+
+    @tag("read")
+    @task
+    def get_or_set(self) -> None:
+        key = self.keys.next()
+        if random.random() < self.read_ratio:
+            self.timed("get", lambda: self.cache.get(key, cache_type=self.cache_type), is_hit)
+        else:
+            self.timed("set", lambda: self.cache.set(key, self.value, cache_type=self.cache_type))
+
+
+class WriteHeavyUser(ReadHeavyUser):
+    """80% writes, 20% reads: ingestion refreshing what it caches."""
+
+    cache_type = "project"
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.read_ratio = 0.2
+
+    @tag("write")
+    @task
+    def get_or_set(self) -> None:
+        super().get_or_set()
+
+
+class MixedUser(CacheUser):
+    """``get_or_set`` with a loader that builds the value: the read-through pattern."""
+
+    cache_type = "search"
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.cache = RUNTIME.sync_cache()
+        self.keys = RUNTIME.keys()
+        self.value = make_value("dict", RUNTIME.workload().value_bytes)
+
+    @tag("mixed")
+    @task
+    def get_or_set(self) -> None:
+        key = self.keys.next()
+        self.timed("get_or_set", lambda: self.cache.get_or_set(key, lambda: self.value, cache_type=self.cache_type))
+
+
+class EmbeddingUser(CacheUser):
+    """1536-float32 numpy embeddings in the embedding cache type (compressed when the type says so)."""
+
+    cache_type = "embedding"
+
+    @classmethod
+    def warm(cls, runtime: LoadRuntime, keys: list[str]) -> None:
+        cache = runtime.sync_cache()
+        cache.set_many({key: make_value("embedding", 0, seed=i) for i, key in enumerate(keys)},
+                       cache_type=cls.cache_type)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.cache = RUNTIME.sync_cache()
+        self.keys = RUNTIME.keys()
+        self.read_ratio = RUNTIME.workload().read_ratio
+        self.vector = make_value("embedding", 0, seed=1)
+
+    @tag("embedding")
+    @task
+    def get_or_set(self) -> None:
+        key = self.keys.next()
+        if random.random() < self.read_ratio:
+            self.timed("get", lambda: self.cache.get(key, cache_type=self.cache_type), is_hit)
+        else:
+            self.timed("set", lambda: self.cache.set(key, self.vector, cache_type=self.cache_type))
+
+
+class BatchUser(CacheUser):
+    """``get_many`` / ``set_many`` of ``CACHE_BATCH_SIZE`` keys: a service resolving a page of results."""
+
+    cache_type = "search"
+
+    @classmethod
+    def warm(cls, runtime: LoadRuntime, keys: list[str]) -> None:
+        ReadHeavyUser.warm(runtime, keys)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.cache = RUNTIME.sync_cache()
+        self.keys = RUNTIME.keys()
+        self.batch = RUNTIME.config().performance.batch_size
+        self.read_ratio = RUNTIME.workload().read_ratio
+        self.value = make_value("dict", RUNTIME.workload().value_bytes)
+
+    @tag("batch")
+    @task
+    def many(self) -> None:
+        keys = self.keys.batch(self.batch)
+        if random.random() < self.read_ratio:
+            self.timed("get_many", lambda: self.cache.get_many(keys, cache_type=self.cache_type), _hits_all)
+        else:
+            values = {key: self.value for key in keys}
+            self.timed("set_many", lambda: self.cache.set_many(values, cache_type=self.cache_type))
+
+
+class AsyncReadHeavyUser(CacheUser):
+    """The read-heavy mix through ``AsyncQueryCache`` on the process's asyncio loop."""
+
+    cache_type = "search"
+
+    @classmethod
+    def warm(cls, runtime: LoadRuntime, keys: list[str]) -> None:
+        ReadHeavyUser.warm(runtime, keys)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.cache = RUNTIME.async_cache()
+        self.keys = RUNTIME.keys()
+        self.read_ratio = RUNTIME.workload().read_ratio
+        self.value = make_value("dict", RUNTIME.workload().value_bytes)
+
+    @tag("async")
+    @task
+    def get_or_set(self) -> None:
+        key = self.keys.next()
+        if random.random() < self.read_ratio:
+            self.timed_async("get", lambda: self.cache.get(key, cache_type=self.cache_type), is_hit)
+        else:
+            self.timed_async("set", lambda: self.cache.set(key, self.value, cache_type=self.cache_type))
+
+
+class RawRedisUser(CacheUser):
+    """The baseline a user would write by hand: redis-py GET / SET PX with msgpack, no L1.
+
+    Same keys, read ratio, values and TTL as :class:`ReadHeavyUser`, so every
+    run carries its own reference. Reported beside the cache, never checked.
+    """
+
+    cache_user = False
+    request_type = "redis"
+
+    @classmethod
+    def warm(cls, runtime: LoadRuntime, keys: list[str]) -> None:
+        packed = msgpack.packb(make_value("dict", runtime.workload().value_bytes))
+        ttl_ms = int(runtime.workload().ttl_s * 1000)
+        with runtime.raw_client().pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(runtime.raw_prefix() + key, packed, px=ttl_ms)
+            pipe.execute()
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.client = RUNTIME.raw_client()
+        self.keys = RUNTIME.keys()
+        self.prefix = RUNTIME.raw_prefix()
+        self.read_ratio = RUNTIME.workload().read_ratio
+        self.packed_value = make_value("dict", RUNTIME.workload().value_bytes)
+        self.ttl_ms = int(RUNTIME.workload().ttl_s * 1000)
+
+    def _get(self, key: str) -> Any:
+        raw = self.client.get(self.prefix + key)
+        return None if raw is None else msgpack.unpackb(raw)
+
+    @tag("raw", "read")
+    @task
+    def get_or_set(self) -> None:
+        key = self.keys.next()
+        if random.random() < self.read_ratio:
+            self.timed("get", lambda: self._get(key), is_hit)
+        else:
+            self.timed("set", lambda: self.client.set(
+                self.prefix + key, msgpack.packb(self.packed_value), px=self.ttl_ms))

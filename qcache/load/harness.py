@@ -1,0 +1,656 @@
+"""qcache inside Locust: Redis provisioning, the users' base classes, exact latencies and the run folder.
+
+Importing this module imports Locust, which patches the standard library with
+gevent; import it only from a locustfile (``loadtests/``). What happens, per
+Locust process:
+
+- ``init``: the master (or the single local process) finds a Redis through
+  :func:`qcache.testing.provision_redis` (``REDIS_URL`` when set, otherwise a
+  server it starts and stops at quit, also on Ctrl-C or failure) and passes
+  its URL to workers in a hidden custom argument, which Locust forwards with
+  every spawn message.
+- Users (:class:`CacheUser` and its async and raw variants) time every call
+  with ``perf_counter``, record it exactly (µs) in the process's
+  :class:`~qcache.load.histogram.LatencyRecorder`, and fire
+  ``events.request`` so Locust's console, CSV, HTML and web UI work as for HTTP.
+- Workers send their recorded histograms with every stats report; the master
+  merges them. At ``quitting`` the master (or local process) writes
+  ``results/load/<run-id>/``.
+
+Async users run on one asyncio event loop per process, driven by a greenlet:
+gevent's patched ``selectors`` make the loop yield to other greenlets while it
+waits for sockets, and users hand it coroutines with ``call_soon_threadsafe``
+and wait on a gevent ``AsyncResult``. So one :class:`~qcache.AsyncQueryCache`
+(one L1, one connection pool) serves every async user, as in an asyncio
+service; the recorded latency is measured inside the loop, as an asyncio
+caller sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import csv
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import gevent
+import redis
+from gevent.event import AsyncResult
+from locust import LoadTestShape, User, constant, events
+from locust.env import Environment
+from locust.html import get_html_report
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+from qcache import AsyncQueryCache, CacheConfig, QueryCache
+from qcache.errors import ConfigError, QCacheError
+from qcache.load import shapes
+from qcache.load.chaos import CHAOS_MODES, FaultTimes, chaos_report, inject_fault, owned_server
+from qcache.load.histogram import LatencyRecorder
+from qcache.load.knee import ramp_steps
+from qcache.load.results import RunInfo, build_summary, new_run_id, results_root, write_run
+from qcache.load.workload import Workload, ZipfKeys
+from qcache.testing import RedisEndpoint, provision_redis
+
+log = logging.getLogger("qcache.load")
+T = TypeVar("T")
+
+RUN_ID = new_run_id()  # computed at import, before --processes forks, so every process shares it
+_URL_OPTION = "qcache_redis_url"
+_RUN_OPTION = "qcache_run_id"
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    group = parser.add_argument_group("qcache workload and shape")
+    group.add_argument("--shape", choices=shapes.SHAPES, default="steady",
+                       help="load shape: steady (-u/-r/-t, default 10 users for 60 s), ramp, spike, soak, "
+                            "chaos (fail the run's own Redis), compare (alternate --compare classes)")
+    group.add_argument("--keys", type=int, default=Workload.keys, help="distinct keys in the key space")
+    group.add_argument("--zipf-s", type=float, default=Workload.zipf_s, help="Zipf exponent of key popularity (0: uniform)")
+    group.add_argument("--value-bytes", type=int, default=Workload.value_bytes, help="serialized size of dict values")
+    group.add_argument("--hot-keys", type=int, default=Workload.hot_keys,
+                       help="most popular keys written before the load starts (0: cold cache)")
+    group.add_argument("--read-ratio", type=float, default=Workload.read_ratio,
+                       help="share of reads for the read-heavy, embedding, async and raw users")
+    group.add_argument("--ramp-users", type=str, default="10,10,8",
+                       help="ramp: start users, users added per step, number of steps")
+    group.add_argument("--step-seconds", type=float, default=10.0, help="ramp: seconds per step")
+    group.add_argument("--spike-users", type=int, default=50, help="spike: users during the spike (base: -u)")
+    group.add_argument("--spike-seconds", type=float, default=10.0, help="spike: length of the spike")
+    group.add_argument("--soak-minutes", type=float, default=30.0, help="soak: length (at most 240)")
+    group.add_argument("--chaos-mode", choices=CHAOS_MODES, default="kill",
+                       help="chaos: SIGKILL and restart the run's Redis, or CLIENT PAUSE it")
+    group.add_argument("--chaos-at", type=float, default=10.0, help="chaos: seconds before the fault")
+    group.add_argument("--chaos-down", type=float, default=2.0, help="chaos: seconds Redis stays down or paused")
+    group.add_argument("--chaos-after", type=float, default=15.0, help="chaos: seconds of load after Redis is back")
+    group.add_argument("--compare", type=str, default="ReadHeavyUser,RawRedisUser",
+                       help="compare: the two user classes to alternate")
+    group.add_argument("--compare-phase", type=float, default=4.0, help="compare: seconds per phase (at least 2)")
+    group.add_argument("--compare-rounds", type=int, default=5, help="compare: rounds (each class once per round)")
+    group.add_argument("--results-dir", type=str, default="",
+                       help="folder for run folders (default: $QCACHE_LOAD_RESULTS or results/load)")
+    # Set by the master for its workers; Locust forwards custom arguments with every spawn.
+    parser.add_argument(f"--{_URL_OPTION.replace('_', '-')}", default="", include_in_web_ui=False,
+                        help="(internal) the Redis URL the master provisioned")
+    parser.add_argument(f"--{_RUN_OPTION.replace('_', '-')}", default="", include_in_web_ui=False,
+                        help="(internal) the master's run id")
+
+
+def workload_of(options: Any) -> Workload:
+    """The workload from parsed options (every field validated)."""
+    return Workload(
+        keys=int(options.keys),
+        zipf_s=float(options.zipf_s),
+        value_bytes=int(options.value_bytes),
+        hot_keys=min(int(options.hot_keys), int(options.keys)),
+        read_ratio=float(options.read_ratio),
+    )
+
+
+def _int_list(text: str, count: int, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise ConfigError(f"{what} must be {count} comma-separated integers, got {text!r}")
+    return values
+
+
+def schedule_of(options: Any) -> shapes.Schedule:
+    """The schedule ``--shape`` names, with Locust's -u/-r/-t where they apply."""
+    users = int(options.num_users or 10)
+    rate = float(options.spawn_rate or users)
+    run_time = float(options.run_time or 60)
+    name = options.shape
+    if name == "steady":
+        return shapes.Steady(users, rate, run_time)
+    if name == "ramp":
+        start, step, steps = _int_list(options.ramp_users, 3, "--ramp-users")
+        return shapes.Ramp(start, step, steps, float(options.step_seconds))
+    if name == "spike":
+        base_s = max(1.0, (run_time - float(options.spike_seconds)) / 2)
+        return shapes.Spike(users, int(options.spike_users), base_s, float(options.spike_seconds))
+    if name == "soak":
+        return shapes.Soak(users, rate, float(options.soak_minutes) * 60)
+    if name == "chaos":
+        return shapes.Chaos(users, rate, float(options.chaos_at), float(options.chaos_down),
+                            float(options.chaos_after))
+    if name == "compare":
+        parts = [p.strip() for p in options.compare.split(",")]
+        if len(parts) != 2:
+            raise ConfigError(f"--compare names two user classes, got {options.compare!r}")
+        return shapes.Compare(parts[0], parts[1], users, float(options.compare_phase), int(options.compare_rounds))
+    raise ConfigError(f"unknown shape {name!r}; choose from {', '.join(shapes.SHAPES)}")
+
+
+# -- the per-process runtime -----------------------------------------------------------
+
+
+class AsyncBridge:
+    """One asyncio event loop in a greenlet; greenlets hand it coroutines and wait for them."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run ``coroutine`` on the loop and wait (yielding to other greenlets) for its result."""
+        result: AsyncResult = AsyncResult()
+
+        def done(future: asyncio.Future[T]) -> None:
+            if future.cancelled():
+                result.set_exception(asyncio.CancelledError())
+            elif future.exception() is not None:
+                result.set_exception(future.exception())
+            else:
+                result.set(future.result())
+
+        def start() -> None:
+            self.loop.create_task(coroutine).add_done_callback(done)
+
+        self.loop.call_soon_threadsafe(start)
+        value: T = result.get(timeout=timeout)
+        return value
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._greenlet.join(timeout=5)
+            with contextlib.suppress(RuntimeError):
+                self.loop.close()
+
+
+class LoadRuntime:
+    """What every user in one Locust process shares: Redis, caches, workload, recorder."""
+
+    def __init__(self) -> None:
+        self.environment: Environment | None = None
+        self.recorder = LatencyRecorder()
+        self.stack = ExitStack()
+        self.endpoint: RedisEndpoint | None = None
+        self.url = ""
+        self.run_id = RUN_ID
+        self.started_at = time.time()
+        self.users_by_second: dict[int, int] = {}
+        self.caller_exceptions: dict[str, int] = {}
+        self.fault: FaultTimes | None = None
+        self.fault_error: str | None = None
+        self._config: CacheConfig | None = None
+        self._sync: QueryCache | None = None
+        self._bridge: AsyncBridge | None = None
+        self._async: AsyncQueryCache | None = None
+        self._raw: redis.Redis | None = None
+        self._keys: ZipfKeys | None = None
+        self._warmed: set[str] = set()
+        self._sampler: Any = None
+        self._last_l2_hits = 0
+        self.user_classes: tuple[type[User], ...] = ()
+        self.processes = 1
+        self.closed = False
+
+    # -- roles -------------------------------------------------------------------------
+
+    @property
+    def options(self) -> Any:
+        assert self.environment is not None and self.environment.parsed_options is not None
+        return self.environment.parsed_options
+
+    @property
+    def is_worker(self) -> bool:
+        return isinstance(self.environment and self.environment.runner, WorkerRunner)
+
+    @property
+    def is_master(self) -> bool:
+        return isinstance(self.environment and self.environment.runner, MasterRunner)
+
+    # -- what users share --------------------------------------------------------------
+
+    def workload(self) -> Workload:
+        return workload_of(self.options)
+
+    def keys(self) -> ZipfKeys:
+        if self._keys is None:
+            workload = self.workload()
+            self._keys = ZipfKeys(workload.keys, workload.zipf_s)
+        return self._keys
+
+    def redis_url(self) -> str:
+        url = self.url or getattr(self.options, _URL_OPTION, "") or os.environ.get("REDIS_URL", "")
+        if not url:
+            raise ConfigError("no Redis for the load test: the master did not pass one and REDIS_URL is unset")
+        return url
+
+    def config(self) -> CacheConfig:
+        """The library's configuration (CACHE_*, .env, ENVIRONMENT) aimed at the run's Redis.
+
+        Keys go under ``<CACHE_KEY_PREFIX>-load-<run id>`` so a run never reads
+        or overwrites entries of a service sharing the server, and ``clear()``
+        at the end removes exactly what the run wrote.
+        """
+        if self._config is None:
+            base = CacheConfig.from_env(REDIS_URL=self.redis_url())
+            run_id = getattr(self.options, _RUN_OPTION, "") or self.run_id
+            self._config = CacheConfig.from_env(
+                REDIS_URL=self.redis_url(),
+                CACHE_KEY_PREFIX=f"{base.core.key_prefix}-load-{run_id}",
+            )
+        return self._config
+
+    def sync_cache(self) -> QueryCache:
+        if self._sync is None:
+            self._sync = QueryCache(self.config())
+        return self._sync
+
+    def bridge(self) -> AsyncBridge:
+        if self._bridge is None:
+            self._bridge = AsyncBridge()
+        return self._bridge
+
+    def async_cache(self) -> AsyncQueryCache:
+        if self._async is None:
+            config = self.config()
+
+            async def build() -> AsyncQueryCache:
+                return AsyncQueryCache(config)
+
+            self._async = self.bridge().call(build())
+        return self._async
+
+    def raw_client(self) -> redis.Redis:
+        if self._raw is None:
+            self._raw = redis.Redis.from_url(self.redis_url(), socket_timeout=5.0, socket_connect_timeout=5.0)
+        return self._raw
+
+    def raw_prefix(self) -> str:
+        return f"{self.config().core.key_prefix}:raw:"
+
+    def warm_once(self, user: type[CacheUser]) -> None:
+        """Write the hot keys for ``user``'s kind of traffic, once per process and class."""
+        name = user.__name__
+        if name in self._warmed:
+            return
+        self._warmed.add(name)
+        hot = self.keys().keys[: self.workload().hot_keys]
+        if hot:
+            user.warm(self, hot)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def provision(self) -> None:
+        """Find the run's Redis (master or local process only)."""
+        self.endpoint = self.stack.enter_context(provision_redis())
+        self.url = self.endpoint.url
+        log.info("qcache load: Redis %s (%s)", self.endpoint.redacted_url, self.endpoint.method)
+
+    def start_sampler(self) -> None:
+        if self._sampler is None:
+            self._sampler = gevent.spawn(self._sample_forever)
+
+    def _sample_forever(self) -> None:
+        while not self.closed:
+            gevent.sleep(1.0)
+            self.sample()
+
+    def sample(self) -> None:
+        """Once a second: fold recorded latencies, count L2 hits, note the user count."""
+        l2_hits = sum(
+            int(cache.stats()["hits"].get("l2", 0)) for cache in (self._sync, self._async) if cache is not None
+        )
+        self.recorder.record_l2_hits(l2_hits - self._last_l2_hits)
+        self._last_l2_hits = l2_hits
+        self.recorder.fold()
+        runner = self.environment.runner if self.environment else None
+        if runner is not None and not self.is_worker:
+            self.users_by_second[int(time.time())] = runner.user_count
+
+    def count_exception(self, user: str) -> None:
+        self.caller_exceptions[user] = self.caller_exceptions.get(user, 0) + 1
+
+    def close(self) -> None:
+        """Close caches and clients, remove the run's keys, stop a server we started."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._sync is not None:
+            with contextlib.suppress(QCacheError, redis.RedisError, OSError):
+                self._sync.clear()
+            self._sync.close()
+        if self._async is not None and self._bridge is not None:
+            cache = self._async
+
+            async def shut() -> None:
+                with contextlib.suppress(QCacheError, redis.RedisError, OSError):
+                    await cache.clear()
+                await cache.close()
+
+            with contextlib.suppress(Exception):
+                self._bridge.call(shut(), timeout=10)
+        if self._bridge is not None:
+            self._bridge.close()
+        if self._raw is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                keys = list(self._raw.scan_iter(match=self.raw_prefix() + "*", count=1000))
+                for start in range(0, len(keys), 500):
+                    self._raw.delete(*keys[start:start + 500])
+            self._raw.close()
+        self.stack.close()
+
+
+RUNTIME = LoadRuntime()
+atexit.register(RUNTIME.stack.close)  # a crash between init and quit still stops our Redis
+
+
+# -- users -----------------------------------------------------------------------------
+
+
+class CacheUser(User):
+    """A user whose tasks call qcache; every call is timed, recorded and reported to Locust.
+
+    Subclasses write tasks with :meth:`timed` and may override :meth:`warm`
+    to pre-load the hot keys. ``cache_user = False`` marks a baseline that
+    does not use qcache (reported, never checked).
+    """
+
+    abstract = True
+    wait_time = constant(0)
+    cache_user: ClassVar[bool] = True
+    request_type: ClassVar[str] = "qcache"
+
+    def on_start(self) -> None:
+        RUNTIME.start_sampler()
+        RUNTIME.warm_once(type(self))
+        RUNTIME.recorder.user_started(type(self).__name__)
+
+    def on_stop(self) -> None:
+        RUNTIME.recorder.user_stopped(type(self).__name__)
+
+    @classmethod
+    def warm(cls, runtime: LoadRuntime, keys: list[str]) -> None:
+        """Pre-load ``keys`` before the load (default: none)."""
+
+    def timed(self, operation: str, call: Callable[[], T], hit: Callable[[T], bool] | None = None) -> T | None:
+        """Run ``call``, record its latency and outcome, and report it to Locust."""
+        user = type(self).__name__
+        start = time.perf_counter()
+        try:
+            result = call()
+        except Exception as exc:  # a cache must never raise to its caller: count every one
+            elapsed = time.perf_counter() - start
+            RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
+            RUNTIME.count_exception(user)
+            self._report(operation, elapsed, exc)
+            return None
+        elapsed = time.perf_counter() - start
+        RUNTIME.recorder.record(user, operation, elapsed * 1e6, hit=None if hit is None else hit(result))
+        self._report(operation, elapsed, None)
+        return result
+
+    def timed_async(
+        self, operation: str, make: Callable[[], Awaitable[T]], hit: Callable[[T], bool] | None = None
+    ) -> T | None:
+        """Like :meth:`timed` for a coroutine, timed inside the event loop."""
+
+        async def measure() -> tuple[T, float]:
+            start = time.perf_counter()
+            value = await make()
+            return value, time.perf_counter() - start
+
+        user = type(self).__name__
+        start = time.perf_counter()
+        try:
+            result, elapsed = RUNTIME.bridge().call(measure())
+        except Exception as exc:
+            elapsed = time.perf_counter() - start
+            RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
+            RUNTIME.count_exception(user)
+            self._report(operation, elapsed, exc)
+            return None
+        RUNTIME.recorder.record(user, operation, elapsed * 1e6, hit=None if hit is None else hit(result))
+        self._report(operation, elapsed, None)
+        return result
+
+    def _report(self, operation: str, elapsed: float, exception: BaseException | None) -> None:
+        self.environment.events.request.fire(
+            request_type=self.request_type,
+            name=f"{type(self).__name__}.{operation}",
+            response_time=elapsed * 1000.0,
+            response_length=0,
+            exception=exception,
+            context={},
+        )
+
+
+def is_hit(value: Any) -> bool:
+    return value is not None
+
+
+# -- the shape -------------------------------------------------------------------------
+
+
+class QCacheShape(LoadTestShape):
+    """The shape ``--shape`` names (steady by default), read from :mod:`qcache.load.shapes`."""
+
+    use_common_options = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._schedule: shapes.Schedule | None = None
+
+    def schedule(self) -> shapes.Schedule:
+        if self._schedule is None:
+            self._schedule = schedule_of(self.runner.environment.parsed_options)
+        return self._schedule
+
+    def tick(self) -> tuple[int, float] | tuple[int, float, list[type[User]]] | None:
+        stage = self.schedule().tick(self.get_run_time())
+        if stage is None:
+            return None
+        if stage.user_classes is None:
+            return stage.users, stage.spawn_rate
+        available = self.runner.environment.available_user_classes
+        return stage.users, stage.spawn_rate, [available[name] for name in stage.user_classes]
+
+
+# -- Locust events ---------------------------------------------------------------------
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    RUNTIME.environment = environment
+    options = environment.parsed_options
+    if options is None:  # Locust used as a library without a command line: nothing to set up
+        return
+    try:
+        schedule = schedule_of(options)
+        workload_of(options)
+        if options.shape == "compare":
+            assert isinstance(schedule, shapes.Compare)
+            missing = {schedule.first, schedule.second} - set(environment.available_user_classes)
+            if missing:
+                raise ConfigError(f"--compare names unknown user classes: {', '.join(sorted(missing))}")
+    except ConfigError as exc:
+        sys.stderr.write(f"qcache load: {exc}\n")
+        sys.exit(2)
+    if isinstance(environment.runner, WorkerRunner):
+        RUNTIME.recorder = LatencyRecorder(sends_to_master=True)
+        environment.events.report_to_master.add_listener(_on_report_to_master)
+        return
+    if options.shape == "chaos" and os.environ.get("REDIS_URL", "").strip():
+        sys.stderr.write(
+            "qcache load: the chaos shape kills or pauses the Redis it runs against, so it runs only "
+            "against a server the run starts itself; unset REDIS_URL to use it.\n"
+        )
+        sys.exit(2)
+    try:
+        RUNTIME.provision()
+    except QCacheError as exc:
+        sys.stderr.write(f"qcache load: no Redis: {exc}\n")
+        sys.exit(2)
+    if options.shape == "chaos":
+        assert RUNTIME.endpoint is not None
+        owned_server(RUNTIME.endpoint)
+    setattr(options, _URL_OPTION, RUNTIME.url)
+    setattr(options, _RUN_OPTION, RUNTIME.run_id)
+    if isinstance(environment.runner, MasterRunner):
+        environment.events.worker_report.add_listener(_on_worker_report)
+    RUNTIME.start_sampler()
+
+
+def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    data["qcache"] = RUNTIME.recorder.drain()
+    data["qcache_exceptions"] = dict(RUNTIME.caller_exceptions)
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    payload = data.get("qcache")
+    if payload:
+        RUNTIME.recorder.merge(payload, source=client_id)
+    for user, count in data.get("qcache_exceptions", {}).items():
+        key = f"{client_id}/{user}"
+        RUNTIME.caller_exceptions[key] = int(count)  # workers send totals
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    RUNTIME.started_at = time.time()
+    if isinstance(environment.runner, MasterRunner):
+        RUNTIME.processes = max(1, environment.runner.worker_count)
+    if RUNTIME.is_worker or environment.parsed_options is None:
+        return
+    if environment.parsed_options.shape == "chaos":
+        schedule = schedule_of(environment.parsed_options)
+        assert isinstance(schedule, shapes.Chaos)
+        gevent.spawn(_run_fault, schedule)
+
+
+def _run_fault(schedule: shapes.Chaos) -> None:
+    gevent.sleep(schedule.fault_at_s)
+    assert RUNTIME.endpoint is not None
+    try:
+        RUNTIME.fault = inject_fault(RUNTIME.endpoint, RUNTIME.options.chaos_mode, schedule.down_s,
+                                     sleep=gevent.sleep)
+        log.info("qcache load: Redis %s at %.1f s, back at %.1f s", RUNTIME.fault.mode,
+                 RUNTIME.fault.fault_at - RUNTIME.started_at, RUNTIME.fault.restored_at - RUNTIME.started_at)
+    except Exception as exc:  # the run must still end and write what it measured
+        RUNTIME.fault_error = f"{type(exc).__name__}: {exc}"
+        log.error("qcache load: the fault could not be injected: %s", RUNTIME.fault_error)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    try:
+        if not RUNTIME.is_worker and environment.parsed_options is not None and RUNTIME.url:
+            RUNTIME.sample()
+            path = write_results(environment)
+            log.info("qcache load: results in %s", path)
+            print(f"qcache load results: {path}  (check: qcache load check {path})", flush=True)
+    finally:
+        RUNTIME.close()
+
+
+def cache_user_names(environment: Environment) -> tuple[str, ...]:
+    return tuple(name for name, cls in environment.available_user_classes.items()
+                 if issubclass(cls, CacheUser) and cls.cache_user)
+
+
+def write_results(environment: Environment) -> Path:
+    """The run folder: our summary and tables, plus Locust's own CSV and HTML."""
+    options = environment.parsed_options
+    assert options is not None
+    root = Path(options.results_dir) if options.results_dir else results_root()
+    directory = root / RUNTIME.run_id
+    schedule = schedule_of(options)
+    finished = time.time()
+    config = RUNTIME.config()
+    selected = [cls.__name__ for cls in environment.user_classes]
+    info = RunInfo(
+        run_id=RUNTIME.run_id,
+        started_at=RUNTIME.started_at,
+        finished_at=finished,
+        shape=options.shape,
+        processes=RUNTIME.processes,
+        workload=workload_of(options),
+        config=config.to_dict(),
+        redis=RUNTIME.endpoint.describe() if RUNTIME.endpoint is not None else {"url": "(from master)"},
+        user_classes=tuple(selected),
+        cache_users=cache_user_names(environment),
+        extra={
+            "thresholds": {
+                "latency_alert_ms": config.monitoring.latency_threshold_ms,
+                "hit_rate": config.monitoring.hit_rate_threshold,
+            },
+            "caller_exceptions": sum(RUNTIME.caller_exceptions.values()),
+            "locust": {"host": environment.host, "num_users": options.num_users,
+                       "spawn_rate": options.spawn_rate, "run_time": options.run_time},
+            **({"fault_error": RUNTIME.fault_error} if RUNTIME.fault_error else {}),
+        },
+    )
+    steps = None
+    timeline = RUNTIME.recorder.timeline()
+    if isinstance(schedule, shapes.Ramp):
+        relative = [(second - RUNTIME.started_at, stats) for second, stats in timeline]
+        steps = ramp_steps(schedule, relative)
+    report = None
+    if RUNTIME.fault is not None:
+        cache_users = set(info.cache_users)
+        exceptions = sum(count for key, count in RUNTIME.caller_exceptions.items()
+                         if key.rsplit("/", 1)[-1] in cache_users)
+        report = chaos_report(RUNTIME.fault, RUNTIME.started_at, timeline, exceptions)
+    summary = build_summary(RUNTIME.recorder, info, users_by_second=RUNTIME.users_by_second,
+                            ramp_steps=steps, chaos=report)
+    write_run(directory, summary, RUNTIME.recorder)
+    _write_locust_reports(environment, directory)
+    return directory
+
+
+def _write_locust_reports(environment: Environment, directory: Path) -> None:
+    """Locust's own request and failure CSVs and its HTML report, beside ours."""
+    stats_csv = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    with open(directory / "locust_stats.csv", "w", newline="", encoding="utf-8") as handle:
+        stats_csv.requests_csv(csv.writer(handle))
+    with open(directory / "locust_failures.csv", "w", newline="", encoding="utf-8") as handle:
+        stats_csv.failures_csv(csv.writer(handle))
+    with contextlib.suppress(Exception):  # the HTML report is a convenience; never lose the rest for it
+        (directory / "locust_report.html").write_text(
+            get_html_report(environment, show_download_link=False), encoding="utf-8"
+        )
+
+
+__all__ = ["RUNTIME", "CacheUser", "LoadRuntime", "QCacheShape", "is_hit"]

@@ -1,0 +1,236 @@
+"""The run folder of a load test: ``results/load/<run-id>/``.
+
+``summary.json`` holds everything (what ran, the workload, the configuration
+with secrets masked, per user class and operation percentiles in µs, the
+per-second timeline, and the ramp's knee or the chaos report when the shape
+had one); ``operations.csv``, ``users.csv`` and ``timeline.csv`` hold the
+tables for spreadsheets, and ``histograms.json`` the full histograms, so
+runs can be merged or re-read later. Locust's own CSV and HTML land beside
+them. :func:`read_summary` is what ``qcache load check`` and the notebooks use.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from qcache.load.chaos import ChaosReport
+from qcache.load.histogram import LatencyRecorder, Summary, encode_histogram
+from qcache.load.knee import StepResult, knee
+from qcache.load.workload import Workload
+
+SUMMARY_VERSION = 1
+SUMMARY_FILE = "summary.json"
+LOAD_RESULTS_ENV = "QCACHE_LOAD_RESULTS"
+
+
+class LoadResultsError(ValueError):
+    """A load run folder that is missing or does not hold a readable summary."""
+
+
+def new_run_id(now: float | None = None) -> str:
+    """A UTC timestamp that sorts in time order, as the main job names its runs."""
+    moment = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def results_root(repository: Path | None = None) -> Path:
+    """Where load runs go: ``$QCACHE_LOAD_RESULTS`` or ``results/load`` under the working directory."""
+    configured = os.environ.get(LOAD_RESULTS_ENV, "").strip()
+    if configured:
+        return Path(configured)
+    return (repository or Path.cwd()) / "results" / "load"
+
+
+def latest_run(root: Path) -> Path | None:
+    """The newest run folder holding a summary, by name (run ids sort in time order)."""
+    if not root.is_dir():
+        return None
+    runs = sorted(p for p in root.iterdir() if (p / SUMMARY_FILE).is_file())
+    return runs[-1] if runs else None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run was: the facts that are not measurements."""
+
+    run_id: str
+    started_at: float
+    finished_at: float
+    shape: str
+    processes: int
+    workload: Workload
+    config: Mapping[str, Any]
+    redis: Mapping[str, Any]
+    user_classes: tuple[str, ...]
+    cache_users: tuple[str, ...]  # the classes that call qcache (the others are baselines)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _number(value: float) -> float | None:
+    """JSON has no NaN: an empty histogram's percentile is written as null."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def build_summary(
+    recorder: LatencyRecorder,
+    info: RunInfo,
+    *,
+    users_by_second: Mapping[int, int] | None = None,
+    ramp_steps: Sequence[StepResult] | None = None,
+    chaos: ChaosReport | None = None,
+) -> dict[str, Any]:
+    """The whole summary as plain data (the schema of ``summary.json``)."""
+    active = recorder.active_seconds()
+    operations = []
+    for (user, operation), stats in recorder.operations():
+        summary = Summary.of(stats.histogram)
+        seconds = active.get(user, 0.0)
+        operations.append({
+            "user": user,
+            "operation": operation,
+            "count": stats.count,
+            "errors": stats.errors,
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "rps": stats.count / seconds if seconds > 0 else None,
+            **{k: _number(v) for k, v in dataclasses.asdict(summary).items() if k != "count"},
+        })
+    users = []
+    for user in sorted({op["user"] for op in operations}):
+        mine = [op for op in operations if op["user"] == user]
+        count = sum(op["count"] for op in mine)
+        hits = sum(op["hits"] for op in mine)
+        misses = sum(op["misses"] for op in mine)
+        seconds = active.get(user, 0.0)
+        summary = recorder.user_summary(user)
+        users.append({
+            "user": user,
+            "cache_user": user in info.cache_users,
+            "count": count,
+            "errors": sum(op["errors"] for op in mine),
+            "hit_rate": hits / (hits + misses) if hits + misses else None,
+            "active_s": seconds,
+            "rps": count / seconds if seconds > 0 else None,
+            "p50_us": _number(summary.p50_us),
+            "p99_us": _number(summary.p99_us),
+            "p999_us": _number(summary.p999_us),
+        })
+    timeline = []
+    for second, stats in recorder.timeline():
+        timeline.append({
+            "t_s": second - int(info.started_at),  # whole seconds, the run's first second is 0
+            "users": (users_by_second or {}).get(second),
+            "rps": stats.count,  # one-second buckets: the count is the rate
+            "errors": stats.errors,
+            "p99_us": _number(Summary.of(stats.histogram).p99_us),
+            "l2_hits": stats.l2_hits,
+        })
+    summary_doc: dict[str, Any] = {
+        "version": SUMMARY_VERSION,
+        "run_id": info.run_id,
+        "started_at": _iso(info.started_at),
+        "finished_at": _iso(info.finished_at),
+        "duration_s": info.finished_at - info.started_at,
+        "shape": info.shape,
+        "processes": info.processes,
+        "user_classes": list(info.user_classes),
+        "workload": info.workload.describe(),
+        "config": dict(info.config),
+        "redis": dict(info.redis),
+        "operations": operations,
+        "users": users,
+        "timeline": timeline,
+        **dict(info.extra),
+    }
+    if info.shape == "compare":  # only alternating phases compare classes fairly (see shapes.Compare)
+        summary_doc["comparison"] = _comparison(users)
+    if ramp_steps is not None:
+        best = knee(ramp_steps)
+        summary_doc["ramp"] = {
+            "steps": [
+                {"users": s.users, "seconds": s.seconds, "rps": s.rps,
+                 "p99_us": _number(s.p99_us), "error_ratio": _number(s.error_ratio)}
+                for s in ramp_steps
+            ],
+            "knee": None if best is None else {"users": best.users, "rps": best.rps, "p99_us": best.p99_us},
+        }
+    if chaos is not None:
+        summary_doc["chaos"] = {k: _number(v) for k, v in dataclasses.asdict(chaos).items()}
+    return summary_doc
+
+
+def _comparison(users: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each cache user's throughput and p99 over every baseline user's, when both ran."""
+    baselines = [u for u in users if not u["cache_user"] and u["rps"]]
+    out = []
+    for cache_user in (u for u in users if u["cache_user"] and u["rps"]):
+        for baseline in baselines:
+            out.append({
+                "user": cache_user["user"],
+                "baseline": baseline["user"],
+                "throughput_ratio": cache_user["rps"] / baseline["rps"],
+                "p99_ratio": (cache_user["p99_us"] / baseline["p99_us"])
+                if cache_user["p99_us"] and baseline["p99_us"] else None,
+            })
+    return out
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_run(directory: Path, summary: Mapping[str, Any], recorder: LatencyRecorder) -> Path:
+    """Write ``summary.json``, the CSV tables and the histograms; returns the folder."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(directory / SUMMARY_FILE, summary)
+    _write_csv(directory / "operations.csv", summary["operations"])
+    _write_csv(directory / "users.csv", summary["users"])
+    _write_csv(directory / "timeline.csv", summary["timeline"])
+    histograms = {
+        f"{user}/{operation}": encode_histogram(stats.histogram) for (user, operation), stats in recorder.operations()
+    }
+    _write_json(directory / "histograms.json", {"format": "HdrHistogram base64, microseconds", **histograms})
+    return directory
+
+
+def _write_json(path: Path, data: Any) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_summary(directory: Path) -> dict[str, Any]:
+    """A run's summary, checked enough that its readers can trust its shape."""
+    path = directory / SUMMARY_FILE
+    if not path.is_file():
+        raise LoadResultsError(f"{directory} holds no {SUMMARY_FILE}: not a load run folder")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadResultsError(f"{path} cannot be read: {exc}") from exc
+    if not isinstance(data, dict) or data.get("version") != SUMMARY_VERSION:
+        raise LoadResultsError(f"{path} is not a version {SUMMARY_VERSION} load summary")
+    missing = [key for key in ("run_id", "operations", "users", "timeline", "config") if key not in data]
+    if missing:
+        raise LoadResultsError(f"{path} lacks {', '.join(missing)}")
+    return data
