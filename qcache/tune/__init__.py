@@ -20,7 +20,14 @@ from qcache.tune.compression import (
     encryption_costs,
     savings,
 )
-from qcache.tune.curves import Curve, by_workload, compute_curves, curves_from_documents, curves_from_run
+from qcache.tune.curves import (
+    Curve,
+    by_workload,
+    compute_curves,
+    curves_from_documents,
+    curves_from_run,
+    workload_sources,
+)
 from qcache.tune.envfile import render_env, validate_env_text, write_env
 from qcache.tune.errors import TuneError
 from qcache.tune.evidence import (
@@ -32,10 +39,10 @@ from qcache.tune.evidence import (
     PoolSample,
     gather,
 )
-from qcache.tune.health import Check, breaches, count_by_status, hit_rate_checks, latency_checks
+from qcache.tune.health import Check, breaches, count_by_status, hit_rate_checks, key_figures, latency_checks
 from qcache.tune.policy import CONFIG_DEFAULT_POLICY, PolicyChoice, choose_policy
 from qcache.tune.recommend import Choice, Recommendation, Workload, recommend
-from qcache.tune.runs import find_results_root, open_run
+from qcache.tune.runs import default_env_output, find_results_root, open_run
 from qcache.tune.sizing import SizeForTarget, bytes_per_entry, entries_for_budget, size_for_hit_rate
 from qcache.tune.thresholds import SEED_THRESHOLDS, Status, hit_rate_status, latency_status
 from qcache.tune.writes import DURABILITY, MixCost, StrategyChoice, choose_level, choose_write_strategy, mix_costs
@@ -79,12 +86,14 @@ __all__ = [
     "count_by_status",
     "curves_from_documents",
     "curves_from_run",
+    "default_env_output",
     "encryption_costs",
     "entries_for_budget",
     "find_results_root",
     "gather",
     "hit_rate_checks",
     "hit_rate_status",
+    "key_figures",
     "latency_checks",
     "latency_status",
     "mix_costs",
@@ -95,5 +104,6 @@ __all__ = [
     "savings",
     "size_for_hit_rate",
     "validate_env_text",
+    "workload_sources",
     "write_env",
 ]

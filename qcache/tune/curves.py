@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from qcache.bench import Run
 from qcache.memory.policies import available_policies
-from qcache.sim import BELADY, UNBOUNDED, curve_sizes, materialize, simulate
+from qcache.sim import BELADY, UNBOUNDED, TraceFile, Zipf, curve_sizes, materialize, shared_traces_dir, simulate
 from qcache.sim.sources import Trace, TraceSource
 from qcache.tune.errors import TuneError
 
@@ -132,6 +133,27 @@ def compute_curves(
             by_policy.setdefault(result.policy, []).append(result.hits / result.requests)
     return [Curve(trace.name, policy, tuple(sizes), tuple(rates), unique, len(trace.keys), ceiling)
             for policy, rates in by_policy.items()]
+
+
+#: Names of the shared reference traces (cache2k ``*.trace*``, ARC ``*.lis*``).
+SHARED_TRACE_PATTERNS = ("*.trace*", "*.lis*")
+#: The synthetic stand-in when there is no trace: web-like skew, as in the main job.
+SYNTHETIC_WORKLOAD = Zipf(keys=100_000, requests=300_000, exponent=0.9, seed=1)
+
+
+def workload_sources(trace: str | Path | None = None) -> list[TraceSource]:
+    """What to draw curves on: the given trace, else the shared traces when present, else a synthetic Zipf."""
+    if trace:
+        path = Path(trace)
+        if not path.is_file():
+            raise TuneError(f"trace {path} does not exist")
+        return [TraceFile(path)]
+    folder = shared_traces_dir()
+    if folder is not None:
+        found = sorted({p for pattern in SHARED_TRACE_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+        if found:
+            return [TraceFile(p) for p in found]
+    return [SYNTHETIC_WORKLOAD]
 
 
 def by_workload(curves: Iterable[Curve]) -> dict[str, list[Curve]]:

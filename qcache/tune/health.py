@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qcache.bench import Run, Thresholds
+from qcache.bench import FigureValue, Run, Thresholds, evaluate_all, load_figures
 from qcache.bench.report import hit_rates, latencies
 from qcache.tune.thresholds import SEED_THRESHOLDS, Status, hit_rate_status, latency_status
 
@@ -59,3 +59,12 @@ def count_by_status(checks: Sequence[Check]) -> dict[Status, int]:
     for check in checks:
         counts[check.status] += 1
     return counts
+
+
+def key_figures(run: Run) -> list[FigureValue]:
+    """The gate's ratios on this run, from the ``benchmarks/gate.toml`` of the repository holding it
+    (empty when there is none, as ``qcache report`` does)."""
+    from qcache.bench.cli import find_figures
+
+    path = find_figures(None, run.layout.root)
+    return [] if path is None else evaluate_all(load_figures(path), run)

@@ -34,7 +34,7 @@ class OperationStats:
 @dataclass(frozen=True)
 class TimelinePoint:
     t_s: float
-    users: int
+    users: int | None  # None in a second no user count was sampled
     rps: float
     errors: int
     p99_us: float
@@ -52,7 +52,7 @@ class RampStep:
 class Chaos:
     mode: str
     fault_at_s: float
-    restart_at_s: float
+    restart_at_s: float  # NaN when the run does not say (``restart_at_s`` or ``restored_at_s``)
     caller_exceptions: int
     error_ratio: float
     p99_during_fault_us: float
@@ -126,9 +126,9 @@ def read_summary(path: Path) -> LoadSummary:
         for i, o in enumerate(_objects(r, doc, "operations"))
     )
     timeline = tuple(
-        TimelinePoint(r.number(p, "t_s", f"timeline[{i}]"), int(r.number(p, "users", f"timeline[{i}]")),
+        TimelinePoint(r.number(p, "t_s", f"timeline[{i}]"), _optional_int(r, p, "users", f"timeline[{i}]"),
                       r.number(p, "rps", f"timeline[{i}]"), int(r.number(p, "errors", f"timeline[{i}]")),
-                      r.number(p, "p99_us", f"timeline[{i}]"))
+                      r.number(p, "p99_us", f"timeline[{i}]", optional=True))
         for i, p in enumerate(_objects(r, doc, "timeline"))
     )
     ramp_doc = r.section(doc, "ramp", dict, "ramp") or {}
@@ -143,7 +143,8 @@ def read_summary(path: Path) -> LoadSummary:
     if chaos_doc is not None:
         recovery = chaos_doc.get("l2_recovery_s")
         chaos = Chaos(r.text(chaos_doc, "mode", "chaos"), r.number(chaos_doc, "fault_at_s", "chaos"),
-                      r.number(chaos_doc, "restart_at_s", "chaos"),
+                      r.number(chaos_doc, "restart_at_s" if "restart_at_s" in chaos_doc else "restored_at_s",
+                               "chaos", optional=True),
                       int(r.number(chaos_doc, "caller_exceptions", "chaos")),
                       r.number(chaos_doc, "error_ratio", "chaos"),
                       r.number(chaos_doc, "p99_during_fault_us", "chaos"),
@@ -152,7 +153,7 @@ def read_summary(path: Path) -> LoadSummary:
         run_id=r.text(doc, "run_id", "top level"),
         shape=r.text(doc, "shape", "top level"),
         duration_s=r.number(doc, "duration_s", "top level"),
-        processes=int(r.number(doc, "processes", "top level", optional=True)) if "processes" in doc else 1,
+        processes=int(r.number(doc, "processes", "top level")) if "processes" in doc else 1,
         operations=operations, timeline=timeline, ramp=ramp, knee=knee, chaos=chaos, path=path,
     )
 
@@ -163,6 +164,11 @@ def _objects(r: _Reader, doc: Mapping[str, Any], key: str, where: str = "top lev
         if not isinstance(item, dict):
             raise r.fail(f"{key}[{i}]", "should be an object")
     return items
+
+
+def _optional_int(r: _Reader, doc: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = r.number(doc, key, where, optional=True)
+    return None if math.isnan(value) else int(value)
 
 
 def _step(r: _Reader, doc: Mapping[str, Any], where: str) -> RampStep:

@@ -33,6 +33,7 @@ class PolicyChoice:
     belady_hit_rate: float | None
     rates: Mapping[str, float]  # every policy's mean hit rate (Belady left out)
     get_ns: float | None
+    tied_with: str | None = None  # a policy with a (barely) higher hit rate that costs more per hit
 
     @property
     def margin(self) -> float | None:
@@ -49,6 +50,9 @@ class PolicyChoice:
             parts.append(f"Belady's optimum {self.belady_hit_rate:.3f}")
         if self.get_ns is not None:
             parts.append(f"{self.get_ns:.0f} ns per L1 hit")
+        if self.tied_with is not None:
+            parts.append(f"{self.tied_with} hits {self.rates[self.tied_with]:.3f}, within {TIE * 100:g} points, "
+                         "but costs more per hit")
         return "; ".join(parts)
 
 
@@ -74,9 +78,11 @@ def choose_policy(
     belady = rates.pop(BELADY, None)
     if not rates:
         raise TuneError("no policy was simulated on every workload")
-    best = max(rates, key=lambda p: rates[p])
+    top = max(rates, key=lambda p: rates[p])
     costs = get_ns or {}
-    tied = [p for p in rates if rates[best] - rates[p] <= TIE and p in costs]
-    if best in costs and tied:
+    best = top
+    tied = [p for p in rates if rates[top] - rates[p] <= TIE and p in costs]
+    if top in costs and tied:
         best = min(tied, key=lambda p: (costs[p], -rates[p]))
-    return PolicyChoice(best, rates[best], baseline, rates.get(baseline), belady, rates, costs.get(best))
+    return PolicyChoice(best, rates[best], baseline, rates.get(baseline), belady, rates, costs.get(best),
+                        top if best != top else None)

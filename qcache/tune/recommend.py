@@ -77,40 +77,53 @@ class Recommendation:
         return {c.setting: c.value for c in self.choices}
 
 
+#: When a healthy hit rate is out of reach, size L1 for this close to the workload's ceiling instead.
+NEAR_CEILING = 0.02
+
+
 def _l1_choices(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -> tuple[list[Choice], list[SizeForTarget], float, list[str]]:
-    """Policy and size; returns the choices, sizes for 0.6 and 0.8, and the L1 hit rate at the chosen size."""
+    """Policy and size; returns the choices, sizes for 0.6 and 0.8, and the L1 hit rate at the chosen size.
+
+    Policies are compared at the middle simulated size that fits the budget
+    (where policies differ most; at a size holding every key they all tie).
+    L1 is sized for a healthy hit rate, or for NEAR_CEILING under the
+    workload's ceiling when a healthy rate is out of reach, within the budget.
+    """
     per_entry = bytes_per_entry(workload.value_bytes, evidence.l1_overhead_bytes)
     budget = entries_for_budget(workload.memory_budget_mb, per_entry)
     if budget < 1:
         raise TuneError(f"a {workload.memory_budget_mb:g} MB budget holds no {per_entry:.0f} B entry")
     grouped = by_workload(curves)
     notes: list[str] = []
-    at_budget = {name: min(budget, group[0].unique_keys) for name, group in grouped.items()}
-    policy = choose_policy(curves, at_budget, evidence.policy_get_ns)
+    judge: dict[str, int] = {}
+    for name, group in grouped.items():
+        fitting = [s for s in group[0].sizes if s <= budget] or [group[0].sizes[0]]
+        judge[name] = fitting[len(fitting) // 2]
+    policy = choose_policy(curves, judge, evidence.policy_get_ns)
     chosen_curves = [c for c in curves if c.policy == policy.policy]
     sizes = [size_for_hit_rate(c, target) for c in chosen_curves
              for target in (SEED_THRESHOLDS.hit_rate_alert, SEED_THRESHOLDS.healthy_hit_rate)]
-    healthy = [s for s in sizes if s.target == SEED_THRESHOLDS.healthy_hit_rate]
-    if healthy and all(s.entries is not None for s in healthy):
-        needed = max(s.entries or 0 for s in healthy)
-        entries = min(budget, needed)
-        size_figure = f"{needed:,} entries reach a {SEED_THRESHOLDS.healthy_hit_rate:g} hit rate"
-        if needed > budget:
-            notes.append(f"a healthy hit rate needs {needed:,} entries; the budget holds {budget:,}")
-    else:
-        entries = budget
-        size_figure = f"the budget's {budget:,} entries ({workload.memory_budget_mb:g} MB at {per_entry:.0f} B each)"
-        for s in healthy:
-            if s.entries is None:
-                notes.append(f"{s.workload}: a {s.target:g} hit rate is {s.why_not}")
+    needed = 0
+    for curve in chosen_curves:
+        target = min(SEED_THRESHOLDS.healthy_hit_rate, curve.ceiling - NEAR_CEILING)
+        size = size_for_hit_rate(curve, target) if target > 0 else None
+        if target < SEED_THRESHOLDS.healthy_hit_rate:
+            notes.append(f"{curve.workload}: a {SEED_THRESHOLDS.healthy_hit_rate:g} hit rate is out of reach "
+                         f"(an unbounded cache hits {curve.ceiling:.2f}); sized for {target:.2f} instead")
+        needed = max(needed, size.entries if size is not None and size.entries is not None else budget)
+    entries = min(budget, needed)
+    if needed > budget:
+        notes.append(f"the hit rate aimed at needs {needed:,} entries; the budget holds {budget:,}")
+    size_figure = f"{needed:,} entries needed, {budget:,} fit the budget"
     judged = {name: min(entries, group[0].unique_keys) for name, group in grouped.items()}
     rates = [c.hit_rate_at(judged[c.workload]) for c in chosen_curves]
     l1_hit = sum(rates) / len(rates)
     memory_mb = max(1, math.ceil(entries * per_entry / MB))
+    judged_text = ", ".join(f"{size:,}" for size in judge.values())
     choices = [
         Choice("MEMORY_CACHE_EVICTION_POLICY", policy.policy,
                f"hit rate {policy.hit_rate:.3f} vs {policy.baseline} {policy.baseline_hit_rate or 0:.3f}",
-               policy.reason + f" (judged at {min(at_budget.values()):,}-{max(at_budget.values()):,} entries)"),
+               policy.reason + f" (compared at {judged_text} entries)"),
         Choice("MEMORY_CACHE_MAX_SIZE", str(entries), size_figure,
                f"{policy.policy} at {entries:,} entries hits {l1_hit:.3f} on the workloads simulated"),
         Choice("MEMORY_CACHE_MAX_MEMORY_MB", str(memory_mb), f"{per_entry:.0f} B per entry",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qcache.bench import Run, load_run, resolve_run
+from qcache.bench.layout import RUNS_DIR
 from qcache.tune.errors import TuneError
 
 RESULTS_DIR = "results"
@@ -34,3 +35,12 @@ def open_run(spec: str | Path | None = None, results_root: Path | None = None) -
     root = results_root or find_results_root()
     text = str(spec) if spec not in (None, "") else None
     return load_run(resolve_run(text, root))
+
+
+def default_env_output(run: Run) -> Path:
+    """Where a notebook writes its recommended .env: the run's own folder for a scratch run,
+    else ``results/runs/recommended-<run-id>.env`` (git-ignored, so the committed reference stays untouched)."""
+    root = run.layout.root
+    if root.parent.name == RUNS_DIR:
+        return root / "recommended.env"
+    return root.parent.parent / RUNS_DIR / f"recommended-{run.run_id}.env"

@@ -74,7 +74,7 @@ def test_recommendation_names_a_figure_for_every_choice_and_validates(tmp_path: 
 def test_small_budget_caps_the_size_and_says_so() -> None:
     rec = recommend(Workload(memory_budget_mb=1, value_bytes=2048), evidence(), CURVES)
     assert int(rec.settings()["MEMORY_CACHE_MAX_SIZE"]) == 1024 * 1024 // 2548
-    assert any("budget holds" in note for note in rec.notes)
+    assert any("the budget holds" in note for note in rec.notes)
 
 
 def test_missing_suites_leave_defaults_and_say_so() -> None:
