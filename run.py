@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTEST_NO_TESTS_COLLECTED = 5
 
-# The test suite also smoke-runs every benchmark once (unmeasured), so it needs pytest-benchmark too.
-EXTRAS = {"tests": "test,bench", "main": "bench"}
+# The test suite also smoke-runs every benchmark once (unmeasured) and executes every notebook,
+# so it needs pytest-benchmark and the notebook extras too; the main job renders the notebooks.
+EXTRAS = {"tests": "test,bench,notebooks", "main": "bench,notebooks"}
 
 
 def venv_python() -> Path:
