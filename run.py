@@ -3,13 +3,15 @@
 
     python3 run.py main    # benchmarks, simulator and report against a provisioned Redis
     python3 run.py tests   # the test suite against a provisioned Redis
+    python3 run.py load    # Locust load profiles (loadtests/) against a provisioned Redis
 
 Each command creates ``.venv`` beside this file on first use, installs qcache
 with the extras it needs, and reinstalls when ``pyproject.toml`` changes. Only
 the standard library is used here, so a fresh machine needs nothing but
-Python 3.11 or newer. Extra arguments after the command go to pytest (tests)
-or to the main job (``python3 run.py main --help``; ``--gate`` adds the
-regression gate, as CI does).
+Python 3.11 or newer. Extra arguments after the command go to pytest (tests),
+to the main job (``python3 run.py main --help``; ``--gate`` adds the
+regression gate, as CI does) or to Locust (``python3 run.py load --headless
+-u 10 -t 30s``; ``-f loadtests/`` is added unless you pass ``-f``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTEST_NO_TESTS_COLLECTED = 5
 
-# The test suite also smoke-runs every benchmark once (unmeasured) and executes every notebook,
-# so it needs pytest-benchmark and the notebook extras too; the main job renders the notebooks.
-EXTRAS = {"tests": "test,bench,notebooks", "main": "bench,notebooks"}
+# The test suite also smoke-runs every benchmark once (unmeasured), executes every notebook and
+# runs short load tests, so it needs pytest-benchmark, the notebook extras and Locust too; the main
+# job renders the notebooks.
+EXTRAS = {"tests": "test,bench,loadtest,notebooks", "main": "bench,notebooks", "load": "loadtest"}
 
 
 def venv_python() -> Path:
@@ -100,12 +103,19 @@ def run_main(args: list[str]) -> int:
     return call([str(python), str(ROOT / "benchmarks" / "main.py"), *args])
 
 
+def run_load(args: list[str]) -> int:
+    python = ensure_environment(EXTRAS["load"])
+    locust = python.parent / ("locust.exe" if os.name == "nt" else "locust")
+    has_locustfile = any(a in ("-f", "--locustfile") or a.startswith(("-f", "--locustfile=")) for a in args)
+    return call([str(locust), *([] if has_locustfile else ["-f", "loadtests/"]), *args])
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):
         print("qcache needs Python 3.11 or newer; run this with python3.11 or later.",
               file=sys.stderr)
         return 2
-    commands = {"tests": run_tests, "main": run_main}
+    commands = {"tests": run_tests, "main": run_main, "load": run_load}
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)
         return 2

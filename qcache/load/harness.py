@@ -190,11 +190,24 @@ class AsyncBridge:
         return value
 
     def close(self) -> None:
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._greenlet.join(timeout=5)
-            with contextlib.suppress(RuntimeError):
-                self.loop.close()
+        """Cancel what is still pending (users killed mid-call), then stop and close the loop."""
+        if self.loop.is_closed():
+            return
+
+        async def cancel_pending() -> None:
+            current = asyncio.current_task()
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        with contextlib.suppress(Exception):
+            self.call(cancel_pending(), timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._greenlet.join(timeout=5)
+        with contextlib.suppress(RuntimeError):
+            self.loop.close()
 
 
 class LoadRuntime:
@@ -313,9 +326,16 @@ class LoadRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def provision(self) -> None:
-        """Find the run's Redis (master or local process only)."""
-        self.endpoint = self.stack.enter_context(provision_redis())
+    def provision(self, *, persistent: bool = False) -> None:
+        """Find the run's Redis (master or local process only).
+
+        ``persistent`` (the chaos shape) turns the append-only file on, as a
+        production Redis would have it, so a server killed and restarted comes
+        back with its data and the run measures the cache's recovery rather
+        than a refill of an empty server.
+        """
+        extra = ("appendonly yes", "appendfsync everysec") if persistent else ()
+        self.endpoint = self.stack.enter_context(provision_redis(extra_config=extra))
         self.url = self.endpoint.url
         log.info("qcache load: Redis %s (%s)", self.endpoint.redacted_url, self.endpoint.method)
 
@@ -519,7 +539,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         sys.exit(2)
     try:
-        RUNTIME.provision()
+        RUNTIME.provision(persistent=options.shape == "chaos")
     except QCacheError as exc:
         sys.stderr.write(f"qcache load: no Redis: {exc}\n")
         sys.exit(2)
@@ -607,7 +627,7 @@ def write_results(environment: Environment) -> Path:
         shape=options.shape,
         processes=RUNTIME.processes,
         workload=workload_of(options),
-        config=config.to_dict(),
+        config=config.to_env(),  # secrets masked
         redis=RUNTIME.endpoint.describe() if RUNTIME.endpoint is not None else {"url": "(from master)"},
         user_classes=tuple(selected),
         cache_users=cache_user_names(environment),
