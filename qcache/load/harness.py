@@ -56,7 +56,9 @@ from qcache.load import shapes
 from qcache.load.chaos import CHAOS_MODES, FaultTimes, chaos_report, inject_fault, owned_server
 from qcache.load.histogram import LatencyRecorder
 from qcache.load.knee import ramp_steps
-from qcache.load.results import RunInfo, build_summary, new_run_id, results_root, write_run
+from qcache.load.results import (
+    RunInfo, build_summary, new_run_id, read_summary, results_root, summary_lines, write_run,
+)
 from qcache.load.workload import Workload, ZipfKeys
 from qcache.testing import RedisEndpoint, provision_redis
 
@@ -599,8 +601,9 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         if not RUNTIME.is_worker and environment.parsed_options is not None and RUNTIME.url:
             RUNTIME.sample()
             path = write_results(environment)
-            log.info("qcache load: results in %s", path)
-            print(f"qcache load results: {path}  (check: qcache load check {path})", flush=True)
+            print(f"qcache load: results in {path}", flush=True)
+            print("\n".join(summary_lines(read_summary(path))), flush=True)
+            print(f"  check them: qcache load check {path}", flush=True)
     finally:
         RUNTIME.close()
 

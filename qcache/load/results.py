@@ -234,3 +234,32 @@ def read_summary(directory: Path) -> dict[str, Any]:
     if missing:
         raise LoadResultsError(f"{path} lacks {', '.join(missing)}")
     return data
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """A few lines for the console at the end of a run: per user, then the shape's own result."""
+    lines = []
+    for user in summary["users"]:
+        rps = f"{user['rps']:,.0f} req/s" if user.get("rps") else "- req/s"
+        p50 = f"{user['p50_us']:,.0f}" if user.get("p50_us") is not None else "-"
+        p99 = f"{user['p99_us']:,.0f}" if user.get("p99_us") is not None else "-"
+        hit_rate = f"{user['hit_rate']:.3f}" if user.get("hit_rate") is not None else "-"
+        lines.append(f"  {user['user']:<20} {rps:>14}  p50 {p50:>7} µs  p99 {p99:>8} µs  "
+                     f"hit rate {hit_rate:>5}  errors {user['errors']}")
+    for row in summary.get("comparison", []):
+        lines.append(f"  compare: {row['user']} / {row['baseline']} throughput {row['throughput_ratio']:.2f}x")
+    ramp = summary.get("ramp")
+    if ramp is not None:
+        best = ramp["knee"]
+        lines.append("  ramp knee: none (no step kept p99 below 10 ms with errors below 1%)" if best is None
+                     else f"  ramp knee: {best['rps']:,.0f} req/s at {best['users']} users, "
+                          f"p99 {best['p99_us'] / 1000:.2f} ms")
+    chaos = summary.get("chaos")
+    if chaos is not None:
+        recovery = ("L2 hits did not resume" if chaos["l2_recovery_s"] is None
+                    else f"L2 hits back {chaos['l2_recovery_s']:.1f} s after")
+        lines.append(f"  chaos: {chaos['mode']} at {chaos['fault_at_s']:.1f} s, Redis back at "
+                     f"{chaos['restored_at_s']:.1f} s, {recovery}; caller exceptions {chaos['caller_exceptions']}")
+    if summary.get("fault_error"):
+        lines.append(f"  chaos: the fault could not be injected: {summary['fault_error']}")
+    return lines
