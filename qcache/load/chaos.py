@@ -85,6 +85,7 @@ class ChaosReport:
     caller_exceptions: int
     error_ratio: float  # errors over requests from the fault until recovery
     p99_during_fault_us: float
+    max_during_fault_us: float  # the longest call: a stall shows here before it moves a p99
     l2_recovery_s: float | None  # from the restore until the first L2 hit; None if none came
 
 
@@ -115,6 +116,7 @@ def chaos_report(
         caller_exceptions=caller_exceptions,
         error_ratio=errors / count if count else math.nan,
         p99_during_fault_us=Summary.of(merged).p99_us,
+        max_during_fault_us=Summary.of(merged).max_us,
         # The timeline has one-second resolution: a hit in the restore's own second counts as 0 s.
         l2_recovery_s=max(0.0, first_l2_hit - restored) if first_l2_hit is not None else None,
     )

@@ -260,6 +260,10 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
                     else f"L2 hits back {chaos['l2_recovery_s']:.1f} s after")
         lines.append(f"  chaos: {chaos['mode']} at {chaos['fault_at_s']:.1f} s, Redis back at "
                      f"{chaos['restored_at_s']:.1f} s, {recovery}; caller exceptions {chaos['caller_exceptions']}")
+        if chaos.get("p99_during_fault_us") is not None:
+            lines.append(f"         from the fault until L2 recovered: p99 {chaos['p99_during_fault_us'] / 1000:.2f} ms, "
+                         f"longest call {chaos['max_during_fault_us'] / 1000:.1f} ms, "
+                         f"error ratio {chaos['error_ratio']:.4f}")
     if summary.get("fault_error"):
         lines.append(f"  chaos: the fault could not be injected: {summary['fault_error']}")
     return lines

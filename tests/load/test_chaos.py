@@ -79,5 +79,6 @@ def test_the_report_reads_the_fault_window_and_the_recovery() -> None:
     assert report.l2_recovery_s == pytest.approx(1.5)
     assert report.error_ratio == pytest.approx(10 / 400)
     assert 7_900 < report.p99_during_fault_us < 8_100
+    assert 7_900 < report.max_during_fault_us < 8_100
     never = chaos_report(FaultTimes("kill", 1001.2, 1002.5), start, timeline[:4], caller_exceptions=3)
     assert never.l2_recovery_s is None and never.caller_exceptions == 3

@@ -13,7 +13,7 @@ from qcache.load.check import Thresholds, check_summary
 from qcache.load.histogram import LatencyRecorder, SecondStats
 from qcache.load.knee import knee, ramp_steps
 from qcache.load.results import (
-    LoadResultsError, RunInfo, build_summary, latest_run, read_summary, write_run,
+    LoadResultsError, RunInfo, build_summary, latest_run, read_summary, summary_lines, write_run,
 )
 from qcache.load.shapes import Ramp
 from qcache.load.workload import Workload
@@ -145,3 +145,19 @@ def test_summary_never_holds_nan(tmp_path: Path) -> None:
     summary = build_summary(recorder, info)
     write_run(tmp_path, summary, recorder)  # json.dumps(allow_nan=False) would raise on a NaN
     assert summary["users"] == []
+
+
+def test_the_console_summary_names_users_and_the_shape_result() -> None:
+    summary = _summary(latency_us=300, hits=90, misses=10)
+    summary["ramp"] = {"steps": [], "knee": {"users": 20, "rps": 1234.0, "p99_us": 4500.0}}
+    summary["chaos"] = {"mode": "kill", "fault_at_s": 2.0, "restored_at_s": 3.5, "caller_exceptions": 0,
+                        "l2_recovery_s": 1.2, "error_ratio": 0.0, "p99_during_fault_us": 900.0,
+                        "max_during_fault_us": 2_000_000.0}
+    lines = "\n".join(summary_lines(summary))
+    assert "CacheUserA" in lines and "hit rate 0.900" in lines
+    assert "compare: CacheUserA / RawUser throughput 1.00x" in lines
+    assert "ramp knee: 1,234 req/s at 20 users, p99 4.50 ms" in lines
+    assert "chaos: kill at 2.0 s, Redis back at 3.5 s, L2 hits back 1.2 s after; caller exceptions 0" in lines
+    assert "p99 0.90 ms, longest call 2000.0 ms, error ratio 0.0000" in lines
+    summary["ramp"]["knee"] = None
+    assert "ramp knee: none" in "\n".join(summary_lines(summary))

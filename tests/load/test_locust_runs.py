@@ -115,13 +115,16 @@ def test_compare_alternates_the_cache_and_the_raw_baseline(tmp_path: Path) -> No
     assert 1.0 < active["ReadHeavyUser"] < 6.0 and 1.0 < active["RawRedisUser"] < 6.0
 
 
-def test_chaos_kills_the_runs_own_redis_and_callers_see_no_exception(tmp_path: Path) -> None:
-    result, summary, _ = run_locust(tmp_path, "--shape", "chaos", "--chaos-at", "2", "--chaos-down", "1",
-                                    "--chaos-after", "7", "-u", "3", "-r", "3", "ReadHeavyUser")
+@pytest.mark.parametrize(("mode", "after"), [("kill", "7"), ("pause", "3")])
+def test_chaos_fails_the_runs_own_redis_and_callers_see_no_exception(tmp_path: Path, mode: str, after: str) -> None:
+    result, summary, _ = run_locust(tmp_path, "--shape", "chaos", "--chaos-mode", mode, "--chaos-at", "2",
+                                    "--chaos-down", "1", "--chaos-after", after, "-u", "3", "-r", "3",
+                                    # More hot keys than L1 holds, so reads keep reaching L2.
+                                    "--keys", "5000", "--hot-keys", "5000", "ReadHeavyUser")
     assert result.returncode == 0, _explain(result)
     assert summary is not None, _explain(result)
     chaos = summary["chaos"]
-    assert chaos["mode"] == "kill" and "fault_error" not in summary
+    assert chaos["mode"] == mode and "fault_error" not in summary
     assert chaos["restored_at_s"] - chaos["fault_at_s"] >= 1.0
     assert chaos["caller_exceptions"] == 0 and summary["caller_exceptions"] == 0
     assert chaos["l2_recovery_s"] is not None, summary["timeline"]  # L2 served again after the restart
