@@ -68,7 +68,7 @@ def inject_fault(
     client = redis.Redis(**endpoint.client_kwargs(), socket_timeout=5.0)
     try:
         fault_at = clock()
-        client.execute_command("CLIENT", "PAUSE", str(max(1, round(down_s * 1000))), "ALL")
+        client.client_pause(max(1, round(down_s * 1000)), all=True)
     finally:
         client.close()
     sleep(down_s)

@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import gevent
 import redis
@@ -53,11 +53,23 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.errors import ConfigError, QCacheError
 from qcache.load import shapes
-from qcache.load.chaos import CHAOS_MODES, FaultTimes, chaos_report, inject_fault, owned_server
+from qcache.load.chaos import (
+    CHAOS_MODES,
+    FaultTimes,
+    chaos_report,
+    inject_fault,
+    owned_server,
+)
 from qcache.load.histogram import LatencyRecorder
 from qcache.load.knee import ramp_steps
 from qcache.load.results import (
-    RunInfo, build_summary, new_run_id, read_summary, results_root, summary_lines, write_run,
+    RunInfo,
+    build_summary,
+    new_run_id,
+    read_summary,
+    results_root,
+    summary_lines,
+    write_run,
 )
 from qcache.load.workload import Workload, ZipfKeys
 from qcache.testing import RedisEndpoint, provision_redis
@@ -433,7 +445,7 @@ class CacheUser(User):
         start = time.perf_counter()
         try:
             result = call()
-        except Exception as exc:  # a cache must never raise to its caller: count every one
+        except Exception as exc:  # noqa: BLE001  # a cache must never raise to its caller: count every one
             elapsed = time.perf_counter() - start
             RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
             RUNTIME.count_exception(user)
@@ -458,7 +470,7 @@ class CacheUser(User):
         start = time.perf_counter()
         try:
             result, elapsed = RUNTIME.bridge().call(measure())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  # as in timed(): every exception reaching a caller counts
             elapsed = time.perf_counter() - start
             RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
             RUNTIME.count_exception(user)
@@ -495,18 +507,23 @@ class QCacheShape(LoadTestShape):
         super().__init__()
         self._schedule: shapes.Schedule | None = None
 
+    def _environment(self) -> Environment:
+        if self.runner is None:
+            raise RuntimeError("the shape ticks only once Locust has attached a runner")
+        return self.runner.environment
+
     def schedule(self) -> shapes.Schedule:
         if self._schedule is None:
-            self._schedule = schedule_of(self.runner.environment.parsed_options)
+            self._schedule = schedule_of(self._environment().parsed_options)
         return self._schedule
 
-    def tick(self) -> tuple[int, float] | tuple[int, float, list[type[User]]] | None:
+    def tick(self) -> tuple[int, float] | tuple[int, float, list[type[User]] | None] | None:
         stage = self.schedule().tick(self.get_run_time())
         if stage is None:
             return None
         if stage.user_classes is None:
             return stage.users, stage.spawn_rate
-        available = self.runner.environment.available_user_classes
+        available = user_classes_of(self._environment())
         return stage.users, stage.spawn_rate, [available[name] for name in stage.user_classes]
 
 
@@ -524,7 +541,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         workload_of(options)
         if options.shape == "compare":
             assert isinstance(schedule, shapes.Compare)
-            missing = {schedule.first, schedule.second} - set(environment.available_user_classes)
+            missing = {schedule.first, schedule.second} - set(user_classes_of(environment))
             if missing:
                 raise ConfigError(f"--compare names unknown user classes: {', '.join(sorted(missing))}")
     except ConfigError as exc:
@@ -590,7 +607,7 @@ def _run_fault(schedule: shapes.Chaos) -> None:
                                      sleep=gevent.sleep)
         log.info("qcache load: Redis %s at %.1f s, back at %.1f s", RUNTIME.fault.mode,
                  RUNTIME.fault.fault_at - RUNTIME.started_at, RUNTIME.fault.restored_at - RUNTIME.started_at)
-    except Exception as exc:  # the run must still end and write what it measured
+    except Exception as exc:  # noqa: BLE001  # the run must still end and write what it measured
         RUNTIME.fault_error = f"{type(exc).__name__}: {exc}"
         log.error("qcache load: the fault could not be injected: %s", RUNTIME.fault_error)
 
@@ -608,8 +625,13 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         RUNTIME.close()
 
 
+def user_classes_of(environment: Environment) -> dict[str, type[User]]:
+    """The user classes Locust found, by name (Locust annotates them as instances; they are classes)."""
+    return cast("dict[str, type[User]]", dict(environment.available_user_classes or {}))
+
+
 def cache_user_names(environment: Environment) -> tuple[str, ...]:
-    return tuple(name for name, cls in environment.available_user_classes.items()
+    return tuple(name for name, cls in user_classes_of(environment).items()
                  if issubclass(cls, CacheUser) and cls.cache_user)
 
 

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qcache.load.histogram import SecondStats, Summary, new_histogram, TIMELINE_DIGITS
+from qcache.load.histogram import TIMELINE_DIGITS, SecondStats, Summary, new_histogram
 from qcache.load.shapes import Ramp
 
 HEALTHY_P99_US = 10_000.0

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ class LoadResultsError(ValueError):
 
 def new_run_id(now: float | None = None) -> str:
     """A UTC timestamp that sorts in time order, as the main job names its runs."""
-    moment = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
+    moment = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
     return moment.strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -76,7 +76,7 @@ class RunInfo:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _number(value: float) -> float | None:
+def _number(value: float | None) -> float | None:
     """JSON has no NaN: an empty histogram's percentile is written as null."""
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
@@ -91,7 +91,7 @@ def build_summary(
 ) -> dict[str, Any]:
     """The whole summary as plain data (the schema of ``summary.json``)."""
     active = recorder.active_seconds()
-    operations = []
+    operations: list[dict[str, Any]] = []
     for (user, operation), stats in recorder.operations():
         summary = Summary.of(stats.histogram)
         seconds = active.get(user, 0.0)
@@ -105,14 +105,14 @@ def build_summary(
             "rps": stats.count / seconds if seconds > 0 else None,
             **{k: _number(v) for k, v in dataclasses.asdict(summary).items() if k != "count"},
         })
-    users = []
-    for user in sorted({op["user"] for op in operations}):
+    users: list[dict[str, Any]] = []
+    for user in sorted({str(op["user"]) for op in operations}):
         mine = [op for op in operations if op["user"] == user]
         count = sum(op["count"] for op in mine)
         hits = sum(op["hits"] for op in mine)
         misses = sum(op["misses"] for op in mine)
         seconds = active.get(user, 0.0)
-        summary = recorder.user_summary(user)
+        overall = recorder.user_summary(user)
         users.append({
             "user": user,
             "cache_user": user in info.cache_users,
@@ -121,20 +121,21 @@ def build_summary(
             "hit_rate": hits / (hits + misses) if hits + misses else None,
             "active_s": seconds,
             "rps": count / seconds if seconds > 0 else None,
-            "p50_us": _number(summary.p50_us),
-            "p99_us": _number(summary.p99_us),
-            "p999_us": _number(summary.p999_us),
+            "p50_us": _number(overall.p50_us),
+            "p99_us": _number(overall.p99_us),
+            "p999_us": _number(overall.p999_us),
         })
-    timeline = []
-    for second, stats in recorder.timeline():
-        timeline.append({
+    timeline = [
+        {
             "t_s": second - int(info.started_at),  # whole seconds, the run's first second is 0
             "users": (users_by_second or {}).get(second),
-            "rps": stats.count,  # one-second buckets: the count is the rate
-            "errors": stats.errors,
-            "p99_us": _number(Summary.of(stats.histogram).p99_us),
-            "l2_hits": stats.l2_hits,
-        })
+            "rps": bucket.count,  # one-second buckets: the count is the rate
+            "errors": bucket.errors,
+            "p99_us": _number(Summary.of(bucket.histogram).p99_us),
+            "l2_hits": bucket.l2_hits,
+        }
+        for second, bucket in recorder.timeline()
+    ]
     summary_doc: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "run_id": info.run_id,
@@ -186,7 +187,7 @@ def _comparison(users: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def write_run(directory: Path, summary: Mapping[str, Any], recorder: LatencyRecorder) -> Path:

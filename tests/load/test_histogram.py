@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from qcache.load.histogram import HIGHEST_US, LatencyRecorder, Summary, decode_histogram, encode_histogram
+from qcache.load.histogram import (
+    HIGHEST_US,
+    LatencyRecorder,
+    Summary,
+    decode_histogram,
+    encode_histogram,
+)
 
 
 class FakeClock:

@@ -13,7 +13,13 @@ from qcache.load.check import Thresholds, check_summary
 from qcache.load.histogram import LatencyRecorder, SecondStats
 from qcache.load.knee import knee, ramp_steps
 from qcache.load.results import (
-    LoadResultsError, RunInfo, build_summary, latest_run, read_summary, summary_lines, write_run,
+    LoadResultsError,
+    RunInfo,
+    build_summary,
+    latest_run,
+    read_summary,
+    summary_lines,
+    write_run,
 )
 from qcache.load.shapes import Ramp
 from qcache.load.workload import Workload
@@ -74,7 +80,7 @@ def _summary(latency_us: int, hits: int, misses: int, errors: int = 0) -> dict:
 def test_a_healthy_run_has_no_breach_and_baselines_are_not_checked() -> None:
     summary = _summary(latency_us=300, hits=90, misses=10)
     assert check_summary(summary, Thresholds.of_run(summary)) == []
-    cache_user, raw = summary["users"]
+    cache_user, _baseline = summary["users"]
     assert cache_user["rps"] == pytest.approx(10.0) and cache_user["hit_rate"] == pytest.approx(0.9)
     [comparison] = summary["comparison"]
     assert comparison["throughput_ratio"] == pytest.approx(1.0)
