@@ -11,8 +11,13 @@ environment first. In order:
    you give, or on a synthetic Zipf workload when there is neither;
 3. ``results/runs/<run-id>/``: benchmarks.json, environment.json, pytest.log,
    simulation/, report.txt and, with ``--gate``, gate.json;
-4. the report (what ``qcache report`` prints) and a summary of where
-   everything is.
+4. the recommended configuration for a default workload (``recommended.env``,
+   see ``qcache tune`` and ``notebooks/90_recommend`` for your own);
+5. the notebooks executed against the run, rendered to ``report.html`` (plots
+   embedded, readable offline), unless the ``notebooks`` extra is missing;
+6. a console summary of at most 40 lines: key figures, breaches, the
+   recommendation and where the files are. The full tables are in
+   ``pytest.log`` and ``report.txt``.
 
 With ``--gate`` the figures in ``benchmarks/gate.toml`` are checked against
 their limits; a breach is measured again (``--confirmations`` times) and the
@@ -22,8 +27,10 @@ job fails only if every attempt breached, naming the figure.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -37,6 +44,7 @@ from bench_support import MODE_ENV, MODES, TRACE_PATTERNS, mode_named  # noqa: E
 
 from qcache.bench import (  # noqa: E402
     Figure,
+    Run,
     RunLayout,
     Thresholds,
     Verdict,
@@ -52,9 +60,12 @@ from qcache.bench import (  # noqa: E402
 )
 from qcache.bench.environment import describe_environment  # noqa: E402
 from qcache.bench.errors import ResultsError  # noqa: E402
+from qcache.bench.notebooks import NOTEBOOKS, NotebookError, execute, missing_extras, render_html  # noqa: E402
+from qcache.bench.summary import format_summary  # noqa: E402
 from qcache.config import CacheConfig  # noqa: E402
 from qcache.errors import ConfigError  # noqa: E402
 from qcache.sim import FORMATS, shared_traces_dir  # noqa: E402
+from qcache.tune import Recommendation  # noqa: E402
 
 PYTEST_OK = 0
 PYTEST_TESTS_FAILED = 1
@@ -63,6 +74,11 @@ SYNTHETIC = "zipf:keys=100000,requests={requests},exponent=0.9,seed=1"
 SYNTHETIC_REQUESTS = {"quick": 300_000, "full": 3_000_000}
 #: Longest parameter text kept in benchmarks.json (see :func:`compact`).
 PARAM_CHARS = 100
+#: pytest's progress marker at the end of a ``-q`` line: ``[ 42%]``.
+PYTEST_PERCENT = re.compile(r"\[\s*(\d+)%\]\s*$")
+NOTEBOOK_DIR = ROOT / "notebooks"
+REPORT_HTML = "report.html"
+RECOMMENDED_ENV = "recommended.env"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -101,6 +117,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="re-measurements of breached figures before the gate fails (default 2)")
     parser.add_argument("--keep-samples", action="store_true",
                         help="keep pytest-benchmark's per-round samples in benchmarks.json")
+    parser.add_argument("--no-notebooks", action="store_true",
+                        help="skip executing the notebooks (no report.html)")
     parser.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
                         help="run only the benchmarks matching this pytest -k expression")
     args = parser.parse_args(argv)
@@ -117,8 +135,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def run_benchmarks(python: str, out_json: Path, log: Path, mode: str, select: Sequence[str],
-                   keyword: str | None) -> int:
-    """Run pytest-benchmark, echoing its output to the console and to ``log``; pytest's exit code."""
+                   keyword: str | None, label: str = "benchmarks") -> int:
+    """Run pytest-benchmark, its output going to ``log`` and a progress bar to the console; pytest's exit code."""
+    from tqdm import tqdm
+
     command = [
         python, "-m", "pytest", *(select or ["benchmarks"]), "--benchmark-only",
         f"--benchmark-json={out_json}", f"--bench-mode={mode}", "--benchmark-group-by=group",
@@ -127,14 +147,16 @@ def run_benchmarks(python: str, out_json: Path, log: Path, mode: str, select: Se
     ]
     if keyword:
         command += ["-k", keyword]
-    with log.open("a", encoding="utf-8") as sink:
+    with log.open("a", encoding="utf-8") as sink, tqdm(total=100, desc=f"[main] {label}", unit="%",
+                                                       leave=False, mininterval=0.5, disable=None) as bar:
         sink.write("$ pytest " + " ".join(command[3:]) + "\n")
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, bufsize=1)
         assert process.stdout is not None
         for line in process.stdout:
-            sys.stdout.write(line)
             sink.write(line)
+            if (match := PYTEST_PERCENT.search(line)) is not None:
+                bar.update(int(match.group(1)) - bar.n)
         return process.wait()
 
 
@@ -179,7 +201,7 @@ def trace_options(args: argparse.Namespace) -> list[str]:
 
 def run_simulator(out_dir: Path, user_traces: Sequence[Path], shared_traces: Sequence[Path],
                   synthetic_requests: int, user_options: Sequence[str], user_format: str,
-                  sizes: str | None) -> list[dict[str, Any]]:
+                  sizes: str | None, log: Path) -> list[dict[str, Any]]:
     """``qcache simulate`` on each trace, or on the synthetic workload; what ran, for environment.json.
 
     ``user_options`` (format, CSV column, header, delimiter) apply to the
@@ -197,16 +219,22 @@ def run_simulator(out_dir: Path, user_traces: Sequence[Path], shared_traces: Seq
     sources += [(path, [], "auto") for path in shared_traces]
     for path, options, trace_format in sources:
         print(f"[main] simulator: {path.name}", flush=True)
-        code = qcache_main(["simulate", "--trace", str(path), *options, *common])
+        code = _logged(log, lambda: qcache_main(["simulate", "--trace", str(path), *options, *common]))
         declared = trace_format if trace_format != "auto" else format_from_name(path)
         ran.append({"trace": path.name, "exit_code": code,
                     "credit": credit_for(path.name, declared or "")})
     if not sources:
         spec = SYNTHETIC.format(requests=synthetic_requests)
         print(f"[main] simulator: no trace available, synthetic workload {spec}", flush=True)
-        code = qcache_main(["simulate", "--synthetic", spec, *common])
+        code = _logged(log, lambda: qcache_main(["simulate", "--synthetic", spec, *common]))
         ran.append({"synthetic": spec, "exit_code": code, "credit": ""})
     return ran
+
+
+def _logged(log: Path, call: Any) -> int:
+    """Run ``call()`` with its printed tables going to ``log`` instead of the console."""
+    with log.open("a", encoding="utf-8") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        return int(call())
 
 
 def redis_description(layout: RunLayout) -> dict[str, Any]:
@@ -248,7 +276,8 @@ def gate(figures: Sequence[Figure], layout: RunLayout, mode: str, confirmations:
         print(f"[main] gate: {names} past the limit; measuring again ({attempt}/{confirmations})",
               flush=True)
         confirm = layout.confirmation(attempt).create()
-        run_benchmarks(sys.executable, confirm.benchmarks, layout.pytest_log, mode, nodes, None)
+        run_benchmarks(sys.executable, confirm.benchmarks, layout.pytest_log, mode, nodes, None,
+                       label=f"re-measuring ({attempt}/{confirmations})")
         if confirm.benchmarks.is_file():
             compact(confirm.benchmarks, keep_samples)
             attempts.append(check(load_run(confirm), figures))
@@ -280,7 +309,8 @@ def main(argv: Sequence[str]) -> int:
     thresholds = Thresholds.from_config(CacheConfig.from_env())
     figures = load_figures(args.figures)
     layout = RunLayout(output / (args.run_id or new_run_id())).create()
-    print(f"[main] run {layout.run_id} ({mode} mode): results go to {layout.root}", flush=True)
+    print(f"[main] run {layout.run_id} ({mode} mode): results go to {layout.root}; the benchmarks' "
+          f"output goes to {layout.pytest_log}", flush=True)
 
     code = run_benchmarks(sys.executable, layout.benchmarks, layout.pytest_log, mode, [], args.keyword)
     if not layout.benchmarks.is_file():
@@ -292,7 +322,7 @@ def main(argv: Sequence[str]) -> int:
     requests = args.sim_requests or SYNTHETIC_REQUESTS[mode]
     simulations = run_simulator(layout.simulation, args.trace,
                                 shared_trace_files(not args.no_shared_traces), requests,
-                                trace_options(args), args.trace_format, args.sizes)
+                                trace_options(args), args.trace_format, args.sizes, layout.pytest_log)
 
     environment = {
         "run_id": layout.run_id,
@@ -308,28 +338,81 @@ def main(argv: Sequence[str]) -> int:
 
     run = load_run(layout)
     failed = code != PYTEST_OK or any(s["exit_code"] != 0 for s in simulations)
+    notes: list[str] = []
+    if code != PYTEST_OK:
+        notes.append(f"pytest exit code {code}: see pytest.log")
     if args.gate:
         first, verdict = gate(figures, layout, mode, args.confirmations, args.keep_samples)
         layout.gate.write_text(json.dumps(verdict.as_dict(), indent=2) + "\n", encoding="utf-8")
-        report = format_report(run, verdict.values, thresholds, notes=remeasured(first, verdict))
+        values = list(verdict.values)
+        report = format_report(run, values, thresholds, notes=remeasured(first, verdict))
         report += "\n\n" + format_verdict(verdict)
+        notes.append(format_verdict(verdict).splitlines()[0])
         failed = failed or not verdict.passed
     else:
-        report = format_report(run, evaluate_all(figures, run), thresholds)
+        values = list(evaluate_all(figures, run))
+        report = format_report(run, values, thresholds)
     layout.report.write_text(report + "\n", encoding="utf-8")
-    print("\n" + report)
 
-    print("\n[main] summary")
-    print(f"  run folder      {layout.root}")
-    print(f"  benchmarks      {layout.benchmarks} ({len(run.benchmarks)} benchmarks, pytest exit code {code})")
-    print(f"  environment     {layout.environment}")
-    print(f"  console log     {layout.pytest_log}")
-    print(f"  simulator       {layout.simulation}/ ({len(simulations)} source(s))")
-    print(f"  report          {layout.report} (again: qcache report {layout.root})")
+    recommendation = recommend_default(run, layout.root / RECOMMENDED_ENV, notes)
+    html = layout.root / REPORT_HTML
+    if args.no_notebooks:
+        notes.append("notebooks skipped (--no-notebooks): no report.html")
+    elif not render_notebooks(layout.root, html, notes):
+        failed = True
+
+    files = [("report", str(html) if html.is_file() else "(no report.html)"),
+             ("recommendation", str(layout.root / RECOMMENDED_ENV)),
+             ("text report", f"{layout.report} (again: qcache report {layout.root})"),
+             ("full tables", str(layout.pytest_log))]
     if args.gate:
-        print(f"  gate            {layout.gate}")
-    print(f"  compare         qcache report {layout.root} --compare <another run or results/reference/...>")
+        files.append(("gate", str(layout.gate)))
+    print("\n".join(format_summary(run, values, thresholds, recommendation, files, notes)))
     return 1 if failed else 0
+
+
+def recommend_default(run: Run, target: Path, notes: list[str]) -> Recommendation | None:
+    """The recommendation for the default workload, written to ``target``; None (with a note) when the
+    run lacks what it needs."""
+    from qcache.tune import TuneError, Workload, curves_from_run, gather, recommend, render_env, write_env
+
+    try:
+        recommendation = recommend(Workload(), gather(run), curves_from_run(run))
+        write_env(render_env(recommendation, source=f"run {run.run_id}"), target)
+    except TuneError as exc:
+        notes.append(f"no recommendation: {exc}")
+        return None
+    return recommendation
+
+
+def render_notebooks(run_folder: Path, html: Path, notes: list[str]) -> bool:
+    """Execute every notebook against the run and write ``html``; False when a notebook failed.
+
+    Without the notebook extras this says so and returns True: the text
+    report and recommended.env are written either way.
+    """
+    from tqdm import tqdm
+
+    missing = missing_extras()
+    if missing:
+        notes.append(f"notebook extras missing ({', '.join(missing)}): no report.html; "
+                     "install them with pip install -e '.[notebooks]' (the text report is written)")
+        return True
+    # Relative to the notebooks' folder, where they run: no machine path lands in the report.
+    run_param = os.path.relpath(ROOT / run_folder, NOTEBOOK_DIR)
+    parameters = {"RUN": run_param, "ENV_OUTPUT": os.path.relpath(ROOT / run_folder / RECOMMENDED_ENV, NOTEBOOK_DIR)}
+    executed = []
+    for name in tqdm(NOTEBOOKS, desc="[main] notebooks", leave=False, disable=None):
+        wanted = {"50_load": {}, "90_recommend": parameters}.get(name, {"RUN": run_param})
+        try:
+            executed.append((name, execute(NOTEBOOK_DIR / f"{name}.ipynb", wanted)))
+        except NotebookError as exc:
+            log = run_folder / f"notebook-{name}.log"
+            log.write_text(str(exc) + "\n", encoding="utf-8")
+            notes.append(f"notebook {name} FAILED: see {log}")
+            return False
+    html.write_text(render_html(executed, f"qcache tuning report, run {run_folder.name}"), encoding="utf-8")
+    return True
 
 
 if __name__ == "__main__":

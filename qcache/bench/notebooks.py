@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def execute(path: Path, parameters: Mapping[str, Any] | None = None, *, timeout:
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
+        # The kernel's own stderr (a warning about its loopback transport) is not the notebook's output.
+        client.execute(stderr=subprocess.DEVNULL)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         raise NotebookError(f"{path.name} failed:\n{_ANSI.sub('', str(exc))}") from exc
     return notebook

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from qcache.bench.figures import FigureValue, per_op
 from qcache.bench.gate import MIN_RUNS_TO_DROP, SPREAD_FACTOR, TOLERANCE_FLOOR, Spread, Verdict
 from qcache.bench.results import Run
+from qcache.config.sections import MemoryConfig
 from qcache.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ HEALTHY_HIT_RATE = 0.8
 COMPARE_LISTED = 12
 #: How many flagged latencies the report lists (worst first).
 FLAGGED_LISTED = 10
+#: ``MEMORY_CACHE_EVICTION_POLICY``'s default: the policy an untuned cache runs.
+CONFIG_DEFAULT_POLICY = MemoryConfig().eviction_policy
 #: Simulator rows that are bounds, not policies.
 _BOUNDS = frozenset({"BELADY", "UNBOUNDED"})
 
@@ -86,7 +89,10 @@ class HitRates:
     """Hit rates of several policies on one workload at one cache size, flagged by the best policy.
 
     Judging the best policy says whether the threshold is reachable at that
-    size at all; the default policy's rate is shown beside it.
+    size at all; ``default`` is the configuration's default policy
+    (``MEMORY_CACHE_EVICTION_POLICY``, LRU), whose rate is shown beside it:
+    what an untuned cache gets. (The registry's ``DEFAULT`` alias, which the
+    simulator records as ``default_policy``, names W_TINYLFU instead.)
     """
 
     workload: str
@@ -192,29 +198,22 @@ def hit_rates(run: Run, thresholds: Thresholds) -> list[HitRates]:
     """Hit rates per workload and cache size: eviction benchmarks (``extra_info["hit_rate"]``,
     a fraction) and simulator results (``hit_ratio``, a percentage; the bounds left out)."""
     table: dict[tuple[str, int], dict[str, float]] = {}
-    defaults: dict[tuple[str, int], str] = {}
     for bench in run.benchmarks.values():
         extra = bench.extra_info
         if "hit_rate" in extra and isinstance(extra.get("policy"), str) and isinstance(extra.get("capacity"), int):
             where = (f"eviction bench, {extra.get('trace', '?')}", extra["capacity"])
             table.setdefault(where, {})[extra["policy"]] = bench.number("hit_rate")
-            if isinstance(extra.get("default_policy"), str):
-                defaults[where] = extra["default_policy"]
     for document in run.simulations():
-        default = document.get("default_policy")
         for row in document.get("results", []):
             policy, capacity, ratio = row.get("policy"), row.get("capacity"), row.get("hit_ratio")
             if policy in _BOUNDS or not isinstance(capacity, int) or not isinstance(ratio, (int, float)):
                 continue
             where = (f"simulator, {document.get('trace')}", capacity)
             table.setdefault(where, {})[str(policy)] = float(ratio) / 100.0
-            if isinstance(default, str):
-                defaults[where] = default
     found = []
     for (workload, capacity), rates in sorted(table.items()):
         best = max(rates.values())
-        found.append(HitRates(workload, capacity, rates, defaults.get((workload, capacity)),
-                              thresholds.hit_rate_flag(best)))
+        found.append(HitRates(workload, capacity, rates, CONFIG_DEFAULT_POLICY, thresholds.hit_rate_flag(best)))
     return found
 
 
@@ -236,7 +235,8 @@ def format_thresholds(run: Run, thresholds: Thresholds) -> list[str]:
             lines.append(f"  ... and {len(flagged) - FLAGGED_LISTED} more")
     rates = hit_rates(run, thresholds)
     if rates:
-        lines.append("hit rate per workload and cache size (best policy; the default policy beside it):")
+        lines.append(f"hit rate per workload and cache size (best policy; beside it {CONFIG_DEFAULT_POLICY}, "
+                     "the configuration's default policy):")
         rows = []
         for group in rates:
             policy, best = group.best
@@ -244,7 +244,7 @@ def format_thresholds(run: Run, thresholds: Thresholds) -> list[str]:
             if group.default and group.default in group.rates and group.default != policy:
                 default = f"{group.default} {group.rates[group.default]:.3f}"
             rows.append([group.workload, f"{group.capacity:,}", f"{policy} {best:.3f}", default, group.flag or "ok"])
-        lines += ["  " + line for line in _table(["workload", "entries", "best", "default", "status"], rows,
+        lines += ["  " + line for line in _table(["workload", "entries", "best", "config default", "status"], rows,
                                                   [False, True, False, False, False])]
     if not measured and not rates:
         lines.append("no latencies or hit rates in this run")

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from qcache.memory.policies import available_policies, resolve_policy_name
 from qcache.sim.engine import BELADY, UNBOUNDED, resolve_policies, simulate
 from qcache.sim.errors import SimulationError
-from qcache.sim.progress import ProgressBar
 from qcache.sim.readers import FORMATS, TraceFile
 from qcache.sim.report import format_table, write_reports
 from qcache.sim.sizes import curve_sizes, resolve_default_sizes, resolve_sizes
@@ -169,13 +170,11 @@ def run(args: argparse.Namespace) -> int:
     show = args.progress if args.progress is not None else (
         sys.stderr.isatty() and total >= _PROGRESS_THRESHOLD
     )
-    bar = ProgressBar(total, sys.stderr) if show else None
     options = {"RANDOM": {"seed": args.seed}} if "RANDOM" in policies else None
-    try:
-        results = simulate(trace, policies, sizes, progress=bar, policy_options=options)
-    finally:
-        if bar is not None:
-            bar.close()
+    with tqdm(total=total, file=sys.stderr, desc="simulating", unit="req", unit_scale=True,
+              mininterval=0.2, disable=not show) as bar:
+        results = simulate(trace, policies, sizes, progress=bar.update if show else None,
+                           policy_options=options)
     default = resolve_policy_name("default")
     print(format_table(results, unique_keys=trace.unique_keys, default_policy=default,
                        credit=trace.credit))

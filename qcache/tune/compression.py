@@ -39,6 +39,7 @@ class Saving:
 
 @dataclass(frozen=True)
 class CompressionChoice:
+    figure: str  # the stored fraction that decided
     enabled: bool
     algorithm: str | None
     threshold_bytes: int | None
@@ -93,7 +94,7 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
         best = min(rows, key=lambda r: r.stored_fraction)
         why = (f"stores {best.stored_fraction:.2f} of the bytes" if best.stored_fraction > MAX_STORED_FRACTION
                else f"adds {best.extra_us:.1f} us per round trip, over {CPU_SHARE:.0%} of a Redis get")
-        return CompressionChoice(False, None, None, all_rows,
+        return CompressionChoice(f"at best {best.stored_fraction:.2f} of the bytes stored", False, None, None, all_rows,
                                  f"compression does not pay for {kind} values: at best {best.algorithm} "
                                  f"{why} ({best.size})")
 
@@ -104,7 +105,7 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
 
     threshold, fraction, algorithm = min(options, key=rank)
     cost = max(r.extra_us for r in rows if r.algorithm == algorithm and r.pays)
-    return CompressionChoice(True, algorithm, threshold, all_rows,
+    return CompressionChoice(f"{fraction:.2f} of the bytes stored", True, algorithm, threshold, all_rows,
                              f"{algorithm} stores {fraction:.2f} of the bytes of {kind} values from "
                              f"{threshold:,} B on, for at most {cost:.1f} us of CPU per round trip")
 

@@ -152,7 +152,7 @@ def recommend(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -
     if evidence.codec:
         compression = choose_compression(evidence.codec, workload.value_kind, evidence.l2_get_us)
         choices.append(Choice("CACHE_COMPRESSION_ENABLED", "true" if compression.enabled else "false",
-                              compression.reason.split(":")[0], compression.reason))
+                              compression.figure, compression.reason))
         if compression.enabled and compression.algorithm and compression.threshold_bytes:
             choices.append(Choice("CACHE_COMPRESSION_ALGORITHM", compression.algorithm,
                                   "fewest stored bytes among the algorithms that pay",

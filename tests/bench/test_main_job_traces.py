@@ -29,10 +29,11 @@ def main_job() -> ModuleType:
 
 
 def simulate(main_job: ModuleType, tmp_path: Path, argv: list[str]) -> list[dict]:
-    """Parse ``argv`` as the main job would and run its simulator step on the user's traces only."""
+    """Parse ``argv`` as the main job would and run its simulator step on the user's traces only
+    (its tables and notes go to ``tmp_path/pytest.log``, as the main job's go to the run's log)."""
     args = main_job.parse_args([*argv, "--no-shared-traces"])
     return main_job.run_simulator(tmp_path / "sim", args.trace, [], 1000, main_job.trace_options(args),
-                                  args.trace_format, args.sizes)
+                                  args.trace_format, args.sizes, tmp_path / "pytest.log")
 
 
 def written(tmp_path: Path, trace: str) -> dict:
@@ -65,7 +66,7 @@ def test_header_delimiter_and_index_pass_through(main_job: ModuleType, tmp_path:
 
 
 def test_a_text_trace_named_dot_trace_is_text_and_small_traces_skip_tiny_defaults(
-    main_job: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    main_job: ModuleType, tmp_path: Path
 ) -> None:
     trace = tmp_path / "user_keys.trace"
     trace.write_text("\n".join(keys_cycle(231, 2000)) + "\n")
@@ -75,7 +76,7 @@ def test_a_text_trace_named_dot_trace_is_text_and_small_traces_skip_tiny_default
     assert document["unique_keys"] == 231
     # 0.1% of 231 keys is no cache: skipped with a note, while 1% and 10% still run.
     assert {row["capacity"] for row in document["results"]} == {2, 23}
-    assert "'0.1%' of 231 distinct keys rounds to zero entries; skipped" in capsys.readouterr().err
+    assert "'0.1%' of 231 distinct keys rounds to zero entries; skipped" in (tmp_path / "pytest.log").read_text()
 
 
 def test_an_explicit_format_wins(main_job: ModuleType, tmp_path: Path) -> None:
