@@ -19,10 +19,6 @@ from qcache.load.harness import RUNTIME, CacheUser, LoadRuntime, is_hit
 from qcache.load.workload import make_value
 
 
-def _hits_all(found: dict[str, Any]) -> bool:
-    return bool(found)
-
-
 class ReadHeavyUser(CacheUser):
     """Reads and writes at ``--read-ratio`` (95/5 by default) over the Zipf key space: a search cache."""
 
@@ -133,7 +129,10 @@ class BatchUser(CacheUser):
     def many(self) -> None:
         keys = self.keys.batch(self.batch)
         if random.random() < self.read_ratio:
-            self.timed("get_many", lambda: self.cache.get_many(keys, cache_type=self.cache_type), _hits_all)
+            found = self.timed("get_many", lambda: self.cache.get_many(keys, cache_type=self.cache_type))
+            if found is not None:  # the hit rate of a batch is counted key by key
+                RUNTIME.recorder.count_outcomes(type(self).__name__, "get_many",
+                                                hits=len(found), misses=len(keys) - len(found))
         else:
             values = {key: self.value for key in keys}
             self.timed("set_many", lambda: self.cache.set_many(values, cache_type=self.cache_type))

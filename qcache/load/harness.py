@@ -33,6 +33,7 @@ import atexit
 import contextlib
 import csv
 import logging
+import math
 import os
 import sys
 import time
@@ -89,7 +90,8 @@ _RUN_OPTION = "qcache_run_id"
 def _add_arguments(parser: Any) -> None:
     group = parser.add_argument_group("qcache workload and shape")
     group.add_argument("--shape", choices=shapes.SHAPES, default="steady",
-                       help="load shape: steady (-u/-r/-t, default 10 users for 60 s), ramp, spike, soak, "
+                       help="load shape: steady (-u/-r/-t, default 10 users for 60 s headless, until stopped "
+                            "in the web UI), ramp, spike, soak, "
                             "chaos (fail the run's own Redis), compare (alternate --compare classes)")
     group.add_argument("--keys", type=int, default=Workload.keys, help="distinct keys in the key space")
     group.add_argument("--zipf-s", type=float, default=Workload.zipf_s, help="Zipf exponent of key popularity (0: uniform)")
@@ -150,7 +152,9 @@ def schedule_of(options: Any) -> shapes.Schedule:
     run_time = float(options.run_time or 60)
     name = options.shape
     if name == "steady":
-        return shapes.Steady(users, rate, run_time)
+        # From the web UI without a run time, the test runs until it is stopped there.
+        until_stopped = not options.headless and not options.run_time
+        return shapes.Steady(users, rate, math.inf if until_stopped else run_time)
     if name == "ramp":
         start, step, steps = _int_list(options.ramp_users, 3, "--ramp-users")
         return shapes.Ramp(start, step, steps, float(options.step_seconds))
@@ -184,8 +188,12 @@ class AsyncBridge:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        """Run ``coroutine`` on the loop and wait (yielding to other greenlets) for its result."""
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coroutine`` on the loop and wait (yielding to other greenlets) for its result.
+
+        Without ``timeout`` it waits as long as a sync call would: the cache's
+        own socket timeouts bound it. A timeout raises :class:`TimeoutError`.
+        """
         result: AsyncResult = AsyncResult()
 
         def done(future: asyncio.Future[T]) -> None:
@@ -200,7 +208,10 @@ class AsyncBridge:
             self.loop.create_task(coroutine).add_done_callback(done)
 
         self.loop.call_soon_threadsafe(start)
-        value: T = result.get(timeout=timeout)
+        try:
+            value: T = result.get(timeout=timeout)
+        except gevent.Timeout as exc:  # a BaseException: never let it escape as one
+            raise TimeoutError(f"the event loop did not finish the call within {timeout} s") from exc
         return value
 
     def close(self) -> None:
@@ -250,6 +261,8 @@ class LoadRuntime:
         self._last_l2_hits = 0
         self.user_classes: tuple[type[User], ...] = ()
         self.processes = 1
+        self.written = False  # the current test's run folder is written
+        self.started_at_test = False  # a test has started (a web UI closed before any start writes nothing)
         self.closed = False
 
     # -- roles -------------------------------------------------------------------------
@@ -470,6 +483,8 @@ class CacheUser(User):
         start = time.perf_counter()
         try:
             result, elapsed = RUNTIME.bridge().call(measure())
+        except asyncio.CancelledError:  # the run is closing and cancelled the call: nothing to record
+            return None
         except Exception as exc:  # noqa: BLE001  # as in timed(): every exception reaching a caller counts
             elapsed = time.perf_counter() - start
             RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
@@ -506,6 +521,11 @@ class QCacheShape(LoadTestShape):
     def __init__(self) -> None:
         super().__init__()
         self._schedule: shapes.Schedule | None = None
+
+    def reset_time(self) -> None:
+        """A new test starts: read the options again (the web UI may have changed the users)."""
+        super().reset_time()
+        self._schedule = None
 
     def _environment(self) -> Environment:
         if self.runner is None:
@@ -588,7 +608,16 @@ def _on_worker_report(client_id: str, data: dict[str, Any]) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
+    if RUNTIME.written:  # a new test in the same Locust process (web UI): a new run folder
+        RUNTIME.run_id = new_run_id()
+        RUNTIME.written = False
+    RUNTIME.recorder.reset()
+    RUNTIME.users_by_second.clear()
+    RUNTIME.caller_exceptions.clear()
+    RUNTIME.fault = None
+    RUNTIME.fault_error = None
     RUNTIME.started_at = time.time()
+    RUNTIME.started_at_test = True
     if isinstance(environment.runner, MasterRunner):
         RUNTIME.processes = max(1, environment.runner.worker_count)
     if RUNTIME.is_worker or environment.parsed_options is None:
@@ -612,17 +641,36 @@ def _run_fault(schedule: shapes.Chaos) -> None:
         log.error("qcache load: the fault could not be injected: %s", RUNTIME.fault_error)
 
 
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    """A test stopped from the web UI: write it now, as the next one gets its own folder.
+
+    A headless run is written at quit instead: there the master fires
+    ``test_stop`` before its workers send their final reports.
+    """
+    options = environment.parsed_options
+    if (options is not None and not options.headless and not RUNTIME.is_worker and RUNTIME.url
+            and not RUNTIME.written and not RUNTIME.closed):
+        _write_and_print(environment)
+
+
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     try:
-        if not RUNTIME.is_worker and environment.parsed_options is not None and RUNTIME.url:
-            RUNTIME.sample()
-            path = write_results(environment)
-            print(f"qcache load: results in {path}", flush=True)
-            print("\n".join(summary_lines(read_summary(path))), flush=True)
-            print(f"  check them: qcache load check {path}", flush=True)
+        if (not RUNTIME.is_worker and environment.parsed_options is not None and RUNTIME.url
+                and not RUNTIME.written and RUNTIME.started_at_test):
+            _write_and_print(environment)
     finally:
         RUNTIME.close()
+
+
+def _write_and_print(environment: Environment) -> None:
+    RUNTIME.sample()
+    path = write_results(environment)
+    RUNTIME.written = True
+    print(f"qcache load: results in {path}", flush=True)
+    print("\n".join(summary_lines(read_summary(path))), flush=True)
+    print(f"  check them: qcache load check {path}", flush=True)
 
 
 def user_classes_of(environment: Environment) -> dict[str, type[User]]:

@@ -137,6 +137,7 @@ class LatencyRecorder:
         self._seconds: dict[int, SecondStats] = {}
         self._pending: dict[Key, array[int]] = {}
         self._pending_l2: dict[int, int] = {}
+        self._pending_outcomes: dict[Key, list[int]] = {}  # [hits, misses] counted per key of a batch
         # Recorded but not yet drained to a master (a worker drains; a local run only folds).
         self._undrained_ops: dict[Key, OperationStats] = {}
         self._undrained_seconds: dict[int, SecondStats] = {}
@@ -171,6 +172,15 @@ class LatencyRecorder:
             pending.append(packed)
             if len(pending) >= FOLD_THRESHOLD:
                 self._fold()
+
+    def count_outcomes(self, user: str, operation: str, *, hits: int, misses: int) -> None:
+        """Hits and misses of a batch call, key by key (its latency is recorded once, with ``hit=None``)."""
+        if hits < 0 or misses < 0:
+            raise ValueError(f"hits and misses cannot be negative, got {hits} and {misses}")
+        with self._lock:
+            counts = self._pending_outcomes.setdefault((user, operation), [0, 0])
+            counts[0] += hits
+            counts[1] += misses
 
     def record_l2_hits(self, count: int, at: float | None = None) -> None:
         """L2 hits the cache counted since the previous sample (read from ``stats()``)."""
@@ -234,6 +244,9 @@ class LatencyRecorder:
                 )
                 _record_bulk(bucket.histogram, in_second)
                 _add_second(seconds_table, int(second), bucket)
+        outcomes, self._pending_outcomes = self._pending_outcomes, {}
+        for key, (hits, misses) in outcomes.items():
+            _add_op(self._undrained_ops if self._sends else self._ops, key, OperationStats(hits=hits, misses=misses))
         pending_l2, self._pending_l2 = self._pending_l2, {}
         for second, hits in pending_l2.items():
             _add_second(seconds_table, second, SecondStats(l2_hits=hits))
@@ -340,7 +353,8 @@ class LatencyRecorder:
         """Forget everything (a new test started in the same Locust process)."""
         with self._lock:
             for table in (
-                self._ops, self._seconds, self._pending, self._pending_l2, self._undrained_ops,
+                self._ops, self._seconds, self._pending, self._pending_l2, self._pending_outcomes,
+                self._undrained_ops,
                 self._undrained_seconds, self._active_s, self._undrained_active, self._running,
                 self._worker_active,
             ):

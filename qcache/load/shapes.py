@@ -49,7 +49,7 @@ def _positive(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class Steady:
-    """``users`` users for ``duration_s`` seconds."""
+    """``users`` users for ``duration_s`` seconds (``math.inf``: until stopped, as from the web UI)."""
 
     users: int
     spawn_rate: float
@@ -58,7 +58,8 @@ class Steady:
     def __post_init__(self) -> None:
         _positive("users", self.users)
         _positive("spawn rate", self.spawn_rate)
-        _positive("duration", self.duration_s)
+        if self.duration_s != math.inf:
+            _positive("duration", self.duration_s)
 
     def tick(self, t: float) -> Stage | None:
         return Stage(self.users, self.spawn_rate, "steady") if t < self.duration_s else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import msgpack
 import numpy as np
 import pytest
@@ -61,6 +63,7 @@ def test_steady_runs_its_users_then_stops() -> None:
     steady = shapes.Steady(10, 5.0, 30.0)
     assert steady.tick(0) == shapes.Stage(10, 5.0, "steady")
     assert steady.tick(29.9) is not None and steady.tick(30.0) is None
+    assert shapes.Steady(1, 1.0, math.inf).tick(1e9) is not None  # the web UI's "until stopped"
 
 
 def test_ramp_steps_up_and_reports_its_step() -> None:
@@ -107,4 +110,4 @@ def test_chaos_keeps_the_load_on_around_the_fault() -> None:
 @pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan")])
 def test_shapes_refuse_non_positive_numbers(bad: float) -> None:
     with pytest.raises(ConfigError):
-        shapes.Steady(4, 4.0, bad)
+        shapes.Ramp(4, 4, 2, bad)
