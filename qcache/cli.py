@@ -14,6 +14,7 @@ _SUBCOMMAND_MODULES = (
     "qcache.config.cli",
     "qcache.sim.cli",
     "qcache.bench.cli",
+    "qcache.tune.cli",
     "qcache.load.cli",
 )
 

@@ -3,9 +3,10 @@
 Compression pays for a value kind and size when it stores at most
 :data:`MAX_STORED_FRACTION` of the uncompressed bytes and its extra CPU per
 round trip (encode + decode, against the codec without compression) stays
-under :data:`CPU_SHARE` of one Redis get measured in the same run: a saving
-Redis memory and network feel, at a CPU price below the round trip it
-shrinks. The threshold is the smallest measured size from which it pays at
+under :data:`CPU_SHARE` of a Redis get of that value: the get measured in the
+same run, scaled by the value's size in KB (bytes cost time on the wire), so
+a saving Redis memory and network feel comes at a CPU price below the round
+trip it shrinks. The threshold is the smallest measured size from which it pays at
 every larger size; when it pays at no size, compression is switched off.
 """
 
@@ -47,6 +48,11 @@ class CompressionChoice:
     reason: str
 
 
+def cpu_limit_us(l2_get_us: float, serialized_bytes: int) -> float:
+    """The CPU compression may add to a round trip of a value of this size (see the module's rule)."""
+    return CPU_SHARE * l2_get_us * max(1.0, serialized_bytes / 1024)
+
+
 def savings(samples: Sequence[CodecSample], l2_get_us: float | None) -> list[Saving]:
     """Every (algorithm, kind, size) against ``none``, judged by the rule above."""
     none = {(s.kind, s.size): s for s in samples if s.algorithm == "none"}
@@ -57,7 +63,7 @@ def savings(samples: Sequence[CodecSample], l2_get_us: float | None) -> list[Sav
             continue
         fraction = sample.stored_bytes / base.stored_bytes
         extra = sample.us - base.us
-        cpu_ok = l2_get_us is None or extra <= CPU_SHARE * l2_get_us
+        cpu_ok = l2_get_us is None or extra <= cpu_limit_us(l2_get_us, sample.serialized_bytes)
         found.append(Saving(sample.algorithm, sample.kind, sample.size, sample.serialized_bytes,
                             fraction, extra, fraction <= MAX_STORED_FRACTION and cpu_ok))
     return sorted(found, key=lambda s: (s.kind, s.algorithm, s.serialized_bytes))
@@ -93,7 +99,7 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
     if not options:
         best = min(rows, key=lambda r: r.stored_fraction)
         why = (f"stores {best.stored_fraction:.2f} of the bytes" if best.stored_fraction > MAX_STORED_FRACTION
-               else f"adds {best.extra_us:.1f} us per round trip, over {CPU_SHARE:.0%} of a Redis get")
+               else f"adds {best.extra_us:.1f} us per round trip, over {CPU_SHARE:.0%} of a Redis get of that size")
         return CompressionChoice(f"at best {best.stored_fraction:.2f} of the bytes stored", False, None, None, all_rows,
                                  f"compression does not pay for {kind} values: at best {best.algorithm} "
                                  f"{why} ({best.size})")
