@@ -19,7 +19,8 @@ from qcache.config import CacheConfig
 from qcache.core import MISSING, CacheCore, Plan
 from qcache.errors import BackendError
 from qcache.facade import FacadeBase
-from qcache.l2 import AsyncRedisTier
+from qcache.l2 import AsyncL2Backend, AsyncRedisTier, L2Op
+from qcache.l2.protocol import bind_operations
 
 logger = logging.getLogger("qcache")
 
@@ -32,9 +33,10 @@ _MAX_RETRY_DELAY = 2.0
 class _AsyncShared:
     """What every project view of one async cache shares."""
 
-    def __init__(self, core: CacheCore, tier: AsyncRedisTier | None) -> None:
+    def __init__(self, core: CacheCore, tier: AsyncL2Backend | None) -> None:
         self.core = core
         self.tier = tier
+        self.ops = None if tier is None else bind_operations(tier)
         self.flush_lock = asyncio.Lock()
         self.flights: dict[str, asyncio.Future[Any]] = {}
         self.flight_leaders: dict[str, asyncio.Task[Any] | None] = {}
@@ -45,13 +47,19 @@ class _AsyncShared:
         self.retry_after = 0.0
         self.closed = False
 
-    def l2(self) -> AsyncRedisTier:
+    def l2(self) -> AsyncL2Backend:
         """The L2 tier, built on first need: a live config change may switch to a level with L2."""
         if self.tier is None:
             if self.closed:
                 raise BackendError("the cache is closed")
             self.tier = AsyncRedisTier.from_config(self.core.config, namespace=f"{self.core.keys.prefix}:")
         return self.tier
+
+    def operations(self) -> dict[L2Op, Callable[..., Any]]:
+        """The L2 tier's coroutine function per operation (building the tier on first need)."""
+        if self.ops is None:
+            self.ops = bind_operations(self.l2())
+        return self.ops
 
 
 class AsyncQueryCache(FacadeBase[_AsyncShared]):
@@ -66,7 +74,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         config: CacheConfig | None = None,
         *,
         strict: bool = False,
-        tier: AsyncRedisTier | None = None,
+        tier: AsyncL2Backend | None = None,
         core: CacheCore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -82,7 +90,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             call = next(plan)
             while True:
                 try:
-                    result = await getattr(shared.tier or shared.l2(), call.method)(*call.args)
+                    result = await (shared.ops or shared.operations())[call.op](*call.args)
                 except BackendError as exc:
                     call = plan.throw(exc)
                 except BaseException as exc:

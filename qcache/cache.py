@@ -19,7 +19,8 @@ from qcache.config import CacheConfig
 from qcache.core import MISSING, CacheCore, Plan
 from qcache.errors import BackendError
 from qcache.facade import FacadeBase
-from qcache.l2 import RedisTier
+from qcache.l2 import L2Backend, L2Op, RedisTier
+from qcache.l2.protocol import bind_operations
 
 logger = logging.getLogger("qcache")
 
@@ -45,9 +46,10 @@ class _Flight:
 class _Shared:
     """What every project view of one cache shares: core, tier, locks, flusher."""
 
-    def __init__(self, core: CacheCore, tier: RedisTier | None) -> None:
+    def __init__(self, core: CacheCore, tier: L2Backend | None) -> None:
         self.core = core
         self.tier = tier
+        self.ops = None if tier is None else bind_operations(tier)
         self.flush_lock = threading.Lock()  # a delete never interleaves with a flush batch
         self.flights: dict[str, _Flight] = {}
         self.flights_lock = threading.Lock()
@@ -60,7 +62,7 @@ class _Shared:
         self.closed = False
         self._tier_lock = threading.Lock()
 
-    def l2(self) -> RedisTier:
+    def l2(self) -> L2Backend:
         """The L2 tier, built on first need: a live config change may switch to a level with L2."""
         with self._tier_lock:
             if self.tier is None:
@@ -68,6 +70,12 @@ class _Shared:
                     raise BackendError("the cache is closed")
                 self.tier = RedisTier.from_config(self.core.config, namespace=f"{self.core.keys.prefix}:")
             return self.tier
+
+    def operations(self) -> dict[L2Op, Callable[..., Any]]:
+        """The L2 tier's method per operation (building the tier on first need)."""
+        if self.ops is None:
+            self.ops = bind_operations(self.l2())
+        return self.ops
 
 
 class QueryCache(FacadeBase["_Shared"]):
@@ -90,7 +98,7 @@ class QueryCache(FacadeBase["_Shared"]):
         config: CacheConfig | None = None,
         *,
         strict: bool = False,
-        tier: RedisTier | None = None,
+        tier: L2Backend | None = None,
         core: CacheCore | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -108,7 +116,7 @@ class QueryCache(FacadeBase["_Shared"]):
             call = next(plan)
             while True:
                 try:
-                    result = getattr(shared.tier or shared.l2(), call.method)(*call.args)
+                    result = (shared.ops or shared.operations())[call.op](*call.args)
                 except BackendError as exc:
                     call = plan.throw(exc)
                 except BaseException as exc:

@@ -27,10 +27,10 @@ from typing import Any, NamedTuple, TypeVar
 
 from qcache.codec import CacheTypeCodec, Codec, CodecIntegrityError, CodecStats, build_codec, codec_for_type
 from qcache.config import CacheConfig, ConfigSnapshot
-from qcache.errors import BackendError, CacheClosedError, CircuitOpenError, QCacheError
+from qcache.errors import BackendError, CacheClosedError, CircuitOpenError, QCacheError, ServerRefusal
 from qcache.glob import compile_glob, escape_glob
 from qcache.keys import GLOBAL_NAMESPACE, HASHED_MARK, KeyBuilder, check_name
-from qcache.l2.guard import is_server_refusal
+from qcache.l2.protocol import L2Op
 from qcache.memory.store import MemoryStore
 from qcache.metrics import CacheMetrics, NullMetrics
 from qcache.record import pack_record, parse_record, unpack_record
@@ -68,9 +68,9 @@ MISSING: Any = _Missing()
 
 
 class L2Call(NamedTuple):
-    """A request from a plan to the L2 tier: a method name and its arguments."""
+    """A request from a plan to the L2 tier: an operation and its arguments."""
 
-    method: str
+    op: L2Op
     args: tuple[Any, ...]
 
 
@@ -481,7 +481,7 @@ class CacheCore:
                 return value
         if self.use_l2:
             try:
-                raw = yield _new_call(L2Call, ("get", (skey,)))
+                raw = yield _new_call(L2Call, (L2Op.GET, (skey,)))
             except BackendError as exc:
                 self.l2_failed("get", exc)
                 return MISSING
@@ -549,7 +549,7 @@ class CacheCore:
         l1_hits = len(found)
         if wanted and self.use_l2:
             try:
-                raws = yield L2Call("get_many", ([w[1] for w in wanted],))
+                raws = yield L2Call(L2Op.GET_MANY, ([w[1] for w in wanted],))
             except BackendError as exc:
                 self.l2_failed("get_many", exc)
                 raws = [None] * len(wanted)
@@ -622,7 +622,7 @@ class CacheCore:
                 # this newer write. The facades hold the flush lock whenever writes are pending.
                 self.pending.discard(state.skey)
             try:
-                yield _new_call(L2Call, ("set", (state.skey, state.record, state.seconds)))
+                yield _new_call(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
             except BackendError as exc:
                 self.l2_failed("set", exc)
             else:
@@ -651,7 +651,7 @@ class CacheCore:
                 for p in prepared:
                     self.pending.discard(p[1])
             try:
-                yield L2Call("set_many", ([(p[1], p[5], p[4]) for p in prepared],))
+                yield L2Call(L2Op.SET_MANY, ([(p[1], p[5], p[4]) for p in prepared],))
             except BackendError as exc:
                 self.l2_failed("set_many", exc)
             else:
@@ -687,7 +687,7 @@ class CacheCore:
         try:
             if self.use_l2:
                 try:
-                    count = yield L2Call("delete", (skey,))
+                    count = yield L2Call(L2Op.DELETE, (skey,))
                 except BackendError as exc:
                     self.l2_failed("delete", exc)
                 else:
@@ -771,17 +771,17 @@ class CacheCore:
         """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held."""
         l2_only = 0
         try:
-            scanned = yield L2Call("scan_keys", (escape_glob(base) + visible,))
+            scanned = yield L2Call(L2Op.SCAN_KEYS, (escape_glob(base) + visible,))
             # Hashed keys are judged by the caller key in their record, below, never by the hash.
             plain = [k for k in scanned if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK)]
-            hashed = yield L2Call("scan_keys", (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
+            hashed = yield L2Call(L2Op.SCAN_KEYS, (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
             # Hashed keys already judged through L1 or the write-back queue need no record
             # read, but their L2 copies must go too.
             plain.extend(k for k in hashed if k in removed)
             candidates = [k for k in hashed if k not in removed]
             for start in range(0, len(candidates), self.batch_size):
                 chunk = candidates[start : start + self.batch_size]
-                raws = yield L2Call("get_many", (chunk,))
+                raws = yield L2Call(L2Op.GET_MANY, (chunk,))
                 plain.extend(
                     skey
                     for skey, raw in zip(chunk, raws)
@@ -794,7 +794,7 @@ class CacheCore:
             for keys, counted in ((known, True), (fresh, False)):
                 for start in range(0, len(keys), self.batch_size):
                     chunk = keys[start : start + self.batch_size]
-                    gone = yield L2Call("delete", tuple(chunk))
+                    gone = yield L2Call(L2Op.DELETE, tuple(chunk))
                     if not counted:
                         l2_only += int(gone)
         except BackendError as exc:
@@ -823,9 +823,9 @@ class CacheCore:
         started = time.perf_counter_ns()
         items = [(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live]
         try:
-            yield L2Call("set_many", (items,))
+            yield L2Call(L2Op.SET_MANY, (items,))
         except BaseException as exc:
-            if not is_server_refusal(exc):
+            if not isinstance(exc, ServerRefusal):
                 # A batch that failed, or was cut short by cancellation (the async close() may
                 # cancel the flusher), goes back to the queue: a taken batch must never just vanish.
                 if isinstance(exc, BackendError) or not isinstance(exc, Exception):
@@ -847,9 +847,9 @@ class CacheCore:
         sent = 0
         for index, item in enumerate(items):
             try:
-                yield L2Call("set", item)
+                yield L2Call(L2Op.SET, item)
             except BaseException as exc:
-                if is_server_refusal(exc):
+                if isinstance(exc, ServerRefusal):
                     self.metrics.error("writeback_rejected")
                     logger.warning("qcache: L2 refused a write-back write, dropped: %s", exc)
                     continue
@@ -893,9 +893,9 @@ class CacheCore:
             started = time.perf_counter()
             record = pack_record(probe_value, int((self.clock() + 10) * 1000))
             try:
-                yield L2Call("set", (probe_key, record, 10.0))
-                ok = (yield L2Call("get", (probe_key,))) == record
-                yield L2Call("delete", (probe_key,))
+                yield L2Call(L2Op.SET, (probe_key, record, 10.0))
+                ok = (yield L2Call(L2Op.GET, (probe_key,))) == record
+                yield L2Call(L2Op.DELETE, (probe_key,))
                 error = None if ok else "L2 probe did not read back its value"
             except QCacheError as exc:
                 ok, error = False, f"L2 unreachable: {exc}"

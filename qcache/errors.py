@@ -35,6 +35,14 @@ class CircuitOpenError(BackendError):
     """The L2 tier is being skipped after repeated failures."""
 
 
+class ServerRefusal(BackendError):
+    """The L2 server answered with an error reply (out of memory, wrong type, argument out of range).
+
+    The server is reachable, so retrying the same command cannot help: a
+    caller holding a batch drops the refused writes instead of retrying them.
+    """
+
+
 class CacheClosedError(QCacheError):
     """The cache (or the cache a project view came from) was closed; it accepts no more operations.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, TypeVar
 
-from redis._parsers import _AsyncHiredisParser, _HiredisParser
+from redis.utils import HIREDIS_AVAILABLE
 
 from qcache.l2.batching import check_batch_settings
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
@@ -38,9 +38,14 @@ def connection_kwargs(client: Any) -> dict[str, Any]:
 
 
 def uses_hiredis(client: Any, default_parser: type[Any]) -> bool:
-    """Whether the client's connections parse replies with hiredis (redis-py picks it when installed)."""
-    parser = connection_kwargs(client).get("parser_class") or default_parser
-    return issubclass(parser, (_HiredisParser, _AsyncHiredisParser))
+    """Whether the client's connections parse replies with hiredis.
+
+    redis-py's ``DefaultParser`` (``default_parser``) is the hiredis one exactly
+    when hiredis is installed (``HIREDIS_AVAILABLE``); a client given another
+    ``parser_class`` does not use it.
+    """
+    parser = connection_kwargs(client).get("parser_class")
+    return HIREDIS_AVAILABLE and (parser is None or parser is default_parser)
 
 
 class TierCore:

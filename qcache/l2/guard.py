@@ -11,7 +11,7 @@ from types import TracebackType
 
 from redis import exceptions as redis_errors
 
-from qcache.errors import BackendError, CircuitOpenError
+from qcache.errors import BackendError, CircuitOpenError, ServerRefusal
 from qcache.l2.breaker import CircuitBreaker
 
 # Errors that say "the server is unreachable or too slow": they count against the breaker.
@@ -45,21 +45,6 @@ def describe_error(operation: str, exc: BaseException) -> str:
     return f"Redis {operation} failed ({cause})"
 
 
-def is_server_refusal(exc: BaseException) -> bool:
-    """Whether ``exc`` is a :class:`BackendError` for an error *reply* (OOM, out-of-range argument...).
-
-    The server answered, so retrying the same command cannot help, unlike a
-    connectivity failure; callers holding a batch use this to drop the
-    refused items instead of retrying them forever.
-    """
-    cause = exc.__cause__
-    return (
-        isinstance(exc, BackendError)
-        and isinstance(cause, redis_errors.RedisError)
-        and not isinstance(cause, CONNECTIVITY_ERRORS)
-    )
-
-
 class OperationGuard:
     """``with guard:`` around one L2 operation.
 
@@ -69,7 +54,7 @@ class OperationGuard:
     translates errors: connectivity errors count as failures; other
     ``RedisError`` (a server reply such as WRONGTYPE or OOM) prove the server
     is reachable, so they count as successes but still raise
-    :class:`BackendError`; a ``DataError`` (redis-py refusing an argument) is
+    :class:`ServerRefusal` (a :class:`BackendError`); a ``DataError`` (redis-py refusing an argument) is
     the caller's bug and becomes ``TypeError``. Anything else (cancellation,
     programming errors) passes through unchanged and only frees the probe slot.
 
@@ -109,5 +94,5 @@ class OperationGuard:
             raise TypeError(describe_error(self.operation, exc)) from exc
         if isinstance(exc, redis_errors.RedisError):
             self._breaker.record_success()
-            raise BackendError(describe_error(self.operation, exc)) from exc
+            raise ServerRefusal(describe_error(self.operation, exc)) from exc
         self._breaker.release()  # not ours to judge: let it propagate unchanged

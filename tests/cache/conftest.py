@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -11,6 +12,7 @@ import redis
 
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.core import DEFAULT_MAX_PENDING_WRITES, CacheCore
+from qcache.l2 import AsyncMemoryBackend, MemoryBackend
 from qcache.memory.store import MemoryStore
 from qcache.testing import RedisEndpoint
 
@@ -37,11 +39,16 @@ def raw_redis(redis_endpoint: RedisEndpoint, prefix: str) -> Iterator[redis.Redi
     client = redis.Redis(**redis_endpoint.client_kwargs())
     try:
         yield client
-        leftovers = redis_keys(client, prefix)
-        if leftovers:
-            client.unlink(*leftovers)
+        delete_test_keys(client, prefix)
     finally:
         client.close()
+
+
+def delete_test_keys(client: redis.Redis, prefix: str) -> None:
+    """Remove what a test left under its prefix (never FLUSHDB: the server is shared)."""
+    leftovers = redis_keys(client, prefix)
+    if leftovers:
+        client.unlink(*leftovers)
 
 
 @pytest.fixture
@@ -86,18 +93,19 @@ def build_core(
 
 
 @pytest.fixture
-async def make_cache(
-    flavour: str, redis_endpoint: RedisEndpoint, prefix: str, raw_redis: redis.Redis
-) -> AsyncIterator[MakeCache]:
+async def make_cache(flavour: str, request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[MakeCache]:
     """``await make_cache(level, strategy, **options)``: a :class:`Handle` on a new cache.
 
     Options: ``clocks`` (a :class:`Clocks` for L1 and record expiry),
     ``strict``, ``max_pending`` (write-back queue bound), ``flavour`` (override
     the test's), ``config`` (used as is: level, strategy and settings are then
-    ignored), ``tier``; anything else is a setting by environment variable name. Every cache is
+    ignored), ``tier``, ``backend`` (``"redis"``, the default, on the provisioned
+    server; ``"memory"``, an in-memory L2 backend, and no server at all);
+    anything else is a setting by environment variable name. Every cache is
     closed after the test, before the test's keys are deleted.
     """
     opened: list[QueryCache | AsyncQueryCache] = []
+    endpoint: list[RedisEndpoint] = []  # the server, once a cache of this test used it
 
     async def make(
         level: str = "BOTH",
@@ -109,10 +117,22 @@ async def make_cache(
         flavour: str = flavour,
         config: CacheConfig | None = None,
         tier: Any = None,
+        backend: str = "redis",
         **settings: Any,
     ) -> Handle:
+        if backend == "memory":
+            url = "redis://127.0.0.1:1/0"  # never dialled: the in-memory backend is the L2
+            if tier is None:
+                mono = clocks.mono if clocks is not None else time.monotonic
+                namespace = f"{prefix}:"
+                tier = MemoryBackend(namespace=namespace, clock=mono) if flavour == "sync" else (
+                    AsyncMemoryBackend(namespace=namespace, clock=mono))
+        else:
+            if not endpoint:
+                endpoint.append(request.getfixturevalue("redis_endpoint"))
+            url = endpoint[0].url
         if config is None:
-            config = build_config(redis_endpoint.url, prefix, level, strategy, **settings)
+            config = build_config(url, prefix, level, strategy, **settings)
         core = build_core(config, clocks, strict, max_pending)
         cls = QueryCache if flavour == "sync" else AsyncQueryCache
         cache = cls(config, core=core, tier=tier)
@@ -125,3 +145,9 @@ async def make_cache(
             await cache.close(timeout=1.0)
         else:
             cache.close(timeout=1.0)
+    if endpoint:  # after closing: close() flushes pending write-back writes
+        client = redis.Redis(**endpoint[0].client_kwargs())
+        try:
+            delete_test_keys(client, prefix)
+        finally:
+            client.close()

@@ -1,9 +1,10 @@
-"""The facade contract, run for every level x write strategy, on both facades, against a real Redis.
+"""The facade contract, run for every level x write strategy, on both facades and both L2 backends.
 
 Each test is written once against :class:`Handle`; the ``cache`` fixture
 crosses the nine level/strategy pairs with the ``flavour`` fixture (sync and
-async), so every behaviour here is checked 18 times. Time-dependent checks
-move injected clocks instead of sleeping.
+async) and the L2 backend (a real Redis, and the in-memory backend that
+needs no server), so every behaviour here is checked 36 times.
+Time-dependent checks move injected clocks instead of sleeping.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import redis
 
 from .conftest import MakeCache
 from .support import Clocks, Handle, redis_keys
-
-pytestmark = pytest.mark.redis
 
 LEVELS = ("L1_MEMORY", "L2_REDIS", "BOTH")
 STRATEGIES = ("WRITE_THROUGH", "WRITE_AROUND", "WRITE_BACK")
@@ -39,8 +38,18 @@ VALUES: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=COMBOS, ids=[f"{level}-{strategy}" for level, strategy in COMBOS])
+BACKENDS = ("redis", "memory")
+CASES = [(level, strategy, backend) for level, strategy in COMBOS for backend in BACKENDS]
+
+
+@pytest.fixture(params=CASES, ids=["-".join(case) for case in CASES])
 async def cache(request: pytest.FixtureRequest, make_cache: MakeCache, clocks: Clocks) -> Handle:
+    level, strategy, backend = request.param
+    return await make_cache(level, strategy, clocks=clocks, backend=backend)
+
+
+@pytest.fixture(params=COMBOS, ids=[f"{level}-{strategy}" for level, strategy in COMBOS])
+async def redis_cache(request: pytest.FixtureRequest, make_cache: MakeCache, clocks: Clocks) -> Handle:
     level, strategy = request.param
     return await make_cache(level, strategy, clocks=clocks)
 
@@ -159,8 +168,9 @@ async def test_clear_empties_this_namespace_only(cache: Handle) -> None:
 
 
 async def test_flush_reaches_redis_and_other_instances(
-    cache: Handle, make_cache: MakeCache, raw_redis: redis.Redis, prefix: str
+    redis_cache: Handle, make_cache: MakeCache, raw_redis: redis.Redis, prefix: str
 ) -> None:
+    cache = redis_cache
     await cache.set("shared", [1, 2, 3], ttl=60)
     assert await cache.flush() == 0
     other = await make_cache(cache.core.level.value, "WRITE_THROUGH")

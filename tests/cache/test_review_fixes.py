@@ -18,6 +18,7 @@ import redis
 from qcache.core import MAX_TTL
 from qcache.errors import CacheClosedError
 from qcache.keys import KeyBuilder
+from qcache.l2 import L2Op
 from qcache.record import RECORD_MAGIC, unpack_record
 from qcache.writeback import PendingWrite
 
@@ -309,8 +310,8 @@ async def test_invalidate_pattern_counts_only_keys_it_removed(
     cache = await make_cache("L2_REDIS")
     for key in ("a", "b", "c"):
         await cache.set(key, 1, ttl=60)
-    tier = cache.raw._shared.tier
-    real_scan = tier.scan_keys
+    operations = cache.raw._shared.operations()  # what the cache calls for each L2 operation
+    real_scan = operations[L2Op.SCAN_KEYS]
     others = [cache.storage_key("b"), cache.storage_key("c")]
 
     def meanwhile(keys: list[str]) -> list[str]:
@@ -322,11 +323,11 @@ async def test_invalidate_pattern_counts_only_keys_it_removed(
     async def ascan(pattern: str) -> list[str]:
         return meanwhile(await real_scan(pattern))
 
-    tier.scan_keys = ascan if cache.is_async else lambda pattern: meanwhile(real_scan(pattern))
+    operations[L2Op.SCAN_KEYS] = ascan if cache.is_async else lambda pattern: meanwhile(real_scan(pattern))
     try:
         assert await cache.invalidate_pattern("*") == 1
     finally:
-        tier.scan_keys = real_scan
+        operations[L2Op.SCAN_KEYS] = real_scan
 
 
 # -- 11. bad input ------------------------------------------------------------------------------

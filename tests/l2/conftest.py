@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio as aredis
 
-from qcache.l2 import AsyncRedisTier, CircuitBreaker, RedisTier, escape_glob
+from qcache.l2 import AsyncMemoryBackend, AsyncRedisTier, CircuitBreaker, MemoryBackend, RedisTier, escape_glob
 
 from .support import NAMESPACE_SUFFIX, Tier, call
 
@@ -27,19 +27,29 @@ def namespace(key_prefix: str) -> str:
 
 
 @pytest.fixture
-async def tier(flavour: str, redis_endpoint: Any, namespace: str) -> AsyncIterator[Tier]:
-    """A tier on an existing client, batch_size 3 and parallel 2, cleaned up afterwards."""
-    kwargs = redis_endpoint.client_kwargs()
-    client: Any = redis.Redis(**kwargs) if flavour == "sync" else aredis.Redis(**kwargs)
-    cls = RedisTier if flavour == "sync" else AsyncRedisTier
-    the_tier = cls(
-        client,
-        namespace=namespace,
-        batch_size=3,
-        parallel_operations=2,
-        breaker=CircuitBreaker(),
-        owns_client=True,
-    )
+async def tier(flavour: str, request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[Tier]:
+    """A backend of this flavour, cleaned up afterwards.
+
+    A Redis tier wraps an existing client with batch_size 3 and parallel 2;
+    the in-memory backends need no server.
+    """
+    the_tier: Tier
+    if flavour == "memory":
+        the_tier = MemoryBackend(namespace=namespace)
+    elif flavour == "memory-async":
+        the_tier = AsyncMemoryBackend(namespace=namespace)
+    else:
+        kwargs = request.getfixturevalue("redis_endpoint").client_kwargs()
+        client: Any = redis.Redis(**kwargs) if flavour == "sync" else aredis.Redis(**kwargs)
+        cls = RedisTier if flavour == "sync" else AsyncRedisTier
+        the_tier = cls(
+            client,
+            namespace=namespace,
+            batch_size=3,
+            parallel_operations=2,
+            breaker=CircuitBreaker(),
+            owns_client=True,
+        )
     yield the_tier
     if not the_tier.closed:
         await call(the_tier.delete_pattern(escape_glob(namespace) + "*"))

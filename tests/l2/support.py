@@ -7,10 +7,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, TypeVar
 
-from qcache.l2 import AsyncRedisTier, RedisTier
+from qcache.l2 import AsyncMemoryBackend, AsyncRedisTier, MemoryBackend, RedisTier
 
 T = TypeVar("T")
-Tier: TypeAlias = RedisTier | AsyncRedisTier
+Tier: TypeAlias = RedisTier | AsyncRedisTier | MemoryBackend | AsyncMemoryBackend
+
+#: Every L2 backend the contract runs on: the Redis tiers (a real server) and the in-memory ones.
+BACKENDS = ("sync", "async", "memory", "memory-async")
 
 # Glob metacharacters in the namespace itself, so every test also checks that the
 # tier escapes its own prefix correctly.

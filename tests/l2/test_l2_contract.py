@@ -1,7 +1,10 @@
-"""The L2 tier contract, run against a real Redis for the sync and the async tier.
+"""The L2 backend contract: every backend, sync and async, passes the same tests.
 
-The ``tier`` fixture uses batch_size 3 and parallel_operations 2, so batches of
-a handful of keys already cross chunk boundaries and run chunks concurrently.
+Run against the Redis tiers on a real server and against the in-memory
+backends. For the Redis tiers the ``tier`` fixture uses batch_size 3 and
+parallel_operations 2, so batches of a handful of keys already cross chunk
+boundaries and run chunks concurrently. What only a Redis server can show
+(server errors, INFO, connections) is in ``test_l2_redis_tier.py``.
 """
 
 from __future__ import annotations
@@ -9,15 +12,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
-import redis.asyncio as aredis
 
 from qcache.errors import BackendError
-from qcache.l2 import NO_EXPIRY, AsyncRedisTier, BreakerState, RedisTier, escape_glob
+from qcache.l2 import AsyncL2Backend, L2Backend, escape_glob
 
-from .support import Tier, call
+from .support import BACKENDS, Tier, call
 
-pytestmark = pytest.mark.redis
+
+@pytest.fixture(params=BACKENDS)
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Which backend a contract test drives: the Redis tiers and the in-memory backends."""
+    return str(request.param)
+
+
+async def test_every_backend_implements_its_protocol(tier: Tier, flavour: str) -> None:
+    protocol = AsyncL2Backend if flavour.endswith("async") else L2Backend
+    assert isinstance(tier, protocol)
 
 ALL_BYTES = bytes(range(256))
 
@@ -59,14 +69,6 @@ async def test_ttl_below_a_millisecond_still_stores_with_an_expiry(
     # PX 1: the entry may already be gone when PTTL runs, but it never lives without expiry.
     await call(tier.set(namespace + "k", b"v", 0.0001))
     assert await call(tier.pttl(namespace + "k")) in (None, 0, 1)
-
-
-async def test_pttl_distinguishes_missing_and_persistent_keys(
-    tier: Tier, namespace: str, redis_client: redis.Redis
-) -> None:
-    assert await call(tier.pttl(namespace + "absent")) is None
-    redis_client.set(namespace + "forever", b"v")
-    assert await call(tier.pttl(namespace + "forever")) == NO_EXPIRY
 
 
 @pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan")])
@@ -133,20 +135,6 @@ async def test_set_many_validates_the_whole_batch_before_writing(
         await call(tier.set_many([(namespace + "x", b"v")]))
 
 
-def set_commands(client: redis.Redis) -> int:
-    """SET commands the server has executed so far (pipelined ones included)."""
-    return int(client.info("commandstats").get("cmdstat_set", {}).get("calls", 0))
-
-
-async def test_set_many_of_nothing_is_a_no_op(tier: Tier, namespace: str, redis_client: redis.Redis) -> None:
-    before = set_commands(redis_client)
-    await call(tier.set_many({}, ttl=1))
-    await call(tier.set_many([]))
-    assert set_commands(redis_client) == before  # nothing was sent
-    await call(tier.set_many({namespace + "one": b"v"}, ttl=60))
-    assert set_commands(redis_client) == before + 1  # the count does see a real write
-
-
 async def test_delete_counts_existing_keys_across_chunks(tier: Tier, namespace: str) -> None:
     await call(tier.set_many({f"{namespace}d{i}": b"v" for i in range(5)}, ttl=60))
     keys = [f"{namespace}d{i}" for i in range(8)]  # 3 of them do not exist
@@ -167,27 +155,6 @@ async def test_escaped_pattern_matches_exactly_the_literal_key(
     assert await call(tier.delete_pattern(escape_glob(namespace + name))) == 1
     remaining = await call(tier.get_many([namespace + key for key in GLOB_KEYS]))
     assert [key for key, value in zip(GLOB_KEYS, remaining, strict=True) if value is None] == [name]
-
-
-async def test_pattern_delete_with_wildcards_stays_inside_the_namespace(
-    tier: Tier, namespace: str, key_prefix: str, redis_client: redis.Redis
-) -> None:
-    await call(tier.set_many({namespace + key: b"v" for key in GLOB_KEYS}, ttl=60))
-    # A neighbour that the namespace would match if its metacharacters were left live.
-    neighbour = key_prefix + "nsABx:a1b"
-    redis_client.set(neighbour, b"keep", px=60_000)
-    try:
-        assert neighbour.encode() in set(
-            redis_client.scan_iter(match=namespace + "a1b", count=1000)
-        )
-        single_char = [key for key in GLOB_KEYS if len(key) == 3]  # a*b a?b a\b axb a1b a]b a[b
-        assert await call(tier.delete_pattern(escape_glob(namespace) + "a?b")) == len(single_char)
-        assert await call(tier.delete_pattern(escape_glob(namespace) + "*")) == len(
-            GLOB_KEYS
-        ) - len(single_char)
-        assert redis_client.get(neighbour) == b"keep"
-    finally:
-        redis_client.delete(neighbour)
 
 
 async def test_pattern_delete_scans_and_unlinks_many_keys(tier: Tier, namespace: str) -> None:
@@ -217,31 +184,6 @@ async def test_pattern_delete_refuses_foreign_prefixes(
     assert await call(tier.get(namespace + "k")) == b"v"
 
 
-async def test_ping_and_server_info(tier: Tier, redis_endpoint: Any) -> None:
-    rtt = await call(tier.ping())
-    assert isinstance(rtt, float) and rtt > 0
-    info = await call(tier.server_info())
-    assert info.version[0].isdigit()
-    if redis_endpoint.server_version:
-        assert info.version == redis_endpoint.server_version
-    assert info.used_memory > 0
-    assert info.mode == "standalone"
-
-
-async def test_a_server_error_is_a_backend_error_but_not_a_breaker_failure(
-    tier: Tier, namespace: str, redis_client: redis.Redis
-) -> None:
-    redis_client.rpush(namespace + "list", b"x")
-    with pytest.raises(BackendError, match=r"GET failed \(ResponseError: WRONGTYPE"):
-        await call(tier.get(namespace + "list"))
-    stats = tier.breaker_stats()
-    assert stats.state is BreakerState.CLOSED and stats.consecutive_failures == 0
-
-
-async def test_hiredis_use_is_reported(tier: Tier) -> None:
-    assert tier.hiredis_in_use == redis.utils.HIREDIS_AVAILABLE
-
-
 async def test_a_closed_tier_refuses_operations(tier: Tier, namespace: str) -> None:
     await call(tier.set(namespace + "k", b"v", 60))
     await call(tier.delete_pattern(escape_glob(namespace) + "*"))
@@ -251,18 +193,3 @@ async def test_a_closed_tier_refuses_operations(tier: Tier, namespace: str) -> N
         await call(tier.get(namespace + "k"))
     with pytest.raises(BackendError, match="closed"):
         await call(tier.get_many([namespace + str(i) for i in range(10)]))
-
-
-async def test_warm_up_opens_the_configured_connections(
-    flavour: str, redis_endpoint: Any, redis_client: redis.Redis, key_prefix: str
-) -> None:
-    name = "warm-" + key_prefix.strip(":").replace(":", "-")
-    kwargs = {**redis_endpoint.client_kwargs(), "client_name": name}
-    client: Any = redis.Redis(**kwargs) if flavour == "sync" else aredis.Redis(**kwargs)
-    cls = RedisTier if flavour == "sync" else AsyncRedisTier
-    tier = cls(client, namespace=key_prefix, warm_connections=3, owns_client=True)
-    try:
-        assert await call(tier.warm_up()) == 3
-        assert sum(1 for c in redis_client.client_list() if c["name"] == name) == 3
-    finally:
-        await call(tier.close())

@@ -1,0 +1,231 @@
+"""In-memory L2 backends: the L2 contract without a server, for tests and demos.
+
+They keep bytes with a millisecond expiry in a dict and follow the Redis
+tier's contract (namespace-confined patterns, TTLs as ``PX``, bytes only,
+:class:`qcache.errors.BackendError` once closed), so cache logic can be
+checked without Redis wherever a real server adds nothing. They are not
+shared between processes and hold everything in memory: not an L2 for
+production.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+
+from qcache.errors import BackendError
+from qcache.glob import compile_glob, escape_glob
+from qcache.l2.batching import SetManyItems, check_data, key_list, normalize_items, ttl_to_px
+from qcache.l2.breaker import BreakerStats, CircuitBreaker
+from qcache.l2.patterns import check_namespace, check_pattern
+
+
+class MemoryBackend:
+    """A thread-safe, bytes-only L2 store in a dict (implements :class:`qcache.l2.protocol.L2Backend`).
+
+    ``clock`` gives monotonic seconds, so expiry tests can move time by hand.
+    """
+
+    def __init__(self, *, namespace: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._namespace = check_namespace(namespace)
+        self._escaped_namespace = escape_glob(namespace)
+        self._clock = clock
+        self._data: dict[str, tuple[bytes, float]] = {}  # key -> (data, expiry in clock seconds)
+        self._lock = threading.Lock()
+        self._breaker = CircuitBreaker()  # never trips: nothing here fails for connectivity
+        self._closed = False
+
+    @property
+    def namespace(self) -> str:
+        """The prefix every key of this cache starts with; pattern operations stay inside it."""
+        return self._namespace
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed
+
+    def _check_open(self, operation: str) -> None:
+        if self._closed:
+            raise BackendError(f"L2 {operation} refused: the L2 tier is closed")
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        """The data under ``key`` unless absent or expired (an expired entry is dropped); lock held."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._data[key]
+            return None
+        return entry[0]
+
+    def _matching(self, pattern: str) -> list[str]:
+        """Live keys matching the glob ``pattern`` inside the namespace; lock held."""
+        check_pattern(pattern, self._escaped_namespace)
+        regex = compile_glob(pattern)
+        now = self._clock()
+        return [key for key in list(self._data) if self._live(key, now) is not None and regex.fullmatch(key)]
+
+    def get(self, key: str) -> bytes | None:
+        """The bytes stored under ``key``, or ``None`` when absent."""
+        self._check_open("GET")
+        with self._lock:
+            return self._live(key, self._clock())
+
+    def set(self, key: str, data: bytes, ttl: float) -> None:
+        """Store ``data`` for ``ttl`` seconds (whole milliseconds, rounded up, as the Redis tier)."""
+        px = ttl_to_px(ttl)
+        check_data(key, data)
+        self._check_open("SET")
+        with self._lock:
+            self._data[key] = (data, self._clock() + px / 1000.0)
+
+    def pttl(self, key: str) -> int | None:
+        """Remaining lifetime in ms, or ``None`` if absent (every entry here has an expiry)."""
+        self._check_open("PTTL")
+        with self._lock:
+            now = self._clock()
+            if self._live(key, now) is None:
+                return None
+            return max(0, round((self._data[key][1] - now) * 1000.0))
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Values for ``keys`` in the same order, ``None`` for each missing key."""
+        keys = key_list(keys)
+        self._check_open("MGET")
+        with self._lock:
+            now = self._clock()
+            return [self._live(key, now) for key in keys]
+
+    def set_many(self, items: SetManyItems, ttl: float | None = None) -> None:
+        """Store many entries; everything is validated before anything is written."""
+        entries = normalize_items(items, ttl)
+        if not entries:
+            return
+        self._check_open("PIPELINE SET")
+        with self._lock:
+            now = self._clock()
+            for key, data, px in entries:
+                self._data[key] = (data, now + px / 1000.0)
+
+    def delete(self, *keys: str) -> int:
+        """Remove ``keys``; returns how many existed."""
+        if not keys:
+            return 0
+        self._check_open("UNLINK")
+        with self._lock:
+            now = self._clock()
+            return sum(self._live(key, now) is not None and self._data.pop(key, None) is not None for key in keys)
+
+    def delete_pattern(self, pattern: str) -> int:
+        """Remove every key matching ``pattern`` (which must start with the escaped namespace)."""
+        self._check_open("SCAN+UNLINK")
+        with self._lock:
+            doomed = self._matching(pattern)
+            for key in doomed:
+                del self._data[key]
+            return len(doomed)
+
+    def scan_keys(self, pattern: str) -> list[str]:
+        """Every live key matching ``pattern`` inside the namespace."""
+        self._check_open("SCAN")
+        with self._lock:
+            return self._matching(pattern)
+
+    def ping(self) -> float:
+        """Always reachable: 0 seconds."""
+        self._check_open("PING")
+        return 0.0
+
+    def breaker_stats(self) -> BreakerStats:
+        """The stats of a breaker that never opens."""
+        return self._breaker.stats()
+
+    def close(self) -> None:
+        """Refuse every later operation. Idempotent."""
+        self._closed = True
+
+    def __enter__(self) -> MemoryBackend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AsyncMemoryBackend:
+    """:class:`MemoryBackend` behind coroutines (implements :class:`qcache.l2.protocol.AsyncL2Backend`).
+
+    Every call completes without suspending; ``sync`` is the store itself,
+    which a test may share with a sync cache to see both flavours meet.
+    """
+
+    def __init__(self, *, namespace: str, clock: Callable[[], float] = time.monotonic,
+                 sync: MemoryBackend | None = None) -> None:
+        self.sync = sync if sync is not None else MemoryBackend(namespace=namespace, clock=clock)
+
+    @property
+    def namespace(self) -> str:
+        """See :attr:`MemoryBackend.namespace`."""
+        return self.sync.namespace
+
+    @property
+    def closed(self) -> bool:
+        """See :attr:`MemoryBackend.closed`."""
+        return self.sync.closed
+
+    async def get(self, key: str) -> bytes | None:
+        """See :meth:`MemoryBackend.get`."""
+        return self.sync.get(key)
+
+    async def set(self, key: str, data: bytes, ttl: float) -> None:
+        """See :meth:`MemoryBackend.set`."""
+        self.sync.set(key, data, ttl)
+
+    async def pttl(self, key: str) -> int | None:
+        """See :meth:`MemoryBackend.pttl`."""
+        return self.sync.pttl(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """See :meth:`MemoryBackend.get_many`."""
+        return self.sync.get_many(keys)
+
+    async def set_many(self, items: SetManyItems, ttl: float | None = None) -> None:
+        """See :meth:`MemoryBackend.set_many`."""
+        self.sync.set_many(items, ttl)
+
+    async def delete(self, *keys: str) -> int:
+        """See :meth:`MemoryBackend.delete`."""
+        return self.sync.delete(*keys)
+
+    async def delete_pattern(self, pattern: str) -> int:
+        """See :meth:`MemoryBackend.delete_pattern`."""
+        return self.sync.delete_pattern(pattern)
+
+    async def scan_keys(self, pattern: str) -> list[str]:
+        """See :meth:`MemoryBackend.scan_keys`."""
+        return self.sync.scan_keys(pattern)
+
+    async def ping(self) -> float:
+        """See :meth:`MemoryBackend.ping`."""
+        return self.sync.ping()
+
+    def breaker_stats(self) -> BreakerStats:
+        """See :meth:`MemoryBackend.breaker_stats`."""
+        return self.sync.breaker_stats()
+
+    async def close(self) -> None:
+        """See :meth:`MemoryBackend.close`."""
+        self.sync.close()
+
+    async def __aenter__(self) -> AsyncMemoryBackend:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
