@@ -567,6 +567,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     except ConfigError as exc:
         sys.stderr.write(f"qcache load: {exc}\n")
         sys.exit(2)
+    if options.tags or options.exclude_tags:
+        _keep_tagged_users(environment, set(options.tags or ()), set(options.exclude_tags or ()))
     if isinstance(environment.runner, WorkerRunner):
         RUNTIME.recorder = LatencyRecorder(sends_to_master=True)
         environment.events.report_to_master.add_listener(_on_report_to_master)
@@ -590,6 +592,25 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
         environment.events.worker_report.add_listener(_on_worker_report)
     RUNTIME.start_sampler()
+
+
+def _keep_tagged_users(environment: Environment, tags: set[str], exclude: set[str]) -> None:
+    """Drop the user classes that ``--tags`` / ``--exclude-tags`` leave without a task.
+
+    Locust filters tasks but still spawns such users, which then fail with
+    "No tasks defined"; choosing users by tag is one of the ways the README
+    offers, so a tag selects the classes that carry it.
+    """
+
+    def selected(task: Any) -> bool:
+        task_tags = set(getattr(task, "locust_tag_set", ()))
+        return (not tags or bool(task_tags & tags)) and not (task_tags & exclude)
+
+    kept = [cls for cls in environment.user_classes if any(selected(t) for t in cls.tasks)]
+    if not kept:
+        sys.stderr.write("qcache load: no user class has a task with the selected tags\n")
+        sys.exit(2)
+    environment.user_classes = kept
 
 
 def _on_report_to_master(client_id: str, data: dict[str, Any]) -> None:

@@ -161,3 +161,15 @@ def test_histograms_survive_their_wire_form() -> None:
     [(_, stats)] = recorder.operations()
     copy = decode_histogram(encode_histogram(stats.histogram))
     assert Summary.of(copy) == Summary.of(stats.histogram)
+
+
+def test_batch_outcomes_count_key_by_key_and_travel_to_the_master() -> None:
+    worker = LatencyRecorder(clock=FakeClock(), sends_to_master=True)
+    worker.record("B", "get_many", 300)
+    worker.count_outcomes("B", "get_many", hits=70, misses=30)
+    master = LatencyRecorder(clock=FakeClock())
+    master.merge(worker.drain())
+    [(_, stats)] = master.operations()
+    assert (stats.count, stats.hits, stats.misses) == (1, 70, 30)
+    with pytest.raises(ValueError, match="negative"):
+        worker.count_outcomes("B", "get_many", hits=-1, misses=0)

@@ -162,3 +162,14 @@ def test_bad_arguments_are_refused_before_any_load(tmp_path: Path) -> None:
     result, summary, _ = run_locust(tmp_path, "--shape", "ramp", "--ramp-users", "10,5", "-u", "1", timeout=60)
     assert result.returncode == 2 and "--ramp-users must be 3 comma-separated integers" in result.stderr
     assert summary is None
+
+
+def test_tags_pick_the_users_that_carry_them(tmp_path: Path) -> None:
+    result, summary, _ = run_locust(tmp_path, "-u", "2", "-r", "2", "-t", "2s", "--tags", "batch", "async")
+    assert result.returncode == 0, _explain(result)
+    assert summary is not None
+    assert {u["user"] for u in summary["users"]} == {"BatchUser", "AsyncReadHeavyUser"}
+    batch = next(u for u in summary["users"] if u["user"] == "BatchUser")
+    assert 0 < batch["hit_rate"] < 1  # counted key by key, not one hit per batch
+    nothing, summary, _ = run_locust(tmp_path / "none", "-u", "1", "--tags", "no-such-tag", timeout=60)
+    assert nothing.returncode == 2 and "no user class has a task with the selected tags" in nothing.stderr
