@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from qcache.config.cache_config import CacheConfig
+from qcache.config.deploy import DEPLOY_KINDS, render_deployment
 from qcache.config.env import (
     DEFAULT_ENV_FILE,
     LoadSources,
@@ -74,9 +75,12 @@ def register(subparsers: Any) -> None:
 
     generate_parser = commands.add_parser(
         "generate",
-        help="write a commented .env template for a profile",
+        help="write a commented .env template (or a deployment template) for a profile",
         description="Print (or write with --output) a .env template listing every variable "
-        "with its documentation and the profile's value. Secrets are left empty.",
+        "with its documentation and the profile's value, or with --kind a deployment template: "
+        "docker-compose (Redis with the redis.conf beside it), redis-conf, or k8s (a ConfigMap "
+        "with the profile's values and a Secret of placeholders). Values come from the profile "
+        "alone: secrets are always left empty or as placeholders, never read from the environment.",
     )
     generate_parser.add_argument(
         "profile", choices=_GENERATE_CHOICES, metavar="PROFILE",
@@ -86,7 +90,19 @@ def register(subparsers: Any) -> None:
     generate_parser.add_argument(
         "--force", action="store_true", help="overwrite an existing --output file"
     )
+    generate_parser.add_argument(
+        "--kind", choices=("env", *DEPLOY_KINDS), default="env",
+        help="what to write: env (default), docker-compose, redis-conf or k8s",
+    )
+    generate_parser.add_argument("--namespace", default="qcache", help="k8s: the namespace (default qcache)")
+    generate_parser.add_argument(
+        "--redis-maxmemory", default="2gb", metavar="SIZE",
+        help="redis-conf: Redis's maxmemory (default 2gb; it then evicts with allkeys-lru)",
+    )
     generate_parser.set_defaults(func=_generate)
+
+
+DEPLOY_FILE_MODE = 0o644
 
 
 def _env_file_option(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +229,14 @@ def _error_keys(sources: LoadSources, text: str) -> set[tuple[str, str | None]]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    text = render_template(args.profile)
+    try:
+        if args.kind == "env":
+            text = render_template(args.profile)
+        else:
+            text = render_deployment(args.kind, args.profile, namespace=args.namespace,
+                                     maxmemory=args.redis_maxmemory)
+    except ValueError as exc:
+        return _fail(str(exc))
     if not args.output:
         print(text, end="")
         return 0
@@ -221,9 +244,10 @@ def _generate(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         return _fail(f"{path} exists; use --force to overwrite it")
     try:
-        atomic_write(path, text, ENV_FILE_MODE)
+        # A .env may receive secrets once edited; the deployment templates hold none.
+        atomic_write(path, text, ENV_FILE_MODE if args.kind == "env" else DEPLOY_FILE_MODE)
     except OSError as exc:
         return _fail(f"cannot write {path}: {exc}")
-    print(f"{PROFILE_ALIASES.get(args.profile, args.profile)} template written to {path}")
+    print(f"{PROFILE_ALIASES.get(args.profile, args.profile)} {args.kind} template written to {path}")
     return 0
 
