@@ -66,6 +66,7 @@ from qcache.config import CacheConfig  # noqa: E402
 from qcache.errors import ConfigError  # noqa: E402
 from qcache.sim import FORMATS, shared_traces_dir  # noqa: E402
 from qcache.tune import Recommendation  # noqa: E402
+from qcache.tune.profiles import PROFILES_DIR  # noqa: E402
 
 PYTEST_OK = 0
 PYTEST_TESTS_FAILED = 1
@@ -117,6 +118,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="re-measurements of breached figures before the gate fails (default 2)")
     parser.add_argument("--keep-samples", action="store_true",
                         help="keep pytest-benchmark's per-round samples in benchmarks.json")
+    parser.add_argument("--profiles", default="", metavar="NAMES",
+                        help="also measure these configuration profiles side by side (comma-separated, e.g. "
+                             "production,high-performance; 'all' for the five): one mixed workload each, "
+                             "for notebooks/60_profiles")
     parser.add_argument("--no-notebooks", action="store_true",
                         help="skip executing the notebooks (no report.html)")
     parser.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
@@ -131,7 +136,37 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             parser.error(f"--trace {trace}: no such file")
     if len(args.trace_delimiter) != 1:
         parser.error("--trace-delimiter must be one character")
+    try:
+        args.profiles = profile_names(args.profiles)
+    except ValueError as exc:
+        parser.error(f"--profiles: {exc}")
     return args
+
+
+def profile_names(spec: str) -> list[str]:
+    """Canonical profile names from ``a,b`` (``all`` for every profile); ValueError naming a bad one."""
+    from qcache.config.profiles import PROFILE_NAMES, canonical_profile_name
+
+    names: list[str] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        for name in PROFILE_NAMES if part == "all" else [canonical_profile_name(part)]:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def measure_profiles(names: Sequence[str], folder: Path) -> None:
+    """One mixed workload per profile against a Redis of its own, into ``folder/<name>.json``."""
+    from tqdm import tqdm
+
+    from qcache.probe import Probe, measure_profile
+    from qcache.testing import provision_redis
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with provision_redis() as endpoint:
+        for name in tqdm(names, desc="[main] profiles", leave=False, disable=None):
+            measured = measure_profile(name, Probe(endpoint.url))
+            (folder / f"{name}.json").write_text(json.dumps(measured.as_dict(), indent=2) + "\n", encoding="utf-8")
 
 
 def run_benchmarks(python: str, out_json: Path, log: Path, mode: str, select: Sequence[str],
@@ -324,6 +359,10 @@ def main(argv: Sequence[str]) -> int:
                                 shared_trace_files(not args.no_shared_traces), requests,
                                 trace_options(args), args.trace_format, args.sizes, layout.pytest_log)
 
+    if args.profiles:
+        print(f"[main] profiles: {', '.join(args.profiles)}", flush=True)
+        measure_profiles(args.profiles, layout.root / PROFILES_DIR)
+
     environment = {
         "run_id": layout.run_id,
         "mode": mode,
@@ -332,6 +371,7 @@ def main(argv: Sequence[str]) -> int:
         "redis_url_from_environment": bool(os.environ.get("REDIS_URL")),
         "benchmarks_exit_code": code,
         "simulations": simulations,
+        "profiles": args.profiles,
         **git_commit(),
     }
     layout.environment.write_text(json.dumps(environment, indent=2) + "\n", encoding="utf-8")

@@ -205,8 +205,9 @@ def measure_profile(profile: str, probe: Probe, operations: int = 40_000, keys: 
                 cache.set(name, value)
                 sets.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - started
+        l1_hits = int(cache.stats()["hits"].get("l1", 0))
     gets.sort()
     sets.sort()
     return ProfileMeasurement(profile, operations, operations / elapsed, _percentile(gets, 0.5) * 1000,
                               _percentile(gets, 0.99) * 1000, _percentile(sets, 0.5) * 1000,
-                              _percentile(sets, 0.99) * 1000, hits / max(1, len(gets)))
+                              _percentile(sets, 0.99) * 1000, hits / max(1, len(gets)), l1_hits / max(1, len(gets)))

@@ -339,11 +339,15 @@ def profile_comparison(measured: Sequence[ProfileMeasurement], thresholds: Thres
     _latency_lines(middle, thresholds, vertical=False)
     middle.set_yscale("log")
     middle.set_title("p99 (ms, log; hatched: set)")
-    right.bar(names, [m.hit_rate for m in measured], color=[hit_rate_status(m.hit_rate, thresholds).color for m in measured])
+    right.bar([x - width / 2 for x in xs], [m.hit_rate for m in measured], width,
+              color=[hit_rate_status(m.hit_rate, thresholds).color for m in measured], label="cache (L1 or Redis)")
+    right.bar([x + width / 2 for x in xs], [m.l1_hit_rate for m in measured], width, hatch="//",
+              color=[hit_rate_status(m.l1_hit_rate, thresholds).color for m in measured], label="L1 alone")
+    right.set_xticks(list(xs), names)
     right.axhline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--")
     right.axhline(thresholds.hit_rate_alert, color=ALERT_COLOR, linestyle="--")
     right.set_ylim(0, 1)
-    right.set_title("hit rate")
+    right.set_title("hit rate (hatched: served by L1 alone)")
     for ax in (left, middle, right):
         ax.tick_params(axis="x", labelsize=8, rotation=15)
     fig.tight_layout()

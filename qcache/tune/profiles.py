@@ -56,13 +56,15 @@ class ProfileMeasurement:
     get_p99_ms: float
     set_p50_ms: float
     set_p99_ms: float
-    hit_rate: float
+    hit_rate: float  # gets answered by the cache (L1 or Redis)
+    l1_hit_rate: float  # gets answered by L1 alone: what the profile's L1 size and policy buy
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
 
-_FIELDS = ("operations", "ops_per_s", "get_p50_ms", "get_p99_ms", "set_p50_ms", "set_p99_ms", "hit_rate")
+_FIELDS = ("operations", "ops_per_s", "get_p50_ms", "get_p99_ms", "set_p50_ms", "set_p99_ms", "hit_rate",
+           "l1_hit_rate")
 
 
 def read_measurement(path: Path) -> ProfileMeasurement:

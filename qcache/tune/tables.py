@@ -64,9 +64,10 @@ def figures_table(values: Sequence[FigureValue]) -> str:
 
 def profiles_table(measured: Sequence[ProfileMeasurement]) -> str:
     """Throughput, latency percentiles and hit rate per measured profile."""
-    return markdown_table(["profile", "ops/s", "get p50 ms", "get p99 ms", "set p50 ms", "set p99 ms", "hit rate"], [
+    return markdown_table(["profile", "ops/s", "get p50 ms", "get p99 ms", "set p50 ms", "set p99 ms", "hit rate",
+                           "L1 hit rate"], [
         [m.profile, f"{m.ops_per_s:,.0f}", f"{m.get_p50_ms:.3f}", f"{m.get_p99_ms:.3f}", f"{m.set_p50_ms:.3f}",
-         f"{m.set_p99_ms:.3f}", f"{m.hit_rate:.3f}"] for m in measured])
+         f"{m.set_p99_ms:.3f}", f"{m.hit_rate:.3f}", f"{m.l1_hit_rate:.3f}"] for m in measured])
 
 
 def sizing_table(curves: Sequence[Curve], per_entry_bytes: float, targets: Sequence[float] = (0.6, 0.8)) -> str:
