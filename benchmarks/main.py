@@ -398,7 +398,7 @@ def main(argv: Sequence[str]) -> int:
     html = layout.root / REPORT_HTML
     if args.no_notebooks:
         notes.append("notebooks skipped (--no-notebooks): no report.html")
-    elif not render_notebooks(layout.root, html, notes):
+    elif not render_notebooks(layout.root, html, notes, recommendation):
         failed = True
 
     files = [("report", str(html) if html.is_file() else "(no report.html)"),
@@ -425,7 +425,8 @@ def recommend_default(run: Run, target: Path, notes: list[str]) -> Recommendatio
     return recommendation
 
 
-def render_notebooks(run_folder: Path, html: Path, notes: list[str]) -> bool:
+def render_notebooks(run_folder: Path, html: Path, notes: list[str],
+                     recommendation: Recommendation | None = None) -> bool:
     """Execute every notebook against the run and write ``html``; False when a notebook failed.
 
     Without the notebook extras this says so and returns True: the text
@@ -451,7 +452,10 @@ def render_notebooks(run_folder: Path, html: Path, notes: list[str]) -> bool:
             log.write_text(str(exc) + "\n", encoding="utf-8")
             notes.append(f"notebook {name} FAILED: see {log}")
             return False
-    html.write_text(render_html(executed, f"qcache tuning report, run {run_folder.name}"), encoding="utf-8")
+    from qcache.tune.tables import verdict
+
+    preface = verdict(recommendation) if recommendation is not None else ""
+    html.write_text(render_html(executed, f"qcache tuning report, run {run_folder.name}", preface), encoding="utf-8")
     return True
 
 

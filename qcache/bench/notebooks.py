@@ -93,8 +93,12 @@ def execute(path: Path, parameters: Mapping[str, Any] | None = None, *, timeout:
     return notebook
 
 
-def render_html(executed: Sequence[tuple[str, Any]], title: str) -> str:
-    """One self-contained HTML page of the notebooks' text and outputs (code hidden, plots embedded)."""
+def render_html(executed: Sequence[tuple[str, Any]], title: str, preface: str = "") -> str:
+    """One self-contained HTML page of the notebooks' text and outputs (code hidden, plots embedded).
+
+    ``preface`` (markdown) goes right under the title: the verdict a reader
+    should see before the evidence.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -107,7 +111,7 @@ def render_html(executed: Sequence[tuple[str, Any]], title: str) -> str:
                             if PARAMETERS_TAG not in cell.get("metadata", {}).get("tags", [])
                             and INJECTED_TAG not in cell.get("metadata", {}).get("tags", []))
     contents = "\n".join(f"- [{name}](#{name})" for name, _ in executed)
-    merged.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n{contents}"))
+    merged.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n{preface}\n\n**Contents**\n\n{contents}"))
     exporter = HTMLExporter()
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True

@@ -29,6 +29,7 @@ class BatchChoice:
     best_us_per_key: float
     call_ms: float
     reason: str
+    rows: tuple[BatchSample, ...] = ()  # the sweep the choice was made from
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class PoolChoice:
     p99_ms: float
     knee: int | None
     reason: str
+    rows: tuple[PoolSample, ...] = ()  # the sweep at ``threads``, by pool size
 
 
 def choose_batch_size(samples: Sequence[BatchSample], latency_target_ms: float, op: str = "get_many") -> BatchChoice:
@@ -52,7 +54,7 @@ def choose_batch_size(samples: Sequence[BatchSample], latency_target_ms: float, 
     return BatchChoice(chosen.keys, chosen.us_per_key, best, chosen.us / 1000,
                        f"{op} of {chosen.keys} keys costs {chosen.us_per_key:.2f} us per key "
                        f"(best measured {best:.2f}); one call takes {chosen.us / 1000:.2f} ms "
-                       f"against a {latency_target_ms:g} ms target")
+                       f"against a {latency_target_ms:g} ms target", tuple(rows))
 
 
 def pool_knee(rows: Sequence[PoolSample]) -> int | None:
@@ -79,4 +81,4 @@ def choose_pool_size(samples: Sequence[PoolSample], concurrency: int, latency_ta
     return PoolChoice(chosen.pool, threads, chosen.throughput_ops, chosen.p99_ms, knee,
                       f"with {threads} concurrent threads a pool of {chosen.pool} gives "
                       f"{chosen.throughput_ops:,.0f} gets/s (best {best:,.0f}) at p99 {chosen.p99_ms:.2f} ms; "
-                      f"throughput stops growing past {knee} connections")
+                      f"throughput stops growing past {knee} connections", tuple(rows))

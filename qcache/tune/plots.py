@@ -23,6 +23,7 @@ from qcache.tune.evidence import BatchSample, OpTime, PoolSample
 from qcache.tune.health import Check
 from qcache.tune.load import LoadSummary
 from qcache.tune.profiles import ProfileMeasurement
+from qcache.tune.recommend import Recommendation
 from qcache.tune.sizing import SizeForTarget
 from qcache.tune.thresholds import SEED_THRESHOLDS, Status, hit_rate_status, latency_status
 from qcache.tune.writes import STRATEGIES, WRITE_HEAVY, mix_costs
@@ -350,5 +351,95 @@ def profile_comparison(measured: Sequence[ProfileMeasurement], thresholds: Thres
     right.set_title("hit rate (hatched: served by L1 alone)")
     for ax in (left, middle, right):
         ax.tick_params(axis="x", labelsize=8, rotation=15)
+    fig.tight_layout()
+    return fig
+
+
+def _highlight(names: Sequence[str], chosen: str | None, base: str = "tab:grey") -> list[str]:
+    return ["tab:blue" if name == chosen else base for name in names]
+
+
+def decision_board(recommendation: Recommendation, thresholds: Thresholds = SEED_THRESHOLDS) -> Figure:
+    """One figure answering "what do I pick, and why": each decision's options, the chosen one in blue."""
+    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
+    (policy_ax, write_ax, compress_ax), (batch_ax, pool_ax, size_ax) = axes
+    w = recommendation.workload
+    policy = recommendation.policy
+    if policy is not None:
+        names = sorted(policy.rates, key=lambda p: policy.rates[p])
+        policy_ax.barh(names, [policy.rates[p] for p in names], color=_highlight(names, policy.policy))
+        if policy.belady_hit_rate is not None:
+            policy_ax.axvline(policy.belady_hit_rate, color="black", linestyle="--", label="Belady (optimum)")
+        policy_ax.axvline(thresholds.hit_rate_alert, color=ALERT_COLOR, linestyle="--", label="alert 0.6")
+        policy_ax.axvline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--", label="healthy 0.8")
+        policy_ax.set_xlim(0, 1)
+        policy_ax.legend(fontsize=7, loc="lower right")
+        policy_ax.set_title(f"Eviction policy: {policy.policy}\n(hit rate; LRU is the config default)", fontsize=10)
+    strategy = recommendation.strategy
+    if strategy is not None:
+        names = [c.strategy for c in strategy.costs]
+        bars = write_ax.bar([n.replace("WRITE_", "") for n in names], [c.us_per_op for c in strategy.costs],
+                            color=_highlight(names, strategy.strategy))
+        write_ax.bar_label(bars, labels=[f"{c.us_per_op:.1f} us" for c in strategy.costs], fontsize=8)
+        write_ax.set_ylabel("us per operation at your mix")
+        write_ax.set_title(f"Write strategy: {strategy.strategy}\n({1 - w.read_ratio:.0%} writes; write-back "
+                           "loses queued writes on a crash)", fontsize=10)
+    compression = recommendation.compression
+    if compression is not None:
+        mine = list(compression.savings)
+        labels = [f"{r.algorithm} {r.size}" for r in mine]
+        compress_ax.barh(labels, [r.stored_fraction for r in mine],
+                         color=["tab:blue" if r.pays and r.algorithm == compression.algorithm else
+                                ("tab:green" if r.pays else "tab:grey") for r in mine])
+        compress_ax.axvline(MAX_STORED_FRACTION, color=ALERT_COLOR, linestyle="--", label="pays under 0.8")
+        compress_ax.set_xlim(0, 1.1)
+        compress_ax.tick_params(axis="y", labelsize=7)
+        compress_ax.legend(fontsize=7, loc="lower right")
+        verdict = (f"{compression.algorithm} from {compression.threshold_bytes:,} B" if compression.enabled else "off")
+        compress_ax.set_title(f"Compression of {w.value_kind} values: {verdict}\n(stored / uncompressed bytes; "
+                              "green and blue pay)", fontsize=10)
+    batch = recommendation.batch
+    if batch is not None and batch.rows:
+        batch_ax.plot([r.keys for r in batch.rows], [r.us_per_key for r in batch.rows], marker="o", color="tab:grey")
+        batch_ax.scatter([batch.size], [batch.us_per_key], color="tab:blue", s=120, zorder=5, label=f"chosen {batch.size}")
+        batch_ax.set_xscale("log")
+        batch_ax.set_yscale("log")
+        batch_ax.set_xlabel("keys per get_many (log)")
+        batch_ax.set_ylabel("us per key (log)")
+        batch_ax.legend(fontsize=7)
+        batch_ax.set_title(f"Batch size: {batch.size} keys\n(one call {batch.call_ms:.2f} ms, "
+                           f"target {w.latency_target_ms:g} ms)", fontsize=10)
+    pool = recommendation.pool
+    if pool is not None and pool.rows:
+        pool_ax.plot([r.pool for r in pool.rows], [r.throughput_ops for r in pool.rows], marker="o", color="tab:grey")
+        pool_ax.scatter([r.pool for r in pool.rows], [r.throughput_ops for r in pool.rows],
+                        color=[latency_status(r.p99_ms, thresholds).color for r in pool.rows], zorder=4)
+        pool_ax.scatter([pool.pool], [pool.throughput_ops], color="tab:blue", s=150, zorder=5, label=f"chosen {pool.pool}")
+        pool_ax.set_xscale("log")
+        pool_ax.set_xlabel("pool size (log; dots colored by p99 verdict)")
+        pool_ax.set_ylabel("gets per second")
+        pool_ax.legend(fontsize=7)
+        pool_ax.set_title(f"Pool: {pool.pool} connections for {pool.threads} threads\n(p99 {pool.p99_ms:.2f} ms; "
+                          f"gains stop past {pool.knee})", fontsize=10)
+    sizes = [s for s in recommendation.sizes if s.entries is not None]
+    if sizes:
+        labels = [f"{s.workload[:24]} {s.target:g}" for s in sizes]
+        size_ax.barh(labels, [s.entries or 0 for s in sizes],
+                     color=[HEALTHY_COLOR if s.target >= thresholds.healthy_hit_rate else ALERT_COLOR for s in sizes])
+        chosen_size = recommendation.value("MEMORY_CACHE_MAX_SIZE")
+        if chosen_size is not None:
+            size_ax.axvline(int(chosen_size), color="tab:blue", linewidth=2, label=f"chosen {int(chosen_size):,}")
+        size_ax.set_xscale("log")
+        size_ax.tick_params(axis="y", labelsize=7)
+        size_ax.legend(fontsize=7, loc="lower right")
+        out_of_reach = not any(s.target >= thresholds.healthy_hit_rate for s in sizes)
+        size_ax.set_title("L1 entries needed for 0.6 (red) and 0.8 (green); blue: chosen"
+                          + ("\n(0.8 is out of reach: cold misses; sized near the ceiling)" if out_of_reach else ""),
+                          fontsize=10)
+    for ax in axes.flat:
+        if not ax.has_data():
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle("What to pick, and why (blue: the choice)", fontsize=13)
     fig.tight_layout()
     return fig

@@ -14,15 +14,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qcache.tune.batching import choose_batch_size, choose_pool_size
-from qcache.tune.compression import choose_compression
+from qcache.tune.batching import BatchChoice, PoolChoice, choose_batch_size, choose_pool_size
+from qcache.tune.compression import CompressionChoice, choose_compression
 from qcache.tune.curves import Curve, by_workload
 from qcache.tune.errors import TuneError
 from qcache.tune.evidence import Evidence
-from qcache.tune.policy import choose_policy
+from qcache.tune.policy import PolicyChoice, choose_policy
 from qcache.tune.sizing import MB, SizeForTarget, bytes_per_entry, entries_for_budget, size_for_hit_rate
 from qcache.tune.thresholds import SEED_THRESHOLDS
-from qcache.tune.writes import choose_level, choose_write_strategy
+from qcache.tune.writes import StrategyChoice, choose_level, choose_write_strategy
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,17 @@ class Choice:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """The settings, and the decisions behind them (None where the evidence had no suite to decide from)."""
+
     workload: Workload
     choices: tuple[Choice, ...]
     sizes: tuple[SizeForTarget, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    policy: PolicyChoice | None = None
+    strategy: StrategyChoice | None = None
+    compression: CompressionChoice | None = None
+    batch: BatchChoice | None = None
+    pool: PoolChoice | None = None
 
     def value(self, setting: str) -> str | None:
         """The recommended value of ``setting`` (None when it is left at the default)."""
@@ -81,7 +88,9 @@ class Recommendation:
 NEAR_CEILING = 0.02
 
 
-def _l1_choices(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -> tuple[list[Choice], list[SizeForTarget], float, list[str]]:
+def _l1_choices(
+    workload: Workload, evidence: Evidence, curves: Sequence[Curve]
+) -> tuple[list[Choice], list[SizeForTarget], float, list[str], PolicyChoice]:
     """Policy and size; returns the choices, sizes for 0.6 and 0.8, and the L1 hit rate at the chosen size.
 
     Policies are compared at the middle simulated size that fits the budget
@@ -131,14 +140,18 @@ def _l1_choices(workload: Workload, evidence: Evidence, curves: Sequence[Curve])
                f"{per_entry - workload.value_bytes:.0f} B measured L1 overhead), within the "
                f"{workload.memory_budget_mb:g} MB budget"),
     ]
-    return choices, sizes, l1_hit, notes
+    return choices, sizes, l1_hit, notes, policy
 
 
 def recommend(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -> Recommendation:
     """Every choice the evidence supports, for ``workload``."""
     if not curves:
         raise TuneError("no hit-ratio curves: simulate a trace or a synthetic workload first")
-    choices, sizes, l1_hit, notes = _l1_choices(workload, evidence, curves)
+    choices, sizes, l1_hit, notes, policy = _l1_choices(workload, evidence, curves)
+    strategy: StrategyChoice | None = None
+    compression: CompressionChoice | None = None
+    batch: BatchChoice | None = None
+    pool: PoolChoice | None = None
     level = choose_level(l1_hit, evidence.l1_get_us, evidence.l2_get_us)
     choices.append(Choice("CACHE_LEVEL", level.level, f"L1 hit rate {l1_hit:.3f}", level.reason))
     if evidence.op_times:
@@ -183,4 +196,5 @@ def recommend(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -
         notes.append("pool sizes not measured in this run: pool settings left at their defaults")
     choices.append(Choice("CACHE_LATENCY_THRESHOLD", f"{workload.latency_target_ms:g}",
                           f"{workload.latency_target_ms:g} ms", "the stated latency target becomes the alert threshold"))
-    return Recommendation(workload, tuple(choices), tuple(sizes), tuple(notes))
+    return Recommendation(workload, tuple(choices), tuple(sizes), tuple(notes), policy, strategy, compression,
+                          batch, pool)

@@ -79,3 +79,14 @@ def sizing_table(curves: Sequence[Curve], per_entry_bytes: float, targets: Seque
 
     rows = [[c.workload, c.policy, f"{c.ceiling:.2f}", *(cell(size_for_hit_rate(c, t)) for t in targets)] for c in curves]
     return markdown_table(["workload", "policy", "ceiling (never evicts)", *(f"size for {t:g}" for t in targets)], rows)
+
+
+def verdict(recommendation: Recommendation) -> str:
+    """The recommendation in a few lines, for the top of the report: each setting and the figure behind it."""
+    w = recommendation.workload
+    head = (f"**Recommended configuration** for {w.memory_budget_mb:g} MB of L1, {w.read_ratio:.0%} reads, "
+            f"{w.value_bytes:,} B {w.value_kind} values and a {w.latency_target_ms:g} ms target "
+            "(why: `90_recommend` below; the plots of each notebook show the evidence):")
+    table = markdown_table(["setting", "value", "decided by"],
+                           [[f"`{c.setting}`", f"**{c.value}**", c.figure] for c in recommendation.choices])
+    return head + "\n\n" + table
