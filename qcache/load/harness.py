@@ -53,6 +53,7 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.errors import ConfigError, QCacheError
+from qcache.l2 import escape_glob
 from qcache.load import shapes
 from qcache.load.chaos import (
     CHAOS_MODES,
@@ -259,7 +260,6 @@ class LoadRuntime:
         self._warmed: set[str] = set()
         self._sampler: Any = None
         self._last_l2_hits = 0
-        self.user_classes: tuple[type[User], ...] = ()
         self.processes = 1
         self.written = False  # the current test's run folder is written
         self.started_at_test = False  # a test has started (a web UI closed before any start writes nothing)
@@ -275,10 +275,6 @@ class LoadRuntime:
     @property
     def is_worker(self) -> bool:
         return isinstance(self.environment and self.environment.runner, WorkerRunner)
-
-    @property
-    def is_master(self) -> bool:
-        return isinstance(self.environment and self.environment.runner, MasterRunner)
 
     # -- what users share --------------------------------------------------------------
 
@@ -413,9 +409,14 @@ class LoadRuntime:
             self._bridge.close()
         if self._raw is not None:
             with contextlib.suppress(redis.RedisError, OSError):
-                keys = list(self._raw.scan_iter(match=self.raw_prefix() + "*", count=1000))
-                for start in range(0, len(keys), 500):
-                    self._raw.delete(*keys[start:start + 500])
+                batch: list[bytes] = []
+                for key in self._raw.scan_iter(match=escape_glob(self.raw_prefix()) + "*", count=1000):
+                    batch.append(key)
+                    if len(batch) == 500:
+                        self._raw.delete(*batch)
+                        batch.clear()
+                if batch:
+                    self._raw.delete(*batch)
             self._raw.close()
         self.stack.close()
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qcache.errors import QCacheError
-from qcache.l2.glob import escape_glob
+from qcache.l2 import escape_glob
 
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
