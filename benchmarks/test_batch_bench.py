@@ -23,7 +23,7 @@ import redis
 from bench_support import MakeCache, make_keys, small_value
 
 from qcache.codec import Codec
-from qcache.record import unpack_record
+from qcache.cache.record import unpack_record
 
 BATCH_SIZES = [1, 10, 100, 500, 1000]
 TTL = 600.0

@@ -43,7 +43,7 @@ from cachetools import TTLCache
 
 from qcache import QueryCache
 from qcache.codec import Codec
-from qcache.record import unpack_record
+from qcache.cache.record import unpack_record
 from qcache.testing import RedisEndpoint
 
 pytestmark = pytest.mark.redis

@@ -7,8 +7,7 @@
         cache.get("k", cache_type="search")
 """
 
-from qcache.aio import AsyncQueryCache
-from qcache.cache import QueryCache
+from qcache.cache import AsyncQueryCache, QueryCache
 from qcache.config import CacheConfig
 from qcache.errors import (
     AccessDenied,

@@ -10,7 +10,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from qcache.l2.batching import check_batch_settings
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
 from qcache.l2.guard import OperationGuard
-from qcache.glob import escape_glob
+from qcache.l2.glob import escape_glob
 from qcache.l2.patterns import check_namespace, check_pattern
 from qcache.l2.settings import ConfigLike, ConnectionSettings
 

@@ -1,4 +1,4 @@
-"""Namespace checks for pattern deletion (SCAN MATCH), no I/O; escaping lives in :mod:`qcache.glob`."""
+"""Namespace checks for pattern deletion (SCAN MATCH), no I/O; escaping lives in :mod:`qcache.l2.glob`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def check_namespace(namespace: str) -> str:
 def check_pattern(pattern: str, escaped_namespace: str) -> None:
     """Refuse a MATCH pattern that could reach keys outside the namespace.
 
-    The pattern must begin with the namespace escaped by :func:`qcache.glob.escape_glob`.
+    The pattern must begin with the namespace escaped by :func:`qcache.l2.glob.escape_glob`.
     That check is sound: the escaped prefix is a run of literal tokens (a
     backslash in it always starts a two-character escape), so a glob that
     starts with it can only match keys that start with the namespace itself.

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
-from qcache.core import DEFAULT_MAX_PENDING_WRITES, CacheCore
+from qcache.cache.core import DEFAULT_MAX_PENDING_WRITES, CacheCore
 from qcache.l2 import AsyncMemoryBackend, MemoryBackend
 from qcache.memory.store import MemoryStore
 from qcache.testing import RedisEndpoint

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from qcache import AsyncQueryCache, QueryCache
-from qcache.core import CacheCore
+from qcache.cache.core import CacheCore
 from qcache.l2 import escape_glob
 
 Facade = QueryCache | AsyncQueryCache

@@ -14,7 +14,7 @@ import redis
 
 from qcache import BackendError, CircuitOpenError, SerializationError
 from qcache.codec import Codec, SignedPickleSerializer, encode_key, generate_key
-from qcache.record import pack_record, unpack_record
+from qcache.cache.record import pack_record, unpack_record
 
 from .conftest import MakeCache, build_config
 from .support import Handle, redis_keys

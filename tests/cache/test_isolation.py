@@ -11,8 +11,8 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from qcache.glob import compile_glob
-from qcache.glob import escape_glob
+from qcache.l2.glob import compile_glob
+from qcache.l2.glob import escape_glob
 
 from .conftest import MakeCache
 from .support import Handle
@@ -152,7 +152,7 @@ ALPHABET = "ab:-^*?[]\\"
 def test_l1_globs_match_exactly_what_redis_scan_matches(
     raw_redis: redis.Redis, prefix: str, pattern: str, keys: list[str]
 ) -> None:
-    """L1 invalidation (qcache.glob) and L2 invalidation (SCAN MATCH) must remove the same keys."""
+    """L1 invalidation (qcache.l2.glob) and L2 invalidation (SCAN MATCH) must remove the same keys."""
     try:
         regex = compile_glob(pattern)
     except ValueError:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from qcache import CacheConfig
 from qcache.config.sections import CacheTypeConfig
-from qcache.core import CacheCore
-from qcache.record import pack_record
+from qcache.cache.core import CacheCore
+from qcache.cache.record import pack_record
 
 from .conftest import MakeCache, build_config
 from .support import Handle, redis_keys
@@ -164,7 +164,7 @@ def test_the_hot_path_key_builder_agrees_with_the_key_builder(key: str, namespac
     )
     core = CacheCore(config)
     try:
-        spec, skey, hashed = core.locate(namespace, key, cache_type)
+        spec, skey, hashed = core.locator.locate(namespace, key, cache_type)
         assert (skey, hashed) == core.storage_key(namespace, core.spec(cache_type), key)
         assert spec is core.spec(cache_type)
     finally:

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import redis
 
-from qcache.core import MAX_TTL
+from qcache.cache.inputs import MAX_TTL
 from qcache.errors import CacheClosedError
-from qcache.keys import KeyBuilder
+from qcache.cache.keys import KeyBuilder
 from qcache.l2 import L2Op
-from qcache.record import RECORD_MAGIC, unpack_record
-from qcache.writeback import PendingWrite
+from qcache.cache.record import RECORD_MAGIC, unpack_record
+from qcache.cache.writeback import PendingWrite
 
 from .conftest import MakeCache
 from .support import Clocks, Handle, flusher_paused
@@ -60,7 +60,7 @@ async def test_a_read_in_flight_does_not_refill_l1_with_a_deleted_or_older_value
     cache = await make_cache("BOTH")
     core = cache.core
     await only_in_l2(cache, "k", "v0")
-    _, state = core.get_begin(cache.namespace, "k", None, None)
+    _, state = core.reads.get_begin(cache.namespace, "k", None, None)
     assert state is not None
     raw = raw_redis.get(state.skey)  # the read got v0 ...
     # ... and while it is in flight, the key is written or deleted.
@@ -72,7 +72,7 @@ async def test_a_read_in_flight_does_not_refill_l1_with_a_deleted_or_older_value
         assert await cache.invalidate_pattern("default:k") == 1
     else:
         assert await cache.clear() == 1
-    assert core.get_end(state, raw, None) == "v0"  # the read itself answers what it read
+    assert core.reads.get_end(state, raw, None) == "v0"  # the read itself answers what it read
     expected = "v1" if writer == "set" else None
     assert await cache.get("k") == expected
     assert core.l1.peek(state.skey) is None or core.l1.peek(state.skey).value == expected
@@ -85,7 +85,7 @@ async def test_get_many_and_get_or_set_reads_in_flight_do_not_refill_l1(
     core = cache.core
     await only_in_l2(cache, "a", "old")
     await only_in_l2(cache, "b", "old")
-    many = core.plan_get_many(cache.namespace, ["a"], None)
+    many = core.reads.plan_get_many(cache.namespace, ["a"], None)
     call = next(many)
     raws = raw_redis.mget(*call.args[0])
     await cache.set("a", "new", ttl=300)
@@ -94,7 +94,7 @@ async def test_get_many_and_get_or_set_reads_in_flight_do_not_refill_l1(
     assert done.value.value == {"a": "old"}
     assert await cache.get("a") == "new"
 
-    peek = core.plan_peek(cache.namespace, "b", None)
+    peek = core.reads.plan_peek(cache.namespace, "b", None)
     call = next(peek)
     raw = raw_redis.get(*call.args)
     assert await cache.delete("b") is True
@@ -124,7 +124,7 @@ async def test_a_write_the_server_refuses_is_dropped_and_the_rest_reach_l2(
         # An expiry Redis refuses (PX beyond its range): stands for any per-command error reply.
         bad_key = cache.storage_key("bad")
         now_ms = int(time.time() * 1000)
-        record = core.encode(bad_key, False, "bad", core.spec(None), "x", 60)[0]
+        record = core.entries.encode(bad_key, False, "bad", core.spec(None), "x", 60)[0]
         core.pending.put(PendingWrite(bad_key, record, now_ms + 2**63 - 1000))
         for i in range(25):
             await cache.set(f"k{i}", i, ttl=60)
@@ -148,7 +148,7 @@ async def test_a_write_being_flushed_is_read_even_if_l1_evicted_it(
     assert await cache.flush() == 0
     async with flusher_paused(cache):
         await cache.set("k", "v1", ttl=300)
-        flush = core.plan_flush_batch(100)
+        flush = core.flushing.plan_flush_batch(100)
         call = next(flush)  # the batch is taken and on its way to L2
         core.l1.delete(cache.storage_key("k"))  # evicted meanwhile
         assert await cache.get("k") == "v1"
@@ -212,8 +212,8 @@ async def test_a_queued_write_back_write_never_lands_after_a_newer_write_through
     cache = await make_cache("BOTH", "WRITE_BACK")
     core = cache.core
     # Queued without starting the flusher, so it is still pending at the switch.
-    core.set_end(core.set_begin(cache.namespace, "k", "old", 300, None))
-    core.set_end(core.set_begin(cache.namespace, "m", "many-old", 300, None))
+    core.writes.set_end(core.writes.set_begin(cache.namespace, "k", "old", 300, None))
+    core.writes.set_end(core.writes.set_begin(cache.namespace, "m", "many-old", 300, None))
     cache.raw.config.update(CACHE_WRITE_STRATEGY="WRITE_THROUGH")
     await cache.set("k", "new", ttl=300)
     await cache.set_many({"m": "many-new"}, ttl=300)

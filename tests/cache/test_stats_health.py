@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qcache.metrics import LatencyHistogram
+from qcache.cache.metrics import LatencyHistogram
 
 from .conftest import MakeCache, build_config
 

@@ -7,7 +7,7 @@ import os
 import pytest
 import redis
 
-from qcache.record import unpack_record
+from qcache.cache.record import unpack_record
 
 from .conftest import MakeCache
 from .support import Clocks, Handle, redis_keys

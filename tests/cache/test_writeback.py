@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from qcache.codec import Codec
-from qcache.record import unpack_record
+from qcache.cache.record import unpack_record
 
 from .conftest import MakeCache
 from .support import Facade, Handle, await_until, flusher_paused, redis_keys, settle

@@ -1,8 +1,8 @@
 """``QueryCache``: the synchronous facade over L1 (memory) and L2 (Redis).
 
-The behaviour lives in :mod:`qcache.core` as plans; this module runs them on the
-sync tier and owns what is thread-specific: the single-flight table for
-``get_or_set`` and the write-back flusher thread.
+The behaviour lives in the plans (see :mod:`qcache.cache.plans`); this module
+runs them on the sync L2 backend and owns what is thread-specific: the
+single-flight table for ``get_or_set`` and the write-back flusher thread.
 """
 
 from __future__ import annotations
@@ -15,20 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from qcache.config import CacheConfig
-from qcache.core import MISSING, CacheCore, Plan
+from qcache.cache.core import CacheCore
+from qcache.cache.facade import FacadeBase, SharedState
+from qcache.cache.flusher import DrainDeadline
+from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
-from qcache.facade import FacadeBase
-from qcache.l2 import L2Backend, L2Op, RedisTier
-from qcache.l2.protocol import bind_operations
+from qcache.l2 import L2Backend, RedisTier
 
 logger = logging.getLogger("qcache")
 
 T = TypeVar("T")
-
-#: How often the write-back flusher wakes up when fewer than a batch of writes is pending.
-FLUSH_INTERVAL = 0.05
-_MAX_RETRY_DELAY = 2.0
 
 
 class _Flight:
@@ -43,42 +39,20 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-class _Shared:
-    """What every project view of one cache shares: core, tier, locks, flusher."""
+class _Shared(SharedState[L2Backend]):
+    """What every project view of one cache shares, plus the thread-specific parts."""
 
     def __init__(self, core: CacheCore, tier: L2Backend | None) -> None:
-        self.core = core
-        self.tier = tier
-        self.ops = None if tier is None else bind_operations(tier)
+        super().__init__(core, tier, lambda: RedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:"))
         self.flush_lock = threading.Lock()  # a delete never interleaves with a flush batch
         self.flights: dict[str, _Flight] = {}
         self.flights_lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        # After a failed flush, writes do not wake the flusher before this time.monotonic() value:
-        # under write load during an outage they would otherwise cut every backoff short.
-        self.retry_after = 0.0
         self.flusher: threading.Thread | None = None
-        self.closed = False
-        self._tier_lock = threading.Lock()
-
-    def l2(self) -> L2Backend:
-        """The L2 tier, built on first need: a live config change may switch to a level with L2."""
-        with self._tier_lock:
-            if self.tier is None:
-                if self.closed:
-                    raise BackendError("the cache is closed")
-                self.tier = RedisTier.from_config(self.core.config, namespace=f"{self.core.keys.prefix}:")
-            return self.tier
-
-    def operations(self) -> dict[L2Op, Callable[..., Any]]:
-        """The L2 tier's method per operation (building the tier on first need)."""
-        if self.ops is None:
-            self.ops = bind_operations(self.l2())
-        return self.ops
 
 
-class QueryCache(FacadeBase["_Shared"]):
+class QueryCache(FacadeBase[_Shared, L2Backend]):
     """A two-tier cache: an in-process L1 in front of a Redis L2.
 
     Build it from configuration (``QueryCache(config)`` or ``QueryCache.from_env()``)
@@ -89,28 +63,21 @@ class QueryCache(FacadeBase["_Shared"]):
     Bad input (a non-str key, a TTL <= 0, a value the codec cannot encode, an
     unknown cache type) always raises.
 
-    ``tier`` lets tests and benchmarks pass an existing :class:`RedisTier`;
-    by default one is built from the configuration when the level uses L2.
+    ``tier`` lets tests and benchmarks pass an existing L2 backend (a
+    :class:`qcache.l2.RedisTier`, or a :class:`qcache.l2.MemoryBackend`); by
+    default a Redis tier is built from the configuration when the level uses L2.
     """
 
-    def __init__(
-        self,
-        config: CacheConfig | None = None,
-        *,
-        strict: bool = False,
-        tier: L2Backend | None = None,
-        core: CacheCore | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        config, core = self._setup(config, strict, core, clock)
-        if tier is None and core.use_l2:
-            tier = RedisTier.from_config(config, namespace=f"{core.keys.prefix}:")
-        self._shared = _Shared(core, tier)
+    def _new_tier(self, core: CacheCore) -> L2Backend:
+        return RedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
+
+    def _new_shared(self, core: CacheCore, tier: L2Backend | None) -> _Shared:
+        return _Shared(core, tier)
 
     # -- running plans ---------------------------------------------------------------
 
     def _run(self, plan: Plan[T]) -> T:
-        """Drive a plan, executing each L2 call on the sync tier and feeding back its result."""
+        """Drive a plan, executing each L2 call on the sync backend and feeding back its result."""
         shared = self._shared
         try:
             call = next(plan)
@@ -128,7 +95,8 @@ class QueryCache(FacadeBase["_Shared"]):
                 else:
                     call = plan.send(result)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            value: T = stop.value
+            return value
 
     # -- reads -------------------------------------------------------------------------
 
@@ -139,25 +107,25 @@ class QueryCache(FacadeBase["_Shared"]):
             core.check_open()
             return default
         if core.use_l1:
-            value = core.l1_lookup(self._namespace, key, cache_type)
+            value = self._reads.l1_lookup(self._namespace, key, cache_type)
             if value is not MISSING:
                 return value
-        value, state = core.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
+        value, state = core.reads.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
         if state is None:
             return value
         try:
             raw = (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
-            core.l2_failed("get", exc)
+            core.failures.l2_failed("get", exc)
             raw = None
-        return core.get_end(state, raw, default)
+        return core.reads.get_end(state, raw, default)
 
     def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
         """``{key: value}`` for the keys that hit; L2 is read with chunked MGETs."""
         if not self._core.enabled:
             self._core.check_open()
             return {}
-        return self._run(self._core.plan_get_many(self._namespace, keys, cache_type))
+        return self._run(self._core.reads.plan_get_many(self._namespace, keys, cache_type))
 
     def get_or_set(
         self,
@@ -195,7 +163,7 @@ class QueryCache(FacadeBase["_Shared"]):
                 raise flight.error
             return flight.value
         try:
-            value = self._run(self._core.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
+            value = self._run(self._core.reads.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
             if value is MISSING:
                 value = loader()
                 if value is not None or cache_none:
@@ -230,11 +198,11 @@ class QueryCache(FacadeBase["_Shared"]):
                 # Write-back writes left from before a live strategy switch: the plan drops this
                 # key's, under the flush lock so that none is being sent meanwhile.
                 with self._shared.flush_lock:
-                    self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+                    self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
             else:
-                self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
-        else:  # nothing to send now: no generator to drive (see CacheCore.set_begin)
-            core.set_end(core.set_begin(self._namespace, key, value, ttl, cache_type))
+                self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+        else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
+            core.writes.set_end(core.writes.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
 
     def set_many(
@@ -247,9 +215,9 @@ class QueryCache(FacadeBase["_Shared"]):
             return
         if core.writes_l2_now and len(core.pending):  # as in set()
             with self._shared.flush_lock:
-                self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
+                self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
         else:
-            self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
+            self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
         self._after_write()
 
     def delete(self, key: str, *, cache_type: str | None = None) -> bool:
@@ -257,7 +225,7 @@ class QueryCache(FacadeBase["_Shared"]):
         # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
         self._core.check_open()
         with self._shared.flush_lock:
-            return self._run(self._core.plan_delete(self._namespace, key, cache_type))
+            return self._run(self._core.writes.plan_delete(self._namespace, key, cache_type))
 
     def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
         """Delete this namespace's keys matching a Redis glob; returns how many were removed.
@@ -267,7 +235,7 @@ class QueryCache(FacadeBase["_Shared"]):
         """
         self._core.check_open()  # works while disabled, as delete()
         with self._shared.flush_lock:
-            return self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
+            return self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
 
     def clear(self) -> int:
         """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).
@@ -277,7 +245,7 @@ class QueryCache(FacadeBase["_Shared"]):
         """
         self._core.check_open()
         with self._shared.flush_lock:
-            return self._run(self._core.plan_clear(self._namespace))
+            return self._run(self._core.invalidation.plan_clear(self._namespace))
 
     # -- write-back ----------------------------------------------------------------------
 
@@ -288,7 +256,7 @@ class QueryCache(FacadeBase["_Shared"]):
             return
         if shared.flusher is None:
             self._start_flusher()
-        if pending >= self._core.batch_size and not shared.wake.is_set() and time.monotonic() >= shared.retry_after:
+        if pending >= self._core.batch_size and not shared.wake.is_set() and shared.schedule.may_wake():
             shared.wake.set()  # Event.set takes a lock: only when the flusher is not already woken
 
     def _start_flusher(self) -> None:
@@ -301,28 +269,22 @@ class QueryCache(FacadeBase["_Shared"]):
 
     def _flush_loop(self) -> None:
         shared = self._shared
-        delay = FLUSH_INTERVAL
+        schedule = shared.schedule
         while not shared.stopping.is_set():
-            shared.wake.wait(delay)
+            shared.wake.wait(schedule.delay)
             shared.wake.clear()
             try:
                 self._drain()
-                delay = FLUSH_INTERVAL
-                shared.retry_after = 0.0
-            except BackendError as exc:
-                self._core.note_l2_failure("write-back flush", exc)
-                delay = min(_MAX_RETRY_DELAY, delay * 2)  # back off while L2 is down; writes stay queued
-                shared.retry_after = time.monotonic() + delay
-            except Exception:  # never let the flusher die silently
-                logger.exception("qcache: write-back flusher failed; retrying")
-                delay = min(_MAX_RETRY_DELAY, delay * 2)
-                shared.retry_after = time.monotonic() + delay
+            except Exception as exc:  # never let the flusher die: writes stay queued, retried later
+                schedule.failed(exc)
+            else:
+                schedule.drained()
 
     def _drain(self) -> None:
         core = self._core
         while core.pending.queued:  # in-flight writes belong to the flush holding the lock
             with self._shared.flush_lock:
-                self._run(core.plan_flush_batch(core.batch_size))
+                self._run(core.flushing.plan_flush_batch(core.batch_size))
 
     def flush(self, timeout: float | None = None) -> int:
         """Write every pending write-back value to L2; returns how many are still pending.
@@ -334,29 +296,22 @@ class QueryCache(FacadeBase["_Shared"]):
         return self._flush(timeout)
 
     def _flush(self, timeout: float | None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = DrainDeadline(timeout)
         while True:
             try:
                 self._drain()
                 return 0
             except BackendError as exc:
-                if deadline is None or time.monotonic() >= deadline:
-                    if self._core.strict:
-                        raise
-                    self._core.l2_failed("flush", exc)
-                    return len(self._core.pending)
-                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+                if deadline.expired():
+                    return self._core.flushing.gave_up(exc)
+                time.sleep(deadline.pause())
 
     # -- observability -----------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""
-        return self._stats(self._shared.tier)
 
     def health(self) -> dict[str, Any]:
         """Probe both tiers: ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...], ...}``."""
         self._core.check_open()
-        return self._stamp(self._run(self._core.plan_probe()))
+        return self._stamp(self._run(self._core.observability.plan_probe()))
 
     # -- lifecycle -----------------------------------------------------------------------
 

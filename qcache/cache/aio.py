@@ -1,8 +1,8 @@
-"""``AsyncQueryCache``: the asyncio facade, on ``redis.asyncio``.
+"""``AsyncQueryCache``: the asyncio facade, with the same semantics as :class:`qcache.QueryCache`.
 
-Same plans as :class:`qcache.QueryCache` (see :mod:`qcache.core`), driven by
-awaiting the async tier; single-flight uses futures and the write-back flusher
-is a task. L1 operations never block, so they run inline on the event loop.
+It runs the same plans (see :mod:`qcache.cache.plans`) by awaiting the async L2
+backend; only the single-flight table (futures) and the write-back flusher (a
+task) are its own. L1 operations never block, so they run inline on the event loop.
 """
 
 from __future__ import annotations
@@ -10,81 +10,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
-from qcache.config import CacheConfig
-from qcache.core import MISSING, CacheCore, Plan
+from qcache.cache.core import CacheCore
+from qcache.cache.facade import FacadeBase, SharedState
+from qcache.cache.flusher import DrainDeadline
+from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
-from qcache.facade import FacadeBase
-from qcache.l2 import AsyncL2Backend, AsyncRedisTier, L2Op
-from qcache.l2.protocol import bind_operations
+from qcache.l2 import AsyncL2Backend, AsyncRedisTier
 
 logger = logging.getLogger("qcache")
 
 T = TypeVar("T")
 
-FLUSH_INTERVAL = 0.05
-_MAX_RETRY_DELAY = 2.0
 
-
-class _AsyncShared:
-    """What every project view of one async cache shares."""
+class _AsyncShared(SharedState[AsyncL2Backend]):
+    """What every project view of one async cache shares, plus the coroutine-specific parts."""
 
     def __init__(self, core: CacheCore, tier: AsyncL2Backend | None) -> None:
-        self.core = core
-        self.tier = tier
-        self.ops = None if tier is None else bind_operations(tier)
+        super().__init__(
+            core, tier, lambda: AsyncRedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
+        )
         self.flush_lock = asyncio.Lock()
         self.flights: dict[str, asyncio.Future[Any]] = {}
         self.flight_leaders: dict[str, asyncio.Task[Any] | None] = {}
         self.wake = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.stopping = False  # set by close(): the flusher drains once more and returns
-        # After a failed flush, writes do not wake the flusher before this time.monotonic() value.
-        self.retry_after = 0.0
-        self.closed = False
-
-    def l2(self) -> AsyncL2Backend:
-        """The L2 tier, built on first need: a live config change may switch to a level with L2."""
-        if self.tier is None:
-            if self.closed:
-                raise BackendError("the cache is closed")
-            self.tier = AsyncRedisTier.from_config(self.core.config, namespace=f"{self.core.keys.prefix}:")
-        return self.tier
-
-    def operations(self) -> dict[L2Op, Callable[..., Any]]:
-        """The L2 tier's coroutine function per operation (building the tier on first need)."""
-        if self.ops is None:
-            self.ops = bind_operations(self.l2())
-        return self.ops
 
 
-class AsyncQueryCache(FacadeBase[_AsyncShared]):
+class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     """The coroutine twin of :class:`qcache.QueryCache`: same methods, same semantics.
 
     Use it with ``async with`` or ``await cache.close()``. One instance
     belongs to one event loop.
     """
 
-    def __init__(
-        self,
-        config: CacheConfig | None = None,
-        *,
-        strict: bool = False,
-        tier: AsyncL2Backend | None = None,
-        core: CacheCore | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        config, core = self._setup(config, strict, core, clock)
-        if tier is None and core.use_l2:
-            tier = AsyncRedisTier.from_config(config, namespace=f"{core.keys.prefix}:")
-        self._shared = _AsyncShared(core, tier)
+    def _new_tier(self, core: CacheCore) -> AsyncL2Backend:
+        return AsyncRedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
+
+    def _new_shared(self, core: CacheCore, tier: AsyncL2Backend | None) -> _AsyncShared:
+        return _AsyncShared(core, tier)
 
     async def _run(self, plan: Plan[T]) -> T:
-        """Drive a plan, awaiting each L2 call on the async tier."""
+        """Drive a plan, awaiting each L2 call on the async backend."""
         shared = self._shared
         try:
             call = next(plan)
@@ -102,7 +73,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
                 else:
                     call = plan.send(result)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            value: T = stop.value
+            return value
 
     # -- reads -------------------------------------------------------------------------
 
@@ -113,25 +85,25 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             core.check_open()
             return default
         if core.use_l1:
-            value = core.l1_lookup(self._namespace, key, cache_type)
+            value = self._reads.l1_lookup(self._namespace, key, cache_type)
             if value is not MISSING:
                 return value
-        value, state = core.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
+        value, state = core.reads.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
         if state is None:
             return value
         try:
             raw = await (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
-            core.l2_failed("get", exc)
+            core.failures.l2_failed("get", exc)
             raw = None
-        return core.get_end(state, raw, default)
+        return core.reads.get_end(state, raw, default)
 
     async def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
         """``{key: value}`` for the keys that hit."""
         if not self._core.enabled:
             self._core.check_open()
             return {}
-        return await self._run(self._core.plan_get_many(self._namespace, keys, cache_type))
+        return await self._run(self._core.reads.plan_get_many(self._namespace, keys, cache_type))
 
     async def get_or_set(
         self,
@@ -165,7 +137,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         flight = flights[flight_key] = asyncio.get_running_loop().create_future()
         self._shared.flight_leaders[flight_key] = asyncio.current_task()
         try:
-            value = await self._run(self._core.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
+            value = await self._run(self._core.reads.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
             if value is MISSING:
                 value = loader()
                 if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
@@ -208,11 +180,11 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
                 # Write-back writes left from before a live strategy switch: the plan drops this
                 # key's, under the flush lock so that none is being sent meanwhile.
                 async with self._shared.flush_lock:
-                    await self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
+                    await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
             else:
-                await self._run(core.plan_set(self._namespace, key, value, ttl, cache_type))
-        else:  # nothing to send now: no generator to drive (see CacheCore.set_begin)
-            core.set_end(core.set_begin(self._namespace, key, value, ttl, cache_type))
+                await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+        else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
+            core.writes.set_end(core.writes.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
 
     async def set_many(
@@ -225,9 +197,9 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             return
         if core.writes_l2_now and len(core.pending):  # as in set()
             async with self._shared.flush_lock:
-                await self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
+                await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
         else:
-            await self._run(core.plan_set_many(self._namespace, items, ttl, cache_type))
+            await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
         self._after_write()
 
     async def delete(self, key: str, *, cache_type: str | None = None) -> bool:
@@ -235,19 +207,19 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
         self._core.check_open()
         async with self._shared.flush_lock:
-            return await self._run(self._core.plan_delete(self._namespace, key, cache_type))
+            return await self._run(self._core.writes.plan_delete(self._namespace, key, cache_type))
 
     async def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
         """Delete this namespace's keys matching a Redis glob (see :meth:`QueryCache.invalidate_pattern`)."""
         self._core.check_open()  # works while disabled, as delete()
         async with self._shared.flush_lock:
-            return await self._run(self._core.plan_invalidate(self._namespace, pattern, cache_type))
+            return await self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
 
     async def clear(self) -> int:
         """Delete every key of this namespace in both tiers (works while disabled, as the sync one)."""
         self._core.check_open()
         async with self._shared.flush_lock:
-            return await self._run(self._core.plan_clear(self._namespace))
+            return await self._run(self._core.invalidation.plan_clear(self._namespace))
 
     # -- write-back ----------------------------------------------------------------------
 
@@ -257,38 +229,32 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
             return
         if shared.flusher is None:
             shared.flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="qcache-writeback")
-        if len(self._core.pending) >= self._core.batch_size and time.monotonic() >= shared.retry_after:
+        if len(self._core.pending) >= self._core.batch_size and shared.schedule.may_wake():
             shared.wake.set()
 
     async def _flush_loop(self) -> None:
         shared = self._shared
-        delay = FLUSH_INTERVAL
+        schedule = shared.schedule
         # A flag, not cancellation, ends the loop: on Python 3.11 wait_for() swallows a cancel
         # that arrives as the wake event fires, and close() would then wait forever.
         while not shared.stopping:
             try:
-                await asyncio.wait_for(shared.wake.wait(), delay)
+                await asyncio.wait_for(shared.wake.wait(), schedule.delay)
             except asyncio.TimeoutError:
                 pass
             shared.wake.clear()
             try:
                 await self._drain()
-                delay = FLUSH_INTERVAL
-                shared.retry_after = 0.0
-            except BackendError as exc:
-                self._core.note_l2_failure("write-back flush", exc)
-                delay = min(_MAX_RETRY_DELAY, delay * 2)
-                shared.retry_after = time.monotonic() + delay
-            except Exception:
-                logger.exception("qcache: write-back flusher failed; retrying")
-                delay = min(_MAX_RETRY_DELAY, delay * 2)
-                shared.retry_after = time.monotonic() + delay
+            except Exception as exc:  # never let the flusher die: writes stay queued, retried later
+                schedule.failed(exc)
+            else:
+                schedule.drained()
 
     async def _drain(self) -> None:
         core = self._core
         while core.pending.queued:  # in-flight writes belong to the flush holding the lock
             async with self._shared.flush_lock:
-                await self._run(core.plan_flush_batch(core.batch_size))
+                await self._run(core.flushing.plan_flush_batch(core.batch_size))
 
     async def flush(self, timeout: float | None = None) -> int:
         """Write every pending write-back value to L2; returns how many are still pending."""
@@ -296,29 +262,22 @@ class AsyncQueryCache(FacadeBase[_AsyncShared]):
         return await self._flush(timeout)
 
     async def _flush(self, timeout: float | None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = DrainDeadline(timeout)
         while True:
             try:
                 await self._drain()
                 return 0
             except BackendError as exc:
-                if deadline is None or time.monotonic() >= deadline:
-                    if self._core.strict:
-                        raise
-                    self._core.l2_failed("flush", exc)
-                    return len(self._core.pending)
-                await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+                if deadline.expired():
+                    return self._core.flushing.gave_up(exc)
+                await asyncio.sleep(deadline.pause())
 
     # -- observability -----------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""
-        return self._stats(self._shared.tier)
 
     async def health(self) -> dict[str, Any]:
         """Probe both tiers; see :meth:`QueryCache.health`."""
         self._core.check_open()
-        return self._stamp(await self._run(self._core.plan_probe()))
+        return self._stamp(await self._run(self._core.observability.plan_probe()))
 
     # -- lifecycle -----------------------------------------------------------------------
 

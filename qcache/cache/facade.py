@@ -1,0 +1,141 @@
+"""What the sync and async facades share beyond the plans: construction, views, the L2 backend, stats."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from qcache.cache.core import CacheCore
+from qcache.cache.flusher import FlushSchedule
+from qcache.cache.keys import GLOBAL_NAMESPACE
+from qcache.cache.reads import ReadPlans
+from qcache.config import CacheConfig
+from qcache.errors import BackendError
+from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op, bind_operations
+
+B = TypeVar("B", L2Backend, AsyncL2Backend)
+S = TypeVar("S", bound="SharedState[Any]")
+Self = TypeVar("Self", bound="FacadeBase[Any, Any]")
+
+
+class SharedState(Generic[B]):
+    """What every project view of one cache shares: the core, the L2 backend and the flusher's schedule.
+
+    Each facade adds what is specific to threads or coroutines (locks,
+    single-flight table, the flusher itself).
+    """
+
+    def __init__(self, core: CacheCore, tier: B | None, build_tier: Callable[[], B]) -> None:
+        self.core = core
+        self.tier: B | None = tier
+        self.ops: dict[L2Op, Callable[..., Any]] | None = None if tier is None else bind_operations(tier)
+        self.schedule = FlushSchedule(lambda exc: core.failures.note("write-back flush", exc))
+        #: Set once the owning facade has closed; no backend is built afterwards.
+        self.closed = False
+        self._build_tier: Callable[[], B] = build_tier
+        self._tier_lock = threading.Lock()
+
+    def l2(self) -> B:
+        """The L2 backend, built on first need: a live config change may switch to a level with L2."""
+        with self._tier_lock:
+            if self.tier is None:
+                if self.closed:
+                    raise BackendError("the cache is closed")
+                self.tier = self._build_tier()
+            return self.tier
+
+    def operations(self) -> dict[L2Op, Callable[..., Any]]:
+        """The backend's method per operation, for running plans (building the backend on first need)."""
+        if self.ops is None:
+            self.ops = bind_operations(self.l2())
+        return self.ops
+
+
+class FacadeBase(Generic[S, B]):
+    """Configuration, the shared core and the project namespace of one cache view.
+
+    ``S`` is the facade's shared state (backend, locks, flusher), common to
+    all views of one cache; ``B`` its L2 backend protocol.
+    """
+
+    _shared: S
+    _core: CacheCore
+    _reads: ReadPlans
+    _namespace: str
+    _owner: bool
+
+    def __init__(
+        self,
+        config: CacheConfig | None = None,
+        *,
+        strict: bool = False,
+        tier: B | None = None,
+        core: CacheCore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """See the facades' class docstrings; ``tier`` and ``core`` let tests and benchmarks pass their own."""
+        config = config if config is not None else CacheConfig.from_env()
+        config.check()
+        core = core if core is not None else CacheCore(config, strict=strict, clock=clock)
+        if tier is None and core.use_l2:
+            tier = self._new_tier(core)
+        self._core = core
+        self._reads = core.reads
+        self._namespace = GLOBAL_NAMESPACE
+        self._owner = True
+        self._shared = self._new_shared(core, tier)
+
+    def _new_tier(self, core: CacheCore) -> B:
+        """The Redis backend of this facade's flavour, as the configuration describes it."""
+        raise NotImplementedError
+
+    def _new_shared(self, core: CacheCore, tier: B | None) -> S:
+        """The state all views of this cache share."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_env(cls: type[Self], **kwargs: Any) -> Self:
+        """A cache configured from the environment and ``.env`` (see :meth:`CacheConfig.from_env`)."""
+        return cls(CacheConfig.from_env(), **kwargs)
+
+    def for_project(self: Self, project: str) -> Self:
+        """A view with the same API whose keys live in ``project``'s own namespace.
+
+        With ``CACHE_PROJECT_ISOLATION=true`` a view can never read, overwrite,
+        delete, clear or pattern-invalidate another project's keys: its keys
+        all start with ``<prefix>:<project>:`` and patterns are confined to
+        that prefix. With isolation off, every view shares the global
+        namespace. Closing a view does nothing; close the cache it came from.
+        """
+        view = object.__new__(type(self))
+        view._shared = self._shared
+        view._core = self._core
+        view._reads = self._reads
+        view._namespace = self._core.namespace_for(project)
+        view._owner = False
+        return view
+
+    @property
+    def config(self) -> CacheConfig:
+        """The configuration this cache follows (live updates apply)."""
+        return self._core.config
+
+    @property
+    def namespace(self) -> str:
+        """The key namespace of this view (``_`` for the global one)."""
+        return self._namespace
+
+    def stats(self) -> dict[str, Any]:
+        """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""
+        out = self._core.observability.stats()
+        tier = self._shared.tier
+        if tier is not None:
+            out["l2_breaker"] = tier.breaker_stats().state.value
+        return out
+
+    @staticmethod
+    def _stamp(report: dict[str, Any]) -> dict[str, Any]:
+        report["timestamp"] = time.time()
+        return report

@@ -1,0 +1,143 @@
+"""Invalidation: ``invalidate_pattern`` and ``clear`` over every tier, confined to one namespace."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from qcache.l2.glob import compile_glob, escape_glob
+from qcache.cache.keys import HASHED_MARK
+from qcache.cache.plans import L2Call, Plan
+from qcache.cache.record import unpack_record
+from qcache.codec import CodecIntegrityError
+from qcache.errors import BackendError
+from qcache.l2.protocol import L2Op
+from qcache.memory.store import StoredEntry
+
+if TYPE_CHECKING:
+    from qcache.cache.core import CacheCore
+
+#: Whether a storage key (whose caller key the second argument finds, for hashed keys) matches.
+Matcher = Callable[[str, Callable[[], "str | None"]], bool]
+
+
+def _meta_key(entry: StoredEntry | None) -> str | None:
+    """The caller key the facade keeps in an L1 entry's meta slot (hashed keys only)."""
+    meta = entry.meta if entry is not None else None
+    return meta if isinstance(meta, str) else None
+
+
+def _record_key(record: bytes) -> str | None:
+    """The caller key embedded in an L2 record, or None (plain key, or not a record)."""
+    try:
+        return unpack_record(record).caller_key
+    except CodecIntegrityError:
+        return None
+
+
+class InvalidationPlans:
+    """Removal of every key matching a glob, in L1, the write-back queue and L2."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: CacheCore) -> None:
+        self._core = core
+
+    def plan_invalidate(self, namespace: str, pattern: str, cache_type: str | None) -> Plan[int]:
+        """Delete the namespace's keys whose ``type:key`` (or ``key`` within ``cache_type``) matches.
+
+        ``pattern`` is a Redis glob. On L2 it is appended to the escaped
+        namespace base, so it can never reach keys of another namespace.
+        Returns how many distinct keys were removed from any tier.
+        """
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("pattern must be a non-empty str")
+        visible = pattern if cache_type is None else f"{escape_glob(self._core.spec(cache_type).name)}:{pattern}"
+        return (yield from self._remove_matching(namespace, visible))
+
+    def plan_clear(self, namespace: str) -> Plan[int]:
+        """Delete every key of ``namespace`` in both tiers (SCAN + UNLINK, never FLUSHDB)."""
+        return (yield from self._remove_matching(namespace, "*"))
+
+    def _remove_matching(self, namespace: str, visible: str) -> Plan[int]:
+        """Remove keys of ``namespace`` whose ``type:key`` matches the glob ``visible``, in every tier."""
+        core = self._core
+        base = core.locator.namespace_base(namespace)
+        regex = compile_glob(visible)
+        removed: set[str] = set()
+
+        def matches(skey: str, caller_key: Callable[[], str | None]) -> bool:
+            if not skey.startswith(base):
+                return False
+            type_name, _, key_part = skey[len(base) :].partition(":")
+            if key_part.startswith(HASHED_MARK):  # a hashed key: match the caller's key, not the hash
+                original = caller_key()
+                if original is None:
+                    return False
+                key_part = original
+            return regex.fullmatch(f"{type_name}:{key_part}") is not None
+
+        l1 = core.l1 if core.use_l1 else None
+        if l1 is not None:
+            store = l1
+
+            def l1_doomed(skey: str) -> bool:
+                hit = matches(skey, lambda: _meta_key(store.peek(skey)))
+                if hit:
+                    removed.add(skey)
+                return hit
+
+            store.delete_where(l1_doomed)
+        removed.update(core.pending.discard_where(lambda w: matches(w.key, lambda: _record_key(w.record))))
+        # Keys removed only from L2: with the L1 and queue ones they make the exact distinct count.
+        l2_only = 0
+        try:
+            if core.use_l2:
+                l2_only = yield from self._remove_matching_l2(base, visible, removed, matches)
+        finally:
+            # Reads in flight may have fetched a doomed value from L2: no fill from them, and a
+            # second pass over L1 drops what they filled before the bump (see ReadPlans.fill_l1).
+            core.generations.bump_all()
+            if l1 is not None:
+                store = l1
+                store.delete_where(lambda skey: matches(skey, lambda: _meta_key(store.peek(skey))))
+        count = len(removed) + l2_only
+        core.metrics.deleted(count)
+        return count
+
+    def _remove_matching_l2(self, base: str, visible: str, removed: set[str], matches: Matcher) -> Plan[int]:
+        """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held."""
+        core = self._core
+        batch_size = core.batch_size
+        l2_only = 0
+        try:
+            scanned = yield L2Call(L2Op.SCAN_KEYS, (escape_glob(base) + visible,))
+            # Hashed keys are judged by the caller key in their record, below, never by the hash.
+            plain = [k for k in scanned if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK)]
+            hashed = yield L2Call(L2Op.SCAN_KEYS, (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
+            # Hashed keys already judged through L1 or the write-back queue need no record
+            # read, but their L2 copies must go too.
+            plain.extend(k for k in hashed if k in removed)
+            candidates = [k for k in hashed if k not in removed]
+            for start in range(0, len(candidates), batch_size):
+                chunk = candidates[start : start + batch_size]
+                raws = yield L2Call(L2Op.GET_MANY, (chunk,))
+                plain.extend(
+                    skey
+                    for skey, raw in zip(chunk, raws)
+                    if raw is not None and matches(skey, partial(_record_key, raw))
+                )
+            # UNLINK answers with a count, not with which keys existed: keys already counted
+            # (removed from L1 or the queue) go in their own batches so the count stays exact.
+            known = [k for k in plain if k in removed]
+            fresh = [k for k in plain if k not in removed]
+            for keys, counted in ((known, True), (fresh, False)):
+                for start in range(0, len(keys), batch_size):
+                    chunk = keys[start : start + batch_size]
+                    gone = yield L2Call(L2Op.DELETE, tuple(chunk))
+                    if not counted:
+                        l2_only += int(gone)
+        except BackendError as exc:
+            core.failures.l2_failed("invalidate", exc)
+        return l2_only

@@ -1,0 +1,264 @@
+"""Reads: ``get`` (L1 hot path, then one L2 call), the single-flight re-check and ``get_many``.
+
+``get`` is written as plain steps instead of a plan, for speed: an L1 hit is
+served by :meth:`ReadPlans.l1_lookup` (no generator, lock-free metrics), and
+an L2 read is :meth:`ReadPlans.get_begin` and :meth:`ReadPlans.get_end`
+around the facade's one L2 call; driving a generator (creation, send,
+StopIteration) would cost as much as all the rest of the facade's own work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from qcache.cache.inputs import check_key
+from qcache.cache.keys import HASHED_MARK
+from qcache.cache.locator import TypeSpec
+from qcache.cache.plans import MISSING, L2Call, Plan, new_tuple
+from qcache.errors import BackendError
+from qcache.l2.protocol import L2Op
+
+if TYPE_CHECKING:
+    from qcache.cache.core import CacheCore
+
+_perf_ns = time.perf_counter_ns
+
+
+class GetState(NamedTuple):
+    """What :meth:`ReadPlans.get_end` needs from :meth:`ReadPlans.get_begin`."""
+
+    skey: str
+    hashed: bool
+    key: str
+    spec: TypeSpec
+    started: int
+    token: int  # the key's write generation when the read began (see WriteGenerations)
+
+
+class ReadPlans:
+    """The read operations of one cache."""
+
+    __slots__ = ("_bases", "_core", "_gens", "_l1", "_locator", "_max_key_length", "_metrics", "_pending")
+
+    def __init__(self, core: CacheCore) -> None:
+        self._core = core
+        # Objects fixed for the cache's lifetime, held here so the hot path reaches them in one step.
+        self._l1 = core.l1
+        self._metrics = core.metrics
+        self._pending = core.pending
+        self._gens = core.generations
+        self._locator = core.locator
+        self._bases = core.locator.bases
+        self._max_key_length = core.locator.max_key_length
+
+    def l1_lookup(self, namespace: str, key: str, cache_type: str | None) -> Any:
+        """The hot path of ``get``: the L1 value of a plain key, or MISSING. The caller checked ``use_l1``.
+
+        It does only what an L1 hit needs (no generator; the key was checked
+        when it was set) and records the hit without taking the metrics lock.
+        On MISSING the caller goes on with ``get_begin(..., l1_checked=True)``:
+        a plain key's L1 miss is already counted here; hashed keys (long, or
+        starting with ``#``) are left to ``get_begin``, which compares the
+        caller key.
+        """
+        l1 = self._l1
+        if l1 is None:
+            return MISSING
+        started = _perf_ns()
+        try:
+            base = self._bases[namespace][cache_type][0]
+        except KeyError:
+            base = self._locator.type_base(namespace, cache_type)[0]
+        if type(key) is not str:
+            key = check_key(key)  # a str subclass becomes its text; anything else raises TypeError
+        skey = base + key
+        entry = l1.get_entry(skey)
+        # No plain entry lives under a too-long key, and a hashed entry (meta holds its
+        # caller key) found under base + key can only be another key's: both go to get_begin.
+        if entry is None or entry[3] is not None:
+            if len(skey) <= self._max_key_length and key[:1] != HASHED_MARK:
+                self._metrics.tier_miss("l1")
+            return MISSING
+        self._metrics.l1_hit(_perf_ns() - started)
+        return entry[0]
+
+    def get_begin(
+        self, namespace: str, key: str, cache_type: str | None, default: Any, l1_checked: bool = False
+    ) -> tuple[Any, GetState | None]:
+        """First step of a read: L1 (skipped for a plain key ``l1_lookup`` already tried).
+
+        Returns ``(result, None)`` when the read is over (an L1 hit, or a miss
+        without L2), or ``(None, state)`` when the caller must fetch
+        ``state.skey`` from L2 and pass the bytes (None on a miss or an L2
+        failure, after ``failures.l2_failed``) to :meth:`get_end`.
+        """
+        core = self._core
+        if type(key) is not str:
+            key = check_key(key)
+        spec, skey, hashed = self._locator.locate(namespace, key, cache_type)
+        started = _perf_ns()
+        token = self._gens.token(skey)  # noted before anything is read
+        l1 = self._l1
+        if l1 is not None and core.use_l1 and (hashed or not l1_checked):
+            entry = l1.get_entry(skey)
+            if entry is not None and (not hashed or entry.meta == key):
+                self._metrics.hit("l1", "get", _perf_ns() - started)
+                return entry.value, None
+            self._metrics.tier_miss("l1")
+        if len(self._pending):
+            value = self.pending_value(skey, hashed, key, spec, token)
+            if value is not MISSING:
+                self._metrics.hit("l1", "get", _perf_ns() - started)
+                return value, None
+        if not core.use_l2:
+            self._metrics.miss("get", _perf_ns() - started)
+            return default, None
+        return None, new_tuple(GetState, (skey, hashed, key, spec, started, token))
+
+    def get_end(self, state: GetState, raw: bytes | None, default: Any) -> Any:
+        """Last step of a read: decode what L2 returned; an L2 hit fills L1 for its remaining lifetime."""
+        skey, hashed, key, spec, started, token = state
+        if raw is not None:
+            value, remaining = self._core.entries.decode(skey, hashed, key, spec, raw)
+            if value is not MISSING:
+                self.fill_l1(skey, hashed, key, value, len(raw), remaining, spec.name, token)
+                self._metrics.l2_hit(_perf_ns() - started)
+                return value
+        self._metrics.tier_miss("l2")
+        self._metrics.miss("get", _perf_ns() - started)
+        return default
+
+    def pending_value(self, skey: str, hashed: bool, key: str, spec: TypeSpec, token: int) -> Any:
+        """The value of a write-back write not yet flushed (evicted from L1 meanwhile), or MISSING.
+
+        Without this, a value L1 evicted before the flusher sent it to L2
+        would read as a miss, or worse, as the older value still in L2. It is
+        put back into L1 for its remaining lifetime.
+        """
+        write = self._pending.get(skey)
+        if write is None:
+            return MISSING
+        value, remaining = self._core.entries.decode(skey, hashed, key, spec, write.record)
+        if value is not MISSING:
+            self.fill_l1(skey, hashed, key, value, len(write.record), remaining, spec.name, token)
+        return value
+
+    def fill_l1(
+        self, skey: str, hashed: bool, key: str, value: Any, size: int, ttl: float, cache_type: str, token: int
+    ) -> None:
+        """Fill L1 from an L2 hit (or a pending write), remembering the caller key of hashed entries.
+
+        ``token`` is the key's write generation from before the read. A write
+        or delete of the key since then means ``value`` may be older than what
+        the key now holds: it is not put into L1, or taken out again if the
+        write landed while it was being put there (writers bump the
+        generation before touching L1, so one of the two checks sees it).
+        """
+        l1 = self._l1
+        if l1 is None or not self._core.use_l1:
+            return
+        gens = self._gens
+        if gens.token(skey) != token:
+            return
+        l1.set(skey, value, size, ttl, meta=key if hashed else None, partition=cache_type)
+        if gens.token(skey) != token:
+            l1.delete(skey)
+
+    def plan_peek(self, namespace: str, key: str, cache_type: str | None) -> Plan[Any]:
+        """The value of ``key``, or MISSING, without counting a lookup.
+
+        ``get_or_set``'s leader checks once more whether another caller filled
+        the key meanwhile; counting that as a second lookup would halve the
+        hit rate that stats() and health() report for read-through use.
+        """
+        core = self._core
+        if not core.enabled:
+            return MISSING
+        if type(key) is not str:
+            key = check_key(key)
+        spec, skey, hashed = self._locator.locate(namespace, key, cache_type)
+        token = self._gens.token(skey)
+        l1 = self._l1
+        if l1 is not None and core.use_l1:
+            entry = l1.peek(skey)
+            if entry is not None and (not hashed or entry.meta == key):
+                return entry.value
+        if len(self._pending):
+            value = self.pending_value(skey, hashed, key, spec, token)
+            if value is not MISSING:
+                return value
+        if core.use_l2:
+            try:
+                raw = yield new_tuple(L2Call, (L2Op.GET, (skey,)))
+            except BackendError as exc:
+                core.failures.l2_failed("get", exc)
+                return MISSING
+            if raw is not None:
+                value, remaining = core.entries.decode(skey, hashed, key, spec, raw)
+                if value is not MISSING:
+                    self.fill_l1(skey, hashed, key, value, len(raw), remaining, spec.name, token)
+                    return value
+        return MISSING
+
+    def plan_get_many(self, namespace: str, keys: Iterable[str], cache_type: str | None) -> Plan[dict[str, Any]]:
+        """``{key: value}`` for the keys that hit: L1 and pending writes first, then one L2 batch read."""
+        if isinstance(keys, (str, bytes, bytearray)):
+            # Iterating "abc" would look up "a", "b" and "c": surely not what was meant.
+            raise TypeError(f"get_many takes an iterable of keys, not a single {type(keys).__name__}")
+        core = self._core
+        spec = self._locator.spec(cache_type)
+        started = time.perf_counter_ns()
+        found: dict[str, Any] = {}
+        wanted: list[tuple[str, str, bool, int]] = []
+        seen: set[str] = set()
+        locate = self._locator.locate
+        token_of = self._gens.token
+        l1 = self._l1 if core.use_l1 else None
+        for key in keys:
+            if type(key) is not str:
+                key = check_key(key)
+            if key in seen:
+                continue
+            seen.add(key)
+            _, skey, hashed = locate(namespace, key, cache_type)
+            token = token_of(skey)
+            if l1 is not None:
+                entry = l1.get_entry(skey)
+                if entry is not None and (not hashed or entry.meta == key):
+                    found[key] = entry.value
+                    continue
+            if len(self._pending):
+                value = self.pending_value(skey, hashed, key, spec, token)
+                if value is not MISSING:
+                    found[key] = value
+                    continue
+            wanted.append((key, skey, hashed, token))
+        l1_hits = len(found)
+        if wanted and core.use_l2:
+            try:
+                raws = yield L2Call(L2Op.GET_MANY, ([w[1] for w in wanted],))
+            except BackendError as exc:
+                core.failures.l2_failed("get_many", exc)
+                raws = [None] * len(wanted)
+            decode = core.entries.decode
+            for (key, skey, hashed, token), raw in zip(wanted, raws):
+                if raw is None:
+                    continue
+                value, remaining = decode(skey, hashed, key, spec, raw)
+                if value is not MISSING:
+                    found[key] = value
+                    if l1 is not None:
+                        self.fill_l1(skey, hashed, key, value, len(raw), remaining, spec.name, token)
+        elapsed = time.perf_counter_ns() - started
+        l2_hits = len(found) - l1_hits
+        self._metrics.batch_lookup(
+            l1_hits,
+            l2_hits,
+            len(seen) - len(found),
+            elapsed,
+            l1_misses=len(seen) - l1_hits if core.use_l1 else 0,
+            l2_misses=len(wanted) - l2_hits if core.use_l2 else 0,
+        )
+        return found

@@ -1,0 +1,186 @@
+"""Writes: ``set`` (as two plain steps around the L2 write), ``set_many`` and ``delete``.
+
+``set`` is split like ``get``: :meth:`WritePlans.set_begin` (keys, TTL,
+encoding: bad input raises before any tier is touched) and
+:meth:`WritePlans.set_end` (L1, the write-back queue, metrics).
+:meth:`WritePlans.plan_set` puts the L2 write between them; when nothing goes
+to L2 during the call (write-back, memory-only) the facades call the two
+steps directly and skip driving a generator.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from qcache.cache.inputs import check_key
+from qcache.cache.plans import L2Call, Plan, new_tuple
+from qcache.cache.writeback import PendingWrite
+from qcache.errors import BackendError
+from qcache.l2.protocol import L2Op
+from qcache.types import WriteStrategy
+
+if TYPE_CHECKING:
+    from qcache.cache.core import CacheCore
+
+_perf_ns = time.perf_counter_ns
+
+
+class SetState(NamedTuple):
+    """What :meth:`WritePlans.set_end` needs from :meth:`WritePlans.set_begin`."""
+
+    skey: str
+    hashed: bool
+    key: str
+    value: Any
+    seconds: float
+    record: bytes
+    expires_at_ms: int
+    started: int
+    cache_type: str  # the type's name, which is also its L1 partition
+
+
+class WritePlans:
+    """The write operations of one cache (``delete`` included)."""
+
+    __slots__ = ("_core", "_entries", "_gens", "_l1", "_locator", "_metrics", "_pending")
+
+    def __init__(self, core: CacheCore) -> None:
+        self._core = core
+        self._l1 = core.l1
+        self._metrics = core.metrics
+        self._pending = core.pending
+        self._gens = core.generations
+        self._locator = core.locator
+        self._entries = core.entries
+
+    def set_begin(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> SetState:
+        """First step of a write: storage key, TTL and the encoded record."""
+        if type(key) is not str:
+            key = check_key(key)
+        spec, skey, hashed = self._locator.locate(namespace, key, cache_type)
+        entries = self._entries
+        seconds = entries.resolve_ttl(spec, ttl)
+        started = _perf_ns()
+        record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+        return new_tuple(SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name))
+
+    def set_end(self, state: SetState) -> None:
+        """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
+        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type = state
+        core = self._core
+        l1 = self._l1
+        if l1 is not None and core.use_l1:
+            # After the L2 write, before L1: reads in flight must not fill L1 with an older value.
+            self._gens.bump(skey)
+            strategy = core.strategy
+            # The L1 copy lives as long as the record says, counted from now (the L2 write took time).
+            remaining = expires_at_ms / 1000.0 - core.clock()
+            if (strategy is WriteStrategy.WRITE_AROUND and core.use_l2) or remaining <= 0:
+                l1.delete(skey)
+            else:
+                l1.set(
+                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    partition=cache_type,
+                )
+                if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
+                    self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
+                self._metrics.l1_set(_perf_ns() - started)
+                return
+        self._metrics.timed("set", _perf_ns() - started)
+
+    def plan_set(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> Plan[None]:
+        """``set`` when it writes L2 during the call: both steps around the L2 write."""
+        state = self.set_begin(namespace, key, value, ttl, cache_type)
+        core = self._core
+        if core.writes_l2_now:
+            if len(self._pending):
+                # Left over from WRITE_BACK before a live strategy switch: it must not land after
+                # this newer write. The facades hold the flush lock whenever writes are pending.
+                self._pending.discard(state.skey)
+            try:
+                yield new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
+            except BackendError as exc:
+                core.failures.l2_failed("set", exc)
+            else:
+                self._metrics.stored("l2")
+        self.set_end(state)
+        return None
+
+    def plan_set_many(
+        self, namespace: str, items: Mapping[str, Any], ttl: object, cache_type: str | None
+    ) -> Plan[None]:
+        """Store many values; every value is encoded before anything is written."""
+        if not isinstance(items, Mapping):
+            raise TypeError(f"set_many takes a mapping of key -> value, got {type(items).__name__}")
+        core = self._core
+        spec = self._locator.spec(cache_type)
+        started = time.perf_counter_ns()
+        entries = self._entries
+        # Encode everything first: a value the codec refuses fails the call before anything is written.
+        prepared = []
+        for key, value in items.items():
+            key = check_key(key)
+            skey, hashed = self._locator.storage_key(namespace, spec, key)
+            seconds = entries.resolve_ttl(spec, ttl)
+            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+            prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
+        strategy = core.strategy
+        if core.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
+            if len(self._pending):  # as in plan_set: an older write-back write must not land later
+                for p in prepared:
+                    self._pending.discard(p[1])
+            try:
+                yield L2Call(L2Op.SET_MANY, ([(p[1], p[5], p[4]) for p in prepared],))
+            except BackendError as exc:
+                core.failures.l2_failed("set_many", exc)
+            else:
+                self._metrics.stored("l2", len(prepared))
+        l1 = self._l1
+        if l1 is not None and core.use_l1:
+            kept = 0
+            now = core.clock()
+            for key, skey, hashed, value, seconds, record, expires_at_ms in prepared:
+                self._gens.bump(skey)  # as in set_end
+                remaining = expires_at_ms / 1000.0 - now
+                if (strategy is WriteStrategy.WRITE_AROUND and core.use_l2) or remaining <= 0:
+                    l1.delete(skey)
+                    continue
+                l1.set(
+                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    partition=spec.name,
+                )
+                kept += 1
+                if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
+                    self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
+            if kept:
+                self._metrics.stored("l1", kept)
+        self._metrics.timed("set_many", time.perf_counter_ns() - started)
+        return None
+
+    def plan_delete(self, namespace: str, key: str, cache_type: str | None) -> Plan[bool]:
+        """Delete one key. The caller holds the write-back flush lock (see the facades)."""
+        core = self._core
+        spec = self._locator.spec(cache_type)
+        skey, _hashed = self._locator.storage_key(namespace, spec, key)
+        started = time.perf_counter_ns()
+        removed = self._pending.discard(skey)
+        try:
+            if core.use_l2:
+                try:
+                    count = yield L2Call(L2Op.DELETE, (skey,))
+                except BackendError as exc:
+                    core.failures.l2_failed("delete", exc)
+                else:
+                    removed = bool(count) or removed
+        finally:
+            # L1 last, after the bump: an L2 read that got the old value before the UNLINK either
+            # filled L1 before this delete or sees the new generation (see ReadPlans.fill_l1).
+            self._gens.bump(skey)
+            l1 = self._l1
+            if l1 is not None and core.use_l1:
+                removed = l1.delete(skey) or removed
+        self._metrics.deleted(int(removed))
+        self._metrics.timed("delete", time.perf_counter_ns() - started)
+        return removed
