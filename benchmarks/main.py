@@ -34,6 +34,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -254,14 +255,14 @@ def run_simulator(out_dir: Path, user_traces: Sequence[Path], shared_traces: Seq
     sources += [(path, [], "auto") for path in shared_traces]
     for path, options, trace_format in sources:
         print(f"[main] simulator: {path.name}", flush=True)
-        code = _logged(log, lambda: qcache_main(["simulate", "--trace", str(path), *options, *common]))
+        code = _logged(log, partial(qcache_main, ["simulate", "--trace", str(path), *options, *common]))
         declared = trace_format if trace_format != "auto" else format_from_name(path)
         ran.append({"trace": path.name, "exit_code": code,
                     "credit": credit_for(path.name, declared or "")})
     if not sources:
         spec = SYNTHETIC.format(requests=synthetic_requests)
         print(f"[main] simulator: no trace available, synthetic workload {spec}", flush=True)
-        code = _logged(log, lambda: qcache_main(["simulate", "--synthetic", spec, *common]))
+        code = _logged(log, partial(qcache_main, ["simulate", "--synthetic", spec, *common]))
         ran.append({"synthetic": spec, "exit_code": code, "credit": ""})
     return ran
 
@@ -414,7 +415,15 @@ def main(argv: Sequence[str]) -> int:
 def recommend_default(run: Run, target: Path, notes: list[str]) -> Recommendation | None:
     """The recommendation for the default workload, written to ``target``; None (with a note) when the
     run lacks what it needs."""
-    from qcache.tune import TuneError, Workload, curves_from_run, gather, recommend, render_env, write_env
+    from qcache.tune import (
+        TuneError,
+        Workload,
+        curves_from_run,
+        gather,
+        recommend,
+        render_env,
+        write_env,
+    )
 
     try:
         recommendation = recommend(Workload(), gather(run), curves_from_run(run))

@@ -14,6 +14,7 @@ instead of failing.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import subprocess
@@ -59,12 +60,18 @@ def _literal(value: Any) -> str:
     raise NotebookError(f"notebook parameters must be text, numbers or booleans, got {type(value).__name__}")
 
 
+def _module(name: str) -> Any:
+    """An optional module of the notebooks extra, typed as Any (nbformat and nbconvert ship no types)."""
+    return importlib.import_module(name)
+
+
 def inject_parameters(notebook: Any, parameters: Mapping[str, Any]) -> Any:
     """Insert the ``parameters`` overrides after the cell tagged ``parameters`` (which must exist)."""
-    import nbformat
+    nbformat = _module("nbformat")
 
-    index = next((i for i, cell in enumerate(notebook.cells)
-                  if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", [])), None)
+    index = next(
+        (i for i, cell in enumerate(notebook.cells) if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", [])), None
+    )
     if index is None:
         raise NotebookError("the notebook has no cell tagged 'parameters'")
     if not parameters:
@@ -78,13 +85,18 @@ def inject_parameters(notebook: Any, parameters: Mapping[str, Any]) -> Any:
 
 def execute(path: Path, parameters: Mapping[str, Any] | None = None, *, timeout: int = 600) -> Any:
     """Run the notebook at ``path`` with ``parameters``, from its own folder; the executed notebook."""
-    import nbformat
+    nbformat = _module("nbformat")
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbclient.exceptions import (
+        CellExecutionError,
+        CellTimeoutError,
+        DeadKernelError,
+    )
 
     notebook = inject_parameters(nbformat.read(path, as_version=4), parameters or {})
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         # The kernel's own stderr (a warning about its loopback transport) is not the notebook's output.
         client.execute(stderr=subprocess.DEVNULL)
@@ -99,20 +111,22 @@ def render_html(executed: Sequence[tuple[str, Any]], title: str, preface: str = 
     ``preface`` (markdown) goes right under the title: the verdict a reader
     should see before the evidence.
     """
-    import nbformat
-    from nbconvert import HTMLExporter
+    nbformat = _module("nbformat")
+    exporter = _module("nbconvert").HTMLExporter()
 
     merged = nbformat.v4.new_notebook()
     merged.metadata = executed[0][1].metadata if executed else {}
     for name, notebook in executed:
-        anchor = nbformat.v4.new_markdown_cell(f"<a id=\"{name}\"></a>\n\n---\n_notebook `notebooks/{name}.ipynb`_")
+        anchor = nbformat.v4.new_markdown_cell(f'<a id="{name}"></a>\n\n---\n_notebook `notebooks/{name}.ipynb`_')
         merged.cells.append(anchor)
-        merged.cells.extend(cell for cell in notebook.cells
-                            if PARAMETERS_TAG not in cell.get("metadata", {}).get("tags", [])
-                            and INJECTED_TAG not in cell.get("metadata", {}).get("tags", []))
+        merged.cells.extend(
+            cell
+            for cell in notebook.cells
+            if PARAMETERS_TAG not in cell.get("metadata", {}).get("tags", [])
+            and INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])
+        )
     contents = "\n".join(f"- [{name}](#{name})" for name, _ in executed)
     merged.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n{preface}\n\n**Contents**\n\n{contents}"))
-    exporter = HTMLExporter()
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

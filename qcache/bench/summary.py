@@ -27,12 +27,18 @@ def _figure_lines(values: Sequence[FigureValue]) -> list[str]:
     measured = [v for v in values if v.value is not None]
     met = sum(1 for v in measured if v.meets_target)
     regressions = [v for v in values if v.breaches_limit]
-    lines = [f"key figures: {met} of {len(values)} meet their target, {len(regressions)} past the gate limit "
-             f"({len(values) - len(measured)} missing)"]
+    lines = [
+        (
+            f"key figures: {met} of {len(values)} meet their target, {len(regressions)} past the gate limit "
+            f"({len(values) - len(measured)} missing)"
+        )
+    ]
     for v in values[:SHOWN_FIGURES]:
         if v.value is not None:
             verdict = "REGRESSION" if v.breaches_limit else ("ok" if v.meets_target is not False else "misses target")
-            lines.append(f"  {v.figure.name:<34} {v.value:8.3f}  target {v.figure.bound_text(v.figure.target):<8} {verdict}")
+            lines.append(
+                f"  {v.figure.name:<34} {v.value:8.3f}  target {v.figure.bound_text(v.figure.target):<8} {verdict}"
+            )
     return lines
 
 
@@ -45,9 +51,11 @@ def _threshold_lines(run: Run, thresholds: Thresholds) -> tuple[list[str], list[
         worst = max(measured, key=lambda o: o.ms)
         alerts = [o for o in measured if o.ms > thresholds.latency_alert_ms]
         between = [o for o in measured if thresholds.healthy_latency_ms <= o.ms <= thresholds.latency_alert_ms]
-        lines.append(f"latency: {len(measured)} measured, worst {worst.ms:.2f} ms ({worst.what}); "
-                     f"{len(between)} between {thresholds.healthy_latency_ms:g} and {thresholds.latency_alert_ms:g} ms, "
-                     f"{len(alerts)} above")
+        lines.append(
+            f"latency: {len(measured)} measured, worst {worst.ms:.2f} ms ({worst.what}); "
+            f"{len(between)} between {thresholds.healthy_latency_ms:g} and {thresholds.latency_alert_ms:g} ms, "
+            f"{len(alerts)} above"
+        )
         breaches += [f"latency {o.ms:.1f} ms > {thresholds.latency_alert_ms:g} ms: {o.what}" for o in alerts]
     groups = [g for g in hit_rates(run, thresholds) if g.workload.startswith("simulator")]
     largest: dict[str, int] = {}
@@ -57,8 +65,10 @@ def _threshold_lines(run: Run, thresholds: Thresholds) -> tuple[list[str], list[
         if group.capacity == largest[group.workload]:
             policy, rate = group.best
             verdict = group.flag or "healthy"
-            lines.append(f"hit rate: {group.workload.removeprefix('simulator, ')} at {group.capacity:,} entries: "
-                         f"{policy} {rate:.3f} ({verdict})")
+            lines.append(
+                f"hit rate: {group.workload.removeprefix('simulator, ')} at {group.capacity:,} entries: "
+                f"{policy} {rate:.3f} ({verdict})"
+            )
     return lines, breaches
 
 
@@ -73,13 +83,20 @@ def format_summary(
     """The summary lines (never more than MAX_LINES; the recommendation is cut first, with a pointer)."""
     redis = run.machine_info.get("qcache_redis", {}) or {}
     mode = run.environment.get("mode", "?")
-    head = [f"qcache main job: run {run.run_id} ({mode} mode), {len(run.benchmarks)} benchmarks, "
-            f"Redis {redis.get('server_version', '?')} ({redis.get('method', 'not provisioned')})"]
+    head = [
+        (
+            f"qcache main job: run {run.run_id} ({mode} mode), {len(run.benchmarks)} benchmarks, "
+            f"Redis {redis.get('server_version', '?')} ({redis.get('method', 'not provisioned')})"
+        )
+    ]
     head += _figure_lines(values)
     threshold_lines, breaches = _threshold_lines(run, thresholds)
     head += threshold_lines
-    breaches = [f"gate: {v.figure.name} = {v.value:.3f}, limit {v.figure.bound_text(v.figure.limit)}"
-                for v in values if v.breaches_limit and v.value is not None] + breaches
+    breaches = [
+        f"gate: {v.figure.name} = {v.value:.3f}, limit {v.figure.bound_text(v.figure.limit)}"
+        for v in values
+        if v.breaches_limit and v.value is not None
+    ] + breaches
     head.append(f"breaches: {len(breaches) or 'none'}")
     head += [f"  {b}" for b in breaches[:LISTED_BREACHES]]
     if len(breaches) > LISTED_BREACHES:
@@ -89,8 +106,10 @@ def format_summary(
     body: list[str] = []
     if recommendation is not None:
         w = recommendation.workload
-        body.append(f"recommended for {w.memory_budget_mb:g} MB L1, {w.read_ratio:.0%} reads, {w.value_bytes:,} B "
-                    f"values, {w.latency_target_ms:g} ms target (why: recommended.env, report.html):")
+        body.append(
+            f"recommended for {w.memory_budget_mb:g} MB L1, {w.read_ratio:.0%} reads, {w.value_bytes:,} B "
+            f"values, {w.latency_target_ms:g} ms target (why: recommended.env, report.html):"
+        )
         body += [f"  {c.setting}={c.value}  ({c.figure})" for c in recommendation.choices]
     room = MAX_LINES - len(head) - len(tail)
     if len(body) > room:

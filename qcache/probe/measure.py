@@ -7,6 +7,7 @@ other, never with fixed numbers.
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import threading
@@ -16,9 +17,10 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from qcache.cache import QueryCache
+from qcache import QueryCache
 from qcache.codec import Codec
 from qcache.config import CacheConfig
 from qcache.probe.payloads import KINDS, value_of
@@ -55,8 +57,11 @@ class Probe:
 
     def config(self, **settings: Any) -> CacheConfig:
         """Defaults plus ``settings`` on this Redis, under a fresh key prefix; no environment read."""
-        values: dict[str, Any] = {"REDIS_URL": self.redis_url, "CACHE_KEY_PREFIX": f"qcache-tune-{uuid.uuid4().hex[:12]}",
-                                  "CACHE_LOG_LEVEL": "WARNING"}
+        values: dict[str, Any] = {
+            "REDIS_URL": self.redis_url,
+            "CACHE_KEY_PREFIX": f"qcache-tune-{uuid.uuid4().hex[:12]}",
+            "CACHE_LOG_LEVEL": "WARNING",
+        }
         values.update(settings)
         return CacheConfig.from_env(env_file=None, environ={}, **values)
 
@@ -74,7 +79,13 @@ class Probe:
                 cache.close()
 
 
-def measure_codec(kinds: Sequence[str] = KINDS, sizes: Sequence[int] = CODEC_SIZES, repeats: int = 15) -> list[CodecSample]:
+def _round_trip(codec: Codec, value: Any, compress: bool) -> object:
+    return codec.decode(codec.encode(value, key="probe", compress=compress), key="probe")
+
+
+def measure_codec(
+    kinds: Sequence[str] = KINDS, sizes: Sequence[int] = CODEC_SIZES, repeats: int = 15
+) -> list[CodecSample]:
     """Encode + decode per kind, size and algorithm (no Redis), with the bytes each stores."""
     found = []
     for kind in kinds:
@@ -85,16 +96,16 @@ def measure_codec(kinds: Sequence[str] = KINDS, sizes: Sequence[int] = CODEC_SIZ
                 compress = algorithm != "none"
                 stored = codec.encode(value, key="probe", compress=compress)
                 serialized = len(Codec(compressor="none").encode(value, key="probe"))
-                us = _median_us(lambda: codec.decode(codec.encode(value, key="probe", compress=compress), key="probe"),
-                                repeats, per_round=5)
+                us = _median_us(partial(_round_trip, codec, value, compress), repeats, per_round=5)
                 found.append(CodecSample(algorithm, kind, f"{size}B", serialized, len(stored), us))
     return found
 
 
 def measure_l1_overhead(value_bytes: int, entries: int = 5000) -> float:
     """Bytes L1 spends per entry beyond the value itself (tracemalloc over ``entries`` entries)."""
-    config = CacheConfig.from_env(env_file=None, environ={}, CACHE_LEVEL="L1_MEMORY",
-                                  MEMORY_CACHE_MAX_SIZE=entries * 2, CACHE_LOG_LEVEL="WARNING")
+    config = CacheConfig.from_env(
+        env_file=None, environ={}, CACHE_LEVEL="L1_MEMORY", MEMORY_CACHE_MAX_SIZE=entries * 2, CACHE_LOG_LEVEL="WARNING"
+    )
     values = [bytes([i % 251]) * value_bytes for i in range(entries)]
     with QueryCache(config) as cache:
         tracemalloc.start()
@@ -113,8 +124,14 @@ def measure_levels(probe: Probe, value: Any) -> tuple[float, float]:
     with probe.cache(CACHE_LEVEL="BOTH") as both, probe.cache(CACHE_LEVEL="L2_REDIS") as l2:
         both.set("k", value)
         l2.set("k", value)
-        return (_median_us(lambda: both.get("k"), probe.repeats, per_round=200),
-                _median_us(lambda: l2.get("k"), probe.repeats, per_round=20))
+        return (
+            _median_us(lambda: both.get("k"), probe.repeats, per_round=200),
+            _median_us(lambda: l2.get("k"), probe.repeats, per_round=20),
+        )
+
+
+def _set_next(cache: QueryCache, keys: Iterator[str], value: Any) -> None:
+    cache.set(next(keys), value)
 
 
 def measure_write_strategies(probe: Probe, value: Any) -> list[OpTime]:
@@ -122,10 +139,10 @@ def measure_write_strategies(probe: Probe, value: Any) -> list[OpTime]:
     found = []
     for strategy in ("WRITE_THROUGH", "WRITE_BACK", "WRITE_AROUND"):
         with probe.cache(CACHE_LEVEL="BOTH", CACHE_WRITE_STRATEGY=strategy) as cache:
-            counter = iter(range(10**9))
-            set_us = _median_us(lambda: cache.set(f"w{next(counter) % 500}", value), probe.repeats, per_round=20)
+            keys = itertools.cycle([f"w{i}" for i in range(500)])
+            set_us = _median_us(partial(_set_next, cache, keys, value), probe.repeats, per_round=20)
             cache.flush()
-            get_us = _median_us(lambda: cache.get("w1"), probe.repeats, per_round=50)
+            get_us = _median_us(partial(cache.get, "w1"), probe.repeats, per_round=50)
             found += [OpTime(strategy, "BOTH", "set", set_us), OpTime(strategy, "BOTH", "get", get_us)]
     return found
 
@@ -137,13 +154,25 @@ def measure_batches(probe: Probe, value: Any, sizes: Sequence[int] = (1, 10, 100
         for size in sizes:
             batch = {f"b{size}-{i}": value for i in range(size)}
             keys = list(batch)
-            found.append(BatchSample("set_many", size, _median_us(lambda: cache.set_many(batch), probe.repeats)))
-            found.append(BatchSample("get_many", size, _median_us(lambda: cache.get_many(keys), probe.repeats)))
+            found.append(BatchSample("set_many", size, _median_us(partial(cache.set_many, batch), probe.repeats)))
+            found.append(BatchSample("get_many", size, _median_us(partial(cache.get_many, keys), probe.repeats)))
     return found
 
 
-def measure_pools(probe: Probe, value: Any, threads: int, pools: Sequence[int] = (1, 2, 4, 8, 16, 32),
-                  gets_per_thread: int = 200) -> list[PoolSample]:
+def _timed_gets(cache: QueryCache, count: int, sink: list[float], lock: threading.Lock) -> None:
+    """``count`` gets of one key, each timed, appended to ``sink`` at the end."""
+    mine = []
+    for _ in range(count):
+        started = time.perf_counter()
+        cache.get("p")
+        mine.append(time.perf_counter() - started)
+    with lock:
+        sink.extend(mine)
+
+
+def measure_pools(
+    probe: Probe, value: Any, threads: int, pools: Sequence[int] = (1, 2, 4, 8, 16, 32), gets_per_thread: int = 200
+) -> list[PoolSample]:
     """``threads`` threads reading through Redis at once, for each pool size: throughput, p50, p99."""
     found = []
     for pool in pools:
@@ -151,34 +180,50 @@ def measure_pools(probe: Probe, value: Any, threads: int, pools: Sequence[int] =
             cache.set("p", value)
             latencies: list[float] = []
             lock = threading.Lock()
-
-            def worker() -> None:
-                mine = []
-                for _ in range(gets_per_thread):
-                    started = time.perf_counter()
-                    cache.get("p")
-                    mine.append(time.perf_counter() - started)
-                with lock:
-                    latencies.extend(mine)
-
-            workers = [threading.Thread(target=worker) for _ in range(threads)]
+            workers = [
+                threading.Thread(target=_timed_gets, args=(cache, gets_per_thread, latencies, lock))
+                for _ in range(threads)
+            ]
             started = time.perf_counter()
-            for worker_thread in workers:
-                worker_thread.start()
-            for worker_thread in workers:
-                worker_thread.join()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
             elapsed = time.perf_counter() - started
             ordered = sorted(latencies)
-            found.append(PoolSample(pool, threads, len(ordered) / elapsed, _percentile(ordered, 0.5) * 1000,
-                                    _percentile(ordered, 0.99) * 1000))
+            found.append(
+                PoolSample(
+                    pool,
+                    threads,
+                    len(ordered) / elapsed,
+                    _percentile(ordered, 0.5) * 1000,
+                    _percentile(ordered, 0.99) * 1000,
+                )
+            )
     return found
 
 
-def measure_profile(profile: str, probe: Probe, operations: int = 40_000, keys: int = 20_000,
-                    read_ratio: float = 0.9, value_bytes: int = 1024) -> ProfileMeasurement:
-    """One mixed Zipf workload through a cache configured by ``profile`` (its Redis settings replaced by the probe's)."""
-    overrides = {"REDIS_SSL_ENABLED": False, "REDIS_SSL_CERT_PATH": "", "REDIS_SSL_KEY_PATH": "",
-                 "REDIS_SSL_CA_CERT_PATH": "", "ENVIRONMENT": profile, "CACHE_ENCRYPTION_ENABLED": False}
+def measure_profile(
+    profile: str,
+    probe: Probe,
+    operations: int = 40_000,
+    keys: int = 20_000,
+    read_ratio: float = 0.9,
+    value_bytes: int = 1024,
+) -> ProfileMeasurement:
+    """One mixed Zipf workload through a cache configured by ``profile``.
+
+    The profile's Redis connection (host, TLS files) is replaced by the
+    probe's, and encryption is off: profiles carry no key.
+    """
+    overrides = {
+        "REDIS_SSL_ENABLED": False,
+        "REDIS_SSL_CERT_PATH": "",
+        "REDIS_SSL_KEY_PATH": "",
+        "REDIS_SSL_CA_CERT_PATH": "",
+        "ENVIRONMENT": profile,
+        "CACHE_ENCRYPTION_ENABLED": False,
+    }
     requests = Zipf(keys=keys, requests=operations, exponent=1.0, seed=7).generate()
     rng = random.Random(8)
     chooser = [rng.random() for _ in range(operations)]  # under read_ratio: a read
@@ -208,6 +253,14 @@ def measure_profile(profile: str, probe: Probe, operations: int = 40_000, keys: 
         l1_hits = int(cache.stats()["hits"].get("l1", 0))
     gets.sort()
     sets.sort()
-    return ProfileMeasurement(profile, operations, operations / elapsed, _percentile(gets, 0.5) * 1000,
-                              _percentile(gets, 0.99) * 1000, _percentile(sets, 0.5) * 1000,
-                              _percentile(sets, 0.99) * 1000, hits / max(1, len(gets)), l1_hits / max(1, len(gets)))
+    return ProfileMeasurement(
+        profile,
+        operations,
+        operations / elapsed,
+        _percentile(gets, 0.5) * 1000,
+        _percentile(gets, 0.99) * 1000,
+        _percentile(sets, 0.5) * 1000,
+        _percentile(sets, 0.99) * 1000,
+        hits / max(1, len(gets)),
+        l1_hits / max(1, len(gets)),
+    )

@@ -27,10 +27,18 @@ def value_of(kind: str, size_bytes: int, seed: int = 0) -> Any:
         dims = _DIMS if size_bytes >= 4 * _DIMS else max(1, size_bytes // 4)
         return np.random.default_rng(rng.randrange(1 << 30)).standard_normal((rows, dims)).astype(np.float32)
     if kind == "search":
-        return [{"id": f"chunk-{i:05d}", "path": f"src/module_{i % 50}/handlers.py", "score": rng.random(),
-                 "content": "".join(f"def f_{i}_{j}(x):\n    return store.get(x, {rng.randint(0, 999)})\n"
-                                    for j in range(max(1, min(size_bytes, _HIT_BYTES) // 50)))}
-                for i in range(max(1, size_bytes // _HIT_BYTES))]
+        return [
+            {
+                "id": f"chunk-{i:05d}",
+                "path": f"src/module_{i % 50}/handlers.py",
+                "score": rng.random(),
+                "content": "".join(
+                    f"def f_{i}_{j}(x):\n    return store.get(x, {rng.randint(0, 999)})\n"
+                    for j in range(max(1, min(size_bytes, _HIT_BYTES) // 50))
+                ),
+            }
+            for i in range(max(1, size_bytes // _HIT_BYTES))
+        ]
     if kind == "text":
         lines: list[str] = []
         length = 0

@@ -11,7 +11,13 @@ notebooks draw (:mod:`qcache.tune.plots`) and ``qcache tune`` measures
 (:mod:`qcache.tune.measure`).
 """
 
-from qcache.tune.batching import BatchChoice, PoolChoice, choose_batch_size, choose_pool_size, pool_knee
+from qcache.tune.batching import (
+    BatchChoice,
+    PoolChoice,
+    choose_batch_size,
+    choose_pool_size,
+    pool_knee,
+)
 from qcache.tune.compression import (
     CompressionChoice,
     EncryptionCost,
@@ -39,13 +45,37 @@ from qcache.tune.evidence import (
     PoolSample,
     gather,
 )
-from qcache.tune.health import Check, breaches, count_by_status, hit_rate_checks, key_figures, latency_checks
+from qcache.tune.health import (
+    Check,
+    breaches,
+    count_by_status,
+    hit_rate_checks,
+    key_figures,
+    latency_checks,
+)
 from qcache.tune.policy import CONFIG_DEFAULT_POLICY, PolicyChoice, choose_policy
 from qcache.tune.recommend import Choice, Recommendation, Workload, recommend
 from qcache.tune.runs import default_env_output, find_results_root, open_run
-from qcache.tune.sizing import SizeForTarget, bytes_per_entry, entries_for_budget, size_for_hit_rate
-from qcache.tune.thresholds import SEED_THRESHOLDS, Status, hit_rate_status, latency_status
-from qcache.tune.writes import DURABILITY, MixCost, StrategyChoice, choose_level, choose_write_strategy, mix_costs
+from qcache.tune.sizing import (
+    SizeForTarget,
+    bytes_per_entry,
+    entries_for_budget,
+    size_for_hit_rate,
+)
+from qcache.tune.thresholds import (
+    SEED_THRESHOLDS,
+    Status,
+    hit_rate_status,
+    latency_status,
+)
+from qcache.tune.writes import (
+    DURABILITY,
+    MixCost,
+    StrategyChoice,
+    choose_level,
+    choose_write_strategy,
+    mix_costs,
+)
 
 __all__ = [
     "CONFIG_DEFAULT_POLICY",

@@ -7,7 +7,10 @@ target: past it, bigger batches save little per key but hold a connection
 
 Pool: at the workload's concurrency (the nearest thread count measured),
 the smallest pool whose throughput is within :data:`NEAR_BEST` of the best
-pool and whose p99 meets the latency target. The knee is the pool size past
+pool and whose p99 meets the latency target, and never fewer than
+:data:`MIN_POOL` connections for concurrent callers: with one, a single slow
+reply (a large value, a blocked server) stalls every caller, which a short
+measurement of small values does not show. The knee is the pool size past
 which throughput stops growing by :data:`NEAR_BEST`.
 """
 
@@ -15,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from qcache.tune.errors import TuneError
 from qcache.tune.evidence import BatchSample, PoolSample
 
 NEAR_BEST = 0.10
+MIN_POOL = 2
 
 
 @dataclass(frozen=True)
@@ -51,16 +56,22 @@ def choose_batch_size(samples: Sequence[BatchSample], latency_target_ms: float, 
     best = min(s.us_per_key for s in rows)
     within = [s for s in rows if s.us / 1000 <= latency_target_ms] or rows[:1]
     chosen = next((s for s in within if s.us_per_key <= best * (1 + NEAR_BEST)), within[-1])
-    return BatchChoice(chosen.keys, chosen.us_per_key, best, chosen.us / 1000,
-                       f"{op} of {chosen.keys} keys costs {chosen.us_per_key:.2f} us per key "
-                       f"(best measured {best:.2f}); one call takes {chosen.us / 1000:.2f} ms "
-                       f"against a {latency_target_ms:g} ms target", tuple(rows))
+    return BatchChoice(
+        chosen.keys,
+        chosen.us_per_key,
+        best,
+        chosen.us / 1000,
+        f"{op} of {chosen.keys} keys costs {chosen.us_per_key:.2f} us per key "
+        f"(best measured {best:.2f}); one call takes {chosen.us / 1000:.2f} ms "
+        f"against a {latency_target_ms:g} ms target",
+        tuple(rows),
+    )
 
 
 def pool_knee(rows: Sequence[PoolSample]) -> int | None:
     """The pool size after which one more step of the sweep adds less than NEAR_BEST throughput."""
     ordered = sorted(rows, key=lambda s: s.pool)
-    for current, bigger in zip(ordered, ordered[1:]):
+    for current, bigger in pairwise(ordered):
         if bigger.throughput_ops < current.throughput_ops * (1 + NEAR_BEST):
             return current.pool
     return ordered[-1].pool if ordered else None
@@ -75,10 +86,19 @@ def choose_pool_size(samples: Sequence[PoolSample], concurrency: int, latency_ta
     threads = min({s.threads for s in samples}, key=lambda t: (abs(t - concurrency), -t))
     rows = sorted((s for s in samples if s.threads == threads), key=lambda s: s.pool)
     meeting = [s for s in rows if s.p99_ms <= latency_target_ms] or rows
+    if threads > 1:
+        meeting = [s for s in meeting if s.pool >= MIN_POOL] or meeting
     best = max(s.throughput_ops for s in meeting)
     chosen = next(s for s in meeting if s.throughput_ops >= best * (1 - NEAR_BEST))
     knee = pool_knee(rows)
-    return PoolChoice(chosen.pool, threads, chosen.throughput_ops, chosen.p99_ms, knee,
-                      f"with {threads} concurrent threads a pool of {chosen.pool} gives "
-                      f"{chosen.throughput_ops:,.0f} gets/s (best {best:,.0f}) at p99 {chosen.p99_ms:.2f} ms; "
-                      f"throughput stops growing past {knee} connections", tuple(rows))
+    return PoolChoice(
+        chosen.pool,
+        threads,
+        chosen.throughput_ops,
+        chosen.p99_ms,
+        knee,
+        f"with {threads} concurrent threads a pool of {chosen.pool} gives "
+        f"{chosen.throughput_ops:,.0f} gets/s (best {best:,.0f}) at p99 {chosen.p99_ms:.2f} ms; "
+        f"throughput stops growing past {knee} connections",
+        tuple(rows),
+    )

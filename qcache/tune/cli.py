@@ -21,7 +21,15 @@ from tqdm import tqdm
 
 from qcache.errors import ConfigError
 from qcache.memory.policies import available_policies
-from qcache.sim import BELADY, FORMATS, SimulationError, TraceError, TraceFile, curve_sizes, materialize
+from qcache.sim import (
+    BELADY,
+    FORMATS,
+    SimulationError,
+    TraceError,
+    TraceFile,
+    curve_sizes,
+    materialize,
+)
 from qcache.sim.cli import parse_workload
 from qcache.sim.sources import Trace
 from qcache.tune.curves import Curve, compute_curves
@@ -42,22 +50,38 @@ def register(subparsers: Any) -> None:
         description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else None,
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--trace", type=Path, metavar="FILE", help="your keys in request order (as qcache simulate reads them)")
-    source.add_argument("--synthetic", metavar="SPEC", default=None,
-                        help=f"a synthetic workload instead (default {DEFAULT_SYNTHETIC})")
+    source.add_argument(
+        "--trace", type=Path, metavar="FILE", help="your keys in request order (as qcache simulate reads them)"
+    )
+    source.add_argument(
+        "--synthetic", metavar="SPEC", default=None, help=f"a synthetic workload instead (default {DEFAULT_SYNTHETIC})"
+    )
     parser.add_argument("--trace-format", default="auto", choices=FORMATS, help="format of --trace (default: auto)")
     parser.add_argument("--memory-budget-mb", type=float, default=256.0, help="memory L1 may use (default 256)")
     parser.add_argument("--latency-target-ms", type=float, default=10.0, help="what one call may take (default 10)")
     parser.add_argument("--read-ratio", type=float, default=0.9, help="share of reads, 0..1 (default 0.9)")
-    parser.add_argument("--value-size", type=int, default=1024, metavar="BYTES", help="average value size (default 1024)")
-    parser.add_argument("--value-kind", choices=("search", "text", "embedding"), default="search",
-                        help="what the values look like, for compression (default search)")
+    parser.add_argument(
+        "--value-size", type=int, default=1024, metavar="BYTES", help="average value size (default 1024)"
+    )
+    parser.add_argument(
+        "--value-kind",
+        choices=("search", "text", "embedding"),
+        default="search",
+        help="what the values look like, for compression (default search)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="threads calling the cache at once (default 4)")
-    parser.add_argument("--redis-url", default=None,
-                        help="the Redis to measure (keys under a unique prefix, removed afterwards; never flushed); "
-                             "default: REDIS_URL or a throwaway server")
-    parser.add_argument("--max-requests", type=int, default=300_000,
-                        help="simulate only the first N requests of the trace (default 300000)")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="the Redis to measure (keys under a unique prefix, removed afterwards; never flushed); "
+        "default: REDIS_URL or a throwaway server",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=300_000,
+        help="simulate only the first N requests of the trace (default 300000)",
+    )
     parser.add_argument("--output", type=Path, default=Path(".env.tuned"), help="where to write (default .env.tuned)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -73,9 +97,18 @@ def _curves(trace: Trace, max_requests: int, quiet: bool) -> list[Curve]:
     policies = [*available_policies(), BELADY]
     requests = min(len(trace), max_requests)
     # One bar over every request replayed: each policy and the ceiling at every size.
-    sizes = len(curve_sizes(max(1, round(trace.unique_keys * 0.001)), max(1, round(trace.unique_keys * 0.5)), CURVE_POINTS))
-    with tqdm(total=requests * (len(policies) + 1) * sizes, desc="simulating", unit="req", unit_scale=True,
-              disable=quiet or None, leave=False, file=sys.stderr) as bar:
+    sizes = len(
+        curve_sizes(max(1, round(trace.unique_keys * 0.001)), max(1, round(trace.unique_keys * 0.5)), CURVE_POINTS)
+    )
+    with tqdm(
+        total=requests * (len(policies) + 1) * sizes,
+        desc="simulating",
+        unit="req",
+        unit_scale=True,
+        disable=quiet or None,
+        leave=False,
+        file=sys.stderr,
+    ) as bar:
         return compute_curves(trace, policies, points=CURVE_POINTS, max_requests=max_requests, progress=bar.update)
 
 
@@ -119,9 +152,17 @@ def _measure(url: str, workload: Workload, quiet: bool) -> Evidence:
             bar.set_postfix_str(name)
             results[name] = step()
     l1_get, l2_get = results["tiers"]
-    return Evidence(op_times=tuple(results["write strategies"]), codec=tuple(results["codec"]), encryption=(),
-                    batches=tuple(results["batches"]), pools=tuple(results["pool sizes"]), policy_get_ns={},
-                    l1_overhead_bytes=results["L1 footprint"], l2_get_us=l2_get, l1_get_us=l1_get)
+    return Evidence(
+        op_times=tuple(results["write strategies"]),
+        codec=tuple(results["codec"]),
+        encryption=(),
+        batches=tuple(results["batches"]),
+        pools=tuple(results["pool sizes"]),
+        policy_get_ns={},
+        l1_overhead_bytes=results["L1 footprint"],
+        l2_get_us=l2_get,
+        l1_get_us=l1_get,
+    )
 
 
 def format_recommendation(recommendation: Recommendation) -> list[str]:
@@ -137,8 +178,14 @@ def format_recommendation(recommendation: Recommendation) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Simulate, measure, decide, print and write; 0 on success, 2 on bad input or a failed measurement."""
     try:
-        workload = Workload(args.memory_budget_mb, args.read_ratio, args.value_size, args.latency_target_ms,
-                            args.concurrency, args.value_kind)
+        workload = Workload(
+            args.memory_budget_mb,
+            args.read_ratio,
+            args.value_size,
+            args.latency_target_ms,
+            args.concurrency,
+            args.value_kind,
+        )
         if args.max_requests <= 0:
             raise TuneError(f"--max-requests must be > 0, got {args.max_requests}")
         trace = _trace(args)
@@ -151,8 +198,10 @@ def run(args: argparse.Namespace) -> int:
     except (TuneError, SimulationError, TraceError, ConfigError) as exc:
         print(f"qcache tune: error: {exc}", file=sys.stderr)
         return 2
-    print(f"qcache tune: {trace.name}, {workload.memory_budget_mb:g} MB, {workload.read_ratio:.0%} reads, "
-          f"{workload.value_bytes:,} B {workload.value_kind} values, {workload.latency_target_ms:g} ms target")
+    print(
+        f"qcache tune: {trace.name}, {workload.memory_budget_mb:g} MB, {workload.read_ratio:.0%} reads, "
+        f"{workload.value_bytes:,} B {workload.value_kind} values, {workload.latency_target_ms:g} ms target"
+    )
     print("\n".join(format_recommendation(recommendation)))
     print(f"wrote {args.output} (check it with: qcache config validate --env-file {args.output})")
     return 0

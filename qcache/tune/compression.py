@@ -64,8 +64,17 @@ def savings(samples: Sequence[CodecSample], l2_get_us: float | None) -> list[Sav
         fraction = sample.stored_bytes / base.stored_bytes
         extra = sample.us - base.us
         cpu_ok = l2_get_us is None or extra <= cpu_limit_us(l2_get_us, sample.serialized_bytes)
-        found.append(Saving(sample.algorithm, sample.kind, sample.size, sample.serialized_bytes,
-                            fraction, extra, fraction <= MAX_STORED_FRACTION and cpu_ok))
+        found.append(
+            Saving(
+                sample.algorithm,
+                sample.kind,
+                sample.size,
+                sample.serialized_bytes,
+                fraction,
+                extra,
+                fraction <= MAX_STORED_FRACTION and cpu_ok,
+            )
+        )
     return sorted(found, key=lambda s: (s.kind, s.algorithm, s.serialized_bytes))
 
 
@@ -87,7 +96,9 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
     rows = [s for s in savings(samples, l2_get_us) if s.kind == kind]
     if not rows:
         kinds = sorted({s.kind for s in samples})
-        raise TuneError(f"no compression measurements for values of kind {kind!r}; measured: {', '.join(kinds) or 'none'}")
+        raise TuneError(
+            f"no compression measurements for values of kind {kind!r}; measured: {', '.join(kinds) or 'none'}"
+        )
     options: list[tuple[int, float, str]] = []
     for algorithm in sorted({r.algorithm for r in rows}):
         mine = [r for r in rows if r.algorithm == algorithm]
@@ -98,11 +109,19 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
     all_rows = tuple(rows)
     if not options:
         best = min(rows, key=lambda r: r.stored_fraction)
-        why = (f"stores {best.stored_fraction:.2f} of the bytes" if best.stored_fraction > MAX_STORED_FRACTION
-               else f"adds {best.extra_us:.1f} us per round trip, over {CPU_SHARE:.0%} of a Redis get of that size")
-        return CompressionChoice(f"at best {best.stored_fraction:.2f} of the bytes stored", False, None, None, all_rows,
-                                 f"compression does not pay for {kind} values: at best {best.algorithm} "
-                                 f"{why} ({best.size})")
+        why = (
+            f"stores {best.stored_fraction:.2f} of the bytes"
+            if best.stored_fraction > MAX_STORED_FRACTION
+            else f"adds {best.extra_us:.1f} us per round trip, over {CPU_SHARE:.0%} of a Redis get of that size"
+        )
+        return CompressionChoice(
+            f"at best {best.stored_fraction:.2f} of the bytes stored",
+            False,
+            None,
+            None,
+            all_rows,
+            f"compression does not pay for {kind} values: at best {best.algorithm} {why} ({best.size})",
+        )
 
     def rank(option: tuple[int, float, str]) -> tuple[float, int, int]:
         threshold, fraction, algorithm = option
@@ -111,9 +130,15 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
 
     threshold, fraction, algorithm = min(options, key=rank)
     cost = max(r.extra_us for r in rows if r.algorithm == algorithm and r.pays)
-    return CompressionChoice(f"{fraction:.2f} of the bytes stored", True, algorithm, threshold, all_rows,
-                             f"{algorithm} stores {fraction:.2f} of the bytes of {kind} values from "
-                             f"{threshold:,} B on, for at most {cost:.1f} us of CPU per round trip")
+    return CompressionChoice(
+        f"{fraction:.2f} of the bytes stored",
+        True,
+        algorithm,
+        threshold,
+        all_rows,
+        f"{algorithm} stores {fraction:.2f} of the bytes of {kind} values from "
+        f"{threshold:,} B on, for at most {cost:.1f} us of CPU per round trip",
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,16 @@ from typing import Any
 
 from qcache.bench import Run
 from qcache.memory.policies import available_policies
-from qcache.sim import BELADY, UNBOUNDED, TraceFile, Zipf, curve_sizes, materialize, shared_traces_dir, simulate
+from qcache.sim import (
+    BELADY,
+    UNBOUNDED,
+    TraceFile,
+    Zipf,
+    curve_sizes,
+    materialize,
+    shared_traces_dir,
+    simulate,
+)
 from qcache.sim.sources import Trace, TraceSource
 from qcache.tune.errors import TuneError
 
@@ -87,8 +96,9 @@ def curves_from_documents(documents: Iterable[Mapping[str, Any]]) -> list[Curve]
         ceiling = max(ceiling_points.values()) if ceiling_points else 1.0 - unique / max(requests, 1)
         for policy, by_size in sorted(points.items()):
             sizes = sorted(by_size)
-            curves.append(Curve(name, policy, tuple(sizes), tuple(by_size[s] for s in sizes),
-                                unique, requests, ceiling))
+            curves.append(
+                Curve(name, policy, tuple(sizes), tuple(by_size[s] for s in sizes), unique, requests, ceiling)
+            )
     return curves
 
 
@@ -131,8 +141,10 @@ def compute_curves(
     for result in results:
         if result.policy != UNBOUNDED:
             by_policy.setdefault(result.policy, []).append(result.hits / result.requests)
-    return [Curve(trace.name, policy, tuple(sizes), tuple(rates), unique, len(trace.keys), ceiling)
-            for policy, rates in by_policy.items()]
+    return [
+        Curve(trace.name, policy, tuple(sizes), tuple(rates), unique, len(trace.keys), ceiling)
+        for policy, rates in by_policy.items()
+    ]
 
 
 #: Names of the shared reference traces (cache2k ``*.trace*``, ARC ``*.lis*``).

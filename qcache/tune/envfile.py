@@ -27,8 +27,10 @@ def render_env(recommendation: Recommendation, source: str = "") -> str:
     w = recommendation.workload
     lines = [
         "# qcache configuration recommended by the tuner" + (f" from {source}" if source else ""),
-        f"# workload: {w.memory_budget_mb:g} MB L1 budget, {w.read_ratio:.0%} reads, {w.value_bytes:,} B "
-        f"{w.value_kind} values, {w.latency_target_ms:g} ms latency target, {w.concurrency} concurrent callers",
+        (
+            f"# workload: {w.memory_budget_mb:g} MB L1 budget, {w.read_ratio:.0%} reads, {w.value_bytes:,} B "
+            f"{w.value_kind} values, {w.latency_target_ms:g} ms latency target, {w.concurrency} concurrent callers"
+        ),
         "# Secrets (REDIS_PASSWORD, CACHE_ENCRYPTION_KEY) are never written here: set them yourself.",
     ]
     for choice in recommendation.choices:

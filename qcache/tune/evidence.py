@@ -111,9 +111,16 @@ def codec_samples(run: Run) -> list[CodecSample]:
     for bench in run.benchmarks.values():
         extra = bench.extra_info
         if _base(bench) == "test_codec_round_trip" and {"algorithm", "kind", "size", "stored_bytes"} <= extra.keys():
-            found.append(CodecSample(str(extra["algorithm"]), str(extra["kind"]), str(extra["size"]),
-                                     int(bench.number("serialized_bytes")), int(bench.number("stored_bytes")),
-                                     _us(bench)))
+            found.append(
+                CodecSample(
+                    str(extra["algorithm"]),
+                    str(extra["kind"]),
+                    str(extra["size"]),
+                    int(bench.number("serialized_bytes")),
+                    int(bench.number("stored_bytes")),
+                    _us(bench),
+                )
+            )
     return found
 
 
@@ -123,8 +130,11 @@ def encryption_samples(run: Run) -> list[EncryptionSample]:
     for bench in run.benchmarks.values():
         extra = bench.extra_info
         if _base(bench) == "test_codec_round_trip" and {"encryption", "size", "stored_bytes"} <= extra.keys():
-            found.append(EncryptionSample(str(extra["encryption"]), str(extra["size"]),
-                                          int(bench.number("stored_bytes")), _us(bench)))
+            found.append(
+                EncryptionSample(
+                    str(extra["encryption"]), str(extra["size"]), int(bench.number("stored_bytes")), _us(bench)
+                )
+            )
     return found
 
 
@@ -144,8 +154,15 @@ def pool_samples(run: Run) -> list[PoolSample]:
     for bench in run.benchmarks.values():
         extra = bench.extra_info
         if {"pool", "threads", "throughput_ops", "p99_ms"} <= extra.keys():
-            found.append(PoolSample(int(bench.number("pool")), int(bench.number("threads")),
-                                    bench.number("throughput_ops"), bench.number("p50_ms"), bench.number("p99_ms")))
+            found.append(
+                PoolSample(
+                    int(bench.number("pool")),
+                    int(bench.number("threads")),
+                    bench.number("throughput_ops"),
+                    bench.number("p50_ms"),
+                    bench.number("p99_ms"),
+                )
+            )
     return sorted(found, key=lambda s: (s.threads, s.pool))
 
 
@@ -154,7 +171,7 @@ def policy_get_ns(run: Run) -> dict[str, float]:
     found: dict[str, float] = {}
     for bench in run.benchmarks.values():
         if _base(bench) == "test_get_hit" and bench.name.endswith("]"):
-            found[bench.name[len("test_get_hit["):-1]] = per_op(bench, "median") * 1e9
+            found[bench.name[len("test_get_hit[") : -1]] = per_op(bench, "median") * 1e9
     return found
 
 

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 
 from qcache.bench import FigureValue, Run, Thresholds, evaluate_all, load_figures
 from qcache.bench.report import hit_rates, latencies
-from qcache.tune.thresholds import SEED_THRESHOLDS, Status, hit_rate_status, latency_status
+from qcache.tune.thresholds import (
+    SEED_THRESHOLDS,
+    Status,
+    hit_rate_status,
+    latency_status,
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,7 @@ class Check:
 
 def latency_checks(run: Run, thresholds: Thresholds = SEED_THRESHOLDS) -> list[Check]:
     """Every operation latency the run measured, slowest first."""
-    found = [Check("latency", op.what, op.ms, latency_status(op.ms, thresholds))
-             for op in latencies(run, thresholds)]
+    found = [Check("latency", op.what, op.ms, latency_status(op.ms, thresholds)) for op in latencies(run, thresholds)]
     return sorted(found, key=lambda c: -c.value)
 
 

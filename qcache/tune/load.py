@@ -119,16 +119,25 @@ def read_summary(path: Path) -> LoadSummary:
         raise TuneError(f"{path} does not hold a JSON object")
     r = _Reader(path)
     operations = tuple(
-        OperationStats(r.text(o, "user", f"operations[{i}]"), r.text(o, "operation", f"operations[{i}]"),
-                       int(r.number(o, "count", f"operations[{i}]")), int(r.number(o, "errors", f"operations[{i}]")),
-                       r.number(o, "rps", f"operations[{i}]"), r.number(o, "p50_us", f"operations[{i}]"),
-                       r.number(o, "p99_us", f"operations[{i}]"))
+        OperationStats(
+            r.text(o, "user", f"operations[{i}]"),
+            r.text(o, "operation", f"operations[{i}]"),
+            int(r.number(o, "count", f"operations[{i}]")),
+            int(r.number(o, "errors", f"operations[{i}]")),
+            r.number(o, "rps", f"operations[{i}]"),
+            r.number(o, "p50_us", f"operations[{i}]"),
+            r.number(o, "p99_us", f"operations[{i}]"),
+        )
         for i, o in enumerate(_objects(r, doc, "operations"))
     )
     timeline = tuple(
-        TimelinePoint(r.number(p, "t_s", f"timeline[{i}]"), _optional_int(r, p, "users", f"timeline[{i}]"),
-                      r.number(p, "rps", f"timeline[{i}]"), int(r.number(p, "errors", f"timeline[{i}]")),
-                      r.number(p, "p99_us", f"timeline[{i}]", optional=True))
+        TimelinePoint(
+            r.number(p, "t_s", f"timeline[{i}]"),
+            _optional_int(r, p, "users", f"timeline[{i}]"),
+            r.number(p, "rps", f"timeline[{i}]"),
+            int(r.number(p, "errors", f"timeline[{i}]")),
+            r.number(p, "p99_us", f"timeline[{i}]", optional=True),
+        )
         for i, p in enumerate(_objects(r, doc, "timeline"))
     )
     ramp_doc = r.section(doc, "ramp", dict, "ramp") or {}
@@ -136,25 +145,38 @@ def read_summary(path: Path) -> LoadSummary:
     knee_doc = r.section(ramp_doc, "knee", dict, "ramp")
     knee = None
     if knee_doc is not None:
-        knee = RampStep(int(r.number(knee_doc, "users", "ramp.knee")), r.number(knee_doc, "rps", "ramp.knee"),
-                        r.number(knee_doc, "p99_us", "ramp.knee"), math.nan)
+        knee = RampStep(
+            int(r.number(knee_doc, "users", "ramp.knee")),
+            r.number(knee_doc, "rps", "ramp.knee"),
+            r.number(knee_doc, "p99_us", "ramp.knee"),
+            math.nan,
+        )
     chaos_doc = r.section(doc, "chaos", dict, "chaos")
     chaos = None
     if chaos_doc is not None:
         recovery = chaos_doc.get("l2_recovery_s")
-        chaos = Chaos(r.text(chaos_doc, "mode", "chaos"), r.number(chaos_doc, "fault_at_s", "chaos"),
-                      r.number(chaos_doc, "restart_at_s" if "restart_at_s" in chaos_doc else "restored_at_s",
-                               "chaos", optional=True),
-                      int(r.number(chaos_doc, "caller_exceptions", "chaos")),
-                      r.number(chaos_doc, "error_ratio", "chaos"),
-                      r.number(chaos_doc, "p99_during_fault_us", "chaos"),
-                      None if recovery is None else r.number(chaos_doc, "l2_recovery_s", "chaos"))
+        chaos = Chaos(
+            r.text(chaos_doc, "mode", "chaos"),
+            r.number(chaos_doc, "fault_at_s", "chaos"),
+            r.number(
+                chaos_doc, "restart_at_s" if "restart_at_s" in chaos_doc else "restored_at_s", "chaos", optional=True
+            ),
+            int(r.number(chaos_doc, "caller_exceptions", "chaos")),
+            r.number(chaos_doc, "error_ratio", "chaos"),
+            r.number(chaos_doc, "p99_during_fault_us", "chaos"),
+            None if recovery is None else r.number(chaos_doc, "l2_recovery_s", "chaos"),
+        )
     return LoadSummary(
         run_id=r.text(doc, "run_id", "top level"),
         shape=r.text(doc, "shape", "top level"),
         duration_s=r.number(doc, "duration_s", "top level"),
         processes=int(r.number(doc, "processes", "top level")) if "processes" in doc else 1,
-        operations=operations, timeline=timeline, ramp=ramp, knee=knee, chaos=chaos, path=path,
+        operations=operations,
+        timeline=timeline,
+        ramp=ramp,
+        knee=knee,
+        chaos=chaos,
+        path=path,
     )
 
 
@@ -172,8 +194,12 @@ def _optional_int(r: _Reader, doc: Mapping[str, Any], key: str, where: str) -> i
 
 
 def _step(r: _Reader, doc: Mapping[str, Any], where: str) -> RampStep:
-    return RampStep(int(r.number(doc, "users", where)), r.number(doc, "rps", where),
-                    r.number(doc, "p99_us", where), r.number(doc, "error_ratio", where))
+    return RampStep(
+        int(r.number(doc, "users", where)),
+        r.number(doc, "rps", where),
+        r.number(doc, "p99_us", where),
+        r.number(doc, "error_ratio", where),
+    )
 
 
 def latest_load_run(results_root: Path) -> Path | None:

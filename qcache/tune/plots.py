@@ -11,13 +11,19 @@ import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from qcache.bench import Thresholds
 from qcache.sim import BELADY
 from qcache.tune.batching import BatchChoice, PoolChoice
-from qcache.tune.compression import CPU_SHARE, MAX_STORED_FRACTION, EncryptionCost, Saving
+from qcache.tune.compression import (
+    CPU_SHARE,
+    MAX_STORED_FRACTION,
+    EncryptionCost,
+    Saving,
+)
 from qcache.tune.curves import Curve, by_workload
 from qcache.tune.evidence import BatchSample, OpTime, PoolSample
 from qcache.tune.health import Check
@@ -25,7 +31,12 @@ from qcache.tune.load import LoadSummary
 from qcache.tune.profiles import ProfileMeasurement
 from qcache.tune.recommend import Recommendation
 from qcache.tune.sizing import SizeForTarget
-from qcache.tune.thresholds import SEED_THRESHOLDS, Status, hit_rate_status, latency_status
+from qcache.tune.thresholds import (
+    SEED_THRESHOLDS,
+    Status,
+    hit_rate_status,
+    latency_status,
+)
 from qcache.tune.writes import STRATEGIES, WRITE_HEAVY, mix_costs
 
 ALERT_COLOR = "tab:red"
@@ -33,22 +44,32 @@ HEALTHY_COLOR = "tab:green"
 STRATEGY_COLORS = {"WRITE_THROUGH": "tab:blue", "WRITE_BACK": "tab:orange", "WRITE_AROUND": "tab:purple"}
 
 
-def _legend_for_status(ax: plt.Axes) -> None:
+def _legend_for_status(ax: Axes) -> None:
     handles = [Patch(color=s.color, label=s.value) for s in Status]
     ax.legend(handles=handles, loc="lower right", fontsize=8, title="verdict", title_fontsize=8)
 
 
-def _latency_lines(ax: plt.Axes, thresholds: Thresholds, vertical: bool = True) -> None:
+def _latency_lines(ax: Axes, thresholds: Thresholds, vertical: bool = True) -> None:
     line = ax.axvline if vertical else ax.axhline
     line(thresholds.healthy_latency_ms, color=HEALTHY_COLOR, linestyle="--", linewidth=1.2)
     line(thresholds.latency_alert_ms, color=ALERT_COLOR, linestyle="--", linewidth=1.2)
 
 
-def _hit_rate_lines(ax: plt.Axes, thresholds: Thresholds) -> None:
-    ax.axhline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--", linewidth=1.2,
-               label=f"healthy {thresholds.healthy_hit_rate:g}")
-    ax.axhline(thresholds.hit_rate_alert, color=ALERT_COLOR, linestyle="--", linewidth=1.2,
-               label=f"alert under {thresholds.hit_rate_alert:g}")
+def _hit_rate_lines(ax: Axes, thresholds: Thresholds) -> None:
+    ax.axhline(
+        thresholds.healthy_hit_rate,
+        color=HEALTHY_COLOR,
+        linestyle="--",
+        linewidth=1.2,
+        label=f"healthy {thresholds.healthy_hit_rate:g}",
+    )
+    ax.axhline(
+        thresholds.hit_rate_alert,
+        color=ALERT_COLOR,
+        linestyle="--",
+        linewidth=1.2,
+        label=f"alert under {thresholds.hit_rate_alert:g}",
+    )
 
 
 def latency_overview(checks: Sequence[Check], thresholds: Thresholds = SEED_THRESHOLDS, top: int = 25) -> Figure:
@@ -63,8 +84,10 @@ def latency_overview(checks: Sequence[Check], thresholds: Thresholds = SEED_THRE
     ax.set_xlim(min(values + [0.001]) / 2, thresholds.latency_alert_ms * 3)
     ax.set_xlabel("milliseconds (log scale)")
     ax.tick_params(axis="y", labelsize=7)
-    ax.set_title(f"Slowest {len(shown)} of {len(checks)} operation latencies: healthy under "
-                 f"{thresholds.healthy_latency_ms:g} ms (green line), alert above {thresholds.latency_alert_ms:g} ms (red line)")
+    ax.set_title(
+        f"Slowest {len(shown)} of {len(checks)} operation latencies: healthy under "
+        f"{thresholds.healthy_latency_ms:g} ms (green line), alert above {thresholds.latency_alert_ms:g} ms (red line)"
+    )
     _legend_for_status(ax)
     fig.tight_layout()
     return fig
@@ -80,23 +103,32 @@ def hit_rate_overview(checks: Sequence[Check], thresholds: Thresholds = SEED_THR
     labels = list(best)
     fig, ax = plt.subplots(figsize=(11, 0.3 * len(labels) + 1.6))
     values = [best[k][0] for k in labels]
-    ax.barh([f"{k} (best: {best[k][1]})" for k in labels], values,
-            color=[hit_rate_status(v, thresholds).color for v in values])
+    ax.barh(
+        [f"{k} (best: {best[k][1]})" for k in labels],
+        values,
+        color=[hit_rate_status(v, thresholds).color for v in values],
+    )
     ax.axvline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--")
     ax.axvline(thresholds.hit_rate_alert, color=ALERT_COLOR, linestyle="--")
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("hit rate of the best policy at that size")
-    ax.set_title(f"Hit rates: alert under {thresholds.hit_rate_alert:g} (red line), healthy from "
-                 f"{thresholds.healthy_hit_rate:g} (green line)")
+    ax.set_title(
+        f"Hit rates: alert under {thresholds.hit_rate_alert:g} (red line), healthy from "
+        f"{thresholds.healthy_hit_rate:g} (green line)"
+    )
     _legend_for_status(ax)
     fig.tight_layout()
     return fig
 
 
-def hit_rate_curves(curves: Sequence[Curve], sizes: Sequence[SizeForTarget] = (),
-                    thresholds: Thresholds = SEED_THRESHOLDS, highlight: str | None = None) -> Figure:
+def hit_rate_curves(
+    curves: Sequence[Curve],
+    sizes: Sequence[SizeForTarget] = (),
+    thresholds: Thresholds = SEED_THRESHOLDS,
+    highlight: str | None = None,
+) -> Figure:
     """One panel per workload: hit rate against L1 size per policy, Belady dashed, the ceiling dotted."""
     grouped = by_workload(curves)
     fig, axes = plt.subplots(1, len(grouped), figsize=(6.5 * len(grouped), 4.8), squeeze=False)
@@ -106,17 +138,29 @@ def hit_rate_curves(curves: Sequence[Curve], sizes: Sequence[SizeForTarget] = ()
                 ax.plot(curve.sizes, curve.hit_rates, "k--", linewidth=2, label="Belady (optimum)")
                 continue
             strong = curve.policy == highlight
-            ax.plot(curve.sizes, curve.hit_rates, marker="o", markersize=3,
-                    linewidth=3 if strong else 1.2, alpha=1 if strong or highlight is None else 0.6,
-                    label=f"{curve.policy} (chosen)" if strong else curve.policy)
+            ax.plot(
+                curve.sizes,
+                curve.hit_rates,
+                marker="o",
+                markersize=3,
+                linewidth=3 if strong else 1.2,
+                alpha=1 if strong or highlight is None else 0.6,
+                label=f"{curve.policy} (chosen)" if strong else curve.policy,
+            )
         ax.axhline(group[0].ceiling, color="grey", linestyle=":", label=f"never evicts {group[0].ceiling:.2f}")
         _hit_rate_lines(ax, thresholds)
         for size in sizes:
             if size.workload == workload and size.entries is not None:
                 color = HEALTHY_COLOR if size.target >= thresholds.healthy_hit_rate else ALERT_COLOR
                 ax.plot([size.entries], [size.target], marker="*", markersize=16, color=color, zorder=5)
-                ax.annotate(f"{size.entries:,}", (size.entries, size.target), textcoords="offset points",
-                            xytext=(6, -12), fontsize=8, color=color)
+                ax.annotate(
+                    f"{size.entries:,}",
+                    (size.entries, size.target),
+                    textcoords="offset points",
+                    xytext=(6, -12),
+                    fontsize=8,
+                    color=color,
+                )
         ax.set_xscale("log")
         ax.set_ylim(0, 1)
         ax.set_xlabel("L1 size (entries, log scale)")
@@ -153,11 +197,13 @@ def write_strategy_costs(times: Sequence[OpTime], read_ratio: float | None = Non
     width = 0.8 / (len(STRATEGIES) * len(ops))
     for i, strategy in enumerate(STRATEGIES):
         for j, op in enumerate(ops):
-            values = [next((t.us for t in times if (t.strategy, t.level, t.op) == (strategy, lvl, op)), 0.0)
-                      for lvl in levels]
+            values = [
+                next((t.us for t in times if (t.strategy, t.level, t.op) == (strategy, lvl, op)), 0.0) for lvl in levels
+            ]
             xs = [k + (i * len(ops) + j) * width - 0.4 for k in range(len(levels))]
-            left.bar(xs, values, width, color=STRATEGY_COLORS[strategy], alpha=(1.0, 0.55, 0.3)[j],
-                     label=f"{strategy} {op}")
+            left.bar(
+                xs, values, width, color=STRATEGY_COLORS[strategy], alpha=(1.0, 0.55, 0.3)[j], label=f"{strategy} {op}"
+            )
     left.set_xticks(range(len(levels)), levels)
     left.set_yscale("log")
     left.set_ylabel("microseconds per operation (log)")
@@ -172,7 +218,9 @@ def write_strategy_costs(times: Sequence[OpTime], read_ratio: float | None = Non
         right.plot(shares, ys, color=STRATEGY_COLORS[strategy], label=strategy, linewidth=2)
     right.axvspan(WRITE_HEAVY, 1, color="tab:orange", alpha=0.08, label=f"write-heavy (>= {WRITE_HEAVY:.0%} writes)")
     if read_ratio is not None:
-        right.axvline(1 - read_ratio, color="black", linestyle=":", label=f"your workload ({1 - read_ratio:.0%} writes)")
+        right.axvline(
+            1 - read_ratio, color="black", linestyle=":", label=f"your workload ({1 - read_ratio:.0%} writes)"
+        )
     right.set_yscale("log")
     right.set_xlabel("share of writes")
     right.set_ylabel("expected microseconds per operation, level BOTH (log)")
@@ -189,15 +237,32 @@ def compression_tradeoff(rows: Sequence[Saving], l2_get_us: float | None) -> Fig
     kinds = sorted({r.kind for r in rows})
     colors = dict(zip(kinds, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
     for row in rows:
-        ax.scatter(row.extra_us, row.stored_fraction, marker=markers.get(row.algorithm, "^"),
-                   color=colors[row.kind], s=60, edgecolors="black" if row.pays else "none")
-        ax.annotate(f"{row.algorithm} {row.kind} {row.size}", (row.extra_us, row.stored_fraction), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
-    ax.axhline(MAX_STORED_FRACTION, color=ALERT_COLOR, linestyle="--", label=f"pays under {MAX_STORED_FRACTION:g} of the bytes")
+        ax.scatter(
+            row.extra_us,
+            row.stored_fraction,
+            marker=markers.get(row.algorithm, "^"),
+            color=colors[row.kind],
+            s=60,
+            edgecolors="black" if row.pays else "none",
+        )
+        ax.annotate(
+            f"{row.algorithm} {row.kind} {row.size}",
+            (row.extra_us, row.stored_fraction),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    ax.axhline(
+        MAX_STORED_FRACTION, color=ALERT_COLOR, linestyle="--", label=f"pays under {MAX_STORED_FRACTION:g} of the bytes"
+    )
     if l2_get_us is not None:
-        ax.axvline(CPU_SHARE * l2_get_us, color="tab:grey", linestyle=":",
-                   label=f"CPU limit for a 1 KB value: {CPU_SHARE:.0%} of a Redis get ({CPU_SHARE * l2_get_us:.0f} us; "
-                         "grows with the size)")
+        ax.axvline(
+            CPU_SHARE * l2_get_us,
+            color="tab:grey",
+            linestyle=":",
+            label=f"CPU limit for a 1 KB value: {CPU_SHARE:.0%} of a Redis get ({CPU_SHARE * l2_get_us:.0f} us; "
+            "grows with the size)",
+        )
     ax.set_xscale("symlog", linthresh=1)
     ax.set_ylim(0, 1.1)
     ax.set_xlabel("CPU added per encode + decode (us, symlog)")
@@ -214,8 +279,14 @@ def encryption_cost(costs: Sequence[EncryptionCost]) -> Figure:
     ax.bar([c.size for c in costs], [c.ratio for c in costs], color="tab:blue")
     ax.axhline(1, color="black", linewidth=0.8)
     for i, c in enumerate(costs):
-        ax.annotate(f"+{c.encrypted_us - c.plain_us:.1f} us, +{c.extra_bytes} B", (i, c.ratio),
-                    ha="center", xytext=(0, 3), textcoords="offset points", fontsize=8)
+        ax.annotate(
+            f"+{c.encrypted_us - c.plain_us:.1f} us, +{c.extra_bytes} B",
+            (i, c.ratio),
+            ha="center",
+            xytext=(0, 3),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.set_ylabel("encode + decode time, encrypted / plain")
     ax.set_title("Cost of AES-GCM per value size")
     fig.tight_layout()
@@ -233,7 +304,9 @@ def batch_costs(samples: Sequence[BatchSample], choice: BatchChoice | None, late
             right.scatter([s.keys], [s.us / 1000], color=latency_status(s.us / 1000).color, zorder=5)
     if choice is not None:
         left.axvline(choice.size, color="black", linestyle=":", label=f"chosen: {choice.size}")
-    right.axhline(latency_target_ms, color=ALERT_COLOR, linestyle="--", label=f"latency target {latency_target_ms:g} ms")
+    right.axhline(
+        latency_target_ms, color=ALERT_COLOR, linestyle="--", label=f"latency target {latency_target_ms:g} ms"
+    )
     right.axhline(SEED_THRESHOLDS.healthy_latency_ms, color=HEALTHY_COLOR, linestyle="--", label="healthy 10 ms")
     for ax in (left, right):
         ax.set_xscale("log")
@@ -256,8 +329,7 @@ def pool_sweep(samples: Sequence[PoolSample], choice: PoolChoice | None, latency
         pools = [s.pool for s in rows]
         left.plot(pools, [s.throughput_ops for s in rows], marker="o", label=f"{threads} threads")
         right.plot(pools, [s.p99_ms for s in rows], label=f"{threads} threads")
-        right.scatter(pools, [s.p99_ms for s in rows],
-                      color=[latency_status(s.p99_ms).color for s in rows], zorder=5)
+        right.scatter(pools, [s.p99_ms for s in rows], color=[latency_status(s.p99_ms).color for s in rows], zorder=5)
     if choice is not None:
         left.axvline(choice.pool, color="black", linestyle=":", label=f"chosen: {choice.pool}")
     _latency_lines(right, SEED_THRESHOLDS, vertical=False)
@@ -281,8 +353,13 @@ def load_timeline(summary: LoadSummary, thresholds: Thresholds = SEED_THRESHOLDS
     t = [p.t_s for p in summary.timeline]
     top.plot(t, [p.rps for p in summary.timeline], color="tab:blue", label="requests/s")
     users = top.twinx()
-    users.plot(t, [math.nan if p.users is None else p.users for p in summary.timeline], color="tab:grey",
-               linestyle=":", label="users")
+    users.plot(
+        t,
+        [math.nan if p.users is None else p.users for p in summary.timeline],
+        color="tab:grey",
+        linestyle=":",
+        label="users",
+    )
     users.set_ylabel("users")
     p99 = [p.p99_us / 1000 for p in summary.timeline]
     bottom.plot(t, p99, color="black", linewidth=0.8)
@@ -332,18 +409,40 @@ def profile_comparison(measured: Sequence[ProfileMeasurement], thresholds: Thres
     left.set_title("operations per second")
     width = 0.4
     xs = range(len(names))
-    middle.bar([x - width / 2 for x in xs], [m.get_p99_ms for m in measured], width,
-               color=[latency_status(m.get_p99_ms, thresholds).color for m in measured], label="get p99")
-    middle.bar([x + width / 2 for x in xs], [m.set_p99_ms for m in measured], width, hatch="//",
-               color=[latency_status(m.set_p99_ms, thresholds).color for m in measured], label="set p99")
+    middle.bar(
+        [x - width / 2 for x in xs],
+        [m.get_p99_ms for m in measured],
+        width,
+        color=[latency_status(m.get_p99_ms, thresholds).color for m in measured],
+        label="get p99",
+    )
+    middle.bar(
+        [x + width / 2 for x in xs],
+        [m.set_p99_ms for m in measured],
+        width,
+        hatch="//",
+        color=[latency_status(m.set_p99_ms, thresholds).color for m in measured],
+        label="set p99",
+    )
     middle.set_xticks(list(xs), names)
     _latency_lines(middle, thresholds, vertical=False)
     middle.set_yscale("log")
     middle.set_title("p99 (ms, log; hatched: set)")
-    right.bar([x - width / 2 for x in xs], [m.hit_rate for m in measured], width,
-              color=[hit_rate_status(m.hit_rate, thresholds).color for m in measured], label="cache (L1 or Redis)")
-    right.bar([x + width / 2 for x in xs], [m.l1_hit_rate for m in measured], width, hatch="//",
-              color=[hit_rate_status(m.l1_hit_rate, thresholds).color for m in measured], label="L1 alone")
+    right.bar(
+        [x - width / 2 for x in xs],
+        [m.hit_rate for m in measured],
+        width,
+        color=[hit_rate_status(m.hit_rate, thresholds).color for m in measured],
+        label="cache (L1 or Redis)",
+    )
+    right.bar(
+        [x + width / 2 for x in xs],
+        [m.l1_hit_rate for m in measured],
+        width,
+        hatch="//",
+        color=[hit_rate_status(m.l1_hit_rate, thresholds).color for m in measured],
+        label="L1 alone",
+    )
     right.set_xticks(list(xs), names)
     right.axhline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--")
     right.axhline(thresholds.hit_rate_alert, color=ALERT_COLOR, linestyle="--")
@@ -378,54 +477,85 @@ def decision_board(recommendation: Recommendation, thresholds: Thresholds = SEED
     strategy = recommendation.strategy
     if strategy is not None:
         names = [c.strategy for c in strategy.costs]
-        bars = write_ax.bar([n.replace("WRITE_", "") for n in names], [c.us_per_op for c in strategy.costs],
-                            color=_highlight(names, strategy.strategy))
+        bars = write_ax.bar(
+            [n.replace("WRITE_", "") for n in names],
+            [c.us_per_op for c in strategy.costs],
+            color=_highlight(names, strategy.strategy),
+        )
         write_ax.bar_label(bars, labels=[f"{c.us_per_op:.1f} us" for c in strategy.costs], fontsize=8)
         write_ax.set_ylabel("us per operation at your mix")
-        write_ax.set_title(f"Write strategy: {strategy.strategy}\n({1 - w.read_ratio:.0%} writes; write-back "
-                           "loses queued writes on a crash)", fontsize=10)
+        write_ax.set_title(
+            f"Write strategy: {strategy.strategy}\n({1 - w.read_ratio:.0%} writes; write-back "
+            "loses queued writes on a crash)",
+            fontsize=10,
+        )
     compression = recommendation.compression
     if compression is not None:
         mine = list(compression.savings)
         labels = [f"{r.algorithm} {r.size}" for r in mine]
-        compress_ax.barh(labels, [r.stored_fraction for r in mine],
-                         color=["tab:blue" if r.pays and r.algorithm == compression.algorithm else
-                                ("tab:green" if r.pays else "tab:grey") for r in mine])
+        compress_ax.barh(
+            labels,
+            [r.stored_fraction for r in mine],
+            color=[
+                "tab:blue"
+                if r.pays and r.algorithm == compression.algorithm
+                else ("tab:green" if r.pays else "tab:grey")
+                for r in mine
+            ],
+        )
         compress_ax.axvline(MAX_STORED_FRACTION, color=ALERT_COLOR, linestyle="--", label="pays under 0.8")
         compress_ax.set_xlim(0, 1.1)
         compress_ax.tick_params(axis="y", labelsize=7)
         compress_ax.legend(fontsize=7, loc="lower right")
-        verdict = (f"{compression.algorithm} from {compression.threshold_bytes:,} B" if compression.enabled else "off")
-        compress_ax.set_title(f"Compression of {w.value_kind} values: {verdict}\n(stored / uncompressed bytes; "
-                              "green and blue pay)", fontsize=10)
+        verdict = f"{compression.algorithm} from {compression.threshold_bytes:,} B" if compression.enabled else "off"
+        compress_ax.set_title(
+            f"Compression of {w.value_kind} values: {verdict}\n(stored / uncompressed bytes; green and blue pay)",
+            fontsize=10,
+        )
     batch = recommendation.batch
     if batch is not None and batch.rows:
         batch_ax.plot([r.keys for r in batch.rows], [r.us_per_key for r in batch.rows], marker="o", color="tab:grey")
-        batch_ax.scatter([batch.size], [batch.us_per_key], color="tab:blue", s=120, zorder=5, label=f"chosen {batch.size}")
+        batch_ax.scatter(
+            [batch.size], [batch.us_per_key], color="tab:blue", s=120, zorder=5, label=f"chosen {batch.size}"
+        )
         batch_ax.set_xscale("log")
         batch_ax.set_yscale("log")
         batch_ax.set_xlabel("keys per get_many (log)")
         batch_ax.set_ylabel("us per key (log)")
         batch_ax.legend(fontsize=7)
-        batch_ax.set_title(f"Batch size: {batch.size} keys\n(one call {batch.call_ms:.2f} ms, "
-                           f"target {w.latency_target_ms:g} ms)", fontsize=10)
+        batch_ax.set_title(
+            f"Batch size: {batch.size} keys\n(one call {batch.call_ms:.2f} ms, target {w.latency_target_ms:g} ms)",
+            fontsize=10,
+        )
     pool = recommendation.pool
     if pool is not None and pool.rows:
         pool_ax.plot([r.pool for r in pool.rows], [r.throughput_ops for r in pool.rows], marker="o", color="tab:grey")
-        pool_ax.scatter([r.pool for r in pool.rows], [r.throughput_ops for r in pool.rows],
-                        color=[latency_status(r.p99_ms, thresholds).color for r in pool.rows], zorder=4)
-        pool_ax.scatter([pool.pool], [pool.throughput_ops], color="tab:blue", s=150, zorder=5, label=f"chosen {pool.pool}")
+        pool_ax.scatter(
+            [r.pool for r in pool.rows],
+            [r.throughput_ops for r in pool.rows],
+            color=[latency_status(r.p99_ms, thresholds).color for r in pool.rows],
+            zorder=4,
+        )
+        pool_ax.scatter(
+            [pool.pool], [pool.throughput_ops], color="tab:blue", s=150, zorder=5, label=f"chosen {pool.pool}"
+        )
         pool_ax.set_xscale("log")
         pool_ax.set_xlabel("pool size (log; dots colored by p99 verdict)")
         pool_ax.set_ylabel("gets per second")
         pool_ax.legend(fontsize=7)
-        pool_ax.set_title(f"Pool: {pool.pool} connections for {pool.threads} threads\n(p99 {pool.p99_ms:.2f} ms; "
-                          f"gains stop past {pool.knee})", fontsize=10)
+        pool_ax.set_title(
+            f"Pool: {pool.pool} connections for {pool.threads} threads\n(p99 {pool.p99_ms:.2f} ms; "
+            f"gains stop past {pool.knee})",
+            fontsize=10,
+        )
     sizes = [s for s in recommendation.sizes if s.entries is not None]
     if sizes:
         labels = [f"{s.workload[:24]} {s.target:g}" for s in sizes]
-        size_ax.barh(labels, [s.entries or 0 for s in sizes],
-                     color=[HEALTHY_COLOR if s.target >= thresholds.healthy_hit_rate else ALERT_COLOR for s in sizes])
+        size_ax.barh(
+            labels,
+            [s.entries or 0 for s in sizes],
+            color=[HEALTHY_COLOR if s.target >= thresholds.healthy_hit_rate else ALERT_COLOR for s in sizes],
+        )
         chosen_size = recommendation.value("MEMORY_CACHE_MAX_SIZE")
         if chosen_size is not None:
             size_ax.axvline(int(chosen_size), color="tab:blue", linewidth=2, label=f"chosen {int(chosen_size):,}")
@@ -433,9 +563,11 @@ def decision_board(recommendation: Recommendation, thresholds: Thresholds = SEED
         size_ax.tick_params(axis="y", labelsize=7)
         size_ax.legend(fontsize=7, loc="lower right")
         out_of_reach = not any(s.target >= thresholds.healthy_hit_rate for s in sizes)
-        size_ax.set_title("L1 entries needed for 0.6 (red) and 0.8 (green); blue: chosen"
-                          + ("\n(0.8 is out of reach: cold misses; sized near the ceiling)" if out_of_reach else ""),
-                          fontsize=10)
+        size_ax.set_title(
+            "L1 entries needed for 0.6 (red) and 0.8 (green); blue: chosen"
+            + ("\n(0.8 is out of reach: cold misses; sized near the ceiling)" if out_of_reach else ""),
+            fontsize=10,
+        )
     for ax in axes.flat:
         if not ax.has_data():
             ax.set_axis_off()

@@ -44,15 +44,19 @@ class PolicyChoice:
     def reason(self) -> str:
         parts = [f"{self.policy} hits {self.hit_rate:.3f}"]
         if self.margin is not None and self.policy != self.baseline:
-            parts.append(f"{self.margin * 100:+.1f} points over {self.baseline} (the config default, "
-                         f"{self.baseline_hit_rate:.3f})")
+            parts.append(
+                f"{self.margin * 100:+.1f} points over {self.baseline} (the config default, "
+                f"{self.baseline_hit_rate:.3f})"
+            )
         if self.belady_hit_rate is not None:
             parts.append(f"Belady's optimum {self.belady_hit_rate:.3f}")
         if self.get_ns is not None:
             parts.append(f"{self.get_ns:.0f} ns per L1 hit")
         if self.tied_with is not None:
-            parts.append(f"{self.tied_with} hits {self.rates[self.tied_with]:.3f}, within {TIE * 100:g} points, "
-                         "but costs more per hit")
+            parts.append(
+                f"{self.tied_with} hits {self.rates[self.tied_with]:.3f}, within {TIE * 100:g} points, "
+                "but costs more per hit"
+            )
         return "; ".join(parts)
 
 
@@ -84,5 +88,6 @@ def choose_policy(
     tied = [p for p in rates if rates[top] - rates[p] <= TIE and p in costs]
     if top in costs and tied:
         best = min(tied, key=lambda p: (costs[p], -rates[p]))
-    return PolicyChoice(best, rates[best], baseline, rates.get(baseline), belady, rates, costs.get(best),
-                        top if best != top else None)
+    return PolicyChoice(
+        best, rates[best], baseline, rates.get(baseline), belady, rates, costs.get(best), top if best != top else None
+    )

@@ -8,11 +8,10 @@ can be compared, and the notebook says so.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from qcache.bench import Run
@@ -23,9 +22,18 @@ from qcache.tune.errors import TuneError
 PROFILES_DIR = "profiles"
 #: The settings that differ in ways that matter for speed and memory.
 COMPARED = (
-    "CACHE_LEVEL", "CACHE_WRITE_STRATEGY", "MEMORY_CACHE_EVICTION_POLICY", "MEMORY_CACHE_MAX_SIZE",
-    "MEMORY_CACHE_MAX_MEMORY_MB", "CACHE_DEFAULT_TTL", "REDIS_MAX_CONNECTIONS", "CACHE_CONNECTION_POOL_SIZE",
-    "CACHE_BATCH_SIZE", "CACHE_COMPRESSION_ENABLED", "CACHE_ENCRYPTION_ENABLED", "CACHE_METRICS_ENABLED",
+    "CACHE_LEVEL",
+    "CACHE_WRITE_STRATEGY",
+    "MEMORY_CACHE_EVICTION_POLICY",
+    "MEMORY_CACHE_MAX_SIZE",
+    "MEMORY_CACHE_MAX_MEMORY_MB",
+    "CACHE_DEFAULT_TTL",
+    "REDIS_MAX_CONNECTIONS",
+    "CACHE_CONNECTION_POOL_SIZE",
+    "CACHE_BATCH_SIZE",
+    "CACHE_COMPRESSION_ENABLED",
+    "CACHE_ENCRYPTION_ENABLED",
+    "CACHE_METRICS_ENABLED",
     "REDIS_SSL_ENABLED",
 )
 
@@ -63,8 +71,7 @@ class ProfileMeasurement:
         return dict(self.__dict__)
 
 
-_FIELDS = ("operations", "ops_per_s", "get_p50_ms", "get_p99_ms", "set_p50_ms", "set_p99_ms", "hit_rate",
-           "l1_hit_rate")
+_FIELDS = ("operations", "ops_per_s", "get_p50_ms", "get_p99_ms", "set_p50_ms", "set_p99_ms", "hit_rate", "l1_hit_rate")
 
 
 def read_measurement(path: Path) -> ProfileMeasurement:

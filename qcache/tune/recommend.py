@@ -14,13 +14,24 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qcache.tune.batching import BatchChoice, PoolChoice, choose_batch_size, choose_pool_size
+from qcache.tune.batching import (
+    BatchChoice,
+    PoolChoice,
+    choose_batch_size,
+    choose_pool_size,
+)
 from qcache.tune.compression import CompressionChoice, choose_compression
 from qcache.tune.curves import Curve, by_workload
 from qcache.tune.errors import TuneError
 from qcache.tune.evidence import Evidence
 from qcache.tune.policy import PolicyChoice, choose_policy
-from qcache.tune.sizing import MB, SizeForTarget, bytes_per_entry, entries_for_budget, size_for_hit_rate
+from qcache.tune.sizing import (
+    MB,
+    SizeForTarget,
+    bytes_per_entry,
+    entries_for_budget,
+    size_for_hit_rate,
+)
 from qcache.tune.thresholds import SEED_THRESHOLDS
 from qcache.tune.writes import StrategyChoice, choose_level, choose_write_strategy
 
@@ -110,15 +121,20 @@ def _l1_choices(
         judge[name] = fitting[len(fitting) // 2]
     policy = choose_policy(curves, judge, evidence.policy_get_ns)
     chosen_curves = [c for c in curves if c.policy == policy.policy]
-    sizes = [size_for_hit_rate(c, target) for c in chosen_curves
-             for target in (SEED_THRESHOLDS.hit_rate_alert, SEED_THRESHOLDS.healthy_hit_rate)]
+    sizes = [
+        size_for_hit_rate(c, target)
+        for c in chosen_curves
+        for target in (SEED_THRESHOLDS.hit_rate_alert, SEED_THRESHOLDS.healthy_hit_rate)
+    ]
     needed = 0
     for curve in chosen_curves:
         target = min(SEED_THRESHOLDS.healthy_hit_rate, curve.ceiling - NEAR_CEILING)
         size = size_for_hit_rate(curve, target) if target > 0 else None
         if target < SEED_THRESHOLDS.healthy_hit_rate:
-            notes.append(f"{curve.workload}: a {SEED_THRESHOLDS.healthy_hit_rate:g} hit rate is out of reach "
-                         f"(an unbounded cache hits {curve.ceiling:.2f}); sized for {target:.2f} instead")
+            notes.append(
+                f"{curve.workload}: a {SEED_THRESHOLDS.healthy_hit_rate:g} hit rate is out of reach "
+                f"(an unbounded cache hits {curve.ceiling:.2f}); sized for {target:.2f} instead"
+            )
         needed = max(needed, size.entries if size is not None and size.entries is not None else budget)
     entries = min(budget, needed)
     if needed > budget:
@@ -130,15 +146,26 @@ def _l1_choices(
     memory_mb = max(1, math.ceil(entries * per_entry / MB))
     judged_text = ", ".join(f"{size:,}" for size in judge.values())
     choices = [
-        Choice("MEMORY_CACHE_EVICTION_POLICY", policy.policy,
-               f"hit rate {policy.hit_rate:.3f} vs {policy.baseline} {policy.baseline_hit_rate or 0:.3f}",
-               policy.reason + f" (compared at {judged_text} entries)"),
-        Choice("MEMORY_CACHE_MAX_SIZE", str(entries), size_figure,
-               f"{policy.policy} at {entries:,} entries hits {l1_hit:.3f} on the workloads simulated"),
-        Choice("MEMORY_CACHE_MAX_MEMORY_MB", str(memory_mb), f"{per_entry:.0f} B per entry",
-               f"{entries:,} entries x ({workload.value_bytes:,} B value + "
-               f"{per_entry - workload.value_bytes:.0f} B measured L1 overhead), within the "
-               f"{workload.memory_budget_mb:g} MB budget"),
+        Choice(
+            "MEMORY_CACHE_EVICTION_POLICY",
+            policy.policy,
+            f"hit rate {policy.hit_rate:.3f} vs {policy.baseline} {policy.baseline_hit_rate or 0:.3f}",
+            policy.reason + f" (compared at {judged_text} entries)",
+        ),
+        Choice(
+            "MEMORY_CACHE_MAX_SIZE",
+            str(entries),
+            size_figure,
+            f"{policy.policy} at {entries:,} entries hits {l1_hit:.3f} on the workloads simulated",
+        ),
+        Choice(
+            "MEMORY_CACHE_MAX_MEMORY_MB",
+            str(memory_mb),
+            f"{per_entry:.0f} B per entry",
+            f"{entries:,} entries x ({workload.value_bytes:,} B value + "
+            f"{per_entry - workload.value_bytes:.0f} B measured L1 overhead), within the "
+            f"{workload.memory_budget_mb:g} MB budget",
+        ),
     ]
     return choices, sizes, l1_hit, notes, policy
 
@@ -157,44 +184,77 @@ def recommend(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -
     if evidence.op_times:
         strategy = choose_write_strategy(evidence.op_times, workload.read_ratio)
         back, through = strategy.cost("WRITE_BACK"), strategy.cost("WRITE_THROUGH")
-        figure = (f"{through.us_per_op:.1f} vs {back.us_per_op:.1f} us/op (write-through vs write-back)"
-                  if back and through else "write-through measured alone")
+        figure = (
+            f"{through.us_per_op:.1f} vs {back.us_per_op:.1f} us/op (write-through vs write-back)"
+            if back and through
+            else "write-through measured alone"
+        )
         choices.append(Choice("CACHE_WRITE_STRATEGY", strategy.strategy, figure, strategy.reason))
     else:
         notes.append("write strategies not measured in this run: CACHE_WRITE_STRATEGY left at its default")
     if evidence.codec:
         compression = choose_compression(evidence.codec, workload.value_kind, evidence.l2_get_us)
-        choices.append(Choice("CACHE_COMPRESSION_ENABLED", "true" if compression.enabled else "false",
-                              compression.figure, compression.reason))
+        choices.append(
+            Choice(
+                "CACHE_COMPRESSION_ENABLED",
+                "true" if compression.enabled else "false",
+                compression.figure,
+                compression.reason,
+            )
+        )
         if compression.enabled and compression.algorithm and compression.threshold_bytes:
-            choices.append(Choice("CACHE_COMPRESSION_ALGORITHM", compression.algorithm,
-                                  "fewest stored bytes among the algorithms that pay",
-                                  f"{compression.algorithm}: the fewest stored bytes among the algorithms that pay"))
-            choices.append(Choice("CACHE_COMPRESSION_THRESHOLD", str(compression.threshold_bytes),
-                                  f"pays from {compression.threshold_bytes:,} B",
-                                  f"smaller values are stored as they are: compression pays from "
-                                  f"{compression.threshold_bytes:,} B on"))
+            choices.append(
+                Choice(
+                    "CACHE_COMPRESSION_ALGORITHM",
+                    compression.algorithm,
+                    "fewest stored bytes among the algorithms that pay",
+                    f"{compression.algorithm}: the fewest stored bytes among the algorithms that pay",
+                )
+            )
+            choices.append(
+                Choice(
+                    "CACHE_COMPRESSION_THRESHOLD",
+                    str(compression.threshold_bytes),
+                    f"pays from {compression.threshold_bytes:,} B",
+                    f"smaller values are stored as they are: compression pays from "
+                    f"{compression.threshold_bytes:,} B on",
+                )
+            )
             if workload.value_bytes < compression.threshold_bytes:
-                notes.append(f"values of {workload.value_bytes:,} B are under the compression threshold: "
-                             "they are stored uncompressed")
+                notes.append(
+                    f"values of {workload.value_bytes:,} B are under the compression threshold: "
+                    "they are stored uncompressed"
+                )
     else:
         notes.append("compression not measured in this run: compression settings left at their defaults")
     if evidence.batches:
         batch = choose_batch_size(evidence.batches, workload.latency_target_ms)
-        choices.append(Choice("CACHE_BATCH_SIZE", str(batch.size), f"{batch.us_per_key:.2f} us per key",
-                              batch.reason))
+        choices.append(Choice("CACHE_BATCH_SIZE", str(batch.size), f"{batch.us_per_key:.2f} us per key", batch.reason))
     else:
         notes.append("batches not measured in this run: CACHE_BATCH_SIZE left at its default")
     if evidence.pools:
         pool = choose_pool_size(evidence.pools, workload.concurrency, workload.latency_target_ms)
         figure = f"{pool.throughput_ops:,.0f} gets/s, p99 {pool.p99_ms:.2f} ms"
         choices.append(Choice("CACHE_CONNECTION_POOL_SIZE", str(pool.pool), figure, pool.reason))
-        choices.append(Choice("REDIS_MAX_CONNECTIONS", str(max(pool.pool, workload.concurrency)), figure,
-                              "the pool's cap: at least the pool and the concurrency, so no caller queues "
-                              "behind a connection it cannot get"))
+        choices.append(
+            Choice(
+                "REDIS_MAX_CONNECTIONS",
+                str(max(pool.pool, workload.concurrency)),
+                figure,
+                "the pool's cap: at least the pool and the concurrency, so no caller queues "
+                "behind a connection it cannot get",
+            )
+        )
     else:
         notes.append("pool sizes not measured in this run: pool settings left at their defaults")
-    choices.append(Choice("CACHE_LATENCY_THRESHOLD", f"{workload.latency_target_ms:g}",
-                          f"{workload.latency_target_ms:g} ms", "the stated latency target becomes the alert threshold"))
-    return Recommendation(workload, tuple(choices), tuple(sizes), tuple(notes), policy, strategy, compression,
-                          batch, pool)
+    choices.append(
+        Choice(
+            "CACHE_LATENCY_THRESHOLD",
+            f"{workload.latency_target_ms:g}",
+            f"{workload.latency_target_ms:g} ms",
+            "the stated latency target becomes the alert threshold",
+        )
+    )
+    return Recommendation(
+        workload, tuple(choices), tuple(sizes), tuple(notes), policy, strategy, compression, batch, pool
+    )

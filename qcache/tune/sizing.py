@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 from qcache.tune.curves import Curve
 from qcache.tune.errors import TuneError
@@ -49,13 +50,18 @@ def size_for_hit_rate(curve: Curve, target: float) -> SizeForTarget:
     if not 0 < target <= 1:
         raise TuneError(f"target hit rate must be within (0, 1], got {target!r}")
     if curve.ceiling < target:
-        return SizeForTarget(curve.workload, curve.policy, target, None,
-                             f"unreachable: even an unbounded cache hits {curve.ceiling:.2f} "
-                             f"({curve.unique_keys:,} distinct keys in {curve.requests:,} requests are cold misses)")
+        return SizeForTarget(
+            curve.workload,
+            curve.policy,
+            target,
+            None,
+            f"unreachable: even an unbounded cache hits {curve.ceiling:.2f} "
+            f"({curve.unique_keys:,} distinct keys in {curve.requests:,} requests are cold misses)",
+        )
     points = list(zip(curve.sizes, curve.hit_rates))
     if points[0][1] >= target:
         return SizeForTarget(curve.workload, curve.policy, target, points[0][0])
-    for (s0, r0), (s1, r1) in zip(points, points[1:]):
+    for (s0, r0), (s1, r1) in pairwise(points):
         if r0 < target <= r1:
             t = (target - r0) / (r1 - r0)
             entries = math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
@@ -66,8 +72,7 @@ def size_for_hit_rate(curve: Curve, target: float) -> SizeForTarget:
         t = (target - r0) / (curve.ceiling - r0) if curve.ceiling > r0 else 1.0
         entries = math.exp(math.log(s0) + t * (math.log(curve.unique_keys) - math.log(s0)))
         return SizeForTarget(curve.workload, curve.policy, target, min(curve.unique_keys, math.ceil(entries)))
-    return SizeForTarget(curve.workload, curve.policy, target, None,
-                         f"not reached within {curve.sizes[-1]:,} entries")
+    return SizeForTarget(curve.workload, curve.policy, target, None, f"not reached within {curve.sizes[-1]:,} entries")
 
 
 def bytes_per_entry(value_bytes: float, overhead_bytes: float | None) -> float:

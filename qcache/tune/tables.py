@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qcache.bench import Run
-from qcache.bench import FigureValue
+from qcache.bench import FigureValue, Run
 from qcache.bench.report import describe_run, figure_status
 from qcache.tune.curves import Curve
 from qcache.tune.health import Check, count_by_status
@@ -17,6 +16,7 @@ from qcache.tune.thresholds import Status
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-style table; ``|`` inside cells is escaped."""
+
     def cell(value: object) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -42,8 +42,10 @@ def checks_table(checks: Sequence[Check], only_flagged: bool = True, limit: int 
     if not rows:
         return "_every one healthy_"
     shown = rows[:limit]
-    table = markdown_table(["verdict", "what", "value"],
-                           [[c.status.value.upper(), c.what, f"{c.value:.3f} {c.unit}".strip()] for c in shown])
+    table = markdown_table(
+        ["verdict", "what", "value"],
+        [[c.status.value.upper(), c.what, f"{c.value:.3f} {c.unit}".strip()] for c in shown],
+    )
     if len(rows) > limit:
         table += f"\n\n_... and {len(rows) - limit} more_"
     return table
@@ -51,42 +53,73 @@ def checks_table(checks: Sequence[Check], only_flagged: bool = True, limit: int 
 
 def choices_table(recommendation: Recommendation) -> str:
     """One row per setting: value, the figure that drove it, and why."""
-    return markdown_table(["setting", "value", "figure", "why"],
-                          [[f"`{c.setting}`", f"**{c.value}**", c.figure, c.reason] for c in recommendation.choices])
+    return markdown_table(
+        ["setting", "value", "figure", "why"],
+        [[f"`{c.setting}`", f"**{c.value}**", c.figure, c.reason] for c in recommendation.choices],
+    )
 
 
 def figures_table(values: Sequence[FigureValue]) -> str:
     """The gate's key ratios: value, target, limit and status."""
-    return markdown_table(["figure", "value", "target", "gate limit", "status"], [
-        [v.figure.name, "n/a" if v.value is None else f"{v.value:.3f}", v.figure.bound_text(v.figure.target),
-         v.figure.bound_text(v.figure.limit), figure_status(v)] for v in values])
+    return markdown_table(
+        ["figure", "value", "target", "gate limit", "status"],
+        [
+            [
+                v.figure.name,
+                "n/a" if v.value is None else f"{v.value:.3f}",
+                v.figure.bound_text(v.figure.target),
+                v.figure.bound_text(v.figure.limit),
+                figure_status(v),
+            ]
+            for v in values
+        ],
+    )
 
 
 def profiles_table(measured: Sequence[ProfileMeasurement]) -> str:
     """Throughput, latency percentiles and hit rate per measured profile."""
-    return markdown_table(["profile", "ops/s", "get p50 ms", "get p99 ms", "set p50 ms", "set p99 ms", "hit rate",
-                           "L1 hit rate"], [
-        [m.profile, f"{m.ops_per_s:,.0f}", f"{m.get_p50_ms:.3f}", f"{m.get_p99_ms:.3f}", f"{m.set_p50_ms:.3f}",
-         f"{m.set_p99_ms:.3f}", f"{m.hit_rate:.3f}", f"{m.l1_hit_rate:.3f}"] for m in measured])
+    return markdown_table(
+        ["profile", "ops/s", "get p50 ms", "get p99 ms", "set p50 ms", "set p99 ms", "hit rate", "L1 hit rate"],
+        [
+            [
+                m.profile,
+                f"{m.ops_per_s:,.0f}",
+                f"{m.get_p50_ms:.3f}",
+                f"{m.get_p99_ms:.3f}",
+                f"{m.set_p50_ms:.3f}",
+                f"{m.set_p99_ms:.3f}",
+                f"{m.hit_rate:.3f}",
+                f"{m.l1_hit_rate:.3f}",
+            ]
+            for m in measured
+        ],
+    )
 
 
 def sizing_table(curves: Sequence[Curve], per_entry_bytes: float, targets: Sequence[float] = (0.6, 0.8)) -> str:
     """Per workload and policy: the entries (and MB) that reach each target, or that it is out of reach."""
+
     def cell(size: SizeForTarget) -> str:
         if size.entries is None:
             return "out of reach" if "unreachable" in size.why_not else size.why_not
         return f"{size.entries:,} ({size.megabytes(per_entry_bytes) or 0:.1f} MB)"
 
-    rows = [[c.workload, c.policy, f"{c.ceiling:.2f}", *(cell(size_for_hit_rate(c, t)) for t in targets)] for c in curves]
+    rows = [
+        [c.workload, c.policy, f"{c.ceiling:.2f}", *(cell(size_for_hit_rate(c, t)) for t in targets)] for c in curves
+    ]
     return markdown_table(["workload", "policy", "ceiling (never evicts)", *(f"size for {t:g}" for t in targets)], rows)
 
 
 def verdict(recommendation: Recommendation) -> str:
     """The recommendation in a few lines, for the top of the report: each setting and the figure behind it."""
     w = recommendation.workload
-    head = (f"**Recommended configuration** for {w.memory_budget_mb:g} MB of L1, {w.read_ratio:.0%} reads, "
-            f"{w.value_bytes:,} B {w.value_kind} values and a {w.latency_target_ms:g} ms target "
-            "(why: `90_recommend` below; the plots of each notebook show the evidence):")
-    table = markdown_table(["setting", "value", "decided by"],
-                           [[f"`{c.setting}`", f"**{c.value}**", c.figure] for c in recommendation.choices])
+    head = (
+        f"**Recommended configuration** for {w.memory_budget_mb:g} MB of L1, {w.read_ratio:.0%} reads, "
+        f"{w.value_bytes:,} B {w.value_kind} values and a {w.latency_target_ms:g} ms target "
+        "(why: `90_recommend` below; the plots of each notebook show the evidence):"
+    )
+    table = markdown_table(
+        ["setting", "value", "decided by"],
+        [[f"`{c.setting}`", f"**{c.value}**", c.figure] for c in recommendation.choices],
+    )
     return head + "\n\n" + table

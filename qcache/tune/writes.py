@@ -30,7 +30,7 @@ STRATEGIES = ("WRITE_THROUGH", "WRITE_BACK", "WRITE_AROUND")
 DURABILITY = {
     "WRITE_THROUGH": "durable: set() returns once Redis has the value; every process sees it at once",
     "WRITE_BACK": "set() returns from L1; writes pending in the queue are lost if the process dies, "
-                  "and other processes see a write only after the flush",
+    "and other processes see a write only after the flush",
     "WRITE_AROUND": "durable: the value goes to Redis only; the next read pays an L2 round trip to fill L1",
 }
 
@@ -93,19 +93,35 @@ def choose_write_strategy(times: Sequence[OpTime], read_ratio: float) -> Strateg
         raise TuneError("no write-through get and set measured at level BOTH")
     writes = 1 - read_ratio
     if back is None:
-        return StrategyChoice("WRITE_THROUGH", tuple(costs), read_ratio,
-                              "write-back was not measured; write-through is the durable default")
+        return StrategyChoice(
+            "WRITE_THROUGH",
+            tuple(costs),
+            read_ratio,
+            "write-back was not measured; write-through is the durable default",
+        )
     speedup = through.us_per_op / back.us_per_op if back.us_per_op > 0 else float("inf")
-    figures = (f"at {writes:.0%} writes write-back costs {back.us_per_op:.1f} us/op, "
-               f"write-through {through.us_per_op:.1f} us/op ({speedup:.1f}x)")
+    figures = (
+        f"at {writes:.0%} writes write-back costs {back.us_per_op:.1f} us/op, "
+        f"write-through {through.us_per_op:.1f} us/op ({speedup:.1f}x)"
+    )
     if writes >= WRITE_HEAVY and speedup >= MIN_SPEEDUP:
-        return StrategyChoice("WRITE_BACK", tuple(costs), read_ratio,
-                              f"{figures}; writes dominate, so the speed is worth the risk "
-                              f"({DURABILITY['WRITE_BACK']})")
-    why = (f"writes are under {WRITE_HEAVY:.0%} of operations" if writes < WRITE_HEAVY
-           else f"write-back is less than {MIN_SPEEDUP:g}x faster")
-    return StrategyChoice("WRITE_THROUGH", tuple(costs), read_ratio,
-                          f"{figures}; {why}, so durability wins ({DURABILITY['WRITE_THROUGH']})")
+        return StrategyChoice(
+            "WRITE_BACK",
+            tuple(costs),
+            read_ratio,
+            f"{figures}; writes dominate, so the speed is worth the risk ({DURABILITY['WRITE_BACK']})",
+        )
+    why = (
+        f"writes are under {WRITE_HEAVY:.0%} of operations"
+        if writes < WRITE_HEAVY
+        else f"write-back is less than {MIN_SPEEDUP:g}x faster"
+    )
+    return StrategyChoice(
+        "WRITE_THROUGH",
+        tuple(costs),
+        read_ratio,
+        f"{figures}; {why}, so durability wins ({DURABILITY['WRITE_THROUGH']})",
+    )
 
 
 def choose_level(l1_hit_rate: float, l1_get_us: float | None, l2_get_us: float | None) -> LevelChoice:
@@ -113,10 +129,14 @@ def choose_level(l1_hit_rate: float, l1_get_us: float | None, l2_get_us: float |
     expected = ""
     if l1_get_us is not None and l2_get_us is not None:
         both = l1_hit_rate * l1_get_us + (1 - l1_hit_rate) * l2_get_us
-        expected = (f"; expected read {both:.1f} us with L1 in front against {l2_get_us:.1f} us "
-                    f"from Redis alone (an L1 hit {l1_get_us:.2f} us)")
+        expected = (
+            f"; expected read {both:.1f} us with L1 in front against {l2_get_us:.1f} us "
+            f"from Redis alone (an L1 hit {l1_get_us:.2f} us)"
+        )
     if l1_hit_rate >= MIN_L1_HIT_RATE:
         return LevelChoice("BOTH", l1_hit_rate, f"L1 serves {l1_hit_rate:.0%} of reads at the chosen size{expected}")
-    return LevelChoice("L2_REDIS", l1_hit_rate,
-                       f"L1 would serve only {l1_hit_rate:.1%} of reads (< {MIN_L1_HIT_RATE:.0%}): "
-                       f"not worth its memory{expected}")
+    return LevelChoice(
+        "L2_REDIS",
+        l1_hit_rate,
+        f"L1 would serve only {l1_hit_rate:.1%} of reads (< {MIN_L1_HIT_RATE:.0%}): not worth its memory{expected}",
+    )

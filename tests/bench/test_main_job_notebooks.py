@@ -15,7 +15,7 @@ from qcache.bench.layout import RunLayout
 from qcache.config import CacheConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = sorted((ROOT / "results" / "reference").iterdir())[-1]
+REFERENCE = max((ROOT / "results" / "reference").iterdir())
 
 
 @pytest.fixture(scope="module")

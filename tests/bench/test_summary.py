@@ -10,7 +10,7 @@ from qcache.bench.summary import MAX_LINES, format_summary
 from qcache.tune import Workload, curves_from_run, gather, recommend
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = sorted((ROOT / "results" / "reference").iterdir())[-1]
+REFERENCE = max((ROOT / "results" / "reference").iterdir())
 
 
 def summary(thresholds: Thresholds) -> list[str]:

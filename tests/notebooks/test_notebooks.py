@@ -13,12 +13,18 @@ from typing import Any
 import nbformat
 import pytest
 
-from qcache.bench.notebooks import NOTEBOOKS, NotebookError, execute, inject_parameters, render_html
+from qcache.bench.notebooks import (
+    NOTEBOOKS,
+    NotebookError,
+    execute,
+    inject_parameters,
+    render_html,
+)
 from qcache.config import CacheConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER = ROOT / "notebooks"
-REFERENCE = sorted((ROOT / "results" / "reference").iterdir())[-1]
+REFERENCE = max((ROOT / "results" / "reference").iterdir())
 
 
 def outputs_text(notebook: Any) -> str:
@@ -27,7 +33,9 @@ def outputs_text(notebook: Any) -> str:
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
-            parts.append(str(data.get("text/markdown", "")) + str(data.get("text/plain", "")) + str(output.get("text", "")))
+            parts.append(
+                str(data.get("text/markdown", "")) + str(data.get("text/plain", "")) + str(output.get("text", ""))
+            )
     return "\n".join(parts)
 
 
@@ -89,15 +97,37 @@ def test_load_notebook_plots_a_summary(tmp_path: Path) -> None:
     folder = tmp_path / "load" / "r1"
     folder.mkdir(parents=True)
     summary = {
-        "run_id": "r1", "shape": "chaos", "duration_s": 30.0, "processes": 1,
-        "operations": [{"user": "ReadHeavyUser", "operation": "get", "count": 900, "errors": 3, "rps": 30.0,
-                        "p50_us": 400.0, "p99_us": 60_000.0}],
-        "timeline": [{"t_s": float(t), "users": 4, "rps": 30.0, "errors": 0, "p99_us": 2000.0 * (1 + t % 5)}
-                     for t in range(30)],
-        "ramp": {"steps": [{"users": u, "rps": 10.0 * u, "p99_us": 500.0 * u, "error_ratio": 0.0} for u in (1, 2, 4, 8)],
-                 "knee": {"users": 4, "rps": 40.0, "p99_us": 2000.0}},
-        "chaos": {"mode": "pause", "fault_at_s": 10.0, "restart_at_s": 15.0, "caller_exceptions": 0,
-                  "error_ratio": 0.0, "p99_during_fault_us": 5000.0, "l2_recovery_s": 1.5},
+        "run_id": "r1",
+        "shape": "chaos",
+        "duration_s": 30.0,
+        "processes": 1,
+        "operations": [
+            {
+                "user": "ReadHeavyUser",
+                "operation": "get",
+                "count": 900,
+                "errors": 3,
+                "rps": 30.0,
+                "p50_us": 400.0,
+                "p99_us": 60_000.0,
+            }
+        ],
+        "timeline": [
+            {"t_s": float(t), "users": 4, "rps": 30.0, "errors": 0, "p99_us": 2000.0 * (1 + t % 5)} for t in range(30)
+        ],
+        "ramp": {
+            "steps": [{"users": u, "rps": 10.0 * u, "p99_us": 500.0 * u, "error_ratio": 0.0} for u in (1, 2, 4, 8)],
+            "knee": {"users": 4, "rps": 40.0, "p99_us": 2000.0},
+        },
+        "chaos": {
+            "mode": "pause",
+            "fault_at_s": 10.0,
+            "restart_at_s": 15.0,
+            "caller_exceptions": 0,
+            "error_ratio": 0.0,
+            "p99_during_fault_us": 5000.0,
+            "l2_recovery_s": 1.5,
+        },
     }
     (folder / "summary.json").write_text(json.dumps(summary))
     notebook = execute(FOLDER / "50_load.ipynb", {"LOAD_RUN": str(folder)})

@@ -20,27 +20,51 @@ def test_tune_writes_a_valid_env_with_a_reason_per_setting(
     if redis_endpoint.tls is not None or redis_endpoint.password:
         pytest.skip("the probe connects with a plain URL")
     output = tmp_path / ".env.tuned"
-    code = main(["tune", "--synthetic", "zipf:keys=2000,requests=20000,exponent=1.0,seed=2",
-                 "--memory-budget-mb", "8", "--read-ratio", "0.5", "--value-size", "2048",
-                 "--redis-url", redis_endpoint.url, "--output", str(output), "--no-progress"])
+    code = main(
+        [
+            "tune",
+            "--synthetic",
+            "zipf:keys=2000,requests=20000,exponent=1.0,seed=2",
+            "--memory-budget-mb",
+            "8",
+            "--read-ratio",
+            "0.5",
+            "--value-size",
+            "2048",
+            "--redis-url",
+            redis_endpoint.url,
+            "--output",
+            str(output),
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert stat.S_IMODE(os.stat(output).st_mode) == 0o600
     text = output.read_text()
-    for setting in ("MEMORY_CACHE_EVICTION_POLICY", "MEMORY_CACHE_MAX_SIZE", "CACHE_WRITE_STRATEGY",
-                    "CACHE_BATCH_SIZE", "CACHE_CONNECTION_POOL_SIZE"):
+    for setting in (
+        "MEMORY_CACHE_EVICTION_POLICY",
+        "MEMORY_CACHE_MAX_SIZE",
+        "CACHE_WRITE_STRATEGY",
+        "CACHE_BATCH_SIZE",
+        "CACHE_CONNECTION_POOL_SIZE",
+    ):
         assert f"{setting}=" in text and f"{setting}=" in out
     assert redis_endpoint.url not in text + out  # the Redis it measured is nobody's configuration
     assert main(["config", "validate", "--env-file", str(output)]) == 0
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["--read-ratio", "1.5"], "read ratio"),
-    (["--memory-budget-mb", "0"], "memory budget"),
-    (["--trace", "missing-trace.txt"], "missing-trace.txt"),
-])
-def test_bad_input_is_a_clear_error(arguments: list[str], message: str, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--read-ratio", "1.5"], "read ratio"),
+        (["--memory-budget-mb", "0"], "memory budget"),
+        (["--trace", "missing-trace.txt"], "missing-trace.txt"),
+    ],
+)
+def test_bad_input_is_a_clear_error(
+    arguments: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["tune", *arguments, "--output", str(tmp_path / "x.env"), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.env").exists()

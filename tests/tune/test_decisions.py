@@ -21,9 +21,12 @@ from qcache.tune import (
 
 def op_times(back_set_us: float = 10.0) -> list[OpTime]:
     return [
-        OpTime("WRITE_THROUGH", "BOTH", "get", 2.0), OpTime("WRITE_THROUGH", "BOTH", "set", 400.0),
-        OpTime("WRITE_BACK", "BOTH", "get", 2.0), OpTime("WRITE_BACK", "BOTH", "set", back_set_us),
-        OpTime("WRITE_AROUND", "BOTH", "get", 2.0), OpTime("WRITE_AROUND", "BOTH", "set", 300.0),
+        OpTime("WRITE_THROUGH", "BOTH", "get", 2.0),
+        OpTime("WRITE_THROUGH", "BOTH", "set", 400.0),
+        OpTime("WRITE_BACK", "BOTH", "get", 2.0),
+        OpTime("WRITE_BACK", "BOTH", "set", back_set_us),
+        OpTime("WRITE_AROUND", "BOTH", "get", 2.0),
+        OpTime("WRITE_AROUND", "BOTH", "set", 300.0),
     ]
 
 
@@ -57,21 +60,32 @@ def codec(kind: str, rows: list[tuple[str, str, int, int, float]]) -> list[Codec
 
 
 def test_incompressible_values_switch_compression_off() -> None:
-    samples = codec("embedding", [
-        ("none", "1KB", 1000, 1008, 3.0), ("lz4", "1KB", 1000, 1010, 4.0),
-        ("none", "16KB", 16000, 16008, 10.0), ("lz4", "16KB", 16000, 15900, 14.0),
-    ])
+    samples = codec(
+        "embedding",
+        [
+            ("none", "1KB", 1000, 1008, 3.0),
+            ("lz4", "1KB", 1000, 1010, 4.0),
+            ("none", "16KB", 16000, 16008, 10.0),
+            ("lz4", "16KB", 16000, 15900, 14.0),
+        ],
+    )
     choice = choose_compression(samples, "embedding", l2_get_us=200.0)
     assert not choice.enabled and choice.threshold_bytes is None
     assert "does not pay" in choice.reason
 
 
 def test_threshold_is_the_smallest_size_from_which_compression_pays() -> None:
-    samples = codec("text", [
-        ("none", "1KB", 1000, 1008, 3.0), ("lz4", "1KB", 1000, 900, 4.0),          # saves only 11%
-        ("none", "16KB", 16384, 16392, 10.0), ("lz4", "16KB", 16384, 3000, 14.0),
-        ("none", "128KB", 131072, 131080, 60.0), ("lz4", "128KB", 131072, 20000, 90.0),
-    ])
+    samples = codec(
+        "text",
+        [
+            ("none", "1KB", 1000, 1008, 3.0),
+            ("lz4", "1KB", 1000, 900, 4.0),  # saves only 11%
+            ("none", "16KB", 16384, 16392, 10.0),
+            ("lz4", "16KB", 16384, 3000, 14.0),
+            ("none", "128KB", 131072, 131080, 60.0),
+            ("lz4", "128KB", 131072, 20000, 90.0),
+        ],
+    )
     choice = choose_compression(samples, "text", l2_get_us=200.0)
     assert choice.enabled and choice.algorithm == "lz4" and choice.threshold_bytes == 16384
 
@@ -93,11 +107,20 @@ def test_batch_size_is_the_smallest_near_the_best_cost_per_key() -> None:
 
 
 def test_pool_size_at_the_workload_concurrency_and_its_knee() -> None:
-    samples = [PoolSample(pool, 8, tput, 1.0, p99) for pool, tput, p99 in
-               ((1, 2000.0, 9.0), (4, 6000.0, 3.0), (10, 6300.0, 2.5), (50, 6200.0, 40.0))]
+    samples = [
+        PoolSample(pool, 8, tput, 1.0, p99)
+        for pool, tput, p99 in ((1, 2000.0, 9.0), (4, 6000.0, 3.0), (10, 6300.0, 2.5), (50, 6200.0, 40.0))
+    ]
     samples += [PoolSample(1, 1, 3000.0, 0.1, 0.5)]
     choice = choose_pool_size(samples, concurrency=8, latency_target_ms=10)
     assert choice.threads == 8 and choice.pool == 4 and choice.knee == 4
     assert pool_knee([s for s in samples if s.threads == 8]) == 4
     with pytest.raises(TuneError):
         choose_pool_size(samples, concurrency=0, latency_target_ms=10)
+
+
+def test_concurrent_callers_get_at_least_two_connections() -> None:
+    samples = [PoolSample(pool, 4, tput, 0.2, 0.5) for pool, tput in ((1, 9000.0), (4, 6000.0), (10, 6200.0))]
+    assert choose_pool_size(samples, concurrency=4, latency_target_ms=10).pool == 4
+    single = [PoolSample(pool, 1, tput, 0.2, 0.5) for pool, tput in ((1, 9000.0), (4, 6000.0))]
+    assert choose_pool_size(single, concurrency=1, latency_target_ms=10).pool == 1

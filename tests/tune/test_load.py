@@ -15,19 +15,47 @@ from qcache.tune.load import latest_load_run, read_summary
 
 def summary(**changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "run_id": "r1", "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:01:00Z",
-        "duration_s": 60.0, "shape": "chaos", "processes": 2,
+        "run_id": "r1",
+        "started_at": "2026-01-01T00:00:00Z",
+        "finished_at": "2026-01-01T00:01:00Z",
+        "duration_s": 60.0,
+        "shape": "chaos",
+        "processes": 2,
         "workload": {"keys": 1000, "zipf_s": 1.0, "value_bytes": 512, "hot_keys": 10, "read_ratio": 0.9},
-        "config": {}, "redis": {"method": "binary", "server_version": "7"},
-        "operations": [{"user": "ReadHeavyUser", "operation": "get", "count": 100, "errors": 1, "hits": 80,
-                        "misses": 20, "rps": 50.0, "mean_us": 300.0, "p50_us": 250.0, "p90_us": 400.0,
-                        "p99_us": 900.0, "p999_us": 1500.0, "max_us": 2000.0}],
+        "config": {},
+        "redis": {"method": "binary", "server_version": "7"},
+        "operations": [
+            {
+                "user": "ReadHeavyUser",
+                "operation": "get",
+                "count": 100,
+                "errors": 1,
+                "hits": 80,
+                "misses": 20,
+                "rps": 50.0,
+                "mean_us": 300.0,
+                "p50_us": 250.0,
+                "p90_us": 400.0,
+                "p99_us": 900.0,
+                "p999_us": 1500.0,
+                "max_us": 2000.0,
+            }
+        ],
         "users": [],
         "timeline": [{"t_s": 1.0, "users": 5, "rps": 40.0, "errors": 0, "p99_us": 800.0, "l2_hits": 3}],
-        "ramp": {"steps": [{"users": 5, "rps": 40.0, "p99_us": 800.0, "error_ratio": 0.0}],
-                 "knee": {"users": 5, "rps": 40.0, "p99_us": 800.0}},
-        "chaos": {"mode": "kill", "fault_at_s": 10.0, "restart_at_s": 20.0, "caller_exceptions": 0,
-                  "error_ratio": 0.01, "p99_during_fault_us": 5000.0, "l2_recovery_s": None},
+        "ramp": {
+            "steps": [{"users": 5, "rps": 40.0, "p99_us": 800.0, "error_ratio": 0.0}],
+            "knee": {"users": 5, "rps": 40.0, "p99_us": 800.0},
+        },
+        "chaos": {
+            "mode": "kill",
+            "fault_at_s": 10.0,
+            "restart_at_s": 20.0,
+            "caller_exceptions": 0,
+            "error_ratio": 0.01,
+            "p99_during_fault_us": 5000.0,
+            "l2_recovery_s": None,
+        },
     }
     doc.update(changes)
     return doc

@@ -12,10 +12,15 @@ from qcache.bench.layout import RunLayout
 from qcache.probe import Probe, measure_profile
 from qcache.testing import RedisEndpoint
 from qcache.tune import TuneError
-from qcache.tune.profiles import PROFILES_DIR, profile_measurements, profile_settings, read_measurement
+from qcache.tune.profiles import (
+    PROFILES_DIR,
+    profile_measurements,
+    profile_settings,
+    read_measurement,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = sorted((ROOT / "results" / "reference").iterdir())[-1]
+REFERENCE = max((ROOT / "results" / "reference").iterdir())
 
 
 def test_settings_of_the_five_profiles_differ_where_the_guide_says() -> None:

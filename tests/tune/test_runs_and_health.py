@@ -26,7 +26,7 @@ from qcache.tune import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-REFERENCE = sorted((ROOT / "results" / "reference").iterdir())[-1]
+REFERENCE = max((ROOT / "results" / "reference").iterdir())
 
 
 def test_thresholds_follow_the_seed() -> None:

@@ -21,7 +21,7 @@ from qcache.tune import (
 
 def zipf_static_size(keys: int, exponent: float, target: float) -> int:
     """Entries holding the most popular keys whose request probability sums to ``target``."""
-    weights = [r ** -exponent for r in range(1, keys + 1)]
+    weights = [r**-exponent for r in range(1, keys + 1)]
     total, mass = sum(weights), 0.0
     for k, w in enumerate(weights, start=1):
         mass += w
@@ -30,8 +30,13 @@ def zipf_static_size(keys: int, exponent: float, target: float) -> int:
     raise AssertionError("unreachable target")
 
 
-def curve(policy: str, rates: tuple[float, ...], sizes: tuple[int, ...] = (10, 100, 1000), ceiling: float = 0.95,
-          workload: str = "w") -> Curve:
+def curve(
+    policy: str,
+    rates: tuple[float, ...],
+    sizes: tuple[int, ...] = (10, 100, 1000),
+    ceiling: float = 0.95,
+    workload: str = "w",
+) -> Curve:
     return Curve(workload, policy, sizes, rates, unique_keys=10_000, requests=200_000, ceiling=ceiling)
 
 
@@ -39,7 +44,7 @@ def test_zipf_size_for_healthy_hit_rate_from_the_exact_curve() -> None:
     # The hit rate of a cache holding the k most popular of 1,000 Zipf(1) keys is their probability
     # mass; on a 16-point curve of those exact rates the interpolated size must land on the computed k.
     expected = zipf_static_size(1000, 1.0, 0.8)
-    weights = [r ** -1.0 for r in range(1, 1001)]
+    weights = [r**-1.0 for r in range(1, 1001)]
     sizes = tuple(sorted({round(10 * 100 ** (i / 15)) for i in range(16)}))
     rates = tuple(sum(weights[:k]) / sum(weights) for k in sizes)
     exact = Curve("zipf", "STATIC", sizes, rates, unique_keys=1000, requests=10**9, ceiling=1.0)
@@ -92,8 +97,7 @@ def test_budget_in_entries_uses_value_and_overhead() -> None:
 
 
 def test_policy_with_the_highest_hit_rate_wins_and_the_margin_over_lru_is_reported() -> None:
-    curves = [curve("LRU", (0.30, 0.50, 0.70)), curve("SIEVE", (0.35, 0.55, 0.75)),
-              curve("BELADY", (0.5, 0.7, 0.85))]
+    curves = [curve("LRU", (0.30, 0.50, 0.70)), curve("SIEVE", (0.35, 0.55, 0.75)), curve("BELADY", (0.5, 0.7, 0.85))]
     choice = choose_policy(curves, {"w": 100})
     assert choice.policy == "SIEVE"
     assert choice.margin == pytest.approx(0.05)
@@ -108,11 +112,15 @@ def test_a_tie_goes_to_the_cheaper_policy() -> None:
 
 
 def test_curves_from_simulator_documents() -> None:
-    document = {"trace": "t", "unique_keys": 100, "results": [
-        {"policy": "LRU", "capacity": 10, "requests": 1000, "hit_ratio": 40.0},
-        {"policy": "LRU", "capacity": 50, "requests": 1000, "hit_ratio": 70.0},
-        {"policy": "UNBOUNDED", "capacity": 10, "requests": 1000, "hit_ratio": 90.0},
-    ]}
+    document = {
+        "trace": "t",
+        "unique_keys": 100,
+        "results": [
+            {"policy": "LRU", "capacity": 10, "requests": 1000, "hit_ratio": 40.0},
+            {"policy": "LRU", "capacity": 50, "requests": 1000, "hit_ratio": 70.0},
+            {"policy": "UNBOUNDED", "capacity": 10, "requests": 1000, "hit_ratio": 90.0},
+        ],
+    }
     (lru,) = curves_from_documents([document])
     assert lru.sizes == (10, 50) and lru.hit_rates == (0.4, 0.7) and lru.ceiling == 0.9
     with pytest.raises(TuneError):
