@@ -95,7 +95,8 @@ def _add_arguments(parser: Any) -> None:
                             "in the web UI), ramp, spike, soak, "
                             "chaos (fail the run's own Redis), compare (alternate --compare classes)")
     group.add_argument("--keys", type=int, default=Workload.keys, help="distinct keys in the key space")
-    group.add_argument("--zipf-s", type=float, default=Workload.zipf_s, help="Zipf exponent of key popularity (0: uniform)")
+    group.add_argument("--zipf-s", type=float, default=Workload.zipf_s,
+                       help="Zipf exponent of key popularity (0: uniform)")
     group.add_argument("--value-bytes", type=int, default=Workload.value_bytes, help="serialized size of dict values")
     group.add_argument("--hot-keys", type=int, default=Workload.hot_keys,
                        help="most popular keys written before the load starts (0: cold cache)")

@@ -256,8 +256,9 @@ class LatencyRecorder:
     def drain(self) -> dict[str, Any]:
         """What was recorded since the previous drain, as plain data a Locust message carries.
 
-        Only a recorder built with ``sends_to_master=True`` drains. Active time of classes still running is cut at now and carried on, so
-        every drain reports only seconds it has not reported before.
+        Only a recorder built with ``sends_to_master=True`` drains. Active
+        time of classes still running is cut at now and carried on, so every
+        drain reports only seconds it has not reported before.
         """
         if not self._sends:
             raise RuntimeError("only a worker's recorder (sends_to_master=True) drains")

@@ -262,7 +262,8 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         lines.append(f"  chaos: {chaos['mode']} at {chaos['fault_at_s']:.1f} s, Redis back at "
                      f"{chaos['restored_at_s']:.1f} s, {recovery}; caller exceptions {chaos['caller_exceptions']}")
         if chaos.get("p99_during_fault_us") is not None:
-            lines.append(f"         from the fault until L2 recovered: p99 {chaos['p99_during_fault_us'] / 1000:.2f} ms, "
+            p99_ms = chaos["p99_during_fault_us"] / 1000
+            lines.append(f"         from the fault until L2 recovered: p99 {p99_ms:.2f} ms, "
                          f"longest call {chaos['max_during_fault_us'] / 1000:.1f} ms, "
                          f"error ratio {chaos['error_ratio']:.4f}")
     if summary.get("fault_error"):
