@@ -115,7 +115,7 @@ def hit_rate_overview(checks: Sequence[Check], thresholds: Thresholds = SEED_THR
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlabel("hit rate of the best policy at that size")
     ax.set_title(
-        f"Hit rates: alert under {thresholds.hit_rate_alert:g} (red line), healthy from "
+        f"Hit rates: alert under {thresholds.hit_rate_alert:g} (red line), healthy above "
         f"{thresholds.healthy_hit_rate:g} (green line)"
     )
     _legend_for_status(ax)
@@ -470,7 +470,7 @@ def decision_board(recommendation: Recommendation, thresholds: Thresholds = SEED
         if policy.belady_hit_rate is not None:
             policy_ax.axvline(policy.belady_hit_rate, color="black", linestyle="--", label="Belady (optimum)")
         policy_ax.axvline(thresholds.hit_rate_alert, color=ALERT_COLOR, linestyle="--", label="alert 0.6")
-        policy_ax.axvline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--", label="healthy 0.8")
+        policy_ax.axvline(thresholds.healthy_hit_rate, color=HEALTHY_COLOR, linestyle="--", label="healthy above 0.8")
         policy_ax.set_xlim(0, 1)
         policy_ax.legend(fontsize=7, loc="lower right")
         policy_ax.set_title(f"Eviction policy: {policy.policy}\n(hit rate; LRU is the config default)", fontsize=10)

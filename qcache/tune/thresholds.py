@@ -2,7 +2,7 @@
 
 Latency: healthy under 10 ms, an alert at ``CACHE_LATENCY_THRESHOLD`` (50 ms
 by default). Hit rate: an alert under ``CACHE_HIT_RATE_THRESHOLD`` (0.6 by
-default), healthy from 0.8. The numbers themselves live in
+default), healthy above 0.8 (the seed's health check: ``hit_rate > 0.8``). The numbers themselves live in
 :class:`qcache.bench.Thresholds`, so the report, the gate and the notebooks
 judge against the same bounds.
 """
@@ -13,7 +13,7 @@ from enum import Enum
 
 from qcache.bench.report import Thresholds
 
-#: The seed's defaults: alert at 50 ms and under a 0.6 hit rate (healthy < 10 ms, >= 0.8).
+#: The seed's defaults: alert at 50 ms and under a 0.6 hit rate (healthy < 10 ms, > 0.8).
 SEED_THRESHOLDS = Thresholds(latency_alert_ms=50.0, hit_rate_alert=0.6)
 
 
@@ -45,9 +45,9 @@ def latency_status(ms: float, thresholds: Thresholds = SEED_THRESHOLDS) -> Statu
 
 
 def hit_rate_status(rate: float, thresholds: Thresholds = SEED_THRESHOLDS) -> Status:
-    """An alert under the alert threshold, healthy from the healthy bound (rates are fractions)."""
+    """An alert under the alert threshold, healthy above the healthy bound (rates are fractions)."""
     if rate < thresholds.hit_rate_alert:
         return Status.ALERT
-    if rate < thresholds.healthy_hit_rate:
+    if rate <= thresholds.healthy_hit_rate:
         return Status.WARNING
     return Status.HEALTHY

@@ -36,7 +36,8 @@ def test_thresholds_follow_the_seed() -> None:
     assert latency_status(50.01) is Status.ALERT
     assert hit_rate_status(0.59) is Status.ALERT
     assert hit_rate_status(0.6) is Status.WARNING
-    assert hit_rate_status(0.8) is Status.HEALTHY
+    assert hit_rate_status(0.8) is Status.WARNING  # the seed: healthy when hit_rate > 0.8
+    assert hit_rate_status(0.81) is Status.HEALTHY
 
 
 def test_reference_run_yields_every_suite() -> None:
