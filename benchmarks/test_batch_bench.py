@@ -22,8 +22,8 @@ import pytest
 import redis
 from bench_support import MakeCache, make_keys, small_value
 
-from qcache.codec import Codec
 from qcache.cache.record import unpack_record
+from qcache.codec import Codec
 
 BATCH_SIZES = [1, 10, 100, 500, 1000]
 TTL = 600.0

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from bench_support import GATE_ROUNDS, SMOKE_ROUNDS, alternating_rounds, record_ratio
 
 

@@ -42,8 +42,8 @@ from bench_support import GATE_ROUNDS, MakeCache, alternating_rounds, record_rat
 from cachetools import TTLCache
 
 from qcache import QueryCache
-from qcache.codec import Codec
 from qcache.cache.record import unpack_record
+from qcache.codec import Codec
 from qcache.testing import RedisEndpoint
 
 pytestmark = pytest.mark.redis

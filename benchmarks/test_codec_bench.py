@@ -43,9 +43,9 @@ import lz4.block
 import msgpack
 import numpy as np
 import pytest
+from bench_support import alternating_rounds, median_ratio, record_ratio, small_value
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bench_support import alternating_rounds, median_ratio, record_ratio, small_value
 from qcache.codec import DEFAULT_COMPRESSION_THRESHOLD, Codec, Keyring, Lz4Compressor, MsgpackSerializer, generate_key
 from qcache.codec.encryption import AesGcmStage
 from qcache.codec.header import build_base
@@ -192,7 +192,9 @@ def build_pairs() -> list[Pair]:
         }
         if isinstance(value, np.ndarray):
             raw_pack = 'pack({"nd": True, "type": value.dtype.str, "shape": value.shape, "data": value.tobytes()})'
-            raw_unpack = 'np.frombuffer((d := unpackb(raw_packed))["data"], dtype=np.dtype(d["type"])).reshape(d["shape"])'
+            raw_unpack = (
+                'np.frombuffer((d := unpackb(raw_packed))["data"], dtype=np.dtype(d["type"])).reshape(d["shape"])'
+            )
         else:
             raw_pack = "pack(value)"
             raw_unpack = "unpackb(raw_packed, strict_map_key=False)"
@@ -326,7 +328,9 @@ def test_bench_interleaved_stage_ratio(benchmark: Any, pair: Pair, smoke: bool, 
 # ------------------------------------------------------------- asserted ratios
 
 
-def interleaved_ratio(stage: timeit.Timer, raw: timeit.Timer, calls: int, rounds: int = 21) -> tuple[float, float, float]:
+def interleaved_ratio(
+    stage: timeit.Timer, raw: timeit.Timer, calls: int, rounds: int = 21
+) -> tuple[float, float, float]:
     """Median over alternating rounds of stage/raw time, each round ``calls`` runs of a side.
 
     Returns (ratio, stage ns/call, raw ns/call).

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from bench_support import alternating_rounds, median_ratio, per_op, record_ratio, timed
 from cachetools import LRUCache, TTLCache
 
-from bench_support import alternating_rounds, median_ratio, per_op, record_ratio, timed
 from qcache.memory.store import MemoryStore
 
 CAPACITY = 1_000
@@ -137,7 +137,9 @@ def test_set_evicting_cachetools_ttlcache(benchmark: Any) -> None:
 # ------------------------------------------------------------ gated ratios
 
 
-@pytest.mark.benchmark(group="l1 store gate: MemoryStore over TTLCache.get, interleaved rounds (median over adjacent pairs)")
+@pytest.mark.benchmark(
+    group="l1 store gate: MemoryStore over TTLCache.get, interleaved rounds (median over adjacent pairs)"
+)
 @pytest.mark.parametrize("method", ["get", "get_entry"])
 def test_bench_interleaved_get_hit_vs_ttlcache(benchmark: Any, method: str, smoke: bool, gc_paused: None) -> None:
     """A MemoryStore hit over a TTLCache.get hit: ``extra_info["ratio"]``, what the gate checks."""

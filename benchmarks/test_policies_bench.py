@@ -25,8 +25,8 @@ from typing import Any
 
 import cachetools
 import pytest
-
 from bench_support import alternating_rounds, median_ratio, per_op, record_ratio, timed
+
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
 
 CAPACITY = 1_000

@@ -240,7 +240,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         while not shared.stopping:
             try:
                 await asyncio.wait_for(shared.wake.wait(), schedule.delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             shared.wake.clear()
             try:

@@ -18,11 +18,11 @@ from qcache.cache.entries import EntryCodec
 from qcache.cache.failures import FailurePolicy
 from qcache.cache.flushing import FlushPlans
 from qcache.cache.generations import WriteGenerations
-from qcache.cache.observe import Observability
 from qcache.cache.invalidation import InvalidationPlans
 from qcache.cache.keys import GLOBAL_NAMESPACE, KeyBuilder, check_name
 from qcache.cache.locator import DEFAULT_TYPE, KeyLocator, TypeSpec
 from qcache.cache.metrics import CacheMetrics, NullMetrics
+from qcache.cache.observe import Observability
 from qcache.cache.reads import ReadPlans
 from qcache.cache.writeback import WriteBackQueue
 from qcache.cache.writes import WritePlans

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from qcache.l2.glob import compile_glob, escape_glob
 from qcache.cache.keys import HASHED_MARK
 from qcache.cache.plans import L2Call, Plan
 from qcache.cache.record import unpack_record
 from qcache.codec import CodecIntegrityError
 from qcache.errors import BackendError
+from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.protocol import L2Op
 from qcache.memory.store import StoredEntry
 

@@ -162,7 +162,9 @@ class AesGcmStage:
         """Derive and remember the cipher that seals values behind ``base`` under ``data_key``."""
         sealers = self._sealers  # taken first, as in _resolve
         if not isinstance(data_key, DataKey):
-            raise ConfigError(f"{type(self._keys).__name__}.current() returned {type(data_key).__name__}, not a DataKey")
+            raise ConfigError(
+                f"{type(self._keys).__name__}.current() returned {type(data_key).__name__}, not a DataKey"
+            )
         prefix = base + data_key.key_id
         sealer = (data_key, prefix, data_key.cipher(prefix).encrypt)
         if len(sealers) >= _MAX_REMEMBERED:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from qcache.codec.compression import create_compressor
-from qcache.codec.keys import KeySource, Keyring, decode_key
+from qcache.codec.keys import Keyring, KeySource, decode_key
 from qcache.codec.keystore import KeyStore
 from qcache.codec.pipeline import DEFAULT_MAX_VALUE_BYTES, CacheTypeCodec, Codec
 from qcache.codec.registry import TypeRegistry
@@ -44,7 +44,10 @@ class _HasSnapshot(Protocol):
 def _snapshot(config: CacheConfig | ConfigSnapshot | _HasSnapshot) -> ConfigSnapshot:
     """One consistent view, so the algorithm and the keys come from the same configuration."""
     snapshot = getattr(config, "snapshot", None)
-    return snapshot() if callable(snapshot) else config  # type: ignore[return-value]
+    if callable(snapshot):
+        taken: ConfigSnapshot = snapshot()
+        return taken
+    return cast("ConfigSnapshot", config)  # without snapshot(), it is one
 
 
 def any_type_encrypted(config: CacheConfig | ConfigSnapshot) -> bool:

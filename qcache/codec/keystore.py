@@ -36,7 +36,7 @@ from qcache.errors import ConfigError
 try:
     import fcntl
 except ImportError:  # not POSIX
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # no fcntl on this platform: the store is not locked
 
 _FORMAT = "qcache-keystore"
 _VERSION = 1

@@ -15,7 +15,10 @@ from pathlib import Path
 from qcache.config.cache_config import CacheConfig
 from qcache.config.schema import FieldIndex
 
-BEGIN = "<!-- config-reference: generated from qcache.config by `python -m qcache.config.docs --write`; a test keeps it in sync -->"
+BEGIN = (
+    "<!-- config-reference: generated from qcache.config by `python -m qcache.config.docs --write`;"
+    " a test keeps it in sync -->"
+)
 END = "<!-- /config-reference -->"
 
 _TITLES = {

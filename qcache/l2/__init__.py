@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.breaker import BreakerState, BreakerStats, CircuitBreaker
-from qcache.l2.memory import AsyncMemoryBackend, MemoryBackend
-from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op
 from qcache.l2.glob import escape_glob
+from qcache.l2.memory import AsyncMemoryBackend, MemoryBackend
 from qcache.l2.patterns import SCAN_COUNT
+from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op
 from qcache.l2.responses import NO_EXPIRY, ServerInfo
 from qcache.l2.settings import ConnectionSettings, TlsFiles
 from qcache.l2.tier import RedisTier

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from types import TracebackType
-from typing import Any, TypeVar
+from types import ModuleType, TracebackType
+from typing import Any, ClassVar, TypeVar, cast
 
 import redis.asyncio as aredis
 from redis.asyncio.connection import DefaultParser
@@ -22,11 +22,9 @@ from qcache.l2.batching import (
     normalize_items,
     ttl_to_px,
 )
-from qcache.l2.breaker import CircuitBreaker
-from qcache.l2.core import TierCore, uses_hiredis
+from qcache.l2.core import TierCore
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
-from qcache.l2.settings import ConfigLike
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -41,39 +39,9 @@ class AsyncRedisTier(TierCore):
     ``asyncio.gather``, at most ``parallel_operations`` at once.
     """
 
-    def __init__(
-        self,
-        client: aredis.Redis,
-        *,
-        namespace: str,
-        batch_size: int = 100,
-        parallel_operations: int = 4,
-        breaker: CircuitBreaker | None = None,
-        owns_client: bool = False,
-        warm_connections: int = 0,
-    ) -> None:
-        """Wrap an existing async client; ``owns_client`` makes :meth:`close` close it."""
-        super().__init__(
-            client,
-            namespace=namespace,
-            batch_size=batch_size,
-            parallel_operations=parallel_operations,
-            breaker=breaker,
-            owns_client=owns_client,
-            warm_connections=warm_connections,
-        )
-
-    @classmethod
-    def from_config(
-        cls, config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
-    ) -> AsyncRedisTier:
-        """Build a tier and its own blocking pool from config; sizing as in :meth:`RedisTier.from_config`."""
-        return cls._build(config, namespace=namespace, breaker=breaker, flavour=aredis, retry_cls=Retry)
-
-    @property
-    def hiredis_in_use(self) -> bool:
-        """Whether replies are parsed by hiredis."""
-        return uses_hiredis(self._client, DefaultParser)
+    _flavour: ClassVar[ModuleType] = aredis
+    _retry_cls = Retry
+    _default_parser = DefaultParser
 
     # -- single keys -------------------------------------------------------
 
@@ -233,4 +201,4 @@ class AsyncRedisTier(TierCore):
         error = first_error(results)
         if error is not None:
             raise error
-        return results  # type: ignore[return-value]
+        return cast(list[R], results)  # first_error() found no exception among them

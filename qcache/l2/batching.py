@@ -14,7 +14,7 @@ SetManyItems: TypeAlias = (
 )
 
 
-def ttl_to_px(ttl: float) -> int:
+def ttl_to_px(ttl: object) -> int:
     """Seconds -> whole milliseconds for ``SET ... PX``, rounded up: never shorter than asked.
 
     Rounding happens after trimming float noise at the microsecond level,
@@ -27,10 +27,16 @@ def ttl_to_px(ttl: float) -> int:
     return max(1, math.ceil(round(ttl * 1000.0, 6)))
 
 
-def check_data(key: str, data: object) -> bytes:
-    """Refuse anything but bytes: the tier stores what the codec produced, nothing else."""
+def check_key(key: object) -> str:
+    """Refuse a key that is not a str."""
     if not isinstance(key, str):
         raise TypeError(f"L2 keys must be str, got {type(key).__name__}")
+    return key
+
+
+def check_data(key: object, data: object) -> bytes:
+    """Refuse anything but bytes: the tier stores what the codec produced, nothing else."""
+    check_key(key)
     if not isinstance(data, bytes):
         raise TypeError(
             f"L2 values must be bytes (encoded by the codec), got {type(data).__name__}"
@@ -50,14 +56,14 @@ def normalize_items(items: SetManyItems, ttl: float | None) -> list[tuple[str, b
     for item in pairs:
         if not isinstance(item, tuple) or len(item) not in (2, 3):
             raise TypeError("set_many items must be (key, data) or (key, data, ttl) tuples")
-        key, data = item[0], item[1]
+        key, data = check_key(item[0]), item[1]
         if len(item) == 3:
-            px = ttl_to_px(item[2])  # type: ignore[arg-type]
+            px = ttl_to_px(item[2])
         elif default_px is None:
             raise ValueError(f"no ttl for item {key!r}: pass ttl= or (key, data, ttl) tuples")
         else:
             px = default_px
-        out.append((key, check_data(key, data), px))  # type: ignore[arg-type]
+        out.append((key, check_data(key, data), px))
     return out
 
 

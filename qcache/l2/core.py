@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from redis.utils import HIREDIS_AVAILABLE
 
 from qcache.l2.batching import check_batch_settings
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
-from qcache.l2.guard import OperationGuard
 from qcache.l2.glob import escape_glob
+from qcache.l2.guard import OperationGuard
 from qcache.l2.patterns import check_namespace, check_pattern
 from qcache.l2.settings import ConfigLike, ConnectionSettings
 
@@ -55,17 +55,30 @@ class TierCore:
     lives here or in the pure helper modules.
     """
 
+    #: ``redis`` or ``redis.asyncio``: where :meth:`from_config` finds the pool and client classes.
+    _flavour: ClassVar[ModuleType]
+    #: That flavour's ``Retry`` class.
+    _retry_cls: ClassVar[type[Any]]
+    #: That flavour's ``DefaultParser`` (the hiredis one when hiredis is installed).
+    _default_parser: ClassVar[type[Any]]
+
     def __init__(
         self,
         client: Any,
         *,
         namespace: str,
-        batch_size: int,
-        parallel_operations: int,
-        breaker: CircuitBreaker | None,
-        owns_client: bool,
-        warm_connections: int,
+        batch_size: int = 100,
+        parallel_operations: int = 4,
+        breaker: CircuitBreaker | None = None,
+        owns_client: bool = False,
+        warm_connections: int = 0,
     ) -> None:
+        """Wrap an existing client (tests, benchmarks).
+
+        ``owns_client`` makes ``close`` close it; ``warm_connections`` is how
+        many connections ``warm_up`` opens; ``breaker`` may be shared with
+        other tiers on the same server (a fresh default one otherwise).
+        """
         check_batch_settings(batch_size, parallel_operations)
         if connection_kwargs(client).get("decode_responses"):
             raise ValueError(
@@ -81,18 +94,16 @@ class TierCore:
         self._warm_connections = max(0, warm_connections)
         self._guards = {op: OperationGuard(op, self._breaker) for op in OPERATIONS}
         self._closed = False
+        self._init_flavour()
+
+    def _init_flavour(self) -> None:
+        """State only one flavour needs (the sync tier's batch threads); none here."""
 
     @classmethod
-    def _build(
-        cls: type[TierT],
-        config: ConfigLike,
-        *,
-        namespace: str,
-        breaker: CircuitBreaker | None,
-        flavour: ModuleType,
-        retry_cls: type[Any],
+    def from_config(
+        cls: type[TierT], config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
     ) -> TierT:
-        """A tier with its own blocking pool; ``flavour`` is ``redis`` or ``redis.asyncio``.
+        """Build a tier and its own blocking connection pool from a :class:`qcache.config.CacheConfig`.
 
         Pool sizing: ``REDIS_MAX_CONNECTIONS`` is the hard cap on sockets to
         the server. ``CACHE_CONNECTION_POOL_SIZE`` (clamped to that cap) is how
@@ -102,12 +113,13 @@ class TierCore:
         flight than connections would only queue on the pool. No I/O happens
         here; the first operation (or ``warm_up``) connects.
         """
+        flavour = cls._flavour
         settings = ConnectionSettings.from_config(config.redis)
         pool = settings.build_pool(
             pool_cls=flavour.BlockingConnectionPool,
             connection_cls=flavour.Connection,
             ssl_connection_cls=flavour.SSLConnection,
-            retry_cls=retry_cls,
+            retry_cls=cls._retry_cls,
         )
         perf = config.performance
         return cls(
@@ -119,6 +131,11 @@ class TierCore:
             owns_client=True,
             warm_connections=min(perf.connection_pool_size, settings.max_connections),
         )
+
+    @property
+    def hiredis_in_use(self) -> bool:
+        """Whether replies are parsed by hiredis (about 2x faster MGET than the pure-Python parser)."""
+        return uses_hiredis(self._client, self._default_parser)
 
     @property
     def client(self) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-
 # Redis MATCH (stringmatchlen) treats these as special; a backslash escapes the next character.
 _GLOB_SPECIAL = frozenset("*?[]\\")
 

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from qcache.errors import BackendError
-from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.batching import SetManyItems, check_data, key_list, normalize_items, ttl_to_px
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
+from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.patterns import check_namespace, check_pattern
 
 

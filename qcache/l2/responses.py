@@ -22,13 +22,20 @@ class ServerInfo:
     mode: str  # standalone, cluster or sentinel
 
 
+def _whole(value: object) -> int:
+    """An INFO field as an int; ValueError when the server sent something else."""
+    if isinstance(value, (int, str, bytes, float)):
+        return int(value)
+    raise ValueError(f"expected a number, got {type(value).__name__}")
+
+
 def server_info_from(raw: Mapping[str, object]) -> ServerInfo:
     """Pick the fields we report from an ``INFO`` reply; a reply without them is a backend error."""
     try:
         return ServerInfo(
             version=str(raw["redis_version"]),
-            used_memory=int(raw["used_memory"]),  # type: ignore[call-overload]
-            maxmemory=int(raw.get("maxmemory", 0)),  # type: ignore[call-overload]
+            used_memory=_whole(raw["used_memory"]),
+            maxmemory=_whole(raw.get("maxmemory", 0)),
             maxmemory_policy=str(raw.get("maxmemory_policy", "unknown")),
             mode=str(raw.get("redis_mode", "standalone")),
         )

@@ -6,8 +6,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from types import TracebackType
-from typing import Any, TypeVar
+from types import ModuleType, TracebackType
+from typing import Any, ClassVar, TypeVar
 
 import redis
 from redis.connection import DefaultParser
@@ -23,11 +23,9 @@ from qcache.l2.batching import (
     normalize_items,
     ttl_to_px,
 )
-from qcache.l2.breaker import CircuitBreaker
-from qcache.l2.core import TierCore, uses_hiredis
+from qcache.l2.core import TierCore
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
-from qcache.l2.settings import ConfigLike
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -55,49 +53,13 @@ class RedisTier(TierCore):
     Thread-safe: redis-py clients are, and the tier keeps no per-call state.
     """
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        namespace: str,
-        batch_size: int = 100,
-        parallel_operations: int = 4,
-        breaker: CircuitBreaker | None = None,
-        owns_client: bool = False,
-        warm_connections: int = 0,
-    ) -> None:
-        """Wrap an existing client (tests, benchmarks).
+    _flavour: ClassVar[ModuleType] = redis
+    _retry_cls = Retry
+    _default_parser = DefaultParser
 
-        ``owns_client`` makes :meth:`close` close it; ``warm_connections`` is
-        how many connections :meth:`warm_up` opens; ``breaker`` may be shared
-        with other tiers on the same server (a fresh default one otherwise).
-        """
-        super().__init__(
-            client,
-            namespace=namespace,
-            batch_size=batch_size,
-            parallel_operations=parallel_operations,
-            breaker=breaker,
-            owns_client=owns_client,
-            warm_connections=warm_connections,
-        )
+    def _init_flavour(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
-
-    @classmethod
-    def from_config(
-        cls, config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
-    ) -> RedisTier:
-        """Build a tier and its own blocking connection pool from a :class:`qcache.config.CacheConfig`.
-
-        Pool sizing is described in :meth:`TierCore._build`.
-        """
-        return cls._build(config, namespace=namespace, breaker=breaker, flavour=redis, retry_cls=Retry)
-
-    @property
-    def hiredis_in_use(self) -> bool:
-        """Whether replies are parsed by hiredis (about 2x faster MGET than the pure-Python parser)."""
-        return uses_hiredis(self._client, DefaultParser)
 
     # -- single keys -------------------------------------------------------
 

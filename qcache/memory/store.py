@@ -260,7 +260,7 @@ class MemoryStore:
             if entry is not None:
                 expires_at = entry[2]
                 if expires_at is None or expires_at > self._clock():
-                    entry[4].on_access(key)  # type: ignore[union-attr]
+                    entry[4].on_access(key)  # type: ignore[union-attr]  # stored entries always carry their partition
                     return entry[0]
                 self._expire(key, entry)
             self._on_miss(key)
@@ -282,7 +282,7 @@ class MemoryStore:
             if entry is not None:
                 expires_at = entry[2]
                 if expires_at is None or expires_at > self._clock():
-                    entry[4].on_access(key)  # type: ignore[union-attr]
+                    entry[4].on_access(key)  # type: ignore[union-attr]  # stored entries always carry their partition
                     return entry
                 self._expire(key, entry)
             self._on_miss(key)
@@ -325,7 +325,7 @@ class MemoryStore:
     def __contains__(self, key: object) -> bool:
         """Whether ``key`` holds a non-expired entry; does not count as an access."""
         with self._lock:
-            entry = self._data.get(key)  # type: ignore[call-overload]
+            entry = self._data.get(key)  # type: ignore[call-overload]  # any object may be asked for; keys are str
             if entry is None:
                 return False
             expires_at = entry[2]
@@ -453,7 +453,7 @@ class MemoryStore:
                 self._bytes += size - old[1]
                 if old[2] is not None:
                     self._timed -= 1
-                was: Partition = old[4]  # type: ignore[assignment]
+                was: Partition = old[4]  # type: ignore[assignment]  # stored entries always carry their partition
                 if was is part:
                     part.bytes += size - old[1]
                     part.on_access(key)
@@ -617,12 +617,12 @@ class MemoryStore:
     def _forget(self, key: str, entry: StoredEntry) -> None:
         """Account for ``entry`` having been popped from the data by the store itself."""
         self._drop(entry)
-        entry[4].on_remove(key)  # type: ignore[union-attr]
+        entry[4].on_remove(key)  # type: ignore[union-attr]  # stored entries always carry their partition
 
     def _drop(self, entry: StoredEntry) -> None:
         """Take a popped ``entry`` out of the totals (its policy already forgot it, or will)."""
         size = entry[1]
-        part: Partition = entry[4]  # type: ignore[assignment]
+        part: Partition = entry[4]  # type: ignore[assignment]  # stored entries always carry their partition
         self._bytes -= size
         part.entries -= 1
         part.bytes -= size
@@ -665,17 +665,18 @@ class MemoryStore:
         # One loop with the eviction inlined: this runs once per write in a full store.
         while True:
             if part.entries > part.capacity:
-                target: Partition | None = part
+                target = part
             elif len(data) > self._max_entries or self._bytes > self._max_bytes:
                 if len(partitions) == 1:
                     target = part
                 else:
-                    target = fullest(partitions.values(), by_entries=len(data) > self._max_entries)
-                    if target is None:
+                    fullest_part = fullest(partitions.values(), by_entries=len(data) > self._max_entries)
+                    if fullest_part is None:
                         raise RuntimeError(
                             f"every partition is empty while the store holds {len(data)} entries; "
                             "the partitions are out of step with the store"
                         )
+                    target = fullest_part
             else:
                 return
             try:
@@ -685,13 +686,13 @@ class MemoryStore:
                     f"eviction policy {self.policy_name} of partition {target.name!r} tracks no key "
                     f"while the partition holds {target.entries}; the policy is out of step with the store"
                 ) from None
-            entry = data.get(victim)  # type: ignore[call-overload]
+            entry = data.get(victim)  # type: ignore[call-overload]  # policies track Hashable keys; this store gives them str
             if entry is None or entry[4] is not target:
                 raise RuntimeError(
                     f"eviction policy {self.policy_name} of partition {target.name!r} chose {victim!r}, "
                     "which the partition does not hold; the policy is out of step with the store"
                 )
-            del data[victim]  # type: ignore[arg-type]
+            del data[victim]  # type: ignore[arg-type]  # as above: the victim is one of this store's str keys
             size = entry[1]
             self._bytes -= size
             target.entries -= 1
@@ -712,13 +713,13 @@ class MemoryStore:
             self._drain(now, _DRAIN_BATCH)
         data = self._data
         for victim in part.rebuild(capacity, self._new_policy):
-            entry = data.get(victim)  # type: ignore[call-overload]
+            entry = data.get(victim)  # type: ignore[call-overload]  # policies track Hashable keys; this store gives them str
             if entry is None or entry[4] is not part:
                 raise RuntimeError(
                     f"eviction policy {self.policy_name} of partition {part.name!r} tracked {victim!r}, "
                     "which the partition does not hold; the policy is out of step with the store"
                 )
-            del data[victim]  # type: ignore[arg-type]
+            del data[victim]  # type: ignore[arg-type]  # as above: the victim is one of this store's str keys
             self._drop(entry)
             self._evictions += 1
         if part is self._default:
@@ -773,7 +774,7 @@ class MemoryStore:
             problems.append(f"byte total {self._bytes} != sum of sizes {actual_bytes}")
         counted: dict[Partition, list[int]] = {part: [0, 0] for part in self._partitions.values()}
         for key, entry in data.items():
-            tally = counted.get(entry[4])  # type: ignore[arg-type]
+            tally = counted.get(entry[4])  # type: ignore[arg-type]  # None (no partition) is what this check looks for
             if tally is None:
                 problems.append(f"{key!r} belongs to no partition of this store")
                 continue

@@ -24,7 +24,7 @@ import numpy as np
 
 from qcache.sim.credits import credit_for
 from qcache.sim.errors import TraceError
-from qcache.sim.sources import Key, Trace
+from qcache.sim.sources import Key, Trace, as_keys
 
 #: Formats accepted by ``--format`` (``auto`` guesses from the file name and content).
 FORMATS = ("auto", "text", "csv", "cache2k", "arc", "oracle")
@@ -201,7 +201,7 @@ def parse_cache2k(data: bytes, name: str) -> list[Key]:
         raise TraceError(
             f"cache2k trace {name!r} is {len(data)} bytes, not a whole number of int32 keys"
         )
-    return np.frombuffer(data, dtype=">i4").tolist()
+    return as_keys(np.frombuffer(data, dtype=">i4"))
 
 
 def parse_arc(data: bytes, name: str) -> list[Key]:
@@ -230,11 +230,11 @@ def parse_arc(data: bytes, name: str) -> list[Key]:
         row = int(np.argmax(counts < 1)) + 1
         raise TraceError(f"ARC trace {name!r}, line {row}: block count must be >= 1")
     if (counts == 1).all():
-        return starts.tolist()
+        return as_keys(starts)
     # Offsets 0..count-1 inside each request, built without a Python loop.
     ends = np.cumsum(counts)
     offsets = np.arange(int(ends[-1]), dtype=np.int64) - np.repeat(ends - counts, counts)
-    return (np.repeat(starts, counts) + offsets).tolist()
+    return as_keys(np.repeat(starts, counts) + offsets)
 
 
 def parse_oracle(data: bytes, name: str) -> list[Key]:
@@ -244,7 +244,7 @@ def parse_oracle(data: bytes, name: str) -> list[Key]:
             f"oracleGeneral trace {name!r} is {len(data)} bytes, "
             f"not a whole number of {_ORACLE_DTYPE.itemsize}-byte records"
         )
-    return np.frombuffer(data, dtype=_ORACLE_DTYPE)["obj_id"].tolist()
+    return as_keys(np.frombuffer(data, dtype=_ORACLE_DTYPE)["obj_id"])
 
 
 _PARSERS: dict[str, Callable[[bytes, str], list[Key]]] = {

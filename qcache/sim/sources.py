@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from qcache.sim.errors import TraceError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Key = Hashable
 
@@ -50,6 +53,12 @@ class Trace:
     def unique_keys(self) -> int:
         """Number of distinct keys (the footprint), computed once."""
         return len(set(self.keys))
+
+
+def as_keys(array: np.ndarray) -> list[Key]:
+    """An array of key ids as a list of Python ints (numpy types ``tolist()`` as Any)."""
+    keys: list[Key] = array.tolist()
+    return keys
 
 
 def materialize(source: TraceSource | Trace) -> Trace:

@@ -8,13 +8,13 @@ the seed, so the same spec always produces the same requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from qcache.sim.errors import SimulationError
-from qcache.sim.sources import Key, Trace, TraceSource, materialize
+from qcache.sim.sources import Key, Trace, TraceSource, as_keys, materialize
 
 
 def _check_counts(keys: int, requests: int) -> None:
@@ -28,9 +28,9 @@ def _check_counts(keys: int, requests: int) -> None:
         raise SimulationError(f"a workload needs at least one request, got requests={requests}")
 
 
-def _scatter(ranks: np.ndarray, keys: int, rng: np.random.Generator) -> list[int]:
+def _scatter(ranks: np.ndarray, keys: int, rng: np.random.Generator) -> list[Key]:
     """Map popularity ranks to shuffled key ids, so popularity is not key order."""
-    return rng.permutation(keys)[ranks].tolist()
+    return as_keys(rng.permutation(keys)[ranks])
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Uniform:
     def generate(self) -> list[Key]:
         """The requests, as a list of key ids."""
         rng = np.random.default_rng(self.seed)
-        return rng.integers(0, self.keys, self.requests).tolist()
+        return as_keys(rng.integers(0, self.keys, self.requests))
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.generate())
@@ -181,9 +181,9 @@ class WithScans:
             out.extend(base[start : start + self.every])
             if start + self.every > len(base):
                 break
-            scan = range(cursor, cursor + self.length)
+            scan: Sequence[int] = range(cursor, cursor + self.length)
             if self.span is not None:
-                scan = [position % self.span for position in scan]  # type: ignore[assignment]
+                scan = [position % self.span for position in scan]
             out.extend(-1 - position for position in scan)
             cursor += self.length
         return Trace(name=self.name, keys=out)

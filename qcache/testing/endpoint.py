@@ -116,7 +116,7 @@ def _kwargs_from_url(url: str) -> dict[str, Any]:
     """Translate a Redis URL into constructor kwargs (redis-py's parser, minus its pool-only keys)."""
     from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
-    kwargs: dict[str, Any] = parse_url(url)
+    kwargs: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     connection_class = kwargs.pop("connection_class", None)
     if connection_class is SSLConnection:
         kwargs["ssl"] = True

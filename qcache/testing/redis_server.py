@@ -274,7 +274,7 @@ def _url_password(url: str) -> str | None:
     """The password in a Redis URL, percent-decoded (as redis-py reads it)."""
     from redis.connection import parse_url
 
-    password = parse_url(url).get("password")
+    password = parse_url(url).get("password")  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     return str(password) if password is not None else None
 
 

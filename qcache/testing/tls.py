@@ -30,7 +30,7 @@ def generate_tls_files(directory: Path, *, hostname: str = "127.0.0.1") -> tuple
     plus ``localhost`` and ``127.0.0.1``, so hostname checking stays on.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("qcache throwaway test CA")
     ca_cert = (

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from qcache import BackendError, CircuitOpenError, SerializationError
-from qcache.codec import Codec, SignedPickleSerializer, encode_key, generate_key
 from qcache.cache.record import pack_record, unpack_record
+from qcache.codec import Codec, SignedPickleSerializer, encode_key, generate_key
 
 from .conftest import MakeCache, build_config
 from .support import Handle, redis_keys

@@ -11,8 +11,7 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from qcache.l2.glob import compile_glob
-from qcache.l2.glob import escape_glob
+from qcache.l2.glob import compile_glob, escape_glob
 
 from .conftest import MakeCache
 from .support import Handle

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qcache import CacheConfig
-from qcache.config.sections import CacheTypeConfig
 from qcache.cache.core import CacheCore
 from qcache.cache.record import pack_record
+from qcache.config.sections import CacheTypeConfig
 
 from .conftest import MakeCache, build_config
 from .support import Handle, redis_keys

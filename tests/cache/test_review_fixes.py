@@ -16,11 +16,11 @@ import pytest
 import redis
 
 from qcache.cache.inputs import MAX_TTL
-from qcache.errors import CacheClosedError
 from qcache.cache.keys import KeyBuilder
-from qcache.l2 import L2Op
 from qcache.cache.record import RECORD_MAGIC, unpack_record
 from qcache.cache.writeback import PendingWrite
+from qcache.errors import CacheClosedError
+from qcache.l2 import L2Op
 
 from .conftest import MakeCache
 from .support import Clocks, Handle, flusher_paused

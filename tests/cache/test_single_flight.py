@@ -197,7 +197,7 @@ async def test_a_cancelled_waiter_leaves_the_load_running(make_cache: MakeCache)
 async def test_get_or_set_counts_one_lookup_per_call(cache: Handle) -> None:
     # The leader's re-check (did another caller fill the key meanwhile?) is not a second lookup:
     # the hit rate, and health() with it, must see what the callers saw.
-    for round_ in range(2):
+    for _round in range(2):
         for i in range(10):
             assert await cache.get_or_set(f"k{i}", lambda: "v", ttl=60) == "v"
     stats = await cache.stats()

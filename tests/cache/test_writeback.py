@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from qcache.codec import Codec
 from qcache.cache.record import unpack_record
+from qcache.codec import Codec
 
 from .conftest import MakeCache
 from .support import Facade, Handle, await_until, flusher_paused, redis_keys, settle

@@ -78,7 +78,7 @@ hashable_scalars = st.one_of(
     st.floats(allow_nan=False),
     valid_text,
     st.binary(max_size=40),
-    st.datetimes(timezones=st.none() | st.just(dt.timezone.utc) | fixed_offsets),
+    st.datetimes(timezones=st.none() | st.just(dt.UTC) | fixed_offsets),
     st.dates(),
     st.timedeltas(),
 )

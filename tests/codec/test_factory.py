@@ -48,7 +48,9 @@ def test_per_type_flags_follow_the_master_switches(tmp_path: Path) -> None:
     search, project = codec_for_type(codec, config, "search"), codec_for_type(codec, config, "project")
     assert (search.compress, search.encrypt) == (True, False)
     assert (project.compress, project.encrypt) == (False, True)
-    off = make_config(tmp_path, CACHE_COMPRESSION_ENABLED="false", CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY=key)
+    off = make_config(
+        tmp_path, CACHE_COMPRESSION_ENABLED="false", CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY=key
+    )
     search_off = codec_for_type(build_codec(off), off, "search")
     assert (search_off.compress, search_off.encrypt) == (False, True)
     with pytest.raises(ConfigError, match="unknown cache type"):
@@ -97,7 +99,11 @@ def test_store_keys_rotate_and_survive_turning_encryption_off(tmp_path: Path, cl
 def test_empty_store_path_uses_the_key_itself(tmp_path: Path) -> None:
     config = CacheConfig.from_env(
         env_file=None,
-        environ={"CACHE_ENCRYPTION_ENABLED": "true", "CACHE_ENCRYPTION_KEY": encode_key(generate_key()), "ENCRYPTION_KEY_STORE_PATH": ""},
+        environ={
+            "CACHE_ENCRYPTION_ENABLED": "true",
+            "CACHE_ENCRYPTION_KEY": encode_key(generate_key()),
+            "ENCRYPTION_KEY_STORE_PATH": "",
+        },
     )
     assert isinstance(build_codec(config).keys, Keyring)
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from qcache.codec import Codec, CodecIntegrityError, FORMAT_VERSION, Header, IntegrityReason, Keyring, MAGIC, parse_header
+from qcache.codec import (
+    FORMAT_VERSION,
+    MAGIC,
+    Codec,
+    CodecIntegrityError,
+    Header,
+    IntegrityReason,
+    Keyring,
+    parse_header,
+)
 from qcache.codec.header import build_base
 
 

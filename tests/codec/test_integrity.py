@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-
 from qcache.codec import Codec, CodecIntegrityError, DataKey, IntegrityReason, Keyring, generate_key
 from qcache.codec.header import FORMAT_VERSION, MAGIC
 from qcache.errors import SerializationError

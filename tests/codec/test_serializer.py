@@ -55,7 +55,10 @@ def registry() -> TypeRegistry:
         (np.array([object()], dtype=object), "dtype object"),
         (np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]), "dtype"),
     ],
-    ids=["class", "decimal", "intenum", "str-enum", "dict-subclass", "nested", "masked-array", "object-array", "structured"],
+    ids=[
+        "class", "decimal", "intenum", "str-enum", "dict-subclass", "nested", "masked-array", "object-array",
+        "structured",
+    ],
 )
 def test_unsupported_values_raise_serialization_error_naming_the_type(value: Any, type_in_message: str) -> None:
     with pytest.raises(SerializationError, match=type_in_message):

@@ -44,7 +44,7 @@ def test_secret_basics() -> None:
     assert str(secret) == MASK
     assert repr(secret) == f"Secret('{MASK}')"
     assert f"{secret}" == MASK and f"{secret:>12}" == f"{MASK:>12}"
-    assert "%s %r" % (secret, secret) == f"{MASK} Secret('{MASK}')"
+    assert "%s %r" % (secret, secret) == f"{MASK} Secret('{MASK}')"  # noqa: UP031  # %-formatting is the subject
     assert secret == Secret(REDIS_SECRET) and secret != Secret("other")
     assert secret != REDIS_SECRET  # equal only to another Secret
     assert hash(secret) == hash(Secret(REDIS_SECRET))

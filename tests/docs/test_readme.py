@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qcache.config import CacheConfig
 from qcache.config.docs import BEGIN, END, reference_markdown, splice
 from qcache.config.schema import FieldIndex
-from qcache.config import CacheConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -12,7 +12,6 @@ from qcache.memory.store import MemoryStore
 from .support import RecordingLRU, RejectNewcomer
 
 
-
 class LyingPolicy(RejectNewcomer):
     """A broken policy naming a key the store never held."""
 

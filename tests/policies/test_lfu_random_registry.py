@@ -77,7 +77,7 @@ def test_random_is_reproducible_per_seed_and_varies_across_seeds() -> None:
 def test_random_evicts_roughly_uniformly() -> None:
     counts: Counter[int] = Counter()
     rng = random.Random(0)
-    for trial in range(400):
+    for _trial in range(400):
         policy = create_policy("RANDOM", 10, seed=rng.randrange(1 << 30))
         for key in range(10):
             policy.on_insert(key)

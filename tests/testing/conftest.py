@@ -10,7 +10,6 @@ from qcache.errors import ProvisioningError
 from qcache.testing import find_server_executable
 from qcache.testing.process import ProcessMethod
 
-
 _PROCESS_METHODS: tuple[ProcessMethod, ...] = ("binary", "embedded")
 
 

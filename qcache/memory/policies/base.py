@@ -49,7 +49,7 @@ class EvictionPolicy(ABC):
     def on_access(self, key: Hashable) -> None:
         """``key`` was read (or overwritten) while present."""
 
-    def on_miss(self, key: Hashable) -> None:
+    def on_miss(self, key: Hashable) -> None:  # noqa: B027  # an optional hook: most policies ignore misses
         """``key`` was looked up while absent."""
 
     @abstractmethod

@@ -40,7 +40,7 @@ class HoldsNewcomer(EvictionPolicy):
         """Track the held-aside key now (an operation other than eviction came first)."""
         if self._pending is not NOTHING_HELD:
             key, self._pending = self._pending, NOTHING_HELD
-            self._place(key)  # type: ignore[arg-type]
+            self._place(key)
 
     def on_insert(self, key: Hashable) -> None:
         self._settle()
@@ -61,7 +61,7 @@ class HoldsNewcomer(EvictionPolicy):
         if self._pending is NOTHING_HELD:
             raise KeyError(f"victim() on an empty {self.name or type(self).__name__} policy")
         key, self._pending = self._pending, NOTHING_HELD
-        return key  # type: ignore[return-value]
+        return key
 
     def __len__(self) -> int:
         return len(self._members) + (self._pending is not NOTHING_HELD)

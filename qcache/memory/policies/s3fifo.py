@@ -67,7 +67,7 @@ class S3FIFOPolicy(EvictionPolicy):
         """Queue the held-aside key now."""
         if self._pending is not _NO_PENDING:
             key, self._pending = self._pending, _NO_PENDING
-            self._place(key, self._pending_to_main)  # type: ignore[arg-type]
+            self._place(key, self._pending_to_main)
 
     def on_insert(self, key: Hashable) -> None:
         self._settle()
@@ -138,16 +138,16 @@ class S3FIFOPolicy(EvictionPolicy):
             if self._pending is _NO_PENDING:
                 raise KeyError("victim() on an empty S3_FIFO policy")
             key, self._pending = self._pending, _NO_PENDING
-            return key  # type: ignore[return-value]
+            return key
         self._has_evicted = True
-        key: object = _NO_PENDING
-        while key is _NO_PENDING:
+        found: Hashable = _NO_PENDING
+        while found is _NO_PENDING:
             if len(self._main) > self._main_cap or not self._small:
-                key = self._evict_main()
+                found = self._evict_main()
             else:
-                key = self._evict_small()
+                found = self._evict_small()
         self._settle()
-        return key  # type: ignore[return-value]
+        return found
 
     def __len__(self) -> int:
         return len(self._freq) + (self._pending is not _NO_PENDING)

@@ -35,9 +35,9 @@ def stable_key(key: Hashable) -> Hashable:
         return key
     if kind is str:
         try:
-            data = key.encode()  # type: ignore[attr-defined]
+            data = key.encode()  # type: ignore[attr-defined]  # `type(key) is str`, which mypy does not narrow on
         except UnicodeEncodeError:  # lone surrogates: still a key, still hashable
-            data = key.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+            data = key.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]  # as above
     elif isinstance(key, (bytes, bytearray, memoryview)):
         data = bytes(key)
     elif isinstance(key, str):

@@ -145,7 +145,7 @@ class WTinyLFUPolicy(EvictionPolicy):
             # Inserted without a lookup first (a plain set): still one request.
             self.on_miss(key)
         self._last_missed = _NONE
-        self._slots[key] = self._last_slots  # type: ignore[assignment]
+        self._slots[key] = self._last_slots  # type: ignore[assignment]  # on_miss, just above, set it
         self._window[key] = None
         self._where[key] = _WINDOW
 
@@ -200,7 +200,7 @@ class WTinyLFUPolicy(EvictionPolicy):
             evict, _ = window.popitem(last=False)
         del where[evict]
         del self._slots[evict]
-        return evict  # type: ignore[return-value]
+        return evict
 
     def __len__(self) -> int:
         return len(self._where)
