@@ -16,6 +16,7 @@ _SUBCOMMAND_MODULES = (
     "qcache.bench.cli",
     "qcache.tune.cli",
     "qcache.load.cli",
+    "qcache.ops.cli",
 )
 
 

@@ -33,13 +33,12 @@ from typing import Any, Self
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.retry import Retry
 
 from qcache.config import CacheConfig
-from qcache.l2.settings import ConnectionSettings
+from qcache.l2 import ConnectionSettings
 from qcache.ops.events import EventError, check_event_type
 from qcache.ops.invalidator import AsyncEventInvalidator, EventInvalidator
+from qcache.ops.redis_client import async_client, settings_of, sync_client
 
 log = logging.getLogger("qcache.events")
 
@@ -225,11 +224,7 @@ class EventStream:
 
     @classmethod
     def from_config(cls, config: CacheConfig, *, maxlen: int = DEFAULT_MAXLEN) -> EventStream:
-        settings = ConnectionSettings.from_config(config.redis)
-        pool = settings.build_pool(pool_cls=redis.BlockingConnectionPool, connection_cls=redis.Connection,
-                                   ssl_connection_cls=redis.SSLConnection, retry_cls=Retry)
-        return cls(redis.Redis(connection_pool=pool), stream_key(config), maxlen=maxlen,
-                   block_ms=_block_ms(settings))
+        return cls(sync_client(config), stream_key(config), maxlen=maxlen, block_ms=_block_ms(settings_of(config)))
 
     def publish(self, event_type: str, data: Mapping[str, Any], *, origin: str) -> str:
         """Append an event (trimming the stream to about ``maxlen``); returns its entry ID."""
@@ -326,11 +321,7 @@ class AsyncEventStream:
 
     @classmethod
     def from_config(cls, config: CacheConfig, *, maxlen: int = DEFAULT_MAXLEN) -> AsyncEventStream:
-        settings = ConnectionSettings.from_config(config.redis)
-        pool = settings.build_pool(pool_cls=aioredis.BlockingConnectionPool, connection_cls=aioredis.Connection,
-                                   ssl_connection_cls=aioredis.SSLConnection, retry_cls=AsyncRetry)
-        return cls(aioredis.Redis(connection_pool=pool), stream_key(config), maxlen=maxlen,
-                   block_ms=_block_ms(settings))
+        return cls(async_client(config), stream_key(config), maxlen=maxlen, block_ms=_block_ms(settings_of(config)))
 
     async def publish(self, event_type: str, data: Mapping[str, Any], *, origin: str) -> str:
         entry_id = await self.client.xadd(self.key, encode_event(event_type, data, origin),  # type: ignore[arg-type]  # as the sync one

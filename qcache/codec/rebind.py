@@ -1,0 +1,40 @@
+"""Moving a stored value to another key without decoding it.
+
+An unencrypted value's CRC covers the storage key as well as the bytes, so a
+value copied under another key reads as corrupt: what the codec checks, it
+must be given back. :func:`rebind` verifies the CRC under the old key, then
+writes the one for the new key; the payload itself is untouched. An
+encrypted value is authenticated with its key as associated data and cannot
+be moved without the data key, so it is refused.
+"""
+
+from __future__ import annotations
+
+from zlib import crc32
+
+from qcache.codec.errors import CodecIntegrityError, IntegrityReason
+from qcache.codec.header import BASE_SIZE, CHECKSUM, PLAIN_BODY_OFFSET, parse_header
+
+
+class BoundToKeyError(ValueError):
+    """An encrypted value: authenticated with its storage key, it cannot move to another one."""
+
+
+def _checksum(data: bytes, key: bytes) -> int:
+    # The codec's plain checksum: the header, then the storage key, then the body (see pipeline.encode).
+    return crc32(data[PLAIN_BODY_OFFSET:], crc32(key, crc32(data[:BASE_SIZE])))
+
+
+def rebind(data: bytes, old_key: str, new_key: str) -> bytes:
+    """``data`` (a codec value stored under ``old_key``) as it must be stored under ``new_key``.
+
+    Raises :class:`BoundToKeyError` for an encrypted value and
+    :class:`CodecIntegrityError` when ``data`` is not an intact value under ``old_key``.
+    """
+    header = parse_header(data)
+    if header.encrypted:
+        raise BoundToKeyError("an encrypted value is bound to its storage key")
+    old, new = old_key.encode("utf-8", "surrogatepass"), new_key.encode("utf-8", "surrogatepass")
+    if len(data) < PLAIN_BODY_OFFSET or CHECKSUM.unpack_from(data, BASE_SIZE)[0] != _checksum(data, old):
+        raise CodecIntegrityError(IntegrityReason.CHECKSUM_MISMATCH, "corrupt or stored under another key")
+    return data[:BASE_SIZE] + CHECKSUM.pack(_checksum(data, new)) + data[PLAIN_BODY_OFFSET:]

@@ -1,0 +1,133 @@
+"""``qcache backup``: namespace snapshots of the Redis tier (create, list, verify, restore)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from qcache.config import CacheConfig
+from qcache.config.env import DEFAULT_ENV_FILE
+from qcache.errors import ConfigError
+from qcache.ops.backup import BackupError, create_backup, list_backups, restore_backup, verify_backup
+from qcache.ops.redis_client import sync_client
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``backup`` sub-command."""
+    parser = subparsers.add_parser(
+        "backup",
+        help="snapshots of the cache's Redis namespace: create, list, verify, restore",
+        description="Back up the cache's keys in Redis (values exactly as stored, remaining TTLs kept) "
+                    "and restore them, into the same or another prefix or project. The Redis server and "
+                    "CACHE_KEY_PREFIX come from the configuration (environment, .env, ENVIRONMENT).",
+    )
+    commands = parser.add_subparsers(dest="backup_command", metavar="COMMAND")
+
+    def with_config(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--env-file", help="read this .env file (default: .env if present)")
+
+    create = commands.add_parser("create", help="write a backup folder at PATH (never overwrites)")
+    create.add_argument("path", type=Path, metavar="PATH")
+    create.add_argument("--project", help="only this project's keys (default: every project under the prefix)")
+    with_config(create)
+    create.set_defaults(func=_create)
+
+    listing = commands.add_parser("list", help="the backups in DIR with their counts")
+    listing.add_argument("folder", type=Path, metavar="DIR")
+    listing.set_defaults(func=_list)
+
+    verify = commands.add_parser("verify", help="check a backup completely: exit 0 when sound, 1 when not")
+    verify.add_argument("path", type=Path, metavar="PATH")
+    verify.set_defaults(func=_verify)
+
+    restore = commands.add_parser(
+        "restore", help="verify, then write a backup into Redis",
+        description="Verify the whole backup first (nothing is written from a corrupt one), skip entries "
+                    "that have expired since, and set the rest with their remaining TTL. With --prefix or "
+                    "--project the entries move there; encrypted entries are bound to their original key "
+                    "and are skipped (counted) when moved.",
+    )
+    restore.add_argument("path", type=Path, metavar="PATH")
+    restore.add_argument("--prefix", help="restore under this CACHE_KEY_PREFIX (default: the backup's)")
+    restore.add_argument("--project", help="restore into this project (default: each entry's own)")
+    restore.add_argument("--no-overwrite", action="store_true", help="leave keys that already exist as they are")
+    with_config(restore)
+    restore.set_defaults(func=_restore)
+    parser.set_defaults(func=lambda args: (parser.print_help(), EXIT_USAGE)[1])
+
+
+def _config(args: argparse.Namespace) -> CacheConfig:
+    return CacheConfig.from_env(env_file=args.env_file or DEFAULT_ENV_FILE)
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"qcache backup: {message}", file=sys.stderr)
+    return code
+
+
+def _create(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        client = sync_client(config)
+        try:
+            manifest = create_backup(client, args.path, prefix=config.core.key_prefix, project=args.project)
+        finally:
+            client.close()
+    except (BackupError, ConfigError, ValueError) as exc:
+        return _fail(str(exc))
+    except (redis.RedisError, OSError) as exc:
+        return _fail(f"Redis or the disk failed, nothing was kept: {exc}")
+    print(f"{manifest.entries} entries of {manifest.prefix}:{manifest.project or '*'} backed up to {args.path} "
+          f"({manifest.data_bytes:,} bytes, sha256 {manifest.sha256[:16]}...)")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        found = list_backups(args.folder)
+    except BackupError as exc:
+        return _fail(str(exc))
+    for path, manifest in found:
+        if isinstance(manifest, BackupError):
+            print(f"{path.name}  unreadable: {manifest}")
+        else:
+            print(f"{path.name}  {manifest.created_at}  {manifest.prefix}:{manifest.project or '*'}  "
+                  f"{manifest.entries} entries  {manifest.data_bytes:,} bytes")
+    if not found:
+        print(f"no backup in {args.folder}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        manifest = verify_backup(args.path)
+    except BackupError as exc:
+        return _fail(str(exc))
+    print(f"{args.path}: sound, {manifest.entries} entries, checksum matches")
+    return EXIT_OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        client = sync_client(config)
+        try:
+            report = restore_backup(client, args.path, prefix=args.prefix, project=args.project,
+                                    overwrite=not args.no_overwrite,
+                                    max_key_length=config.core.max_key_length)
+        finally:
+            client.close()
+    except (BackupError, ConfigError, ValueError) as exc:
+        return _fail(str(exc))
+    except (redis.RedisError, OSError) as exc:
+        return _fail(f"Redis failed during the restore: {exc}")
+    print(f"restored {report.restored} entries into {report.prefix}:{report.project or '*'}; skipped "
+          f"{report.skipped_expired} expired, {report.skipped_bound} encrypted (bound to their original key), "
+          f"{report.skipped_existing} already present")
+    return EXIT_OK

@@ -1,0 +1,33 @@
+"""A redis-py client for the cache's own server, built from its configuration.
+
+The operations tools (event streams, backups) talk to Redis directly, with the
+same pool, retries, timeouts and TLS as the cache's tier, through
+:class:`~qcache.l2.ConnectionSettings`, the one place those are decided.
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.retry import Retry
+
+from qcache.config import CacheConfig
+from qcache.l2 import ConnectionSettings
+
+
+def settings_of(config: CacheConfig) -> ConnectionSettings:
+    return ConnectionSettings.from_config(config.redis)
+
+
+def sync_client(config: CacheConfig) -> redis.Redis:
+    pool = settings_of(config).build_pool(pool_cls=redis.BlockingConnectionPool, connection_cls=redis.Connection,
+                                          ssl_connection_cls=redis.SSLConnection, retry_cls=Retry)
+    return redis.Redis(connection_pool=pool)
+
+
+def async_client(config: CacheConfig) -> aioredis.Redis:
+    pool = settings_of(config).build_pool(pool_cls=aioredis.BlockingConnectionPool,
+                                          connection_cls=aioredis.Connection,
+                                          ssl_connection_cls=aioredis.SSLConnection, retry_cls=AsyncRetry)
+    return aioredis.Redis(connection_pool=pool)
