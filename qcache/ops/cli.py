@@ -1,8 +1,9 @@
-"""``qcache backup``: namespace snapshots of the Redis tier (create, list, verify, restore)."""
+"""``qcache backup`` (namespace snapshots of the Redis tier) and ``qcache health`` (a probe with exit codes)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,13 +14,26 @@ from qcache.config import CacheConfig
 from qcache.config.env import DEFAULT_ENV_FILE
 from qcache.errors import ConfigError
 from qcache.ops.backup import BackupError, create_backup, list_backups, restore_backup, verify_backup
+from qcache.ops.health import probe
 from qcache.ops.redis_client import sync_client
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``backup`` sub-command."""
+    """Add the ``backup`` and ``health`` sub-commands."""
+    health = subparsers.add_parser(
+        "health",
+        help="check the cache once: exit 0 healthy, 1 degraded, 2 unhealthy (a container probe)",
+        description="Build the cache from the configuration (environment, .env, ENVIRONMENT), check its "
+                    "memory tier and its Redis tier once, print the result and exit 0 when healthy, 1 when "
+                    "degraded, 2 when unhealthy, or when the check does not finish within --timeout.",
+    )
+    health.add_argument("--timeout", type=float, default=10.0, help="seconds before the probe gives up (default 10)")
+    health.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    health.add_argument("--env-file", help="read this .env file (default: .env if present)")
+    health.set_defaults(func=_health)
+
     parser = subparsers.add_parser(
         "backup",
         help="snapshots of the cache's Redis namespace: create, list, verify, restore",
@@ -60,6 +74,21 @@ def register(subparsers: Any) -> None:
     with_config(restore)
     restore.set_defaults(func=_restore)
     parser.set_defaults(func=lambda args: (parser.print_help(), EXIT_USAGE)[1])
+
+
+def _health(args: argparse.Namespace) -> int:
+    try:
+        result = probe(_config(args), args.timeout)
+    except (ConfigError, ValueError) as exc:
+        print(f"qcache health: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.report, indent=2, default=str))
+    else:
+        print(result.status)
+        for reason in result.report.get("reasons", []):
+            print(f"  {reason}")
+    return result.exit_code
 
 
 def _config(args: argparse.Namespace) -> CacheConfig:
