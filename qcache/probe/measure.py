@@ -23,6 +23,7 @@ from typing import Any
 from qcache import QueryCache
 from qcache.codec import Codec
 from qcache.config import CacheConfig
+from qcache.memory.policies import available_policies
 from qcache.probe.payloads import KINDS, value_of
 from qcache.sim import Zipf
 from qcache.tune.evidence import BatchSample, CodecSample, OpTime, PoolSample
@@ -117,6 +118,25 @@ def measure_l1_overhead(value_bytes: int, entries: int = 5000) -> float:
     # The values exist before the cache holds them (L1 keeps a reference, not a copy): what is
     # traced is the cost of holding them.
     return (after - before) / entries
+
+
+def measure_policy_gets(repeats: int = 15, entries: int = 1000) -> dict[str, float]:
+    """Nanoseconds per L1 hit for each registered eviction policy (level L1_MEMORY, no Redis)."""
+    found: dict[str, float] = {}
+    for policy in available_policies():
+        config = CacheConfig.from_env(
+            env_file=None,
+            environ={},
+            CACHE_LEVEL="L1_MEMORY",
+            MEMORY_CACHE_EVICTION_POLICY=policy,
+            MEMORY_CACHE_MAX_SIZE=entries * 2,
+            CACHE_LOG_LEVEL="WARNING",
+        )
+        with QueryCache(config) as cache:
+            for i in range(entries):
+                cache.set(f"k{i}", i)
+            found[policy] = _median_us(partial(cache.get, "k1"), repeats, per_round=500) * 1000
+    return found
 
 
 def measure_levels(probe: Probe, value: Any) -> tuple[float, float]:

@@ -92,7 +92,7 @@ def test_the_main_job_writes_the_layout_reports_and_fails_a_confirmed_regression
         [sys.executable, str(ROOT / "benchmarks" / "main.py"), "--output", str(tmp_path / "runs"),
          "--run-id", "e2e", "-k", "test_l1_hit_dict or test_l1_hit_cachetools_ttlcache",
          "--no-shared-traces", "--sim-requests", "2000", "--gate", "--figures", str(figures),
-         "--confirmations", "1"],
+         "--confirmations", "1", "--no-notebooks"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert completed.returncode == 1, completed.stdout + completed.stderr
@@ -109,4 +109,9 @@ def test_the_main_job_writes_the_layout_reports_and_fails_a_confirmed_regression
     assert gate["passed"] is False and gate["failures"] == ["dict-over-ttlcache"]
     assert "measuring again (1/1)" in completed.stdout
     assert "gate: FAILED (1 figure(s))" in (run / "report.txt").read_text()
-    assert f"run folder      {run}" in completed.stdout
+    summary = completed.stdout[completed.stdout.index("qcache main job: run e2e"):].splitlines()
+    assert len(summary) <= 40
+    assert f"text report     {run}/report.txt" in completed.stdout
+    assert "gate: dict-over-ttlcache" in completed.stdout  # the breach, named in the summary
+    assert "notebooks skipped (--no-notebooks)" in completed.stdout
+    assert (run / "recommended.env").is_file()

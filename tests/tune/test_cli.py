@@ -50,6 +50,7 @@ def test_tune_writes_a_valid_env_with_a_reason_per_setting(
         "CACHE_CONNECTION_POOL_SIZE",
     ):
         assert f"{setting}=" in text and f"{setting}=" in out
+    assert "ns per L1 hit" in out  # the policies' hit cost was measured too
     assert redis_endpoint.url not in text + out  # the Redis it measured is nobody's configuration
     assert main(["config", "validate", "--env-file", str(output)]) == 0
 
