@@ -34,6 +34,20 @@ def register(subparsers: Any) -> None:
     health.add_argument("--env-file", help="read this .env file (default: .env if present)")
     health.set_defaults(func=_health)
 
+    metrics = subparsers.add_parser("metrics", help="Prometheus exposition of the cache and its Redis")
+    metrics_commands = metrics.add_subparsers(dest="metrics_command", metavar="COMMAND")
+    serve = metrics_commands.add_parser(
+        "serve", help="serve /metrics for a cache built from the configuration, until interrupted",
+        description="Serve the Prometheus metrics of a cache built from the configuration (environment, "
+                    ".env, ENVIRONMENT) and its Redis server's INFO gauges. In a service, mount "
+                    "qcache.ops.prometheus.metrics_app(cache) instead: it exposes the cache the service uses.",
+    )
+    serve.add_argument("--port", type=int, default=9464, help="port (default 9464)")
+    serve.add_argument("--addr", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--env-file", help="read this .env file (default: .env if present)")
+    serve.set_defaults(func=_serve_metrics)
+    metrics.set_defaults(func=lambda args: (metrics.print_help(), EXIT_USAGE)[1])
+
     parser = subparsers.add_parser(
         "backup",
         help="snapshots of the cache's Redis namespace: create, list, verify, restore",
@@ -89,6 +103,39 @@ def _health(args: argparse.Namespace) -> int:
         for reason in result.report.get("reasons", []):
             print(f"  {reason}")
     return result.exit_code
+
+
+def _serve_metrics(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from qcache import QueryCache
+    from qcache.ops.prometheus import CacheCollector, RedisInfoCollector, registry_for
+
+    if not 0 < args.port < 65536:
+        print(f"qcache metrics: --port must be 1-65535, got {args.port}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"qcache metrics: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    client = sync_client(config)
+    with QueryCache(config) as cache:
+        registry = registry_for([CacheCollector.of(cache), RedisInfoCollector(lambda: client.info())])
+        try:
+            server, thread = start_http_server(args.port, addr=args.addr, registry=registry)
+        except OSError as exc:
+            print(f"qcache metrics: cannot listen on {args.addr}:{args.port}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"serving http://{args.addr}:{args.port}/metrics (Ctrl-C stops)", flush=True)
+        try:
+            thread.join()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.shutdown()
+            client.close()
+    return EXIT_OK
 
 
 def _config(args: argparse.Namespace) -> CacheConfig:
