@@ -97,6 +97,13 @@ class LatencyHistogram:
                 return min((low + high) / 2, float(self.max_ns))
         return float(self.max_ns)  # pragma: no cover - rank never exceeds total
 
+    def nonzero(self) -> dict[str, Any]:
+        """JSON-ready: the sum in ns and the non-empty buckets as ``{str(index): count}``."""
+        return {
+            "sum_ns": self.sum_ns,
+            "buckets": {str(index): count for index, count in enumerate(self.counts) if count},
+        }
+
     def summary_ms(self) -> dict[str, float]:
         """Count, mean, p50, p95, p99 and max, in milliseconds."""
         to_ms = 1e-6
@@ -256,6 +263,8 @@ class CacheMetrics:
                 "deletes": t.deletes,
                 "errors": dict(t.errors),
                 "latency": {op: h.summary_ms() for op, h in sorted(t.latency.items())},
+                # The non-empty buckets (see bucket_bounds), so that two snapshots give a window's percentiles.
+                "latency_histograms": {op: h.nonzero() for op, h in sorted(t.latency.items())},
             }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,17 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--env-file", help="read this .env file (default: .env if present)")
     serve.set_defaults(func=_serve_metrics)
     metrics.set_defaults(func=lambda args: (metrics.print_help(), EXIT_USAGE)[1])
+
+    analytics = subparsers.add_parser(
+        "analytics", help="hourly, daily or weekly report from the recorded stats snapshots",
+        description="Aggregate the snapshots that StatsRecorder writes to <CACHE_KEY_PREFIX>:stats: "
+                    "average and peak hit rate, p50 and p99 latency, error rate, per bucket and as a trend. "
+                    "hourly: last hour in 5-minute buckets; daily: last day in hours; weekly: last week in days.",
+    )
+    analytics.add_argument("period", choices=("hourly", "daily", "weekly"))
+    analytics.add_argument("--json", action="store_true", help="print the report as JSON")
+    analytics.add_argument("--env-file", help="read this .env file (default: .env if present)")
+    analytics.set_defaults(func=_analytics)
 
     parser = subparsers.add_parser(
         "backup",
@@ -136,6 +148,59 @@ def _serve_metrics(args: argparse.Namespace) -> int:
             server.shutdown()
             client.close()
     return EXIT_OK
+
+
+def _analytics(args: argparse.Namespace) -> int:
+    from qcache.ops.analytics import PERIODS, aggregate, read_snapshots, stream_key
+
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"qcache analytics: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    now = time.time()
+    window, _ = PERIODS[args.period]
+    # One interval before the window too: each process's last snapshot before it is the baseline.
+    since = now - window - 2 * config.monitoring.stats_collection_interval
+    client = sync_client(config)
+    try:
+        report = aggregate(read_snapshots(client, stream_key(config), since), period=args.period, end=now)
+    except (redis.RedisError, OSError) as exc:
+        return _fail(f"cannot read the snapshots: {exc}")
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return EXIT_OK
+    for line in format_report(report):
+        print(line)
+    return EXIT_OK
+
+
+def format_report(report: Any) -> list[str]:
+    """The report as text lines."""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f} ms"
+
+    if not report.snapshots:
+        return [f"{report.period}: no snapshots recorded in the window (is a StatsRecorder running?)"]
+    lines = [
+        f"{report.period} report: {report.lookups:,} lookups from {report.processes} process(es), "
+        f"{report.snapshots} snapshots",
+        f"  hit rate average {pct(report.average_hit_rate)}, peak {pct(report.peak_hit_rate)}; "
+        f"latency p50 {ms(report.p50_ms)}, p99 {ms(report.p99_ms)}; error rate {pct(report.error_rate)}",
+        f"  trend: {report.trend.summary}",
+    ]
+    for bucket in report.buckets:
+        if bucket.lookups:
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(bucket.start))
+            lines.append(f"  {stamp}Z  {bucket.lookups:>10,} lookups  hit rate {pct(bucket.hit_rate):>6}  "
+                         f"p50 {ms(bucket.p50_ms):>11}  p99 {ms(bucket.p99_ms):>11}  errors {pct(bucket.error_rate)}")
+    return lines
 
 
 def _config(args: argparse.Namespace) -> CacheConfig:
