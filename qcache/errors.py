@@ -51,6 +51,10 @@ class CacheClosedError(QCacheError):
     """
 
 
+class MissingDependency(QCacheError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the extra to install."""
+
+
 class ProvisioningError(QCacheError):
     """No Redis server could be provisioned for tests, benchmarks or load tests."""
 

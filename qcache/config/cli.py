@@ -25,7 +25,7 @@ from qcache.config.sections import BUILTIN_CACHE_TYPES
 from qcache.config.templates import render_template
 from qcache.config.validation import ConfigIssue, Severity, validate
 from qcache.config.values import parse, to_env_text
-from qcache.errors import ConfigError
+from qcache.errors import ConfigError, MissingDependency
 
 _GENERATE_CHOICES = ("dev", "test", "staging", "prod", "high-performance")
 
@@ -155,7 +155,10 @@ def _show(args: argparse.Namespace) -> int:
         config = _load(args.env_file)
     except ConfigError as exc:
         return _fail("configuration could not be loaded:", exc.problems)
-    print(render(config, args.format))
+    try:
+        print(render(config, args.format))
+    except MissingDependency as exc:
+        return _fail(str(exc))
     return 0
 
 

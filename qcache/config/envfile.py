@@ -1,8 +1,9 @@
-"""Editing ``.env`` files in place: one assignment changed, everything else kept.
+"""Editing ``.env`` files: one assignment changed by python-dotenv, every other line kept.
 
-Used by ``qcache config set`` and ``generate``. Files are written atomically
-(a temporary file in the same directory, then ``os.replace``) with mode 600,
-because they hold passwords and keys.
+Used by ``qcache config set`` and ``generate``. ``set`` checks the edited text
+before it replaces the file, so :func:`dotenv.set_key` edits a private copy and
+the result is written atomically (a temporary file in the same directory, then
+``os.replace``) with mode 600, because such files hold passwords and keys.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import re
 import tempfile
 from pathlib import Path
+
+from dotenv import set_key
 
 ENV_FILE_MODE = 0o600
 _SAFE_UNQUOTED = re.compile(r"[A-Za-z0-9_./:,@%+=-]*")
@@ -29,72 +32,19 @@ def quote_value(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _assignment(key: str) -> re.Pattern[str]:
-    return re.compile(
-        rf"^(?P<head>\s*(?:export\s+)?{re.escape(key)}\s*=[ \t]*)(?P<rest>.*?)(?P<eol>\r?\n)?$",
-        re.DOTALL,
-    )
-
-
-def _closing_quote(text: str, quote: str) -> int:
-    """Index of the quote closing ``text[0]``, or -1 when it is not on this line."""
-    i = 1
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == quote:
-            return i
-        i += 1
-    return -1
-
-
 def set_assignment(text: str, key: str, value: str) -> str:
-    """``text`` with every ``KEY=`` line (also ``export KEY=``) set to ``value``.
+    """``text`` with every ``KEY=`` line (also ``export KEY=``) replaced by ``KEY=value``, as set_key does it.
 
-    Comments, blank lines, other assignments and a trailing inline comment of
-    the rewritten line are kept; a quoted value spanning several lines is
-    replaced whole. Without such a line the assignment is appended.
+    Comments, blank lines and other assignments are kept as they are; the
+    rewritten line loses a trailing comment and ``export``. Without such a line
+    the assignment is appended. ``value`` is quoted by :func:`quote_value`.
     """
-    pattern = _assignment(key)
-    lines = text.splitlines(keepends=True)
-    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
-    out: list[str] = []
-    found = False
-    i = 0
-    while i < len(lines):
-        match = pattern.match(lines[i])
-        if match is None:
-            out.append(lines[i])
-            i += 1
-            continue
-        found = True
-        rest, eol = match["rest"], match["eol"] or ""
-        tail = ""
-        if rest[:1] in ("'", '"'):
-            # The value may continue on following lines until its closing quote.
-            joined, j = rest + eol, i
-            end = _closing_quote(joined, rest[0])
-            while end < 0 and j + 1 < len(lines):
-                j += 1
-                joined += lines[j]
-                end = _closing_quote(joined, rest[0])
-            if end >= 0:
-                remainder = joined[end + 1 :]
-                tail = remainder.rstrip("\r\n")
-                eol = remainder[len(tail) :]
-                i = j
-        else:
-            comment = re.search(r"[ \t]+#", rest)
-            if comment is not None:
-                tail = rest[comment.start() :]
-        out.append(f"{match['head']}{quote_value(value)}{tail}{eol}")
-        i += 1
-    if not found:
-        if out and not out[-1].endswith("\n"):
-            out.append(newline)
-        out.append(f"{key}={quote_value(value)}{newline}")
-    return "".join(out)
+    with tempfile.TemporaryDirectory(prefix="qcache-env-") as directory:
+        copy = Path(directory) / "edit.env"
+        copy.write_text(text, encoding="utf-8", newline="")
+        set_key(copy, key, quote_value(value), quote_mode="never")
+        with open(copy, encoding="utf-8", newline="") as edited:  # keeps the file's own line endings
+            return edited.read()
 
 
 def atomic_write(path: Path, text: str, mode: int = ENV_FILE_MODE) -> None:

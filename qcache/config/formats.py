@@ -8,6 +8,7 @@ from typing import Any
 
 from qcache.config.cache_config import CacheConfig
 from qcache.config.envfile import quote_value
+from qcache.errors import MissingDependency
 
 FORMATS: tuple[str, ...] = ("json", "yaml", "env")
 
@@ -24,37 +25,11 @@ def render(config: CacheConfig, fmt: str) -> str:
 
 
 def to_yaml(data: Mapping[str, Any]) -> str:
-    """YAML for a nested mapping of scalars; PyYAML when installed (it is optional)."""
+    """YAML for a nested mapping of scalars, by PyYAML (the ``yaml`` extra)."""
     try:
-        import yaml  # type: ignore[import-untyped, unused-ignore]
+        import yaml
     except ImportError:
-        return emit_yaml(data)
+        raise MissingDependency(
+            "YAML output needs PyYAML: pip install 'qcache[yaml]' (or use --format json or env)"
+        ) from None
     return str(yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False)).rstrip("\n")
-
-
-def emit_yaml(data: Mapping[str, Any], indent: int = 0) -> str:
-    """Minimal YAML emitter for nested mappings of scalars (the fallback without PyYAML)."""
-    lines: list[str] = []
-    pad = "  " * indent
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            if value:
-                lines.append(f"{pad}{_scalar(str(key))}:")
-                lines.append(emit_yaml(value, indent + 1))
-            else:
-                lines.append(f"{pad}{_scalar(str(key))}: {{}}")
-        else:
-            lines.append(f"{pad}{_scalar(str(key))}: {_scalar(value)}")
-    return "\n".join(lines)
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    # A JSON string is a valid double-quoted YAML scalar; quoting every string
-    # avoids YAML reading "yes", "1.0" or "null" as something else.
-    return json.dumps(str(value))

@@ -175,7 +175,32 @@ def _redis_has_password(snapshot: ConfigSnapshot) -> bool:
 
 
 def _redis(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
-    redis = snapshot.redis
+    yield from redis_issues(snapshot.redis)
+    if not _redis_has_password(snapshot):
+        yield _warning(
+            "redis_password_missing", "Redis password not set - security risk", "REDIS_PASSWORD"
+        )
+
+
+def _revealed(value: Any) -> str | None:
+    """The clear text of a secret setting (anything with ``reveal()``, or a plain str); None when unset."""
+    if isinstance(value, str):
+        return value or None
+    reveal = getattr(value, "reveal", None)
+    text = reveal() if callable(reveal) else None
+    return text if isinstance(text, str) and text else None
+
+
+def redis_issues(redis: Any) -> Iterator[ConfigIssue]:
+    """Every error in a Redis section (``config.redis``, or anything with its attribute names).
+
+    The one place Redis settings are checked: :meth:`CacheConfig.validate`
+    reports these, and the L2 tier refuses to build a pool from settings
+    that have any.
+    """
+    url = _revealed(redis.url)
+    if url is None and isinstance(redis.host, str) and not redis.host:
+        yield _error("redis_host_empty", "Redis host must not be empty", "REDIS_HOST")
     if _at_most(redis.connection_timeout, 0):
         yield _error(
             "redis_connection_timeout_not_positive",
@@ -195,6 +220,12 @@ def _redis(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
                 "SSL enabled but no certificate path provided",
                 "REDIS_SSL_CERT_PATH",
             )
+        if bool(_text(redis.ssl_cert_path)) != bool(_text(redis.ssl_key_path)):
+            yield _error(
+                "redis_ssl_cert_and_key_unpaired",
+                "SSL certificate and key paths must be set together",
+                "REDIS_SSL_KEY_PATH",
+            )
         for attr, env, code, label in (
             ("ssl_cert_path", "REDIS_SSL_CERT_PATH", "redis_ssl_cert_not_found", "SSL certificate"),
             ("ssl_key_path", "REDIS_SSL_KEY_PATH", "redis_ssl_key_not_found", "SSL key"),
@@ -204,10 +235,6 @@ def _redis(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             path = _text(getattr(redis, attr))
             if path and not os.path.isfile(path):
                 yield _error(code, f"{label} not found: {path}", env)
-    if not _redis_has_password(snapshot):
-        yield _warning(
-            "redis_password_missing", "Redis password not set - security risk", "REDIS_PASSWORD"
-        )
     port = _number(redis.port)
     if port is not None and port not in _PORT_RANGE:
         yield _error(
@@ -227,7 +254,6 @@ def _redis(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "Redis max retries must not be negative",
             "REDIS_MAX_RETRIES",
         )
-    url = _secret(redis.url)
     if url is not None:
         try:
             scheme = urlsplit(url).scheme
@@ -238,6 +264,12 @@ def _redis(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             yield _error(
                 "redis_url_invalid",
                 "Redis URL must start with redis://, rediss:// or unix://",
+                "REDIS_URL",
+            )
+        elif redis.ssl_enabled is True and scheme != "rediss":
+            yield _error(
+                "redis_url_not_tls",
+                "REDIS_SSL_ENABLED is true but REDIS_URL does not use rediss://",
                 "REDIS_URL",
             )
 

@@ -1,7 +1,8 @@
-"""Connection settings for the L2 tier: read from config, validated, turned into a redis-py pool.
+"""Connection settings for the L2 tier: read from config, turned into a redis-py pool.
 
-Pure apart from checking that configured TLS files exist; the sync and async
-tiers pass their own redis-py classes to :meth:`ConnectionSettings.build_pool`.
+The settings are checked by the rules of :func:`qcache.config.validation.redis_issues`,
+the same ones ``CacheConfig.validate()`` reports; the sync and async tiers pass
+their own redis-py classes to :meth:`ConnectionSettings.build_pool`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from redis import exceptions as redis_errors
 from redis.backoff import ExponentialWithJitterBackoff
 
+from qcache.config.validation import Severity, redis_issues
 from qcache.errors import ConfigError
-
-_URL_SCHEMES = ("redis", "rediss", "unix")
 
 
 class _Secret(Protocol):
@@ -131,9 +131,20 @@ class ConnectionSettings:
     backoff_base: float = 0.01
     backoff_cap: float = 0.5
 
+    def __post_init__(self) -> None:
+        if not 0 < self.backoff_base <= self.backoff_cap:
+            raise ValueError("retry backoff needs 0 < base <= cap")
+
     @classmethod
     def from_config(cls, redis: RedisSection) -> ConnectionSettings:
         """Read ``config.redis``; raises :class:`ConfigError` listing every problem at once."""
+        problems = [
+            f"{issue.field}: {issue.message}" if issue.field else issue.message
+            for issue in redis_issues(redis)
+            if issue.severity is Severity.ERROR
+        ]
+        if problems:
+            raise ConfigError(f"invalid Redis settings: {'; '.join(problems)}", problems)
         tls = None
         if redis.ssl_enabled:
             tls = TlsFiles(
@@ -141,7 +152,7 @@ class ConnectionSettings:
                 certfile=_path_or_none(redis.ssl_cert_path),
                 keyfile=_path_or_none(redis.ssl_key_path),
             )
-        settings = cls(
+        return cls(
             host=redis.host,
             port=redis.port,
             db=redis.db,
@@ -154,8 +165,6 @@ class ConnectionSettings:
             max_retries=redis.max_retries,
             tls=tls,
         )
-        settings.validate()
-        return settings
 
     @property
     def scheme(self) -> str:
@@ -180,54 +189,6 @@ class ConnectionSettings:
         netloc = parts.netloc.rsplit("@", 1)[1]
         user = parts.username or ""
         return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-    def problems(self) -> list[str]:
-        """Every reason these settings cannot work (empty when they can)."""
-        found: list[str] = []
-        if self.url:
-            scheme = urlsplit(self.url).scheme
-            if scheme not in _URL_SCHEMES:
-                found.append(
-                    f"REDIS_URL scheme must be one of {', '.join(_URL_SCHEMES)}, got {scheme!r}"
-                )
-            elif self.tls is not None and scheme != "rediss":
-                found.append("REDIS_SSL_ENABLED is true but REDIS_URL does not use rediss://")
-        else:
-            if not self.host:
-                found.append("REDIS_HOST must not be empty")
-            if not 0 < self.port < 65536:
-                found.append(f"REDIS_PORT must be in 1..65535, got {self.port}")
-        if self.db < 0:
-            found.append(f"REDIS_DB must be >= 0, got {self.db}")
-        if self.max_connections < 1:
-            found.append(f"REDIS_MAX_CONNECTIONS must be >= 1, got {self.max_connections}")
-        for name, value in (
-            ("REDIS_CONNECTION_TIMEOUT", self.connect_timeout),
-            ("REDIS_SOCKET_TIMEOUT", self.socket_timeout),
-        ):
-            if not value > 0:
-                found.append(f"{name} must be > 0 seconds, got {value!r}")
-        if self.max_retries < 0:
-            found.append(f"REDIS_MAX_RETRIES must be >= 0, got {self.max_retries}")
-        if not 0 < self.backoff_base <= self.backoff_cap:
-            found.append("retry backoff needs 0 < base <= cap")
-        if self.tls is not None:
-            if (self.tls.certfile is None) != (self.tls.keyfile is None):
-                found.append("REDIS_SSL_CERT_PATH and REDIS_SSL_KEY_PATH must be set together")
-            for name, path in (
-                ("REDIS_SSL_CA_CERT_PATH", self.tls.ca_certs),
-                ("REDIS_SSL_CERT_PATH", self.tls.certfile),
-                ("REDIS_SSL_KEY_PATH", self.tls.keyfile),
-            ):
-                if path is not None and not os.path.isfile(path):
-                    found.append(f"{name} does not name a readable file: {path}")
-        return found
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` with every problem if these settings cannot work."""
-        found = self.problems()
-        if found:
-            raise ConfigError(f"invalid Redis settings: {'; '.join(found)}", found)
 
     def retry(self, retry_cls: type[Any]) -> Any:
         """A redis-py ``Retry`` (sync or ``redis.asyncio.retry``) with jittered exponential backoff."""

@@ -14,7 +14,7 @@ import yaml
 
 from qcache.cli import main
 from qcache.config import CacheConfig
-from qcache.config.formats import emit_yaml, to_yaml
+from qcache.config.formats import to_yaml
 
 from .conftest import ALL_ENV_NAMES, write_env
 
@@ -119,16 +119,19 @@ def test_show_parse_error_exits_1(clean_env: Path, capsys: Capture) -> None:
     assert code == 1 and "CACHE_ENABLED" in err
 
 
-def test_yaml_without_pyyaml_uses_the_builtin_emitter(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_yaml_round_trips_awkward_scalars() -> None:
     data = CacheConfig.from_profile("production").to_dict()
-    data["odd"] = {"yes": "yes", "empty": {}, "quote": 'a "b": c', "null": None, "f": 0.5}
+    data["odd"] = {"yes": "yes", "empty": {}, "quote": 'a "b": c', "null": None, "f": 0.5, "n": "1.0"}
+    assert yaml.safe_load(to_yaml(data)) == data
+
+
+def test_yaml_without_pyyaml_names_the_extra_to_install(
+    clean_env: Path, capsys: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml now fails
-    text = to_yaml(data)
-    assert text == emit_yaml(data)
-    monkeypatch.undo()
-    assert yaml.safe_load(text) == data
+    code, out, err = run(capsys, "show", "--format", "yaml")
+    assert code == 1 and out == ""
+    assert "PyYAML" in err and "pip install 'qcache[yaml]'" in err
 
 
 # -- set ----------------------------------------------------------------------
@@ -148,7 +151,8 @@ def test_set_replaces_line_keeping_comments(clean_env: Path, capsys: Capture) ->
     code, out, _ = run(capsys, "set", "REDIS_PORT", "7000")
     assert code == 0
     assert "REDIS_PORT=7000 written to .env" in out
-    assert path.read_text() == ORIGINAL.replace("REDIS_PORT=6379", "REDIS_PORT=7000")
+    # Every other line, comments included, stays; the edited line is rewritten whole.
+    assert path.read_text() == ORIGINAL.replace("export REDIS_PORT=6379  # Redis server port", "REDIS_PORT=7000")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert CacheConfig.from_env().redis.port == 7000
 

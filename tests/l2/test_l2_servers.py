@@ -49,11 +49,9 @@ async def test_tls_end_to_end(flavour: str, redis_server_factory: ServerFactory)
     finally:
         await call(tier.close())
 
-    # A rediss:// URL wins over host/port; only the CA is needed to verify the server.
+    # A rediss:// URL wins over host/port; the REDIS_SSL_* files still apply.
     url = f"rediss://127.0.0.1:{endpoint.port}/0"
-    config = config_for(
-        endpoint, host="192.0.2.1", port=1, url=Secret(url), ssl_cert_path=None, ssl_key_path=None
-    )
+    config = config_for(endpoint, host="192.0.2.1", port=1, url=Secret(url))
     tier = make_tier(flavour, config, "tls-url:")
     try:
         await roundtrip(tier)
