@@ -57,6 +57,10 @@ def register(subparsers: Any) -> None:
         "--synthetic", metavar="SPEC", default=None, help=f"a synthetic workload instead (default {DEFAULT_SYNTHETIC})"
     )
     parser.add_argument("--trace-format", default="auto", choices=FORMATS, help="format of --trace (default: auto)")
+    parser.add_argument("--trace-column", default="0", metavar="COLUMN",
+                        help="CSV column of the keys: 0-based index or header name (default 0)")
+    parser.add_argument("--trace-header", action="store_true", help="the CSV trace starts with a header row")
+    parser.add_argument("--trace-delimiter", default=",", metavar="CHAR", help="CSV delimiter (default ,)")
     parser.add_argument("--memory-budget-mb", type=float, default=256.0, help="memory L1 may use (default 256)")
     parser.add_argument("--latency-target-ms", type=float, default=10.0, help="what one call may take (default 10)")
     parser.add_argument("--read-ratio", type=float, default=0.9, help="share of reads, 0..1 (default 0.9)")
@@ -89,7 +93,9 @@ def register(subparsers: Any) -> None:
 
 def _trace(args: argparse.Namespace) -> Trace:
     if args.trace is not None:
-        return materialize(TraceFile(args.trace, args.trace_format))
+        column: str | int = int(args.trace_column) if args.trace_column.isdigit() else args.trace_column
+        header = args.trace_header or isinstance(column, str)  # a column named by its header implies one
+        return materialize(TraceFile(args.trace, args.trace_format, column, header, args.trace_delimiter))
     return materialize(parse_workload(args.synthetic or DEFAULT_SYNTHETIC))
 
 

@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from qcache.bench import Thresholds
+from qcache.bench import FigureValue, Thresholds
 from qcache.sim import BELADY
 from qcache.tune.batching import BatchChoice, PoolChoice
 from qcache.tune.compression import (
@@ -573,5 +573,30 @@ def decision_board(recommendation: Recommendation, thresholds: Thresholds = SEED
             ax.set_axis_off()
             ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle("What to pick, and why (blue: the choice)", fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def key_figures(values: Sequence[FigureValue]) -> Figure:
+    """Each gate figure as a share of its limit (1.0: at the limit; past it: a regression).
+
+    Lower-is-better figures show value / limit, higher-is-better ones limit /
+    value, so every bar reads the same way: shorter is better. Green meets
+    the figure's target, orange misses the target but holds the limit, red
+    is past the limit.
+    """
+    shown = [v for v in values if v.value and v.figure.limit]
+    fig, ax = plt.subplots(figsize=(11, 0.26 * len(shown) + 1.6))
+    shares, colors = [], []
+    for v in shown:
+        value, limit = v.value or 0.0, v.figure.limit or 1.0
+        shares.append(value / limit if v.figure.better.value == "lower" else limit / value)
+        colors.append(ALERT_COLOR if v.breaches_limit else ("tab:orange" if v.meets_target is False else HEALTHY_COLOR))
+    ax.barh([v.figure.name for v in shown][::-1], shares[::-1], color=colors[::-1])
+    ax.axvline(1.0, color=ALERT_COLOR, linestyle="--", label="the gate limit")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("share of the gate limit (shorter is better; past 1.0 is a regression)")
+    ax.set_title("Key ratios against their gate limits (green: meets its target, orange: misses it, red: regression)")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

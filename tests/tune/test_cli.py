@@ -69,3 +69,18 @@ def test_bad_input_is_a_clear_error(
     assert main(["tune", *arguments, "--output", str(tmp_path / "x.env"), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.env").exists()
+
+
+@pytest.mark.redis
+def test_tune_reads_a_csv_trace_by_column_name(
+    redis_endpoint: RedisEndpoint, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if redis_endpoint.tls is not None or redis_endpoint.password:
+        pytest.skip("the probe connects with a plain URL")
+    trace = tmp_path / "access.csv"
+    trace.write_text("ts,key\n" + "".join(f"{i},k{(i * 7919) % 300 if i % 3 else i % 20}\n" for i in range(6000)))
+    code = main(["tune", "--trace", str(trace), "--trace-column", "key", "--redis-url", redis_endpoint.url,
+                 "--output", str(tmp_path / "t.env"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "access.csv" in out and (tmp_path / "t.env").is_file()
