@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from qcache.cache.core import CacheCore
 from qcache.cache.facade import FacadeBase, SharedState
 from qcache.cache.flusher import DrainDeadline
+from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import AsyncL2Backend, AsyncRedisTier
@@ -290,6 +291,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         core = self._core
         if not self._owner or core.closed:
             return
+        if isinstance(shared.monitor, AsyncHealthMonitor):
+            await shared.monitor.stop()
         core.close()  # first: a write racing with close() raises instead of being lost
         shared.stopping = True
         shared.wake.set()
@@ -309,7 +312,19 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         if shared.tier is not None:
             await shared.tier.close()
 
+    def start_monitoring(self) -> None:
+        """Start the background health checks on the running loop (``async with`` does it).
+
+        Does nothing when they already run or the cache is closed.
+        """
+        shared = self._shared
+        interval = self._core.config.monitoring.health_check_interval
+        if shared.monitor is None and interval > 0 and not self._core.closed:
+            shared.monitor = AsyncHealthMonitor(weakly(self.health), weakly(self.stats), self._alert_evaluator(),
+                                                shared.alert_hooks, interval).start()
+
     async def __aenter__(self) -> AsyncQueryCache:
+        self.start_monitoring()
         return self
 
     async def __aexit__(

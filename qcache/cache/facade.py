@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from qcache.cache.core import CacheCore
 from qcache.cache.flusher import FlushSchedule
 from qcache.cache.keys import GLOBAL_NAMESPACE
+from qcache.cache.monitor import AlertEvaluator, AlertHook, AlertHooks, AsyncHealthMonitor, HealthMonitor
 from qcache.cache.reads import ReadPlans
 from qcache.config import CacheConfig
 from qcache.errors import BackendError
@@ -32,6 +33,9 @@ class SharedState(Generic[B]):
         self.tier: B | None = tier
         self.ops: dict[L2Op, Callable[..., Any]] | None = None if tier is None else bind_operations(tier)
         self.schedule = FlushSchedule(lambda exc: core.failures.note("write-back flush", exc))
+        #: Alert hooks and the background health monitor (see qcache.cache.monitor), one per cache.
+        self.alert_hooks = AlertHooks()
+        self.monitor: HealthMonitor | AsyncHealthMonitor | None = None
         #: Set once the owning facade has closed; no backend is built afterwards.
         self.closed = False
         self._build_tier: Callable[[], B] = build_tier
@@ -126,6 +130,23 @@ class FacadeBase(Generic[S, B]):
     def namespace(self) -> str:
         """The key namespace of this view (``_`` for the global one)."""
         return self._namespace
+
+    def on_alert(self, hook: AlertHook) -> Callable[[], None]:
+        """Call ``hook(alert)`` when a background health check enters or leaves breach; returns a remover.
+
+        See :mod:`qcache.cache.monitor` for the checks; hooks are per cache
+        (every project view shares them) and may be added at any time.
+        """
+        return self._shared.alert_hooks.add(hook)
+
+    def last_health(self) -> dict[str, Any] | None:
+        """The last background health report with the open breaches, or None before the first check."""
+        monitor = self._shared.monitor
+        return None if monitor is None else monitor.state.last
+
+    def _alert_evaluator(self) -> AlertEvaluator:
+        core = self._core
+        return AlertEvaluator(lambda: (core.latency_threshold_ms, core.hit_rate_threshold))
 
     def stats(self) -> dict[str, Any]:
         """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""

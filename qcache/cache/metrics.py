@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,3 +308,29 @@ class NullMetrics(CacheMetrics):
 
     def deleted(self, count: int) -> None:
         pass
+
+
+def bucket_growth(later: Mapping[str, int], earlier: Mapping[str, int] | None) -> dict[int, int]:
+    """Samples added between two ``latency_histograms`` bucket maps (``earlier`` None: all of ``later``)."""
+    before = earlier or {}
+    grown: dict[int, int] = {}
+    for index, count in later.items():
+        added = int(count) - int(before.get(index, 0))
+        if added > 0:
+            grown[int(index)] = added
+    return grown
+
+
+def bucket_percentile_ms(buckets: Mapping[int, int], fraction: float) -> float | None:
+    """The ``fraction`` percentile (ms) of bucketed samples, None when there are none."""
+    total = sum(buckets.values())
+    if not total:
+        return None
+    rank = max(1, round(fraction * total))
+    seen = 0
+    for index in sorted(buckets):
+        seen += buckets[index]
+        if seen >= rank:
+            low, high = bucket_bounds(index)
+            return (low + high) / 2 / 1e6
+    return None  # pragma: no cover - rank never exceeds total

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from qcache.cache.core import CacheCore
 from qcache.cache.facade import FacadeBase, SharedState
 from qcache.cache.flusher import DrainDeadline
+from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import L2Backend, RedisTier
@@ -72,7 +73,13 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         return RedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
 
     def _new_shared(self, core: CacheCore, tier: L2Backend | None) -> _Shared:
-        return _Shared(core, tier)
+        shared = _Shared(core, tier)
+        interval = core.config.monitoring.health_check_interval
+        if interval > 0:  # CACHE_HEALTH_CHECK_INTERVAL: checks in the background, alerts on changes
+            # Its first check comes one interval from now, when this cache is long built.
+            shared.monitor = HealthMonitor(weakly(self.health), weakly(self.stats), self._alert_evaluator(),
+                                           shared.alert_hooks, interval).start()
+        return shared
 
     # -- running plans ---------------------------------------------------------------
 
@@ -327,6 +334,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         if not self._owner or core.closed:
             return
         shared = self._shared
+        if isinstance(shared.monitor, HealthMonitor):
+            shared.monitor.stop(timeout)
         core.close()  # first: a write racing with close() raises instead of being lost
         shared.stopping.set()
         shared.wake.set()

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import redis
 
-from qcache.cache.metrics import bucket_bounds
+from qcache.cache.metrics import bucket_growth, bucket_percentile_ms
 from qcache.config import CacheConfig
 from qcache.ops.invalidator import new_origin
 
@@ -118,26 +118,10 @@ def _delta(later: Snapshot, earlier: Snapshot | None) -> _Delta:
         operations=later.operations - (base.operations if base else 0),
     )
     for op, histogram in later.latency.items():
-        before = {} if base is None else base.latency.get(op, {}).get("buckets", {})
-        for index, count in histogram.get("buckets", {}).items():
-            grown = int(count) - int(before.get(index, 0))
-            if grown > 0:
-                delta.buckets[int(index)] = delta.buckets.get(int(index), 0) + grown
+        before = None if base is None else base.latency.get(op, {}).get("buckets", {})
+        for index, count in bucket_growth(histogram.get("buckets", {}), before).items():
+            delta.buckets[index] = delta.buckets.get(index, 0) + count
     return delta
-
-
-def _percentile_ms(buckets: Mapping[int, int], fraction: float) -> float | None:
-    total = sum(buckets.values())
-    if not total:
-        return None
-    rank = max(1, round(fraction * total))
-    seen = 0
-    for index in sorted(buckets):
-        seen += buckets[index]
-        if seen >= rank:
-            low, high = bucket_bounds(index)
-            return (low + high) / 2 / 1e6
-    return None  # pragma: no cover - rank never exceeds total
 
 
 @dataclass(frozen=True)
@@ -190,8 +174,8 @@ def _figures(start: float, delta: _Delta) -> BucketFigures:
         lookups=delta.lookups,
         hit_rate=delta.hits / delta.lookups if delta.lookups else None,
         error_rate=delta.errors / delta.operations if delta.operations else None,
-        p50_ms=_percentile_ms(delta.buckets, 0.50),
-        p99_ms=_percentile_ms(delta.buckets, 0.99),
+        p50_ms=bucket_percentile_ms(delta.buckets, 0.50),
+        p99_ms=bucket_percentile_ms(delta.buckets, 0.99),
     )
 
 
