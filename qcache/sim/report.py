@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from qcache.config.sections import MemoryConfig
 from qcache.sim.engine import SimResult
 
 _CSV_FIELDS = (
@@ -26,6 +27,10 @@ _CSV_FIELDS = (
     "credit",
 )
 
+
+#: ``MEMORY_CACHE_EVICTION_POLICY``'s default, named beside the registry's ``default`` alias so the two
+#: are not confused.
+CONFIG_DEFAULT_POLICY = MemoryConfig().eviction_policy
 
 def _percent_of(capacity: int, unique_keys: int | None) -> str:
     """Capacity as a share of the footprint, for the table ('' when unknown)."""
@@ -47,7 +52,7 @@ def format_table(
     for result in results:
         label = result.policy
         if default_policy and result.policy == default_policy:
-            label += " (default)"
+            label += " (*)"
         rows.append(
             (
                 label,
@@ -72,6 +77,9 @@ def format_table(
     lines.append(line(header))
     lines.append("  ".join("-" * width for width in widths))
     lines.extend(line(row) for row in rows)
+    if default_policy and any(result.policy == default_policy for result in results):
+        lines.append(f"(*) {default_policy} is what the policy name 'default' selects (the recommended policy); "
+                     f"MEMORY_CACHE_EVICTION_POLICY itself defaults to {CONFIG_DEFAULT_POLICY}")
     if credit:
         lines.append(credit)
     return "\n".join(lines)

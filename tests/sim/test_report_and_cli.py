@@ -28,7 +28,7 @@ def test_table_has_one_row_per_policy_and_size_with_two_decimals() -> None:
     assert lines[0] == "trace t.txt: 1,000 requests, 200 distinct keys"
     assert "hit ratio %" in lines[1]
     assert "12.30" in lines[3] and lines[3].startswith("LRU ")
-    assert "45.60" in lines[4] and f"{DEFAULT_POLICY} (default)" in lines[4]
+    assert "45.60" in lines[4] and f"{DEFAULT_POLICY} (*)" in lines[4]
     assert "5%" in lines[3]
     assert lines[-1] == "Credit."
 
@@ -68,7 +68,7 @@ def test_simulate_command_prints_the_table_and_writes_results(
     out = capsys.readouterr().out
     assert code == 0
     assert "LRU" in out and "BELADY" in out and "UNBOUNDED" in out
-    assert f"{DEFAULT_POLICY} (default)" in out
+    assert f"{DEFAULT_POLICY} (*)" in out
     assert (tmp_path / "res" / "sim_mine.txt.csv").is_file()
     rows = list(csv.DictReader((tmp_path / "res" / "sim_mine.txt.csv").open()))
     assert len(rows) == len({"LRU", DEFAULT_POLICY, "BELADY", "UNBOUNDED"}) * 2
