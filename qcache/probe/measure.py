@@ -227,7 +227,7 @@ def measure_profile(
     profile: str,
     probe: Probe,
     operations: int = 40_000,
-    keys: int = 20_000,
+    keys: int = 100_000,
     read_ratio: float = 0.9,
     value_bytes: int = 1024,
 ) -> ProfileMeasurement:
