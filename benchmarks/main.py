@@ -438,8 +438,10 @@ def render_notebooks(run_folder: Path, html: Path, notes: list[str],
                      recommendation: Recommendation | None = None) -> bool:
     """Execute every notebook against the run and write ``html``; False when a notebook failed.
 
-    Without the notebook extras this says so and returns True: the text
-    report and recommended.env are written either way.
+    A failing notebook is logged beside the run (``notebook-<name>.log``: the
+    cell and its traceback) and named at the top of the report, whose other
+    notebooks are still rendered. Without the notebook extras this says so
+    and returns True: the text report and recommended.env are written either way.
     """
     from tqdm import tqdm
 
@@ -452,6 +454,7 @@ def render_notebooks(run_folder: Path, html: Path, notes: list[str],
     run_param = os.path.relpath(ROOT / run_folder, NOTEBOOK_DIR)
     parameters = {"RUN": run_param, "ENV_OUTPUT": os.path.relpath(ROOT / run_folder / RECOMMENDED_ENV, NOTEBOOK_DIR)}
     executed = []
+    failed: list[str] = []
     for name in tqdm(NOTEBOOKS, desc="[main] notebooks", leave=False, disable=None):
         wanted = {"50_load": {}, "90_recommend": parameters}.get(name, {"RUN": run_param})
         try:
@@ -460,12 +463,12 @@ def render_notebooks(run_folder: Path, html: Path, notes: list[str],
             log = run_folder / f"notebook-{name}.log"
             log.write_text(str(exc) + "\n", encoding="utf-8")
             notes.append(f"notebook {name} FAILED: see {log}")
-            return False
+            failed.append(f"**Notebook `{name}` failed** on this run: its cell and traceback are in `{log.name}`.")
     from qcache.tune.tables import verdict
 
-    preface = verdict(recommendation) if recommendation is not None else ""
+    preface = "\n\n".join([*failed, verdict(recommendation) if recommendation is not None else ""])
     html.write_text(render_html(executed, f"qcache tuning report, run {run_folder.name}", preface), encoding="utf-8")
-    return True
+    return not failed
 
 
 if __name__ == "__main__":

@@ -55,3 +55,28 @@ def test_profile_names(main_job: ModuleType) -> None:
     assert main_job.profile_names("") == []
     with pytest.raises(ValueError):
         main_job.profile_names("fastest")
+
+
+def test_a_failing_notebook_is_logged_named_and_the_others_still_render(
+    main_job: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def execute(path: Path, parameters: dict[str, object]) -> object:
+        if path.stem == "20_write_strategies_and_levels":
+            raise main_job.NotebookError(f"{path.name} failed:\nraise ValueError('boom')")
+        return {"cells": []}
+
+    rendered: dict[str, object] = {}
+
+    def render_html(executed: list[tuple[str, object]], title: str, preface: str) -> str:
+        rendered.update(names=[name for name, _ in executed], preface=preface)
+        return "<html></html>"
+
+    monkeypatch.setattr(main_job, "execute", execute)
+    monkeypatch.setattr(main_job, "render_html", render_html)
+    notes: list[str] = []
+    assert main_job.render_notebooks(tmp_path, tmp_path / "report.html", notes) is False
+    assert "raise ValueError('boom')" in (tmp_path / "notebook-20_write_strategies_and_levels.log").read_text()
+    assert any("20_write_strategies_and_levels FAILED" in note for note in notes)
+    assert "20_write_strategies_and_levels" not in rendered["names"]  # type: ignore[operator]
+    assert len(rendered["names"]) == len(main_job.NOTEBOOKS) - 1  # type: ignore[arg-type]
+    assert "failed" in str(rendered["preface"]) and (tmp_path / "report.html").is_file()

@@ -136,6 +136,15 @@ def test_load_notebook_plots_a_summary(tmp_path: Path) -> None:
     assert images(notebook) == 2  # the timeline and the ramp
 
 
+def test_eviction_notebook_draws_curves_on_a_trace_of_your_own(tmp_path: Path) -> None:
+    trace = tmp_path / "my_keys.txt"
+    trace.write_text("".join(f"k{(i * i) % 997 if i % 4 else i % 50}\n" for i in range(20_000)))
+    notebook = execute(FOLDER / "10_eviction_and_sizing.ipynb", {"RUN": str(REFERENCE), "TRACE": str(trace)})
+    text = outputs_text(notebook)
+    assert "my_keys.txt" in text and "Choose" in text
+    assert images(notebook) == 2  # the curves and the margins
+
+
 def test_report_html_embeds_the_plots_and_loads_nothing_remote(executed: dict[str, Any]) -> None:
     html = render_html([(name, executed[name]) for name in NOTEBOOKS], "qcache tuning report")
     assert html.count("data:image/png;base64") >= 6
