@@ -334,3 +334,23 @@ def bucket_percentile_ms(buckets: Mapping[int, int], fraction: float) -> float |
             low, high = bucket_bounds(index)
             return (low + high) / 2 / 1e6
     return None  # pragma: no cover - rank never exceeds total
+
+
+@dataclass(frozen=True)
+class Totals:
+    """The cumulative counts of a ``stats()`` snapshot that windows are computed from."""
+
+    lookups: int
+    hits: int
+    errors: int
+    operations: int  # lookups, sets and deletes
+
+    @classmethod
+    def of(cls, stats: Mapping[str, Any]) -> Totals:
+        lookups = int(stats.get("lookups", 0))
+        return cls(
+            lookups=lookups,
+            hits=sum(int(v) for v in stats.get("hits", {}).values()),
+            errors=sum(int(v) for v in stats.get("errors", {}).values()),
+            operations=lookups + sum(int(v) for v in stats.get("sets", {}).values()) + int(stats.get("deletes", 0)),
+        )

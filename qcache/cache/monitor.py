@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from qcache.cache.metrics import bucket_growth, bucket_percentile_ms
+from qcache.cache.metrics import Totals, bucket_growth, bucket_percentile_ms
 
 log = logging.getLogger("qcache.health")
 
@@ -79,10 +79,8 @@ class _Window:
 
 
 def _totals(stats: Mapping[str, Any]) -> tuple[int, int, int, int, dict[str, dict[str, int]]]:
-    lookups = int(stats.get("lookups", 0))
-    operations = lookups + sum(int(v) for v in stats.get("sets", {}).values()) + int(stats.get("deletes", 0))
-    return (lookups, sum(int(v) for v in stats.get("hits", {}).values()),
-            sum(int(v) for v in stats.get("errors", {}).values()), operations,
+    totals = Totals.of(stats)
+    return (totals.lookups, totals.hits, totals.errors, totals.operations,
             {op: dict(h.get("buckets", {})) for op, h in stats.get("latency_histograms", {}).items()})
 
 

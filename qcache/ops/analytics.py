@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import redis
 
-from qcache.cache.metrics import bucket_growth, bucket_percentile_ms
+from qcache.cache.metrics import Totals, bucket_growth, bucket_percentile_ms
 from qcache.config import CacheConfig
 from qcache.ops.invalidator import new_origin
 
@@ -67,13 +67,10 @@ class Snapshot:
 
     @classmethod
     def of(cls, stats: Mapping[str, Any], *, at: float, origin: str) -> Snapshot:
-        sets = sum(int(v) for v in stats.get("sets", {}).values())
-        lookups = int(stats.get("lookups", 0))
+        totals = Totals.of(stats)
         return cls(
-            at=at, origin=origin, lookups=lookups,
-            hits=sum(int(v) for v in stats.get("hits", {}).values()),
-            errors=sum(int(v) for v in stats.get("errors", {}).values()),
-            operations=lookups + sets + int(stats.get("deletes", 0)),
+            at=at, origin=origin, lookups=totals.lookups, hits=totals.hits, errors=totals.errors,
+            operations=totals.operations,
             latency={op: dict(h) for op, h in stats.get("latency_histograms", {}).items()},
         )
 
