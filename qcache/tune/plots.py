@@ -332,6 +332,13 @@ def pool_sweep(samples: Sequence[PoolSample], choice: PoolChoice | None, latency
         right.scatter(pools, [s.p99_ms for s in rows], color=[latency_status(s.p99_ms).color for s in rows], zorder=5)
     if choice is not None:
         left.axvline(choice.pool, color="black", linestyle=":", label=f"chosen: {choice.pool}")
+        if choice.knee is not None and choice.knee != choice.pool:
+            left.axvline(
+                choice.knee,
+                color="tab:purple",
+                linestyle="--",
+                label=f"knee at {choice.threads} threads: {choice.knee}",
+            )
     _latency_lines(right, SEED_THRESHOLDS, vertical=False)
     right.axhline(latency_target_ms, color="black", linestyle=":", label=f"target {latency_target_ms:g} ms")
     for ax in (left, right):

@@ -123,3 +123,29 @@ def verdict(recommendation: Recommendation) -> str:
         [[f"`{c.setting}`", f"**{c.value}**", c.figure] for c in recommendation.choices],
     )
     return head + "\n\n" + table
+
+
+def run_configuration(run: Run) -> str:
+    """What the run measured with: mode, versions, commit, the simulator's sources (from environment.json)."""
+    env = run.environment
+    commit = env.get("commit")
+    rows = [
+        ["mode", env.get("mode", "?")],
+        [
+            "qcache / redis-py / hiredis",
+            f"{env.get('qcache', '?')} / {env.get('redis_py', '?')} / {'yes' if env.get('hiredis') else 'no'}",
+        ],
+        ["commit", f"{str(commit)[:12]}{' (with uncommitted changes)' if env.get('dirty') else ''}" if commit else "?"],
+        ["Redis from REDIS_URL", "yes" if env.get("redis_url_from_environment") else "no (provisioned for the run)"],
+        [
+            "simulator sources",
+            ", ".join(str(s.get("trace") or s.get("synthetic")) for s in env.get("simulations", [])) or "none",
+        ],
+        ["profiles measured", ", ".join(env.get("profiles", [])) or "none"],
+        [
+            "cache configuration",
+            "qcache's defaults, plus the settings each benchmark names (level, strategy, "
+            "pool...): the figures compare options, not one deployment",
+        ],
+    ]
+    return markdown_table(["", ""], rows)
