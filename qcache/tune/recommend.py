@@ -170,83 +170,90 @@ def _l1_choices(
     return choices, sizes, l1_hit, notes, policy
 
 
+def _write_choices(
+    evidence: Evidence, workload: Workload, notes: list[str]
+) -> tuple[list[Choice], StrategyChoice | None]:
+    if not evidence.op_times:
+        notes.append("write strategies not measured in this run: CACHE_WRITE_STRATEGY left at its default")
+        return [], None
+    strategy = choose_write_strategy(evidence.op_times, workload.read_ratio)
+    back, through = strategy.cost("WRITE_BACK"), strategy.cost("WRITE_THROUGH")
+    figure = (
+        f"{through.us_per_op:.1f} vs {back.us_per_op:.1f} us/op (write-through vs write-back)"
+        if back and through
+        else "write-through measured alone"
+    )
+    return [Choice("CACHE_WRITE_STRATEGY", strategy.strategy, figure, strategy.reason)], strategy
+
+
+def _compression_choices(
+    evidence: Evidence, workload: Workload, notes: list[str]
+) -> tuple[list[Choice], CompressionChoice | None]:
+    if not evidence.codec:
+        notes.append("compression not measured in this run: compression settings left at their defaults")
+        return [], None
+    compression = choose_compression(evidence.codec, workload.value_kind, evidence.l2_get_us)
+    enabled = "true" if compression.enabled else "false"
+    choices = [Choice("CACHE_COMPRESSION_ENABLED", enabled, compression.figure, compression.reason)]
+    if compression.enabled and compression.algorithm and compression.threshold_bytes:
+        threshold = compression.threshold_bytes
+        choices += [
+            Choice(
+                "CACHE_COMPRESSION_ALGORITHM",
+                compression.algorithm,
+                "fewest stored bytes among the algorithms that pay",
+                f"{compression.algorithm}: the fewest stored bytes among the algorithms that pay",
+            ),
+            Choice(
+                "CACHE_COMPRESSION_THRESHOLD",
+                str(threshold),
+                f"pays from {threshold:,} B",
+                f"smaller values are stored as they are: compression pays from {threshold:,} B on",
+            ),
+        ]
+        if workload.value_bytes < threshold:
+            notes.append(
+                f"values of {workload.value_bytes:,} B are under the compression threshold: "
+                "they are stored uncompressed"
+            )
+    return choices, compression
+
+
+def _batch_choices(evidence: Evidence, workload: Workload, notes: list[str]) -> tuple[list[Choice], BatchChoice | None]:
+    if not evidence.batches:
+        notes.append("batches not measured in this run: CACHE_BATCH_SIZE left at its default")
+        return [], None
+    batch = choose_batch_size(evidence.batches, workload.latency_target_ms)
+    return [Choice("CACHE_BATCH_SIZE", str(batch.size), f"{batch.us_per_key:.2f} us per key", batch.reason)], batch
+
+
+def _pool_choices(evidence: Evidence, workload: Workload, notes: list[str]) -> tuple[list[Choice], PoolChoice | None]:
+    if not evidence.pools:
+        notes.append("pool sizes not measured in this run: pool settings left at their defaults")
+        return [], None
+    pool = choose_pool_size(evidence.pools, workload.concurrency, workload.latency_target_ms)
+    figure = f"{pool.throughput_ops:,.0f} gets/s, p99 {pool.p99_ms:.2f} ms"
+    cap = Choice(
+        "REDIS_MAX_CONNECTIONS",
+        str(max(pool.pool, workload.concurrency)),
+        figure,
+        "the pool's cap: at least the pool and the concurrency, so no caller queues behind a connection it cannot get",
+    )
+    return [Choice("CACHE_CONNECTION_POOL_SIZE", str(pool.pool), figure, pool.reason), cap], pool
+
+
 def recommend(workload: Workload, evidence: Evidence, curves: Sequence[Curve]) -> Recommendation:
     """Every choice the evidence supports, for ``workload``."""
     if not curves:
         raise TuneError("no hit-ratio curves: simulate a trace or a synthetic workload first")
     choices, sizes, l1_hit, notes, policy = _l1_choices(workload, evidence, curves)
-    strategy: StrategyChoice | None = None
-    compression: CompressionChoice | None = None
-    batch: BatchChoice | None = None
-    pool: PoolChoice | None = None
     level = choose_level(l1_hit, evidence.l1_get_us, evidence.l2_get_us)
     choices.append(Choice("CACHE_LEVEL", level.level, f"L1 hit rate {l1_hit:.3f}", level.reason))
-    if evidence.op_times:
-        strategy = choose_write_strategy(evidence.op_times, workload.read_ratio)
-        back, through = strategy.cost("WRITE_BACK"), strategy.cost("WRITE_THROUGH")
-        figure = (
-            f"{through.us_per_op:.1f} vs {back.us_per_op:.1f} us/op (write-through vs write-back)"
-            if back and through
-            else "write-through measured alone"
-        )
-        choices.append(Choice("CACHE_WRITE_STRATEGY", strategy.strategy, figure, strategy.reason))
-    else:
-        notes.append("write strategies not measured in this run: CACHE_WRITE_STRATEGY left at its default")
-    if evidence.codec:
-        compression = choose_compression(evidence.codec, workload.value_kind, evidence.l2_get_us)
-        choices.append(
-            Choice(
-                "CACHE_COMPRESSION_ENABLED",
-                "true" if compression.enabled else "false",
-                compression.figure,
-                compression.reason,
-            )
-        )
-        if compression.enabled and compression.algorithm and compression.threshold_bytes:
-            choices.append(
-                Choice(
-                    "CACHE_COMPRESSION_ALGORITHM",
-                    compression.algorithm,
-                    "fewest stored bytes among the algorithms that pay",
-                    f"{compression.algorithm}: the fewest stored bytes among the algorithms that pay",
-                )
-            )
-            choices.append(
-                Choice(
-                    "CACHE_COMPRESSION_THRESHOLD",
-                    str(compression.threshold_bytes),
-                    f"pays from {compression.threshold_bytes:,} B",
-                    f"smaller values are stored as they are: compression pays from "
-                    f"{compression.threshold_bytes:,} B on",
-                )
-            )
-            if workload.value_bytes < compression.threshold_bytes:
-                notes.append(
-                    f"values of {workload.value_bytes:,} B are under the compression threshold: "
-                    "they are stored uncompressed"
-                )
-    else:
-        notes.append("compression not measured in this run: compression settings left at their defaults")
-    if evidence.batches:
-        batch = choose_batch_size(evidence.batches, workload.latency_target_ms)
-        choices.append(Choice("CACHE_BATCH_SIZE", str(batch.size), f"{batch.us_per_key:.2f} us per key", batch.reason))
-    else:
-        notes.append("batches not measured in this run: CACHE_BATCH_SIZE left at its default")
-    if evidence.pools:
-        pool = choose_pool_size(evidence.pools, workload.concurrency, workload.latency_target_ms)
-        figure = f"{pool.throughput_ops:,.0f} gets/s, p99 {pool.p99_ms:.2f} ms"
-        choices.append(Choice("CACHE_CONNECTION_POOL_SIZE", str(pool.pool), figure, pool.reason))
-        choices.append(
-            Choice(
-                "REDIS_MAX_CONNECTIONS",
-                str(max(pool.pool, workload.concurrency)),
-                figure,
-                "the pool's cap: at least the pool and the concurrency, so no caller queues "
-                "behind a connection it cannot get",
-            )
-        )
-    else:
-        notes.append("pool sizes not measured in this run: pool settings left at their defaults")
+    write, strategy = _write_choices(evidence, workload, notes)
+    squeeze, compression = _compression_choices(evidence, workload, notes)
+    batching, batch = _batch_choices(evidence, workload, notes)
+    pooling, pool = _pool_choices(evidence, workload, notes)
+    choices += [*write, *squeeze, *batching, *pooling]
     choices.append(
         Choice(
             "CACHE_LATENCY_THRESHOLD",
