@@ -82,6 +82,9 @@ T = TypeVar("T")
 RUN_ID = new_run_id()  # computed at import, before --processes forks, so every process shares it
 _URL_OPTION = "qcache_redis_url"
 _RUN_OPTION = "qcache_run_id"
+#: With a profile that asks for TLS, the throwaway server's CA and client files, for the workers too.
+_TLS_OPTIONS = {"qcache_tls_ca": "REDIS_SSL_CA_CERT_PATH", "qcache_tls_cert": "REDIS_SSL_CERT_PATH",
+                "qcache_tls_key": "REDIS_SSL_KEY_PATH"}
 
 
 # -- command line ----------------------------------------------------------------------
@@ -124,6 +127,9 @@ def _add_arguments(parser: Any) -> None:
                         help="(internal) the Redis URL the master provisioned")
     parser.add_argument(f"--{_RUN_OPTION.replace('_', '-')}", default="", include_in_web_ui=False,
                         help="(internal) the master's run id")
+    for option in _TLS_OPTIONS:
+        parser.add_argument(f"--{option.replace('_', '-')}", default="", include_in_web_ui=False,
+                            help="(internal) a TLS file of the Redis the master provisioned")
 
 
 def workload_of(options: Any) -> Workload:
@@ -302,12 +308,14 @@ class LoadRuntime:
         at the end removes exactly what the run wrote.
         """
         if self._config is None:
-            base = CacheConfig.from_env(REDIS_URL=self.redis_url())
+            overrides: dict[str, Any] = {"REDIS_URL": self.redis_url()}
+            for option, env in _TLS_OPTIONS.items():
+                if getattr(self.options, option, ""):
+                    overrides[env] = getattr(self.options, option)
+            base = CacheConfig.from_env(**overrides)
             run_id = getattr(self.options, _RUN_OPTION, "") or self.run_id
-            self._config = CacheConfig.from_env(
-                REDIS_URL=self.redis_url(),
-                CACHE_KEY_PREFIX=f"{base.core.key_prefix}-load-{run_id}",
-            )
+            overrides["CACHE_KEY_PREFIX"] = f"{base.core.key_prefix}-load-{run_id}"
+            self._config = CacheConfig.from_env(**overrides)
         return self._config
 
     def sync_cache(self) -> QueryCache:
@@ -332,7 +340,11 @@ class LoadRuntime:
 
     def raw_client(self) -> redis.Redis:
         if self._raw is None:
-            self._raw = redis.Redis.from_url(self.redis_url(), socket_timeout=5.0, socket_connect_timeout=5.0)
+            tls: dict[str, Any] = {}
+            ca, cert, key = (getattr(self.options, option, "") for option in _TLS_OPTIONS)
+            if ca:  # the run's own TLS server: trust its throwaway CA, present its client certificate
+                tls = {"ssl_ca_certs": ca, "ssl_certfile": cert or None, "ssl_keyfile": key or None}
+            self._raw = redis.Redis.from_url(self.redis_url(), socket_timeout=5.0, socket_connect_timeout=5.0, **tls)
         return self._raw
 
     def raw_prefix(self) -> str:
@@ -350,17 +362,23 @@ class LoadRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def provision(self, *, persistent: bool = False) -> None:
+    def provision(self, *, persistent: bool = False, tls: bool = False) -> None:
         """Find the run's Redis (master or local process only).
 
         ``persistent`` (the chaos shape) turns the append-only file on, as a
         production Redis would have it, so a server killed and restarted comes
         back with its data and the run measures the cache's recovery rather
-        than a refill of an empty server.
+        than a refill of an empty server. ``tls`` (a profile with
+        ``REDIS_SSL_ENABLED``) starts a TLS-only server with throwaway
+        certificates, which the cache then verifies.
         """
         extra = ("appendonly yes", "appendfsync everysec") if persistent else ()
-        self.endpoint = self.stack.enter_context(provision_redis(extra_config=extra))
+        self.endpoint = self.stack.enter_context(provision_redis(extra_config=extra, tls=tls))
         self.url = self.endpoint.url
+        if self.endpoint.tls is not None:
+            files = self.endpoint.tls
+            for option, path in zip(_TLS_OPTIONS, (files.ca_certs, files.certfile, files.keyfile), strict=True):
+                setattr(self.options, option, str(path))
         log.info("qcache load: Redis %s (%s)", self.endpoint.redacted_url, self.endpoint.method)
 
     def start_sampler(self) -> None:
@@ -582,9 +600,20 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         sys.exit(2)
     try:
-        RUNTIME.provision(persistent=options.shape == "chaos")
+        wants_tls = CacheConfig.from_env().redis.ssl_enabled and not os.environ.get("REDIS_URL", "").strip()
+    except ConfigError as exc:
+        sys.stderr.write(f"qcache load: the cache's configuration cannot be read: {exc}\n")
+        sys.exit(2)
+    try:
+        RUNTIME.provision(persistent=options.shape == "chaos", tls=wants_tls)
     except QCacheError as exc:
         sys.stderr.write(f"qcache load: no Redis: {exc}\n")
+        sys.exit(2)
+    problems = [str(issue) for issue in RUNTIME.config().errors()]
+    if problems:  # say it once, here, rather than in a traceback per user
+        RUNTIME.stack.close()
+        sys.stderr.write("qcache load: the cache's configuration is not valid for this run:\n"
+                         + "".join(f"  - {problem}\n" for problem in problems))
         sys.exit(2)
     if options.shape == "chaos":
         assert RUNTIME.endpoint is not None

@@ -8,6 +8,7 @@ server, never the test suite's.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -173,3 +174,21 @@ def test_tags_pick_the_users_that_carry_them(tmp_path: Path) -> None:
     assert 0 < batch["hit_rate"] < 1  # counted key by key, not one hit per batch
     nothing, summary, _ = run_locust(tmp_path / "none", "-u", "1", "--tags", "no-such-tag", timeout=60)
     assert nothing.returncode == 2 and "no user class has a task with the selected tags" in nothing.stderr
+
+
+def test_a_profile_is_load_tested_as_configured_over_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The production profile asks for TLS and encryption: the run starts a TLS server with throwaway
+    # certificates, and refuses plainly, once, when a secret only the user can give is missing.
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("ENCRYPTION_KEY_STORE_PATH", "")
+    missing, summary, _ = run_locust(tmp_path / "refused", "-u", "1", "-t", "2s", "ReadHeavyUser", timeout=60)
+    if "TLS" in missing.stderr and "no Redis" in missing.stderr:
+        pytest.skip("this machine's redis-server was built without TLS")
+    assert missing.returncode == 2 and summary is None
+    assert "CACHE_ENCRYPTION_KEY" in missing.stderr and "Traceback" not in missing.stderr
+    monkeypatch.setenv("CACHE_ENCRYPTION_KEY", base64.b64encode(os.urandom(32)).decode())
+    result, summary, _ = run_locust(tmp_path / "ok", "-u", "2", "-r", "2", "-t", "3s", "ReadHeavyUser", "RawRedisUser")
+    assert result.returncode == 0, _explain(result)
+    assert summary is not None and summary["redis"]["tls"] is True
+    assert summary["config"]["CACHE_ENCRYPTION_KEY"] == "**********"  # masked, never the key
+    assert all(u["count"] > 0 and u["errors"] == 0 for u in summary["users"])
