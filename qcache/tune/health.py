@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qcache.bench import FigureValue, Run, Thresholds, evaluate_all, load_figures
+from qcache.bench import FigureValue, Run, Thresholds, best_of, check, evaluate_all, load_figures, load_run
 from qcache.bench.report import hit_rates, latencies
 from qcache.tune.thresholds import (
     SEED_THRESHOLDS,
@@ -60,15 +60,27 @@ def breaches(checks: Sequence[Check]) -> list[Check]:
 def count_by_status(checks: Sequence[Check]) -> dict[Status, int]:
     """How many checks are healthy, warnings and alerts (every status present, zero or not)."""
     counts = dict.fromkeys(Status, 0)
-    for check in checks:
-        counts[check.status] += 1
+    for one in checks:
+        counts[one.status] += 1
     return counts
 
 
 def key_figures(run: Run) -> list[FigureValue]:
-    """The gate's ratios on this run, from the ``benchmarks/gate.toml`` of the repository holding it
-    (empty when there is none, as ``qcache report`` does)."""
+    """The gate's ratios on this run, judged as the gate judged them.
+
+    Figures come from the ``benchmarks/gate.toml`` of the repository holding
+    the run (none when there is none, as ``qcache report`` does). When the
+    gate measured breached figures again (``confirm-<n>/``), each figure is
+    its best value over the run and those re-measurements.
+    """
     from qcache.bench.cli import find_figures
 
     path = find_figures(None, run.layout.root)
-    return [] if path is None else evaluate_all(load_figures(path), run)
+    if path is None:
+        return []
+    figures = load_figures(path)
+    confirmations = run.layout.confirmations()
+    if not confirmations:
+        return evaluate_all(figures, run)
+    verdicts = [check(run, figures), *(check(load_run(c), figures) for c in confirmations)]
+    return list(best_of(verdicts).values)

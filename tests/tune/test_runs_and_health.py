@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from qcache.bench import evaluate_all, load_figures, load_run
 from qcache.memory.policies import available_policies
 from qcache.tune import (
     Status,
@@ -17,6 +18,7 @@ from qcache.tune import (
     gather,
     hit_rate_checks,
     hit_rate_status,
+    key_figures,
     latency_checks,
     latency_status,
     open_run,
@@ -51,6 +53,21 @@ def test_reference_run_yields_every_suite() -> None:
     assert evidence.l2_get_us > evidence.l1_get_us
     curves = curves_from_run(run)
     assert {c.policy for c in curves} >= {"LRU", "BELADY"}
+
+
+def test_key_figures_are_judged_as_the_gate_judged_them() -> None:
+    # The reference run holds a re-measurement (confirm-1): each figure is its best value over both.
+    run = open_run(REFERENCE)
+    figures = load_figures(ROOT / "benchmarks" / "gate.toml")
+    first = evaluate_all(figures, run)
+    again = evaluate_all(figures, load_run(run.layout.confirmations()[0]))
+    judged = key_figures(run)
+    assert [v.figure.name for v in judged] == [f.name for f in figures]
+    moved = [(a, b, j) for a, b, j in zip(first, again, judged) if a.value and b.value and a.value != b.value]
+    assert moved
+    for a, b, j in moved:
+        best = min(a.value, b.value) if a.figure.better.value == "lower" else max(a.value, b.value)  # type: ignore[type-var]
+        assert j.value == best
 
 
 def test_reference_checks_cover_every_latency_and_hit_rate() -> None:
