@@ -309,6 +309,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             core.metrics.error("writeback_lost", left)
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
+        self._close_access()
         if shared.tier is not None:
             await shared.tier.close()
 

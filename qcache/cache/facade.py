@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from qcache.cache.core import CacheCore
 from qcache.cache.flusher import FlushSchedule
@@ -13,8 +13,13 @@ from qcache.cache.keys import GLOBAL_NAMESPACE
 from qcache.cache.monitor import AlertEvaluator, AlertHook, AlertHooks, AsyncHealthMonitor, HealthMonitor
 from qcache.cache.reads import ReadPlans
 from qcache.config import CacheConfig
-from qcache.errors import BackendError
+from qcache.errors import AccessDenied, BackendError
 from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op, bind_operations
+
+if TYPE_CHECKING:
+    from qcache.access.guard import AccessGuard
+    from qcache.access.policy import AccessPolicy
+    from qcache.access.view import RoleView
 
 B = TypeVar("B", L2Backend, AsyncL2Backend)
 S = TypeVar("S", bound="SharedState[Any]")
@@ -36,6 +41,10 @@ class SharedState(Generic[B]):
         #: Alert hooks and the background health monitor (see qcache.cache.monitor), one per cache.
         self.alert_hooks = AlertHooks()
         self.monitor: HealthMonitor | AsyncHealthMonitor | None = None
+        #: Roles for as_role() (None: the seed's three), and the guard all role-bound views share.
+        self.access_policy: AccessPolicy | None = None
+        self.access_guard: AccessGuard | None = None
+        self.access_lock = threading.Lock()
         #: Set once the owning facade has closed; no backend is built afterwards.
         self.closed = False
         self._build_tier: Callable[[], B] = build_tier
@@ -143,6 +152,51 @@ class FacadeBase(Generic[S, B]):
         """The last background health report with the open breaches, or None before the first check."""
         monitor = self._shared.monitor
         return None if monitor is None else monitor.state.last
+
+    def use_access_policy(self, policy: AccessPolicy) -> None:
+        """Roles, project grants and role tokens for :meth:`as_role` (default: admin, service, client)."""
+        shared = self._shared
+        with shared.access_lock:
+            shared.access_policy = policy
+            if shared.access_guard is not None:
+                shared.access_guard.policy = policy
+
+    def as_role(self, role: str, token: str | None = None) -> RoleView:
+        """This cache as ``role`` sees it: what the role lacks raises :class:`~qcache.errors.AccessDenied`.
+
+        The view expires after ``CACHE_SESSION_TIMEOUT``; denials are audited
+        (``SECURITY_AUDIT_LOG_PATH``), counted, and alert past
+        ``FAILED_ACCESS_THRESHOLD`` within ``FAILED_ACCESS_WINDOW``. See
+        :mod:`qcache.access` for the threat model.
+        """
+        from qcache.access.guard import AccessGuard
+        from qcache.access.policy import AccessPolicy
+        from qcache.access.view import RoleView
+
+        shared = self._shared
+        with shared.access_lock:
+            if shared.access_guard is None:
+                core = self._core
+                shared.access_guard = AccessGuard.from_config(
+                    core.config, policy=shared.access_policy or AccessPolicy(), hooks=shared.alert_hooks,
+                    count_error=lambda kind: core.metrics.error(kind),
+                )
+            guard = shared.access_guard
+        try:
+            bound = guard.policy.role(role, token)
+        except AccessDenied as exc:
+            guard.denied(role, self._namespace, "as_role", None, str(exc))
+            raise
+        if not bound.may_enter(self._namespace):
+            why = f"role {role!r} has no grant for project {self._namespace!r}"
+            guard.denied(role, self._namespace, "as_role", None, why)
+            raise AccessDenied(why)
+        return RoleView(self, bound, guard, expires_at=time.monotonic() + guard.session_timeout)
+
+    def _close_access(self) -> None:
+        guard = self._shared.access_guard
+        if guard is not None:
+            guard.close()
 
     def _alert_evaluator(self) -> AlertEvaluator:
         core = self._core

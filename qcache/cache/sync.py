@@ -346,6 +346,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             core.metrics.error("writeback_lost", left)
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
+        self._close_access()
         if shared.tier is not None:
             shared.tier.close()
 
