@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ DEFAULT_OUTPUT = Path("results")
 # Replays (requests x policies x sizes) above which the bar appears on a terminal.
 _PROGRESS_THRESHOLD = 2_000_000
 
-_WORKLOADS: dict[str, type] = {"zipf": Zipf, "uniform": Uniform, "hotspot": HotSpot}
+# Constructors by name; parameters come from the spec as keyword arguments.
+_WORKLOADS: dict[str, Callable[..., TraceSource]] = {"zipf": Zipf, "uniform": Uniform, "hotspot": HotSpot}
 
 
 def _spec_fields(spec: str, what: str) -> dict[str, str]:
@@ -55,7 +57,7 @@ def parse_workload(spec: str) -> TraceSource:
         )
     try:
         fields = {name: _number(value) for name, value in _spec_fields(params, kind).items()}
-        return cls(**fields)  # type: ignore[no-any-return]
+        return cls(**fields)
     except TypeError as exc:
         raise SimulationError(f"invalid parameters for {kind}: {exc}") from None
     except ValueError as exc:
