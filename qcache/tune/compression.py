@@ -12,6 +12,7 @@ every larger size; when it pays at no size, compression is switched off.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ MAX_STORED_FRACTION = 0.8
 CPU_SHARE = 0.5
 #: Thresholds are rounded down to a multiple of this (bytes).
 THRESHOLD_STEP = 256
-PREFERRED = ("lz4", "zstd")  # on a tie in stored bytes, the faster one first
+#: Stored fractions this close count as the same saving; the cheaper algorithm then wins.
+SAME_BYTES = 0.05
 
 
 @dataclass(frozen=True)
@@ -91,23 +93,38 @@ def _threshold(rows: Sequence[Saving]) -> int | None:
     return max(THRESHOLD_STEP // 4, threshold // THRESHOLD_STEP * THRESHOLD_STEP)
 
 
-def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: float | None) -> CompressionChoice:
-    """The algorithm and threshold for values of ``kind`` (one of the measured payload kinds)."""
+def _nearest(rows: Sequence[Saving], value_bytes: int) -> Saving:
+    """The measurement closest to ``value_bytes`` on a log scale (sizes span 100 B to 100 KB)."""
+    return min(rows, key=lambda r: abs(math.log(max(r.serialized_bytes, 1)) - math.log(value_bytes)))
+
+
+def choose_compression(
+    samples: Sequence[CodecSample], kind: str, l2_get_us: float | None, value_bytes: int | None = None
+) -> CompressionChoice:
+    """The algorithm and threshold for values of ``kind`` (one of the measured payload kinds).
+
+    Among the algorithms that pay from some size on, the one storing the
+    fewest bytes at ``value_bytes`` (the nearest measured size; over every
+    size that pays when it is None) wins; within :data:`SAME_BYTES` of each
+    other, the one adding less CPU there does.
+    """
     rows = [s for s in savings(samples, l2_get_us) if s.kind == kind]
     if not rows:
         kinds = sorted({s.kind for s in samples})
         raise TuneError(
             f"no compression measurements for values of kind {kind!r}; measured: {', '.join(kinds) or 'none'}"
         )
-    options: list[tuple[int, float, str]] = []
+    all_rows = tuple(rows)
+    candidates: list[tuple[str, int, Saving]] = []  # algorithm, threshold, the row it is judged on
     for algorithm in sorted({r.algorithm for r in rows}):
         mine = [r for r in rows if r.algorithm == algorithm]
         threshold = _threshold(mine)
-        if threshold is not None:
-            paying = [r.stored_fraction for r in mine if r.pays]
-            options.append((threshold, sum(paying) / len(paying), algorithm))
-    all_rows = tuple(rows)
-    if not options:
+        if threshold is None:
+            continue
+        paying = [r for r in mine if r.pays]
+        judged = _nearest(mine, value_bytes) if value_bytes else min(paying, key=lambda r: r.stored_fraction)
+        candidates.append((algorithm, threshold, judged))
+    if not candidates:
         best = min(rows, key=lambda r: r.stored_fraction)
         why = (
             f"stores {best.stored_fraction:.2f} of the bytes"
@@ -122,22 +139,19 @@ def choose_compression(samples: Sequence[CodecSample], kind: str, l2_get_us: flo
             all_rows,
             f"compression does not pay for {kind} values: at best {best.algorithm} {why} ({best.size})",
         )
-
-    def rank(option: tuple[int, float, str]) -> tuple[float, int, int]:
-        threshold, fraction, algorithm = option
-        order = PREFERRED.index(algorithm) if algorithm in PREFERRED else len(PREFERRED)
-        return (round(fraction, 1), threshold, order)
-
-    threshold, fraction, algorithm = min(options, key=rank)
-    cost = max(r.extra_us for r in rows if r.algorithm == algorithm and r.pays)
+    fewest = min(c[2].stored_fraction for c in candidates)
+    close = [c for c in candidates if c[2].stored_fraction <= fewest + SAME_BYTES]
+    algorithm, threshold, judged = min(close, key=lambda c: (c[2].extra_us, c[1]))
+    others = [c[0] for c in candidates if c[0] != algorithm]
+    versus = f"; {', '.join(others)} also pays" if others else ""
     return CompressionChoice(
-        f"{fraction:.2f} of the bytes stored",
+        f"{judged.stored_fraction:.2f} of the bytes stored at {judged.size}",
         True,
         algorithm,
         threshold,
         all_rows,
-        f"{algorithm} stores {fraction:.2f} of the bytes of {kind} values from "
-        f"{threshold:,} B on, for at most {cost:.1f} us of CPU per round trip",
+        f"{algorithm} stores {judged.stored_fraction:.2f} of the bytes of {kind} values of {judged.size} for "
+        f"{judged.extra_us:+.1f} us of CPU per round trip, and pays from {threshold:,} B on{versus}",
     )
 
 

@@ -192,7 +192,7 @@ def _compression_choices(
     if not evidence.codec:
         notes.append("compression not measured in this run: compression settings left at their defaults")
         return [], None
-    compression = choose_compression(evidence.codec, workload.value_kind, evidence.l2_get_us)
+    compression = choose_compression(evidence.codec, workload.value_kind, evidence.l2_get_us, workload.value_bytes)
     enabled = "true" if compression.enabled else "false"
     choices = [Choice("CACHE_COMPRESSION_ENABLED", enabled, compression.figure, compression.reason)]
     if compression.enabled and compression.algorithm and compression.threshold_bytes:
@@ -201,8 +201,8 @@ def _compression_choices(
             Choice(
                 "CACHE_COMPRESSION_ALGORITHM",
                 compression.algorithm,
-                "fewest stored bytes among the algorithms that pay",
-                f"{compression.algorithm}: the fewest stored bytes among the algorithms that pay",
+                compression.figure,
+                "the algorithm storing the fewest bytes at your value size (the cheaper one on a near tie)",
             ),
             Choice(
                 "CACHE_COMPRESSION_THRESHOLD",

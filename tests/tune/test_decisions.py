@@ -124,3 +124,20 @@ def test_concurrent_callers_get_at_least_two_connections() -> None:
     assert choose_pool_size(samples, concurrency=4, latency_target_ms=10).pool == 4
     single = [PoolSample(pool, 1, tput, 0.2, 0.5) for pool, tput in ((1, 9000.0), (4, 6000.0))]
     assert choose_pool_size(single, concurrency=1, latency_target_ms=10).pool == 1
+
+
+def test_the_algorithm_is_judged_at_the_value_size_and_a_near_tie_goes_to_the_cheaper_one() -> None:
+    samples = codec(
+        "search",
+        [
+            ("none", "1KB", 1024, 1032, 10.0),
+            ("lz4", "1KB", 1024, 400, 12.0),
+            ("zstd", "1KB", 1024, 380, 40.0),
+            ("none", "64KB", 65536, 65544, 60.0),
+            ("lz4", "64KB", 65536, 9000, 70.0),
+            ("zstd", "64KB", 65536, 4000, 150.0),
+        ],
+    )
+    # At 1 KB zstd saves 2 points more for 28 us more: lz4. At 64 KB zstd stores half of lz4's bytes: zstd.
+    assert choose_compression(samples, "search", l2_get_us=200.0, value_bytes=1000).algorithm == "lz4"
+    assert choose_compression(samples, "search", l2_get_us=200.0, value_bytes=60_000).algorithm == "zstd"
