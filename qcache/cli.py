@@ -17,6 +17,7 @@ _SUBCOMMAND_MODULES = (
     "qcache.tune.cli",
     "qcache.load.cli",
     "qcache.ops.cli",
+    "qcache.access.cli",
 )
 
 

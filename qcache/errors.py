@@ -61,3 +61,12 @@ class ProvisioningError(QCacheError):
 
 class AccessDenied(QCacheError, PermissionError):
     """The caller is not allowed to touch the requested key space."""
+
+
+class RedisAccessDenied(ServerRefusal, AccessDenied):
+    """Redis refused a command to the ACL user the cache connects as (``NOPERM``).
+
+    Not an outage but a configuration that does not fit the operation, so it
+    reaches the caller as an :class:`AccessDenied` (a ``PermissionError``)
+    even outside strict mode.
+    """

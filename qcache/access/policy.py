@@ -122,18 +122,23 @@ class AccessPolicy:
         if problems:
             raise ConfigError("invalid access policy: " + "; ".join(problems), problems)
 
-    def role(self, name: str, token: str | None = None) -> Role:
-        """The role ``name``, after checking its token when it has one; AccessDenied otherwise."""
+    def definition(self, name: str) -> Role:
+        """The role as defined (permissions and grants), without checking any token."""
         if name in self.roles:
             permissions = frozenset(Permission(p) for p in self.roles[name])
         elif name in BUILTIN_ROLES:
             permissions = BUILTIN_ROLES[name]
         else:
             raise AccessDenied(f"unknown role {name!r}")
+        grant = self.grants.get(name)
+        return Role(name, permissions, None if grant is None else frozenset(grant))
+
+    def role(self, name: str, token: str | None = None) -> Role:
+        """The role ``name``, after checking its token when it has one; AccessDenied otherwise."""
+        role = self.definition(name)
         expected = self.tokens.get(name)
         if expected is not None:
             given = token_digest(token) if token is not None else ""
             if not hmac.compare_digest(given, expected):
                 raise AccessDenied(f"role {name!r} needs its token")
-        grant = self.grants.get(name)
-        return Role(name, permissions, None if grant is None else frozenset(grant))
+        return role

@@ -7,7 +7,7 @@ import math
 import time
 
 from qcache.cache.metrics import CacheMetrics
-from qcache.errors import BackendError, CircuitOpenError
+from qcache.errors import BackendError, CircuitOpenError, RedisAccessDenied
 
 logger = logging.getLogger("qcache")
 
@@ -25,7 +25,14 @@ class FailurePolicy:
         self._last_log = -math.inf
 
     def l2_failed(self, operation: str, exc: BackendError) -> None:
-        """Count and log an L2 failure; in strict mode re-raise it."""
+        """Count and log an L2 failure; in strict mode re-raise it.
+
+        An ACL refusal (:class:`RedisAccessDenied`) is raised in any mode: it is
+        not an outage to ride out but a user that may not do this.
+        """
+        if isinstance(exc, RedisAccessDenied):
+            self.metrics.error("l2_access_denied")
+            raise exc
         self.note(operation, exc)
         if self.strict:
             raise exc

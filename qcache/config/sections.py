@@ -127,6 +127,9 @@ class RedisConfig(_Section):
     host: str = setting("localhost", "REDIS_HOST", "Redis server hostname")
     port: int = setting(6379, "REDIS_PORT", "Redis server port")
     password: Secret | None = setting(None, "REDIS_PASSWORD", "Redis authentication password")
+    username: str | None = setting(
+        None, "REDIS_USERNAME", "Redis ACL user to connect as, with REDIS_PASSWORD (unset: the default user)"
+    )
     db: int = setting(0, "REDIS_DB", "Redis database number")
     max_connections: int = setting(10, "REDIS_MAX_CONNECTIONS", "Maximum connections in the pool")
     connection_timeout: float = setting(

@@ -11,7 +11,7 @@ from types import TracebackType
 
 from redis import exceptions as redis_errors
 
-from qcache.errors import BackendError, CircuitOpenError, ServerRefusal
+from qcache.errors import BackendError, CircuitOpenError, RedisAccessDenied, ServerRefusal
 from qcache.l2.breaker import CircuitBreaker
 
 # Errors that say "the server is unreachable or too slow": they count against the breaker.
@@ -92,6 +92,9 @@ class OperationGuard:
         if isinstance(exc, redis_errors.DataError):
             self._breaker.release()
             raise TypeError(describe_error(self.operation, exc)) from exc
+        if isinstance(exc, redis_errors.NoPermissionError):
+            self._breaker.record_success()  # the server answered: it is up
+            raise RedisAccessDenied(describe_error(self.operation, exc)) from exc
         if isinstance(exc, redis_errors.RedisError):
             self._breaker.record_success()
             raise ServerRefusal(describe_error(self.operation, exc)) from exc

@@ -37,6 +37,8 @@ class RedisSection(Protocol):
     @property
     def password(self) -> _Secret | str | None: ...
     @property
+    def username(self) -> str | None: ...
+    @property
     def db(self) -> int: ...
     @property
     def max_connections(self) -> int: ...
@@ -121,6 +123,7 @@ class ConnectionSettings:
     port: int = 6379
     db: int = 0
     password: str | None = field(default=None, repr=False)
+    username: str | None = None
     url: str | None = field(default=None, repr=False)  # may embed a password
     max_connections: int = 10
     connect_timeout: float = 5.0
@@ -157,6 +160,7 @@ class ConnectionSettings:
             port=redis.port,
             db=redis.db,
             password=_reveal(redis.password),
+            username=redis.username or None,
             url=_reveal(redis.url),
             max_connections=redis.max_connections,
             connect_timeout=redis.connection_timeout,
@@ -208,8 +212,8 @@ class ConnectionSettings:
             "timeout": self.connect_timeout,  # BlockingConnectionPool: wait for a free connection
             "decode_responses": False,  # the tier deals in bytes only
         }
-        if not self.url:  # a URL carries its own db and password, or has none
-            kwargs.update(db=self.db, password=self.password)
+        if not self.url:  # a URL carries its own db, user and password, or has none
+            kwargs.update(db=self.db, password=self.password, username=self.username)
         if self.uses_tls:
             tls = self.tls or TlsFiles()
             kwargs.update(

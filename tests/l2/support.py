@@ -57,6 +57,7 @@ class RedisSection:
     host: str = "127.0.0.1"
     port: int = 6379
     password: Secret | None = None
+    username: str | None = None
     db: int = 0
     max_connections: int = 10
     connection_timeout: float = 2.0
