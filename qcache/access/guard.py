@@ -77,7 +77,8 @@ class AccessGuard:
     def from_config(cls, config: Any, *, policy: AccessPolicy, hooks: AlertHooks,
                     count_error: Callable[[str], None]) -> AccessGuard:
         security = config.security
-        audit = AuditTrail(security.audit_log_path) if security.audit_enabled else None
+        audit = (AuditTrail(security.audit_log_path, include_keys=security.audit_include_keys)
+                 if security.audit_enabled else None)
         return cls(
             policy=policy, audit=audit, access_logging=security.access_logging,
             failed_access=FailedAccess(security.failed_access_threshold, security.failed_access_window),

@@ -270,6 +270,9 @@ class SecurityConfig(_Section):
     audit_log_path: str = setting(
         "/var/log/cache-security.log", "SECURITY_AUDIT_LOG_PATH", "Security audit log file"
     )
+    audit_include_keys: bool = setting(
+        False, "SECURITY_AUDIT_INCLUDE_KEYS", "Write keys themselves to the audit trail, not only their hashes"
+    )
     failed_access_threshold: int = setting(
         5, "FAILED_ACCESS_THRESHOLD", "Failed attempts before an alert"
     )

@@ -48,7 +48,9 @@ def test_each_role_works_within_its_rights_and_gets_a_clear_access_denied_beyond
         with pytest.raises(AccessDenied):
             acme.set("k", 3)  # a client cannot write
         assert acme.get("k") == {"v": 1}
-        assert client.stats()["errors"]["l2_access_denied"] == 1
+        with pytest.raises(RedisAccessDenied):
+            client.for_project("globex").get("k")  # nor read another project's keys
+        assert client.stats()["errors"]["l2_access_denied"] == 2
     with _cache(server, "acltest-admin-globex") as admin:
         assert admin.for_project("acme").delete("k") is True
         assert admin.for_project("acme").clear() == 0

@@ -115,6 +115,13 @@ def test_the_audit_trail_records_access_and_denials_without_values(cache: QueryC
     assert (tmp_path / "audit.log").stat().st_mode & 0o777 == 0o600
 
 
+def test_keys_reach_the_audit_trail_only_when_configured(tmp_path: Path) -> None:
+    with QueryCache(_config(tmp_path, SECURITY_AUDIT_INCLUDE_KEYS=True)) as cache:
+        cache.as_role("client").get("visible-key")
+    [entry] = _audit(tmp_path)
+    assert entry["key"] == "visible-key" and entry["key_hash"]
+
+
 def test_an_unwritable_audit_path_warns_at_start_and_never_fails_a_request(tmp_path: Path) -> None:
     config = CacheConfig.from_env(None, {}, CACHE_LEVEL="L1_MEMORY",
                                   SECURITY_AUDIT_LOG_PATH=str(tmp_path / "missing-dir" / "audit.log"))
