@@ -26,7 +26,8 @@ from qcache.access.policy import BUILTIN_ROLES, AccessPolicy, Permission
 from qcache.cache.keys import GLOBAL_NAMESPACE, check_name
 
 #: Commands a connection needs whatever its role (redis-py's handshake, probes, INFO for health).
-_BASE = ("+ping", "+hello", "+client|setname", "+info", "+select")  # CLIENT SETINFO may be refused: redis-py ignores that
+# CLIENT SETINFO is left out: Redis 7.0 does not know it, and redis-py ignores its refusal.
+_BASE = ("+ping", "+hello", "+client|setname", "+info", "+select")
 _BY_PERMISSION: dict[Permission, tuple[str, ...]] = {
     Permission.READ: ("+get", "+mget", "+pttl", "+exists"),
     Permission.WRITE: ("+set",),
