@@ -779,7 +779,8 @@ def write_results(environment: Environment) -> Path:
                          if key.rsplit("/", 1)[-1] in cache_users)
         report = chaos_report(RUNTIME.fault, RUNTIME.started_at, timeline, exceptions)
     summary = build_summary(RUNTIME.recorder, info, users_by_second=RUNTIME.users_by_second,
-                            ramp_steps=steps, chaos=report)
+                            ramp_steps=steps, chaos=report,
+                            compare=schedule if isinstance(schedule, shapes.Compare) else None)
     write_run(directory, summary, RUNTIME.recorder)
     _write_locust_reports(environment, directory)
     return directory

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 from qcache.load.chaos import ChaosReport
 from qcache.load.histogram import LatencyRecorder, Summary, encode_histogram
 from qcache.load.knee import StepResult, knee
+from qcache.load.shapes import Compare
 from qcache.load.workload import Workload
 
 SUMMARY_VERSION = 1
@@ -88,6 +90,7 @@ def build_summary(
     users_by_second: Mapping[int, int] | None = None,
     ramp_steps: Sequence[StepResult] | None = None,
     chaos: ChaosReport | None = None,
+    compare: Compare | None = None,
 ) -> dict[str, Any]:
     """The whole summary as plain data (the schema of ``summary.json``)."""
     active = recorder.active_seconds()
@@ -154,7 +157,8 @@ def build_summary(
         **dict(info.extra),
     }
     if info.shape == "compare":  # only alternating phases compare classes fairly (see shapes.Compare)
-        summary_doc["comparison"] = _comparison(users)
+        counts = [(float(second - int(info.started_at)), bucket.count) for second, bucket in recorder.timeline()]
+        summary_doc["comparison"] = _comparison(users, compare, counts)
     if ramp_steps is not None:
         best = knee(ramp_steps)
         summary_doc["ramp"] = {
@@ -170,19 +174,53 @@ def build_summary(
     return summary_doc
 
 
-def _comparison(users: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each cache user's throughput and p99 over every baseline user's, when both ran."""
+def phase_ratios(compare: Compare, timeline: Sequence[tuple[float, int]]) -> list[float]:
+    """Per round, the first class's requests per second over the second's, from whole seconds.
+
+    ``timeline`` holds (seconds since the start, requests in that second). The
+    first second of each phase is left out (users start, or the previous
+    class is still stopping), as the benchmarks leave out nothing but pair
+    adjacent rounds: a burst of load elsewhere on the machine then moves one
+    round's ratio, not the median.
+    """
+    def rate(phase: int) -> float | None:
+        begin, end = phase * compare.phase_s + 1.0, (phase + 1) * compare.phase_s
+        counts = [count for t, count in timeline if begin <= t and t + 1 <= end]
+        return sum(counts) / len(counts) if counts else None
+
+    ratios = []
+    for round_ in range(compare.rounds):
+        first, second = rate(2 * round_), rate(2 * round_ + 1)
+        if first and second:
+            ratios.append(first / second)
+    return ratios
+
+
+def _comparison(users: Sequence[Mapping[str, Any]], compare: Compare | None,
+                timeline: Sequence[tuple[float, int]]) -> list[dict[str, Any]]:
+    """Each cache user's throughput and p99 over every baseline user's, when both ran.
+
+    ``throughput_ratio`` divides the totals over each class's active time;
+    ``median_round_ratio`` is the median of the per-round ratios (see
+    :func:`phase_ratios`), the steadier figure on a shared machine.
+    """
+    rounds = phase_ratios(compare, timeline) if compare is not None else []
     baselines = [u for u in users if not u["cache_user"] and u["rps"]]
     out = []
     for cache_user in (u for u in users if u["cache_user"] and u["rps"]):
         for baseline in baselines:
-            out.append({
+            entry: dict[str, Any] = {
                 "user": cache_user["user"],
                 "baseline": baseline["user"],
                 "throughput_ratio": cache_user["rps"] / baseline["rps"],
                 "p99_ratio": (cache_user["p99_us"] / baseline["p99_us"])
                 if cache_user["p99_us"] and baseline["p99_us"] else None,
-            })
+            }
+            if compare is not None and rounds and {compare.first, compare.second} == {entry["user"], entry["baseline"]}:
+                per_round = rounds if compare.first == entry["user"] else [1 / r for r in rounds]
+                entry["round_ratios"] = per_round
+                entry["median_round_ratio"] = statistics.median(per_round)
+            out.append(entry)
     return out
 
 
@@ -248,7 +286,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
         lines.append(f"  {user['user']:<20} {rps:>14}  p50 {p50:>7} µs  p99 {p99:>8} µs  "
                      f"hit rate {hit_rate:>5}  errors {user['errors']}")
     for row in summary.get("comparison", []):
-        lines.append(f"  compare: {row['user']} / {row['baseline']} throughput {row['throughput_ratio']:.2f}x")
+        median = row.get("median_round_ratio")
+        rounds = f", median of {len(row['round_ratios'])} rounds {median:.2f}x" if median is not None else ""
+        lines.append(f"  compare: {row['user']} / {row['baseline']} throughput {row['throughput_ratio']:.2f}x{rounds}")
     ramp = summary.get("ramp")
     if ramp is not None:
         best = ramp["knee"]

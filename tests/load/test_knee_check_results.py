@@ -167,3 +167,16 @@ def test_the_console_summary_names_users_and_the_shape_result() -> None:
     assert "p99 0.90 ms, longest call 2000.0 ms, error ratio 0.0000" in lines
     summary["ramp"]["knee"] = None
     assert "ramp knee: none" in "\n".join(summary_lines(summary))
+
+
+def test_compare_rounds_pair_adjacent_phases_and_ignore_a_disturbed_one() -> None:
+    from qcache.load.results import phase_ratios
+    from qcache.load.shapes import Compare
+
+    compare = Compare("Cache", "Raw", users=4, phase_s=3.0, rounds=3)
+    # Each phase: its first second left out; the cache does 2000/s, the raw user 1000/s, except that
+    # round 2's raw phase ran while the machine was busy (400/s).
+    rates = [2000, 1000, 2000, 400, 2000, 1000]
+    timeline = [(phase * 3.0 + offset, rates[phase]) for phase in range(6) for offset in (0, 1, 2)]
+    assert phase_ratios(compare, timeline) == [2.0, 5.0, 2.0]
+    assert phase_ratios(compare, []) == []

@@ -112,6 +112,7 @@ def test_compare_alternates_the_cache_and_the_raw_baseline(tmp_path: Path) -> No
     [comparison] = summary["comparison"]
     assert comparison["user"] == "ReadHeavyUser" and comparison["baseline"] == "RawRedisUser"
     assert comparison["throughput_ratio"] > 0
+    assert len(comparison["round_ratios"]) == 2 and comparison["median_round_ratio"] > 0
     active = {u["user"]: u["active_s"] for u in summary["users"]}
     assert 1.0 < active["ReadHeavyUser"] < 6.0 and 1.0 < active["RawRedisUser"] < 6.0
 
