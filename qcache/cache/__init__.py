@@ -4,13 +4,14 @@
 same plans; each module here has one job:
 
 ========================  ==========================================================
-``sync``, ``aio``         the facades: what is specific to threads or coroutines
+``sync``, ``aio``         the facades; sync's shared operations are derived from aio's
 ``facade``                what both facades share: construction, views, L2 backend, stats
 ``core``                  the state of one cache and how it follows its configuration
 ``reads``, ``writes``     the read and write operations (``get`` and ``set`` as plain steps)
 ``invalidation``          pattern invalidation and ``clear`` over every tier
 ``flushing``, ``flusher`` write-back batches to L2; the flusher's schedule and flush deadline
 ``observe``               the health probe and the stats snapshot
+``monitor``               background health checks and their alerts
 ``plans``                 the vocabulary between plans and facades (``L2Call``, ``MISSING``)
 ``locator``, ``keys``     cache types and storage keys
 ``entries``, ``record``   values as L2 records with their expiry

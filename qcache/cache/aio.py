@@ -55,8 +55,12 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     def _new_shared(self, core: CacheCore, tier: AsyncL2Backend | None) -> _AsyncShared:
         return _AsyncShared(core, tier)
 
+    # -- begin: shared with sync.py, which tests/cache/sync_from_async.py derives from this --
+
+    # -- running plans -----------------------------------------------------------------------
+
     async def _run(self, plan: Plan[T]) -> T:
-        """Drive a plan, awaiting each L2 call on the async backend."""
+        """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
         try:
             call = next(plan)
@@ -66,7 +70,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
                 except BackendError as exc:
                     call = plan.throw(exc)
                 except BaseException as exc:
-                    # Cancellation mid-call: the plan undoes its bookkeeping (a write-back
+                    # Interrupted or cancelled mid-call: the plan undoes its bookkeeping (a write-back
                     # batch it took goes back to the queue), then the exception propagates.
                     with contextlib.suppress(StopIteration):
                         plan.throw(exc)
@@ -77,7 +81,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             value: T = stop.value
             return value
 
-    # -- reads -------------------------------------------------------------------------
+    # -- reads -------------------------------------------------------------------------------
 
     async def get(self, key: str, default: Any = None, *, cache_type: str | None = None) -> Any:
         """The cached value of ``key``, or ``default`` on a miss."""
@@ -100,11 +104,112 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         return core.reads.get_end(state, raw, default)
 
     async def get_many(self, keys: Iterable[str], *, cache_type: str | None = None) -> dict[str, Any]:
-        """``{key: value}`` for the keys that hit."""
+        """``{key: value}`` for the keys that hit; L2 is read with chunked MGETs."""
         if not self._core.enabled:
             self._core.check_open()
             return {}
         return await self._run(self._core.reads.plan_get_many(self._namespace, keys, cache_type))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
+        core = self._core
+        if not core.enabled:
+            core.check_open()
+            return
+        if core.writes_l2_now:
+            if len(core.pending):
+                # Write-back writes left from before a live strategy switch: the plan drops this
+                # key's, under the flush lock so that none is being sent meanwhile.
+                async with self._shared.flush_lock:
+                    await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+            else:
+                await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+        else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
+            core.writes.set_end(core.writes.set_begin(self._namespace, key, value, ttl, cache_type))
+            self._after_write()
+
+    async def set_many(
+        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
+    ) -> None:
+        """Store many values; every value is encoded before anything is written."""
+        core = self._core
+        if not core.enabled:
+            core.check_open()
+            return
+        if core.writes_l2_now and len(core.pending):  # as in set()
+            async with self._shared.flush_lock:
+                await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
+        else:
+            await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
+        self._after_write()
+
+    async def delete(self, key: str, *, cache_type: str | None = None) -> bool:
+        """Remove ``key`` from both tiers (and any pending write-back); True if something was removed."""
+        # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
+        self._core.check_open()
+        async with self._shared.flush_lock:
+            return await self._run(self._core.writes.plan_delete(self._namespace, key, cache_type))
+
+    async def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
+        """Delete this namespace's keys matching a Redis glob; returns how many were removed.
+
+        Without ``cache_type`` the glob is matched against ``"<type>:<key>"``
+        (``"search:*"`` drops every search result); with it, against the key.
+        """
+        self._core.check_open()  # works while disabled, as delete()
+        async with self._shared.flush_lock:
+            return await self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
+
+    async def clear(self) -> int:
+        """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).
+
+        Works even while ``CACHE_ENABLED=false``, so stale entries can be
+        dropped before the cache is switched back on.
+        """
+        self._core.check_open()
+        async with self._shared.flush_lock:
+            return await self._run(self._core.invalidation.plan_clear(self._namespace))
+
+    # -- write-back --------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        core = self._core
+        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
+            async with self._shared.flush_lock:
+                await self._run(core.flushing.plan_flush_batch(core.batch_size))
+
+    async def flush(self, timeout: float | None = None) -> int:
+        """Write every pending write-back value to L2; returns how many are still pending.
+
+        Retries until ``timeout`` (seconds; None: a single attempt) while L2
+        fails; 0 means everything has reached L2.
+        """
+        self._core.check_open()
+        return await self._flush(timeout)
+
+    async def _flush(self, timeout: float | None) -> int:
+        deadline = DrainDeadline(timeout)
+        while True:
+            try:
+                await self._drain()
+                return 0
+            except BackendError as exc:
+                if deadline.expired():
+                    return self._core.flushing.gave_up(exc)
+                await asyncio.sleep(deadline.pause())
+
+    # -- observability -----------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """Probe both tiers: ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...], ...}``."""
+        self._core.check_open()
+        return self._stamp(await self._run(self._core.observability.plan_probe()))
+
+    # -- end of the shared operations --
+
+    # -- single-flight -----------------------------------------------------------------------
 
     async def get_or_set(
         self,
@@ -168,61 +273,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             del flights[flight_key]
             del self._shared.flight_leaders[flight_key]
 
-    # -- writes ------------------------------------------------------------------------
-
-    async def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
-        core = self._core
-        if not core.enabled:
-            core.check_open()
-            return
-        if core.writes_l2_now:
-            if len(core.pending):
-                # Write-back writes left from before a live strategy switch: the plan drops this
-                # key's, under the flush lock so that none is being sent meanwhile.
-                async with self._shared.flush_lock:
-                    await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
-            else:
-                await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
-        else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
-            core.writes.set_end(core.writes.set_begin(self._namespace, key, value, ttl, cache_type))
-            self._after_write()
-
-    async def set_many(
-        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
-    ) -> None:
-        """Store many values; every value is encoded before anything is written."""
-        core = self._core
-        if not core.enabled:
-            core.check_open()
-            return
-        if core.writes_l2_now and len(core.pending):  # as in set()
-            async with self._shared.flush_lock:
-                await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
-        else:
-            await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
-        self._after_write()
-
-    async def delete(self, key: str, *, cache_type: str | None = None) -> bool:
-        """Remove ``key`` from both tiers and any pending write-back; True if something was removed."""
-        # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
-        self._core.check_open()
-        async with self._shared.flush_lock:
-            return await self._run(self._core.writes.plan_delete(self._namespace, key, cache_type))
-
-    async def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
-        """Delete this namespace's keys matching a Redis glob (see :meth:`QueryCache.invalidate_pattern`)."""
-        self._core.check_open()  # works while disabled, as delete()
-        async with self._shared.flush_lock:
-            return await self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
-
-    async def clear(self) -> int:
-        """Delete every key of this namespace in both tiers (works while disabled, as the sync one)."""
-        self._core.check_open()
-        async with self._shared.flush_lock:
-            return await self._run(self._core.invalidation.plan_clear(self._namespace))
-
-    # -- write-back ----------------------------------------------------------------------
+    # -- write-back flusher ------------------------------------------------------------------
 
     def _after_write(self) -> None:
         shared = self._shared
@@ -251,36 +302,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             else:
                 schedule.drained()
 
-    async def _drain(self) -> None:
-        core = self._core
-        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
-            async with self._shared.flush_lock:
-                await self._run(core.flushing.plan_flush_batch(core.batch_size))
-
-    async def flush(self, timeout: float | None = None) -> int:
-        """Write every pending write-back value to L2; returns how many are still pending."""
-        self._core.check_open()
-        return await self._flush(timeout)
-
-    async def _flush(self, timeout: float | None) -> int:
-        deadline = DrainDeadline(timeout)
-        while True:
-            try:
-                await self._drain()
-                return 0
-            except BackendError as exc:
-                if deadline.expired():
-                    return self._core.flushing.gave_up(exc)
-                await asyncio.sleep(deadline.pause())
-
-    # -- observability -----------------------------------------------------------------
-
-    async def health(self) -> dict[str, Any]:
-        """Probe both tiers; see :meth:`QueryCache.health`."""
-        self._core.check_open()
-        return self._stamp(await self._run(self._core.observability.plan_probe()))
-
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def close(self, timeout: float = 5.0) -> None:
         """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier.

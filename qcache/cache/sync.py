@@ -2,7 +2,9 @@
 
 The behaviour lives in the plans (see :mod:`qcache.cache.plans`); this module
 runs them on the sync L2 backend and owns what is thread-specific: the
-single-flight table for ``get_or_set`` and the write-back flusher thread.
+single-flight table for ``get_or_set`` and the write-back flusher thread. The
+operations between the two marker lines are derived from the async facade's
+(``tests/cache/sync_from_async.py``), which a test keeps in step.
 """
 
 from __future__ import annotations
@@ -81,10 +83,12 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                                            shared.alert_hooks, interval).start()
         return shared
 
-    # -- running plans ---------------------------------------------------------------
+    # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
+
+    # -- running plans -----------------------------------------------------------------------
 
     def _run(self, plan: Plan[T]) -> T:
-        """Drive a plan, executing each L2 call on the sync backend and feeding back its result."""
+        """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
         try:
             call = next(plan)
@@ -94,7 +98,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                 except BackendError as exc:
                     call = plan.throw(exc)
                 except BaseException as exc:
-                    # Interrupted mid-call: the plan undoes its bookkeeping (a write-back
+                    # Interrupted or cancelled mid-call: the plan undoes its bookkeeping (a write-back
                     # batch it took goes back to the queue), then the exception propagates.
                     with contextlib.suppress(StopIteration):
                         plan.throw(exc)
@@ -105,7 +109,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             value: T = stop.value
             return value
 
-    # -- reads -------------------------------------------------------------------------
+    # -- reads -------------------------------------------------------------------------------
 
     def get(self, key: str, default: Any = None, *, cache_type: str | None = None) -> Any:
         """The cached value of ``key``, or ``default`` on a miss."""
@@ -134,65 +138,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             return {}
         return self._run(self._core.reads.plan_get_many(self._namespace, keys, cache_type))
 
-    def get_or_set(
-        self,
-        key: str,
-        loader: Callable[[], Any],
-        ttl: float | None = None,
-        *,
-        cache_type: str | None = None,
-        cache_none: bool = False,
-    ) -> Any:
-        """The cached value, or ``loader()``'s result stored and returned.
-
-        Concurrent callers asking for the same missing key share one call of
-        ``loader``; if it raises, every waiter gets the exception and nothing
-        is cached. ``None`` results are cached only with ``cache_none=True``.
-        """
-        value = self.get(key, MISSING, cache_type=cache_type)
-        if value is not MISSING:
-            return value
-        shared = self._shared
-        spec = self._core.spec(cache_type)
-        flight_key = self._core.storage_key(self._namespace, spec, key)[0]
-        with shared.flights_lock:
-            flight = shared.flights.get(flight_key)
-            leader = flight is None
-            if leader:
-                flight = shared.flights[flight_key] = _Flight()
-        assert flight is not None
-        if not leader:
-            if flight.owner == threading.get_ident():
-                # The loader asked for its own key: waiting for ourselves would never end.
-                raise RuntimeError(f"get_or_set({key!r}) called again from inside its own loader")
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return flight.value
-        try:
-            value = self._run(self._core.reads.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
-            if value is MISSING:
-                value = loader()
-                if value is not None or cache_none:
-                    self.set(key, value, ttl, cache_type=cache_type)
-            flight.value = value
-            return value
-        except StopIteration as exc:
-            # A StopIteration escaping here would end whatever generator our caller is running
-            # (and the async twin cannot put one into a future): a RuntimeError, as PEP 479 does.
-            error = RuntimeError(f"the loader of get_or_set({key!r}) raised StopIteration")
-            error.__cause__ = exc
-            flight.error = error
-            raise error from exc
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with shared.flights_lock:
-                del shared.flights[flight_key]
-            flight.done.set()
-
-    # -- writes ------------------------------------------------------------------------
+    # -- writes ------------------------------------------------------------------------------
 
     def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
@@ -254,7 +200,104 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         with self._shared.flush_lock:
             return self._run(self._core.invalidation.plan_clear(self._namespace))
 
-    # -- write-back ----------------------------------------------------------------------
+    # -- write-back --------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        core = self._core
+        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
+            with self._shared.flush_lock:
+                self._run(core.flushing.plan_flush_batch(core.batch_size))
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Write every pending write-back value to L2; returns how many are still pending.
+
+        Retries until ``timeout`` (seconds; None: a single attempt) while L2
+        fails; 0 means everything has reached L2.
+        """
+        self._core.check_open()
+        return self._flush(timeout)
+
+    def _flush(self, timeout: float | None) -> int:
+        deadline = DrainDeadline(timeout)
+        while True:
+            try:
+                self._drain()
+                return 0
+            except BackendError as exc:
+                if deadline.expired():
+                    return self._core.flushing.gave_up(exc)
+                time.sleep(deadline.pause())
+
+    # -- observability -----------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Probe both tiers: ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...], ...}``."""
+        self._core.check_open()
+        return self._stamp(self._run(self._core.observability.plan_probe()))
+
+    # -- end of the shared operations --
+
+    # -- single-flight -----------------------------------------------------------------------
+
+    def get_or_set(
+        self,
+        key: str,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        cache_type: str | None = None,
+        cache_none: bool = False,
+    ) -> Any:
+        """The cached value, or ``loader()``'s result stored and returned.
+
+        Concurrent callers asking for the same missing key share one call of
+        ``loader``; if it raises, every waiter gets the exception and nothing
+        is cached. ``None`` results are cached only with ``cache_none=True``.
+        """
+        value = self.get(key, MISSING, cache_type=cache_type)
+        if value is not MISSING:
+            return value
+        shared = self._shared
+        spec = self._core.spec(cache_type)
+        flight_key = self._core.storage_key(self._namespace, spec, key)[0]
+        with shared.flights_lock:
+            flight = shared.flights.get(flight_key)
+            leader = flight is None
+            if leader:
+                flight = shared.flights[flight_key] = _Flight()
+        assert flight is not None
+        if not leader:
+            if flight.owner == threading.get_ident():
+                # The loader asked for its own key: waiting for ourselves would never end.
+                raise RuntimeError(f"get_or_set({key!r}) called again from inside its own loader")
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.value
+        try:
+            value = self._run(self._core.reads.plan_peek(self._namespace, key, cache_type))  # filled meanwhile?
+            if value is MISSING:
+                value = loader()
+                if value is not None or cache_none:
+                    self.set(key, value, ttl, cache_type=cache_type)
+            flight.value = value
+            return value
+        except StopIteration as exc:
+            # A StopIteration escaping here would end whatever generator our caller is running
+            # (and the async twin cannot put one into a future): a RuntimeError, as PEP 479 does.
+            error = RuntimeError(f"the loader of get_or_set({key!r}) raised StopIteration")
+            error.__cause__ = exc
+            flight.error = error
+            raise error from exc
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with shared.flights_lock:
+                del shared.flights[flight_key]
+            flight.done.set()
+
+    # -- write-back flusher ------------------------------------------------------------------
 
     def _after_write(self) -> None:
         shared = self._shared
@@ -287,40 +330,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             else:
                 schedule.drained()
 
-    def _drain(self) -> None:
-        core = self._core
-        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
-            with self._shared.flush_lock:
-                self._run(core.flushing.plan_flush_batch(core.batch_size))
-
-    def flush(self, timeout: float | None = None) -> int:
-        """Write every pending write-back value to L2; returns how many are still pending.
-
-        Retries until ``timeout`` (seconds; None: a single attempt) while L2
-        fails; 0 means everything has reached L2.
-        """
-        self._core.check_open()
-        return self._flush(timeout)
-
-    def _flush(self, timeout: float | None) -> int:
-        deadline = DrainDeadline(timeout)
-        while True:
-            try:
-                self._drain()
-                return 0
-            except BackendError as exc:
-                if deadline.expired():
-                    return self._core.flushing.gave_up(exc)
-                time.sleep(deadline.pause())
-
-    # -- observability -----------------------------------------------------------------
-
-    def health(self) -> dict[str, Any]:
-        """Probe both tiers: ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...], ...}``."""
-        self._core.check_open()
-        return self._stamp(self._run(self._core.observability.plan_probe()))
-
-    # -- lifecycle -----------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
         """Drain pending writes (up to ``timeout`` seconds), stop the flusher, close the tier.
