@@ -19,7 +19,7 @@ including one made on another machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from qcache.bench.errors import ResultsError
@@ -39,8 +39,8 @@ REFERENCE_DIR = "reference"
 
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, file-name-safe id such as ``20250101T120000Z`` (UTC)."""
-    moment = now if now is not None else datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    moment = now if now is not None else datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 @dataclass(frozen=True)
