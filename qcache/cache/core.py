@@ -21,7 +21,7 @@ from qcache.cache.generations import WriteGenerations
 from qcache.cache.invalidation import InvalidationPlans
 from qcache.cache.keys import GLOBAL_NAMESPACE, KeyBuilder, check_name
 from qcache.cache.locator import DEFAULT_TYPE, KeyLocator, TypeSpec
-from qcache.cache.metrics import CacheMetrics, NullMetrics
+from qcache.cache.metrics import CacheMetrics, CountsOnlyMetrics, NullMetrics
 from qcache.cache.observe import Observability
 from qcache.cache.reads import ReadPlans
 from qcache.cache.writeback import WriteBackQueue
@@ -63,7 +63,11 @@ class CacheCore:
         self.codec_stats = CodecStats()
         self.keys = KeyBuilder(snap.core.key_prefix, snap.core.max_key_length)
         self.locator = KeyLocator(self.keys)
-        self.metrics: CacheMetrics = CacheMetrics() if snap.monitoring.metrics_enabled else NullMetrics()
+        self.metrics: CacheMetrics = (
+            NullMetrics() if not snap.monitoring.metrics_enabled
+            else CacheMetrics() if snap.monitoring.performance_monitoring
+            else CountsOnlyMetrics()
+        )
         if l1 is None and snap.core.level.uses_l1:
             l1 = MemoryStore(
                 max_entries=snap.memory.max_size,

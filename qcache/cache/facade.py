@@ -12,6 +12,7 @@ from qcache.cache.flusher import FlushSchedule
 from qcache.cache.keys import GLOBAL_NAMESPACE
 from qcache.cache.monitor import AlertEvaluator, AlertHook, AlertHooks, AsyncHealthMonitor, HealthMonitor
 from qcache.cache.reads import ReadPlans
+from qcache.cache.writes import WritePlans
 from qcache.config import CacheConfig
 from qcache.errors import AccessDenied, BackendError
 from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op, bind_operations
@@ -76,6 +77,7 @@ class FacadeBase(Generic[S, B]):
     _shared: S
     _core: CacheCore
     _reads: ReadPlans
+    _writes: WritePlans
     _namespace: str
     _owner: bool
 
@@ -96,6 +98,7 @@ class FacadeBase(Generic[S, B]):
             tier = self._new_tier(core)
         self._core = core
         self._reads = core.reads
+        self._writes = core.writes
         self._namespace = GLOBAL_NAMESPACE
         self._owner = True
         self._shared = self._new_shared(core, tier)
@@ -126,6 +129,7 @@ class FacadeBase(Generic[S, B]):
         view._shared = self._shared
         view._core = self._core
         view._reads = self._reads
+        view._writes = self._writes
         view._namespace = self._core.namespace_for(project)
         view._owner = False
         return view
@@ -201,6 +205,10 @@ class FacadeBase(Generic[S, B]):
     def _alert_evaluator(self) -> AlertEvaluator:
         core = self._core
         return AlertEvaluator(lambda: (core.latency_threshold_ms, core.hit_rate_threshold))
+
+    def reset_stats(self) -> None:
+        """Start the counters and latency histograms from zero (the whole cache: every view shares them)."""
+        self._core.metrics.reset()
 
     def stats(self) -> dict[str, Any]:
         """Hits and misses per tier, hit rate, errors by kind, sets, sizes, latency percentiles."""

@@ -126,6 +126,8 @@ class _Tallies:
     deletes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latency: dict[str, LatencyHistogram] = field(default_factory=dict)
+    # Reads split by outcome ("hit" / "miss"), beside their overall histogram in ``latency``.
+    by_outcome: dict[tuple[str, str], LatencyHistogram] = field(default_factory=dict)
 
 
 class CacheMetrics:
@@ -183,21 +185,18 @@ class CacheMetrics:
             # end, so exactly the copied samples are removed; racing appends wait for the next fold.
             batch = pending.copy()
             del pending[: len(batch)]
-            hist = t.latency.get(operation)
-            if hist is None:
-                hist = t.latency[operation] = LatencyHistogram()
-            hist.record_many(batch)
+            self._record_many(operation, "hit" if tally == "hits" else None, batch)
             getattr(t, tally)[tier] += len(batch)
 
     def hit(self, tier: str, operation: str, ns: int) -> None:
         with self._lock:
             self._t.hits[tier] += 1
-            self._observe(operation, ns)
+            self._observe(operation, ns, "hit")
 
     def miss(self, operation: str, ns: int) -> None:
         with self._lock:
             self._t.misses["total"] += 1
-            self._observe(operation, ns)
+            self._observe(operation, ns, "miss")
 
     def tier_miss(self, tier: str) -> None:
         with self._lock:
@@ -236,13 +235,34 @@ class CacheMetrics:
         with self._lock:
             self._t.errors[kind] += count
 
-    def _observe(self, operation: str, ns: int) -> None:
-        hist = self._t.latency.get(operation)
+    def _observe(self, operation: str, ns: int, outcome: str | None = None) -> None:
+        """Record one latency (caller holds the lock); a read's also under its outcome."""
+        t = self._t
+        hist = t.latency.get(operation)
         if hist is None:
-            hist = self._t.latency[operation] = LatencyHistogram()
+            hist = t.latency[operation] = LatencyHistogram()
         hist.record(ns)
+        if outcome is not None:
+            split = t.by_outcome.get((operation, outcome))
+            if split is None:
+                split = t.by_outcome[(operation, outcome)] = LatencyHistogram()
+            split.record(ns)
+
+    def _record_many(self, operation: str, outcome: str | None, batch: list[int]) -> None:
+        """Record folded samples (caller holds the lock), as :meth:`_observe` does one."""
+        t = self._t
+        hist = t.latency.get(operation)
+        if hist is None:
+            hist = t.latency[operation] = LatencyHistogram()
+        hist.record_many(batch)
+        if outcome is not None:
+            split = t.by_outcome.get((operation, outcome))
+            if split is None:
+                split = t.by_outcome[(operation, outcome)] = LatencyHistogram()
+            split.record_many(batch)
 
     def reset(self) -> None:
+        """Start every count and histogram from zero (``cache.reset_stats()``)."""
         with self._lock:
             for pending, *_ in self._queues:
                 pending.clear()
@@ -264,9 +284,24 @@ class CacheMetrics:
                 "deletes": t.deletes,
                 "errors": dict(t.errors),
                 "latency": {op: h.summary_ms() for op, h in sorted(t.latency.items())},
+                # Reads' latency by outcome: a miss that goes to Redis and a hit in memory differ by 100x.
+                "latency_by_outcome": {
+                    op: {outcome: h.summary_ms() for (o, outcome), h in sorted(t.by_outcome.items()) if o == op}
+                    for op in sorted({op for op, _ in t.by_outcome})
+                },
                 # The non-empty buckets (see bucket_bounds), so that two snapshots give a window's percentiles.
                 "latency_histograms": {op: h.nonzero() for op, h in sorted(t.latency.items())},
             }
+
+
+class CountsOnlyMetrics(CacheMetrics):
+    """What ``CACHE_PERFORMANCE_MONITORING=false`` installs: counts kept, latencies not recorded."""
+
+    def _observe(self, operation: str, ns: int, outcome: str | None = None) -> None:
+        pass
+
+    def _record_many(self, operation: str, outcome: str | None, batch: list[int]) -> None:
+        pass
 
 
 class NullMetrics(CacheMetrics):

@@ -1,0 +1,44 @@
+"""stats(): latency split by outcome, a public reset, and CACHE_PERFORMANCE_MONITORING honoured."""
+
+from __future__ import annotations
+
+from qcache import CacheConfig, QueryCache
+
+
+def _cache(**settings: object) -> QueryCache:
+    return QueryCache(CacheConfig.from_env(None, {}, CACHE_LEVEL="L1_MEMORY", **settings))
+
+
+def test_reads_are_timed_by_outcome_as_well_as_together() -> None:
+    with _cache() as cache:
+        cache.set("k", 1)
+        for _ in range(3):
+            cache.get("k")
+        cache.get("missing")
+        stats = cache.stats()
+        split = stats["latency_by_outcome"]["get"]
+        assert (split["hit"]["count"], split["miss"]["count"]) == (3, 1)
+        assert stats["latency"]["get"]["count"] == 4
+        assert "set" not in stats["latency_by_outcome"]  # writes have no outcome to split by
+
+
+def test_reset_starts_every_count_from_zero_for_every_view() -> None:
+    with _cache() as cache:
+        cache.set("k", 1)
+        cache.for_project("acme").get("k")
+        cache.for_project("acme").reset_stats()
+        stats = cache.stats()
+        assert stats["lookups"] == 0 and stats["latency"] == {} and stats["sets"] == {}
+        cache.get("k")
+        assert cache.stats()["lookups"] == 1
+
+
+def test_performance_monitoring_off_keeps_counts_without_latencies() -> None:
+    with _cache(CACHE_PERFORMANCE_MONITORING=False) as cache:
+        cache.set("k", 1)
+        for _ in range(5):
+            cache.get("k")
+        cache.get("missing")
+        stats = cache.stats()
+        assert stats["hits"] == {"l1": 5} and stats["misses"]["total"] == 1 and stats["sets"] == {"l1": 1}
+        assert stats["latency"] == {} and stats["latency_by_outcome"] == {}
