@@ -10,6 +10,7 @@ codec, the metrics, the write-back queue and the write generations.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -114,6 +115,10 @@ class CacheCore:
             self.generations.bump_all()
             l1.clear()
         self._applied = True
+        # CACHE_LOG_LEVEL (CACHE_DEBUG_MODE: DEBUG) for the qcache loggers; process-wide, as loggers are.
+        logging.getLogger("qcache").setLevel(
+            logging.DEBUG if snap.monitoring.debug_mode else logging.getLevelName(snap.monitoring.log_level)
+        )
         self.enabled = core.enabled
         self.level = core.level
         self.use_l1 = use_l1

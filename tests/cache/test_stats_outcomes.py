@@ -42,3 +42,18 @@ def test_performance_monitoring_off_keeps_counts_without_latencies() -> None:
         stats = cache.stats()
         assert stats["hits"] == {"l1": 5} and stats["misses"]["total"] == 1 and stats["sets"] == {"l1": 1}
         assert stats["latency"] == {} and stats["latency_by_outcome"] == {}
+
+
+def test_log_level_and_debug_mode_set_the_qcache_loggers() -> None:
+    import logging
+
+    logger = logging.getLogger("qcache")
+    before = logger.level
+    try:
+        with _cache(CACHE_LOG_LEVEL="ERROR"):
+            assert logger.level == logging.ERROR
+            assert not logging.getLogger("qcache.access").isEnabledFor(logging.WARNING)
+        with _cache(CACHE_LOG_LEVEL="ERROR", CACHE_DEBUG_MODE=True):
+            assert logger.level == logging.DEBUG
+    finally:
+        logger.setLevel(before)
