@@ -127,7 +127,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             else:
                 await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
-            core.writes.set_end(core.writes.set_begin(self._namespace, key, value, ttl, cache_type))
+            writes = self._writes
+            writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
 
     async def set_many(

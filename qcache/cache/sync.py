@@ -155,7 +155,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             else:
                 self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
-            core.writes.set_end(core.writes.set_begin(self._namespace, key, value, ttl, cache_type))
+            writes = self._writes
+            writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
 
     def set_many(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from qcache.cache.generations import SLOT_MASK
 from qcache.cache.inputs import check_key
 from qcache.cache.plans import L2Call, Plan, new_tuple
 from qcache.cache.writeback import PendingWrite
@@ -44,7 +45,7 @@ class SetState(NamedTuple):
 class WritePlans:
     """The write operations of one cache (``delete`` included)."""
 
-    __slots__ = ("_core", "_entries", "_gens", "_l1", "_locator", "_metrics", "_pending")
+    __slots__ = ("_core", "_entries", "_gen_slots", "_gens", "_l1", "_locator", "_metrics", "_pending")
 
     def __init__(self, core: CacheCore) -> None:
         self._core = core
@@ -52,6 +53,7 @@ class WritePlans:
         self._metrics = core.metrics
         self._pending = core.pending
         self._gens = core.generations
+        self._gen_slots = core.generations.slots  # set_end bumps inline (see WriteGenerations)
         self._locator = core.locator
         self._entries = core.entries
 
@@ -73,7 +75,7 @@ class WritePlans:
         l1 = self._l1
         if l1 is not None and core.use_l1:
             # After the L2 write, before L1: reads in flight must not fill L1 with an older value.
-            self._gens.bump(skey)
+            self._gen_slots[hash(skey) & SLOT_MASK] += 1
             strategy = core.strategy
             # The L1 copy lives as long as the record says, counted from now (the L2 write took time).
             remaining = expires_at_ms / 1000.0 - core.clock()
