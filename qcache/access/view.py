@@ -19,10 +19,12 @@ from __future__ import annotations
 import heapq
 import inspect
 import itertools
+import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from qcache.access.guard import AccessGuard
@@ -120,16 +122,49 @@ class RoleView:
     @property
     def config(self) -> Any:
         """The live configuration: admin only, since it can be changed through it."""
-        expired = self.expired
-        if Permission.ADMIN not in self._role.permissions or expired:
-            why = f"the session of role {self.role!r} expired" if expired else f"role {self.role!r} lacks admin"
-            self._guard.denied(self.role, self.project, "config", None, why)
-            raise (SessionExpired if expired else AccessDenied)(f"{why}: config is not allowed")
-        return self.__cache.config
+        return self._admin_only("config", None)
 
     @property
     def namespace(self) -> str:
         return self.project
+
+    def backup(self, path: str | os.PathLike[str]) -> Any:
+        """Snapshot this view's namespace to ``path`` (admin only; see :mod:`qcache.ops.backup`).
+
+        Blocking, also on an async cache's view: call it from a thread there.
+        """
+        from qcache.ops.backup import create_backup
+        from qcache.ops.redis_client import sync_client
+
+        config = self._admin_only("backup", str(path))
+        client = sync_client(config)
+        try:
+            return create_backup(client, Path(path), prefix=config.core.key_prefix, project=self.project)
+        finally:
+            client.close()
+
+    def restore(self, path: str | os.PathLike[str], *, overwrite: bool = True) -> Any:
+        """Restore a backup into this view's namespace (admin only; see :mod:`qcache.ops.backup`)."""
+        from qcache.ops.backup import restore_backup
+        from qcache.ops.redis_client import sync_client
+
+        config = self._admin_only("restore", str(path))
+        client = sync_client(config)
+        try:
+            return restore_backup(client, Path(path), prefix=config.core.key_prefix, project=self.project,
+                                  overwrite=overwrite, max_key_length=config.core.max_key_length)
+        finally:
+            client.close()
+
+    def _admin_only(self, operation: str, target: str | None) -> Any:
+        """The cache's configuration for an admin's operation, after the same checks as every other."""
+        expired = self.expired
+        if Permission.ADMIN not in self._role.permissions or expired:
+            why = f"the session of role {self.role!r} expired" if expired else f"role {self.role!r} lacks admin"
+            self._guard.denied(self.role, self.project, operation, target, why)
+            raise (SessionExpired if expired else AccessDenied)(f"{why}: {operation} is not allowed")
+        self._guard.allowed(self.role, self.project, operation, target)
+        return self.__cache.config
 
     def for_project(self, project: str) -> RoleView:
         """The same role in ``project``'s namespace, if the role's grants allow it; same session."""

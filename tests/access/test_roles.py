@@ -176,3 +176,23 @@ async def test_the_async_cache_has_role_views_too(redis_endpoint: RedisEndpoint,
             await client.set("k", 2)
         assert Permission.ADMIN.value == "admin"
         await cache.clear()
+
+
+def test_backup_and_restore_through_a_view_are_admin_only(redis_endpoint: RedisEndpoint, key_prefix: str,
+                                                          tmp_path: Path) -> None:
+    prefix = key_prefix.rstrip(":").replace(":", "-")
+    config = CacheConfig.from_env(None, {}, REDIS_URL=redis_endpoint.url, CACHE_KEY_PREFIX=prefix,
+                                  SECURITY_AUDIT_LOG_PATH=str(tmp_path / "audit.log"))
+    with QueryCache(config) as cache:
+        acme = cache.for_project("acme")
+        acme.set("k", {"v": 1})
+        with pytest.raises(AccessDenied, match="lacks admin: backup is not allowed"):
+            acme.as_role("service").backup(tmp_path / "b")
+        manifest = acme.as_role("admin").backup(tmp_path / "b")
+        assert manifest.entries == 1 and manifest.project == "acme"
+        acme.delete("k")
+        with pytest.raises(AccessDenied, match="restore is not allowed"):
+            acme.as_role("client").restore(tmp_path / "b")
+        assert acme.as_role("admin").restore(tmp_path / "b").restored == 1
+        assert acme.get("k") == {"v": 1}
+        acme.clear()
