@@ -67,6 +67,18 @@ class Observability:
                 ok, error = False, f"L2 unreachable: {exc}"
             latency_ms = (time.perf_counter() - started) * 1000 / 3
             report["l2"] = {"status": "healthy" if ok else "unhealthy", "latency_ms": latency_ms}
+            if ok:
+                # The seed's Redis figures (memory, clients, evictions): reported, not judged; a cache
+                # at maxmemory that evicts is doing its job.
+                try:
+                    info = yield L2Call(L2Op.SERVER_INFO, ())
+                    report["l2"].update(
+                        version=info.version, used_memory=info.used_memory, maxmemory=info.maxmemory,
+                        maxmemory_policy=info.maxmemory_policy, connected_clients=info.connected_clients,
+                        evicted_keys=info.evicted_keys,
+                    )
+                except QCacheError as exc:  # INFO refused (an ACL user without it): the probe still stands
+                    report["l2"]["info_error"] = str(exc)
             if not ok:
                 reasons.append(error or "L2 probe failed")
                 # With L1 in front the cache still serves; without it, it cannot.

@@ -20,6 +20,7 @@ from qcache.l2.batching import SetManyItems, check_data, key_list, normalize_ite
 from qcache.l2.breaker import BreakerStats, CircuitBreaker
 from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.patterns import check_namespace, check_pattern
+from qcache.l2.responses import ServerInfo
 
 
 class MemoryBackend:
@@ -139,6 +140,14 @@ class MemoryBackend:
         self._check_open("PING")
         return 0.0
 
+    def server_info(self) -> ServerInfo:
+        """What INFO would say of an in-process store: the bytes it holds, no limit, no clients."""
+        self._check_open("INFO")
+        with self._lock:
+            used = sum(len(key) + len(data) for key, (data, _) in self._data.items())
+        return ServerInfo(version="memory", used_memory=used, maxmemory=0, maxmemory_policy="noeviction",
+                          mode="memory")
+
     def breaker_stats(self) -> BreakerStats:
         """The stats of a breaker that never opens."""
         return self._breaker.stats()
@@ -212,6 +221,10 @@ class AsyncMemoryBackend:
     async def ping(self) -> float:
         """See :meth:`MemoryBackend.ping`."""
         return self.sync.ping()
+
+    async def server_info(self) -> ServerInfo:
+        """See :meth:`MemoryBackend.server_info`."""
+        return self.sync.server_info()
 
     def breaker_stats(self) -> BreakerStats:
         """See :meth:`MemoryBackend.breaker_stats`."""

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from qcache.l2.batching import SetManyItems
 from qcache.l2.breaker import BreakerStats
+from qcache.l2.responses import ServerInfo
 
 
 class L2Op(Enum):
@@ -27,6 +28,7 @@ class L2Op(Enum):
     SET_MANY = "set_many"
     DELETE = "delete"
     SCAN_KEYS = "scan_keys"
+    SERVER_INFO = "server_info"
 
 
 @runtime_checkable
@@ -61,6 +63,8 @@ class L2Backend(Protocol):
 
     def ping(self) -> float: ...
 
+    def server_info(self) -> ServerInfo: ...
+
     def breaker_stats(self) -> BreakerStats: ...
 
     def close(self) -> None: ...
@@ -94,6 +98,8 @@ class AsyncL2Backend(Protocol):
 
     async def ping(self) -> float: ...
 
+    async def server_info(self) -> ServerInfo: ...
+
     def breaker_stats(self) -> BreakerStats: ...
 
     async def close(self) -> None: ...
@@ -108,4 +114,5 @@ def bind_operations(backend: L2Backend | AsyncL2Backend) -> dict[L2Op, Callable[
         L2Op.SET_MANY: backend.set_many,
         L2Op.DELETE: backend.delete,
         L2Op.SCAN_KEYS: backend.scan_keys,
+        L2Op.SERVER_INFO: backend.server_info,
     }

@@ -20,6 +20,8 @@ class ServerInfo:
     maxmemory: int  # bytes; 0 means no limit
     maxmemory_policy: str
     mode: str  # standalone, cluster or sentinel
+    connected_clients: int = 0
+    evicted_keys: int = 0  # since the server started
 
 
 def _whole(value: object) -> int:
@@ -38,6 +40,8 @@ def server_info_from(raw: Mapping[str, object]) -> ServerInfo:
             maxmemory=_whole(raw.get("maxmemory", 0)),
             maxmemory_policy=str(raw.get("maxmemory_policy", "unknown")),
             mode=str(raw.get("redis_mode", "standalone")),
+            connected_clients=_whole(raw.get("connected_clients", 0)),
+            evicted_keys=_whole(raw.get("evicted_keys", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(f"Redis INFO reply is missing or has a malformed field ({exc})") from exc

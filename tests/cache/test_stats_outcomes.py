@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qcache import CacheConfig, QueryCache
+from qcache.testing import RedisEndpoint
 
 
 def _cache(**settings: object) -> QueryCache:
@@ -57,3 +58,20 @@ def test_log_level_and_debug_mode_set_the_qcache_loggers() -> None:
             assert logger.level == logging.DEBUG
     finally:
         logger.setLevel(before)
+
+
+def test_health_reports_the_redis_figures(redis_endpoint: RedisEndpoint) -> None:
+    with QueryCache(CacheConfig.from_env(None, {}, REDIS_URL=redis_endpoint.url)) as cache:
+        l2 = cache.health()["l2"]
+        assert l2["status"] == "healthy" and l2["used_memory"] > 0 and l2["connected_clients"] >= 1
+        assert l2["evicted_keys"] >= 0 and l2["version"] and "maxmemory" in l2
+
+
+def test_the_memory_backend_answers_info_too() -> None:
+    from qcache.l2 import MemoryBackend
+
+    config = CacheConfig.from_env(None, {}, CACHE_LEVEL="L2_REDIS")
+    with QueryCache(config, tier=MemoryBackend(namespace="codebase_rag:")) as cache:
+        cache.set("k", 1)
+        l2 = cache.health()["l2"]
+        assert l2["version"] == "memory" and l2["used_memory"] > 0 and l2["maxmemory"] == 0
