@@ -389,3 +389,54 @@ class Totals:
             errors=sum(int(v) for v in stats.get("errors", {}).values()),
             operations=lookups + sum(int(v) for v in stats.get("sets", {}).values()) + int(stats.get("deletes", 0)),
         )
+
+
+def histogram_buckets(stats: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+    """The ``latency_histograms`` buckets of a ``stats()`` snapshot, per operation."""
+    return {op: dict(h.get("buckets", {})) for op, h in stats.get("latency_histograms", {}).items()}
+
+
+@dataclass
+class Window:
+    """What happened between two snapshots of one process: counts and every operation's latency buckets."""
+
+    lookups: int = 0
+    hits: int = 0
+    errors: int = 0
+    operations: int = 0
+    buckets: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def between(
+        cls,
+        later: Totals,
+        later_buckets: Mapping[str, Mapping[str, int]],
+        earlier: Totals | None,
+        earlier_buckets: Mapping[str, Mapping[str, int]] | None,
+    ) -> Window:
+        """The difference of two snapshots; a counter that went down means a restart or a reset, so the
+        later snapshot is the whole window (all counters at once)."""
+        restarted = earlier is not None and (
+            later.lookups < earlier.lookups or later.hits < earlier.hits
+            or later.errors < earlier.errors or later.operations < earlier.operations
+        )
+        base = None if earlier is None or restarted else earlier
+        window = cls(
+            lookups=later.lookups - (base.lookups if base else 0),
+            hits=later.hits - (base.hits if base else 0),
+            errors=later.errors - (base.errors if base else 0),
+            operations=later.operations - (base.operations if base else 0),
+        )
+        for op, buckets in later_buckets.items():
+            before = None if base is None or earlier_buckets is None else earlier_buckets.get(op)
+            for index, count in bucket_growth(buckets, before).items():
+                window.buckets[index] = window.buckets.get(index, 0) + count
+        return window
+
+    def add(self, other: Window) -> None:
+        self.lookups += other.lookups
+        self.hits += other.hits
+        self.errors += other.errors
+        self.operations += other.operations
+        for index, count in other.buckets.items():
+            self.buckets[index] = self.buckets.get(index, 0) + count

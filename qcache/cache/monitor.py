@@ -26,10 +26,10 @@ import logging
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from qcache.cache.metrics import Totals, bucket_growth, bucket_percentile_ms
+from qcache.cache.metrics import Totals, Window, bucket_percentile_ms, histogram_buckets
 
 log = logging.getLogger("qcache.health")
 
@@ -69,21 +69,6 @@ def weakly(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-@dataclass
-class _Window:
-    lookups: int = 0
-    hits: int = 0
-    errors: int = 0
-    operations: int = 0
-    buckets: dict[int, int] = field(default_factory=dict)
-
-
-def _totals(stats: Mapping[str, Any]) -> tuple[int, int, int, int, dict[str, dict[str, int]]]:
-    totals = Totals.of(stats)
-    return (totals.lookups, totals.hits, totals.errors, totals.operations,
-            {op: dict(h.get("buckets", {})) for op, h in stats.get("latency_histograms", {}).items()})
-
-
 class AlertEvaluator:
     """Turns successive (health report, stats) pairs into alerts on state changes only. Pure."""
 
@@ -97,19 +82,13 @@ class AlertEvaluator:
         self.limits = limits
         self.error_rate = error_rate
         self.breached: dict[str, Alert] = {}
-        self._previous: tuple[int, int, int, int, dict[str, dict[str, int]]] | None = None
+        self._previous: tuple[Totals, dict[str, dict[str, int]]] | None = None
 
-    def _window(self, stats: Mapping[str, Any]) -> _Window:
-        now = _totals(stats)
+    def _window(self, stats: Mapping[str, Any]) -> Window:
+        now = (Totals.of(stats), histogram_buckets(stats))
         before = self._previous
         self._previous = now
-        if before is None or now[0] < before[0] or now[3] < before[3]:  # first check, or metrics were reset
-            before = (0, 0, 0, 0, {})
-        window = _Window(now[0] - before[0], now[1] - before[1], now[2] - before[2], now[3] - before[3])
-        for op, buckets in now[4].items():
-            for index, count in bucket_growth(buckets, before[4].get(op)).items():
-                window.buckets[index] = window.buckets.get(index, 0) + count
-        return window
+        return Window.between(*now, *(before or (None, None)))
 
     def update(self, report: Mapping[str, Any], stats: Mapping[str, Any]) -> list[Alert]:
         """The alerts this check raises: breaches it enters and breaches it leaves."""
@@ -174,10 +153,8 @@ class _MonitorState:
         self.evaluator = evaluator
         self.hooks = hooks
         self.last: dict[str, Any] | None = None
-        self.checks = 0
 
     def record(self, report: dict[str, Any], stats: Mapping[str, Any]) -> None:
-        self.checks += 1
         alerts = self.evaluator.update(report, stats)
         report = dict(report)
         report["breaches"] = [alert.message for alert in self.evaluator.breached.values()]

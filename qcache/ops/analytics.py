@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import redis
 
-from qcache.cache.metrics import Totals, bucket_growth, bucket_percentile_ms
+from qcache.cache.metrics import Totals, Window, bucket_percentile_ms
 from qcache.config import CacheConfig
 from qcache.ops.invalidator import new_origin
 
@@ -83,42 +83,12 @@ class Snapshot:
         return cls(**data)
 
 
-@dataclass
-class _Delta:
-    lookups: int = 0
-    hits: int = 0
-    errors: int = 0
-    operations: int = 0
-    buckets: dict[int, int] = field(default_factory=dict)
+def _delta(later: Snapshot, earlier: Snapshot | None) -> Window:
+    def parts(snapshot: Snapshot) -> tuple[Totals, dict[str, dict[str, int]]]:
+        totals = Totals(snapshot.lookups, snapshot.hits, snapshot.errors, snapshot.operations)
+        return totals, {op: dict(h.get("buckets", {})) for op, h in snapshot.latency.items()}
 
-    def add(self, other: _Delta) -> None:
-        self.lookups += other.lookups
-        self.hits += other.hits
-        self.errors += other.errors
-        self.operations += other.operations
-        for index, count in other.buckets.items():
-            self.buckets[index] = self.buckets.get(index, 0) + count
-
-
-def _restarted(later: Snapshot, earlier: Snapshot) -> bool:
-    """A counter went down: the process restarted and counts from zero again (all counters at once)."""
-    return (later.lookups < earlier.lookups or later.hits < earlier.hits or later.errors < earlier.errors
-            or later.operations < earlier.operations)
-
-
-def _delta(later: Snapshot, earlier: Snapshot | None) -> _Delta:
-    base = None if earlier is None or _restarted(later, earlier) else earlier
-    delta = _Delta(
-        lookups=later.lookups - (base.lookups if base else 0),
-        hits=later.hits - (base.hits if base else 0),
-        errors=later.errors - (base.errors if base else 0),
-        operations=later.operations - (base.operations if base else 0),
-    )
-    for op, histogram in later.latency.items():
-        before = None if base is None else base.latency.get(op, {}).get("buckets", {})
-        for index, count in bucket_growth(histogram.get("buckets", {}), before).items():
-            delta.buckets[index] = delta.buckets.get(index, 0) + count
-    return delta
+    return Window.between(*parts(later), *(parts(earlier) if earlier is not None else (None, None)))
 
 
 @dataclass(frozen=True)
@@ -165,7 +135,7 @@ class Report:
         return asdict(self)
 
 
-def _figures(start: float, delta: _Delta) -> BucketFigures:
+def _figures(start: float, delta: Window) -> BucketFigures:
     return BucketFigures(
         start=start,
         lookups=delta.lookups,
@@ -176,12 +146,12 @@ def _figures(start: float, delta: _Delta) -> BucketFigures:
     )
 
 
-def _trend(buckets: Sequence[tuple[float, _Delta]]) -> Trend:
+def _trend(buckets: Sequence[tuple[float, Window]]) -> Trend:
     active = [d for _, d in buckets if d.operations]
     if len(active) < 2:
         return Trend(None, None, None, "not enough recorded activity for a trend")
     half = len(active) // 2
-    first, second = _Delta(), _Delta()
+    first, second = Window(), Window()
     for delta in active[:half]:
         first.add(delta)
     for delta in active[half:]:
@@ -210,8 +180,8 @@ def aggregate(snapshots: Iterable[Snapshot], *, period: Period, end: float) -> R
     for snapshot in snapshots:
         by_origin.setdefault(snapshot.origin, []).append(snapshot)
     count = len(range(0, window, step))
-    buckets = [(start + i * step, _Delta()) for i in range(count)]
-    total = _Delta()
+    buckets = [(start + i * step, Window()) for i in range(count)]
+    total = Window()
     used = 0
     processes = 0
     for series in by_origin.values():

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import msgpack
 import redis
@@ -330,8 +330,3 @@ def restore_backup(
     if pending:
         write(pending)
     return RestoreReport(restored, expired, bound, existing, target_prefix, project)
-
-
-def describe(manifest: Manifest) -> dict[str, Any]:
-    """The manifest as a plain dict, for the CLI's JSON output."""
-    return asdict(manifest)
