@@ -235,31 +235,28 @@ class CacheMetrics:
         with self._lock:
             self._t.errors[kind] += count
 
-    def _observe(self, operation: str, ns: int, outcome: str | None = None) -> None:
-        """Record one latency (caller holds the lock); a read's also under its outcome."""
+    def _histograms(self, operation: str, outcome: str | None) -> list[LatencyHistogram]:
+        """The histograms a latency of ``operation`` goes to: its own, and its outcome's (lock held)."""
         t = self._t
         hist = t.latency.get(operation)
         if hist is None:
             hist = t.latency[operation] = LatencyHistogram()
-        hist.record(ns)
-        if outcome is not None:
-            split = t.by_outcome.get((operation, outcome))
-            if split is None:
-                split = t.by_outcome[(operation, outcome)] = LatencyHistogram()
-            split.record(ns)
+        if outcome is None:
+            return [hist]
+        split = t.by_outcome.get((operation, outcome))
+        if split is None:
+            split = t.by_outcome[(operation, outcome)] = LatencyHistogram()
+        return [hist, split]
+
+    def _observe(self, operation: str, ns: int, outcome: str | None = None) -> None:
+        """Record one latency (caller holds the lock); a read's also under its outcome."""
+        for hist in self._histograms(operation, outcome):
+            hist.record(ns)
 
     def _record_many(self, operation: str, outcome: str | None, batch: list[int]) -> None:
         """Record folded samples (caller holds the lock), as :meth:`_observe` does one."""
-        t = self._t
-        hist = t.latency.get(operation)
-        if hist is None:
-            hist = t.latency[operation] = LatencyHistogram()
-        hist.record_many(batch)
-        if outcome is not None:
-            split = t.by_outcome.get((operation, outcome))
-            if split is None:
-                split = t.by_outcome[(operation, outcome)] = LatencyHistogram()
-            split.record_many(batch)
+        for hist in self._histograms(operation, outcome):
+            hist.record_many(batch)
 
     def reset(self) -> None:
         """Start every count and histogram from zero (``cache.reset_stats()``)."""
