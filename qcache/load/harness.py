@@ -474,19 +474,13 @@ class CacheUser(User):
 
     def timed(self, operation: str, call: Callable[[], T], hit: Callable[[T], bool] | None = None) -> T | None:
         """Run ``call``, record its latency and outcome, and report it to Locust."""
-        user = type(self).__name__
         start = time.perf_counter()
         try:
             result = call()
         except Exception as exc:  # noqa: BLE001  # a cache must never raise to its caller: count every one
-            elapsed = time.perf_counter() - start
-            RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
-            RUNTIME.count_exception(user)
-            self._report(operation, elapsed, exc)
+            self._failed(operation, time.perf_counter() - start, exc)
             return None
-        elapsed = time.perf_counter() - start
-        RUNTIME.recorder.record(user, operation, elapsed * 1e6, hit=None if hit is None else hit(result))
-        self._report(operation, elapsed, None)
+        self._succeeded(operation, time.perf_counter() - start, result, hit)
         return result
 
     def timed_async(
@@ -499,21 +493,27 @@ class CacheUser(User):
             value = await make()
             return value, time.perf_counter() - start
 
-        user = type(self).__name__
         start = time.perf_counter()
         try:
             result, elapsed = RUNTIME.bridge().call(measure())
         except asyncio.CancelledError:  # the run is closing and cancelled the call: nothing to record
             return None
         except Exception as exc:  # noqa: BLE001  # as in timed(): every exception reaching a caller counts
-            elapsed = time.perf_counter() - start
-            RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
-            RUNTIME.count_exception(user)
-            self._report(operation, elapsed, exc)
+            self._failed(operation, time.perf_counter() - start, exc)
             return None
-        RUNTIME.recorder.record(user, operation, elapsed * 1e6, hit=None if hit is None else hit(result))
-        self._report(operation, elapsed, None)
+        self._succeeded(operation, elapsed, result, hit)
         return result
+
+    def _succeeded(self, operation: str, elapsed: float, result: T, hit: Callable[[T], bool] | None) -> None:
+        RUNTIME.recorder.record(type(self).__name__, operation, elapsed * 1e6,
+                                hit=None if hit is None else hit(result))
+        self._report(operation, elapsed, None)
+
+    def _failed(self, operation: str, elapsed: float, exc: Exception) -> None:
+        user = type(self).__name__
+        RUNTIME.recorder.record(user, operation, elapsed * 1e6, error=True)
+        RUNTIME.count_exception(user)
+        self._report(operation, elapsed, exc)
 
     def _report(self, operation: str, elapsed: float, exception: BaseException | None) -> None:
         self.environment.events.request.fire(
