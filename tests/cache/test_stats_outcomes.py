@@ -64,7 +64,7 @@ def test_health_reports_the_redis_figures(redis_endpoint: RedisEndpoint) -> None
     with QueryCache(CacheConfig.from_env(None, {}, REDIS_URL=redis_endpoint.url)) as cache:
         l2 = cache.health()["l2"]
         assert l2["status"] == "healthy" and l2["used_memory"] > 0 and l2["connected_clients"] >= 1
-        assert l2["evicted_keys"] >= 0 and l2["version"] and "maxmemory" in l2
+        assert isinstance(l2["evicted_keys"], int) and l2["version"] and isinstance(l2["maxmemory"], int)
 
 
 def test_the_memory_backend_answers_info_too() -> None:
