@@ -156,8 +156,10 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     async def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
         """Delete this namespace's keys matching a Redis glob; returns how many were removed.
 
-        Without ``cache_type`` the glob is matched against ``"<type>:<key>"``
-        (``"search:*"`` drops every search result); with it, against the key.
+        The glob is matched against the keys as the caller gave them
+        (``"features:*AAPL*"`` drops ``"features:AAPL:1"``), in every cache
+        type; ``cache_type`` narrows it to one (``invalidate_pattern("*",
+        cache_type="search")`` drops every search result).
         """
         self._core.check_open()  # works while disabled, as delete()
         async with self._shared.flush_lock:

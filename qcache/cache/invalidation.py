@@ -36,6 +36,36 @@ def _record_key(record: bytes) -> str | None:
         return None
 
 
+def _no_caller_key() -> str | None:
+    return None
+
+
+def key_matcher(base: str, pattern: str, type_name: str | None) -> Matcher:
+    """Whether a storage key of namespace ``base`` holds a caller key matching the glob ``pattern``.
+
+    Storage keys are ``<base><type>:<key>``; type names hold no ``:``, so the
+    first ``:`` after the base ends the type. Hashed keys are judged by the
+    caller key the second argument finds (from L1 or the record), never by the hash.
+    """
+    regex = compile_glob(pattern)
+    start = len(base)
+
+    def matches(skey: str, caller_key: Callable[[], str | None]) -> bool:
+        if not skey.startswith(base):
+            return False
+        stored_type, colon, key_part = skey[start:].partition(":")
+        if not colon or (type_name is not None and stored_type != type_name):
+            return False
+        if key_part.startswith(HASHED_MARK):
+            original = caller_key()
+            if original is None:
+                return False
+            key_part = original
+        return regex.fullmatch(key_part) is not None
+
+    return matches
+
+
 class InvalidationPlans:
     """Removal of every key matching a glob, in L1, the write-back queue and L2."""
 
@@ -45,38 +75,29 @@ class InvalidationPlans:
         self._core = core
 
     def plan_invalidate(self, namespace: str, pattern: str, cache_type: str | None) -> Plan[int]:
-        """Delete the namespace's keys whose ``type:key`` (or ``key`` within ``cache_type``) matches.
+        """Delete the namespace's keys that match ``pattern`` as the caller gave them.
 
-        ``pattern`` is a Redis glob. On L2 it is appended to the escaped
-        namespace base, so it can never reach keys of another namespace.
-        Returns how many distinct keys were removed from any tier.
+        ``pattern`` is a Redis glob on the caller's key (``"features:*AAPL*"``
+        matches the key ``"features:AAPL:1"``), in every cache type, or only
+        in ``cache_type`` when one is given. On L2 it is appended to the
+        escaped namespace base, so it can never reach keys of another
+        namespace. Returns how many distinct keys were removed from any tier.
         """
         if not isinstance(pattern, str) or not pattern:
             raise ValueError("pattern must be a non-empty str")
-        visible = pattern if cache_type is None else f"{escape_glob(self._core.spec(cache_type).name)}:{pattern}"
-        return (yield from self._remove_matching(namespace, visible))
+        type_name = None if cache_type is None else self._core.spec(cache_type).name
+        return (yield from self._remove_matching(namespace, pattern, type_name))
 
     def plan_clear(self, namespace: str) -> Plan[int]:
         """Delete every key of ``namespace`` in both tiers (SCAN + UNLINK, never FLUSHDB)."""
-        return (yield from self._remove_matching(namespace, "*"))
+        return (yield from self._remove_matching(namespace, "*", None))
 
-    def _remove_matching(self, namespace: str, visible: str) -> Plan[int]:
-        """Remove keys of ``namespace`` whose ``type:key`` matches the glob ``visible``, in every tier."""
+    def _remove_matching(self, namespace: str, pattern: str, type_name: str | None) -> Plan[int]:
+        """Remove keys of ``namespace`` (of ``type_name``, or any type) whose caller key matches, in every tier."""
         core = self._core
         base = core.locator.namespace_base(namespace)
-        regex = compile_glob(visible)
+        matches = key_matcher(base, pattern, type_name)
         removed: set[str] = set()
-
-        def matches(skey: str, caller_key: Callable[[], str | None]) -> bool:
-            if not skey.startswith(base):
-                return False
-            type_name, _, key_part = skey[len(base) :].partition(":")
-            if key_part.startswith(HASHED_MARK):  # a hashed key: match the caller's key, not the hash
-                original = caller_key()
-                if original is None:
-                    return False
-                key_part = original
-            return regex.fullmatch(f"{type_name}:{key_part}") is not None
 
         l1 = core.l1 if core.use_l1 else None
         if l1 is not None:
@@ -94,7 +115,7 @@ class InvalidationPlans:
         l2_only = 0
         try:
             if core.use_l2:
-                l2_only = yield from self._remove_matching_l2(base, visible, removed, matches)
+                l2_only = yield from self._remove_matching_l2(base, pattern, type_name, removed, matches)
         finally:
             # Reads in flight may have fetched a doomed value from L2: no fill from them, and a
             # second pass over L1 drops what they filled before the bump (see ReadPlans.fill_l1).
@@ -106,16 +127,25 @@ class InvalidationPlans:
         core.metrics.deleted(count)
         return count
 
-    def _remove_matching_l2(self, base: str, visible: str, removed: set[str], matches: Matcher) -> Plan[int]:
+    def _remove_matching_l2(
+        self, base: str, pattern: str, type_name: str | None, removed: set[str], matches: Matcher
+    ) -> Plan[int]:
         """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held."""
         core = self._core
         batch_size = core.batch_size
         l2_only = 0
+        # Without a type, "*:" spans every type name, but a Redis "*" also crosses ':' and so
+        # finds a superset (a key "a:b" of type t is "t:a:b"): every key found is judged again
+        # by `matches`, which splits the type off at its first ':' (type names hold none).
+        types = escape_glob(base) + ("*" if type_name is None else escape_glob(type_name)) + ":"
         try:
-            scanned = yield L2Call(L2Op.SCAN_KEYS, (escape_glob(base) + visible,))
+            scanned = yield L2Call(L2Op.SCAN_KEYS, (types + pattern,))
             # Hashed keys are judged by the caller key in their record, below, never by the hash.
-            plain = [k for k in scanned if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK)]
-            hashed = yield L2Call(L2Op.SCAN_KEYS, (escape_glob(base) + "*:" + escape_glob(HASHED_MARK) + "*",))
+            plain = [
+                k for k in scanned
+                if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK) and matches(k, _no_caller_key)
+            ]
+            hashed = yield L2Call(L2Op.SCAN_KEYS, (types + escape_glob(HASHED_MARK) + "*",))
             # Hashed keys already judged through L1 or the write-back queue need no record
             # read, but their L2 copies must go too.
             plain.extend(k for k in hashed if k in removed)

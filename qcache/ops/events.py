@@ -33,7 +33,7 @@ class EventError(QCacheError, ValueError):
 
 @dataclass(frozen=True)
 class InvalidatePattern:
-    """Drop every entry whose ``type:key`` (or ``key`` within ``cache_type``) matches the glob."""
+    """Drop every entry whose key, as the caller gave it, matches the glob (in ``cache_type`` only, if given)."""
 
     pattern: str
     cache_type: str | None = None

@@ -58,7 +58,7 @@ async def test_a_redis_crash_is_invisible_to_callers_and_recovery_is_automatic(
     assert await cache.get("during") == "outage"
     assert await cache.get_or_set("loaded", lambda: "by loader", ttl=60) == "by loader"
     assert await cache.delete("k0") is True
-    await cache.invalidate_pattern("default:k1*")
+    await cache.invalidate_pattern("k1*")
     report = await cache.health()
     assert report["status"] == "degraded"
     assert report["l1"]["status"] == "healthy" and report["l2"]["status"] == "unhealthy"

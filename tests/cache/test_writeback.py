@@ -182,7 +182,7 @@ async def test_invalidation_and_clear_also_drop_pending_writes(
         await cache.set_many({"user:1": 1, "user:2": 2, "item:1": 3}, ttl=60)
         await tenant.set("user:1", "tenant", ttl=60)
     # (invalidate and clear take the flush lock themselves, so they run outside the block)
-    assert await cache.invalidate_pattern("default:user:*") == 2
+    assert await cache.invalidate_pattern("user:*", cache_type="default") == 2
     assert await cache.flush() == 0
     assert redis_keys(raw_redis, prefix) == {cache.storage_key("item:1"), tenant.storage_key("user:1")}
     async with flusher_paused(cache):

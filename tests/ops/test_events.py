@@ -98,31 +98,32 @@ def cache(redis_endpoint: RedisEndpoint, prefix: str) -> Iterator[QueryCache]:
 
 
 def test_market_data_drops_only_that_symbols_features_and_predictions(cache: QueryCache) -> None:
-    cache.set("AAPL:1d", [1.0], cache_type="features")
-    cache.set("AAPL:v3", 0.7, cache_type="prediction")
-    cache.set("MSFT:1d", [2.0], cache_type="features")
+    # The seed's keys: "<kind>:<symbol>:..." as the caller gives them, in whichever cache type.
+    cache.set("features:AAPL:1d", [1.0])
+    cache.set("prediction:AAPL:v3", 0.7, cache_type="prediction")
+    cache.set("features:MSFT:1d", [2.0])
     outcome = EventInvalidator(cache).handle("market_data_update", {"symbol": "AAPL"})
     assert outcome.ok and outcome.removed == 2 and outcome.handled_by == ["market_data_update"]
-    assert cache.get("AAPL:1d", cache_type="features") is None
-    assert cache.get("AAPL:v3", cache_type="prediction") is None
-    assert cache.get("MSFT:1d", cache_type="features") == [2.0]
+    assert cache.get("features:AAPL:1d") is None
+    assert cache.get("prediction:AAPL:v3", cache_type="prediction") is None
+    assert cache.get("features:MSFT:1d") == [2.0]
 
 
 def test_model_update_and_maintenance(cache: QueryCache) -> None:
-    cache.set("q1:v2", 1, cache_type="prediction")
-    cache.set("q1:v3", 2, cache_type="prediction")
-    cache.set("ranker-large", b"w", cache_type="model")
+    cache.set("prediction:q1:v2", 1, cache_type="prediction")
+    cache.set("prediction:q1:v3", 2, cache_type="prediction")
+    cache.set("model:ranker-large", b"w", cache_type="model")
     invalidator = EventInvalidator(cache)
     assert invalidator.handle("model_update", {"model_version": "v2", "model_type": "ranker"}).removed == 2
-    assert cache.get("q1:v3", cache_type="prediction") == 2
+    assert cache.get("prediction:q1:v3", cache_type="prediction") == 2
     assert invalidator.handle("system_maintenance").removed == 1
-    assert cache.get("q1:v3", cache_type="prediction") is None
+    assert cache.get("prediction:q1:v3", cache_type="prediction") is None
 
 
 def test_a_failing_handler_is_logged_and_never_stops_the_others(
     cache: QueryCache, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cache.set("AAPL:1d", [1.0], cache_type="features")
+    cache.set("features:AAPL:1d", [1.0])
     invalidator = EventInvalidator(cache)
 
     def broken(data: Mapping[str, Any]) -> list[Any]:
@@ -135,7 +136,7 @@ def test_a_failing_handler_is_logged_and_never_stops_the_others(
     assert set(outcome.failures) == {"test_a_failing_handler_is_logged_and_never_stops_the_others.<locals>.broken",
                                      "test_a_failing_handler_is_logged_and_never_stops_the_others.<locals>.<lambda>"}
     assert "downstream lookup failed" in caplog.text
-    assert cache.get("AAPL:1d", cache_type="features") is None
+    assert cache.get("features:AAPL:1d") is None
     bad = invalidator.handle("market_data_update", {})  # the built-in refuses: a failure, not an exception
     assert "market_data_update" in bad.failures and not bad.ok
 
@@ -165,15 +166,15 @@ def test_entries_round_trip_and_malformed_ones_are_refused() -> None:
 def test_an_event_published_in_one_process_empties_the_others_l1(redis_endpoint: RedisEndpoint, prefix: str) -> None:
     publisher_config, reader_config = _config(redis_endpoint.url, prefix), _config(redis_endpoint.url, prefix)
     with QueryCache(publisher_config) as publisher, QueryCache(reader_config) as reader:
-        publisher.set("AAPL:1d", [1.0], cache_type="features")
-        assert reader.get("AAPL:1d", cache_type="features") == [1.0]  # now in the reader's L1 too
+        publisher.set("features:AAPL:1d", [1.0])
+        assert reader.get("features:AAPL:1d") == [1.0]  # now in the reader's L1 too
         stream = EventStream.from_config(publisher_config)
         reader_stream = EventStream.from_config(reader_config)
         subscriber = EventSubscriber(EventInvalidator(reader), reader_stream).start()
         try:
             EventInvalidator(publisher, stream=stream).publish("market_data_update", {"symbol": "AAPL"})
             assert _wait(lambda: subscriber.stats.applied == 1), subscriber.stats
-            assert reader.get("AAPL:1d", cache_type="features") is None  # no stale L1 copy
+            assert reader.get("features:AAPL:1d") is None  # no stale L1 copy
             assert subscriber.stats.own_skipped == 0
         finally:
             subscriber.stop()
@@ -208,8 +209,8 @@ def test_no_event_is_lost_while_redis_restarts(
     server = redis_server_factory(extra_config=("appendonly yes", "appendfsync always"))
     url = server.endpoint.url
     with QueryCache(_config(url, prefix)) as publisher, QueryCache(_config(url, prefix)) as reader:
-        publisher.set("AAPL:1d", [1.0], cache_type="features")
-        assert reader.get("AAPL:1d", cache_type="features") == [1.0]
+        publisher.set("features:AAPL:1d", [1.0])
+        assert reader.get("features:AAPL:1d") == [1.0]
         reader_stream = EventStream.from_config(_config(url, prefix))
         publisher_stream = EventStream.from_config(_config(url, prefix))
         subscriber = EventSubscriber(EventInvalidator(reader), reader_stream).start()
@@ -220,7 +221,7 @@ def test_no_event_is_lost_while_redis_restarts(
             # Published before the subscriber is back: pub/sub would drop it, the stream keeps it.
             EventInvalidator(publisher, stream=publisher_stream).publish("market_data_update", {"symbol": "AAPL"})
             assert _wait(lambda: subscriber.stats.applied == 1, timeout=15), subscriber.stats
-            assert reader.get("AAPL:1d", cache_type="features") is None
+            assert reader.get("features:AAPL:1d") is None
             assert subscriber.stats.gaps == 0
         finally:
             subscriber.stop()
@@ -253,8 +254,8 @@ def test_trimmed_or_deleted_events_are_detected_as_a_gap(redis_client: redis.Red
 async def test_the_async_side_applies_the_same_events(redis_endpoint: RedisEndpoint, prefix: str) -> None:
     config = _config(redis_endpoint.url, prefix)
     async with AsyncQueryCache(config) as reader:
-        await reader.set("q1:v2", 1, cache_type="prediction")
-        assert await reader.get("q1:v2", cache_type="prediction") == 1
+        await reader.set("prediction:q1:v2", 1, cache_type="prediction")
+        assert await reader.get("prediction:q1:v2", cache_type="prediction") == 1
         stream = AsyncEventStream.from_config(config)
         subscriber = await AsyncEventSubscriber(AsyncEventInvalidator(reader), stream).start()
         publisher_stream = EventStream.from_config(config)
@@ -266,7 +267,7 @@ async def test_the_async_side_applies_the_same_events(redis_endpoint: RedisEndpo
                     break
                 await asyncio.sleep(0.02)
             assert subscriber.stats.applied == 1
-            assert await reader.get("q1:v2", cache_type="prediction") is None
+            assert await reader.get("prediction:q1:v2", cache_type="prediction") is None
             outcome = await AsyncEventInvalidator(reader).handle("system_maintenance")
             assert outcome.ok
         finally:
