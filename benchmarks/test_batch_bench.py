@@ -59,7 +59,8 @@ def test_get_many_raw_mget_decode(benchmark: Any, make_cache: MakeCache, redis_c
     mget = redis_client.mget
 
     def read() -> list[Any]:
-        return [codec.decode(unpack_record(raw).payload, key=skey) for skey, raw in zip(skeys, mget(skeys))]
+        records = [unpack_record(raw) for raw in mget(skeys)]
+        return [codec.decode(r.payload, key=r.binding(skey)) for skey, r in zip(skeys, records)]
 
     benchmark.group = group("get_many", size)
     benchmark.extra_info.update(ops_per_round=1, keys=size)

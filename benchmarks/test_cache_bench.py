@@ -129,7 +129,7 @@ def l2_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
 
     def raw_get() -> Any:
         record = unpack_record(client.get(skey))
-        return codec.decode(record.payload, key=skey)
+        return codec.decode(record.payload, key=record.binding(skey))
 
     assert cache.get("warm") == VALUE and raw_get() == VALUE
     get = cache.get
@@ -150,10 +150,12 @@ def l2_tier_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
     assert tier is not None
 
     def tier_get() -> Any:
-        return codec.decode(unpack_record(tier.get(skey)).payload, key=skey)
+        record = unpack_record(tier.get(skey))
+        return codec.decode(record.payload, key=record.binding(skey))
 
     def raw_get() -> Any:
-        return codec.decode(unpack_record(client.get(skey)).payload, key=skey)
+        record = unpack_record(client.get(skey))
+        return codec.decode(record.payload, key=record.binding(skey))
 
     assert tier_get() == VALUE
     return tier_get, raw_get
@@ -174,7 +176,8 @@ def many_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
         out = {}
         for key, skey, raw in zip(keys, skeys, client.mget(skeys)):
             if raw is not None:
-                out[key] = codec.decode(unpack_record(raw).payload, key=skey)
+                record = unpack_record(raw)
+                out[key] = codec.decode(record.payload, key=record.binding(skey))
         return out
 
     assert cache.get_many(keys) == raw_mget() and len(raw_mget()) == MANY

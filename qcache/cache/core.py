@@ -130,6 +130,7 @@ class CacheCore:
         self.writes_l2_now = self.use_l2 and strategy is not WriteStrategy.WRITE_BACK
         self.isolation = snap.security.project_isolation
         self.entries.ttl_jitter = snap.performance.ttl_jitter
+        self.entries.l1_ttl_cap = float(snap.memory.ttl)
         self.batch_size = snap.performance.batch_size
         self.latency_threshold_ms = float(snap.monitoring.latency_threshold_ms)
         self.hit_rate_threshold = float(snap.monitoring.hit_rate_threshold)

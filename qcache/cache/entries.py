@@ -12,7 +12,7 @@ from qcache.cache.inputs import check_ttl
 from qcache.cache.locator import TypeSpec
 from qcache.cache.metrics import CacheMetrics
 from qcache.cache.plans import MISSING
-from qcache.cache.record import pack_record, parse_record
+from qcache.cache.record import parse_record, record_header
 from qcache.codec import CodecIntegrityError
 
 logger = logging.getLogger("qcache")
@@ -22,16 +22,19 @@ class EntryCodec:
     """Encodes values into L2 records and back, with TTLs in the writer's wall-clock time.
 
     ``clock`` gives wall-clock seconds: the expiry stored in Redis must mean
-    the same thing in every process. ``ttl_jitter`` follows the configuration.
+    the same thing in every process. ``ttl_jitter`` and ``l1_ttl_cap``
+    (``MEMORY_CACHE_TTL``) follow the configuration.
     """
 
-    __slots__ = ("_rng", "clock", "metrics", "ttl_jitter")
+    __slots__ = ("_rng", "clock", "l1_ttl_cap", "metrics", "ttl_jitter")
 
     def __init__(self, clock: Callable[[], float], metrics: CacheMetrics, rng: random.Random) -> None:
         self.clock = clock
         self.metrics = metrics
         self._rng = rng
         self.ttl_jitter = 0.0
+        #: The longest an L1 copy may live, whatever the entry's own lifetime (MEMORY_CACHE_TTL).
+        self.l1_ttl_cap = math.inf
 
     def resolve_ttl(self, spec: TypeSpec, ttl: object) -> float:
         """The TTL to store: the caller's or the type's, shortened by the configured jitter."""
@@ -42,24 +45,27 @@ class EntryCodec:
 
     def encode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, value: Any, ttl: float) -> tuple[bytes, int]:
         """The L2 record for ``value`` and its absolute expiry in epoch milliseconds."""
-        payload = spec.codec.encode(value, skey)
         expires_at_ms = int((self.clock() + ttl) * 1000) + 1
-        record = pack_record(payload, expires_at_ms, key if hashed else None, math.ceil(ttl * 1000))
-        return record, expires_at_ms
+        header = record_header(expires_at_ms, key if hashed else None, math.ceil(ttl * 1000))
+        # The codec authenticates the header with the value: an edited expiry reads as corrupt.
+        return header + spec.codec.encode(value, header + skey.encode("utf-8", "surrogatepass")), expires_at_ms
 
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
-        """Value and remaining lifetime (s) of an L2 record; MISSING if unusable."""
+        """Value and remaining lifetime (s) of an L2 record for L1, at most ``l1_ttl_cap``; MISSING if unusable."""
         try:
             expires_at_ms, ttl_ms, caller_key, payload = parse_record(raw)
             if hashed and caller_key != key:
                 return MISSING, 0.0  # another key with the same hash: never its value
             remaining = expires_at_ms / 1000.0 - self.clock()
             if remaining <= 0:
-                return MISSING, 0.0
+                return MISSING, 0.0  # (an edited expiry can only make this a miss)
+            # The codec authenticates the header with the value (see qcache.cache.record.binding):
+            # past this line the expiry and TTL are the writer's.
+            value = spec.codec.decode(payload, raw[: len(raw) - len(payload)] + skey.encode("utf-8", "surrogatepass"))
             if ttl_ms and remaining * 1000.0 > ttl_ms:
                 # The writer's clock runs ahead of ours: never keep a copy longer than it was set for.
                 remaining = ttl_ms / 1000.0
-            return spec.codec.decode(payload, skey), remaining
+            return value, min(remaining, self.l1_ttl_cap)
         except CodecIntegrityError as exc:
             self.metrics.error(f"integrity_{exc.reason.value}")
             logger.warning("qcache: rejected a stored %r entry (%s)", spec.name, exc.reason.value)

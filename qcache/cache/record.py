@@ -2,18 +2,24 @@
 
 Layout (big-endian)::
 
-    magic 0xC7 | version 2 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8] | codec bytes
+    magic 0xC7 | version 3 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8] | codec bytes
 
 ``expires_at_ms`` (the writer's wall-clock epoch milliseconds) lets an L2 hit
 fill L1 with the entry's remaining lifetime without a second round trip for
 ``PTTL``. ``ttl_ms`` is the lifetime the writer asked for: a reader caps the
 L1 copy at it, so a writer whose clock runs ahead of the reader's cannot make
-the L1 copy outlive the L2 one. Version 1 records (no ``ttl_ms``) are still
-read; their ``ttl_ms`` reads as 0 (unknown). The
-caller's key is embedded only when the storage key is a hash of it (keys longer
-than ``CACHE_MAX_KEY_LENGTH``) and is compared on every read, so two keys that
-share a hash can never read each other's value. The codec bytes carry their own
-versioned header and integrity check; this wrapper only adds routing data.
+the L1 copy outlive the L2 one. The caller's key is embedded only when the
+storage key is a hash of it (keys longer than ``CACHE_MAX_KEY_LENGTH``) and is
+compared on every read, so two keys that share a hash can never read each
+other's value.
+
+The codec bytes carry their own versioned header and integrity check (a CRC,
+or the AES-GCM tag), computed over :func:`binding`: this header followed by
+the storage key. Editing the expiry, the TTL or the embedded key, or moving the
+record to another key, therefore fails the codec's check, so an old ciphertext
+replanted with a forged expiry is refused like any corrupt entry. Records of
+versions 1 and 2 (whose header nothing authenticated) are refused too
+(``UNSUPPORTED_VERSION``): an upgrade refills the cache instead of trusting them.
 """
 
 from __future__ import annotations
@@ -24,10 +30,9 @@ from dataclasses import dataclass
 from qcache.codec import CodecIntegrityError, IntegrityReason
 
 RECORD_MAGIC = 0xC7
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 FLAG_KEY_EMBEDDED = 0x01
 
-_FIXED_V1 = struct.Struct(">BBBQ")
 _FIXED = struct.Struct(">BBBQQ")
 _KEY_LEN = struct.Struct(">H")
 _MAX_EMBEDDED_KEY = 0xFFFF
@@ -41,15 +46,20 @@ class Record:
     caller_key: str | None
     payload: memoryview
     ttl_ms: int = 0
+    header: bytes = b""
+
+    def binding(self, skey: str) -> bytes:
+        """What the codec bytes must be decoded with when the record is stored under ``skey``."""
+        return binding(self.header, skey)
 
 
-def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = None, ttl_ms: int = 0) -> bytes:
-    """Wrap codec bytes; ``caller_key`` is embedded when the storage key is hashed.
+def record_header(expires_at_ms: int, caller_key: str | None = None, ttl_ms: int = 0) -> bytes:
+    """The record's bytes in front of the codec's: version, expiry, TTL and the embedded caller key.
 
     ``ttl_ms`` is the entry's lifetime as the writer set it (0: unknown, no cap on readers' L1 copies).
     """
     if caller_key is None:
-        return _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, 0, expires_at_ms, ttl_ms) + payload
+        return _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, 0, expires_at_ms, ttl_ms)
     encoded = caller_key.encode("utf-8", "surrogatepass")
     if len(encoded) > _MAX_EMBEDDED_KEY:
         raise ValueError(f"cache keys are limited to {_MAX_EMBEDDED_KEY} bytes, got {len(encoded)}")
@@ -58,15 +68,31 @@ def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = Non
             _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, FLAG_KEY_EMBEDDED, expires_at_ms, ttl_ms),
             _KEY_LEN.pack(len(encoded)),
             encoded,
-            payload,
         )
     )
+
+
+def binding(header: bytes | memoryview, skey: str) -> bytes:
+    """What the codec authenticates besides the value: the record header, then the storage key.
+
+    The header says its own length, so no two (header, key) pairs give the same bytes.
+    """
+    return bytes(header) + skey.encode("utf-8", "surrogatepass")
+
+
+def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = None, ttl_ms: int = 0) -> bytes:
+    """Wrap codec bytes; ``caller_key`` is embedded when the storage key is hashed.
+
+    The codec bytes must have been encoded for ``binding(record_header(...), skey)``
+    with the same arguments, or readers refuse the record.
+    """
+    return record_header(expires_at_ms, caller_key, ttl_ms) + payload
 
 
 def unpack_record(data: bytes) -> Record:
     """Parse a record; :class:`CodecIntegrityError` when ``data`` is not one."""
     expires_at_ms, ttl_ms, caller_key, payload = parse_record(data)
-    return Record(expires_at_ms, caller_key, payload, ttl_ms)
+    return Record(expires_at_ms, caller_key, payload, ttl_ms, bytes(data[: len(data) - len(payload)]))
 
 
 def parse_record(data: bytes) -> tuple[int, int, str | None, memoryview]:
@@ -74,22 +100,18 @@ def parse_record(data: bytes) -> tuple[int, int, str | None, memoryview]:
 
     The facade's read path uses this form: it runs once per L2 hit, where
     building a frozen dataclass costs a measurable share of the facade's time.
+    The header is ``data[: len(data) - len(payload)]`` (see :func:`binding`).
     """
-    if len(data) >= _FIXED.size and data[1] == RECORD_VERSION:
-        magic, version, flags, expires_at_ms, ttl_ms = _FIXED.unpack_from(data)
-        offset = _FIXED.size
-    else:  # version 1 (no ttl_ms), or something too short or unknown: checked below
-        if len(data) < _FIXED_V1.size:
-            raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
-        magic, version, flags, expires_at_ms = _FIXED_V1.unpack_from(data)
-        ttl_ms = 0
-        offset = _FIXED_V1.size
+    if len(data) < _FIXED.size:
+        if data[:1] not in (b"", bytes((RECORD_MAGIC,))):
+            raise CodecIntegrityError(IntegrityReason.FOREIGN, "not a qcache record")
+        raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
+    magic, version, flags, expires_at_ms, ttl_ms = _FIXED.unpack_from(data)
     if magic != RECORD_MAGIC:
         raise CodecIntegrityError(IntegrityReason.FOREIGN, "not a qcache record")
-    if version not in (1, RECORD_VERSION) or flags & ~FLAG_KEY_EMBEDDED:
+    if version != RECORD_VERSION or flags & ~FLAG_KEY_EMBEDDED:
         raise CodecIntegrityError(IntegrityReason.UNSUPPORTED_VERSION, "unknown record version or flags")
-    if version == RECORD_VERSION and offset != _FIXED.size:
-        raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
+    offset = _FIXED.size
     view = memoryview(data)
     caller_key = None
     if flags & FLAG_KEY_EMBEDDED:

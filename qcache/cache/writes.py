@@ -83,8 +83,8 @@ class WritePlans:
                 l1.delete(skey)
             else:
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
-                    partition=cache_type,
+                    skey, value, len(record), min(seconds, remaining, self._entries.l1_ttl_cap),
+                    meta=key if hashed else None, partition=cache_type,
                 )
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
@@ -150,8 +150,8 @@ class WritePlans:
                     l1.delete(skey)
                     continue
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
-                    partition=spec.name,
+                    skey, value, len(record), min(seconds, remaining, entries.l1_ttl_cap),
+                    meta=key if hashed else None, partition=spec.name,
                 )
                 kept += 1
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:

@@ -138,7 +138,10 @@ class Codec:
         """The bytes to store for ``value`` under cache ``key``.
 
         ``key`` must be the full key the bytes are stored under: encrypted
-        values are bound to it and fail authentication anywhere else.
+        values are bound to it and fail authentication anywhere else, and so
+        is an unencrypted value's CRC. The facade passes its record header in
+        front of the storage key, so that the entry's expiry and TTL are
+        authenticated too (see :func:`qcache.cache.record.binding`).
         Compression is applied only from the threshold on and only when it
         shrinks the value. ``len()`` of the result is the stored size.
 

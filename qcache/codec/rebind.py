@@ -25,16 +25,18 @@ def _checksum(data: bytes, key: bytes) -> int:
     return crc32(data[PLAIN_BODY_OFFSET:], crc32(key, crc32(data[:BASE_SIZE])))
 
 
-def rebind(data: bytes, old_key: str, new_key: str) -> bytes:
+def rebind(data: bytes, old_key: str | bytes, new_key: str | bytes) -> bytes:
     """``data`` (a codec value stored under ``old_key``) as it must be stored under ``new_key``.
 
-    Raises :class:`BoundToKeyError` for an encrypted value and
+    The keys are what the value was encoded with: a storage key, or the bytes
+    the facade binds (its record header, then the storage key). Raises
+    :class:`BoundToKeyError` for an encrypted value and
     :class:`CodecIntegrityError` when ``data`` is not an intact value under ``old_key``.
     """
     header = parse_header(data)
     if header.encrypted:
         raise BoundToKeyError("an encrypted value is bound to its storage key")
-    old, new = old_key.encode("utf-8", "surrogatepass"), new_key.encode("utf-8", "surrogatepass")
+    old, new = (k.encode("utf-8", "surrogatepass") if isinstance(k, str) else k for k in (old_key, new_key))
     if len(data) < PLAIN_BODY_OFFSET or CHECKSUM.unpack_from(data, BASE_SIZE)[0] != _checksum(data, old):
         raise CodecIntegrityError(IntegrityReason.CHECKSUM_MISMATCH, "corrupt or stored under another key")
     return data[:BASE_SIZE] + CHECKSUM.pack(_checksum(data, new)) + data[PLAIN_BODY_OFFSET:]

@@ -162,7 +162,10 @@ class MemoryConfig(_Section):
     max_size: int = setting(1000, "MEMORY_CACHE_MAX_SIZE", "Maximum number of entries")
     max_memory_mb: int = setting(256, "MEMORY_CACHE_MAX_MEMORY_MB", "Maximum memory use in MB")
     ttl: int = setting(
-        3600, "MEMORY_CACHE_TTL", "Default time to live in memory, seconds", positive=True
+        3600,
+        "MEMORY_CACHE_TTL",
+        "Longest an entry lives in memory (L1), seconds, whatever its own TTL",
+        positive=True,
     )
     eviction_policy: str = setting(
         "LRU",

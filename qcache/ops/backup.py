@@ -42,7 +42,7 @@ import msgpack
 import redis
 
 from qcache.cache.keys import GLOBAL_NAMESPACE, HASHED_MARK, KeyBuilder, check_name
-from qcache.cache.record import parse_record
+from qcache.cache.record import binding, parse_record
 from qcache.codec import CodecIntegrityError
 from qcache.codec.rebind import BoundToKeyError, rebind
 from qcache.errors import QCacheError
@@ -275,7 +275,10 @@ def _moved(
     else:
         new_key = f"{prefix}:{new_namespace}:{cache_type.decode()}:{key.decode('utf-8', 'surrogatepass')}"
     try:
-        rebound = rebind(bytes(payload), old_key.decode("utf-8", "surrogatepass"), new_key)
+        header = value[: len(value) - len(payload)]
+        rebound = rebind(
+            bytes(payload), binding(header, old_key.decode("utf-8", "surrogatepass")), binding(header, new_key)
+        )
     except BoundToKeyError:
         return None
     except CodecIntegrityError as exc:

@@ -22,6 +22,7 @@ import redis
 
 from qcache import AsyncQueryCache, QueryCache
 from qcache.cache.core import CacheCore
+from qcache.cache.record import binding, record_header
 from qcache.l2 import escape_glob
 
 Facade = QueryCache | AsyncQueryCache
@@ -182,3 +183,9 @@ async def flusher_paused(handle: Handle) -> AsyncIterator[None]:
         yield
     finally:
         lock.release()
+
+
+def forge_record(codec: Any, value: Any, skey: str, expires_at_ms: int, caller_key: str | None = None) -> bytes:
+    """An unencrypted record for ``skey`` with a valid CRC: what anyone who can write to Redis can build."""
+    header = record_header(expires_at_ms, caller_key)
+    return header + codec.encode(value, key=binding(header, skey))

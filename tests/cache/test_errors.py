@@ -17,7 +17,7 @@ from qcache.cache.record import pack_record, unpack_record
 from qcache.codec import Codec, SignedPickleSerializer, encode_key, generate_key
 
 from .conftest import MakeCache, build_config
-from .support import Handle, redis_keys
+from .support import Handle, forge_record, redis_keys
 
 pytestmark = pytest.mark.redis
 
@@ -238,8 +238,8 @@ async def test_a_planted_plaintext_entry_for_an_encrypted_type_is_refused_when_e
     await cache.set("q", ["genuine"], ttl=60, cache_type="search")
     skey = cache.storage_key("q", "search")
     assert cache.core.codec.inspect(unpack_record(raw_redis.get(skey)).payload).encrypted
-    forged = Codec().encode(["planted"], key=skey)  # what an attacker with Redis access can write
-    raw_redis.set(skey, pack_record(forged, int((time.time() + 60) * 1000)), px=60_000)
+    forged = forge_record(Codec(), ["planted"], skey, int((time.time() + 60) * 1000))
+    raw_redis.set(skey, forged, px=60_000)
     got = await cache.get("q", "miss", cache_type="search")
     errors = (await cache.stats())["errors"]
     if required:

@@ -13,11 +13,10 @@ from hypothesis import strategies as st
 
 from qcache import CacheConfig
 from qcache.cache.core import CacheCore
-from qcache.cache.record import pack_record
 from qcache.config.sections import CacheTypeConfig
 
 from .conftest import MakeCache, build_config
-from .support import Handle, redis_keys
+from .support import Handle, forge_record, redis_keys
 
 pytestmark = pytest.mark.redis
 
@@ -125,15 +124,15 @@ async def test_a_record_planted_under_a_hashed_key_for_another_caller_key_is_a_m
     await writer.set(LONG_B, "genuine b", ttl=60)
     skey_a = writer.storage_key(LONG_A)
     expires_ms = int((time.time() + 60) * 1000)
-    payload = writer.core.codec.encode("forged", key=skey_a)  # a valid codec payload for skey_a...
+    codec = writer.core.codec
     reader = await make_cache("BOTH", CACHE_MAX_KEY_LENGTH=64)
-    for embedded in (LONG_B, None):  # ...claiming to be LONG_B's value, or claiming no key at all
-        raw_redis.set(skey_a, pack_record(payload, expires_ms, embedded), px=60_000)
+    for embedded in (LONG_B, None):  # a valid record for skey_a, claiming to be LONG_B's value, or no key at all
+        raw_redis.set(skey_a, forge_record(codec, "forged", skey_a, expires_ms, embedded), px=60_000)
         assert await reader.get(LONG_A) is None
         assert await reader.get_many([LONG_A, LONG_B]) == {LONG_B: "genuine b"}
     assert reader.core.l1 is not None and reader.core.l1.peek(skey_a) is None
     # The genuine record for the right key is accepted again.
-    raw_redis.set(skey_a, pack_record(payload, expires_ms, LONG_A), px=60_000)
+    raw_redis.set(skey_a, forge_record(codec, "forged", skey_a, expires_ms, LONG_A), px=60_000)
     assert await reader.get(LONG_A) == "forged"
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
-import struct
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ import redis
 
 from qcache.cache.inputs import MAX_TTL
 from qcache.cache.keys import KeyBuilder
-from qcache.cache.record import RECORD_MAGIC, unpack_record
+from qcache.cache.record import unpack_record
 from qcache.cache.writeback import PendingWrite
 from qcache.errors import CacheClosedError
 from qcache.l2 import L2Op
@@ -34,7 +33,8 @@ def stored_value(raw_redis: redis.Redis, cache: Handle, key: str) -> Any:
     raw = raw_redis.get(skey)
     if raw is None:
         return None
-    return cache.core.codec.decode(unpack_record(raw).payload, key=skey)
+    record = unpack_record(raw)
+    return cache.core.codec.decode(record.payload, key=record.binding(skey))
 
 
 def free_port() -> int:
@@ -257,16 +257,6 @@ async def test_an_l1_copy_never_outlives_the_ttl_it_was_written_with(make_cache:
     assert reader.core.l1.remaining_ttl(reader.storage_key("k")) <= 5.0
     here.advance(5.5)
     assert reader.core.l1.peek(reader.storage_key("k")) is None
-
-
-async def test_version_1_records_are_still_read(make_cache: MakeCache, raw_redis: redis.Redis) -> None:
-    cache = await make_cache("BOTH")
-    skey = cache.storage_key("old")
-    payload = cache.core.codec.encode({"v": 1}, key=skey)
-    expires_ms = int((time.time() + 60) * 1000)
-    raw_redis.set(skey, struct.pack(">BBBQ", RECORD_MAGIC, 1, 0, expires_ms) + payload, px=60_000)
-    assert await cache.get("old") == {"v": 1}
-    assert unpack_record(raw_redis.get(skey)).ttl_ms == 0
 
 
 # -- 9. use after close -------------------------------------------------------------------------

@@ -38,7 +38,8 @@ def stored_value(raw_redis: redis.Redis, cache: Handle, key: str) -> Any:
     if raw is None:
         return None
     codec: Codec = cache.core.codec
-    return codec.decode(unpack_record(raw).payload, key=skey)
+    record = unpack_record(raw)
+    return codec.decode(record.payload, key=record.binding(skey))
 
 
 async def test_a_write_reaches_l1_now_and_l2_from_the_background_flusher(
