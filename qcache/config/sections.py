@@ -140,6 +140,20 @@ class RedisConfig(_Section):
         True, "REDIS_RETRY_ON_TIMEOUT", "Retry a command that timed out"
     )
     max_retries: int = setting(3, "REDIS_MAX_RETRIES", "Maximum retry attempts per command")
+    l2_timeout_ms: int = setting(
+        250,
+        "CACHE_L2_TIMEOUT_MS",
+        "Longest a caller waits for one Redis round trip, retries included (ms); "
+        "caps REDIS_SOCKET_TIMEOUT and REDIS_CONNECTION_TIMEOUT, and a timeout is a breaker failure",
+    )
+    breaker_threshold: int = setting(
+        5, "CACHE_BREAKER_THRESHOLD", "Consecutive Redis failures that open the circuit breaker"
+    )
+    breaker_cooldown_ms: int = setting(
+        1000,
+        "CACHE_BREAKER_COOLDOWN_MS",
+        "How long an open breaker skips Redis before one call probes it again (ms)",
+    )
     ssl_enabled: bool = setting(False, "REDIS_SSL_ENABLED", "Connect with TLS")
     ssl_cert_path: str | None = setting(
         None, "REDIS_SSL_CERT_PATH", "Client certificate file (TLS client authentication)"

@@ -248,6 +248,13 @@ def redis_issues(redis: Any) -> Iterator[ConfigIssue]:
             "Redis socket timeout must be positive",
             "REDIS_SOCKET_TIMEOUT",
         )
+    for value, env, what in (
+        (redis.l2_timeout_ms, "CACHE_L2_TIMEOUT_MS", "L2 timeout"),
+        (redis.breaker_threshold, "CACHE_BREAKER_THRESHOLD", "Breaker threshold"),
+        (redis.breaker_cooldown_ms, "CACHE_BREAKER_COOLDOWN_MS", "Breaker cool-down"),
+    ):
+        if _at_most(value, 0):
+            yield _error(f"{env.lower()}_not_positive", f"{what} must be positive", env)
     if _number(redis.max_retries) is not None and redis.max_retries < 0:
         yield _error(
             "redis_max_retries_negative",

@@ -36,7 +36,9 @@ class AsyncRedisTier(TierCore):
     Same semantics as the sync tier (bytes only, namespace-confined pattern
     deletion, :class:`BackendError` / :class:`CircuitOpenError`, chunked
     batches); chunks of one batch call run concurrently with
-    ``asyncio.gather``, at most ``parallel_operations`` at once.
+    ``asyncio.gather``, at most ``parallel_operations`` at once. Each round
+    trip runs under ``asyncio.timeout(timeout)``, which bounds the pool wait,
+    the connect, redis-py's retries and their back-off together.
     """
 
     _flavour: ClassVar[ModuleType] = aredis
@@ -48,7 +50,8 @@ class AsyncRedisTier(TierCore):
     async def get(self, key: str) -> bytes | None:
         """The bytes stored under ``key``, or ``None`` when absent."""
         with self._guards["GET"]:
-            value: bytes | None = await self._client.get(key)
+            async with asyncio.timeout(self._timeout):
+                value: bytes | None = await self._client.get(key)
         return value
 
     async def set(self, key: str, data: bytes, ttl: float) -> None:
@@ -56,12 +59,14 @@ class AsyncRedisTier(TierCore):
         px = ttl_to_px(ttl)
         check_data(key, data)
         with self._guards["SET"]:
-            await self._client.set(key, data, px=px)
+            async with asyncio.timeout(self._timeout):
+                await self._client.set(key, data, px=px)
 
     async def pttl(self, key: str) -> int | None:
         """Remaining lifetime in ms; :data:`NO_EXPIRY` (-1) without expiry; ``None`` if absent."""
         with self._guards["PTTL"]:
-            reply = await self._client.pttl(key)
+            async with asyncio.timeout(self._timeout):
+                reply = await self._client.pttl(key)
         return pttl_from(reply)
 
     # -- batches -----------------------------------------------------------
@@ -73,7 +78,8 @@ class AsyncRedisTier(TierCore):
             return []
         with self._guards["MGET"]:
             if len(keys) <= self._batch_size:
-                values: list[bytes | None] = await self._client.mget(keys)
+                async with asyncio.timeout(self._timeout):
+                    values: list[bytes | None] = await self._client.mget(keys)
                 return values
             parts = await self._run_chunks(self._client.mget, chunked(keys, self._batch_size))
         return flatten(parts)
@@ -85,7 +91,8 @@ class AsyncRedisTier(TierCore):
             return
         with self._guards["PIPELINE SET"]:
             if len(entries) <= self._batch_size:
-                await self._set_chunk(entries)
+                async with asyncio.timeout(self._timeout):
+                    await self._set_chunk(entries)
             else:
                 await self._run_chunks(self._set_chunk, chunked(entries, self._batch_size))
 
@@ -95,7 +102,8 @@ class AsyncRedisTier(TierCore):
             return 0
         with self._guards["UNLINK"]:
             if len(keys) <= self._batch_size:
-                count: int = await self._client.unlink(*keys)
+                async with asyncio.timeout(self._timeout):
+                    count: int = await self._client.unlink(*keys)
                 return count
             counts = await self._run_chunks(self._unlink_chunk, chunked(keys, self._batch_size))
         return sum(counts)
@@ -107,10 +115,12 @@ class AsyncRedisTier(TierCore):
         removed = cursor = 0
         with self._guards["SCAN+UNLINK"]:
             while True:
-                cursor, found = await self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                async with asyncio.timeout(self._timeout):  # one deadline per round trip
+                    cursor, found = await self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
                 due = batcher.take(found, finished=cursor == 0)
                 if due:
-                    removed += await self._client.unlink(*due)
+                    async with asyncio.timeout(self._timeout):
+                        removed += await self._client.unlink(*due)
                 if cursor == 0:
                     return removed
 
@@ -121,7 +131,8 @@ class AsyncRedisTier(TierCore):
         cursor = 0
         with self._guards["SCAN"]:
             while True:
-                cursor, found = await self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                async with asyncio.timeout(self._timeout):
+                    cursor, found = await self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
                 keys.extend(k.decode("utf-8", "surrogateescape") for k in found)
                 if cursor == 0:
                     return keys
@@ -132,13 +143,15 @@ class AsyncRedisTier(TierCore):
         """Round-trip time of a PING, in seconds."""
         with self._guards["PING"]:
             start = time.perf_counter()
-            await self._client.ping()
+            async with asyncio.timeout(self._timeout):
+                await self._client.ping()
             return time.perf_counter() - start
 
     async def server_info(self) -> ServerInfo:
         """Version and memory facts of the server (one INFO call)."""
         with self._guards["INFO"]:
-            raw = await self._client.info()
+            async with asyncio.timeout(self._timeout):
+                raw = await self._client.info()
         return server_info_from(raw)
 
     async def warm_up(self) -> int:
@@ -150,7 +163,8 @@ class AsyncRedisTier(TierCore):
         with self._guards["CONNECT"]:
             try:
                 for _ in range(self._warm_connections):
-                    held.append(await pool.get_connection())
+                    async with asyncio.timeout(self._timeout):
+                        held.append(await pool.get_connection())
             finally:
                 for connection in held:
                     await pool.release(connection)
@@ -195,7 +209,8 @@ class AsyncRedisTier(TierCore):
 
         async def bounded(chunk: C) -> R:
             async with limit:
-                return await fn(chunk)
+                async with asyncio.timeout(self._timeout):  # each chunk is a round trip with its own deadline
+                    return await fn(chunk)
 
         results = await asyncio.gather(*(bounded(c) for c in chunks), return_exceptions=True)
         error = first_error(results)

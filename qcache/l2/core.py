@@ -72,13 +72,20 @@ class TierCore:
         breaker: CircuitBreaker | None = None,
         owns_client: bool = False,
         warm_connections: int = 0,
+        timeout: float | None = None,
     ) -> None:
         """Wrap an existing client (tests, benchmarks).
 
         ``owns_client`` makes ``close`` close it; ``warm_connections`` is how
         many connections ``warm_up`` opens; ``breaker`` may be shared with
-        other tiers on the same server (a fresh default one otherwise).
+        other tiers on the same server (a fresh default one otherwise);
+        ``timeout`` is the deadline of one round trip in seconds
+        (``CACHE_L2_TIMEOUT_MS``; None: only the client's own timeouts).
+        The sync tier enforces it through the connection classes of
+        :mod:`qcache.l2.deadline`, which :meth:`from_config` installs.
         """
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         check_batch_settings(batch_size, parallel_operations)
         if connection_kwargs(client).get("decode_responses"):
             raise ValueError(
@@ -92,7 +99,8 @@ class TierCore:
         self._breaker = breaker if breaker is not None else CircuitBreaker()
         self._owns_client = owns_client
         self._warm_connections = max(0, warm_connections)
-        self._guards = {op: OperationGuard(op, self._breaker) for op in OPERATIONS}
+        self._timeout = timeout
+        self._guards = {op: OperationGuard(op, self._breaker, timeout) for op in OPERATIONS}
         self._closed = False
         self._init_flavour()
 
@@ -105,6 +113,12 @@ class TierCore:
     ) -> TierT:
         """Build a tier and its own blocking connection pool from a :class:`qcache.config.CacheConfig`.
 
+        Waits: ``CACHE_L2_TIMEOUT_MS`` bounds every round trip, retries and
+        back-off included, and caps the connect, pool and socket timeouts; a
+        round trip that runs out of it is a failure for the breaker, whose
+        threshold and cool-down are ``CACHE_BREAKER_THRESHOLD`` and
+        ``CACHE_BREAKER_COOLDOWN_MS`` (unless a ``breaker`` is given).
+
         Pool sizing: ``REDIS_MAX_CONNECTIONS`` is the hard cap on sockets to
         the server. ``CACHE_CONNECTION_POOL_SIZE`` (clamped to that cap) is how
         many connections ``warm_up`` opens ahead of traffic, so the first
@@ -114,14 +128,18 @@ class TierCore:
         here; the first operation (or ``warm_up``) connects.
         """
         flavour = cls._flavour
-        settings = ConnectionSettings.from_config(config.redis)
+        redis = config.redis
+        settings = ConnectionSettings.from_config(redis).for_cache_tier()
         pool = settings.build_pool(
             pool_cls=flavour.BlockingConnectionPool,
             connection_cls=flavour.Connection,
             ssl_connection_cls=flavour.SSLConnection,
             retry_cls=cls._retry_cls,
         )
+        cls._bound_pool(pool)
         perf = config.performance
+        if breaker is None:
+            breaker = CircuitBreaker(redis.breaker_threshold, redis.breaker_cooldown_ms / 1000.0)
         return cls(
             flavour.Redis.from_pool(pool),
             namespace=namespace,
@@ -130,7 +148,12 @@ class TierCore:
             breaker=breaker,
             owns_client=True,
             warm_connections=min(perf.connection_pool_size, settings.max_connections),
+            timeout=settings.operation_timeout,
         )
+
+    @classmethod
+    def _bound_pool(cls, pool: Any) -> None:
+        """Make ``pool``'s connections keep the per-round-trip deadline (the sync tier's job; see there)."""
 
     @property
     def hiredis_in_use(self) -> bool:

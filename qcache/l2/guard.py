@@ -13,6 +13,7 @@ from redis import exceptions as redis_errors
 
 from qcache.errors import BackendError, CircuitOpenError, RedisAccessDenied, ServerRefusal
 from qcache.l2.breaker import CircuitBreaker
+from qcache.l2.deadline import arm
 
 # Errors that say "the server is unreachable or too slow": they count against the breaker.
 # OSError covers socket and TLS errors that escape redis-py, and the builtin TimeoutError.
@@ -62,11 +63,12 @@ class OperationGuard:
     shared by all threads and tasks.
     """
 
-    __slots__ = ("_breaker", "closed", "operation")
+    __slots__ = ("_breaker", "closed", "operation", "timeout")
 
-    def __init__(self, operation: str, breaker: CircuitBreaker) -> None:
+    def __init__(self, operation: str, breaker: CircuitBreaker, timeout: float | None = None) -> None:
         self.operation = operation
         self.closed = False
+        self.timeout = timeout
         self._breaker = breaker
 
     def __enter__(self) -> None:
@@ -76,6 +78,8 @@ class OperationGuard:
             raise CircuitOpenError(
                 f"Redis {self.operation} skipped: circuit breaker open after repeated failures"
             )
+        if self.timeout is not None:
+            arm(self.timeout)
 
     def __exit__(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -50,6 +50,12 @@ class RedisSection(Protocol):
     def retry_on_timeout(self) -> bool: ...
     @property
     def max_retries(self) -> int: ...
+    @property
+    def l2_timeout_ms(self) -> int: ...
+    @property
+    def breaker_threshold(self) -> int: ...
+    @property
+    def breaker_cooldown_ms(self) -> int: ...
     @property
     def ssl_enabled(self) -> bool: ...
     @property
@@ -133,6 +139,8 @@ class ConnectionSettings:
     tls: TlsFiles | None = None
     backoff_base: float = 0.01
     backoff_cap: float = 0.5
+    #: ``CACHE_L2_TIMEOUT_MS`` in seconds: the cache tier's budget per round trip (see :meth:`for_cache_tier`).
+    operation_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.backoff_base <= self.backoff_cap:
@@ -168,6 +176,25 @@ class ConnectionSettings:
             retry_on_timeout=redis.retry_on_timeout,
             max_retries=redis.max_retries,
             tls=tls,
+            operation_timeout=redis.l2_timeout_ms / 1000.0,
+        )
+
+    def for_cache_tier(self) -> ConnectionSettings:
+        """These settings with every wait capped at ``operation_timeout``, for the cache's L2 tier.
+
+        No single wait (connect, free pool connection, socket read, back-off)
+        may outlast the per-round-trip deadline that the tier enforces over
+        all of them (see :mod:`qcache.l2.deadline`); other clients (backup,
+        event stream) keep the plain timeouts.
+        """
+        budget = self.operation_timeout
+        if budget is None:
+            return self
+        return replace(
+            self,
+            connect_timeout=min(self.connect_timeout, budget),
+            socket_timeout=min(self.socket_timeout, budget),
+            backoff_cap=max(self.backoff_base, min(self.backoff_cap, budget / 2)),
         )
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -11,7 +12,6 @@ from typing import Any, ClassVar, TypeVar
 
 import redis
 from redis.connection import DefaultParser
-from redis.retry import Retry
 
 from qcache.errors import BackendError
 from qcache.l2.batching import (
@@ -24,6 +24,7 @@ from qcache.l2.batching import (
     ttl_to_px,
 )
 from qcache.l2.core import TierCore
+from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
 
@@ -54,8 +55,13 @@ class RedisTier(TierCore):
     """
 
     _flavour: ClassVar[ModuleType] = redis
-    _retry_cls = Retry
+    _retry_cls = DeadlineRetry
     _default_parser = DefaultParser
+
+    @classmethod
+    def _bound_pool(cls, pool: Any) -> None:
+        """Sends and reads on the pool's connections wait at most until the deadline (:mod:`qcache.l2.deadline`)."""
+        pool.connection_class = bounded_connection_class(pool.connection_class)
 
     def _init_flavour(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
@@ -137,9 +143,11 @@ class RedisTier(TierCore):
         removed = cursor = 0
         with self._guards["SCAN+UNLINK"]:
             while True:
+                arm(self._timeout)  # one deadline per round trip: a large namespace takes many
                 cursor, found = self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
                 due = batcher.take(found, finished=cursor == 0)
                 if due:
+                    arm(self._timeout)
                     removed += self._client.unlink(*due)
                 if cursor == 0:
                     return removed
@@ -155,6 +163,7 @@ class RedisTier(TierCore):
         cursor = 0
         with self._guards["SCAN"]:
             while True:
+                arm(self._timeout)
                 cursor, found = self._client.scan(cursor, match=pattern, count=SCAN_COUNT)
                 keys.extend(k.decode("utf-8", "surrogateescape") for k in found)
                 if cursor == 0:
@@ -184,6 +193,7 @@ class RedisTier(TierCore):
         with self._guards["CONNECT"]:
             try:
                 for _ in range(self._warm_connections):
+                    arm(self._timeout)
                     held.append(pool.get_connection())
             finally:
                 for connection in held:
@@ -233,10 +243,17 @@ class RedisTier(TierCore):
         still in flight once the caller sees the failure.
         """
         executor = self._get_executor()
+        timeout = self._timeout
+
+        def one(chunk: C) -> R:
+            arm(timeout)  # each chunk is a round trip with its own deadline
+            return fn(chunk)
+
         if executor is None:
-            return [fn(chunk) for chunk in chunks]
+            return [one(chunk) for chunk in chunks]
         try:
-            futures = [executor.submit(fn, chunk) for chunk in chunks]
+            # Each chunk in a fresh copy of this context: the pool's threads keep none between calls.
+            futures = [executor.submit(contextvars.copy_context().run, one, chunk) for chunk in chunks]
         except RuntimeError as exc:  # close() shut the pool down under us
             raise BackendError("the L2 tier is closed") from exc
         wait(futures)

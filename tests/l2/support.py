@@ -69,6 +69,10 @@ class RedisSection:
     ssl_key_path: str | None = None
     ssl_ca_cert_path: str | None = None
     url: Secret | None = None
+    # Roomy, so the tests of the client's own timeouts see those; tests/l2/test_l2_deadline.py sets them.
+    l2_timeout_ms: int = 10_000
+    breaker_threshold: int = 5
+    breaker_cooldown_ms: int = 5_000
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""A deadline per L2 round trip (``CACHE_L2_TIMEOUT_MS``) that holds across redis-py's retries.
+
+A cache must never be the outage: with redis-py alone, a hung server keeps a
+caller waiting up to ``(1 + REDIS_MAX_RETRIES) x REDIS_SOCKET_TIMEOUT``
+(20 s with the defaults), and since the call may then succeed, the circuit
+breaker never hears of it. Here every round trip gets a budget:
+
+* the tier arms it when an operation (or one step of a SCAN, or one chunk of a
+  batch) starts; it lives in a context variable, so each thread and each task
+  has its own;
+* the synchronous connections read it before every send and every reply and
+  shorten their socket timeout to what is left, and :class:`DeadlineRetry`
+  never starts another attempt (nor backs off past the deadline) once it has
+  passed, raising :class:`DeadlineExceeded`, which the tier counts as a
+  connectivity failure for the breaker;
+* the asyncio tier wraps each call in ``asyncio.timeout`` instead, which
+  covers the pool wait, the connect, the retries and their back-off at once.
+
+Nothing here does I/O; a healthy call pays a context-variable read and a clock
+read per command, and no ``settimeout`` while the budget barely moved.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from functools import cache
+from typing import Any, TypeVar
+
+from redis.backoff import AbstractBackoff
+from redis.retry import Retry
+
+T = TypeVar("T")
+
+_DEADLINE: ContextVar[float | None] = ContextVar("qcache_l2_deadline", default=None)
+#: A socket timeout within this much of the wanted one is left as it is (saves a syscall per command).
+_SLACK = 0.005
+#: The shortest socket timeout set: zero would make the socket non-blocking.
+_MIN_TIMEOUT = 0.001
+
+_monotonic = time.monotonic
+
+
+class DeadlineExceeded(OSError):
+    """The L2 deadline passed before another attempt could start.
+
+    An ``OSError`` so the tier's guard counts it as a connectivity failure,
+    and not one of redis-py's retryable errors, so no retry follows it.
+    """
+
+
+def arm(budget: float | None) -> None:
+    """Start a deadline of ``budget`` seconds for this thread's or task's next round trip (None: none)."""
+    _DEADLINE.set(None if budget is None else _monotonic() + budget)
+
+
+def remaining() -> float | None:
+    """Seconds left before the armed deadline (negative once passed), or None without one."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - _monotonic()
+
+
+class DeadlineBackoff(AbstractBackoff):
+    """Another back-off, never sleeping past the deadline."""
+
+    def __init__(self, inner: AbstractBackoff) -> None:
+        self.inner = inner
+
+    def reset(self) -> None:
+        self.inner.reset()  # type: ignore[no-untyped-call]
+
+    def compute(self, failures: int) -> float:
+        pause = float(self.inner.compute(failures))
+        left = remaining()
+        return pause if left is None else max(0.0, min(pause, left))
+
+
+def _bounded(do: Callable[[], T]) -> Callable[[], T]:
+    def attempt() -> T:
+        left = remaining()
+        if left is not None and left <= 0:
+            raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed")
+        return do()
+
+    return attempt
+
+
+class DeadlineRetry(Retry):
+    """redis-py's ``Retry`` that starts no attempt past the deadline and backs off at most until it."""
+
+    def __init__(self, backoff: AbstractBackoff, retries: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(DeadlineBackoff(backoff), retries, *args, **kwargs)
+
+    def call_with_retry(self, do: Callable[[], T], fail: Any, *args: Any, **kwargs: Any) -> T:
+        result: T = super().call_with_retry(_bounded(do), fail, *args, **kwargs)
+        return result
+
+
+class DeadlineSocket:
+    """Mixed in front of a redis-py sync connection class: sends and reads wait at most until the deadline."""
+
+    _sock: Any
+    socket_timeout: float | None
+
+    def _fit_timeout(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        wanted = self.socket_timeout
+        left = remaining()
+        if left is not None:
+            # Never raise here: a reply may be on its way, and only redis-py's own timeout
+            # handling (which drops the connection) keeps it from reaching the next caller.
+            wanted = max(_MIN_TIMEOUT, left if wanted is None else min(wanted, left))
+        current = sock.gettimeout()
+        if wanted is None or current is None:
+            if wanted != current:
+                sock.settimeout(wanted)
+        elif abs(current - wanted) > _SLACK:
+            sock.settimeout(wanted)
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
+        self._fit_timeout()
+        return super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        self._fit_timeout()
+        return super().read_response(*args, **kwargs)  # type: ignore[misc]
+
+
+@cache
+def bounded_connection_class(connection_cls: type[Any]) -> type[Any]:
+    """``connection_cls`` (TCP, TLS or unix socket) with :class:`DeadlineSocket` in front."""
+    if issubclass(connection_cls, DeadlineSocket):
+        return connection_cls
+    return type(f"Deadline{connection_cls.__name__}", (DeadlineSocket, connection_cls), {})
