@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from qcache.access.guard import AccessGuard
     from qcache.access.policy import AccessPolicy
     from qcache.access.view import RoleView
+
+logger = logging.getLogger("qcache")
 
 B = TypeVar("B", L2Backend, AsyncL2Backend)
 S = TypeVar("S", bound="SharedState[Any]")
@@ -196,6 +199,18 @@ class FacadeBase(Generic[S, B]):
             guard.denied(role, self._namespace, "as_role", None, why)
             raise AccessDenied(why)
         return RoleView(self, bound, guard, expires_at=time.monotonic() + guard.session_timeout)
+
+    def _count_lost(self, left: int) -> None:
+        """Count and log what close() could not send to L2: write-back writes and invalidations."""
+        core = self._core
+        invalidations = min(left, core.pending.invalidations)
+        if left - invalidations:
+            core.metrics.error("writeback_lost", left - invalidations)
+            logger.error("qcache: %d write-back writes could not reach L2 before close", left - invalidations)
+        if invalidations:
+            # The entries they should have removed may be served again by every process from L2.
+            core.metrics.error("invalidation_lost", invalidations)
+            logger.error("qcache: %d deletes or invalidations could not reach L2 before close", invalidations)
 
     def _close_access(self) -> None:
         guard = self._shared.access_guard

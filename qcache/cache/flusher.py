@@ -16,8 +16,10 @@ logger = logging.getLogger("qcache")
 
 #: How often the write-back flusher wakes up when fewer than a batch of writes is pending.
 FLUSH_INTERVAL = 0.05
-#: The longest pause between flush attempts while L2 keeps failing.
-MAX_RETRY_DELAY = 2.0
+#: The longest pause between flush attempts while L2 keeps failing: short, so that what waits
+#: (writes, and deletes an outage held back) lands soon after Redis is back; an attempt
+#: while the breaker is open costs no I/O.
+MAX_RETRY_DELAY = 0.5
 #: The longest pause between attempts of ``flush(timeout)``.
 DRAIN_RETRY_PAUSE = 0.1
 

@@ -1,4 +1,9 @@
-"""Write-back: sending batches of pending writes to L2, and what a failed flush leaves behind."""
+"""Sending what waits for L2 (write-back writes, and writes and invalidations an outage held back).
+
+Pattern invalidations go first, then batches of writes and deletes: an
+invalidation is always older than the writes still queued after it (it
+dropped the queued writes it covered), so it must never land after them.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +30,20 @@ class FlushPlans:
     def __init__(self, core: CacheCore) -> None:
         self._core = core
 
-    def plan_flush_batch(self, limit: int) -> Plan[int]:
-        """Send up to ``limit`` pending writes to L2; on failure put them back. Returns how many went.
+    def plan_drain_patterns(self) -> Plan[None]:
+        """Send the pending pattern invalidations, oldest first; each leaves the queue once it landed."""
+        core = self._core
+        for pattern in core.pending.patterns():
+            yield from core.invalidation.plan_drain(pattern)
 
-        While the batch is being sent it stays readable (see :class:`WriteBackQueue`).
+    def plan_flush_batch(self, limit: int) -> Plan[int]:
+        """Send pending invalidations, then up to ``limit`` pending writes and deletes; returns how many went.
+
+        On failure the batch goes back to the queue. While it is being sent
+        it stays readable (see :class:`WriteBackQueue`).
         """
         pending = self._core.pending
+        yield from self.plan_drain_patterns()
         batch = pending.take(limit)
         if not batch:
             return 0
@@ -50,10 +63,21 @@ class FlushPlans:
     def _send_batch(self, batch: list[PendingWrite]) -> Plan[int]:
         """The L2 part of :meth:`plan_flush_batch`."""
         core = self._core
+        deletes = [w for w in batch if not w.record]
+        if deletes:
+            try:
+                yield L2Call(L2Op.DELETE, tuple(w.key for w in deletes))
+            except ServerRefusal as exc:  # answered, and would refuse again: visible, not retried forever
+                core.metrics.error("invalidation_rejected", len(deletes))
+                logger.error("qcache: L2 refused %d queued deletes: %s", len(deletes), exc)
+            except BaseException as exc:
+                if isinstance(exc, BackendError) or not isinstance(exc, Exception):
+                    core.pending.requeue(batch)
+                raise
         now_ms = int(core.clock() * 1000)
-        live = [w for w in batch if w.expires_at_ms > now_ms + 1]
+        live = [w for w in batch if w.record and w.expires_at_ms > now_ms + 1]
         if not live:
-            return 0
+            return len(deletes)
         started = time.perf_counter_ns()
         items = [(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live]
         try:
@@ -72,7 +96,7 @@ class FlushPlans:
             sent = len(live)
         core.metrics.stored("l2", sent)
         core.metrics.timed("writeback_flush", time.perf_counter_ns() - started)
-        return sent
+        return sent + len(deletes)
 
     def _send_one_by_one(self, live: list[PendingWrite], items: list[tuple[str, bytes, float]]) -> Plan[int]:
         """Write each entry on its own, dropping (and counting) those the server refuses; how many went."""

@@ -9,18 +9,15 @@ from typing import TYPE_CHECKING
 from qcache.cache.keys import HASHED_MARK
 from qcache.cache.plans import L2Call, Plan
 from qcache.cache.record import unpack_record
+from qcache.cache.writeback import Matcher, PendingPattern
 from qcache.codec import CodecIntegrityError
-from qcache.errors import BackendError
+from qcache.errors import BackendError, RedisAccessDenied
 from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.protocol import L2Op
 from qcache.memory.store import StoredEntry
 
 if TYPE_CHECKING:
     from qcache.cache.core import CacheCore
-
-#: Whether a storage key (whose caller key the second argument finds, for hashed keys) matches.
-Matcher = Callable[[str, Callable[[], "str | None"]], bool]
-
 
 def _meta_key(entry: StoredEntry | None) -> str | None:
     """The caller key the facade keeps in an L1 entry's meta slot (hashed keys only)."""
@@ -110,12 +107,22 @@ class InvalidationPlans:
                 return hit
 
             store.delete_where(l1_doomed)
-        removed.update(core.pending.discard_where(lambda w: matches(w.key, lambda: _record_key(w.record))))
+        # Pending writes go (tombstones stay: their key was deleted, and counted, before).
+        removed.update(
+            core.pending.discard_where(lambda w: bool(w.record) and matches(w.key, lambda: _record_key(w.record)))
+        )
         # Keys removed only from L2: with the L1 and queue ones they make the exact distinct count.
         l2_only = 0
         try:
             if core.use_l2:
-                l2_only = yield from self._remove_matching_l2(base, pattern, type_name, removed, matches)
+                try:
+                    l2_only = yield from self._remove_matching_l2(base, pattern, type_name, removed, matches)
+                except BackendError as exc:
+                    if not isinstance(exc, RedisAccessDenied):  # a refusal for this user would never land
+                        # Kept until it lands: reads skip L2 for the keys it covers meanwhile.
+                        core.pending.add_pattern(PendingPattern(base, pattern, type_name, matches))
+                        core.metrics.error("invalidation_deferred")
+                    core.failures.l2_failed("invalidate", exc)
         finally:
             # Reads in flight may have fetched a doomed value from L2: no fill from them, and a
             # second pass over L1 drops what they filled before the bump (see ReadPlans.fill_l1).
@@ -131,43 +138,44 @@ class InvalidationPlans:
         self, base: str, pattern: str, type_name: str | None, removed: set[str], matches: Matcher
     ) -> Plan[int]:
         """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held."""
-        core = self._core
-        batch_size = core.batch_size
+        batch_size = self._core.batch_size
         l2_only = 0
         # Without a type, "*:" spans every type name, but a Redis "*" also crosses ':' and so
         # finds a superset (a key "a:b" of type t is "t:a:b"): every key found is judged again
         # by `matches`, which splits the type off at its first ':' (type names hold none).
         types = escape_glob(base) + ("*" if type_name is None else escape_glob(type_name)) + ":"
-        try:
-            scanned = yield L2Call(L2Op.SCAN_KEYS, (types + pattern,))
-            # Hashed keys are judged by the caller key in their record, below, never by the hash.
-            plain = [
-                k for k in scanned
-                if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK) and matches(k, _no_caller_key)
-            ]
-            hashed = yield L2Call(L2Op.SCAN_KEYS, (types + escape_glob(HASHED_MARK) + "*",))
-            # Hashed keys already judged through L1 or the write-back queue need no record
-            # read, but their L2 copies must go too.
-            plain.extend(k for k in hashed if k in removed)
-            candidates = [k for k in hashed if k not in removed]
-            for start in range(0, len(candidates), batch_size):
-                chunk = candidates[start : start + batch_size]
-                raws = yield L2Call(L2Op.GET_MANY, (chunk,))
-                plain.extend(
-                    skey
-                    for skey, raw in zip(chunk, raws)
-                    if raw is not None and matches(skey, partial(_record_key, raw))
-                )
-            # UNLINK answers with a count, not with which keys existed: keys already counted
-            # (removed from L1 or the queue) go in their own batches so the count stays exact.
-            known = [k for k in plain if k in removed]
-            fresh = [k for k in plain if k not in removed]
-            for keys, counted in ((known, True), (fresh, False)):
-                for start in range(0, len(keys), batch_size):
-                    chunk = keys[start : start + batch_size]
-                    gone = yield L2Call(L2Op.DELETE, tuple(chunk))
-                    if not counted:
-                        l2_only += int(gone)
-        except BackendError as exc:
-            core.failures.l2_failed("invalidate", exc)
+        scanned = yield L2Call(L2Op.SCAN_KEYS, (types + pattern,))
+        # Hashed keys are judged by the caller key in their record, below, never by the hash.
+        plain = [
+            k for k in scanned
+            if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK) and matches(k, _no_caller_key)
+        ]
+        hashed = yield L2Call(L2Op.SCAN_KEYS, (types + escape_glob(HASHED_MARK) + "*",))
+        # Hashed keys already judged through L1 or the write-back queue need no record
+        # read, but their L2 copies must go too.
+        plain.extend(k for k in hashed if k in removed)
+        candidates = [k for k in hashed if k not in removed]
+        for start in range(0, len(candidates), batch_size):
+            chunk = candidates[start : start + batch_size]
+            raws = yield L2Call(L2Op.GET_MANY, (chunk,))
+            plain.extend(
+                skey
+                for skey, raw in zip(chunk, raws)
+                if raw is not None and matches(skey, partial(_record_key, raw))
+            )
+        # UNLINK answers with a count, not with which keys existed: keys already counted
+        # (removed from L1 or the queue) go in their own batches so the count stays exact.
+        known = [k for k in plain if k in removed]
+        fresh = [k for k in plain if k not in removed]
+        for keys, counted in ((known, True), (fresh, False)):
+            for start in range(0, len(keys), batch_size):
+                chunk = keys[start : start + batch_size]
+                gone = yield L2Call(L2Op.DELETE, tuple(chunk))
+                if not counted:
+                    l2_only += int(gone)
         return l2_only
+
+    def plan_drain(self, pending: PendingPattern) -> Plan[None]:
+        """Send a pattern invalidation that could not reach L2 before; BackendError if it still cannot."""
+        yield from self._remove_matching_l2(pending.base, pending.pattern, pending.type_name, set(), pending.matches)
+        self._core.pending.pattern_done(pending)

@@ -114,5 +114,7 @@ class Observability:
         if core.l1 is not None:
             out["l1"] = dataclasses.asdict(core.l1.stats())
         out["pending_writes"] = len(core.pending)
+        # Of those, deletes and pattern invalidations an outage held back: retried until they land.
+        out["pending_invalidations"] = core.pending.invalidations
         out["writeback_dropped"] = core.pending.dropped
         return out

@@ -29,6 +29,17 @@ class _Missing:
 MISSING: Final[Any] = _Missing()
 
 
+class _Gone:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "GONE"
+
+
+#: "Deleted, and the delete has not reached L2 yet": a miss that must not read L2.
+GONE: Final[Any] = _Gone()
+
+
 class L2Call(NamedTuple):
     """A request from a plan to the L2 backend: an operation and its arguments."""
 

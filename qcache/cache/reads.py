@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from qcache.cache.inputs import check_key
 from qcache.cache.keys import HASHED_MARK
 from qcache.cache.locator import TypeSpec
-from qcache.cache.plans import MISSING, L2Call, Plan, new_tuple
+from qcache.cache.plans import GONE, MISSING, L2Call, Plan, new_tuple
 from qcache.errors import BackendError
 from qcache.l2.protocol import L2Op
 
@@ -109,6 +109,9 @@ class ReadPlans:
             self._metrics.tier_miss("l1")
         if len(self._pending):
             value = self.pending_value(skey, hashed, key, spec, token)
+            if value is GONE:  # deleted; L2 may still hold the value until the delete lands
+                self._metrics.miss("get", _perf_ns() - started)
+                return default, None
             if value is not MISSING:
                 self._metrics.hit("l1", "get", _perf_ns() - started)
                 return value, None
@@ -131,15 +134,19 @@ class ReadPlans:
         return default
 
     def pending_value(self, skey: str, hashed: bool, key: str, spec: TypeSpec, token: int) -> Any:
-        """The value of a write-back write not yet flushed (evicted from L1 meanwhile), or MISSING.
+        """The value of a write not yet in L2 (evicted from L1 meanwhile), GONE, or MISSING.
 
         Without this, a value L1 evicted before the flusher sent it to L2
         would read as a miss, or worse, as the older value still in L2. It is
-        put back into L1 for its remaining lifetime.
+        put back into L1 for its remaining lifetime. GONE: a delete or pattern
+        invalidation of the key has not reached L2 yet, so L2 must not be read.
         """
-        write = self._pending.get(skey)
+        pending = self._pending
+        write = pending.get(skey)
         if write is None:
-            return MISSING
+            return GONE if pending.blocked(skey, key) else MISSING
+        if not write.record:
+            return GONE
         value, remaining = self._core.entries.decode(skey, hashed, key, spec, write.record)
         if value is not MISSING:
             self.fill_l1(skey, hashed, key, value, len(write.record), remaining, spec.name, token)
@@ -187,6 +194,8 @@ class ReadPlans:
                 return entry.value
         if len(self._pending):
             value = self.pending_value(skey, hashed, key, spec, token)
+            if value is GONE:
+                return MISSING
             if value is not MISSING:
                 return value
         if core.use_l2:
@@ -231,6 +240,8 @@ class ReadPlans:
                     continue
             if len(self._pending):
                 value = self.pending_value(skey, hashed, key, spec, token)
+                if value is GONE:
+                    continue
                 if value is not MISSING:
                     found[key] = value
                     continue

@@ -147,13 +147,12 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             core.check_open()
             return
         if core.writes_l2_now:
-            if len(core.pending):
-                # Write-back writes left from before a live strategy switch: the plan drops this
-                # key's, under the flush lock so that none is being sent meanwhile.
-                with self._shared.flush_lock:
-                    self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
-            else:
+            # No flush lock: a key with a write or invalidation still on its way to L2 is queued
+            # behind it by the plan (see WritePlans.plan_set), so a hung flush never holds us up.
+            try:
                 self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+            finally:
+                self._after_write()  # an L2 write that failed, or queued, goes with the flusher
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
@@ -167,19 +166,26 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         if not core.enabled:
             core.check_open()
             return
-        if core.writes_l2_now and len(core.pending):  # as in set()
-            with self._shared.flush_lock:
-                self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
-        else:
-            self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
-        self._after_write()
+        try:
+            self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))  # as in set()
+        finally:
+            self._after_write()
 
     def delete(self, key: str, *, cache_type: str | None = None) -> bool:
-        """Remove ``key`` from both tiers (and any pending write-back); True if something was removed."""
+        """Remove ``key`` from both tiers (and any pending write-back); True if something was removed.
+
+        When Redis cannot be reached, the delete is kept and retried until it
+        lands (also by ``flush()`` and ``close()``), and this process never
+        reads the key from L2 meanwhile; the result then covers L1 and the
+        queue only. Strict mode raises the error after queuing it.
+        """
         # Works while CACHE_ENABLED=false too: an invalidation must never be lost.
         self._core.check_open()
-        with self._shared.flush_lock:
-            return self._run(self._core.writes.plan_delete(self._namespace, key, cache_type))
+        try:
+            with self._shared.flush_lock:
+                return self._run(self._core.writes.plan_delete(self._namespace, key, cache_type))
+        finally:
+            self._after_write()
 
     def invalidate_pattern(self, pattern: str, *, cache_type: str | None = None) -> int:
         """Delete this namespace's keys matching a Redis glob; returns how many were removed.
@@ -187,21 +193,32 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         The glob is matched against the keys as the caller gave them
         (``"features:*AAPL*"`` drops ``"features:AAPL:1"``), in every cache
         type; ``cache_type`` narrows it to one (``invalidate_pattern("*",
-        cache_type="search")`` drops every search result).
+        cache_type="search")`` drops every search result). When Redis cannot
+        be reached, the L2 part is kept and retried as :meth:`delete` does;
+        the count then covers L1 and the queue only.
         """
         self._core.check_open()  # works while disabled, as delete()
-        with self._shared.flush_lock:
-            return self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
+        try:
+            with self._shared.flush_lock:
+                return self._run(
+                    self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type)
+                )
+        finally:
+            self._after_write()
 
     def clear(self) -> int:
         """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).
 
         Works even while ``CACHE_ENABLED=false``, so stale entries can be
-        dropped before the cache is switched back on.
+        dropped before the cache is switched back on. Kept and retried when
+        Redis cannot be reached, as :meth:`invalidate_pattern`.
         """
         self._core.check_open()
-        with self._shared.flush_lock:
-            return self._run(self._core.invalidation.plan_clear(self._namespace))
+        try:
+            with self._shared.flush_lock:
+                return self._run(self._core.invalidation.plan_clear(self._namespace))
+        finally:
+            self._after_write()
 
     # -- write-back --------------------------------------------------------------------------
 
@@ -354,10 +371,12 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         shared.wake.set()
         if shared.flusher is not None:
             shared.flusher.join(timeout)
-        left = self._flush(timeout) if len(core.pending) else 0
+        try:
+            left = self._flush(timeout) if len(core.pending) else 0
+        except BackendError:  # strict mode: counted and logged below all the same, and the cache still closes
+            left = len(core.pending)
         if left:
-            core.metrics.error("writeback_lost", left)
-            logger.error("qcache: %d write-back writes could not reach L2 before close", left)
+            self._count_lost(left)
         shared.closed = True
         self._close_access()
         if shared.tier is not None:

@@ -1,4 +1,13 @@
-"""The write-back queue: pending L2 writes, coalesced per key and bounded. Pure, no I/O.
+"""The write-back queue: pending L2 writes and deletes, coalesced per key and bounded. Pure, no I/O.
+
+Besides write-back writes it holds what must still reach L2 because Redis
+could not be reached when it was asked for: a write-through write, a delete
+(a *tombstone*: a write with an empty record), a pattern invalidation or a
+clear (a :class:`PendingPattern`). Reads consult it before L2, so a deleted
+value never comes back from L2 in this process while its delete waits; the
+flusher sends patterns first, then writes and tombstones, so a later write is
+never undone by an earlier invalidation. Tombstones and patterns are never
+dropped when the queue is full.
 
 The sync and async facades each run a small flusher around it; the ordering
 rule that keeps a delete from being undone by a late flush lives in the
@@ -12,6 +21,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
+#: Whether a storage key (whose caller key the second argument finds, for hashed keys) matches.
+Matcher = Callable[[str, Callable[[], "str | None"]], bool]
+
 
 class PendingWrite(NamedTuple):
     """One write waiting for L2: the storage key, the record and when it expires (epoch ms).
@@ -21,8 +33,26 @@ class PendingWrite(NamedTuple):
     """
 
     key: str
-    record: bytes
+    record: bytes  # empty: a tombstone, the key must be deleted from L2
     expires_at_ms: int
+
+
+def tombstone(key: str) -> PendingWrite:
+    """A pending delete of ``key`` (no record is empty: see :mod:`qcache.cache.record`)."""
+    return PendingWrite(key, b"", 0)
+
+
+class PendingPattern(NamedTuple):
+    """A pattern invalidation (or a clear, pattern ``*``) that L2 has not seen yet."""
+
+    base: str  # the namespace base, "<prefix>:<namespace>:"
+    pattern: str
+    type_name: str | None
+    matches: Matcher
+
+    @property
+    def identity(self) -> tuple[str, str, str | None]:
+        return self.base, self.pattern, self.type_name
 
 
 class WriteBackQueue:
@@ -43,19 +73,57 @@ class WriteBackQueue:
         self.max_pending = max_pending
         self._pending: OrderedDict[str, PendingWrite] = OrderedDict()
         self._inflight: dict[str, PendingWrite] = {}
+        self._patterns: list[PendingPattern] = []
         self._lock = threading.Lock()
         self.dropped = 0
 
     def put(self, write: PendingWrite) -> None:
-        """Queue ``write``, replacing any pending write to the same key."""
+        """Queue ``write`` (or a tombstone), replacing any pending write to the same key."""
         with self._lock:
             pending = self._pending
             if write.key in pending:
                 del pending[write.key]
             elif len(pending) >= self.max_pending:
-                pending.popitem(last=False)
-                self.dropped += 1
+                self._drop_oldest_write()
             pending[write.key] = write
+
+    def _drop_oldest_write(self) -> bool:
+        """Make room by dropping the oldest write, never a tombstone; False if there are only tombstones."""
+        pending = self._pending
+        for key, write in pending.items():
+            if write.record:
+                del pending[key]
+                self.dropped += 1
+                return True
+        return False  # only deletes are pending: the bound gives way rather than lose one
+
+    def add_pattern(self, pattern: PendingPattern) -> None:
+        """Queue a pattern invalidation for L2 (once: the same one queued again adds nothing)."""
+        with self._lock:
+            if all(p.identity != pattern.identity for p in self._patterns):
+                self._patterns.append(pattern)
+
+    def patterns(self) -> list[PendingPattern]:
+        """The pending pattern invalidations, oldest first."""
+        return list(self._patterns)
+
+    def pattern_done(self, pattern: PendingPattern) -> None:
+        """``pattern`` reached L2."""
+        with self._lock:
+            if pattern in self._patterns:
+                self._patterns.remove(pattern)
+
+    def blocked(self, key: str, caller_key: str) -> bool:
+        """Whether a pending pattern covers ``key``: L2 may still hold a value it invalidated."""
+        return any(p.matches(key, lambda: caller_key) for p in self._patterns)
+
+    @property
+    def invalidations(self) -> int:
+        """Deletes and pattern invalidations that have not reached L2 yet."""
+        with self._lock:
+            tombstones = sum(1 for w in self._pending.values() if not w.record)
+            tombstones += sum(1 for w in self._inflight.values() if not w.record)
+            return tombstones + len(self._patterns)
 
     def get(self, key: str) -> PendingWrite | None:
         """The write waiting for ``key``, if any (a read must not miss a value still on its way)."""
@@ -84,7 +152,7 @@ class WriteBackQueue:
             for write in reversed(writes):
                 if write.key in pending:
                     continue  # a newer value for this key is already waiting
-                if len(pending) >= self.max_pending:
+                if len(pending) >= self.max_pending and write.record:  # (a tombstone is never dropped)
                     self.dropped += 1
                     continue
                 pending[write.key] = write
@@ -111,9 +179,9 @@ class WriteBackQueue:
 
     @property
     def queued(self) -> int:
-        """Writes waiting to be taken (in flight ones excluded)."""
-        return len(self._pending)
+        """Writes and patterns waiting to be taken (in flight ones excluded)."""
+        return len(self._pending) + len(self._patterns)
 
     def __len__(self) -> int:
-        """Writes not yet in L2: queued plus in flight."""
-        return len(self._pending) + len(self._inflight)
+        """Writes and invalidations not yet in L2: queued plus in flight."""
+        return len(self._pending) + len(self._inflight) + len(self._patterns)

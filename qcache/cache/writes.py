@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from qcache.cache.generations import SLOT_MASK
 from qcache.cache.inputs import check_key
 from qcache.cache.plans import L2Call, Plan, new_tuple
-from qcache.cache.writeback import PendingWrite
-from qcache.errors import BackendError
+from qcache.cache.writeback import PendingWrite, tombstone
+from qcache.errors import BackendError, RedisAccessDenied, ServerRefusal
 from qcache.l2.protocol import L2Op
 from qcache.types import WriteStrategy
 
@@ -93,22 +93,62 @@ class WritePlans:
         self._metrics.timed("set", _perf_ns() - started)
 
     def plan_set(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> Plan[None]:
-        """``set`` when it writes L2 during the call: both steps around the L2 write."""
+        """``set`` when it writes L2 during the call: both steps around the L2 write.
+
+        If the L2 write fails, the tiers must not silently disagree (this
+        process reading the new value, every other one the old): an outage
+        (a connection error, a timeout, the breaker open) queues the write to
+        be retried until it lands, as a write-back write; a refusal by the
+        server (NOPERM, OOM...) drops the L1 copy, so both tiers keep the old
+        value. Either is counted; ``RedisAccessDenied`` and strict mode raise.
+
+        A key with a write or an invalidation still waiting for L2 (after an
+        outage, or write-back before a live strategy switch) is queued behind
+        it instead, so the flusher sends them in order and this call waits on
+        nothing.
+        """
         state = self.set_begin(namespace, key, value, ttl, cache_type)
         core = self._core
         if core.writes_l2_now:
-            if len(self._pending):
-                # Left over from WRITE_BACK before a live strategy switch: it must not land after
-                # this newer write. The facades hold the flush lock whenever writes are pending.
-                self._pending.discard(state.skey)
+            pending = self._pending
+            if len(pending) and self._queued_behind(state.skey, state.key):
+                pending.put(new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms)))
+                self.set_end(state)
+                return None
             try:
                 yield new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
             except BackendError as exc:
+                if self._l2_write_failed([(state.skey, state.record, state.expires_at_ms)], exc):
+                    self.set_end(state)
                 core.failures.l2_failed("set", exc)
-            else:
-                self._metrics.stored("l2")
+                return None
+            self._metrics.stored("l2")
         self.set_end(state)
         return None
+
+    def _queued_behind(self, skey: str, key: str) -> bool:
+        """Whether L2 still waits for a write, a delete or a pattern invalidation covering ``skey``."""
+        pending = self._pending
+        return pending.get(skey) is not None or pending.blocked(skey, key)
+
+    def _l2_write_failed(self, writes: list[tuple[str, bytes, int]], exc: BackendError) -> bool:
+        """Keep the tiers together after failed write-through writes ``(skey, record, expires_at_ms)``.
+
+        An outage queues the writes for the flusher (True: L1 may take the new
+        values); a refusal drops their L1 copies (False).
+        """
+        if isinstance(exc, ServerRefusal):
+            self._metrics.error("write_through_refused", len(writes))
+            l1 = self._l1
+            for skey, _, _ in writes:
+                self._gens.bump(skey)
+                if l1 is not None:
+                    l1.delete(skey)
+            return False
+        self._metrics.error("write_through_deferred", len(writes))
+        for write in writes:
+            self._pending.put(new_tuple(PendingWrite, write))
+        return True
 
     def plan_set_many(
         self, namespace: str, items: Mapping[str, Any], ttl: object, cache_type: str | None
@@ -129,16 +169,26 @@ class WritePlans:
             record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
             prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
+        failure: BackendError | None = None
         if core.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
-            if len(self._pending):  # as in plan_set: an older write-back write must not land later
+            direct = prepared
+            if len(self._pending):  # as in plan_set: keys with something still on its way queue behind it
+                direct = []
                 for p in prepared:
-                    self._pending.discard(p[1])
+                    if self._queued_behind(p[1], p[0]):
+                        self._pending.put(new_tuple(PendingWrite, (p[1], p[5], p[6])))
+                    else:
+                        direct.append(p)
             try:
-                yield L2Call(L2Op.SET_MANY, ([(p[1], p[5], p[4]) for p in prepared],))
+                if direct:
+                    yield L2Call(L2Op.SET_MANY, ([(p[1], p[5], p[4]) for p in direct],))
             except BackendError as exc:
-                core.failures.l2_failed("set_many", exc)
+                failure = exc
+                if not self._l2_write_failed([(p[1], p[5], p[6]) for p in direct], exc):
+                    gone = {p[1] for p in direct}
+                    prepared = [p for p in prepared if p[1] not in gone]  # refused: those L1 copies went
             else:
-                self._metrics.stored("l2", len(prepared))
+                self._metrics.stored("l2", len(direct))
         l1 = self._l1
         if l1 is not None and core.use_l1:
             kept = 0
@@ -159,20 +209,32 @@ class WritePlans:
             if kept:
                 self._metrics.stored("l1", kept)
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
+        if failure is not None:
+            core.failures.l2_failed("set_many", failure)
         return None
 
     def plan_delete(self, namespace: str, key: str, cache_type: str | None) -> Plan[bool]:
-        """Delete one key. The caller holds the write-back flush lock (see the facades)."""
+        """Delete one key. The caller holds the write-back flush lock (see the facades).
+
+        When L2 cannot be reached, the delete is queued until it lands (and
+        counted as ``invalidation_deferred``); the result then says whether
+        L1 or the queue held the key.
+        """
         core = self._core
         spec = self._locator.spec(cache_type)
         skey, _hashed = self._locator.storage_key(namespace, spec, key)
         started = time.perf_counter_ns()
-        removed = self._pending.discard(skey)
+        prior = self._pending.get(skey)
+        removed = self._pending.discard(skey) and prior is not None and bool(prior.record)
         try:
             if core.use_l2:
                 try:
                     count = yield L2Call(L2Op.DELETE, (skey,))
                 except BackendError as exc:
+                    if not isinstance(exc, RedisAccessDenied):  # a refusal for this user would never land
+                        # Kept until it lands; reads skip L2 for this key meanwhile (see ReadPlans.pending_value).
+                        self._pending.put(tombstone(skey))
+                        self._metrics.error("invalidation_deferred")
                     core.failures.l2_failed("delete", exc)
                 else:
                     removed = bool(count) or removed

@@ -39,12 +39,29 @@ def test_redis_down_is_degraded_exit_1(redis_server_factory: Callable[..., Redis
     assert out.startswith("degraded") and "L2 unreachable" in out
 
 
-def test_a_hung_redis_is_unhealthy_within_the_timeout(redis_server_factory: Callable[..., RedisServerProcess]) -> None:
+def test_a_hung_redis_is_degraded_within_the_l2_deadline(
+    redis_server_factory: Callable[..., RedisServerProcess]
+) -> None:
     server = redis_server_factory()
     client = redis.Redis(**server.endpoint.client_kwargs())
     client.client_pause(4000, all=True)  # every client of the server stalls for 4 s
     started = time.monotonic()
-    result = probe(CacheConfig.from_env(None, {}, REDIS_URL=server.endpoint.url), timeout=1.0)
+    # As a dead Redis: the probe's L2 calls end at CACHE_L2_TIMEOUT_MS, long before the probe's own timeout.
+    result = probe(CacheConfig.from_env(None, {}, REDIS_URL=server.endpoint.url, CACHE_L2_TIMEOUT_MS=300), timeout=3.0)
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1 and "L2 unreachable" in result.report["reasons"][0]
+    assert elapsed < 1.5
+    client.close()
+
+
+def test_a_health_check_that_hangs_is_unhealthy_within_the_timeout(
+    redis_server_factory: Callable[..., RedisServerProcess]
+) -> None:
+    server = redis_server_factory()
+    client = redis.Redis(**server.endpoint.client_kwargs())
+    client.client_pause(4000, all=True)
+    started = time.monotonic()
+    result = probe(CacheConfig.from_env(None, {}, REDIS_URL=server.endpoint.url, CACHE_L2_TIMEOUT_MS=3000), timeout=1.0)
     elapsed = time.monotonic() - started
     assert result.exit_code == 2 and "did not finish within 1 s" in result.report["reasons"][0]
     assert elapsed < 2.0
