@@ -8,30 +8,27 @@ breaker never hears of it. Here every round trip gets a budget:
 * the tier arms it when an operation (or one step of a SCAN, or one chunk of a
   batch) starts; it lives in a context variable, so each thread and each task
   has its own;
-* the synchronous connections read it before every send and every reply and
-  shorten their socket timeout to what is left, and :class:`DeadlineRetry`
-  never starts another attempt (nor backs off past the deadline) once it has
-  passed, raising :class:`DeadlineExceeded`, which the tier counts as a
-  connectivity failure for the breaker;
+* the synchronous connections read it before every reply and shorten their
+  socket timeout to what is left, and :class:`DeadlineRetry` starts no retry
+  (nor backs off past the deadline) once it has passed, raising
+  :class:`DeadlineExceeded`, which the tier counts as a connectivity failure
+  for the breaker;
 * the asyncio tier wraps each call in ``asyncio.timeout`` instead, which
   covers the pool wait, the connect, the retries and their back-off at once.
 
 Nothing here does I/O; a healthy call pays a context-variable read and a clock
-read per command, and no ``settimeout`` while the budget barely moved.
+read per reply, and no ``settimeout`` while the budget barely moved.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextvars import ContextVar
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from redis.backoff import AbstractBackoff
 from redis.retry import Retry
-
-T = TypeVar("T")
 
 _DEADLINE: ContextVar[float | None] = ContextVar("qcache_l2_deadline", default=None)
 #: A socket timeout within this much of the wanted one is left as it is (saves a syscall per command).
@@ -62,7 +59,12 @@ def remaining() -> float | None:
 
 
 class DeadlineBackoff(AbstractBackoff):
-    """Another back-off, never sleeping past the deadline."""
+    """Another back-off that ends the retries once the deadline has passed, and never sleeps past it.
+
+    redis-py asks the back-off for a pause only after a failed attempt (and
+    after cleaning the connection up), so this is where a retry is refused:
+    raising here costs a successful call nothing.
+    """
 
     def __init__(self, inner: AbstractBackoff) -> None:
         self.inner = inner
@@ -73,59 +75,49 @@ class DeadlineBackoff(AbstractBackoff):
     def compute(self, failures: int) -> float:
         pause = float(self.inner.compute(failures))
         left = remaining()
-        return pause if left is None else max(0.0, min(pause, left))
-
-
-def _bounded(do: Callable[[], T]) -> Callable[[], T]:
-    def attempt() -> T:
-        left = remaining()
-        if left is not None and left <= 0:
-            raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed")
-        return do()
-
-    return attempt
+        if left is None:
+            return pause
+        if left <= _MIN_TIMEOUT:
+            raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed while retrying")
+        return min(pause, left)
 
 
 class DeadlineRetry(Retry):
-    """redis-py's ``Retry`` that starts no attempt past the deadline and backs off at most until it."""
+    """redis-py's ``Retry`` whose back-off (see :class:`DeadlineBackoff`) stops at the deadline."""
 
     def __init__(self, backoff: AbstractBackoff, retries: int, *args: Any, **kwargs: Any) -> None:
         super().__init__(DeadlineBackoff(backoff), retries, *args, **kwargs)
 
-    def call_with_retry(self, do: Callable[[], T], fail: Any, *args: Any, **kwargs: Any) -> T:
-        result: T = super().call_with_retry(_bounded(do), fail, *args, **kwargs)
-        return result
-
 
 class DeadlineSocket:
-    """Mixed in front of a redis-py sync connection class: sends and reads wait at most until the deadline."""
+    """Mixed in front of a redis-py sync connection class: a reply is awaited at most until the deadline.
+
+    Sends keep the socket timeout as it is, at most the budget itself (see
+    ``ConnectionSettings.for_cache_tier``): a send only blocks once the
+    server has stopped reading and the kernel's buffers are full.
+    """
 
     _sock: Any
     socket_timeout: float | None
 
-    def _fit_timeout(self) -> None:
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
         sock = self._sock
-        if sock is None:
-            return
-        wanted = self.socket_timeout
-        left = remaining()
-        if left is not None:
+        deadline = _DEADLINE.get()
+        if deadline is not None and sock is not None:
             # Never raise here: a reply may be on its way, and only redis-py's own timeout
             # handling (which drops the connection) keeps it from reaching the next caller.
-            wanted = max(_MIN_TIMEOUT, left if wanted is None else min(wanted, left))
-        current = sock.gettimeout()
-        if wanted is None or current is None:
-            if wanted != current:
+            left = deadline - _monotonic()
+            configured = self.socket_timeout
+            wanted = max(_MIN_TIMEOUT, left if configured is None or left < configured else configured)
+            current = sock.gettimeout()
+            if current is None or abs(current - wanted) > _SLACK:
                 sock.settimeout(wanted)
-        elif abs(current - wanted) > _SLACK:
-            sock.settimeout(wanted)
-
-    def send_packed_command(self, *args: Any, **kwargs: Any) -> Any:
-        self._fit_timeout()
-        return super().send_packed_command(*args, **kwargs)  # type: ignore[misc]
-
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        self._fit_timeout()
+                try:
+                    return super().read_response(*args, **kwargs)  # type: ignore[misc]
+                finally:
+                    # Back to the configured timeout, or the next send would inherit a sliver of one.
+                    if self._sock is sock:
+                        sock.settimeout(configured)
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
 
