@@ -107,6 +107,12 @@ class CoreConfig(_Section):
     key_prefix: str = setting(
         "codebase_rag", "CACHE_KEY_PREFIX", "Namespace prefix of every key this cache writes"
     )
+    schema_version: str = setting(
+        "",
+        "CACHE_SCHEMA_VERSION",
+        "Version of your code or data schema, part of every key: a new one starts from an empty cache "
+        "(unset: none)",
+    )
     environment: str | None = setting(
         None,
         "ENVIRONMENT",

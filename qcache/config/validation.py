@@ -19,6 +19,7 @@ import binascii
 import importlib.util
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -103,6 +104,8 @@ def _secret(value: Any) -> str | None:
 
 Rule = Callable[[ConfigSnapshot], Iterator[ConfigIssue]]
 
+_SCHEMA_VERSION = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+
 
 def _types(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
     for spec in FieldIndex.for_snapshot(snapshot):
@@ -149,6 +152,13 @@ def _core(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
                 "Key prefix is as long as the maximum key length",
                 "CACHE_KEY_PREFIX",
             )
+    version = _text(core.schema_version)
+    if version and not _SCHEMA_VERSION.fullmatch(version):
+        yield _error(
+            "schema_version_invalid",
+            "Schema version must be 1-32 letters, digits, '_', '.' or '-'",
+            "CACHE_SCHEMA_VERSION",
+        )
     strategy = core.write_strategy
     if (
         core.level is CacheLevel.L1_MEMORY

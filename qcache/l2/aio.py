@@ -25,6 +25,7 @@ from qcache.l2.batching import (
 from qcache.l2.core import TierCore
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
+from qcache.l2.tagging import Membership, merge_members, queue_member_reads, queue_tag_updates, tag_updates
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -125,6 +126,29 @@ class AsyncRedisTier(TierCore):
                 keys.extend(k.decode("utf-8", "surrogateescape") for k in found)
                 if cursor == 0:
                     return keys
+
+    # -- tags (see qcache.l2.tagging) ----------------------------------------
+
+    async def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """Write entries and their tag memberships in one pipeline round trip (no transaction)."""
+        entries = normalize_items(items, None)
+        updates = tag_updates(memberships)
+        with self._guards["SET+TAGS"]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                queue_tag_updates(pipe, updates, now_ms)
+                for key, data, px in entries:
+                    pipe.set(key, data, px=px)
+                await pipe.execute()
+
+    async def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]:
+        """The storage keys written with any of ``tag_keys`` whose entries may still be alive."""
+        if not tag_keys:
+            return []
+        with self._guards["TAG MEMBERS"]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                queue_member_reads(pipe, tag_keys, now_ms)
+                replies = await pipe.execute()
+        return merge_members(replies)
 
     # -- server ------------------------------------------------------------
 

@@ -25,6 +25,8 @@ OPERATIONS = (
     "UNLINK",
     "SCAN+UNLINK",
     "SCAN",
+    "SET+TAGS",
+    "TAG MEMBERS",
     "PTTL",
     "PING",
     "INFO",
