@@ -11,6 +11,7 @@ from qcache.cache.core import CacheCore
 from qcache.cache.flusher import FlushSchedule
 from qcache.cache.keys import GLOBAL_NAMESPACE
 from qcache.cache.monitor import AlertEvaluator, AlertHook, AlertHooks, AsyncHealthMonitor, HealthMonitor
+from qcache.cache.oplog import install_operation_log
 from qcache.cache.reads import ReadPlans
 from qcache.cache.writes import WritePlans
 from qcache.config import CacheConfig
@@ -102,6 +103,8 @@ class FacadeBase(Generic[S, B]):
         self._namespace = GLOBAL_NAMESPACE
         self._owner = True
         self._shared = self._new_shared(core, tier)
+        if config.monitoring.log_operations:
+            install_operation_log(self)
 
     def _new_tier(self, core: CacheCore) -> B:
         """The Redis backend of this facade's flavour, as the configuration describes it."""
@@ -132,6 +135,8 @@ class FacadeBase(Generic[S, B]):
         view._writes = self._writes
         view._namespace = self._core.namespace_for(project)
         view._owner = False
+        if self._core.config.monitoring.log_operations:
+            install_operation_log(view)
         return view
 
     @property
