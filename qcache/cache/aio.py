@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from qcache.cache.core import CacheCore
-from qcache.cache.facade import FacadeBase, SharedState
+from qcache.cache.facade import FacadeBase, SharedState, warm_up_async
 from qcache.cache.flusher import DrainDeadline
 from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
@@ -40,6 +40,7 @@ class _AsyncShared(SharedState[AsyncL2Backend]):
         self.wake = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.stopping = False  # set by close(): the flusher drains once more and returns
+        self.warm_up: asyncio.Task[None] | None = None
 
 
 class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
@@ -361,15 +362,22 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
         self._close_access()
+        if shared.warm_up is not None and not shared.warm_up.done():
+            shared.warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shared.warm_up
         if shared.tier is not None:
             await shared.tier.close()
 
     def start_monitoring(self) -> None:
         """Start the background health checks on the running loop (``async with`` does it).
 
-        Does nothing when they already run or the cache is closed.
+        Also opens ``CACHE_CONNECTION_POOL_SIZE`` connections in the
+        background, once. Does nothing when they already run or the cache is closed.
         """
         shared = self._shared
+        if shared.warm_up is None and isinstance(shared.tier, AsyncRedisTier) and not self._core.closed:
+            shared.warm_up = asyncio.get_running_loop().create_task(warm_up_async(shared.tier), name="qcache-warm-up")
         interval = self._core.config.monitoring.health_check_interval
         if shared.monitor is None and interval > 0 and not self._core.closed:
             shared.monitor = AsyncHealthMonitor(weakly(self.health), weakly(self.stats), self._alert_evaluator(),

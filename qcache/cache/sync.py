@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from qcache.cache.core import CacheCore
-from qcache.cache.facade import FacadeBase, SharedState
+from qcache.cache.facade import FacadeBase, SharedState, warm_up
 from qcache.cache.flusher import DrainDeadline
 from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
@@ -76,6 +76,10 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
 
     def _new_shared(self, core: CacheCore, tier: L2Backend | None) -> _Shared:
         shared = _Shared(core, tier)
+        if isinstance(tier, RedisTier):
+            # CACHE_CONNECTION_POOL_SIZE connections, opened now in the background so that the
+            # first burst of traffic pays no connects; a Redis that is down only logs here.
+            threading.Thread(target=warm_up, args=(tier,), name="qcache-warm-up", daemon=True).start()
         interval = core.config.monitoring.health_check_interval
         if interval > 0:  # CACHE_HEALTH_CHECK_INTERVAL: checks in the background, alerts on changes
             # Its first check comes one interval from now, when this cache is long built.

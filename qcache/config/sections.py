@@ -345,7 +345,12 @@ class MonitoringConfig(_Section):
         normalize=Choice(LOG_LEVELS, case="upper"),
     )
     log_operations: bool = setting(
-        False, "CACHE_LOG_OPERATIONS", "Log individual cache operations"
+        False, "CACHE_LOG_OPERATIONS", "Log individual cache operations (key hashes, never keys or values)"
+    )
+    access_sample_rate: float = setting(
+        0.0,
+        "CACHE_ACCESS_SAMPLE_RATE",
+        "Share of keys whose reads are sampled for `qcache maintenance` size advice (0: off; 0.01 is typical)",
     )
 
 

@@ -473,6 +473,14 @@ def _performance(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "Connection pool size must be positive",
             "CACHE_CONNECTION_POOL_SIZE",
         )
+    max_connections = snapshot.redis.max_connections
+    if _number(max_connections) is not None and _above(perf.connection_pool_size, max_connections):
+        yield _warning(
+            "connection_pool_size_above_max",
+            f"Only REDIS_MAX_CONNECTIONS ({max_connections}) connections are opened ahead of traffic: "
+            "the pool never holds more",
+            "CACHE_CONNECTION_POOL_SIZE",
+        )
     if (
         perf.compression_enabled is True
         and perf.compression_algorithm == "zstd"
@@ -501,6 +509,13 @@ def _performance(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
 
 def _monitoring(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
     monitoring = snapshot.monitoring
+    sample_rate = _number(monitoring.access_sample_rate)
+    if sample_rate is not None and not 0 <= sample_rate <= 1:
+        yield _error(
+            "access_sample_rate_out_of_range",
+            "Access sample rate must be within 0..1 (0: off)",
+            "CACHE_ACCESS_SAMPLE_RATE",
+        )
     rate = _number(monitoring.hit_rate_threshold)
     if rate is not None and not 0 <= rate <= 1:
         yield _error(
