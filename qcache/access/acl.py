@@ -10,8 +10,10 @@ through a Redis 7 selector, to setting and removing the health probe's
 ``<prefix>:__health__:*``), and to the commands its
 permissions need: ``read`` GET, MGET, PTTL (and SCAN, which lists key names
 of any project but never values: needed to invalidate by pattern, it
-belongs to ``delete``); ``write`` SET, plus ZADD, ZREMRANGEBYSCORE and
-PEXPIREAT for tag sets; ``delete`` UNLINK, SCAN and ZRANGEBYSCORE (the
+belongs to ``delete``); ``write`` SET, plus, for tag sets, ZADD,
+ZREMRANGEBYSCORE, PTTL and PEXPIRE and the script that runs them
+(EVALSHA, EVAL, SCRIPT LOAD: Redis checks every command a script runs
+against the same rules); ``delete`` UNLINK, SCAN and ZRANGEBYSCORE (the
 members of a tag). Only the
 ``admin`` permission adds everything else under the prefix; no user gets
 ``FLUSHALL``, ``FLUSHDB`` or ``KEYS``, and only admin gets ``CONFIG``.
@@ -32,7 +34,8 @@ from qcache.cache.keys import GLOBAL_NAMESPACE, check_name
 _BASE = ("+ping", "+hello", "+client|setname", "+info", "+select")
 _BY_PERMISSION: dict[Permission, tuple[str, ...]] = {
     Permission.READ: ("+get", "+mget", "+pttl", "+exists"),
-    Permission.WRITE: ("+set", "+zadd", "+zremrangebyscore", "+pexpireat"),
+    Permission.WRITE: ("+set", "+zadd", "+zremrangebyscore", "+pexpire", "+pttl", "+evalsha",
+                       "+eval", "+script|load"),
     Permission.DELETE: ("+unlink", "+del", "+scan", "+zrangebyscore"),
     Permission.ADMIN: ("+@all",),
 }

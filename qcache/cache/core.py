@@ -36,6 +36,8 @@ from qcache.errors import CacheClosedError
 from qcache.memory.store import MemoryStore
 from qcache.types import CacheLevel, WriteStrategy
 
+#: Distinct (namespace, tags) whose tag set keys are remembered; see :meth:`CacheCore.tag_keys`.
+_TAG_KEY_MEMO = 4096
 #: Pending write-back writes kept at most (per cache); see :class:`WriteBackQueue`.
 DEFAULT_MAX_PENDING_WRITES = 100_000
 
@@ -83,6 +85,7 @@ class CacheCore:
         self.pending = WriteBackQueue(max_pending_writes)
         self.generations = WriteGenerations()
         self.tag_index = LocalTagIndex()
+        self._tag_key_memo: dict[tuple[str, tuple[object, ...]], tuple[str, ...]] = {}
         self.local_digests = LocalDigests()
         self.failures = FailurePolicy(self.metrics, strict)
         self.entries = EntryCodec(clock, self.metrics, rng or random.Random())
@@ -174,8 +177,20 @@ class CacheCore:
         return self.locator.storage_key(namespace, spec, key)
 
     def tag_keys(self, namespace: str, tags: object) -> tuple[str, ...]:
-        """The Redis keys of the sets of ``tags`` (checked: TypeError or ValueError for bad ones)."""
-        return tag_keys(self.keys, namespace, check_tags(tags))
+        """The Redis keys of the sets of ``tags`` (checked: TypeError or ValueError for bad ones).
+
+        Remembered for tuples of tags, which services pass again and again (a bounded memo).
+        """
+        if type(tags) is not tuple:
+            return tag_keys(self.keys, namespace, check_tags(tags))
+        memo = self._tag_key_memo
+        found = memo.get((namespace, tags))
+        if found is None:
+            found = tag_keys(self.keys, namespace, check_tags(tags))
+            if len(memo) >= _TAG_KEY_MEMO:
+                memo.clear()
+            memo[(namespace, tags)] = found
+        return found
 
     def held_locally(self, skey: str) -> bool:
         """Whether this process holds ``skey`` in L1 or in the write-back queue (the tag index's sweep)."""

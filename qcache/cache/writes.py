@@ -104,7 +104,8 @@ class WritePlans:
                 )
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms, tag_keys)))
-                if tag_keys:
+                if tag_keys and not core.writes_l2_now:
+                    # Write-back or L1 only: Redis does not know this membership yet, or ever.
                     core.tag_index.add(tag_keys, (skey,), core.held_locally)
                 self._metrics.l1_set(_perf_ns() - started)
                 return
@@ -194,7 +195,7 @@ class WritePlans:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms, tag_keys)))
             if kept:
                 self._metrics.stored("l1", kept)
-                if tag_keys:
+                if tag_keys and not core.writes_l2_now:  # as in set_end
                     core.tag_index.add(tag_keys, (p[1] for p in prepared), core.held_locally)
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
         return None

@@ -11,7 +11,9 @@ deletes that key too, which costs a refill, never a stale read.
 
 The grace keeps clocks of different hosts from pruning a member whose entry
 Redis still holds: members are dropped, and looked up, only past a minute of
-skew. The helpers queue commands on a redis-py pipeline, which is the same
+skew. A single tagged write is one call of :data:`SET_TAGGED_SCRIPT` (one
+command, so a tagged ``set`` costs little more than a plain one); batches
+queue the same commands on a redis-py pipeline, which is the same
 synchronous call for the sync and the asyncio client.
 """
 
@@ -22,6 +24,33 @@ from typing import Any, NamedTuple
 
 #: How long after its expiry a member is still looked up and kept (clock skew between hosts).
 GRACE_MS = 60_000
+
+
+#: One tagged write, server side: KEYS = entry key, tag set keys; ARGV = data, PX, the member's score
+#: (entry expiry, epoch ms), the pruning bound and the sets' expiry (epoch ms), and now (epoch ms).
+#: A set's expiry is only ever extended. Every command is checked against the caller's ACL as usual.
+SET_TAGGED_SCRIPT = """
+local prune = '(' .. ARGV[4]
+local keep_ms = tonumber(ARGV[5]) - tonumber(ARGV[6])
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[3], KEYS[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', prune)
+  local left = redis.call('PTTL', KEYS[i])
+  if left >= 0 and left < keep_ms or left == -1 then
+    redis.call('PEXPIRE', KEYS[i], keep_ms)
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
+def script_call(key: str, data: bytes, px: int, memberships: Sequence[Membership], now_ms: int
+                ) -> tuple[list[str], list[bytes | int]]:
+    """KEYS and ARGV of :data:`SET_TAGGED_SCRIPT` for one entry and its memberships."""
+    expires_at_ms = max(m.expires_at_ms for m in memberships)
+    keys = [key, *dict.fromkeys(m.tag_key for m in memberships)]
+    return keys, [data, px, expires_at_ms, now_ms - GRACE_MS, expires_at_ms + GRACE_MS, now_ms]
 
 
 class Membership(NamedTuple):
@@ -56,10 +85,12 @@ def queue_tag_updates(pipe: Any, updates: Sequence[TagUpdate], now_ms: int) -> N
     expiry, set when it has none (NX) or extended when later (GT).
     """
     for tag_key, members, expire_at_ms in updates:
+        # Relative to now, as the script does: the server's clock need not agree with ours.
+        keep_ms = max(1, expire_at_ms - now_ms)
         pipe.zadd(tag_key, members)
         pipe.zremrangebyscore(tag_key, "-inf", f"({now_ms - GRACE_MS}")
-        pipe.pexpireat(tag_key, expire_at_ms, nx=True)
-        pipe.pexpireat(tag_key, expire_at_ms, gt=True)
+        pipe.pexpire(tag_key, keep_ms, nx=True)
+        pipe.pexpire(tag_key, keep_ms, gt=True)
 
 
 def queue_member_reads(pipe: Any, tag_keys: Sequence[str], now_ms: int) -> None:

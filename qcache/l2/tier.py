@@ -11,6 +11,7 @@ from typing import Any, ClassVar, TypeVar
 
 import redis
 from redis.connection import DefaultParser
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from qcache.errors import BackendError
@@ -26,7 +27,15 @@ from qcache.l2.batching import (
 from qcache.l2.core import TierCore
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
-from qcache.l2.tagging import Membership, merge_members, queue_member_reads, queue_tag_updates, tag_updates
+from qcache.l2.tagging import (
+    SET_TAGGED_SCRIPT,
+    Membership,
+    merge_members,
+    queue_member_reads,
+    queue_tag_updates,
+    script_call,
+    tag_updates,
+)
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -165,6 +174,17 @@ class RedisTier(TierCore):
 
     def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
         """Write entries and their tag memberships in one pipeline round trip (no transaction)."""
+        if isinstance(items, list) and len(items) == 1 and len(items[0]) == 3:
+            # One entry (a tagged ``set``): one command, the script (see qcache.l2.tagging).
+            key, data, ttl = items[0]
+            keys, args = script_call(key, check_data(key, data), ttl_to_px(ttl), memberships, now_ms)
+            with self._guards["SET+TAGS"]:
+                try:
+                    self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+                except NoScriptError:  # a restarted or new server: load it once, then as before
+                    self._client.script_load(SET_TAGGED_SCRIPT)
+                    self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+            return
         entries = normalize_items(items, None)
         updates = tag_updates(memberships)
         with self._guards["SET+TAGS"], self._client.pipeline(transaction=False) as pipe:
