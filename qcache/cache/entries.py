@@ -43,10 +43,13 @@ class EntryCodec:
             seconds *= 1.0 - self.ttl_jitter * self._rng.random()
         return seconds
 
-    def encode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, value: Any, ttl: float) -> tuple[bytes, int]:
+    def encode(
+        self, skey: str, hashed: bool, key: str, spec: TypeSpec, value: Any, ttl: float,
+        source_digest: bytes | None = None,
+    ) -> tuple[bytes, int]:
         """The L2 record for ``value`` and its absolute expiry in epoch milliseconds."""
         expires_at_ms = int((self.clock() + ttl) * 1000) + 1
-        header = record_header(expires_at_ms, key if hashed else None, math.ceil(ttl * 1000))
+        header = record_header(expires_at_ms, key if hashed else None, math.ceil(ttl * 1000), source_digest)
         # The codec authenticates the header with the value: an edited expiry reads as corrupt.
         return header + spec.codec.encode(value, header + skey.encode("utf-8", "surrogatepass")), expires_at_ms
 

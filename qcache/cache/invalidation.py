@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from qcache.cache.keys import HASHED_MARK
+from qcache.cache.keys import HASHED_MARK, VERSION_MARK
 from qcache.cache.plans import L2Call, Plan
 from qcache.cache.record import unpack_record
+from qcache.cache.tags import TAG_TYPE
 from qcache.cache.writeback import Matcher, PendingPattern
 from qcache.codec import CodecIntegrityError
 from qcache.errors import BackendError, RedisAccessDenied
 from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.protocol import L2Op
-from qcache.memory.store import StoredEntry
+from qcache.memory.store import MemoryStore, StoredEntry
 
 if TYPE_CHECKING:
     from qcache.cache.core import CacheCore
@@ -25,6 +26,11 @@ def _meta_key(entry: StoredEntry | None) -> str | None:
     return meta if isinstance(meta, str) else None
 
 
+def _no_caller_key() -> str | None:
+    """For plain keys, which never need their caller key to be matched."""
+    return None
+
+
 def _record_key(record: bytes) -> str | None:
     """The caller key embedded in an L2 record, or None (plain key, or not a record)."""
     try:
@@ -33,15 +39,18 @@ def _record_key(record: bytes) -> str | None:
         return None
 
 
-def _no_caller_key() -> str | None:
-    return None
+def _is_tag_set(base: str, skey: str) -> bool:
+    """Whether ``skey`` (of the namespace starting with ``base``) is a tag's set, not an entry."""
+    return skey.startswith(TAG_TYPE + ":", len(base))
 
 
 def key_matcher(base: str, pattern: str, type_name: str | None) -> Matcher:
-    """Whether a storage key of namespace ``base`` holds a caller key matching the glob ``pattern``.
+    """Whether a storage key of namespace ``base`` is an entry whose caller key matches the glob ``pattern``.
 
-    Storage keys are ``<base><type>:<key>``; type names hold no ``:``, so the
-    first ``:`` after the base ends the type. Hashed keys are judged by the
+    Storage keys are ``<base><type>[@<version>]:<key>``; type names hold no
+    ``:``, so the first ``:`` after the base ends the type (entries of every
+    schema version match). ``type_name`` narrows the match to one type. Tag
+    sets are not entries and never match. Hashed keys are judged by the
     caller key the second argument finds (from L1 or the record), never by the hash.
     """
     regex = compile_glob(pattern)
@@ -50,8 +59,9 @@ def key_matcher(base: str, pattern: str, type_name: str | None) -> Matcher:
     def matches(skey: str, caller_key: Callable[[], str | None]) -> bool:
         if not skey.startswith(base):
             return False
-        stored_type, colon, key_part = skey[start:].partition(":")
-        if not colon or (type_name is not None and stored_type != type_name):
+        segment, colon, key_part = skey[start:].partition(":")
+        stored_type = segment.partition(VERSION_MARK)[0]
+        if not colon or stored_type == TAG_TYPE or (type_name is not None and stored_type != type_name):
             return False
         if key_part.startswith(HASHED_MARK):
             original = caller_key()
@@ -64,7 +74,7 @@ def key_matcher(base: str, pattern: str, type_name: str | None) -> Matcher:
 
 
 class InvalidationPlans:
-    """Removal of every key matching a glob, in L1, the write-back queue and L2."""
+    """Removal of every key matching a glob or carrying a tag, in L1, the write-back queue and L2."""
 
     __slots__ = ("_core",)
 
@@ -86,11 +96,83 @@ class InvalidationPlans:
         return (yield from self._remove_matching(namespace, pattern, type_name))
 
     def plan_clear(self, namespace: str) -> Plan[int]:
-        """Delete every key of ``namespace`` in both tiers (SCAN + UNLINK, never FLUSHDB)."""
-        return (yield from self._remove_matching(namespace, "*", None))
+        """Delete every key of ``namespace`` in both tiers (SCAN + UNLINK, never FLUSHDB), tag sets included."""
+        return (yield from self._remove_matching(namespace, "*", None, clearing=True))
 
-    def _remove_matching(self, namespace: str, pattern: str, type_name: str | None) -> Plan[int]:
-        """Remove keys of ``namespace`` (of ``type_name``, or any type) whose caller key matches, in every tier."""
+    def plan_invalidate_tags(self, namespace: str, tags: tuple[object, ...]) -> Plan[int]:
+        """Delete the namespace's entries written with any of ``tags``; returns how many were removed.
+
+        The entries come from the tags' sets in Redis and from this process's
+        own index (L1 copies and write-back writes that may not be in Redis
+        yet); the tags' sets go too. Counted as in :meth:`plan_invalidate`.
+        """
+        core = self._core
+        tag_set_keys = core.tag_keys(namespace, tags)
+        if not tag_set_keys:
+            raise ValueError("invalidate_tags needs at least one tag")
+        l1 = core.l1 if core.use_l1 else None
+        doomed = core.tag_index.take(tag_set_keys)
+        removed = self._drop_local(doomed, l1)
+        l2_only = 0
+        try:
+            if core.use_l2:
+                try:
+                    members = yield L2Call(L2Op.TAG_MEMBERS, (tag_set_keys, int(core.clock() * 1000)))
+                    doomed.update(members)
+                    # Copies this process read from L2 without knowing their tags go as well.
+                    removed |= self._drop_local(members, l1)
+                    l2_only = yield from self._unlink_counted(list(members), removed)
+                    yield L2Call(L2Op.DELETE, tag_set_keys)
+                except BackendError as exc:
+                    core.failures.l2_failed("invalidate_tags", exc)
+        finally:
+            # As in _remove_matching: no read in flight may fill L1 with a doomed value.
+            for skey in doomed:
+                core.generations.bump(skey)
+            if l1 is not None:
+                for skey in doomed:
+                    l1.delete(skey)
+        count = len(removed) + l2_only
+        core.metrics.deleted(count)
+        return count
+
+    def _drop_local(self, skeys: Iterable[str], l1: MemoryStore | None) -> set[str]:
+        """Remove ``skeys`` from L1 and the write-back queue; the ones that were there."""
+        pending = self._core.pending
+        removed = set()
+        for skey in skeys:
+            in_l1 = l1 is not None and l1.delete(skey)
+            if pending.discard(skey) or in_l1:
+                removed.add(skey)
+        return removed
+
+    def _unlink_counted(self, keys: list[str], removed: set[str]) -> Plan[int]:
+        """UNLINK ``keys`` in batches; how many existed only in L2 (not among ``removed``).
+
+        UNLINK answers with a count, not with which keys existed: keys already
+        counted (removed from L1 or the queue) go in their own batches so the
+        count stays exact.
+        """
+        batch_size = self._core.batch_size
+        l2_only = 0
+        known = [k for k in keys if k in removed]
+        fresh = [k for k in keys if k not in removed]
+        for batch, counted in ((known, True), (fresh, False)):
+            for start in range(0, len(batch), batch_size):
+                gone = yield L2Call(L2Op.DELETE, tuple(batch[start : start + batch_size]))
+                if not counted:
+                    l2_only += int(gone)
+        return l2_only
+
+    def _remove_matching(
+        self, namespace: str, pattern: str, type_name: str | None, *, clearing: bool = False
+    ) -> Plan[int]:
+        """Remove keys of ``namespace`` (of ``type_name``, or any type) whose caller key matches, in every tier.
+
+        Tag sets are not entries: only ``clearing`` removes them. When L2
+        cannot be reached, its part is kept in the queue until it lands (see
+        :class:`PendingPattern`); reads skip L2 for the keys it covers meanwhile.
+        """
         core = self._core
         base = core.locator.namespace_base(namespace)
         matches = key_matcher(base, pattern, type_name)
@@ -116,11 +198,11 @@ class InvalidationPlans:
         try:
             if core.use_l2:
                 try:
-                    l2_only = yield from self._remove_matching_l2(base, pattern, type_name, removed, matches)
+                    l2_only = yield from self._remove_matching_l2(base, pattern, type_name, removed, matches, clearing)
                 except BackendError as exc:
                     if not isinstance(exc, RedisAccessDenied):  # a refusal for this user would never land
                         # Kept until it lands: reads skip L2 for the keys it covers meanwhile.
-                        core.pending.add_pattern(PendingPattern(base, pattern, type_name, matches))
+                        core.pending.add_pattern(PendingPattern(base, pattern, type_name, matches, clearing))
                         core.metrics.error("invalidation_deferred")
                     core.failures.l2_failed("invalidate", exc)
         finally:
@@ -135,22 +217,23 @@ class InvalidationPlans:
         return count
 
     def _remove_matching_l2(
-        self, base: str, pattern: str, type_name: str | None, removed: set[str], matches: Matcher
+        self, base: str, pattern: str, type_name: str | None, removed: set[str], matches: Matcher, clearing: bool
     ) -> Plan[int]:
-        """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held."""
+        """The L2 part of :meth:`_remove_matching`; returns how many keys only L2 held. Raises BackendError."""
         batch_size = self._core.batch_size
-        l2_only = 0
-        # Without a type, "*:" spans every type name, but a Redis "*" also crosses ':' and so
-        # finds a superset (a key "a:b" of type t is "t:a:b"): every key found is judged again
-        # by `matches`, which splits the type off at its first ':' (type names hold none).
-        types = escape_glob(base) + ("*" if type_name is None else escape_glob(type_name)) + ":"
+        # The type part spans every type (or the given type's schema versions) up to the ':' that
+        # ends it. A Redis '*' also crosses ':', so the scan finds a superset (a key "a:b" of type
+        # t is "t:a:b"): every key found is judged again by `matches`.
+        types = escape_glob(base) + ("*" if type_name is None else escape_glob(type_name) + "*") + ":"
         scanned = yield L2Call(L2Op.SCAN_KEYS, (types + pattern,))
+        tag_sets = [k for k in scanned if _is_tag_set(base, k)]
         # Hashed keys are judged by the caller key in their record, below, never by the hash.
         plain = [
             k for k in scanned
             if not k[len(base) :].partition(":")[2].startswith(HASHED_MARK) and matches(k, _no_caller_key)
         ]
         hashed = yield L2Call(L2Op.SCAN_KEYS, (types + escape_glob(HASHED_MARK) + "*",))
+        hashed = [k for k in hashed if not _is_tag_set(base, k)]
         # Hashed keys already judged through L1 or the write-back queue need no record
         # read, but their L2 copies must go too.
         plain.extend(k for k in hashed if k in removed)
@@ -163,19 +246,15 @@ class InvalidationPlans:
                 for skey, raw in zip(chunk, raws)
                 if raw is not None and matches(skey, partial(_record_key, raw))
             )
-        # UNLINK answers with a count, not with which keys existed: keys already counted
-        # (removed from L1 or the queue) go in their own batches so the count stays exact.
-        known = [k for k in plain if k in removed]
-        fresh = [k for k in plain if k not in removed]
-        for keys, counted in ((known, True), (fresh, False)):
-            for start in range(0, len(keys), batch_size):
-                chunk = keys[start : start + batch_size]
-                gone = yield L2Call(L2Op.DELETE, tuple(chunk))
-                if not counted:
-                    l2_only += int(gone)
+        l2_only = yield from self._unlink_counted(plain, removed)
+        if clearing:
+            for start in range(0, len(tag_sets), batch_size):
+                yield L2Call(L2Op.DELETE, tuple(tag_sets[start : start + batch_size]))
         return l2_only
 
     def plan_drain(self, pending: PendingPattern) -> Plan[None]:
         """Send a pattern invalidation that could not reach L2 before; BackendError if it still cannot."""
-        yield from self._remove_matching_l2(pending.base, pending.pattern, pending.type_name, set(), pending.matches)
+        yield from self._remove_matching_l2(
+            pending.base, pending.pattern, pending.type_name, set(), pending.matches, pending.clearing
+        )
         self._core.pending.pattern_done(pending)

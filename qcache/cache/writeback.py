@@ -26,7 +26,7 @@ Matcher = Callable[[str, Callable[[], "str | None"]], bool]
 
 
 class PendingWrite(NamedTuple):
-    """One write waiting for L2: the storage key, the record and when it expires (epoch ms).
+    """One write waiting for L2: the storage key, the record, when it expires (epoch ms), its tag sets.
 
     A named tuple rather than a frozen dataclass: one is built per write-back
     ``set``, and a frozen dataclass costs several times more to create.
@@ -35,6 +35,7 @@ class PendingWrite(NamedTuple):
     key: str
     record: bytes  # empty: a tombstone, the key must be deleted from L2
     expires_at_ms: int
+    tags: tuple[str, ...] = ()  # the Redis keys of its tags' sets (see qcache.cache.tags)
 
 
 def tombstone(key: str) -> PendingWrite:
@@ -49,6 +50,7 @@ class PendingPattern(NamedTuple):
     pattern: str
     type_name: str | None
     matches: Matcher
+    clearing: bool = False  # a clear(): the namespace's tag sets go too
 
     @property
     def identity(self) -> tuple[str, str, str | None]:

@@ -67,6 +67,8 @@ def build_config(url: str, prefix: str, level: str, strategy: str, **settings: A
         "CACHE_PROJECT_ISOLATION": "true",
         "REDIS_SOCKET_TIMEOUT": 2.0,
         "REDIS_CONNECTION_TIMEOUT": 2.0,
+        # Roomy on a loaded test machine; the fault tests set their own (see test_bounded_waits.py).
+        "CACHE_L2_TIMEOUT_MS": 2000,
     }
     values.update(settings)
     return CacheConfig.from_profile("development", **values)
