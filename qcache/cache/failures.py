@@ -24,8 +24,8 @@ class FailurePolicy:
         self.strict = strict
         self._last_log = -math.inf
 
-    def l2_failed(self, operation: str, exc: BackendError) -> None:
-        """Count and log an L2 failure; in strict mode re-raise it.
+    def l2_failed(self, operation: str, exc: BackendError, outcome: str = "treated as a miss") -> None:
+        """Count and log an L2 failure (``outcome``: what became of the operation); in strict mode re-raise it.
 
         An ACL refusal (:class:`RedisAccessDenied`) is raised in any mode: it is
         not an outage to ride out but a user that may not do this.
@@ -33,15 +33,15 @@ class FailurePolicy:
         if isinstance(exc, RedisAccessDenied):
             self.metrics.error("l2_access_denied")
             raise exc
-        self.note(operation, exc)
+        self.note(operation, exc, outcome)
         if self.strict:
             raise exc
 
-    def note(self, operation: str, exc: BackendError) -> None:
+    def note(self, operation: str, exc: BackendError, outcome: str = "treated as a miss") -> None:
         """Count an L2 failure and log it (at most one line every few seconds)."""
         circuit_open = isinstance(exc, CircuitOpenError)
         self.metrics.error("l2_circuit_open" if circuit_open else "l2_error")
         now = time.monotonic()
         if not circuit_open and now - self._last_log >= _ERROR_LOG_INTERVAL:
             self._last_log = now
-            logger.warning("qcache: L2 %s failed, treated as a miss: %s", operation, exc)
+            logger.warning("qcache: L2 %s failed, %s: %s", operation, outcome, exc)

@@ -204,7 +204,7 @@ class InvalidationPlans:
                         # Kept until it lands: reads skip L2 for the keys it covers meanwhile.
                         core.pending.add_pattern(PendingPattern(base, pattern, type_name, matches, clearing))
                         core.metrics.error("invalidation_deferred")
-                    core.failures.l2_failed("invalidate", exc)
+                    core.failures.l2_failed("invalidate", exc, "kept for a retry until it lands")
         finally:
             # Reads in flight may have fetched a doomed value from L2: no fill from them, and a
             # second pass over L1 drops what they filled before the bump (see ReadPlans.fill_l1).

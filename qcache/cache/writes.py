@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from qcache.cache.core import CacheCore
 
 _perf_ns = time.perf_counter_ns
+#: What a failed write or delete becomes, for the log (a refusal is raised or counted on its own).
+_KEPT = "kept for a retry until it lands"
 
 
 class SetState(NamedTuple):
@@ -150,7 +152,7 @@ class WritePlans:
             except BackendError as exc:
                 if self._l2_write_failed([write], exc):
                     self.set_end(state)
-                core.failures.l2_failed("set", exc)
+                core.failures.l2_failed("set", exc, _KEPT)
                 return None
             self._metrics.stored("l2")
         self.set_end(state)
@@ -256,7 +258,7 @@ class WritePlans:
                     core.tag_index.add(tag_keys, (p[1] for p in prepared), core.held_locally)
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
         if failure is not None:
-            core.failures.l2_failed("set_many", failure)
+            core.failures.l2_failed("set_many", failure, _KEPT)
         return None
 
     def plan_delete(self, namespace: str, key: str, cache_type: str | None) -> Plan[bool]:
@@ -281,7 +283,7 @@ class WritePlans:
                         # Kept until it lands; reads skip L2 for this key meanwhile (see ReadPlans.pending_value).
                         self._pending.put(tombstone(skey))
                         self._metrics.error("invalidation_deferred")
-                    core.failures.l2_failed("delete", exc)
+                    core.failures.l2_failed("delete", exc, _KEPT)
                 else:
                     removed = bool(count) or removed
         finally:
