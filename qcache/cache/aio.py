@@ -194,18 +194,29 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         is deleted and the answer is False, so the caller recomputes it.
         """
         self._core.check_open()
-        async with self._shared.flush_lock:
-            return await self._run(self._core.freshness.plan_validate(self._namespace, key, current_source, cache_type))
+        try:
+            async with self._shared.flush_lock:
+                return await self._run(
+                    self._core.freshness.plan_validate(self._namespace, key, current_source, cache_type)
+                )
+        finally:
+            self._after_write()  # a delete that could not reach L2 is queued, as in delete()
 
     async def invalidate_tags(self, *tags: str) -> int:
         """Delete this namespace's entries written with any of ``tags``; returns how many were removed.
 
         Works across processes: membership lives in Redis, in one sorted set
-        per tag that is pruned as its entries expire.
+        per tag that is pruned as its entries expire. When Redis cannot be
+        reached it is kept and retried as :meth:`delete` does, and meanwhile
+        no entry of this namespace is read from L2 (only Redis knows which
+        carry the tags).
         """
         self._core.check_open()  # works while disabled, as delete()
-        async with self._shared.flush_lock:
-            return await self._run(self._core.invalidation.plan_invalidate_tags(self._namespace, tags))
+        try:
+            async with self._shared.flush_lock:
+                return await self._run(self._core.invalidation.plan_invalidate_tags(self._namespace, tags))
+        finally:
+            self._after_write()
 
     async def clear(self) -> int:
         """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).

@@ -124,7 +124,14 @@ class InvalidationPlans:
                     l2_only = yield from self._unlink_counted(list(members), removed)
                     yield L2Call(L2Op.DELETE, tag_set_keys)
                 except BackendError as exc:
-                    core.failures.l2_failed("invalidate_tags", exc)
+                    if not isinstance(exc, RedisAccessDenied):
+                        # Kept until it lands; until then no entry of the namespace is read from L2.
+                        base = core.locator.namespace_base(namespace)
+                        core.pending.add_pattern(
+                            PendingPattern(base, "*", None, key_matcher(base, "*", None), tags=tuple(tag_set_keys))
+                        )
+                        core.metrics.error("invalidation_deferred")
+                    core.failures.l2_failed("invalidate_tags", exc, "kept for a retry until it lands")
         finally:
             # As in _remove_matching: no read in flight may fill L1 with a doomed value.
             for skey in doomed:
@@ -253,8 +260,19 @@ class InvalidationPlans:
         return l2_only
 
     def plan_drain(self, pending: PendingPattern) -> Plan[None]:
-        """Send a pattern invalidation that could not reach L2 before; BackendError if it still cannot."""
-        yield from self._remove_matching_l2(
-            pending.base, pending.pattern, pending.type_name, set(), pending.matches, pending.clearing
-        )
-        self._core.pending.pattern_done(pending)
+        """Send an invalidation that could not reach L2 before; BackendError if it still cannot."""
+        core = self._core
+        if pending.tags:
+            members = yield L2Call(L2Op.TAG_MEMBERS, (list(pending.tags), int(core.clock() * 1000)))
+            l1 = core.l1 if core.use_l1 else None
+            for skey in members:  # copies read from L2 before the invalidation, without their tags
+                core.generations.bump(skey)
+                if l1 is not None:
+                    l1.delete(skey)
+            yield from self._unlink_counted(list(members), set())
+            yield L2Call(L2Op.DELETE, tuple(pending.tags))
+        else:
+            yield from self._remove_matching_l2(
+                pending.base, pending.pattern, pending.type_name, set(), pending.matches, pending.clearing
+            )
+        core.pending.pattern_done(pending)

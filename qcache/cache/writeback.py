@@ -44,17 +44,22 @@ def tombstone(key: str) -> PendingWrite:
 
 
 class PendingPattern(NamedTuple):
-    """A pattern invalidation (or a clear, pattern ``*``) that L2 has not seen yet."""
+    """A pattern invalidation, a clear (pattern ``*``) or a tag invalidation that L2 has not seen yet.
+
+    A tag invalidation (``tags``: the Redis keys of the tags' sets) covers
+    the whole namespace for reads: which entries carry the tags only Redis knows.
+    """
 
     base: str  # the namespace base, "<prefix>:<namespace>:"
     pattern: str
     type_name: str | None
     matches: Matcher
     clearing: bool = False  # a clear(): the namespace's tag sets go too
+    tags: tuple[str, ...] = ()
 
     @property
-    def identity(self) -> tuple[str, str, str | None]:
-        return self.base, self.pattern, self.type_name
+    def identity(self) -> tuple[str, str, str | None, tuple[str, ...]]:
+        return self.base, self.pattern, self.type_name, self.tags
 
 
 class WriteBackQueue:

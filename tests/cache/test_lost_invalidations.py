@@ -240,3 +240,24 @@ async def test_close_drains_pending_invalidations_or_counts_them_lost(
     await lost.delete("j")
     await lost.close(timeout=0.5)
     assert lost.raw._core.metrics.snapshot()["errors"]["invalidation_lost"] == 1
+
+
+async def test_a_tag_invalidation_during_an_outage_lands_and_nothing_tagged_is_read_meanwhile(
+    make_cache: MakeCache, server: Any, raw: redis.Redis, prefix: str, flavour: str
+) -> None:
+    writer = await on(make_cache, server, prefix)
+    await writer.set_many({"r1": 1, "r2": 2}, ttl=600, tags=("repo:42",))
+    await writer.set("other", 3, ttl=600)
+    cache = await on(make_cache, server, prefix)  # knows the tagged entries only from L2
+    assert await cache.get_many(["r1", "r2", "other"]) == {"r1": 1, "r2": 2, "other": 3}
+    outage = Outage(server, "kill")
+    outage.start()
+    _, wait = await timed(cache.invalidate_tags("repo:42"))
+    cache.core.l1.clear()
+    back = outage.wait()
+    async with flusher_paused(cache):  # Redis is back, the invalidation not yet sent: nothing stale is read
+        assert await cache.get_many(["r1", "r2"]) == {}
+    drained_in = await drain_time(cache, back, "pending_invalidations")
+    assert not raw.exists(cache.storage_key("r1")) and not raw.exists(cache.storage_key("r2"))
+    assert await cache.get("other") == 3
+    await report_and_check(f"{flavour} invalidate_tags, kill", cache, [wait], drained_in)
