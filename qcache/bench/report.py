@@ -137,11 +137,8 @@ def figure_status(value: FigureValue) -> str:
     parts = []
     if value.breaches_limit:
         parts.append("REGRESSION")
-    met = value.meets_target
-    if met is True:
-        parts.append("meets target")
-    elif met is False:
-        parts.append("misses target")
+    if value.meets_target is not None:
+        parts.append(value.status)
     return ", ".join(parts) or "ok"
 
 
