@@ -37,7 +37,8 @@ def test_driver_protocol_calls(clock: ManualClock) -> None:
     store.get_entry("a")
     store.get("b")
     store.get_entry("b")
-    assert policy.take() == [("access", "a"), ("access", "a"), ("miss", "b"), ("miss", "b")]
+    # Hits wait in the read buffer until the next locked operation; LRU only needs a key's last one.
+    assert policy.take() == [("access", "a"), ("miss", "b"), ("miss", "b")]
 
     # Peeks are not reads.
     assert "a" in store
@@ -95,6 +96,37 @@ def test_lru_order_is_respected() -> None:
     store.set("e", "e", 1, None)
     assert sorted(store.keys()) == ["c", "d", "e"]
     assert store.stats().evictions == 2
+
+
+class RecordingCounts(RejectNewcomer):
+    """A policy that counts every hit (as frequency policies do): no repeat may be dropped."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.accesses: list[Hashable] = []
+
+    def on_access(self, key: Hashable) -> None:
+        self.accesses.append(key)
+
+
+def test_buffered_hits_reach_the_policy_in_order_before_any_decision(clock: ManualClock) -> None:
+    policy = RecordingCounts(10)
+    store = MemoryStore(10, 100, policy, clock=clock)
+    for key in "abc":
+        store.set(key, key, 1, None)
+    for key in "abab":
+        assert store.get(key) == key
+    assert store.get_entry("c") is not None
+    assert policy.accesses == []  # lock-free hits, not told yet
+    store.set("d", "d", 1, None)  # a write replays them first, every one, in order
+    assert policy.accesses == ["a", "b", "a", "b", "c"]
+    for _ in range(200):  # a reader that fills the buffer replays it itself
+        store.get("a")
+    assert 136 <= len(policy.accesses) <= 205
+    store.delete("a")
+    assert policy.accesses.count("a") == 202
+    store.get("a")
+    assert policy.accesses.count("a") == 202  # a miss is no hit
 
 
 def test_byte_pressure_evicts_in_policy_order() -> None:

@@ -35,6 +35,9 @@ class EvictionPolicy(ABC):
 
     #: Registry name (upper case), set by :func:`register_policy`.
     name: ClassVar[str] = ""
+    #: True when only the last of several ``on_access(key)`` calls matters (recency, or nothing):
+    #: a driver replaying buffered hits may then drop the repeats and keep each key's last.
+    last_access_only: ClassVar[bool] = False
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:

@@ -13,6 +13,8 @@ from qcache.memory.policies.registry import register_policy
 class LRUPolicy(EvictionPolicy):
     """Least recently used: evict the key untouched for the longest time."""
 
+    last_access_only = True
+
     def __init__(self, capacity: int) -> None:
         super().__init__(capacity)
         self._order: OrderedDict[Hashable, None] = OrderedDict()
@@ -39,6 +41,8 @@ class LRUPolicy(EvictionPolicy):
 @register_policy("FIFO")
 class FIFOPolicy(EvictionPolicy):
     """First in, first out: evict the key inserted longest ago; hits change nothing."""
+
+    last_access_only = True
 
     def __init__(self, capacity: int) -> None:
         super().__init__(capacity)
