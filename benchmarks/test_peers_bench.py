@@ -199,7 +199,7 @@ def in_process_side(peer: str, operation: str, make_cache: MakeCache) -> Side:
         fill(lambda k, v: cache.set(k, v, ttl=TTL))
         cache.set("hot", VALUE, ttl=TTL)
         get, put = cache.get, cache.set
-        serializer = "none on a hit; msgpack size measure on set"
+        serializer = "none (objects); a set serializes once to weigh the value"
         if operation == "l1-hit":
             return Side("qcache QueryCache", serializer, call=lambda: get("hot"))
         return Side("qcache QueryCache", serializer, call=lambda: put(next(keys), VALUE, TTL))

@@ -40,6 +40,7 @@ class SetState(NamedTuple):
     expires_at_ms: int
     started: int
     cache_type: str  # the type's name, which is also its L1 partition
+    size: int  # what the entry weighs against L1's byte bound
 
 
 class WritePlans:
@@ -65,12 +66,21 @@ class WritePlans:
         entries = self._entries
         seconds = entries.resolve_ttl(spec, ttl)
         started = _perf_ns()
-        record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
-        return new_tuple(SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name))
+        if self._core.use_l2:
+            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+            size = len(record)
+        else:
+            # Nothing goes to L2: the byte bound needs a size, not a record (see Codec.plain_size).
+            record = b""
+            size = spec.codec.plain_size(value)
+            expires_at_ms = int((entries.clock() + seconds) * 1000) + 1
+        return new_tuple(
+            SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name, size)
+        )
 
     def set_end(self, state: SetState) -> None:
         """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
-        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type = state
+        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type, size = state
         core = self._core
         l1 = self._l1
         if l1 is not None and core.use_l1:
@@ -83,10 +93,10 @@ class WritePlans:
                 l1.delete(skey)
             else:
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    skey, value, size, min(seconds, remaining), meta=key if hashed else None,
                     partition=cache_type,
                 )
-                if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
+                if strategy is WriteStrategy.WRITE_BACK and core.use_l2 and record:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
                 self._metrics.l1_set(_perf_ns() - started)
                 return
@@ -96,6 +106,8 @@ class WritePlans:
         """``set`` when it writes L2 during the call: both steps around the L2 write."""
         state = self.set_begin(namespace, key, value, ttl, cache_type)
         core = self._core
+        if core.writes_l2_now and not state.record:  # the level gained L2 since set_begin looked
+            state = self.set_begin(namespace, key, value, ttl, cache_type)
         if core.writes_l2_now:
             if len(self._pending):
                 # Left over from WRITE_BACK before a live strategy switch: it must not land after
