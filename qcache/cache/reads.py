@@ -72,6 +72,9 @@ class ReadPlans:
         if l1 is None:
             return lambda namespace, key, cache_type: MISSING
         get_entry = l1.get_entry
+        # MemoryStore.get_entry's lock-free hit, inlined (see MemoryStore.hit_path for the contract).
+        lookup, clock, reads, replay, reads_batch = l1.hit_path()
+        note_read = reads.append
         bases = self._bases
         type_base = self._locator.type_base
         max_key_length = self._max_key_length
@@ -89,13 +92,22 @@ class ReadPlans:
             if type(key) is not str:
                 key = check_key(key)  # a str subclass becomes its text; anything else raises TypeError
             skey = base + key
-            entry = get_entry(skey)
-            # No plain entry lives under a too-long key, and a hashed entry (meta holds its
-            # caller key) found under base + key can only be another key's: both go to get_begin.
-            if entry is None or entry[3] is not None:
-                if len(skey) <= max_key_length and key[:1] != HASHED_MARK:
-                    tier_miss("l1")
-                return MISSING
+            entry = lookup(skey)
+            # A hashed entry (meta holds its caller key) found under base + key can only be
+            # another key's, and an expired one must go: both take the store's full path.
+            if entry is None or entry[3] is not None or (entry[2] is not None and entry[2] <= clock()):
+                if entry is not None and entry[3] is not None:
+                    return MISSING  # get_begin reads it again, comparing the caller key
+                entry = get_entry(skey)  # counts the miss (or finds a value written meanwhile)
+                if entry is None or entry[3] is not None:
+                    # No plain entry lives under a too-long key; hashed keys are get_begin's.
+                    if entry is None and len(skey) <= max_key_length and key[:1] != HASHED_MARK:
+                        tier_miss("l1")
+                    return MISSING
+            else:
+                note_read(skey)
+                if len(reads) >= reads_batch:
+                    replay()
             record_hit(perf_ns() - started)  # CacheMetrics.l1_hit, inline
             if len(hits) >= fold_at:
                 fold()

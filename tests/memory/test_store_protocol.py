@@ -171,3 +171,22 @@ def test_a_policy_out_of_step_is_reported() -> None:
     store.set("a", 1, 1, None)
     with pytest.raises(RuntimeError, match="out of step"):
         store.set("b", 2, 1, None)
+
+
+def test_the_hit_path_is_the_store_s_own_state(clock: ManualClock) -> None:
+    """What a caller inlining get_entry's fast path holds is live: the data, the clock, the read buffer."""
+    policy = RecordingCounts(10)
+    store = MemoryStore(10, 100, policy, clock=clock)
+    path = store.hit_path()
+    store.set("a", 1, 1, ttl=5)
+    entry = path.lookup("a")
+    assert entry is not None and entry is store.peek("a") and path.clock() == clock()
+    path.reads.append("a")  # a hit noted the way get_entry notes it
+    store.set("b", 2, 1, None)
+    assert policy.accesses == ["a"]
+    for _ in range(path.batch):
+        path.reads.append("b")
+    path.replay()
+    assert policy.accesses == ["a"] + ["b"] * path.batch and path.reads == []
+    clock.advance(5)
+    assert path.lookup("a") is not None and store.get_entry("a") is None  # expiry is the caller's to check
