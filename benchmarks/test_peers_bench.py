@@ -26,9 +26,13 @@ import asyncio
 import datetime
 import importlib
 import itertools
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -465,3 +469,45 @@ def test_peer_two_tier_read(benchmark: Any, redis_bench: RedisBench, redis_endpo
         compare(benchmark, "two-tier-read", contender, baseline, smoke, loop)
     finally:
         loop.run_until_complete(cache.close())
+
+
+# ------------------------------------------------------------------------------ memory in process
+
+MEMORY_SCRIPT = Path(__file__).resolve().parent / "peer_memory.py"
+#: Entries of the memory comparison: the issue's 100k, and fewer in a smoke run.
+MEMORY_ENTRIES = 100_000
+SMOKE_MEMORY_ENTRIES = 2_000
+
+
+def resident_per_entry(cache: str, entries: int) -> float:
+    """Resident bytes per entry of ``cache`` holding ``entries`` of 1 KiB, from a fresh process."""
+    done = subprocess.run([sys.executable, str(MEMORY_SCRIPT), cache, str(entries)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(done.stdout)
+    if "error" in result:
+        pytest.skip(f"{cache}: {result['error']}; left out of the comparison")
+    return float(result["bytes_per_entry"])
+
+
+@pytest.mark.benchmark(group=GROUP)
+@pytest.mark.parametrize("peer", IN_PROCESS)
+def test_peer_l1_memory(benchmark: Any, peer: str, smoke: bool) -> None:
+    """Resident bytes per 1 KiB entry (key, value, bookkeeping) over cachetools ``TTLCache``'s, 100k entries.
+
+    Not a time: ``ratio`` is the byte ratio; both sides are measured in their
+    own fresh process, one after the other (memory does not drift with load).
+    """
+    if peer != "qcache":
+        require(peer, peer)
+    entries = SMOKE_MEMORY_ENTRIES if smoke else MEMORY_ENTRIES
+    ours = benchmark.pedantic(resident_per_entry, args=(peer, entries), rounds=1, iterations=1)
+    theirs = resident_per_entry("cachetools", entries)
+    ratio = ours / theirs
+    names = {"qcache": "qcache QueryCache (L1_MEMORY)", "cachebox": "cachebox TTLCache (Rust)",
+             "theine": "theine Cache (W-TinyLFU)"}
+    benchmark.extra_info.update(
+        ratio=ratio, ratio_q1=ratio, ratio_q3=ratio, top_ns=0.0, bottom_ns=0.0,
+        bytes_per_entry=ours, baseline_bytes_per_entry=theirs, entries=entries,
+        peer_operation="l1-memory", peer=names[peer], serializer="none (objects)",
+        baseline="cachetools TTLCache", baseline_serializer="none (objects)",
+    )

@@ -29,6 +29,7 @@ OPERATIONS = {
     "get-many-100-small": "batch read of 100 small dicts from Redis",
     "get-many-100-embeddings": "batch read of 100 embeddings (1536 float32) from Redis",
     "two-tier-read": "read of a value held in process in front of Redis",
+    "l1-memory": "resident bytes per 1 KiB entry, 100k entries (a byte ratio, not a time)",
 }
 
 
