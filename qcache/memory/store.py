@@ -41,6 +41,7 @@ _DRAIN_BATCH = 256
 #: Most keys :meth:`MemoryStore.delete_where` removes per lock acquisition,
 #: so a large invalidation does not stall concurrent readers.
 _DELETE_BATCH = 1024
+_INF = math.inf
 #: Hits buffered for the policies before the reader that fills the buffer replays them (see get_entry).
 _READ_BUFFER = 64
 #: Stale heap pairs tolerated beyond one per timed entry before compaction;
@@ -457,21 +458,16 @@ class MemoryStore:
         refused it as the victim. Either way a previous value under ``key`` is
         gone too, since serving it after a newer write would be stale.
         """
-        if not isinstance(key, str):
-            raise TypeError(f"keys must be str, got {type(key).__name__}")
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"size must be an int number of bytes, got {type(size).__name__}")
-        if size < 0:
-            raise ValueError(f"size must be >= 0, got {size}")
-        if ttl is not None:
-            if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-                raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
-            if not (ttl > 0 and math.isfinite(ttl)):
-                raise ValueError(
-                    f"ttl must be a positive finite number of seconds or None, got {ttl!r}"
-                )
-        if partition is not None:
-            _require_partition_name(partition)
+        # The common case in one expression (exact types, a positive finite float TTL); anything
+        # else gets the full check, which names what is wrong.
+        if not (
+            type(key) is str
+            and type(size) is int
+            and size >= 0
+            and (ttl is None or (type(ttl) is float and 0.0 < ttl < _INF))
+            and (partition is None or (type(partition) is str and partition))
+        ):
+            _check_set_arguments(key, size, ttl, partition)
         lock = self._lock
         lock.acquire()
         try:
@@ -889,6 +885,23 @@ class MemoryStore:
             f"bytes={self._bytes}/{self._max_bytes}, policy={self.policy_name}, "
             f"partitions={len(self._partitions)})"
         )
+
+
+def _check_set_arguments(key: object, size: object, ttl: object, partition: object) -> None:
+    """TypeError/ValueError naming the first bad argument of :meth:`MemoryStore.set`."""
+    if not isinstance(key, str):
+        raise TypeError(f"keys must be str, got {type(key).__name__}")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int number of bytes, got {type(size).__name__}")
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    if ttl is not None:
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+            raise TypeError(f"ttl must be a number of seconds or None, got {type(ttl).__name__}")
+        if not (ttl > 0 and math.isfinite(ttl)):
+            raise ValueError(f"ttl must be a positive finite number of seconds or None, got {ttl!r}")
+    if partition is not None:
+        _require_partition_name(partition)
 
 
 def _require_positive_int(value: object, name: str) -> None:
