@@ -11,7 +11,7 @@ steps directly and skip driving a generator.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qcache.cache.generations import SLOT_MASK
@@ -46,7 +46,7 @@ class SetState(NamedTuple):
 class WritePlans:
     """The write operations of one cache (``delete`` included)."""
 
-    __slots__ = ("_core", "_entries", "_gen_slots", "_gens", "_l1", "_locator", "_metrics", "_pending")
+    __slots__ = ("_core", "_entries", "_gen_slots", "_gens", "_l1", "_locator", "_metrics", "_pending", "memory_set")
 
     def __init__(self, core: CacheCore) -> None:
         self._core = core
@@ -57,6 +57,40 @@ class WritePlans:
         self._gen_slots = core.generations.slots  # set_end bumps inline (see WriteGenerations)
         self._locator = core.locator
         self._entries = core.entries
+        self.memory_set = self._memory_set_function()
+
+    def _memory_set_function(self) -> Callable[[str, str, Any, object, str | None], None]:
+        """Build ``set`` for a cache without L2 (level ``L1_MEMORY``): the caller checked ``not use_l2``.
+
+        With no L2 write there is no record to build: the value is weighed
+        (:meth:`qcache.codec.Codec.plain_size`) and put into L1 for its TTL,
+        with the same key checks, write generation and metrics as
+        :meth:`set_begin` and :meth:`set_end`, in one closure instead of two
+        calls and the state between them (a third of an L1-only set).
+        """
+        core = self._core
+        l1 = self._l1
+        locate = self._locator.locate
+        resolve_ttl = self._entries.resolve_ttl
+        gen_slots = self._gen_slots
+        l1_set = self._metrics.l1_set
+        perf_ns = _perf_ns
+
+        def memory_set(namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> None:
+            if l1 is None or not core.use_l1:
+                self.set_end(self.set_begin(namespace, key, value, ttl, cache_type))
+                return
+            if type(key) is not str:
+                key = check_key(key)
+            spec, skey, hashed = locate(namespace, key, cache_type)
+            seconds = resolve_ttl(spec, ttl)
+            started = perf_ns()
+            size = spec.codec.plain_size(value)
+            gen_slots[hash(skey) & SLOT_MASK] += 1  # as in set_end
+            l1.set(skey, value, size, seconds, key if hashed else None, spec.name)
+            l1_set(perf_ns() - started)
+
+        return memory_set
 
     def set_begin(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> SetState:
         """First step of a write: storage key, TTL and the encoded record."""

@@ -471,7 +471,8 @@ class MemoryStore:
         lock = self._lock
         lock.acquire()
         try:
-            self._replay()
+            if self._reads:
+                self._replay()
             if partition is None:
                 part = self._default
             else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.base import EvictionPolicy, PolicyHooks
 from qcache.memory.policies.registry import register_policy
 
 
@@ -27,6 +27,13 @@ class LRUPolicy(EvictionPolicy):
 
     def on_remove(self, key: Hashable) -> None:
         del self._order[key]
+
+    def hooks(self) -> PolicyHooks:
+        """The order's own C methods (``setdefault`` inserts an absent key at the end), unless overridden."""
+        if type(self) is not LRUPolicy:  # a subclass may override the notifications: keep its methods
+            return super().hooks()
+        order = self._order
+        return PolicyHooks(order.setdefault, order.move_to_end, self.on_miss, order.__delitem__)
 
     def victim(self) -> Hashable:
         return self._order.popitem(last=False)[0]
