@@ -247,6 +247,8 @@ class ReadPlans:
         locate = self._locator.locate
         token_of = self._gens.token
         l1 = self._l1 if core.use_l1 else None
+        # Looked at once per batch: a write-back write queued meanwhile is one made after this read.
+        pending = len(self._pending) > 0
         for key in keys:
             if type(key) is not str:
                 key = check_key(key)
@@ -254,13 +256,14 @@ class ReadPlans:
                 continue
             seen.add(key)
             _, skey, hashed = locate(namespace, key, cache_type)
-            token = token_of(skey)
+            # The generation guards L1 fills only (fill_l1): without L1 there is none to take.
+            token = token_of(skey) if l1 is not None else 0
             if l1 is not None:
                 entry = l1.get_entry(skey)
-                if entry is not None and (not hashed or entry.meta == key):
-                    found[key] = entry.value
+                if entry is not None and (not hashed or entry[3] == key):
+                    found[key] = entry[0]
                     continue
-            if len(self._pending):
+            if pending:
                 value = self.pending_value(skey, hashed, key, spec, token)
                 if value is not MISSING:
                     found[key] = value
