@@ -397,55 +397,28 @@ def test_bench_interleaved_l1_hit_vs_ttlcache(benchmark: Any, l1_pair: Pair, smo
     record_interleaved(benchmark, l1_pair[0], l1_pair[1], number=20_000, smoke=smoke)
 
 
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_get_many_vs_mget(benchmark: Any, many_pair: Pair, smoke: bool) -> None:
-    """get_many(100) small dicts from L2 over MGET + msgpack.unpackb: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, many_pair[0], many_pair[1], number=30, smoke=smoke)
+#: The Redis-path figures: the pair fixture (the facade first, its baseline second) and the calls
+#: per round, by the id the gate names the benchmark with.
+REDIS_PATH = {
+    "l2-hit": ("l2_pair", 200),  # over GET + msgpack.unpackb
+    "l2-hit-same-decoding": ("l2_same_decoding_pair", 200),
+    "l2-tier": ("l2_tier_pair", 200),  # the tier's share of an L2 hit; not a figure
+    "get-many": ("many_pair", 30),  # 100 small dicts over MGET + msgpack.unpackb
+    "get-many-embeddings": ("many_embedding_pair", 20),  # 100 embeddings over MGET + numpy.frombuffer
+    "get-many-same-decoding": ("many_same_decoding_pair", 30),
+    "set-many": ("set_many_pair", 20),  # over a pipeline of 100 SET PX + msgpack.packb
+    "write-through": ("write_through_pair", 200),  # over SET PX + msgpack.packb
+}
 
 
 @pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_get_many_embeddings_vs_mget(benchmark: Any, many_embedding_pair: Pair,
-                                                        smoke: bool) -> None:
-    """get_many(100) embeddings from L2 over MGET + numpy.frombuffer: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, many_embedding_pair[0], many_embedding_pair[1], number=20, smoke=smoke)
-
-
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_get_many_vs_mget_same_decoding(benchmark: Any, many_same_decoding_pair: Pair,
-                                                          smoke: bool) -> None:
-    """get_many(100) from L2 over MGET + qcache's own decoding (the facade's overhead alone)."""
-    record_interleaved(benchmark, many_same_decoding_pair[0], many_same_decoding_pair[1], number=30, smoke=smoke)
-
-
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_set_many_vs_pipeline(benchmark: Any, set_many_pair: Pair, smoke: bool) -> None:
-    """set_many(100) over a raw pipeline of 100 SET PX + msgpack.packb: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, set_many_pair[0], set_many_pair[1], number=20, smoke=smoke)
-
-
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_l2_hit_vs_raw_get(benchmark: Any, l2_pair: Pair, smoke: bool) -> None:
-    """QueryCache.get from L2 over GET + msgpack.unpackb: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, l2_pair[0], l2_pair[1], number=200, smoke=smoke)
-
-
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_l2_hit_vs_raw_get_same_decoding(benchmark: Any, l2_same_decoding_pair: Pair,
-                                                           smoke: bool) -> None:
-    """QueryCache.get from L2 over a raw GET + qcache's own decoding (the facade's overhead alone)."""
-    record_interleaved(benchmark, l2_same_decoding_pair[0], l2_same_decoding_pair[1], number=200, smoke=smoke)
-
-
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_l2_tier_vs_raw_get(benchmark: Any, l2_tier_pair: Pair, smoke: bool) -> None:
-    """The cache's L2 tier over a raw GET, both with the same decoding: the tier's share of an L2 hit."""
-    record_interleaved(benchmark, l2_tier_pair[0], l2_tier_pair[1], number=200, smoke=smoke)
-
-
-@pytest.mark.benchmark(group=INTERLEAVED)
-def test_bench_interleaved_write_through_vs_raw_set(benchmark: Any, write_through_pair: Pair, smoke: bool) -> None:
-    """WRITE_THROUGH set (BOTH) over SET PX + msgpack.packb: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, write_through_pair[0], write_through_pair[1], number=200, smoke=smoke)
+@pytest.mark.parametrize("figure", list(REDIS_PATH))
+def test_bench_interleaved_redis_path(benchmark: Any, figure: str, request: pytest.FixtureRequest,
+                                      smoke: bool) -> None:
+    """The facade over its Redis-path baseline: ``extra_info["ratio"]``, lower is better."""
+    fixture, number = REDIS_PATH[figure]
+    ours, theirs = request.getfixturevalue(fixture)
+    record_interleaved(benchmark, ours, theirs, number=number, smoke=smoke)
 
 
 @pytest.mark.benchmark(group=INTERLEAVED)

@@ -250,25 +250,23 @@ def test_peer_async_l1_hit(benchmark: Any, peer: str, redis_endpoint: RedisEndpo
     memory = aiocache.SimpleMemoryCache()
     loop.run_until_complete(memory.set("hot", VALUE, ttl=TTL))
     baseline = Side("aiocache SimpleMemoryCache", "none (objects)", acall=lambda: memory.get("hot"))
+    contender: Side
+    close: Callable[[], Awaitable[Any]]
     if peer == "qcache":
         config = cache_config(redis_endpoint, prefix, "L1_MEMORY", "WRITE_THROUGH", CACHE_METRICS_ENABLED=True)
         cache = AsyncQueryCache(config)
         loop.run_until_complete(cache.set("hot", VALUE, ttl=TTL))
-        contender = Side("qcache AsyncQueryCache", "none on a hit", acall=lambda: cache.get("hot"))
-        try:
-            compare(benchmark, "async-l1-hit", contender, baseline, smoke, loop)
-        finally:
-            loop.run_until_complete(cache.close())
-        return
-    cashews = require("cashews", peer)
-    mem = cashews.Cache()
-    mem.setup("mem://")
-    loop.run_until_complete(mem.set("hot", VALUE, expire=TTL))
-    contender = Side("cashews mem://", "none (objects)", acall=lambda: mem.get("hot"))
+        contender, close = Side("qcache AsyncQueryCache", "none on a hit", acall=lambda: cache.get("hot")), cache.close
+    else:
+        cashews = require("cashews", peer)
+        mem = cashews.Cache()
+        mem.setup("mem://")
+        loop.run_until_complete(mem.set("hot", VALUE, expire=TTL))
+        contender, close = Side("cashews mem://", "none (objects)", acall=lambda: mem.get("hot")), mem.close
     try:
         compare(benchmark, "async-l1-hit", contender, baseline, smoke, loop)
     finally:
-        loop.run_until_complete(mem.close())
+        loop.run_until_complete(close())
 
 
 # ----------------------------------------------------------------------------------- on Redis
@@ -387,6 +385,23 @@ def dogpile_side(bench: RedisBench, operation: str) -> Side:
     return Side(name, serializer, call=many)
 
 
+def async_peer_side(
+    bench: RedisBench, operation: str, name: str, serializer: str,
+    set_one: Callable[[str, Any], Awaitable[Any]], set_all: Callable[[dict[str, Any]], Awaitable[Any]],
+    get_one: Callable[[str], Awaitable[Any]], get_all: Callable[[list[str]], Awaitable[Any]],
+) -> Side:
+    """An async peer's side of a Redis operation, from its own four calls (TTL already bound)."""
+    if operation == "write-through-set":
+        rotating = itertools.cycle([f"{bench.prefix}:wt:{i}" for i in range(1_000)])
+        return Side(name, serializer, acall=lambda: set_one(next(rotating), VALUE))
+    values = bench.values(operation)
+    keys = list(values)
+    bench.loop.run_until_complete(set_all(values))
+    if operation in ("l2-hit", "two-tier-read"):
+        return Side(name, serializer, acall=lambda: get_one(keys[0]))
+    return Side(name, serializer, acall=lambda: get_all(keys))
+
+
 def aiocache_side(bench: RedisBench, operation: str) -> Side:
     aiocache = require("aiocache", "aiocache")
     from aiocache.serializers import PickleSerializer
@@ -394,41 +409,29 @@ def aiocache_side(bench: RedisBench, operation: str) -> Side:
     kwargs = bench.endpoint.client_kwargs()
     embedding = operation == "get-many-100-embeddings"
     # aiocache's Redis default is JSON, which cannot hold a numpy array: embeddings take its pickle serializer.
-    serializer_name = "pickle" if embedding else "json (its default)"
     cache = aiocache.RedisCache(
         serializer=PickleSerializer() if embedding else None,
         endpoint=kwargs.get("host", "127.0.0.1"), port=kwargs.get("port", 6379), db=kwargs.get("db", 0),
         password=kwargs.get("password"),
     )
-    name = "aiocache RedisCache"
-    loop = bench.loop
-    values = bench.values(operation)
-    keys = list(values)
-    if operation == "write-through-set":
-        rotating = itertools.cycle([f"{bench.prefix}:wt:{i}" for i in range(1_000)])
-        return Side(name, serializer_name, acall=lambda: cache.set(next(rotating), VALUE, ttl=TTL))
-    loop.run_until_complete(cache.multi_set(list(values.items()), ttl=TTL))
-    if operation == "l2-hit":
-        return Side(name, serializer_name, acall=lambda: cache.get(keys[0]))
-    return Side(name, serializer_name, acall=lambda: cache.multi_get(keys))
+    return async_peer_side(
+        bench, operation, "aiocache RedisCache", "pickle" if embedding else "json (its default)",
+        lambda key, value: cache.set(key, value, ttl=TTL),
+        lambda values: cache.multi_set(list(values.items()), ttl=TTL),
+        cache.get, cache.multi_get,
+    )
 
 
 def cashews_side(bench: RedisBench, operation: str, client_side: bool = False) -> Side:
     cashews = require("cashews", "cashews")
     cache = cashews.Cache()
     cache.setup(bench.endpoint.url, client_side=client_side)
-    name = "cashews redis" + (" client_side" if client_side else "")
-    serializer = "pickle (its default)"
-    loop = bench.loop
-    values = bench.values(operation)
-    keys = list(values)
-    if operation == "write-through-set":
-        rotating = itertools.cycle([f"{bench.prefix}:wt:{i}" for i in range(1_000)])
-        return Side(name, serializer, acall=lambda: cache.set(next(rotating), VALUE, expire=TTL))
-    loop.run_until_complete(cache.set_many(values, expire=TTL))
-    if operation in ("l2-hit", "two-tier-read"):
-        return Side(name, serializer, acall=lambda: cache.get(keys[0]))
-    return Side(name, serializer, acall=lambda: cache.get_many(*keys))
+    return async_peer_side(
+        bench, operation, "cashews redis" + (" client_side" if client_side else ""), "pickle (its default)",
+        lambda key, value: cache.set(key, value, expire=TTL),
+        lambda values: cache.set_many(values, expire=TTL),
+        cache.get, lambda keys: cache.get_many(*keys),
+    )
 
 
 @pytest.fixture
