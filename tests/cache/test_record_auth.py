@@ -108,3 +108,11 @@ async def test_memory_cache_ttl_caps_every_l1_copy(make_cache: MakeCache, clocks
     for cache in (writer, reader):
         assert cache.core.l1 is not None and cache.core.l1.peek(cache.storage_key("a")) is None
     assert await reader.get("a") == 1  # still in L2, which keeps the entry's own lifetime
+
+
+async def test_memory_cache_ttl_caps_a_memory_only_cache_too(make_cache: MakeCache, clocks: Clocks) -> None:
+    cache = await make_cache("L1_MEMORY", clocks=clocks, MEMORY_CACHE_TTL=5)
+    await cache.set("a", 1, ttl=600)
+    await cache.set_many({"b": 2}, ttl=600)
+    clocks.advance(5.01)
+    assert await cache.get("a") is None and await cache.get_many(["b"]) == {}
