@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.core import CacheCore
 from qcache.cache.facade import FacadeBase, SharedState
 from qcache.cache.flusher import DrainDeadline
@@ -21,6 +22,7 @@ from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import AsyncL2Backend, AsyncRedisTier
+from qcache.l2.tracking import FIRST_CONNECT_WAIT, AsyncTrackingListener
 
 logger = logging.getLogger("qcache")
 
@@ -55,6 +57,27 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     def _new_shared(self, core: CacheCore, tier: AsyncL2Backend | None) -> _AsyncShared:
         return _AsyncShared(core, tier)
 
+    def _start_coherence(self) -> None:
+        tier = self._shared.tier
+        if not isinstance(tier, AsyncRedisTier):
+            return  # another backend (tests, in-memory): no Redis to report changes
+        assert self._core.l1 is not None  # wants_coherence() checked it
+        coherence = L1Coherence(self._core.l1, self._core.generations)
+        self._shared.listener = AsyncTrackingListener(tier.client, tier.namespace, coherence)
+        self._shared.listener_idle = True
+        self._core.coherence = coherence
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # built outside a loop: the first L2 call (or ``async with``) starts it
+        self._listen()
+
+    def _listen(self) -> None:
+        shared = self._shared
+        if shared.listener_idle and isinstance(shared.listener, AsyncTrackingListener) and not shared.closed:
+            shared.listener_idle = False
+            shared.listener.start()
+
     # -- begin: shared with sync.py, which tests/cache/sync_from_async.py derives from this --
 
     # -- running plans -----------------------------------------------------------------------
@@ -62,6 +85,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     async def _run(self, plan: Plan[T]) -> T:
         """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
+        if shared.listener_idle:
+            self._listen()
         try:
             call = next(plan)
             while True:
@@ -96,6 +121,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         value, state = core.reads.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
         if state is None:
             return value
+        if self._shared.listener_idle:
+            self._listen()
         try:
             raw = await (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
@@ -333,6 +360,9 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
         self._close_access()
+        if isinstance(shared.listener, AsyncTrackingListener) and not shared.listener_idle:
+            await shared.listener.stop()
+        core.coherence = None
         if shared.tier is not None:
             await shared.tier.close()
 
@@ -348,6 +378,10 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
                                                 shared.alert_hooks, interval).start()
 
     async def __aenter__(self) -> AsyncQueryCache:
+        self._listen()
+        listener = self._shared.listener
+        if isinstance(listener, AsyncTrackingListener):
+            await listener.first_attempt(min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout))
         self.start_monitoring()
         return self
 

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.entries import EntryCodec
 from qcache.cache.failures import FailurePolicy
 from qcache.cache.flushing import FlushPlans
@@ -79,6 +80,8 @@ class CacheCore:
         self.l1 = l1
         self.pending = WriteBackQueue(max_pending_writes)
         self.generations = WriteGenerations()
+        #: Set by the facade while an invalidation listener keeps L1 coherent (see qcache.cache.coherence).
+        self.coherence: L1Coherence | None = None
         self.failures = FailurePolicy(self.metrics, strict)
         self.entries = EntryCodec(clock, self.metrics, rng or random.Random())
         #: Set by the owning facade's close(); every later operation raises CacheClosedError.
@@ -93,6 +96,8 @@ class CacheCore:
         self.writes_l2_now = False
         self.isolation = True
         self.batch_size = 1
+        #: MEMORY_CACHE_TTL: no L1 copy outlives it, whatever its entry's own TTL (the coherence safety net).
+        self.l1_max_ttl = 3600.0
         self.latency_threshold_ms = 0.0
         self.hit_rate_threshold = 0.0
         self._applied = False
@@ -131,6 +136,7 @@ class CacheCore:
         self.isolation = snap.security.project_isolation
         self.entries.ttl_jitter = snap.performance.ttl_jitter
         self.batch_size = snap.performance.batch_size
+        self.l1_max_ttl = float(snap.memory.ttl)
         self.latency_threshold_ms = float(snap.monitoring.latency_threshold_ms)
         self.hit_rate_threshold = float(snap.monitoring.hit_rate_threshold)
         types = {
@@ -147,6 +153,10 @@ class CacheCore:
             # passed in gets the caps too); the untyped "default" one is bounded only globally.
             for name, settings in snap.cache_types.items():
                 l1.set_partition_cap(name, settings.max_size)
+
+    def wants_coherence(self) -> bool:
+        """Whether L1 copies must follow Redis: both tiers in use and ``MEMORY_CACHE_COHERENCE`` on."""
+        return self.l1 is not None and self.level is CacheLevel.BOTH and self.config.memory.coherence
 
     def close(self) -> None:
         """Stop following the configuration and refuse every later operation."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from qcache.cache.writes import WritePlans
 from qcache.config import CacheConfig
 from qcache.errors import AccessDenied, BackendError
 from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op, bind_operations
+from qcache.l2.tracking import AsyncTrackingListener, TrackingListener
 
 if TYPE_CHECKING:
     from qcache.access.guard import AccessGuard
@@ -46,6 +48,10 @@ class SharedState(Generic[B]):
         self.access_policy: AccessPolicy | None = None
         self.access_guard: AccessGuard | None = None
         self.access_lock = threading.Lock()
+        #: The invalidation listener keeping L1 coherent (see qcache.cache.coherence), if any;
+        #: ``listener_idle`` while an async one waits for a running loop to start on.
+        self.listener: TrackingListener | AsyncTrackingListener | None = None
+        self.listener_idle = False
         #: Set once the owning facade has closed; no backend is built afterwards.
         self.closed = False
         self._build_tier: Callable[[], B] = build_tier
@@ -102,6 +108,8 @@ class FacadeBase(Generic[S, B]):
         self._namespace = GLOBAL_NAMESPACE
         self._owner = True
         self._shared = self._new_shared(core, tier)
+        if core.wants_coherence():
+            self._start_coherence()
 
     def _new_tier(self, core: CacheCore) -> B:
         """The Redis backend of this facade's flavour, as the configuration describes it."""
@@ -110,6 +118,13 @@ class FacadeBase(Generic[S, B]):
     def _new_shared(self, core: CacheCore, tier: B | None) -> S:
         """The state all views of this cache share."""
         raise NotImplementedError
+
+    def _start_coherence(self) -> None:
+        """Start the invalidation listener that keeps L1 coherent with Redis (a Redis tier only)."""
+        raise NotImplementedError
+
+    def _listen(self) -> None:
+        """Start a listener left idle at construction (the async facade's, built outside a loop)."""
 
     @classmethod
     def from_env(cls: type[Self], **kwargs: Any) -> Self:
@@ -216,6 +231,9 @@ class FacadeBase(Generic[S, B]):
         tier = self._shared.tier
         if tier is not None:
             out["l2_breaker"] = tier.breaker_stats().state.value
+        coherence = self._core.coherence
+        if coherence is not None:
+            out["l1_coherence"] = dataclasses.asdict(coherence.stats())
         return out
 
     @staticmethod

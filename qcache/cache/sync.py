@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.core import CacheCore
 from qcache.cache.facade import FacadeBase, SharedState
 from qcache.cache.flusher import DrainDeadline
@@ -24,6 +25,7 @@ from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import L2Backend, RedisTier
+from qcache.l2.tracking import FIRST_CONNECT_WAIT, TrackingListener
 
 logger = logging.getLogger("qcache")
 
@@ -83,6 +85,16 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                                            shared.alert_hooks, interval).start()
         return shared
 
+    def _start_coherence(self) -> None:
+        tier = self._shared.tier
+        if not isinstance(tier, RedisTier):
+            return  # another backend (tests, in-memory): no Redis to report changes
+        assert self._core.l1 is not None  # wants_coherence() checked it
+        coherence = L1Coherence(self._core.l1, self._core.generations)
+        wait = min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout)
+        self._shared.listener = TrackingListener(tier.client, tier.namespace, coherence).start(wait)
+        self._core.coherence = coherence
+
     # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
 
     # -- running plans -----------------------------------------------------------------------
@@ -90,6 +102,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
     def _run(self, plan: Plan[T]) -> T:
         """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
+        if shared.listener_idle:
+            self._listen()
         try:
             call = next(plan)
             while True:
@@ -124,6 +138,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         value, state = core.reads.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
         if state is None:
             return value
+        if self._shared.listener_idle:
+            self._listen()
         try:
             raw = (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
@@ -358,6 +374,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
         self._close_access()
+        if isinstance(shared.listener, TrackingListener):
+            shared.listener.stop(timeout)
+        core.coherence = None
         if shared.tier is not None:
             shared.tier.close()
 

@@ -83,7 +83,7 @@ class WritePlans:
                 l1.delete(skey)
             else:
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    skey, value, len(record), min(seconds, remaining, core.l1_max_ttl), meta=key if hashed else None,
                     partition=cache_type,
                 )
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
@@ -96,18 +96,30 @@ class WritePlans:
         """``set`` when it writes L2 during the call: both steps around the L2 write."""
         state = self.set_begin(namespace, key, value, ttl, cache_type)
         core = self._core
+        written: bytes | None = None
+        # Other processes' copies follow Redis; this one's fresh copy is checked against its echo.
+        coherence = core.coherence if core.writes_l2_now and core.strategy is WriteStrategy.WRITE_THROUGH else None
         if core.writes_l2_now:
             if len(self._pending):
                 # Left over from WRITE_BACK before a live strategy switch: it must not land after
                 # this newer write. The facades hold the flush lock whenever writes are pending.
                 self._pending.discard(state.skey)
+            if coherence is not None:
+                coherence.write_begin(state.skey)
             try:
                 yield new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
             except BackendError as exc:
                 core.failures.l2_failed("set", exc)
+            except BaseException:
+                if coherence is not None:
+                    coherence.write_end(state.skey, None, state.value)
+                raise
             else:
                 self._metrics.stored("l2")
+                written = state.record
         self.set_end(state)
+        if coherence is not None:
+            coherence.write_end(state.skey, written, state.value)
         return None
 
     def plan_set_many(
@@ -150,8 +162,8 @@ class WritePlans:
                     l1.delete(skey)
                     continue
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
-                    partition=spec.name,
+                    skey, value, len(record), min(seconds, remaining, core.l1_max_ttl),
+                    meta=key if hashed else None, partition=spec.name,
                 )
                 kept += 1
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:

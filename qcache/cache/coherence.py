@@ -1,0 +1,211 @@
+"""L1 coherence across processes: what Redis's invalidation reports do to this process's L1. No I/O here.
+
+Redis reports every key that changes under the cache's namespace prefix
+(server-assisted client-side caching, ``CLIENT TRACKING ... BCAST PREFIX``;
+:mod:`qcache.l2.tracking` holds the connection): writes, deletes, expiries and
+evictions, made by qcache in any process or by any other client. This module
+decides what a report does here:
+
+* A key someone else changed: its L1 copy goes, and its write generation moves
+  so that an L2 read already in flight does not put the old value back (see
+  :class:`~qcache.cache.generations.WriteGenerations`).
+* A key this process has just written: the report is most likely the echo of
+  its own write, and dropping the fresh L1 copy would only cost the next read a
+  round trip. The copy is kept if Redis still holds exactly the record written,
+  checked with one read off the caller's path, and dropped otherwise. Counting
+  echoes would not be safe: Redis merges the reports of a key changed twice in
+  one event-loop turn, so one report can stand for our write and a later one
+  from elsewhere. ``NOLOOP`` cannot help either: it spares the tracking
+  connection's own writes, and the cache writes through its pool.
+* The report stream broken (the connection lost, or ``FLUSHALL``): reports may
+  have been missed, so all of L1 goes, and again once tracking is back, for
+  what was filled meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from qcache.cache.generations import WriteGenerations
+from qcache.memory.store import MemoryStore
+
+#: Own writes waiting for their echo, at most; past this the reports are not keeping up: L1 is reset.
+MAX_AWAITED_ECHOES = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CoherenceStats:
+    """Counters of one cache's L1 coherence, for ``stats()``."""
+
+    live: bool  # the invalidation connection is up and tracking
+    reports: int  # keys reported changed
+    evicted: int  # L1 copies dropped for a report
+    echoes_kept: int  # own writes whose copy survived their echo (Redis still held them)
+    echoes_dropped: int  # own writes whose copy went: Redis held something else by then
+    resets: int  # whole-L1 flushes (connection lost or restored, FLUSHALL)
+
+
+class _OwnWrite:
+    """A write of this process in flight: how many, and whether a report arrived meanwhile."""
+
+    __slots__ = ("count", "reported")
+
+    def __init__(self) -> None:
+        self.count = 1
+        self.reported = False
+
+
+class L1Coherence:
+    """Applies invalidation reports to one cache's L1, keeping its own fresh writes.
+
+    The write path calls :meth:`write_begin` before its L2 write and
+    :meth:`write_end` after filling L1; the listener calls :meth:`invalidated`,
+    :meth:`lost` and :meth:`restored`, and runs the echo checks that
+    :meth:`take_checks` hands out, answering with :meth:`checked`. ``wake`` is
+    called (outside the lock) when a check is queued; the listener sets it.
+    Thread-safe: writers and the listener may run on different threads.
+    """
+
+    def __init__(self, l1: MemoryStore, generations: WriteGenerations) -> None:
+        self._l1 = l1
+        self._gens = generations
+        self._lock = threading.Lock()
+        self._writing: dict[str, _OwnWrite] = {}
+        self._awaiting: dict[str, tuple[bytes, Any]] = {}  # skey -> (record, value) until its echo
+        self._checks: dict[str, tuple[bytes, Any]] = {}
+        self.wake: Callable[[], None] = _nothing
+        self.live = False
+        self._reports = self._evicted = self._kept = self._dropped = self._resets = 0
+
+    # -- the write path ----------------------------------------------------------------------
+
+    def write_begin(self, skey: str) -> None:
+        """An own write of ``skey`` is about to reach L2: a report meanwhile may be its echo."""
+        with self._lock:
+            own = self._writing.get(skey)
+            if own is None:
+                self._writing[skey] = _OwnWrite()
+            else:
+                own.count += 1
+
+    def write_end(self, skey: str, record: bytes | None, value: Any) -> None:
+        """The write of ``skey`` is done and L1 holds ``value`` (``record`` None: the L2 write failed).
+
+        If a report came in while the write was in flight, it may have been
+        the echo or a later write from elsewhere: the copy is checked against
+        Redis now. Otherwise the copy waits for its echo.
+        """
+        wake = False
+        with self._lock:
+            own = self._writing.get(skey)
+            if own is None:  # a reset in between forgot it: check the copy
+                reported = True
+            else:
+                reported = own.reported
+                own.count -= 1
+                if not own.count:
+                    del self._writing[skey]
+            if record is None:
+                # Whether the write landed is unknown; if it did, its echo finds nothing awaited and evicts.
+                self._awaiting.pop(skey, None)
+            elif reported:
+                self._checks[skey] = (record, value)
+                wake = True
+            else:
+                self._awaiting[skey] = (record, value)
+                if len(self._awaiting) > MAX_AWAITED_ECHOES:
+                    self._reset_locked()
+        if wake:
+            self.wake()
+
+    # -- the listener ------------------------------------------------------------------------
+
+    def invalidated(self, skeys: Iterable[str] | None) -> None:
+        """Redis reported ``skeys`` changed (``None``: every key, as after ``FLUSHALL``)."""
+        if skeys is None:
+            self.reset()
+            return
+        wake = False
+        gens = self._gens
+        l1 = self._l1
+        with self._lock:
+            for skey in skeys:
+                self._reports += 1
+                gens.bump(skey)  # before L1: a read in flight must not refill the old value
+                own = self._writing.get(skey)
+                if own is not None:
+                    own.reported = True  # write_end checks the copy it is about to leave
+                else:
+                    awaited = self._awaiting.pop(skey, None)
+                    if awaited is not None:
+                        self._checks[skey] = awaited
+                        wake = True
+                        continue
+                if l1.delete(skey):
+                    self._evicted += 1
+        if wake:
+            self.wake()
+
+    def take_checks(self) -> dict[str, tuple[bytes, Any]]:
+        """The own writes to compare with Redis now: ``{skey: (record, value)}``."""
+        with self._lock:
+            checks, self._checks = self._checks, {}
+        return checks
+
+    def checked(
+        self, skeys: Sequence[str], expected: Sequence[tuple[bytes, Any]], found: Sequence[bytes | None]
+    ) -> None:
+        """Keep each own copy whose record Redis still holds (``found``: what it held); drop the others."""
+        l1 = self._l1
+        gens = self._gens
+        with self._lock:
+            for skey, (record, value), raw in zip(skeys, expected, found):
+                entry = l1.peek(skey)
+                if entry is None:
+                    continue
+                if raw == record and entry.value is value:
+                    self._kept += 1
+                else:
+                    gens.bump(skey)
+                    l1.delete(skey)
+                    self._dropped += 1
+
+    def lost(self) -> None:
+        """The invalidation connection is gone: reports may be missed, so nothing in L1 can be trusted."""
+        with self._lock:
+            self.live = False
+            self._reset_locked()
+
+    def restored(self) -> None:
+        """Tracking is back: drop what L1 took in while nobody was listening."""
+        with self._lock:
+            self._reset_locked()
+            self.live = True
+
+    def reset(self) -> None:
+        """Flush L1 and forget every awaited echo."""
+        with self._lock:
+            self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        self._gens.bump_all()  # reads in flight fill nothing
+        self._l1.clear()
+        self._awaiting.clear()
+        self._checks.clear()
+        for own in self._writing.values():
+            own.reported = True  # their copies are checked once written
+        self._resets += 1
+
+    def stats(self) -> CoherenceStats:
+        """The counters so far."""
+        with self._lock:
+            return CoherenceStats(
+                self.live, self._reports, self._evicted, self._kept, self._dropped, self._resets
+            )
+
+
+def _nothing() -> None:
+    """The default ``wake``: no listener yet."""
