@@ -73,10 +73,21 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         self._listen()
 
     def _listen(self) -> None:
+        listener = self._shared.listener
+        if isinstance(listener, AsyncTrackingListener) and not listener.started and not self._shared.closed:
+            listener.start()
+
+    async def _listening(self) -> None:
+        """Start the listener if it is not yet, and wait (briefly) for its first connection attempt.
+
+        Until then, whatever L1 takes in would be flushed when tracking comes up.
+        """
         shared = self._shared
-        if shared.listener_idle and isinstance(shared.listener, AsyncTrackingListener) and not shared.closed:
-            shared.listener_idle = False
-            shared.listener.start()
+        listener = shared.listener
+        if isinstance(listener, AsyncTrackingListener):
+            self._listen()
+            await listener.first_attempt(min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout))
+        shared.listener_idle = False
 
     # -- begin: shared with sync.py, which tests/cache/sync_from_async.py derives from this --
 
@@ -86,7 +97,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
         if shared.listener_idle:
-            self._listen()
+            await self._listening()
         try:
             call = next(plan)
             while True:
@@ -122,7 +133,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         if state is None:
             return value
         if self._shared.listener_idle:
-            self._listen()
+            await self._listening()
         try:
             raw = await (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
@@ -154,6 +165,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             else:
                 await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
+            if self._shared.listener_idle:
+                await self._listening()  # before L1 takes the value: tracking coming up would flush it
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()
@@ -360,7 +373,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
         self._close_access()
-        if isinstance(shared.listener, AsyncTrackingListener) and not shared.listener_idle:
+        if isinstance(shared.listener, AsyncTrackingListener):
             await shared.listener.stop()
         core.coherence = None
         if shared.tier is not None:
@@ -378,10 +391,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
                                                 shared.alert_hooks, interval).start()
 
     async def __aenter__(self) -> AsyncQueryCache:
-        self._listen()
-        listener = self._shared.listener
-        if isinstance(listener, AsyncTrackingListener):
-            await listener.first_attempt(min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout))
+        if self._shared.listener_idle:
+            await self._listening()
         self.start_monitoring()
         return self
 

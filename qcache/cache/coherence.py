@@ -11,8 +11,9 @@ decides what a report does here:
   :class:`~qcache.cache.generations.WriteGenerations`).
 * A key this process has just written: the report is most likely the echo of
   its own write, and dropping the fresh L1 copy would only cost the next read a
-  round trip. The copy is kept if Redis still holds exactly the record written,
-  checked with one read off the caller's path, and dropped otherwise. Counting
+  round trip. The copy is kept if Redis still holds exactly the record written
+  (records differ per write: each carries its expiry in milliseconds), checked
+  with one read off the caller's path, and dropped otherwise. Counting
   echoes would not be safe: Redis merges the reports of a key changed twice in
   one event-loop turn, so one report can stand for our write and a later one
   from elsewhere. ``NOLOOP`` cannot help either: it spares the tracking
@@ -27,7 +28,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from qcache.cache.generations import WriteGenerations
 from qcache.memory.store import MemoryStore
@@ -74,8 +74,8 @@ class L1Coherence:
         self._gens = generations
         self._lock = threading.Lock()
         self._writing: dict[str, _OwnWrite] = {}
-        self._awaiting: dict[str, tuple[bytes, Any]] = {}  # skey -> (record, value) until its echo
-        self._checks: dict[str, tuple[bytes, Any]] = {}
+        self._awaiting: dict[str, bytes] = {}  # skey -> the record written, until its echo
+        self._checks: dict[str, bytes] = {}
         self.wake: Callable[[], None] = _nothing
         self.live = False
         self._reports = self._evicted = self._kept = self._dropped = self._resets = 0
@@ -85,41 +85,63 @@ class L1Coherence:
     def write_begin(self, skey: str) -> None:
         """An own write of ``skey`` is about to reach L2: a report meanwhile may be its echo."""
         with self._lock:
-            own = self._writing.get(skey)
-            if own is None:
-                self._writing[skey] = _OwnWrite()
-            else:
-                own.count += 1
+            self._begin_locked(skey)
 
-    def write_end(self, skey: str, record: bytes | None, value: Any) -> None:
-        """The write of ``skey`` is done and L1 holds ``value`` (``record`` None: the L2 write failed).
+    def writes_begin(self, skeys: Iterable[str]) -> None:
+        """:meth:`write_begin` for a batch."""
+        with self._lock:
+            for skey in skeys:
+                self._begin_locked(skey)
+
+    def write_end(self, skey: str, record: bytes | None) -> None:
+        """The write of ``skey`` is done and L1 holds its copy (``record`` None: the L2 write failed).
 
         If a report came in while the write was in flight, it may have been
         the echo or a later write from elsewhere: the copy is checked against
         Redis now. Otherwise the copy waits for its echo.
         """
-        wake = False
         with self._lock:
-            own = self._writing.get(skey)
-            if own is None:  # a reset in between forgot it: check the copy
-                reported = True
-            else:
-                reported = own.reported
-                own.count -= 1
-                if not own.count:
-                    del self._writing[skey]
-            if record is None:
-                # Whether the write landed is unknown; if it did, its echo finds nothing awaited and evicts.
-                self._awaiting.pop(skey, None)
-            elif reported:
-                self._checks[skey] = (record, value)
-                wake = True
-            else:
-                self._awaiting[skey] = (record, value)
-                if len(self._awaiting) > MAX_AWAITED_ECHOES:
-                    self._reset_locked()
+            wake = self._end_locked(skey, record)
         if wake:
             self.wake()
+
+    def writes_end(self, writes: Iterable[tuple[str, bytes | None]]) -> None:
+        """:meth:`write_end` for a batch of ``(skey, record, value)``."""
+        wake = False
+        with self._lock:
+            for skey, record in writes:
+                wake = self._end_locked(skey, record) or wake
+        if wake:
+            self.wake()
+
+    def _begin_locked(self, skey: str) -> None:
+        own = self._writing.get(skey)
+        if own is None:
+            self._writing[skey] = _OwnWrite()
+        else:
+            own.count += 1
+
+    def _end_locked(self, skey: str, record: bytes | None) -> bool:
+        """Settle one own write; True when a check was queued."""
+        own = self._writing.get(skey)
+        if own is None:  # a reset in between forgot it: check the copy
+            reported = True
+        else:
+            reported = own.reported
+            own.count -= 1
+            if not own.count:
+                del self._writing[skey]
+        if record is None:
+            # Whether the write landed is unknown; if it did, its echo finds nothing awaited and evicts.
+            self._awaiting.pop(skey, None)
+            return False
+        if reported:
+            self._checks[skey] = record
+            return True
+        self._awaiting[skey] = record
+        if len(self._awaiting) > MAX_AWAITED_ECHOES:
+            self._reset_locked()
+        return False
 
     # -- the listener ------------------------------------------------------------------------
 
@@ -134,43 +156,44 @@ class L1Coherence:
         with self._lock:
             for skey in skeys:
                 self._reports += 1
+                awaited = self._awaiting.pop(skey, None)
+                if awaited is not None:
+                    # Most likely the echo: the check decides (and moves the generation if it drops the copy).
+                    self._checks[skey] = awaited
+                    wake = True
+                    continue
                 gens.bump(skey)  # before L1: a read in flight must not refill the old value
                 own = self._writing.get(skey)
                 if own is not None:
                     own.reported = True  # write_end checks the copy it is about to leave
-                else:
-                    awaited = self._awaiting.pop(skey, None)
-                    if awaited is not None:
-                        self._checks[skey] = awaited
-                        wake = True
-                        continue
                 if l1.delete(skey):
                     self._evicted += 1
         if wake:
             self.wake()
 
-    def take_checks(self) -> dict[str, tuple[bytes, Any]]:
-        """The own writes to compare with Redis now: ``{skey: (record, value)}``."""
+    def take_checks(self) -> dict[str, bytes]:
+        """The own writes to compare with Redis now: ``{skey: record written}``."""
         with self._lock:
             checks, self._checks = self._checks, {}
         return checks
 
-    def checked(
-        self, skeys: Sequence[str], expected: Sequence[tuple[bytes, Any]], found: Sequence[bytes | None]
-    ) -> None:
-        """Keep each own copy whose record Redis still holds (``found``: what it held); drop the others."""
+    def checked(self, skeys: Sequence[str], expected: Sequence[bytes], found: Sequence[bytes | None]) -> None:
+        """Keep each own copy whose record Redis still holds (``found``: what it held); drop the others.
+
+        While Redis holds the record written, whatever L1 holds for the key is
+        that write's value or a newer one of this process: a read can only have
+        filled it from that very record (an older read's fill is refused by the
+        write generation), and a later write elsewhere would have replaced it.
+        """
         l1 = self._l1
         gens = self._gens
         with self._lock:
-            for skey, (record, value), raw in zip(skeys, expected, found):
-                entry = l1.peek(skey)
-                if entry is None:
-                    continue
-                if raw == record and entry.value is value:
+            for skey, record, raw in zip(skeys, expected, found):
+                if raw == record:
                     self._kept += 1
-                else:
-                    gens.bump(skey)
-                    l1.delete(skey)
+                    continue
+                gens.bump(skey)  # a read in flight may hold the older value
+                if l1.delete(skey):
                     self._dropped += 1
 
     def lost(self) -> None:

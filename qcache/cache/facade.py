@@ -49,7 +49,7 @@ class SharedState(Generic[B]):
         self.access_guard: AccessGuard | None = None
         self.access_lock = threading.Lock()
         #: The invalidation listener keeping L1 coherent (see qcache.cache.coherence), if any;
-        #: ``listener_idle`` while an async one waits for a running loop to start on.
+        #: ``listener_idle`` until an async one has been started and made its first attempt.
         self.listener: TrackingListener | AsyncTrackingListener | None = None
         self.listener_idle = False
         #: Set once the owning facade has closed; no backend is built afterwards.
@@ -122,9 +122,6 @@ class FacadeBase(Generic[S, B]):
     def _start_coherence(self) -> None:
         """Start the invalidation listener that keeps L1 coherent with Redis (a Redis tier only)."""
         raise NotImplementedError
-
-    def _listen(self) -> None:
-        """Start a listener left idle at construction (the async facade's, built outside a loop)."""
 
     @classmethod
     def from_env(cls: type[Self], **kwargs: Any) -> Self:

@@ -95,6 +95,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         self._shared.listener = TrackingListener(tier.client, tier.namespace, coherence).start(wait)
         self._core.coherence = coherence
 
+    def _listening(self) -> None:
+        """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""
+
     # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
 
     # -- running plans -----------------------------------------------------------------------
@@ -103,7 +106,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
         if shared.listener_idle:
-            self._listen()
+            self._listening()
         try:
             call = next(plan)
             while True:
@@ -139,7 +142,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         if state is None:
             return value
         if self._shared.listener_idle:
-            self._listen()
+            self._listening()
         try:
             raw = (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
@@ -171,6 +174,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             else:
                 self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
+            if self._shared.listener_idle:
+                self._listening()  # before L1 takes the value: tracking coming up would flush it
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
             self._after_write()

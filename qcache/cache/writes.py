@@ -97,8 +97,8 @@ class WritePlans:
         state = self.set_begin(namespace, key, value, ttl, cache_type)
         core = self._core
         written: bytes | None = None
-        # Other processes' copies follow Redis; this one's fresh copy is checked against its echo.
-        coherence = core.coherence if core.writes_l2_now and core.strategy is WriteStrategy.WRITE_THROUGH else None
+        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo.
+        coherence = core.coherence if core.writes_l2_now else None
         if core.writes_l2_now:
             if len(self._pending):
                 # Left over from WRITE_BACK before a live strategy switch: it must not land after
@@ -112,14 +112,14 @@ class WritePlans:
                 core.failures.l2_failed("set", exc)
             except BaseException:
                 if coherence is not None:
-                    coherence.write_end(state.skey, None, state.value)
+                    coherence.write_end(state.skey, None)
                 raise
             else:
                 self._metrics.stored("l2")
                 written = state.record
         self.set_end(state)
         if coherence is not None:
-            coherence.write_end(state.skey, written, state.value)
+            coherence.write_end(state.skey, written)
         return None
 
     def plan_set_many(
@@ -141,16 +141,27 @@ class WritePlans:
             record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
             prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
+        coherence = core.coherence  # as in plan_set
+        written = False
         if core.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
             if len(self._pending):  # as in plan_set: an older write-back write must not land later
                 for p in prepared:
                     self._pending.discard(p[1])
+            if coherence is not None:
+                coherence.writes_begin([p[1] for p in prepared])
             try:
                 yield L2Call(L2Op.SET_MANY, ([(p[1], p[5], p[4]) for p in prepared],))
             except BackendError as exc:
                 core.failures.l2_failed("set_many", exc)
+            except BaseException:
+                if coherence is not None:
+                    coherence.writes_end([(p[1], None) for p in prepared])
+                raise
             else:
                 self._metrics.stored("l2", len(prepared))
+                written = True
+        else:
+            coherence = None
         l1 = self._l1
         if l1 is not None and core.use_l1:
             kept = 0
@@ -170,6 +181,8 @@ class WritePlans:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
             if kept:
                 self._metrics.stored("l1", kept)
+        if coherence is not None:
+            coherence.writes_end([(p[1], p[5] if written else None) for p in prepared])
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
         return None
 

@@ -58,11 +58,9 @@ class InvalidationSink(Protocol):
 
     def restored(self) -> None: ...
 
-    def take_checks(self) -> dict[str, tuple[bytes, Any]]: ...
+    def take_checks(self) -> dict[str, bytes]: ...
 
-    def checked(
-        self, skeys: Sequence[str], expected: Sequence[tuple[bytes, Any]], found: Sequence[bytes | None]
-    ) -> None: ...
+    def checked(self, skeys: Sequence[str], expected: Sequence[bytes], found: Sequence[bytes | None]) -> None: ...
 
 
 def setup_commands(prefix: str, client_id: int) -> list[tuple[Any, ...]]:
@@ -181,7 +179,8 @@ class TrackingListener:
                 self._first_attempt.set()
                 if self._stopping.is_set():
                     break
-                self._sink.lost()
+                if live:  # while it stays down, the copies written meanwhile are the newest this process knows
+                    self._sink.lost()
                 _log_loss(exc, live)
                 self._stopping.wait(backoff.next())
             finally:
@@ -230,8 +229,14 @@ class AsyncTrackingListener:
         self._sink = sink
         self._check_wanted = asyncio.Event()
         self._first_attempt = asyncio.Event()
+        self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         sink.wake = self._check_wanted.set
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start` has been called."""
+        return bool(self._tasks)
 
     def start(self) -> AsyncTrackingListener:
         """Start both tasks on the running loop; returns self."""
@@ -247,20 +252,22 @@ class AsyncTrackingListener:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_attempt.wait(), timeout)
 
-    async def stop(self) -> None:
-        """Cancel both tasks and close the connection."""
+    async def stop(self, timeout: float = 1.0) -> None:
+        """Cancel both tasks (closing the connection) and wait up to ``timeout`` seconds for them."""
+        # redis-py may swallow a cancellation that lands as a reply arrives: the flag ends the loops then.
+        self._stopping = True
+        self._check_wanted.set()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
         self._sink.lost()
 
     async def _listen_loop(self) -> None:
         backoff = _Backoff()
         retry = AsyncRetry(NoBackoff(), 0)
         pool = self._client.connection_pool
-        while True:
+        while not self._stopping:
             conn: Any = pool.connection_class(**connection_options(pool, retry))
             live = False
             try:
@@ -279,16 +286,17 @@ class AsyncTrackingListener:
                 raise
             except Exception as exc:
                 self._first_attempt.set()
-                self._sink.lost()
+                if live:
+                    self._sink.lost()
                 _log_loss(exc, live)
                 await asyncio.sleep(backoff.next())
             finally:
                 with contextlib.suppress(Exception):
-                    await conn.disconnect()
+                    await conn.disconnect(nowait=True)  # waiting for the close could outlast a cancelled stop
 
     async def _read(self, conn: Any) -> None:
         pinged = False
-        while True:
+        while not self._stopping:
             reply = await conn.read_response(timeout=PING_INTERVAL)
             if reply is None:  # nothing within the interval
                 if pinged:
@@ -301,7 +309,7 @@ class AsyncTrackingListener:
                 self._sink.invalidated(reported_keys(reply))
 
     async def _check_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._check_wanted.wait()
             self._check_wanted.clear()
             checks = self._sink.take_checks()
