@@ -40,7 +40,7 @@ logger = logging.getLogger("qcache")
 CHANNEL = b"__redis__:invalidate"
 #: Seconds without traffic before the listener pings; a ping unanswered as long means a dead connection.
 PING_INTERVAL = 1.0
-#: Seconds between attempts to reconnect, doubling up to ``MAX_RECONNECT_DELAY``.
+#: Seconds before the second attempt to reconnect (the first is immediate), doubling up to ``MAX_RECONNECT_DELAY``.
 FIRST_RECONNECT_DELAY = 0.05
 MAX_RECONNECT_DELAY = 5.0
 #: Seconds a cache being built waits, at most, for its invalidation connection's first attempt.
@@ -95,18 +95,18 @@ def connection_options(pool: Any, retry: Any) -> dict[str, Any]:
 
 
 class _Backoff:
-    """Reconnection delays: short after a blip, longer while the server stays away."""
+    """Reconnection delays: none after a blip, growing while the server stays away."""
 
     def __init__(self) -> None:
-        self.delay = FIRST_RECONNECT_DELAY
+        self.delay = 0.0
 
     def next(self) -> float:
         delay = self.delay
-        self.delay = min(self.delay * 2, MAX_RECONNECT_DELAY)
+        self.delay = min(max(self.delay * 2, FIRST_RECONNECT_DELAY), MAX_RECONNECT_DELAY)
         return delay
 
     def reset(self) -> None:
-        self.delay = FIRST_RECONNECT_DELAY
+        self.delay = 0.0
 
 
 def _log_loss(exc: BaseException, was_live: bool) -> None:

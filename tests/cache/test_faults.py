@@ -1,5 +1,6 @@
 """Redis dies in the middle of a run and comes back: nothing reaches the caller, L1 keeps serving
-what is written during the outage (what it held before is flushed with the invalidation connection), health says degraded, and once the server is back L2 is used again and pending write-backs arrive.
+what is written during the outage (what it held before goes with the invalidation connection),
+health says degraded, and once the server is back L2 is used again and pending write-backs arrive.
 
 Each test owns a private server (``redis_server``) it kills with SIGKILL and restarts on the same
 port. The timeouts are small and the breaker's cool-down is 1 s instead of the default 5 s (the
