@@ -272,6 +272,24 @@ def redis_issues(redis: Any) -> Iterator[ConfigIssue]:
                 "REDIS_SSL_ENABLED is true but REDIS_URL does not use rediss://",
                 "REDIS_URL",
             )
+        if scheme in ("redis", "rediss"):
+            yield from _url_address_issues(url)
+
+
+def _url_address_issues(url: str) -> Iterator[ConfigIssue]:
+    """A ``redis://`` URL's port and database, as redis-py will read them (the URL is never shown)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        port = -1
+    if port is not None and port not in _PORT_RANGE:
+        yield _error("redis_url_port_invalid", "REDIS_URL has a port that is not a number from 1 to 65535",
+                     "REDIS_URL")
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        yield _error("redis_url_db_invalid", "REDIS_URL's path must be a database number, such as /0",
+                     "REDIS_URL")
 
 
 def _memory(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:

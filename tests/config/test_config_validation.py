@@ -137,6 +137,21 @@ CASES: list[tuple[str, dict[str, Any], tuple[Severity, str, str | None]]] = [
         (E, "redis_url_invalid", "REDIS_URL"),
     ),
     (
+        "url port too big",
+        {"redis": RedisConfig(password=PW, url=Secret("redis://h:99999/0"))},
+        (E, "redis_url_port_invalid", "REDIS_URL"),
+    ),
+    (
+        "url port not a number",
+        {"redis": RedisConfig(password=PW, url=Secret("rediss://u:pw@h:63x9/0"))},
+        (E, "redis_url_port_invalid", "REDIS_URL"),
+    ),
+    (
+        "url db",
+        {"redis": RedisConfig(password=PW, url=Secret("redis://h:6379/first"))},
+        (E, "redis_url_db_invalid", "REDIS_URL"),
+    ),
+    (
         "policy",
         {"memory": MemoryConfig(eviction_policy="nope")},
         (E, "memory_eviction_policy_unknown", "MEMORY_CACHE_EVICTION_POLICY"),
@@ -492,3 +507,12 @@ def test_encryption_required_without_any_encrypted_type_warns() -> None:
     used = clean(security=SecurityConfig(encryption_enabled=True, encryption_required=True, encryption_key=key,
                                          key_store_path=""))
     assert not any(code == "encryption_required_unused" for _, code, _ in codes(used))
+
+
+def test_a_bad_port_in_redis_url_stops_the_cache_with_a_config_error_naming_the_variable() -> None:
+    from qcache import QueryCache
+
+    config = CacheConfig.from_profile("development", REDIS_URL="redis://:secret-pw@h:99999/0")
+    with pytest.raises(ConfigError) as raised:
+        QueryCache(config)  # redis-py would raise its own bare ValueError when the pool is built
+    assert "REDIS_URL" in str(raised.value) and "secret-pw" not in str(raised.value)
