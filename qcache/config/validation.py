@@ -411,6 +411,18 @@ def _security(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "directory. Leave it empty to encrypt with CACHE_ENCRYPTION_KEY itself.",
             "ENCRYPTION_KEY_STORE_PATH",
         )
+    store_path = _text(security.key_store_path)
+    shared = key and is_valid_aes_key(key) and encrypting and snapshot.core.level.uses_l2
+    if shared and store_path and not os.path.isabs(os.path.expanduser(store_path)):
+        # A relative directory is resolved against each process's working directory: two processes
+        # of one service started from different places get different stores and miss each other.
+        yield _warning(
+            "encryption_key_store_relative",
+            f"ENCRYPTION_KEY_STORE_PATH ({store_path}) is relative: processes started from different "
+            "working directories use different key stores and miss each other's encrypted entries; "
+            "give an absolute path",
+            "ENCRYPTION_KEY_STORE_PATH",
+        )
     if security.encryption_required is True and not encrypting:
         yield _warning(
             "encryption_required_unused",

@@ -389,7 +389,7 @@ def test_valid_keys_standard_and_url_safe(key: str) -> None:
 
 
 def test_a_key_store_shared_by_hosts_is_pointed_out() -> None:
-    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET))
+    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET), key_store_path="/srv/k")
     assert codes(clean(security=security)) == {
         (W, "encryption_key_store_per_host", "ENCRYPTION_KEY_STORE_PATH")
     }
@@ -516,3 +516,12 @@ def test_a_bad_port_in_redis_url_stops_the_cache_with_a_config_error_naming_the_
     with pytest.raises(ConfigError) as raised:
         QueryCache(config)  # redis-py would raise its own bare ValueError when the pool is built
     assert "REDIS_URL" in str(raised.value) and "secret-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize("path", [".cache_keys", "keys/here", "~/keys", "/srv/qcache/keys"])
+def test_a_key_store_relative_to_the_working_directory_is_pointed_out(path: str) -> None:
+    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET), key_store_path=path)
+    relative = (W, "encryption_key_store_relative", "ENCRYPTION_KEY_STORE_PATH")
+    assert (relative in codes(clean(security=security))) is (path in (".cache_keys", "keys/here"))
+    # Nothing is encrypted: no key store is used.
+    assert relative not in codes(clean(security=SecurityConfig(encryption_key=Secret(KEY_SECRET), key_store_path=path)))
