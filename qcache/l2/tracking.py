@@ -109,11 +109,23 @@ class _Backoff:
         self.delay = 0.0
 
 
-def _log_loss(exc: BaseException, was_live: bool) -> None:
-    if was_live:
-        logger.warning("qcache: invalidation connection lost (%s); L1 flushed, reconnecting", type(exc).__name__)
-    else:
-        logger.debug("qcache: invalidation connection not established: %s", exc)
+class _Reporter:
+    """Logs a lost connection each time, and a refusal by the server (an ACL, an old Redis) once."""
+
+    def __init__(self) -> None:
+        self.refused = False
+
+    def failed(self, exc: BaseException, was_live: bool) -> None:
+        if was_live:
+            logger.warning("qcache: invalidation connection lost (%s); L1 flushed, reconnecting", type(exc).__name__)
+        elif isinstance(exc, redis.ResponseError) and not self.refused:
+            self.refused = True
+            logger.warning(
+                "qcache: Redis refused client tracking (%s): L1 copies are not coherent across processes "
+                "and live up to MEMORY_CACHE_TTL; retrying in the background", exc,
+            )
+        else:
+            logger.debug("qcache: invalidation connection not established: %s", exc)
 
 
 class TrackingListener:
@@ -157,6 +169,7 @@ class TrackingListener:
 
     def _listen_loop(self) -> None:
         backoff = _Backoff()
+        reporter = _Reporter()
         retry = Retry(NoBackoff(), 0)
         while not self._stopping.is_set():
             pool = self._client.connection_pool
@@ -181,7 +194,7 @@ class TrackingListener:
                     break
                 if live:  # while it stays down, the copies written meanwhile are the newest this process knows
                     self._sink.lost()
-                _log_loss(exc, live)
+                reporter.failed(exc, live)
                 self._stopping.wait(backoff.next())
             finally:
                 self._conn = None
@@ -265,6 +278,7 @@ class AsyncTrackingListener:
 
     async def _listen_loop(self) -> None:
         backoff = _Backoff()
+        reporter = _Reporter()
         retry = AsyncRetry(NoBackoff(), 0)
         pool = self._client.connection_pool
         while not self._stopping:
@@ -288,7 +302,7 @@ class AsyncTrackingListener:
                 self._first_attempt.set()
                 if live:
                     self._sink.lost()
-                _log_loss(exc, live)
+                reporter.failed(exc, live)
                 await asyncio.sleep(backoff.next())
             finally:
                 with contextlib.suppress(Exception):

@@ -366,3 +366,20 @@ async def test_client_kill_of_the_invalidation_connection_leaves_no_stale_read(
         assert await await_until(lambda: l1.peek(cache.storage_key("after", TYPE)) is None, timeout=2)
     finally:
         client.close()
+
+
+def test_a_server_refusing_tracking_is_said_once_and_the_cache_still_works(
+    redis_server_factory: Any, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from qcache import CacheConfig, QueryCache
+
+    server = redis_server_factory(extra_config=["user notrack on >pw ~* &* +@all -client|tracking"])
+    config = CacheConfig.from_profile(
+        "development", REDIS_URL=f"redis://notrack:pw@127.0.0.1:{server.port}/0", CACHE_KEY_PREFIX=prefix,
+    )
+    with caplog.at_level("WARNING", logger="qcache"), QueryCache(config) as cache:
+        cache.set("k", 1, ttl=60)
+        assert cache.get("k") == 1
+        time.sleep(0.3)  # a few more attempts in the background
+        assert not cache.stats()["l1_coherence"]["live"]
+    assert len([r for r in caplog.records if "refused client tracking" in r.getMessage()]) == 1
