@@ -383,3 +383,15 @@ def test_a_server_refusing_tracking_is_said_once_and_the_cache_still_works(
         time.sleep(0.3)  # a few more attempts in the background
         assert not cache.stats()["l1_coherence"]["live"]
     assert len([r for r in caplog.records if "refused client tracking" in r.getMessage()]) == 1
+
+
+async def test_memory_cache_ttl_caps_every_l1_copy(make_cache: MakeCache) -> None:
+    writer = await make_cache("BOTH", MEMORY_CACHE_TTL=30)
+    reader = await make_cache("BOTH", MEMORY_CACHE_TTL=30, MEMORY_CACHE_COHERENCE="false")
+    await writer.set("own", "v", ttl=7200, cache_type=TYPE)  # a write fills L1
+    await writer.set_many({"many": "v"}, ttl=7200, cache_type=TYPE)
+    assert await reader.get("own", cache_type=TYPE) == "v"  # an L2 hit fills L1
+    for cache, key in ((writer, "own"), (writer, "many"), (reader, "own")):
+        assert cache.core.l1 is not None
+        remaining = cache.core.l1.remaining_ttl(cache.storage_key(key, TYPE))
+        assert remaining is not None and 29 < remaining <= 30, (key, remaining)
