@@ -106,7 +106,7 @@ class L1Coherence:
             self.wake()
 
     def writes_end(self, writes: Iterable[tuple[str, bytes | None]]) -> None:
-        """:meth:`write_end` for a batch of ``(skey, record, value)``."""
+        """:meth:`write_end` for a batch of ``(skey, record)``."""
         wake = False
         with self._lock:
             for skey, record in writes:
@@ -156,6 +156,11 @@ class L1Coherence:
         with self._lock:
             for skey in skeys:
                 self._reports += 1
+                own = self._writing.get(skey)
+                if own is not None:
+                    # A write of this key is in flight: it checks the copy it leaves (this report may
+                    # stand for its echo merged with a later write from elsewhere).
+                    own.reported = True
                 awaited = self._awaiting.pop(skey, None)
                 if awaited is not None:
                     # Most likely the echo: the check decides (and moves the generation if it drops the copy).
@@ -163,9 +168,6 @@ class L1Coherence:
                     wake = True
                     continue
                 gens.bump(skey)  # before L1: a read in flight must not refill the old value
-                own = self._writing.get(skey)
-                if own is not None:
-                    own.reported = True  # write_end checks the copy it is about to leave
                 if l1.delete(skey):
                     self._evicted += 1
         if wake:
