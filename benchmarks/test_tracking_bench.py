@@ -1,5 +1,7 @@
 """What L1 coherence costs, and why it tracks in broadcast mode: ratios measured side by side.
 
+* The facade: a write-through set with coherence over one without (the
+  bookkeeping, and the echo check's MGET on the listener's thread).
 * The facade: an L2 read at level BOTH (L1 too small to hold the key, so every
   read goes to Redis and fills L1) with ``MEMORY_CACHE_COHERENCE`` on over the
   same read with it off; once with the namespace quiet, once while another
@@ -116,6 +118,23 @@ def test_bench_interleaved_l2_read_with_tracking(
     assert read_on() == VALUE and read_off() == VALUE
     record_ratio(benchmark, lambda: per_call_ns(read_on, 200), lambda: per_call_ns(read_off, 200), smoke)
     benchmark.extra_info["reports_seen"] = on.stats()["l1_coherence"]["reports"]
+
+
+@pytest.mark.benchmark(group="coherence: write-through set at level BOTH, tracking on / off")
+def test_bench_interleaved_write_with_tracking(benchmark: Any, make_cache: MakeCache, smoke: bool) -> None:
+    """QueryCache.set with coherence over without: ``extra_info["ratio"]`` (bookkeeping, the echo check's MGET)."""
+    on = make_cache("BOTH", MEMORY_CACHE_MAX_SIZE=1000)
+    off = make_cache("BOTH", MEMORY_CACHE_MAX_SIZE=1000, MEMORY_CACHE_COHERENCE=False)
+    keys_on = itertools.cycle([f"w{i}" for i in range(KEYS)])
+    keys_off = itertools.cycle([f"w{i}" for i in range(KEYS)])
+    set_on, set_off = on.set, off.set
+    record_ratio(
+        benchmark,
+        lambda: per_call_ns(lambda: set_on(next(keys_on), VALUE, 3600), 200),
+        lambda: per_call_ns(lambda: set_off(next(keys_off), VALUE, 3600), 200),
+        smoke,
+    )
+    benchmark.extra_info["echoes_kept"] = on.stats()["l1_coherence"]["echoes_kept"]
 
 
 @pytest.fixture

@@ -194,6 +194,10 @@ class L1Coherence:
                 if raw == record:
                     self._kept += 1
                     continue
+                if skey in self._writing or self._awaiting.get(skey, record) != record or (
+                    self._checks.get(skey, record) != record
+                ):
+                    continue  # a newer write of this process is tracked: its own echo or check decides
                 gens.bump(skey)  # a read in flight may hold the older value
                 if l1.delete(skey):
                     self._dropped += 1

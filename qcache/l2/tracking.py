@@ -43,6 +43,16 @@ PING_INTERVAL = 1.0
 #: Seconds before the second attempt to reconnect (the first is immediate), doubling up to ``MAX_RECONNECT_DELAY``.
 FIRST_RECONNECT_DELAY = 0.05
 MAX_RECONNECT_DELAY = 5.0
+#: Seconds the listener lets reports gather after being woken by one (bounds how often it wakes:
+#: in a sync cache each wake-up costs the callers' threads the GIL); a change reported in a burst
+#: reaches L1 at most this much later.
+GATHER_REPORTS = 0.002
+#: A read that took longer than this (seconds) waited for its reply rather than finding it buffered.
+_BUFFERED = 0.00005
+#: Seconds echo checks gather before one MGET runs them (bounds how long a merged report keeps a stale copy).
+GATHER_CHECKS = 0.002
+#: Keys per MGET of the echo checks.
+CHECK_CHUNK = 100
 #: Seconds a cache being built waits, at most, for its invalidation connection's first attempt.
 FIRST_CONNECT_WAIT = 0.5
 
@@ -92,6 +102,31 @@ def connection_options(pool: Any, retry: Any) -> dict[str, Any]:
     options = dict(pool.connection_kwargs)
     options.update(protocol=2, retry=retry)
     return options
+
+
+class _Batch:
+    """The reports read in one go, handed to the sink together (``None`` wins: every key)."""
+
+    __slots__ = ("everything", "keys")
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.everything = False
+
+    def add(self, reply: Any) -> None:
+        if not is_report(reply):
+            return  # a PONG or a confirmation
+        keys = reported_keys(reply)
+        if keys is None:
+            self.everything = True
+        else:
+            self.keys.extend(keys)
+
+    def deliver(self, sink: InvalidationSink) -> None:
+        if self.everything:
+            sink.invalidated(None)
+        elif self.keys:
+            sink.invalidated(self.keys)
 
 
 class _Backoff:
@@ -212,25 +247,29 @@ class TrackingListener:
                 pinged = True
                 continue
             pinged = False
-            reply = conn.read_response()
-            if is_report(reply):
-                self._sink.invalidated(reported_keys(reply))
+            batch = _Batch()
+            batch.add(conn.read_response())
+            while conn.can_read(timeout=0):  # whatever else has arrived: one pass for the burst
+                batch.add(conn.read_response())
+            batch.deliver(self._sink)
+            # Let the next reports gather: each wake-up of this thread costs the callers' threads the GIL.
+            self._stopping.wait(GATHER_REPORTS)
 
     def _check_loop(self) -> None:
         while True:
             self._check_wanted.wait()
-            if self._stopping.is_set():
+            if self._stopping.wait(GATHER_CHECKS):  # one MGET for a burst of writes
                 return
             self._check_wanted.clear()
             checks = self._sink.take_checks()
-            if not checks:
-                continue
             skeys = list(checks)
-            try:
-                found: list[bytes | None] = self._client.mget(skeys)
-            except Exception:  # cannot tell: the copies go
-                found = [None] * len(skeys)
-            self._sink.checked(skeys, [checks[k] for k in skeys], found)
+            for start in range(0, len(skeys), CHECK_CHUNK):
+                chunk = skeys[start : start + CHECK_CHUNK]
+                try:
+                    found: list[bytes | None] = self._client.mget(chunk)
+                except Exception:  # cannot tell: the copies go
+                    found = [None] * len(chunk)
+                self._sink.checked(chunk, [checks[k] for k in chunk], found)
 
 
 class AsyncTrackingListener:
@@ -311,7 +350,9 @@ class AsyncTrackingListener:
     async def _read(self, conn: Any) -> None:
         pinged = False
         while not self._stopping:
+            started = time.perf_counter()
             reply = await conn.read_response(timeout=PING_INTERVAL)
+            woken = time.perf_counter() - started > _BUFFERED
             if reply is None:  # nothing within the interval
                 if pinged:
                     raise aredis.TimeoutError("the invalidation connection did not answer a PING")
@@ -319,22 +360,28 @@ class AsyncTrackingListener:
                 pinged = True
                 continue
             pinged = False
-            if is_report(reply):
-                self._sink.invalidated(reported_keys(reply))
+            batch = _Batch()
+            batch.add(reply)
+            batch.deliver(self._sink)
+            if woken:
+                # The task was woken for this report: let the next ones gather in the buffer, to be read
+                # back to back (a read of a buffered reply returns without waking the loop again).
+                await asyncio.sleep(GATHER_REPORTS)
 
     async def _check_loop(self) -> None:
         while not self._stopping:
             await self._check_wanted.wait()
+            await asyncio.sleep(GATHER_CHECKS)  # one MGET for a burst of writes
             self._check_wanted.clear()
             checks = self._sink.take_checks()
-            if not checks:
-                continue
             skeys = list(checks)
-            try:
-                found: list[bytes | None] = await self._client.mget(skeys)
-            except Exception:
-                found = [None] * len(skeys)
-            self._sink.checked(skeys, [checks[k] for k in skeys], found)
+            for start in range(0, len(skeys), CHECK_CHUNK):
+                chunk = skeys[start : start + CHECK_CHUNK]
+                try:
+                    found: list[bytes | None] = await self._client.mget(chunk)
+                except Exception:  # cannot tell: the copies go
+                    found = [None] * len(chunk)
+                self._sink.checked(chunk, [checks[k] for k in chunk], found)
 
 
 def wait_live(is_live: Callable[[], bool], timeout: float) -> bool:
