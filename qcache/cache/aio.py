@@ -22,6 +22,7 @@ from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import AsyncL2Backend, AsyncRedisTier
+from qcache.l2.core import TierCore
 from qcache.l2.tracking import FIRST_CONNECT_WAIT, AsyncTrackingListener
 
 logger = logging.getLogger("qcache")
@@ -58,20 +59,16 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     def _new_shared(self, core: CacheCore, tier: AsyncL2Backend | None) -> _AsyncShared:
         return _AsyncShared(core, tier)
 
-    def _start_coherence(self) -> None:
-        tier = self._shared.tier
-        if not isinstance(tier, AsyncRedisTier):
-            return  # another backend (tests, in-memory): no Redis to report changes
-        assert self._core.l1 is not None  # wants_coherence() checked it
-        coherence = L1Coherence(self._core.l1, self._core.generations)
-        self._shared.listener = AsyncTrackingListener(tier.client, tier.namespace, coherence)
+    def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> AsyncTrackingListener:
+        listener = AsyncTrackingListener(tier.client, tier.namespace, coherence)
+        self._shared.listener = listener
         self._shared.listener_idle = True
-        self._core.coherence = coherence
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return  # built outside a loop: the first L2 call (or ``async with``) starts it
+            return listener  # built outside a loop: the first L2 call (or ``async with``) starts it
         self._listen()
+        return listener
 
     def _listen(self) -> None:
         listener = self._shared.listener

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.core import CacheCore
 from qcache.cache.flusher import FlushSchedule
 from qcache.cache.keys import GLOBAL_NAMESPACE
@@ -19,6 +20,7 @@ from qcache.cache.sampling import AccessSample, install_access_sample
 from qcache.cache.writes import WritePlans
 from qcache.config import CacheConfig
 from qcache.errors import AccessDenied, BackendError
+from qcache.l2.core import TierCore
 from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op, bind_operations
 from qcache.l2.tracking import AsyncTrackingListener, TrackingListener
 
@@ -152,6 +154,16 @@ class FacadeBase(Generic[S, B]):
 
     def _start_coherence(self) -> None:
         """Start the invalidation listener that keeps L1 coherent with Redis (a Redis tier only)."""
+        tier = self._shared.tier
+        core = self._core
+        if not isinstance(tier, TierCore) or core.l1 is None:
+            return  # another backend (tests, in-memory): no Redis to report changes
+        coherence = L1Coherence(core.l1, core.generations)
+        self._shared.listener = self._new_listener(tier, coherence)
+        core.coherence = coherence
+
+    def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> TrackingListener | AsyncTrackingListener:
+        """This flavour's listener on ``tier``'s server, reporting to ``coherence``, started if it can be."""
         raise NotImplementedError
 
     @classmethod

@@ -25,6 +25,7 @@ from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import L2Backend, RedisTier
+from qcache.l2.core import TierCore
 from qcache.l2.tracking import FIRST_CONNECT_WAIT, TrackingListener
 
 logger = logging.getLogger("qcache")
@@ -89,15 +90,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                                            shared.alert_hooks, interval).start()
         return shared
 
-    def _start_coherence(self) -> None:
-        tier = self._shared.tier
-        if not isinstance(tier, RedisTier):
-            return  # another backend (tests, in-memory): no Redis to report changes
-        assert self._core.l1 is not None  # wants_coherence() checked it
-        coherence = L1Coherence(self._core.l1, self._core.generations)
+    def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> TrackingListener:
         wait = min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout)
-        self._shared.listener = TrackingListener(tier.client, tier.namespace, coherence).start(wait)
-        self._core.coherence = coherence
+        return TrackingListener(tier.client, tier.namespace, coherence).start(wait)
 
     def _listening(self) -> None:
         """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -163,19 +163,38 @@ class _Reporter:
             logger.debug("qcache: invalidation connection not established: %s", exc)
 
 
-class TrackingListener:
-    """The invalidation connection of a sync cache: one thread reads reports, one runs echo checks."""
+class _Wakeable(Protocol):
+    def set(self) -> None: ...
 
-    def __init__(self, client: Any, prefix: str, sink: InvalidationSink) -> None:
+
+class _ListenerBase:
+    """What both listeners hold: the data client (for echo checks), the prefix, the sink and its wake-up."""
+
+    def __init__(self, client: Any, prefix: str, sink: InvalidationSink, check_wanted: _Wakeable) -> None:
         self._client = client
         self._prefix = prefix
         self._sink = sink
+        sink.wake = check_wanted.set
+
+    def _check_batches(self) -> Iterator[tuple[list[str], list[bytes]]]:
+        """The queued echo checks, in MGET-sized chunks: ``(storage keys, records written)``."""
+        checks = self._sink.take_checks()
+        skeys = list(checks)
+        for start in range(0, len(skeys), CHECK_CHUNK):
+            chunk = skeys[start : start + CHECK_CHUNK]
+            yield chunk, [checks[k] for k in chunk]
+
+
+class TrackingListener(_ListenerBase):
+    """The invalidation connection of a sync cache: one thread reads reports, one runs echo checks."""
+
+    def __init__(self, client: Any, prefix: str, sink: InvalidationSink) -> None:
+        self._check_wanted = threading.Event()
+        super().__init__(client, prefix, sink, self._check_wanted)
         self._stopping = threading.Event()
         self._first_attempt = threading.Event()
-        self._check_wanted = threading.Event()
         self._conn: Any = None
         self._threads: list[threading.Thread] = []
-        sink.wake = self._check_wanted.set
 
     def start(self, wait: float = 0.0) -> TrackingListener:
         """Start both threads (daemons), waiting up to ``wait`` seconds for the first connection attempt.
@@ -261,29 +280,23 @@ class TrackingListener:
             if self._stopping.wait(GATHER_CHECKS):  # one MGET for a burst of writes
                 return
             self._check_wanted.clear()
-            checks = self._sink.take_checks()
-            skeys = list(checks)
-            for start in range(0, len(skeys), CHECK_CHUNK):
-                chunk = skeys[start : start + CHECK_CHUNK]
+            for chunk, expected in self._check_batches():
                 try:
                     found: list[bytes | None] = self._client.mget(chunk)
                 except Exception:  # cannot tell: the copies go
                     found = [None] * len(chunk)
-                self._sink.checked(chunk, [checks[k] for k in chunk], found)
+                self._sink.checked(chunk, expected, found)
 
 
-class AsyncTrackingListener:
+class AsyncTrackingListener(_ListenerBase):
     """The invalidation connection of an asyncio cache: one task reads reports, one runs echo checks."""
 
     def __init__(self, client: Any, prefix: str, sink: InvalidationSink) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._sink = sink
         self._check_wanted = asyncio.Event()
+        super().__init__(client, prefix, sink, self._check_wanted)
         self._first_attempt = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        sink.wake = self._check_wanted.set
 
     @property
     def started(self) -> bool:
@@ -373,22 +386,10 @@ class AsyncTrackingListener:
             await self._check_wanted.wait()
             await asyncio.sleep(GATHER_CHECKS)  # one MGET for a burst of writes
             self._check_wanted.clear()
-            checks = self._sink.take_checks()
-            skeys = list(checks)
-            for start in range(0, len(skeys), CHECK_CHUNK):
-                chunk = skeys[start : start + CHECK_CHUNK]
+            for chunk, expected in self._check_batches():
                 try:
                     found: list[bytes | None] = await self._client.mget(chunk)
                 except Exception:  # cannot tell: the copies go
                     found = [None] * len(chunk)
-                self._sink.checked(chunk, [checks[k] for k in chunk], found)
+                self._sink.checked(chunk, expected, found)
 
-
-def wait_live(is_live: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``is_live`` until it is true or ``timeout`` seconds pass (for tests and start-up)."""
-    deadline = time.monotonic() + timeout
-    while not is_live():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.001)
-    return True
