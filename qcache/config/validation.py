@@ -504,7 +504,6 @@ def _performance(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "CACHE_CONNECTION_POOL_SIZE",
         )
     max_connections = snapshot.redis.max_connections
-    # Against a cap that is itself invalid (0 or less: an error of its own), the comparison says nothing.
     if _above(max_connections, 0) and _above(perf.connection_pool_size, max_connections):
         yield _warning(
             "connection_pool_size_above_max",
