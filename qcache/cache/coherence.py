@@ -49,13 +49,15 @@ class CoherenceStats:
 
 
 class _OwnWrite:
-    """A write of this process in flight: how many, and whether a report arrived meanwhile."""
+    """Writes of this process in flight for one key: how many, whether a report arrived meanwhile,
+    and whether L1 already holds the value being written (a write-back flush) rather than an older one."""
 
-    __slots__ = ("count", "reported")
+    __slots__ = ("count", "holds_new", "reported")
 
-    def __init__(self) -> None:
+    def __init__(self, holds_new: bool) -> None:
         self.count = 1
         self.reported = False
+        self.holds_new = holds_new
 
 
 class L1Coherence:
@@ -85,13 +87,13 @@ class L1Coherence:
     def write_begin(self, skey: str) -> None:
         """An own write of ``skey`` is about to reach L2: a report meanwhile may be its echo."""
         with self._lock:
-            self._begin_locked(skey)
+            self._begin_locked(skey, False)
 
-    def writes_begin(self, skeys: Iterable[str]) -> None:
-        """:meth:`write_begin` for a batch."""
+    def writes_begin(self, skeys: Iterable[str], *, flushing: bool = False) -> None:
+        """:meth:`write_begin` for a batch; ``flushing``: write-back writes, whose value L1 already holds."""
         with self._lock:
             for skey in skeys:
-                self._begin_locked(skey)
+                self._begin_locked(skey, flushing)
 
     def write_end(self, skey: str, record: bytes | None) -> None:
         """The write of ``skey`` is done and L1 holds its copy (``record`` None: the L2 write failed).
@@ -114,12 +116,13 @@ class L1Coherence:
         if wake:
             self.wake()
 
-    def _begin_locked(self, skey: str) -> None:
+    def _begin_locked(self, skey: str, holds_new: bool) -> None:
         own = self._writing.get(skey)
         if own is None:
-            self._writing[skey] = _OwnWrite()
+            self._writing[skey] = _OwnWrite(holds_new)
         else:
             own.count += 1
+            own.holds_new = own.holds_new and holds_new
 
     def _end_locked(self, skey: str, record: bytes | None) -> bool:
         """Settle one own write; True when a check was queued."""
@@ -168,6 +171,8 @@ class L1Coherence:
                     wake = True
                     continue
                 gens.bump(skey)  # before L1: a read in flight must not refill the old value
+                if own is not None and own.holds_new:
+                    continue  # L1 holds the value being flushed, this process's newest: write_end checks it
                 if l1.delete(skey):
                     self._evicted += 1
         if wake:

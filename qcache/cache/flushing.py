@@ -61,7 +61,7 @@ class FlushPlans:
         # The L1 copies of these writes must outlive their echoes (see qcache.cache.coherence).
         coherence = core.coherence
         if coherence is not None:
-            coherence.writes_begin([w.key for w in live])
+            coherence.writes_begin([w.key for w in live], flushing=True)
         try:
             if memberships:
                 yield L2Call(L2Op.SET_TAGGED, (items, memberships, now_ms))

@@ -429,3 +429,15 @@ def test_a_check_of_an_older_own_write_leaves_a_newer_one_to_its_own_echo() -> N
     checks = coherence.take_checks()
     coherence.checked(list(checks), list(checks.values()), [b"someone else's"])
     assert l1.peek("p:k") is None
+
+
+def test_a_report_during_a_write_back_flush_leaves_the_flushed_copy_to_its_check() -> None:
+    coherence, l1, _ = rules()
+    l1.set("p:k", "pending value", 1, 60)  # a write-back write: L1 holds it before the flush
+    coherence.writes_begin(["p:k"], flushing=True)
+    coherence.invalidated(["p:k"])
+    assert l1.peek("p:k") is not None  # the newest value this process knows, not an older one
+    coherence.writes_end([("p:k", b"pending value")])
+    checks = coherence.take_checks()
+    coherence.checked(list(checks), list(checks.values()), [b"written later elsewhere"])
+    assert l1.peek("p:k") is None
