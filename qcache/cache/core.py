@@ -11,6 +11,7 @@ codec, the metrics, the write-back queue and the write generations.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -104,7 +105,7 @@ class CacheCore:
         self.writes_l2_now = False
         self.isolation = True
         self.batch_size = 1
-        #: MEMORY_CACHE_TTL: no L1 copy outlives it, whatever its entry's own TTL (the coherence safety net).
+        #: MEMORY_CACHE_TTL: no L1 copy of a Redis entry outlives it, whatever the entry's TTL (coherence's safety net).
         self.l1_max_ttl = 3600.0
         self.latency_threshold_ms = 0.0
         self.hit_rate_threshold = 0.0
@@ -145,7 +146,8 @@ class CacheCore:
         self.isolation = snap.security.project_isolation
         self.entries.ttl_jitter = snap.performance.ttl_jitter
         self.batch_size = snap.performance.batch_size
-        self.l1_max_ttl = float(snap.memory.ttl)
+        # Only copies of Redis entries need the safety net; a memory-only entry lives for its own TTL.
+        self.l1_max_ttl = float(snap.memory.ttl) if core.level.uses_l2 else math.inf
         self.latency_threshold_ms = float(snap.monitoring.latency_threshold_ms)
         self.hit_rate_threshold = float(snap.monitoring.hit_rate_threshold)
         types = {

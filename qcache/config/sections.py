@@ -170,7 +170,7 @@ class MemoryConfig(_Section):
     ttl: int = setting(
         3600,
         "MEMORY_CACHE_TTL",
-        "Longest time an entry lives in memory, seconds (a copy of a Redis entry lives at most this long)",
+        "Longest time an in-memory copy of a Redis entry lives, seconds (memory-only entries keep their own TTL)",
         positive=True,
     )
     eviction_policy: str = setting(
