@@ -1,8 +1,8 @@
 """Process B of the coherence tests: a cache in its own process that changes keys when told to.
 
 Run as ``python coherence_peer.py URL PREFIX FLAVOUR``. Each line on stdin is a
-command (``set KEY VALUE``, ``delete KEY``, ``pattern GLOB``, ``clear``,
-``quit``) on keys of the ``search`` type; after the cache call returns, the peer answers ``ok`` and the
+command (``set KEY VALUE [TAG]``, ``delete KEY``, ``pattern GLOB``,
+``tags TAG``, ``clear``, ``quit``) on keys of the ``search`` type; after the cache call returns, the peer answers ``ok`` and the
 ``time.monotonic()`` of that moment (the clock is system-wide on Linux, so the
 test process can compare it with its own readings).
 """
@@ -34,7 +34,9 @@ async def run(cache: Any, is_async: bool) -> None:
     for line in sys.stdin:
         op, *args = line.split()
         if op == "set":
-            await call(cache.set(args[0], args[1], ttl=600, cache_type=TYPE))
+            await call(cache.set(args[0], args[1], ttl=600, cache_type=TYPE, tags=tuple(args[2:])))
+        elif op == "tags":
+            await call(cache.invalidate_tags(*args))
         elif op == "delete":
             await call(cache.delete(args[0], cache_type=TYPE))
         elif op == "pattern":

@@ -273,6 +273,20 @@ async def test_changes_in_another_process_reach_this_l1_within_the_bound(
     assert stats["live"] and stats["evicted"] >= 4 * ROUNDS
 
 
+async def test_a_tag_invalidated_in_another_process_leaves_this_l1(make_cache: MakeCache, peer: Peer) -> None:
+    """Tags and coherence: B invalidates a tag; A's L1 copies of its entries go, whoever wrote them."""
+    cache = await make_cache("BOTH")
+    peer.do("set by-b old t1")  # written by B, read into A's L1
+    await hold(cache, "by-b", "old")
+    await cache.set("by-a", "old", ttl=600, cache_type=TYPE, tags=("t1",))  # written by A itself
+    await hold(cache, "by-a", "old")
+    peer.send("tags t1")
+    for key in ("by-b", "by-a"):
+        _, after = await watch(cache, key, None, "old")
+        assert "old" not in after
+    peer.acked_at()
+
+
 async def test_own_writes_keep_their_copy_through_the_echo(make_cache: MakeCache) -> None:
     cache = await make_cache("BOTH")
     await cache.set("k", "mine", ttl=60, cache_type=TYPE)
