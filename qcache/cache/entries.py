@@ -22,19 +22,16 @@ class EntryCodec:
     """Encodes values into L2 records and back, with TTLs in the writer's wall-clock time.
 
     ``clock`` gives wall-clock seconds: the expiry stored in Redis must mean
-    the same thing in every process. ``ttl_jitter`` and ``l1_ttl_cap``
-    (``MEMORY_CACHE_TTL``) follow the configuration.
+    the same thing in every process. ``ttl_jitter`` follows the configuration.
     """
 
-    __slots__ = ("_rng", "clock", "l1_ttl_cap", "metrics", "ttl_jitter")
+    __slots__ = ("_rng", "clock", "metrics", "ttl_jitter")
 
     def __init__(self, clock: Callable[[], float], metrics: CacheMetrics, rng: random.Random) -> None:
         self.clock = clock
         self.metrics = metrics
         self._rng = rng
         self.ttl_jitter = 0.0
-        #: The longest an L1 copy may live, whatever the entry's own lifetime (MEMORY_CACHE_TTL).
-        self.l1_ttl_cap = math.inf
 
     def resolve_ttl(self, spec: TypeSpec, ttl: object) -> float:
         """The TTL to store: the caller's or the type's, shortened by the configured jitter."""
@@ -54,7 +51,7 @@ class EntryCodec:
         return header + spec.codec.encode(value, header + skey.encode("utf-8", "surrogatepass")), expires_at_ms
 
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
-        """Value and remaining lifetime (s) of an L2 record for L1, at most ``l1_ttl_cap``; MISSING if unusable."""
+        """Value and remaining lifetime (s) of an L2 record; MISSING if unusable."""
         try:
             expires_at_ms, ttl_ms, caller_key, payload = parse_record(raw)
             if hashed and caller_key != key:
@@ -68,7 +65,7 @@ class EntryCodec:
             if ttl_ms and remaining * 1000.0 > ttl_ms:
                 # The writer's clock runs ahead of ours: never keep a copy longer than it was set for.
                 remaining = ttl_ms / 1000.0
-            return value, min(remaining, self.l1_ttl_cap)
+            return value, remaining
         except CodecIntegrityError as exc:
             self.metrics.error(f"integrity_{exc.reason.value}")
             logger.warning("qcache: rejected a stored %r entry (%s)", spec.name, exc.reason.value)

@@ -77,8 +77,7 @@ class WritePlans:
         core = self._core
         l1 = self._l1
         locate = self._locator.locate
-        entries = self._entries
-        resolve_ttl = entries.resolve_ttl
+        resolve_ttl = self._entries.resolve_ttl
         gen_slots = self._gen_slots
         l1_set = self._metrics.l1_set
         perf_ns = _perf_ns
@@ -97,7 +96,7 @@ class WritePlans:
             started = perf_ns()
             size = spec.codec.plain_size(value)
             gen_slots[hash(skey) & SLOT_MASK] += 1  # as in set_end
-            l1.set(skey, value, size, min(seconds, entries.l1_ttl_cap), key if hashed else None, spec.name)
+            l1.set(skey, value, size, seconds, key if hashed else None, spec.name)
             l1_set(perf_ns() - started)
 
         return memory_set
@@ -148,8 +147,8 @@ class WritePlans:
                 l1.delete(skey)
             else:
                 l1.set(
-                    skey, value, size, min(seconds, remaining, self._entries.l1_ttl_cap),
-                    meta=key if hashed else None, partition=cache_type,
+                    skey, value, size, min(seconds, remaining, core.l1_max_ttl), meta=key if hashed else None,
+                    partition=cache_type,
                 )
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2 and record:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms, tag_keys)))
@@ -182,29 +181,43 @@ class WritePlans:
         core = self._core
         if core.writes_l2_now and not state.record:  # the level gained L2 since set_begin looked
             state = self.set_begin(namespace, key, value, ttl, cache_type, tags, source)
-        if core.writes_l2_now:
-            write = new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms, state.tags))
-            if len(self._pending) and self._queued_behind(state.skey, state.key):
-                self._defer([write])
+        if not core.writes_l2_now:
+            self.set_end(state)
+            return None
+        write = new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms, state.tags))
+        if len(self._pending) and self._queued_behind(state.skey, state.key):
+            self._defer([write])  # the flusher tells coherence about it when it sends it
+            self.set_end(state)
+            return None
+        if state.tags:
+            call = L2Call(L2Op.SET_TAGGED, (
+                [(state.skey, state.record, state.seconds)],
+                [Membership(tag_key, state.skey, state.expires_at_ms) for tag_key in state.tags],
+                int(core.clock() * 1000),
+            ))
+        else:
+            call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
+        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo.
+        coherence = core.coherence
+        if coherence is not None:
+            coherence.write_begin(state.skey)
+        try:
+            yield call
+        except BackendError as exc:
+            if self._l2_write_failed([write], exc):
                 self.set_end(state)
-                return None
-            if state.tags:
-                call = L2Call(L2Op.SET_TAGGED, (
-                    [(state.skey, state.record, state.seconds)],
-                    [Membership(tag_key, state.skey, state.expires_at_ms) for tag_key in state.tags],
-                    int(core.clock() * 1000),
-                ))
-            else:
-                call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
-            try:
-                yield call
-            except BackendError as exc:
-                if self._l2_write_failed([write], exc):
-                    self.set_end(state)
-                core.failures.l2_failed("set", exc, _KEPT)
-                return None
-            self._metrics.stored("l2")
+            if coherence is not None:
+                coherence.write_end(state.skey, None)
+            core.failures.l2_failed("set", exc, _KEPT)
+            return None
+        except BaseException:
+            if coherence is not None:
+                coherence.write_end(state.skey, None)
+            raise
+        self._metrics.stored("l2")
         self.set_end(state)
+        if coherence is not None:
+            coherence.write_end(state.skey, state.record)
         return None
 
     def _queued_behind(self, skey: str, key: str) -> bool:
@@ -259,6 +272,9 @@ class WritePlans:
             prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
         failure: BackendError | None = None
+        coherence = core.coherence  # as in plan_set; writes queued behind others tell it when flushed
+        direct: list[tuple[str, str, bool, Any, float, bytes, int]] = []
+        written = False
         if core.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
             direct = prepared
             if len(self._pending):  # as in plan_set: keys with something still on its way queue behind it
@@ -274,6 +290,8 @@ class WritePlans:
                 call = L2Call(L2Op.SET_TAGGED, (l2_items, memberships, int(core.clock() * 1000)))
             else:
                 call = L2Call(L2Op.SET_MANY, (l2_items,))
+            if coherence is not None:
+                coherence.writes_begin([p[1] for p in direct])
             try:
                 if direct:
                     yield call
@@ -282,8 +300,15 @@ class WritePlans:
                 if not self._l2_write_failed([PendingWrite(p[1], p[5], p[6], tag_keys) for p in direct], exc):
                     gone = {p[1] for p in direct}
                     prepared = [p for p in prepared if p[1] not in gone]  # refused: those L1 copies went
+            except BaseException:
+                if coherence is not None:
+                    coherence.writes_end([(p[1], None) for p in direct])
+                raise
             else:
                 self._metrics.stored("l2", len(direct))
+                written = True
+        else:
+            coherence = None
         l1 = self._l1
         if l1 is not None and core.use_l1:
             kept = 0
@@ -295,7 +320,7 @@ class WritePlans:
                     l1.delete(skey)
                     continue
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining, entries.l1_ttl_cap),
+                    skey, value, len(record), min(seconds, remaining, core.l1_max_ttl),
                     meta=key if hashed else None, partition=spec.name,
                 )
                 kept += 1
@@ -305,6 +330,8 @@ class WritePlans:
                 self._metrics.stored("l1", kept)
                 if tag_keys and not core.writes_l2_now:  # as in set_end
                     core.tag_index.add(tag_keys, (p[1] for p in prepared), core.held_locally)
+        if coherence is not None:
+            coherence.writes_end([(p[1], p[5] if written else None) for p in direct])
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
         if failure is not None:
             core.failures.l2_failed("set_many", failure, _KEPT)

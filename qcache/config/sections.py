@@ -184,7 +184,7 @@ class MemoryConfig(_Section):
     ttl: int = setting(
         3600,
         "MEMORY_CACHE_TTL",
-        "Longest an entry lives in memory (L1), seconds, whatever its own TTL",
+        "Longest time an in-memory copy of a Redis entry lives, seconds (memory-only entries keep their own TTL)",
         positive=True,
     )
     eviction_policy: str = setting(
@@ -196,6 +196,12 @@ class MemoryConfig(_Section):
     )
     cleanup_interval: int = setting(
         300, "MEMORY_CACHE_CLEANUP_INTERVAL", "Seconds between sweeps of expired entries"
+    )
+    coherence: bool = setting(
+        True,
+        "MEMORY_CACHE_COHERENCE",
+        "With CACHE_LEVEL=BOTH, drop the in-memory copy of a key as soon as it changes in Redis, "
+        "whoever changed it (Redis client tracking; one more connection per cache)",
     )
 
 

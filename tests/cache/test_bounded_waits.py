@@ -107,7 +107,6 @@ async def test_a_hung_or_dead_redis_is_bounded_by_the_deadline_and_recovery_is_p
             while not back:  # steady traffic of misses (each one needs L2) for as long as the stall lasts
                 waits.append(await measured(cache.get(f"missing-{len(waits)}")))
                 await asyncio.sleep(0.01)
-            assert await cache.get("warm") == 1  # L1 keeps serving
             errors = (await cache.stats())["errors"]
         assert back, "the server did not come back"
         returned = back[0]
