@@ -14,6 +14,7 @@ from qcache.memory.policies import available_policies, resolve_policy_name
 from qcache.sim.engine import BELADY, UNBOUNDED, resolve_policies, simulate
 from qcache.sim.errors import SimulationError
 from qcache.sim.readers import FORMATS, TraceFile
+from qcache.sim.reference import REFERENCE_POLICIES
 from qcache.sim.report import format_table, write_reports
 from qcache.sim.sizes import curve_sizes, resolve_default_sizes, resolve_sizes
 from qcache.sim.sources import Trace, TraceSource, materialize
@@ -106,7 +107,8 @@ def register(subparsers: Any) -> None:
                         help="mix scans in: every=N,length=N[,span=N]")
     parser.add_argument("--policies", default="all",
                         help="comma-separated policies, 'default', 'belady', 'unbounded', or "
-                             f"'all' (known: {', '.join(available_policies())})")
+                             f"'all' (known: {', '.join(available_policies())}; reference "
+                             f"policies, simulator only: arc, lirs, 2q)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated entry counts or percentages of the distinct keys "
                              f"(default {DEFAULT_SIZES.replace('%', '%%')}; a default that rounds to zero entries "
@@ -144,7 +146,7 @@ def _policy_names(spec: str) -> list[str]:
     names: list[str] = []
     for name in spec.split(","):
         if name.strip().lower() == "all":
-            names.extend([*available_policies(), BELADY, UNBOUNDED])
+            names.extend([*available_policies(), *REFERENCE_POLICIES, BELADY, UNBOUNDED])
         else:
             names.append(name)
     return resolve_policies(names)
