@@ -190,3 +190,97 @@ class WithScans:
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.load().keys)
+
+
+@dataclass(frozen=True)
+class ShiftingWorkingSet:
+    """A working set of ``width`` keys that slides forward one key every ``rate`` requests.
+
+    Each request picks a key uniformly in the current set, so a key is
+    requested a few times while the set passes over it and never again: the
+    recency-dominated regime (an ORM's entity accesses, a session store)
+    where LRU is hard to beat and a frequency filter rejects the newcomers
+    that will be reused.
+    """
+
+    requests: int
+    width: int = 1000
+    rate: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(self.width, self.requests)
+        if self.rate <= 0:
+            raise SimulationError(f"rate must be positive, got {self.rate!r}")
+
+    @property
+    def name(self) -> str:
+        """Label with every parameter."""
+        return f"shifting(width={self.width},rate={self.rate},requests={self.requests},seed={self.seed})"
+
+    def generate(self) -> list[Key]:
+        """The requests, as a list of key ids."""
+        rng = np.random.default_rng(self.seed)
+        start = np.arange(self.requests, dtype=np.int64) // self.rate
+        return as_keys(start + rng.integers(0, self.width, self.requests))
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.generate())
+
+
+@dataclass(frozen=True)
+class Loop:
+    """``keys`` keys requested in the same order over and over: LRU's worst case once they outgrow the cache."""
+
+    keys: int
+    requests: int
+
+    def __post_init__(self) -> None:
+        _check_counts(self.keys, self.requests)
+
+    @property
+    def name(self) -> str:
+        """Label with every parameter."""
+        return f"loop(keys={self.keys},requests={self.requests})"
+
+    def generate(self) -> list[Key]:
+        """The requests, as a list of key ids."""
+        return as_keys(np.arange(self.requests, dtype=np.int64) % self.keys)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.generate())
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Several workloads one after the other, each in its own key space: a mix that changes phase.
+
+    Phase *i*'s integer keys are offset by ``i x 2**40`` (other keys become
+    ``(i, key)``), so no key carries over and a policy must notice the
+    change of regime by itself.
+    """
+
+    parts: tuple[TraceSource, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise SimulationError("Phases needs at least one workload")
+
+    @property
+    def name(self) -> str:
+        """The phases' labels in order."""
+        return "phases(" + ";".join(part.name for part in self.parts) + ")"
+
+    def load(self) -> Trace:
+        """The phases' requests, concatenated."""
+        out: list[Key] = []
+        for index, part in enumerate(self.parts):
+            offset = index << 40
+            out.extend(
+                key + offset if isinstance(key, int) else (index, key)
+                for key in materialize(part).keys
+            )
+        return Trace(name=self.name, keys=out)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.load().keys)
