@@ -99,9 +99,11 @@ def register(subparsers: Any) -> None:
                              "hotspot:keys=N,requests=N,hot_fraction=F,hot_probability=P,seed=N | "
                              "shifting:requests=N,width=N,rate=N,seed=N | loop:keys=N,requests=N")
     parser.add_argument("--format", default="auto", choices=FORMATS, dest="trace_format",
-                        help="trace format (default: from the file name; a name other than "
-                             ".lis/.csv/.tsv/.txt/oracleGeneral is cache2k int32 only when "
-                             "the content is not text)")
+                        help="trace format (default auto: .lis is ARC, .csv/.tsv CSV, .txt one key "
+                             "per line, oracleGeneral libCacheSim's records; otherwise the content "
+                             "decides: text keys, ARC lines, Twitter cache-trace rows, or binary "
+                             "int32/int64 keys in the one byte order that fits; when in doubt the "
+                             "file is refused and --format must be given; cache2k = int32-be)")
     parser.add_argument("--column", default="0",
                         help="CSV column: a 0-based index or a header name (default 0)")
     parser.add_argument("--header", action="store_true", help="the CSV has a header row")
