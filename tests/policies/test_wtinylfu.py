@@ -245,3 +245,35 @@ def test_stable_keys_digest_str_and_bytes_and_pass_ints_through() -> None:
     # The checksum is fixed by CRC-32 and Adler-32, not by this process: the same number everywhere.
     assert stable_key("user:1") == 8909741301567717931
     assert stable_key((1, 2)) == (1, 2)
+
+
+# -- the simulator's replay loop: the same decisions as the hooks --------------------------------
+
+REPLAY_WORKLOADS = {
+    "zipf": lambda: list(Zipf(keys=20000, requests=60000, exponent=0.9, seed=3)),
+    "scans": lambda: list(WithScans(Zipf(keys=5000, requests=40000, exponent=0.9, seed=1), 1000, 400)),
+    "recency": lambda: _recency_workload(40000, seed=4),
+    "strings": lambda: [f"user:{key}" for key in Zipf(keys=3000, requests=30000, exponent=0.8, seed=5)],
+}
+
+
+@pytest.mark.parametrize("workload", sorted(REPLAY_WORKLOADS))
+@pytest.mark.parametrize("size", [1, 2, 7, 100, 1500])
+def test_replay_makes_the_same_decisions_as_the_hooks(workload: str, size: int) -> None:
+    keys = REPLAY_WORKLOADS[workload]()
+    hooked = create_policy("W_TINYLFU", size)
+    replayed = create_policy("W_TINYLFU", size)
+    assert isinstance(replayed, WTinyLFUPolicy)
+    assert replayed.replay(keys) == run_policy(hooked, keys)
+    assert count_hits("W_TINYLFU", keys, size) == run_policy(create_policy("W_TINYLFU", size), keys)
+    # Same state afterwards: the window, and the same victims from here on.
+    assert replayed.window_size == hooked.window_size
+    assert [replayed.victim() for _ in range(len(replayed))] == [hooked.victim() for _ in range(len(hooked))]
+
+
+def test_replay_reports_progress_in_chunks() -> None:
+    done: list[int] = []
+    policy = create_policy("W_TINYLFU", 50)
+    assert isinstance(policy, WTinyLFUPolicy)
+    policy.replay(list(range(1000)), done.append, chunk=300)
+    assert done == [300, 300, 300, 100]

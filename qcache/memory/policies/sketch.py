@@ -10,6 +10,8 @@ _SALT = 0x2545F4914F6CDD1D
 # Re-mixes the hash for the doorkeeper, whose probes then do not line up with the rows.
 _DOORKEEPER_MIX = 0xFF51AFD7ED558CCD
 _MAX_COUNT = 15
+#: The largest value a counter holds (4 bits).
+MAX_COUNT = _MAX_COUNT
 # Byte translation tables applied to the whole counter table at once (C speed).
 _HALVE = bytes(value >> 1 for value in range(256))
 _ODD = bytes(value & 1 for value in range(256))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.base import EvictionPolicy
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.registry import register_policy
+from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
 
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
@@ -277,3 +278,172 @@ class WTinyLFUPolicy(EvictionPolicy):
         self._window_target = min(max(target, 1.0), float(capacity))
         self._window_max = int(round(self._window_target))
         self._protected_max = int((capacity - self._window_max) * self._protected_fraction)
+
+    # -- the simulator's replay ---------------------------------------------
+
+    def replay(
+        self,
+        keys: Sequence[Hashable],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 1 << 16,
+    ) -> int:
+        """Replay ``keys`` as "get, insert on miss" against this policy; return the hit count.
+
+        The simulator's fast path: the same decisions as driving ``on_miss``,
+        ``on_insert``, ``on_access`` and ``victim`` request by request (the
+        tests compare the two hit for hit), with the hooks, the sketch's
+        ``increment_at`` and ``frequency_at`` inlined into one loop over local
+        names. Starts from, and leaves, this policy's state; ``progress`` gets
+        the number of requests done every ``chunk`` requests.
+        """
+        capacity = self.capacity
+        sketch = self._sketch
+        table, door, doorkeeper = sketch._table, sketch._door, sketch._doorkeeper
+        aging = sketch._sample_size
+        slots_of = sketch.slots
+        window, probation, protected = self._window, self._probation, self._protected
+        where, slots = self._where, self._slots
+        window_ghost, main_ghost = self._window_ghost, self._main_ghost
+        ghost_capacity = self._ghost_capacity
+        climbing = self._climber is not None
+        sample_size = self._sample_size
+        move_window, move_protected = window.move_to_end, protected.move_to_end
+        popitem_window = window.popitem
+        # Hashing is most of a miss's cost: each distinct key is hashed once per replay.
+        known_slots: dict[Hashable, Slots] = dict(slots)
+        full = len(where) >= capacity
+        additions = sketch._additions
+        sample_hits, sample_count = self._sample_hits, self._sample_count
+        hits = 0
+        for start in range(0, len(keys), chunk):
+            for key in keys[start : start + chunk]:
+                region = where.get(key)
+                if region is not None:
+                    # -- a hit: on_access
+                    hits += 1
+                    a, b, c, d, i, bit_i, j, bit_j = slots[key]
+                    if doorkeeper and not (door[i] & bit_i and door[j] & bit_j):
+                        door[i] |= bit_i
+                        door[j] |= bit_j
+                        additions += 1
+                    else:
+                        added = False
+                        if table[a] < _MAX_COUNT:
+                            table[a] += 1
+                            added = True
+                        if table[b] < _MAX_COUNT:
+                            table[b] += 1
+                            added = True
+                        if table[c] < _MAX_COUNT:
+                            table[c] += 1
+                            added = True
+                        if table[d] < _MAX_COUNT:
+                            table[d] += 1
+                            added = True
+                        if added:
+                            additions += 1
+                    if additions >= aging:
+                        sketch._additions = additions
+                        sketch.reset()
+                        additions = sketch._additions
+                    if region == _PROTECTED:
+                        move_protected(key)
+                    elif region == _WINDOW:
+                        move_window(key)
+                    else:
+                        del probation[key]
+                        protected[key] = None
+                        where[key] = _PROTECTED
+                        if len(protected) > self._protected_max:
+                            self._demote_protected()
+                    if climbing and full:
+                        sample_hits += 1
+                        sample_count += 1
+                        if sample_count >= sample_size:
+                            self._sample_hits, self._sample_count = sample_hits, sample_count
+                            self._climb()
+                            sample_hits = sample_count = 0
+                    continue
+                # -- a miss: on_miss, on_insert, then victim() when over the bound
+                if ghost_capacity and (key in window_ghost or key in main_ghost):
+                    self._consult_ghosts(key)
+                key_slots = known_slots.get(key)
+                if key_slots is None:
+                    key_slots = known_slots[key] = slots_of(key)
+                a, b, c, d, i, bit_i, j, bit_j = key_slots
+                if doorkeeper and not (door[i] & bit_i and door[j] & bit_j):
+                    door[i] |= bit_i
+                    door[j] |= bit_j
+                    additions += 1
+                else:
+                    added = False
+                    if table[a] < _MAX_COUNT:
+                        table[a] += 1
+                        added = True
+                    if table[b] < _MAX_COUNT:
+                        table[b] += 1
+                        added = True
+                    if table[c] < _MAX_COUNT:
+                        table[c] += 1
+                        added = True
+                    if table[d] < _MAX_COUNT:
+                        table[d] += 1
+                        added = True
+                    if added:
+                        additions += 1
+                if additions >= aging:
+                    sketch._additions = additions
+                    sketch.reset()
+                    additions = sketch._additions
+                if climbing and full:
+                    sample_count += 1
+                    if sample_count >= sample_size:
+                        self._sample_hits, self._sample_count = sample_hits, sample_count
+                        self._climb()
+                        sample_hits = sample_count = 0
+                slots[key] = key_slots
+                window[key] = None
+                where[key] = _WINDOW
+                if not full:
+                    full = len(where) >= capacity
+                    continue
+                # -- victim()
+                candidate: object = _NONE
+                while len(window) > self._window_max:
+                    candidate, _ = popitem_window(False)
+                    probation[candidate] = None
+                    where[candidate] = _PROBATION
+                left_main = True
+                if probation:
+                    evict = next(iter(probation))
+                    if candidate is not _NONE and candidate != evict:
+                        a, b, c, d, i, bit_i, j, bit_j = slots[candidate]
+                        ours = min(table[a], table[b], table[c], table[d])
+                        if doorkeeper and door[i] & bit_i and door[j] & bit_j:
+                            ours += 1
+                        a, b, c, d, i, bit_i, j, bit_j = slots[evict]
+                        theirs = min(table[a], table[b], table[c], table[d])
+                        if doorkeeper and door[i] & bit_i and door[j] & bit_j:
+                            theirs += 1
+                        if ours <= theirs:
+                            evict = candidate
+                            left_main = False
+                    del probation[evict]
+                elif protected:
+                    evict, _ = protected.popitem(False)
+                else:
+                    evict, _ = popitem_window(False)
+                    left_main = False
+                del where[evict]
+                del slots[evict]
+                if ghost_capacity:
+                    ghosts = main_ghost if left_main else window_ghost
+                    ghosts[evict] = None
+                    if len(ghosts) > ghost_capacity:
+                        ghosts.popitem(False)
+            if progress is not None:
+                progress(min(chunk, len(keys) - start))
+        sketch._additions = additions
+        self._sample_hits, self._sample_count = sample_hits, sample_count
+        self._last_missed = _NONE
+        return hits
