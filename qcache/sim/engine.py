@@ -233,8 +233,8 @@ def count_hits(
     replay = getattr(instance, "replay", None) if fast else None
     if callable(replay):
         # A policy's own inlined loop: the same decisions as the hooks, tested hit for hit.
-        hits: int = replay(keys, progress, PROGRESS_CHUNK)
-        return hits
+        replayed: int = replay(keys, progress, PROGRESS_CHUNK)
+        return replayed
     return run_policy(instance, keys, progress)
 
 
