@@ -277,3 +277,18 @@ def test_replay_reports_progress_in_chunks() -> None:
     assert isinstance(policy, WTinyLFUPolicy)
     policy.replay(list(range(1000)), done.append, chunk=300)
     assert done == [300, 300, 300, 100]
+
+
+@pytest.mark.parametrize("capacity", [10, 2000, 20000, 100_000])
+def test_sketch_slots_of_many_ints_at_once_match_one_by_one(capacity: int) -> None:
+    import numpy as np
+
+    sketch = FrequencySketch(capacity, seed=3)
+    rng = np.random.default_rng(1)
+    edges = [2**61 - 1, 2**61, -(2**61 - 1), 2**63 - 1, -(2**63) + 1, -1, -2, 0]
+    keys = np.unique(np.concatenate([rng.integers(-(2**62), 2**62, 3000), np.arange(-500, 500), edges]))
+    table = sketch.int_slots(keys)
+    assert table is not None  # CPython: the numpy hashing is exact
+    assert all(table[key] == sketch.slots(key) for key in keys.tolist())
+    assert sketch.int_slots(np.array([-(2**63)], dtype=np.int64)) is None
+    assert sketch.int_slots(np.array([1.5])) is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
+import numpy as np
+
 from qcache.memory.policies.base import EvictionPolicy
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.registry import register_policy
@@ -12,6 +14,17 @@ from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
 
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
+
+
+def _distinct_ints(keys: Sequence[Hashable]) -> np.ndarray:
+    """The distinct keys as int64 when every key is a Python int in range, else an empty array."""
+    try:
+        array = np.asarray(keys)
+    except (ValueError, OverflowError, TypeError):
+        return np.empty(0, dtype=np.int64)
+    if array.dtype != np.int64 or array.ndim != 1:
+        return np.empty(0, dtype=np.int64)
+    return np.unique(array)
 _NONE = object()
 
 
@@ -309,8 +322,12 @@ class WTinyLFUPolicy(EvictionPolicy):
         sample_size = self._sample_size
         move_window, move_protected = window.move_to_end, protected.move_to_end
         popitem_window = window.popitem
-        # Hashing is most of a miss's cost: each distinct key is hashed once per replay.
+        # Hashing is most of a miss's cost: each distinct key is hashed once per
+        # replay, all at once with numpy when the keys are ints.
         known_slots: dict[Hashable, Slots] = dict(slots)
+        batch = sketch.int_slots(_distinct_ints(keys)) if keys else None
+        if batch is not None:
+            known_slots.update(batch)
         full = len(where) >= capacity
         additions = sketch._additions
         sample_hits, sample_count = self._sample_hits, self._sample_count
