@@ -13,7 +13,7 @@ from tqdm import tqdm
 from qcache.memory.policies import available_policies, resolve_policy_name
 from qcache.sim.engine import BELADY, UNBOUNDED, resolve_policies, simulate
 from qcache.sim.errors import SimulationError
-from qcache.sim.readers import FORMATS, TraceFile
+from qcache.sim.readers import FORMATS, TraceFile, libcachesim_csv
 from qcache.sim.reference import REFERENCE_POLICIES
 from qcache.sim.report import format_table, write_reports
 from qcache.sim.sizes import curve_sizes, resolve_default_sizes, resolve_sizes
@@ -104,10 +104,15 @@ def register(subparsers: Any) -> None:
                              "decides: text keys, ARC lines, Twitter cache-trace rows, or binary "
                              "int32/int64 keys in the one byte order that fits; when in doubt the "
                              "file is refused and --format must be given; cache2k = int32-be)")
-    parser.add_argument("--column", default="0",
-                        help="CSV column: a 0-based index or a header name (default 0)")
+    parser.add_argument("--column", default=None,
+                        help="CSV column: a 0-based index or a header name (needed when the CSV "
+                             "has more than one column)")
     parser.add_argument("--header", action="store_true", help="the CSV has a header row")
     parser.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    parser.add_argument("--libcachesim-params", metavar="SPEC",
+                        help="a CSV trace described as libCacheSim's reader takes it, e.g. "
+                             "'obj-id-col=5,has-header=true,delimiter=,' (1-based column; "
+                             "implies --format csv)")
     parser.add_argument("--scan", metavar="SPEC",
                         help="mix scans in: every=N,length=N[,span=N]")
     parser.add_argument("--policies", default="all",
@@ -137,8 +142,17 @@ def _source(args: argparse.Namespace) -> TraceSource:
     """The trace file or synthetic workload the arguments describe."""
     source: TraceSource
     if args.trace is not None:
-        column: str | int = int(args.column) if args.column.isdigit() else args.column
-        source = TraceFile(args.trace, args.trace_format, column, args.header, args.delimiter)
+        if args.libcachesim_params:
+            if args.column is not None or args.trace_format not in ("auto", "csv"):
+                raise SimulationError("--libcachesim-params describes a CSV by itself: "
+                                      "no --column, and --format csv or auto")
+            layout = libcachesim_csv(args.libcachesim_params)
+            source = TraceFile(args.trace, "csv", layout.column, layout.header, layout.delimiter)
+        else:
+            column = args.column
+            if column is not None and column.isdigit():
+                column = int(column)
+            source = TraceFile(args.trace, args.trace_format, column, args.header, args.delimiter)
     else:
         source = parse_workload(args.synthetic)
     if args.scan:

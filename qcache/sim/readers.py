@@ -243,9 +243,18 @@ def parse_text(data: bytes, name: str) -> list[Key]:
 
 
 def parse_csv(
-    data: bytes, name: str, column: str | int = 0, header: bool = False, delimiter: str = ","
+    data: bytes,
+    name: str,
+    column: str | int | None = None,
+    header: bool = False,
+    delimiter: str = ",",
 ) -> list[Key]:
-    """One key per row, from ``column`` (a 0-based index, or a header name which implies a header)."""
+    """One key per row, from ``column`` (a 0-based index, or a header name which implies a header).
+
+    With no column named, a table of more than one column is refused:
+    which column holds the key is the user's call (column 0 of libCacheSim's
+    sample CSV is a version number, the same on every row).
+    """
     if len(delimiter) != 1:
         raise TraceError(f"CSV delimiter must be one character, got {delimiter!r}")
     try:
@@ -253,6 +262,15 @@ def parse_csv(
     except UnicodeDecodeError as exc:
         raise TraceError(f"CSV trace {name!r} is not UTF-8 text: {exc}") from exc
     try:
+        if column is None:
+            first = next((row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+                          if row), [])
+            if len(first) > 1:
+                raise TraceError(
+                    f"CSV trace {name!r} has {len(first)} columns ({delimiter.join(first)[:80]!r}...): "
+                    "pass --column (a 0-based index or a header name)"
+                )
+            column = 0
         return _csv_column(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter),
                            name, column, header)
     except csv.Error as exc:
@@ -286,6 +304,54 @@ def _csv_column(rows: Any, name: str, column: str | int, header: bool) -> list[K
             )
         append(row[column].strip())
     return keys
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Where the keys are in a CSV trace: a 0-based column (or header name), a header row, a delimiter."""
+
+    column: str | int | None = None
+    header: bool = False
+    delimiter: str = ","
+
+
+def libcachesim_csv(spec: str) -> CsvLayout:
+    """libCacheSim's CSV reader parameters (``obj-id-col=5,has-header=true,delimiter=,``) as a layout.
+
+    ``obj-id-col`` is 1-based there; ``time-col``, ``obj-size-col`` and
+    ``obj-id-is-num`` are accepted and ignored (every object counts as size
+    1 and a key is a key, numeric or not). ``delimiter`` may be ``\\t`` or
+    ``tab``; the value after the last ``delimiter=`` may itself be a comma.
+    """
+    fields: dict[str, str] = {}
+    rest = spec.strip()
+    if "delimiter=" in rest:
+        rest, _, delimiter = rest.rpartition("delimiter=")
+        fields["delimiter"] = delimiter
+        rest = rest.rstrip(", ")
+    for part in filter(None, (item.strip() for item in rest.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise TraceError(f"invalid libCacheSim parameter {part!r}; expected name=value")
+        fields[name.strip().lower().replace("_", "-")] = value.strip()
+    unknown = set(fields) - {"obj-id-col", "has-header", "delimiter", "time-col", "obj-size-col",
+                             "obj-id-is-num"}
+    if unknown:
+        raise TraceError(f"unknown libCacheSim CSV parameter(s): {', '.join(sorted(unknown))}")
+    if "obj-id-col" not in fields:
+        raise TraceError("libCacheSim CSV parameters need obj-id-col (1-based)")
+    try:
+        column = int(fields["obj-id-col"]) - 1
+    except ValueError:
+        raise TraceError(f"obj-id-col must be an integer, got {fields['obj-id-col']!r}") from None
+    if column < 0:
+        raise TraceError("obj-id-col is 1-based: it must be >= 1")
+    header_text = fields.get("has-header", "false").lower()
+    if header_text not in ("true", "false", "1", "0", "yes", "no"):
+        raise TraceError(f"has-header must be true or false, got {fields['has-header']!r}")
+    delimiter = fields.get("delimiter", ",")
+    delimiter = {"\\t": "\t", "tab": "\t", "": ","}.get(delimiter, delimiter)
+    return CsvLayout(column, header_text in ("true", "1", "yes"), delimiter)
 
 
 def parse_binary(data: bytes, name: str, fmt: str) -> list[Key]:
@@ -401,12 +467,13 @@ class TraceFile:
     """A trace on disk, decoded on :meth:`load`.
 
     ``trace_format`` is one of :data:`FORMATS`; ``column``, ``header`` and
-    ``delimiter`` only matter for CSV.
+    ``delimiter`` only matter for CSV (no column: a one-column file, else
+    refused; see :func:`libcachesim_csv` for libCacheSim's parameters).
     """
 
     path: Path
     trace_format: str = "auto"
-    column: str | int = 0
+    column: str | int | None = None
     header: bool = False
     delimiter: str = ","
 

@@ -13,7 +13,7 @@ import zstandard
 
 from qcache.sim import TraceError, TraceFile, materialize, shared_traces_dir
 from qcache.sim.credits import ARC_CITATION, CACHE2K_CREDIT
-from qcache.sim.readers import TRACES_DIR_ENV, guess_format
+from qcache.sim.readers import TRACES_DIR_ENV, CsvLayout, guess_format, libcachesim_csv
 
 COMPRESSORS = {
     "": lambda data: data,
@@ -318,3 +318,46 @@ def test_four_integer_lines_are_an_arc_trace_under_auto(tmp_path: Path) -> None:
     path.write_text("100 2 0 0\n7 1 0 1\n")
     assert TraceFile(path).resolved_format == "arc"
     assert list(TraceFile(path).load().keys) == [100, 101, 7]
+
+
+LIBCACHESIM_SAMPLE = "version,time,op,size,lbn\n1,33898,2a,512,42932745\n1,33898,2a,512,7\n1,33899,2a,4096,42932745\n"
+
+
+def test_a_csv_of_several_columns_needs_its_key_column_named(tmp_path: Path) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text(LIBCACHESIM_SAMPLE)
+    with pytest.raises(TraceError, match="5 columns.*--column"):
+        TraceFile(path).load()
+    assert list(TraceFile(path, column="lbn").load().keys) == ["42932745", "7", "42932745"]
+    single = tmp_path / "keys.csv"
+    single.write_text("a\nb\na\n")
+    assert list(TraceFile(single).load().keys) == ["a", "b", "a"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "layout"),
+    [
+        ("obj-id-col=5,has-header=true,delimiter=,", CsvLayout(4, True, ",")),
+        ("time-col=2, obj-id-col=1, obj-size-col=4, obj-id-is-num=1", CsvLayout(0, False, ",")),
+        ("obj-id-col=2,delimiter=\\t", CsvLayout(1, False, "\t")),
+        ("obj_id_col=3,has_header=false,delimiter=tab", CsvLayout(2, False, "\t")),
+    ],
+)
+def test_libcachesim_csv_parameters(spec: str, layout: CsvLayout) -> None:
+    assert libcachesim_csv(spec) == layout
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("has-header=true", "obj-id-col"), ("obj-id-col=0", "1-based"), ("obj-id-col=x", "integer"),
+     ("obj-id-col=1,sample-ratio=0.1", "unknown"), ("obj-id-col=1,has-header=maybe", "true or false")],
+)
+def test_bad_libcachesim_csv_parameters_are_errors(spec: str, message: str) -> None:
+    with pytest.raises(TraceError, match=message):
+        libcachesim_csv(spec)
+
+
+def test_libcachesim_text_traces_are_one_key_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "trace.txt"
+    path.write_text("42932745\n7\n42932745\n")
+    assert list(TraceFile(path).load().keys) == ["42932745", "7", "42932745"]

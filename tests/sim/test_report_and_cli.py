@@ -171,3 +171,19 @@ def test_default_sizes_that_round_to_zero_are_skipped_with_a_note(
     tiny.write_text("a\nb\n")
     assert main(["simulate", "--trace", str(tiny), "--no-write"]) == 2
     assert "none of the default sizes" in capsys.readouterr().err
+
+
+def test_simulate_reads_a_csv_described_by_libcachesim_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text("version,time,op,size,lbn\n" + "".join(f"1,{t},2a,512,{t % 7}\n" for t in range(200)))
+    assert main(["simulate", "--trace", str(path), "--policies", "LRU", "--sizes", "7",
+                 "--no-write"]) == 2
+    assert "--column" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(path), "--libcachesim-params",
+                 "obj-id-col=5,has-header=true,delimiter=,", "--policies", "LRU", "--sizes", "7",
+                 "--no-write"]) == 0
+    assert "193" in capsys.readouterr().out  # 200 requests over 7 keys: 7 cold misses
+    assert main(["simulate", "--trace", str(path), "--libcachesim-params", "obj-id-col=5",
+                 "--column", "1"]) == 2
