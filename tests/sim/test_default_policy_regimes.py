@@ -44,15 +44,15 @@ WORKLOADS: dict[str, Callable[[], TraceSource]] = {
     "loop": lambda: Loop(keys=5000, requests=200_000),
 }
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
-# A loop 10x the cache: every key returns after 10 cache turnovers, past the
-# ghosts' reach and the sketch's aging period, so admission sees no history
-# and W-TinyLFU churns like LRU (0 hits) where LIRS keeps a stable set (9.65%).
-# After a Zipf phase, main holds keys whose sketch counts outlast the phase,
-# and the next regime's keys lose admission duels until the counts age.
+# A loop 10x the cache: every key returns after 10 cache turnovers, near the
+# sketch's aging period and past the ghosts' reach, so admission has little
+# history to go on; LIRS keeps a stable set. After a Zipf phase and a
+# shifting one, main's protected segment holds the old phases' keys and the
+# next Zipf phase's keys reach it only as fast as they are promoted, while
+# LRU turns over at once.
 KNOWN_MISSES = {
-    ("loop", 2): "loop of 10x the cache: 0.00% against LIRS's 9.65%",
-    ("phases", 0): "phase mix at 0.1%: 20.20% against ARC's 21.57%",
-    ("phases", 2): "phase mix at 10%: 77.18% against LRU's 79.62%",
+    ("loop", 2): "loop of 10x the cache: 6.82% against LIRS's 9.65%",
+    ("phases", 2): "phase mix at 10%: 76.74% against LRU's 79.62%",
 }
 
 

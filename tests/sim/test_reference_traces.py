@@ -54,23 +54,6 @@ REFERENCE: dict[str, dict[str, tuple[float, float, float]]] = {
 # The policies whose best figure the default policy is measured against.
 CONTENDERS = ("LRU", "ARC", "S3_FIFO", "SIEVE", "W_TINYLFU_1PCT")
 CASES = [(trace, index) for trace in FILES for index in range(3)]
-# Where the default misses its goal on these traces, measured (strict: they fail once fixed).
-# The ghost-driven window that keeps it within half a point of LRU on
-# recency-dominated workloads opens the window wider than OLTP's best (20-40%).
-DEFAULT_MISSES = {
-    ("OLTP", 0): "17.92% against libCacheSim's 1%-window W-TinyLFU at 19.02%",
-    ("OLTP", 1): "45.31% against S3-FIFO's 46.47%",
-}
-
-
-def _known_misses(cases: list[tuple[str, int]]) -> list[object]:
-    return [
-        pytest.param(*case, marks=pytest.mark.xfail(reason=DEFAULT_MISSES[case], strict=True))
-        if case in DEFAULT_MISSES else case
-        for case in cases
-    ]
-
-
 @cache
 def load(trace: str) -> Trace:
     folder = shared_traces_dir()
@@ -152,7 +135,7 @@ def test_deterministic_modern_policies_match_libcachesim_to_two_decimals(
     assert round(ratio(trace, policy, SIZES[trace][index]), 2) == REFERENCE[trace][policy][index]
 
 
-@pytest.mark.parametrize(("trace", "index"), _known_misses(CASES))
+@pytest.mark.parametrize(("trace", "index"), CASES)
 def test_default_policy_meets_its_targets(trace: str, index: int) -> None:
     measured = ratio(trace, DEFAULT_POLICY, SIZES[trace][index])
     best = max(REFERENCE[trace][name][index] for name in CONTENDERS)
@@ -161,11 +144,7 @@ def test_default_policy_meets_its_targets(trace: str, index: int) -> None:
     assert measured <= REFERENCE[trace]["BELADY"][index]
 
 
-@pytest.mark.parametrize(
-    ("trace", "index"),
-    [pytest.param("OLTP", 0, marks=pytest.mark.xfail(reason=DEFAULT_MISSES[("OLTP", 0)], strict=True))
-     if case == ("OLTP", 0) else case for case in CASES],
-)
+@pytest.mark.parametrize(("trace", "index"), CASES)
 def test_w_tinylfu_beats_lru_and_its_fixed_window_variant_on_recency_heavy_traces(
     trace: str, index: int
 ) -> None:

@@ -25,6 +25,8 @@ def _distinct_ints(keys: Sequence[Hashable]) -> np.ndarray:
     if array.dtype != np.int64 or array.ndim != 1:
         return np.empty(0, dtype=np.int64)
     return np.unique(array)
+
+
 _NONE = object()
 
 
@@ -62,11 +64,18 @@ class WTinyLFUPolicy(EvictionPolicy):
 
     Capacity moves between the window and main lazily: the bounds change at
     once, the entries follow as keys are evicted. Other defaults are
-    Caffeine's (SLRU with 80% protected, 4-bit sketch aged every 10x
-    capacity with a doorkeeper, step decay 0.98, restart threshold 0.05),
-    except ``window_fraction=0.25`` as the starting window (the best fixed
-    windows on the cache2k web07 and ARC OLTP traces lie between 20% and
-    40%) and ``step_fraction=0.03``.
+    Caffeine's (SLRU with 80% protected, 4-bit sketch with a doorkeeper,
+    step decay 0.98, restart threshold 0.05), except:
+
+    * ``window_fraction=0.25`` as the starting window (the best fixed
+      windows on the cache2k web07 and ARC OLTP traces lie between 20% and
+      40%) and ``step_fraction=0.03``;
+    * the sketch ages every 20x capacity (Caffeine: 10x). Keys that come
+      back after 10 to 20 cache turnovers then still carry their counts into
+      the admission duel: a loop 10x the cache goes from 0% hits to 6.8%
+      (LIRS: 9.7%), and OLTP at 1% from 45.3% to 45.8%;
+    * ``ghost_gain=2``, measured against 1 to 4 on the shared traces and the
+      regime workloads of tests/sim/test_default_policy_regimes.py.
 
     ``seed`` salts the sketch's hash; ``adaptive=False`` freezes the window.
     """
@@ -83,11 +92,11 @@ class WTinyLFUPolicy(EvictionPolicy):
         step_decay: float = 0.98,
         restart_threshold: float = 0.05,
         start_increasing: bool = False,
-        sketch_sample_factor: float = 10.0,
+        sketch_sample_factor: float = 20.0,
         sketch_width_factor: int = 4,
         doorkeeper: bool = True,
         ghost_factor: float = 1.0,
-        ghost_gain: float = 3.0,
+        ghost_gain: float = 2.0,
         seed: int = 0,
     ) -> None:
         super().__init__(capacity)
