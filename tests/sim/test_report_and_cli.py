@@ -33,6 +33,19 @@ def test_table_has_one_row_per_policy_and_size_with_two_decimals() -> None:
     assert lines[-1] == "Credit."
 
 
+def test_table_sums_up_the_default_against_lru_the_best_other_and_belady() -> None:
+    results = [
+        *RESULTS,
+        SimResult("t.txt", "ARC", 10, 1000, 500, 0.01),
+        SimResult("t.txt", "BELADY", 10, 1000, 700, 0.01),
+    ]
+    table = format_table(results, unique_keys=200, default_policy=DEFAULT_POLICY)
+    assert (f"size 10: {DEFAULT_POLICY} 45.60%, +33.30 vs LRU, -4.40 vs the best other, "
+            "ARC 50.00%, Belady 70.00%") in table.splitlines()
+    alone = format_table(RESULTS[1:], unique_keys=200, default_policy=DEFAULT_POLICY)
+    assert "vs the best other" not in alone
+
+
 def test_csv_and_json_carry_every_result_and_the_credit(tmp_path: Path) -> None:
     paths = write_reports(RESULTS, tmp_path / "out", unique_keys=200, credit="Credit.")
     assert [p.name for p in paths] == ["sim_t.txt.csv", "sim_t.txt.json"]
