@@ -52,7 +52,7 @@ WORKLOADS: dict[str, Callable[[], TraceSource]] = {
 # LRU turns over at once.
 KNOWN_MISSES = {
     ("loop", 2): "loop of 10x the cache: 6.82% against LIRS's 9.65%",
-    ("phases", 2): "phase mix at 10%: 76.74% against LRU's 79.62%",
+    ("phases", 2): "phase mix at 10%: 77.65% against LRU's 79.62%",
 }
 
 

@@ -52,7 +52,10 @@ class WTinyLFUPolicy(EvictionPolicy):
       candidates) and as many that left main. A miss on a window ghost says
       a larger window would have kept it: the window grows by ``ghost_gain``
       times the ghosts' size ratio (at least ``ghost_gain``); a miss on a main
-      ghost shrinks it likewise. This reacts within one cache turnover, which
+      ghost shrinks it likewise, and sends protected's oldest key back to
+      probation when the lost key is now the more popular of the two (a past
+      phase's favourites otherwise hold protected long after the workload
+      moved on). This reacts within one cache turnover, which
       is what a recency-dominated workload needs: there the old climber alone
       (below) stayed 3 to 15 points under LRU, since each of its steps waits
       for a sample of 10x the capacity and per-sample hit rates swing with
@@ -278,6 +281,13 @@ class WTinyLFUPolicy(EvictionPolicy):
             step = self._ghost_gain * max(len(main_ghost) / (len(window_ghost) + 1), 1.0)
             self._resize_window(self._window_target + step)
         elif key in main_ghost:
+            protected = self._protected
+            if protected:
+                # Main lost a key that is now more popular than protected's oldest:
+                # that one is stale (a past phase's favourite), so it goes back on probation.
+                sketch = self._sketch
+                if sketch.frequency_at(self._slots[next(iter(protected))]) < sketch.frequency(key):
+                    self._demote_protected()
             del main_ghost[key]
             step = self._ghost_gain * max(len(window_ghost) / (len(main_ghost) + 1), 1.0)
             self._resize_window(self._window_target - step)
