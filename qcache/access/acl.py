@@ -10,7 +10,11 @@ through a Redis 7 selector, to setting and removing the health probe's
 ``<prefix>:__health__:*``), and to the commands its
 permissions need: ``read`` GET, MGET, PTTL (and SCAN, which lists key names
 of any project but never values: needed to invalidate by pattern, it
-belongs to ``delete``); ``write`` SET; ``delete`` UNLINK and SCAN. Only the
+belongs to ``delete``); ``write`` SET, plus, for tag sets, ZADD,
+ZREMRANGEBYSCORE, PTTL and PEXPIRE and the script that runs them
+(EVALSHA, EVAL, SCRIPT LOAD: Redis checks every command a script runs
+against the same rules); ``delete`` UNLINK, SCAN and ZRANGEBYSCORE (the
+members of a tag). Only the
 ``admin`` permission adds everything else under the prefix; no user gets
 ``FLUSHALL``, ``FLUSHDB`` or ``KEYS``, and only admin gets ``CONFIG``.
 """
@@ -30,8 +34,9 @@ from qcache.cache.keys import GLOBAL_NAMESPACE, check_name
 _BASE = ("+ping", "+hello", "+client|setname", "+info", "+select")
 _BY_PERMISSION: dict[Permission, tuple[str, ...]] = {
     Permission.READ: ("+get", "+mget", "+pttl", "+exists"),
-    Permission.WRITE: ("+set",),
-    Permission.DELETE: ("+unlink", "+del", "+scan"),
+    Permission.WRITE: ("+set", "+zadd", "+zremrangebyscore", "+pexpire", "+pttl", "+evalsha",
+                       "+eval", "+script|load"),
+    Permission.DELETE: ("+unlink", "+del", "+scan", "+zrangebyscore"),
     Permission.ADMIN: ("+@all",),
 }
 #: Never granted: wiping or listing the whole database.

@@ -16,7 +16,6 @@ is built, and the trail is then off: auditing never fails a request.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,8 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
+from qcache.cache.oplog import key_hash
+
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
 MAX_PENDING = 100_000
@@ -36,11 +37,6 @@ _INTERVAL = 0.2
 log = logging.getLogger("qcache.access")
 
 _Record = tuple[float, str, str, str, str | None, str, str | None]
-
-
-def key_hash(key: str) -> str:
-    """A stable, short SHA-256 of a key: enough to correlate lines, useless to read the key back."""
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _open(path: Path) -> IO[str]:

@@ -53,6 +53,7 @@ OPERATIONS: dict[str, frozenset[Permission]] = {
     "delete": frozenset({Permission.DELETE}),
     "invalidate_pattern": frozenset({Permission.DELETE}),  # ADMIN when the pattern spans the namespace
     "invalidate_tags": frozenset({Permission.DELETE}),
+    "validate": frozenset({Permission.READ, Permission.DELETE}),  # drops the entry when its source changed
     "clear": frozenset({Permission.ADMIN}),
     "stats": frozenset({Permission.READ}),
     "health": frozenset({Permission.READ}),

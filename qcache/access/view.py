@@ -38,7 +38,7 @@ class SessionExpired(AccessDenied):
 
 def _key_of(operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """What the audit trail hashes: the key or the pattern; the count of a batch."""
-    if operation in ("get", "set", "delete", "get_or_set", "invalidate_pattern"):
+    if operation in ("get", "set", "delete", "get_or_set", "invalidate_pattern", "validate"):
         return str(args[0]) if args else kwargs.get("key", kwargs.get("pattern"))
     if operation in ("get_many", "set_many") and args:
         return f"<{len(args[0])} keys>"

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from qcache.cache.core import CacheCore
-from qcache.cache.facade import FacadeBase, SharedState
+from qcache.cache.facade import FacadeBase, SharedState, warm_up_async
 from qcache.cache.flusher import DrainDeadline
 from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
@@ -40,6 +40,7 @@ class _AsyncShared(SharedState[AsyncL2Backend]):
         self.wake = asyncio.Event()
         self.flusher: asyncio.Task[None] | None = None
         self.stopping = False  # set by close(): the flusher drains once more and returns
+        self.warm_up: asyncio.Task[None] | None = None
 
 
 class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
@@ -112,8 +113,15 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
 
     # -- writes ------------------------------------------------------------------------------
 
-    async def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
+    async def set(
+        self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None,
+        tags: Iterable[str] = (), source: object = None,
+    ) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL).
+
+        ``tags`` name the entry for :meth:`invalidate_tags`; ``source`` is the
+        data the value was computed from, whose digest :meth:`validate` checks.
+        """
         core = self._core
         if not core.enabled:
             core.check_open()
@@ -123,27 +131,28 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
                 # Write-back writes left from before a live strategy switch: the plan drops this
                 # key's, under the flush lock so that none is being sent meanwhile.
                 async with self._shared.flush_lock:
-                    await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+                    await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
             else:
-                await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+                await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
             writes = self._writes
-            writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
+            writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
 
     async def set_many(
-        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
+        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None,
+        tags: Iterable[str] = (),
     ) -> None:
-        """Store many values; every value is encoded before anything is written."""
+        """Store many values, each with every tag of ``tags``; every value is encoded before anything is written."""
         core = self._core
         if not core.enabled:
             core.check_open()
             return
         if core.writes_l2_now and len(core.pending):  # as in set()
             async with self._shared.flush_lock:
-                await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
+                await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type, tags))
         else:
-            await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
+            await self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type, tags))
         self._after_write()
 
     async def delete(self, key: str, *, cache_type: str | None = None) -> bool:
@@ -162,6 +171,26 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         self._core.check_open()  # works while disabled, as delete()
         async with self._shared.flush_lock:
             return await self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
+
+    async def validate(self, key: str, current_source: object, *, cache_type: str | None = None) -> bool:
+        """Whether ``key``'s entry was computed from ``current_source`` (as passed to ``set(source=)``).
+
+        When not (the source changed, or the entry has no digest), the entry
+        is deleted and the answer is False, so the caller recomputes it.
+        """
+        self._core.check_open()
+        async with self._shared.flush_lock:
+            return await self._run(self._core.freshness.plan_validate(self._namespace, key, current_source, cache_type))
+
+    async def invalidate_tags(self, *tags: str) -> int:
+        """Delete this namespace's entries written with any of ``tags``; returns how many were removed.
+
+        Works across processes: membership lives in Redis, in one sorted set
+        per tag that is pruned as its entries expire.
+        """
+        self._core.check_open()  # works while disabled, as delete()
+        async with self._shared.flush_lock:
+            return await self._run(self._core.invalidation.plan_invalidate_tags(self._namespace, tags))
 
     async def clear(self) -> int:
         """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).
@@ -333,15 +362,22 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
         self._close_access()
+        if shared.warm_up is not None and not shared.warm_up.done():
+            shared.warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shared.warm_up
         if shared.tier is not None:
             await shared.tier.close()
 
     def start_monitoring(self) -> None:
         """Start the background health checks on the running loop (``async with`` does it).
 
-        Does nothing when they already run or the cache is closed.
+        Also opens ``CACHE_CONNECTION_POOL_SIZE`` connections in the
+        background, once. Does nothing when they already run or the cache is closed.
         """
         shared = self._shared
+        if shared.warm_up is None and isinstance(shared.tier, AsyncRedisTier) and not self._core.closed:
+            shared.warm_up = asyncio.get_running_loop().create_task(warm_up_async(shared.tier), name="qcache-warm-up")
         interval = self._core.config.monitoring.health_check_interval
         if shared.monitor is None and interval > 0 and not self._core.closed:
             shared.monitor = AsyncHealthMonitor(weakly(self.health), weakly(self.stats), self._alert_evaluator(),

@@ -15,9 +15,11 @@ import random
 import time
 from collections.abc import Callable
 
+from qcache.cache.content import LocalDigests
 from qcache.cache.entries import EntryCodec
 from qcache.cache.failures import FailurePolicy
 from qcache.cache.flushing import FlushPlans
+from qcache.cache.freshness import FreshnessPlans
 from qcache.cache.generations import WriteGenerations
 from qcache.cache.invalidation import InvalidationPlans
 from qcache.cache.keys import GLOBAL_NAMESPACE, KeyBuilder, check_name
@@ -25,6 +27,7 @@ from qcache.cache.locator import DEFAULT_TYPE, KeyLocator, TypeSpec
 from qcache.cache.metrics import CacheMetrics, CountsOnlyMetrics, NullMetrics
 from qcache.cache.observe import Observability
 from qcache.cache.reads import ReadPlans
+from qcache.cache.tags import LocalTagIndex, check_tags, tag_keys
 from qcache.cache.writeback import WriteBackQueue
 from qcache.cache.writes import WritePlans
 from qcache.codec import Codec, CodecStats, build_codec, codec_for_type
@@ -33,6 +36,8 @@ from qcache.errors import CacheClosedError
 from qcache.memory.store import MemoryStore
 from qcache.types import CacheLevel, WriteStrategy
 
+#: Distinct (namespace, tags) whose tag set keys are remembered; see :meth:`CacheCore.tag_keys`.
+_TAG_KEY_MEMO = 4096
 #: Pending write-back writes kept at most (per cache); see :class:`WriteBackQueue`.
 DEFAULT_MAX_PENDING_WRITES = 100_000
 
@@ -62,7 +67,7 @@ class CacheCore:
         self.codec = codec if codec is not None else build_codec(snap, clock=clock)
         # One set of codec counters for every type, kept across configuration changes.
         self.codec_stats = CodecStats()
-        self.keys = KeyBuilder(snap.core.key_prefix, snap.core.max_key_length)
+        self.keys = KeyBuilder(snap.core.key_prefix, snap.core.max_key_length, snap.core.schema_version)
         self.locator = KeyLocator(self.keys)
         self.metrics: CacheMetrics = (
             NullMetrics() if not snap.monitoring.metrics_enabled
@@ -79,6 +84,9 @@ class CacheCore:
         self.l1 = l1
         self.pending = WriteBackQueue(max_pending_writes)
         self.generations = WriteGenerations()
+        self.tag_index = LocalTagIndex()
+        self._tag_key_memo: dict[tuple[str, tuple[object, ...]], tuple[str, ...]] = {}
+        self.local_digests = LocalDigests()
         self.failures = FailurePolicy(self.metrics, strict)
         self.entries = EntryCodec(clock, self.metrics, rng or random.Random())
         #: Set by the owning facade's close(); every later operation raises CacheClosedError.
@@ -101,6 +109,7 @@ class CacheCore:
         self.writes = WritePlans(self)
         self.invalidation = InvalidationPlans(self)
         self.flushing = FlushPlans(self)
+        self.freshness = FreshnessPlans(self)
         self.observability = Observability(self)
         self._unsubscribe = config.on_change(lambda cfg, _changes: self._apply(cfg.snapshot()))
 
@@ -166,6 +175,27 @@ class CacheCore:
     def storage_key(self, namespace: str, spec: TypeSpec, key: str) -> tuple[str, bool]:
         """The storage key of ``key`` in ``namespace`` and whether it is hashed."""
         return self.locator.storage_key(namespace, spec, key)
+
+    def tag_keys(self, namespace: str, tags: object) -> tuple[str, ...]:
+        """The Redis keys of the sets of ``tags`` (checked: TypeError or ValueError for bad ones).
+
+        Remembered for tuples of tags, which services pass again and again (a bounded memo).
+        """
+        if type(tags) is not tuple:
+            return tag_keys(self.keys, namespace, check_tags(tags))
+        memo = self._tag_key_memo
+        found = memo.get((namespace, tags))
+        if found is None:
+            found = tag_keys(self.keys, namespace, check_tags(tags))
+            if len(memo) >= _TAG_KEY_MEMO:
+                memo.clear()
+            memo[(namespace, tags)] = found
+        return found
+
+    def held_locally(self, skey: str) -> bool:
+        """Whether this process holds ``skey`` in L1 or in the write-back queue (the tag index's sweep)."""
+        l1 = self.l1
+        return (l1 is not None and skey in l1) or self.pending.get(skey) is not None
 
     def namespace_for(self, project: str) -> str:
         """The key namespace of a project view (the global one when isolation is off)."""

@@ -40,11 +40,14 @@ class EntryCodec:
             seconds *= 1.0 - self.ttl_jitter * self._rng.random()
         return seconds
 
-    def encode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, value: Any, ttl: float) -> tuple[bytes, int]:
+    def encode(
+        self, skey: str, hashed: bool, key: str, spec: TypeSpec, value: Any, ttl: float,
+        source_digest: bytes | None = None,
+    ) -> tuple[bytes, int]:
         """The L2 record for ``value`` and its absolute expiry in epoch milliseconds."""
         payload = spec.codec.encode(value, skey)
         expires_at_ms = int((self.clock() + ttl) * 1000) + 1
-        record = pack_record(payload, expires_at_ms, key if hashed else None, math.ceil(ttl * 1000))
+        record = pack_record(payload, expires_at_ms, key if hashed else None, math.ceil(ttl * 1000), source_digest)
         return record, expires_at_ms
 
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +12,9 @@ from qcache.cache.core import CacheCore
 from qcache.cache.flusher import FlushSchedule
 from qcache.cache.keys import GLOBAL_NAMESPACE
 from qcache.cache.monitor import AlertEvaluator, AlertHook, AlertHooks, AsyncHealthMonitor, HealthMonitor
+from qcache.cache.oplog import install_operation_log
 from qcache.cache.reads import ReadPlans
+from qcache.cache.sampling import AccessSample, install_access_sample
 from qcache.cache.writes import WritePlans
 from qcache.config import CacheConfig
 from qcache.errors import AccessDenied, BackendError
@@ -22,9 +25,31 @@ if TYPE_CHECKING:
     from qcache.access.policy import AccessPolicy
     from qcache.access.view import RoleView
 
+logger = logging.getLogger("qcache")
+
 B = TypeVar("B", L2Backend, AsyncL2Backend)
 S = TypeVar("S", bound="SharedState[Any]")
 Self = TypeVar("Self", bound="FacadeBase[Any, Any]")
+
+
+def warm_up(tier: Any) -> None:
+    """Open the tier's ``CACHE_CONNECTION_POOL_SIZE`` connections; a failure is logged, never raised."""
+    try:
+        opened = tier.warm_up()
+    except Exception as exc:  # a warm-up is an optimisation: the first operations connect instead
+        logger.info("qcache: could not open connections ahead of traffic: %s", exc)
+    else:
+        logger.debug("qcache: %d connections opened ahead of traffic", opened)
+
+
+async def warm_up_async(tier: Any) -> None:
+    """:func:`warm_up` for the asyncio tier."""
+    try:
+        opened = await tier.warm_up()
+    except Exception as exc:
+        logger.info("qcache: could not open connections ahead of traffic: %s", exc)
+    else:
+        logger.debug("qcache: %d connections opened ahead of traffic", opened)
 
 
 class SharedState(Generic[B]):
@@ -46,6 +71,8 @@ class SharedState(Generic[B]):
         self.access_policy: AccessPolicy | None = None
         self.access_guard: AccessGuard | None = None
         self.access_lock = threading.Lock()
+        #: Sampled reads for size advice (CACHE_ACCESS_SAMPLE_RATE), shared by every view.
+        self.access_sample: AccessSample | None = None
         #: Set once the owning facade has closed; no backend is built afterwards.
         self.closed = False
         self._build_tier: Callable[[], B] = build_tier
@@ -102,6 +129,10 @@ class FacadeBase(Generic[S, B]):
         self._namespace = GLOBAL_NAMESPACE
         self._owner = True
         self._shared = self._new_shared(core, tier)
+        rate = config.monitoring.access_sample_rate
+        if rate > 0:
+            self._shared.access_sample = AccessSample(rate)
+        self._instrument()
 
     def _new_tier(self, core: CacheCore) -> B:
         """The Redis backend of this facade's flavour, as the configuration describes it."""
@@ -132,7 +163,21 @@ class FacadeBase(Generic[S, B]):
         view._writes = self._writes
         view._namespace = self._core.namespace_for(project)
         view._owner = False
+        view._instrument()
         return view
+
+    def _instrument(self) -> None:
+        """Install the operation log and the access sample when configured (see their modules)."""
+        if self._core.config.monitoring.log_operations:
+            install_operation_log(self)
+        sample = self._shared.access_sample
+        if sample is not None:
+            install_access_sample(self, sample)
+
+    @property
+    def access_sample(self) -> AccessSample | None:
+        """The sampled reads (``CACHE_ACCESS_SAMPLE_RATE`` > 0), for :mod:`qcache.ops.maintenance`."""
+        return self._shared.access_sample
 
     @property
     def config(self) -> CacheConfig:

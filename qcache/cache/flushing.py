@@ -10,6 +10,7 @@ from qcache.cache.plans import L2Call, Plan
 from qcache.cache.writeback import PendingWrite
 from qcache.errors import BackendError, ServerRefusal
 from qcache.l2.protocol import L2Op
+from qcache.l2.tagging import Membership
 
 if TYPE_CHECKING:
     from qcache.cache.core import CacheCore
@@ -56,8 +57,12 @@ class FlushPlans:
             return 0
         started = time.perf_counter_ns()
         items = [(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live]
+        memberships = [Membership(tag_key, w.key, w.expires_at_ms) for w in live for tag_key in w.tags]
         try:
-            yield L2Call(L2Op.SET_MANY, (items,))
+            if memberships:
+                yield L2Call(L2Op.SET_TAGGED, (items, memberships, now_ms))
+            else:
+                yield L2Call(L2Op.SET_MANY, (items,))
         except ServerRefusal:
             # The server refused something in the batch (it answered, so retrying the whole
             # batch would fail again forever): send the writes one by one.
@@ -79,8 +84,13 @@ class FlushPlans:
         core = self._core
         sent = 0
         for index, item in enumerate(items):
+            write = live[index]
             try:
-                yield L2Call(L2Op.SET, item)
+                if write.tags:
+                    memberships = [Membership(tag_key, write.key, write.expires_at_ms) for tag_key in write.tags]
+                    yield L2Call(L2Op.SET_TAGGED, ([item], memberships, int(core.clock() * 1000)))
+                else:
+                    yield L2Call(L2Op.SET, item)
             except ServerRefusal as exc:
                 core.metrics.error("writeback_rejected")
                 logger.warning("qcache: L2 refused a write-back write, dropped: %s", exc)

@@ -14,6 +14,13 @@ hex digits, or, when that would break ``max_key_length``, its first 160 bits as
 prefix, project and type names are the caller's choice and are not cut. The
 caller's key travels inside the stored record and is compared on every read,
 so two keys can never collide.
+
+With ``CACHE_SCHEMA_VERSION`` set, the type segment becomes
+``<type>@<version>``: processes of another version (a rolling deploy) neither
+read nor overwrite each other's entries, and a new version starts from an
+empty cache instead of misreading what the old code stored. Invalidation
+(patterns, tags, ``clear``) reaches every version's entries, so no version
+can keep serving a value another one deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from qcache.errors import ConfigError
 #: Namespace of keys written outside any project view.
 GLOBAL_NAMESPACE = "_"
 HASHED_MARK = "#"
+#: Separates a cache type from the schema version in the type segment of a key.
+VERSION_MARK = "@"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
@@ -47,6 +56,7 @@ class KeyBuilder:
 
     prefix: str
     max_key_length: int
+    schema_version: str = ""
 
     def __post_init__(self) -> None:
         try:
@@ -58,21 +68,25 @@ class KeyBuilder:
                 f"CACHE_MAX_KEY_LENGTH: must be at least 32, got {self.max_key_length}"
             )
 
+    def type_segment(self, cache_type: str) -> str:
+        """The segment of a cache type in storage keys: its name, and the schema version if any."""
+        return f"{cache_type}{VERSION_MARK}{self.schema_version}" if self.schema_version else cache_type
+
     def namespace_base(self, namespace: str) -> str:
         """The literal ``<prefix>:<namespace>:`` that starts every key of a namespace."""
         return f"{self.prefix}:{namespace}:"
 
-    def build(self, namespace: str, cache_type: str, key: str) -> tuple[str, bool]:
-        """The storage key for ``key`` and whether it is the hashed form.
+    def build(self, namespace: str, segment: str, key: str) -> tuple[str, bool]:
+        """The storage key for ``key`` under the type segment ``segment`` and whether it is the hashed form.
 
         The hashed form is used when the plain one would exceed
         ``max_key_length``, and for keys starting with ``#`` (so that no plain
         key can ever look like a hashed one).
         """
-        full = f"{self.prefix}:{namespace}:{cache_type}:{key}"
+        full = f"{self.prefix}:{namespace}:{segment}:{key}"
         if len(full) <= self.max_key_length and not key.startswith(HASHED_MARK):
             return full, False
-        base = f"{self.prefix}:{namespace}:{cache_type}:{HASHED_MARK}"
+        base = f"{self.prefix}:{namespace}:{segment}:{HASHED_MARK}"
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass"))
         if len(base) + 64 <= self.max_key_length:
             return base + digest.hexdigest(), True

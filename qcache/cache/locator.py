@@ -56,7 +56,7 @@ class KeyLocator:
     def type_base(self, namespace: str, cache_type: str | None) -> tuple[str, TypeSpec]:
         """``<prefix>:<namespace>:<type>:`` and the type's spec (remembered); ValueError for an unknown type."""
         spec = self.spec(cache_type)
-        found = (self.keys.namespace_base(namespace) + spec.name + ":", spec)
+        found = (self.keys.namespace_base(namespace) + self.keys.type_segment(spec.name) + ":", spec)
         bases = self.bases
         if len(bases) >= _MAX_REMEMBERED_NAMESPACES:
             bases.clear()  # namespaces are per project; bound the memory if there are very many
@@ -76,12 +76,12 @@ class KeyLocator:
         skey = base + key
         if len(skey) <= self.max_key_length and key[:1] != HASHED_MARK:
             return spec, skey, False
-        skey, hashed = self.keys.build(namespace, spec.name, key)
+        skey, hashed = self.keys.build(namespace, self.keys.type_segment(spec.name), key)
         return spec, skey, hashed
 
     def storage_key(self, namespace: str, spec: TypeSpec, key: str) -> tuple[str, bool]:
         """The storage key of ``key`` and whether it is a hash of it (keys too long for Redis keys)."""
-        return self.keys.build(namespace, spec.name, check_key(key))
+        return self.keys.build(namespace, self.keys.type_segment(spec.name), check_key(key))
 
     def namespace_base(self, namespace: str) -> str:
         """``<prefix>:<namespace>:``, the start of every storage key of the namespace."""

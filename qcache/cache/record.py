@@ -2,7 +2,8 @@
 
 Layout (big-endian)::
 
-    magic 0xC7 | version 2 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8] | codec bytes
+    magic 0xC7 | version 2 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8]
+        | [source digest, 16 bytes] | codec bytes
 
 ``expires_at_ms`` (the writer's wall-clock epoch milliseconds) lets an L2 hit
 fill L1 with the entry's remaining lifetime without a second round trip for
@@ -12,7 +13,9 @@ the L1 copy outlive the L2 one. Version 1 records (no ``ttl_ms``) are still
 read; their ``ttl_ms`` reads as 0 (unknown). The
 caller's key is embedded only when the storage key is a hash of it (keys longer
 than ``CACHE_MAX_KEY_LENGTH``) and is compared on every read, so two keys that
-share a hash can never read each other's value. The codec bytes carry their own
+share a hash can never read each other's value. The digest of the data the
+value was computed from is there only when the writer passed ``source=``
+(see :mod:`qcache.cache.content`). The codec bytes carry their own
 versioned header and integrity check; this wrapper only adds routing data.
 """
 
@@ -26,6 +29,9 @@ from qcache.codec import CodecIntegrityError, IntegrityReason
 RECORD_MAGIC = 0xC7
 RECORD_VERSION = 2
 FLAG_KEY_EMBEDDED = 0x01
+FLAG_SOURCE_DIGEST = 0x02
+_KNOWN_FLAGS = FLAG_KEY_EMBEDDED | FLAG_SOURCE_DIGEST
+SOURCE_DIGEST_SIZE = 16
 
 _FIXED_V1 = struct.Struct(">BBBQ")
 _FIXED = struct.Struct(">BBBQQ")
@@ -41,32 +47,46 @@ class Record:
     caller_key: str | None
     payload: memoryview
     ttl_ms: int = 0
+    source_digest: bytes | None = None
 
 
-def pack_record(payload: bytes, expires_at_ms: int, caller_key: str | None = None, ttl_ms: int = 0) -> bytes:
+def pack_record(
+    payload: bytes, expires_at_ms: int, caller_key: str | None = None, ttl_ms: int = 0,
+    source_digest: bytes | None = None,
+) -> bytes:
     """Wrap codec bytes; ``caller_key`` is embedded when the storage key is hashed.
 
-    ``ttl_ms`` is the entry's lifetime as the writer set it (0: unknown, no cap on readers' L1 copies).
+    ``ttl_ms`` is the entry's lifetime as the writer set it (0: unknown, no cap on readers' L1 copies);
+    ``source_digest`` the content hash of the data the value came from (see :mod:`qcache.cache.content`).
     """
-    if caller_key is None:
+    if caller_key is None and source_digest is None:
         return _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, 0, expires_at_ms, ttl_ms) + payload
-    encoded = caller_key.encode("utf-8", "surrogatepass")
-    if len(encoded) > _MAX_EMBEDDED_KEY:
-        raise ValueError(f"cache keys are limited to {_MAX_EMBEDDED_KEY} bytes, got {len(encoded)}")
-    return b"".join(
-        (
-            _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, FLAG_KEY_EMBEDDED, expires_at_ms, ttl_ms),
-            _KEY_LEN.pack(len(encoded)),
-            encoded,
-            payload,
-        )
-    )
+    flags = 0
+    parts = [b""]
+    if caller_key is not None:
+        encoded = caller_key.encode("utf-8", "surrogatepass")
+        if len(encoded) > _MAX_EMBEDDED_KEY:
+            raise ValueError(f"cache keys are limited to {_MAX_EMBEDDED_KEY} bytes, got {len(encoded)}")
+        flags |= FLAG_KEY_EMBEDDED
+        parts += (_KEY_LEN.pack(len(encoded)), encoded)
+    if source_digest is not None:
+        if len(source_digest) != SOURCE_DIGEST_SIZE:
+            raise ValueError(f"a source digest has {SOURCE_DIGEST_SIZE} bytes, got {len(source_digest)}")
+        flags |= FLAG_SOURCE_DIGEST
+        parts.append(source_digest)
+    parts[0] = _FIXED.pack(RECORD_MAGIC, RECORD_VERSION, flags, expires_at_ms, ttl_ms)
+    parts.append(payload)
+    return b"".join(parts)
 
 
 def unpack_record(data: bytes) -> Record:
     """Parse a record; :class:`CodecIntegrityError` when ``data`` is not one."""
     expires_at_ms, ttl_ms, caller_key, payload = parse_record(data)
-    return Record(expires_at_ms, caller_key, payload, ttl_ms)
+    digest = None
+    if data[2] & FLAG_SOURCE_DIGEST:  # parse_record checked it is there, right before the payload
+        start = len(data) - len(payload) - SOURCE_DIGEST_SIZE
+        digest = bytes(data[start : start + SOURCE_DIGEST_SIZE])
+    return Record(expires_at_ms, caller_key, payload, ttl_ms, digest)
 
 
 def parse_record(data: bytes) -> tuple[int, int, str | None, memoryview]:
@@ -86,7 +106,7 @@ def parse_record(data: bytes) -> tuple[int, int, str | None, memoryview]:
         offset = _FIXED_V1.size
     if magic != RECORD_MAGIC:
         raise CodecIntegrityError(IntegrityReason.FOREIGN, "not a qcache record")
-    if version not in (1, RECORD_VERSION) or flags & ~FLAG_KEY_EMBEDDED:
+    if version not in (1, RECORD_VERSION) or flags & ~_KNOWN_FLAGS:
         raise CodecIntegrityError(IntegrityReason.UNSUPPORTED_VERSION, "unknown record version or flags")
     if version == RECORD_VERSION and offset != _FIXED.size:
         raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record shorter than its header")
@@ -104,4 +124,8 @@ def parse_record(data: bytes) -> tuple[int, int, str | None, memoryview]:
         except UnicodeDecodeError as exc:
             raise CodecIntegrityError(IntegrityReason.MALFORMED, "record key is not UTF-8") from exc
         offset += length
+    if flags & FLAG_SOURCE_DIGEST:
+        if len(data) < offset + SOURCE_DIGEST_SIZE:
+            raise CodecIntegrityError(IntegrityReason.TRUNCATED, "record source digest truncated")
+        offset += SOURCE_DIGEST_SIZE
     return expires_at_ms, ttl_ms, caller_key, view[offset:]

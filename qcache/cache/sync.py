@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from qcache.cache.core import CacheCore
-from qcache.cache.facade import FacadeBase, SharedState
+from qcache.cache.facade import FacadeBase, SharedState, warm_up
 from qcache.cache.flusher import DrainDeadline
 from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
@@ -76,6 +76,10 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
 
     def _new_shared(self, core: CacheCore, tier: L2Backend | None) -> _Shared:
         shared = _Shared(core, tier)
+        if isinstance(tier, RedisTier):
+            # CACHE_CONNECTION_POOL_SIZE connections, opened now in the background so that the
+            # first burst of traffic pays no connects; a Redis that is down only logs here.
+            threading.Thread(target=warm_up, args=(tier,), name="qcache-warm-up", daemon=True).start()
         interval = core.config.monitoring.health_check_interval
         if interval > 0:  # CACHE_HEALTH_CHECK_INTERVAL: checks in the background, alerts on changes
             # Its first check comes one interval from now, when this cache is long built.
@@ -140,8 +144,15 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def set(self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL)."""
+    def set(
+        self, key: str, value: Any, ttl: float | None = None, *, cache_type: str | None = None,
+        tags: Iterable[str] = (), source: object = None,
+    ) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds (default: the cache type's TTL).
+
+        ``tags`` name the entry for :meth:`invalidate_tags`; ``source`` is the
+        data the value was computed from, whose digest :meth:`validate` checks.
+        """
         core = self._core
         if not core.enabled:
             core.check_open()
@@ -151,27 +162,28 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                 # Write-back writes left from before a live strategy switch: the plan drops this
                 # key's, under the flush lock so that none is being sent meanwhile.
                 with self._shared.flush_lock:
-                    self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+                    self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
             else:
-                self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type))
+                self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
         else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
             writes = self._writes
-            writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type))
+            writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
 
     def set_many(
-        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None
+        self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None,
+        tags: Iterable[str] = (),
     ) -> None:
-        """Store many values; every value is encoded before anything is written."""
+        """Store many values, each with every tag of ``tags``; every value is encoded before anything is written."""
         core = self._core
         if not core.enabled:
             core.check_open()
             return
         if core.writes_l2_now and len(core.pending):  # as in set()
             with self._shared.flush_lock:
-                self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
+                self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type, tags))
         else:
-            self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type))
+            self._run(core.writes.plan_set_many(self._namespace, items, ttl, cache_type, tags))
         self._after_write()
 
     def delete(self, key: str, *, cache_type: str | None = None) -> bool:
@@ -190,6 +202,26 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         self._core.check_open()  # works while disabled, as delete()
         with self._shared.flush_lock:
             return self._run(self._core.invalidation.plan_invalidate(self._namespace, pattern, cache_type))
+
+    def validate(self, key: str, current_source: object, *, cache_type: str | None = None) -> bool:
+        """Whether ``key``'s entry was computed from ``current_source`` (as passed to ``set(source=)``).
+
+        When not (the source changed, or the entry has no digest), the entry
+        is deleted and the answer is False, so the caller recomputes it.
+        """
+        self._core.check_open()
+        with self._shared.flush_lock:
+            return self._run(self._core.freshness.plan_validate(self._namespace, key, current_source, cache_type))
+
+    def invalidate_tags(self, *tags: str) -> int:
+        """Delete this namespace's entries written with any of ``tags``; returns how many were removed.
+
+        Works across processes: membership lives in Redis, in one sorted set
+        per tag that is pruned as its entries expire.
+        """
+        self._core.check_open()  # works while disabled, as delete()
+        with self._shared.flush_lock:
+            return self._run(self._core.invalidation.plan_invalidate_tags(self._namespace, tags))
 
     def clear(self) -> int:
         """Delete every key of this namespace in both tiers (SCAN + UNLINK, never FLUSHDB).

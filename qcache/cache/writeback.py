@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 
 class PendingWrite(NamedTuple):
-    """One write waiting for L2: the storage key, the record and when it expires (epoch ms).
+    """One write waiting for L2: the storage key, the record, when it expires (epoch ms), its tag sets.
 
     A named tuple rather than a frozen dataclass: one is built per write-back
     ``set``, and a frozen dataclass costs several times more to create.
@@ -23,6 +23,7 @@ class PendingWrite(NamedTuple):
     key: str
     record: bytes
     expires_at_ms: int
+    tags: tuple[str, ...] = ()  # the Redis keys of its tags' sets (see qcache.cache.tags)
 
 
 class WriteBackQueue:

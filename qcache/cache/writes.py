@@ -14,12 +14,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from qcache.cache.content import content_hash
 from qcache.cache.generations import SLOT_MASK
 from qcache.cache.inputs import check_key
 from qcache.cache.plans import L2Call, Plan, new_tuple
 from qcache.cache.writeback import PendingWrite
 from qcache.errors import BackendError
 from qcache.l2.protocol import L2Op
+from qcache.l2.tagging import Membership
 from qcache.types import WriteStrategy
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class SetState(NamedTuple):
     expires_at_ms: int
     started: int
     cache_type: str  # the type's name, which is also its L1 partition
+    tags: tuple[str, ...]  # the Redis keys of the write's tag sets (see qcache.cache.tags)
 
 
 class WritePlans:
@@ -57,20 +60,33 @@ class WritePlans:
         self._locator = core.locator
         self._entries = core.entries
 
-    def set_begin(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> SetState:
-        """First step of a write: storage key, TTL and the encoded record."""
+    def set_begin(
+        self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
+        source: object = None,
+    ) -> SetState:
+        """First step of a write: storage key, TTL, tags and the encoded record (with ``source``'s digest)."""
         if type(key) is not str:
             key = check_key(key)
         spec, skey, hashed = self._locator.locate(namespace, key, cache_type)
+        tag_keys = self._core.tag_keys(namespace, tags) if tags else ()
         entries = self._entries
         seconds = entries.resolve_ttl(spec, ttl)
         started = _perf_ns()
-        record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
-        return new_tuple(SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name))
+        if source is None:
+            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+        else:
+            digest = content_hash(source)
+            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds, digest)
+            core = self._core
+            if not core.use_l2:  # nowhere else to keep it: validate() finds it here
+                core.local_digests.put(skey, digest, core.held_locally)
+        return new_tuple(
+            SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name, tag_keys)
+        )
 
     def set_end(self, state: SetState) -> None:
         """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
-        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type = state
+        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type, tag_keys = state
         core = self._core
         l1 = self._l1
         if l1 is not None and core.use_l1:
@@ -87,22 +103,36 @@ class WritePlans:
                     partition=cache_type,
                 )
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
-                    self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
+                    self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms, tag_keys)))
+                if tag_keys and not core.writes_l2_now:
+                    # Write-back or L1 only: Redis does not know this membership yet, or ever.
+                    core.tag_index.add(tag_keys, (skey,), core.held_locally)
                 self._metrics.l1_set(_perf_ns() - started)
                 return
         self._metrics.timed("set", _perf_ns() - started)
 
-    def plan_set(self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None) -> Plan[None]:
+    def plan_set(
+        self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
+        source: object = None,
+    ) -> Plan[None]:
         """``set`` when it writes L2 during the call: both steps around the L2 write."""
-        state = self.set_begin(namespace, key, value, ttl, cache_type)
+        state = self.set_begin(namespace, key, value, ttl, cache_type, tags, source)
         core = self._core
         if core.writes_l2_now:
             if len(self._pending):
                 # Left over from WRITE_BACK before a live strategy switch: it must not land after
                 # this newer write. The facades hold the flush lock whenever writes are pending.
                 self._pending.discard(state.skey)
+            if state.tags:
+                call = L2Call(L2Op.SET_TAGGED, (
+                    [(state.skey, state.record, state.seconds)],
+                    [Membership(tag_key, state.skey, state.expires_at_ms) for tag_key in state.tags],
+                    int(core.clock() * 1000),
+                ))
+            else:
+                call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
             try:
-                yield new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
+                yield call
             except BackendError as exc:
                 core.failures.l2_failed("set", exc)
             else:
@@ -111,13 +141,14 @@ class WritePlans:
         return None
 
     def plan_set_many(
-        self, namespace: str, items: Mapping[str, Any], ttl: object, cache_type: str | None
+        self, namespace: str, items: Mapping[str, Any], ttl: object, cache_type: str | None, tags: object = ()
     ) -> Plan[None]:
         """Store many values; every value is encoded before anything is written."""
         if not isinstance(items, Mapping):
             raise TypeError(f"set_many takes a mapping of key -> value, got {type(items).__name__}")
         core = self._core
         spec = self._locator.spec(cache_type)
+        tag_keys = core.tag_keys(namespace, tags) if tags else ()
         started = time.perf_counter_ns()
         entries = self._entries
         # Encode everything first: a value the codec refuses fails the call before anything is written.
@@ -133,8 +164,14 @@ class WritePlans:
             if len(self._pending):  # as in plan_set: an older write-back write must not land later
                 for p in prepared:
                     self._pending.discard(p[1])
+            l2_items = [(p[1], p[5], p[4]) for p in prepared]
+            if tag_keys:
+                memberships = [Membership(t, p[1], p[6]) for p in prepared for t in tag_keys]
+                call = L2Call(L2Op.SET_TAGGED, (l2_items, memberships, int(core.clock() * 1000)))
+            else:
+                call = L2Call(L2Op.SET_MANY, (l2_items,))
             try:
-                yield L2Call(L2Op.SET_MANY, ([(p[1], p[5], p[4]) for p in prepared],))
+                yield call
             except BackendError as exc:
                 core.failures.l2_failed("set_many", exc)
             else:
@@ -155,9 +192,11 @@ class WritePlans:
                 )
                 kept += 1
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
-                    self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms)))
+                    self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms, tag_keys)))
             if kept:
                 self._metrics.stored("l1", kept)
+                if tag_keys and not core.writes_l2_now:  # as in set_end
+                    core.tag_index.add(tag_keys, (p[1] for p in prepared), core.held_locally)
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
         return None
 

@@ -107,6 +107,12 @@ class CoreConfig(_Section):
     key_prefix: str = setting(
         "codebase_rag", "CACHE_KEY_PREFIX", "Namespace prefix of every key this cache writes"
     )
+    schema_version: str = setting(
+        "",
+        "CACHE_SCHEMA_VERSION",
+        "Version of your code or data schema, part of every key: a new one starts from an empty cache "
+        "(unset: none)",
+    )
     environment: str | None = setting(
         None,
         "ENVIRONMENT",
@@ -339,7 +345,12 @@ class MonitoringConfig(_Section):
         normalize=Choice(LOG_LEVELS, case="upper"),
     )
     log_operations: bool = setting(
-        False, "CACHE_LOG_OPERATIONS", "Log individual cache operations"
+        False, "CACHE_LOG_OPERATIONS", "Log individual cache operations (key hashes, never keys or values)"
+    )
+    access_sample_rate: float = setting(
+        0.0,
+        "CACHE_ACCESS_SAMPLE_RATE",
+        "Share of keys whose reads are sampled for `qcache maintenance` size advice (0: off; 0.01 is typical)",
     )
 
 

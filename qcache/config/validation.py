@@ -19,6 +19,7 @@ import binascii
 import importlib.util
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -103,6 +104,8 @@ def _secret(value: Any) -> str | None:
 
 Rule = Callable[[ConfigSnapshot], Iterator[ConfigIssue]]
 
+_SCHEMA_VERSION = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+
 
 def _types(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
     for spec in FieldIndex.for_snapshot(snapshot):
@@ -149,6 +152,13 @@ def _core(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
                 "Key prefix is as long as the maximum key length",
                 "CACHE_KEY_PREFIX",
             )
+    version = _text(core.schema_version)
+    if version and not _SCHEMA_VERSION.fullmatch(version):
+        yield _error(
+            "schema_version_invalid",
+            "Schema version must be 1-32 letters, digits, '_', '.' or '-'",
+            "CACHE_SCHEMA_VERSION",
+        )
     strategy = core.write_strategy
     if (
         core.level is CacheLevel.L1_MEMORY
@@ -463,6 +473,14 @@ def _performance(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "Connection pool size must be positive",
             "CACHE_CONNECTION_POOL_SIZE",
         )
+    max_connections = snapshot.redis.max_connections
+    if _above(max_connections, 0) and _above(perf.connection_pool_size, max_connections):
+        yield _warning(
+            "connection_pool_size_above_max",
+            f"Only REDIS_MAX_CONNECTIONS ({max_connections}) connections are opened ahead of traffic: "
+            "the pool never holds more",
+            "CACHE_CONNECTION_POOL_SIZE",
+        )
     if (
         perf.compression_enabled is True
         and perf.compression_algorithm == "zstd"
@@ -491,6 +509,13 @@ def _performance(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
 
 def _monitoring(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
     monitoring = snapshot.monitoring
+    sample_rate = _number(monitoring.access_sample_rate)
+    if sample_rate is not None and not 0 <= sample_rate <= 1:
+        yield _error(
+            "access_sample_rate_out_of_range",
+            "Access sample rate must be within 0..1 (0: off)",
+            "CACHE_ACCESS_SAMPLE_RATE",
+        )
     rate = _number(monitoring.hit_rate_threshold)
     if rate is not None and not 0 <= rate <= 1:
         yield _error(

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, TypeVar, cast
 import redis.asyncio as aredis
 from redis.asyncio.connection import DefaultParser
 from redis.asyncio.retry import Retry
+from redis.exceptions import NoScriptError
 
 from qcache.l2.batching import (
     SetManyItems,
@@ -23,8 +24,18 @@ from qcache.l2.batching import (
     ttl_to_px,
 )
 from qcache.l2.core import TierCore
+from qcache.l2.guard import unjudged
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
+from qcache.l2.tagging import (
+    SET_TAGGED_SCRIPT,
+    Membership,
+    merge_members,
+    queue_member_reads,
+    queue_tag_updates,
+    script_call,
+    tag_updates,
+)
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -126,6 +137,40 @@ class AsyncRedisTier(TierCore):
                 if cursor == 0:
                     return keys
 
+    # -- tags (see qcache.l2.tagging) ----------------------------------------
+
+    async def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """Write entries and their tag memberships in one pipeline round trip (no transaction)."""
+        if isinstance(items, list) and len(items) == 1 and len(items[0]) == 3:
+            # One entry (a tagged ``set``): one command, the script (see qcache.l2.tagging).
+            key, data, ttl = items[0]
+            keys, args = script_call(key, check_data(key, data), ttl_to_px(ttl), memberships, now_ms)
+            with self._guards["SET+TAGS"]:
+                try:
+                    await self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+                except NoScriptError:  # a restarted or new server: load it once, then as before
+                    await self._client.script_load(SET_TAGGED_SCRIPT)
+                    await self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+            return
+        entries = normalize_items(items, None)
+        updates = tag_updates(memberships)
+        with self._guards["SET+TAGS"]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                queue_tag_updates(pipe, updates, now_ms)
+                for key, data, px in entries:
+                    pipe.set(key, data, px=px)
+                await pipe.execute()
+
+    async def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]:
+        """The storage keys written with any of ``tag_keys`` whose entries may still be alive."""
+        if not tag_keys:
+            return []
+        with self._guards["TAG MEMBERS"]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                queue_member_reads(pipe, tag_keys, now_ms)
+                replies = await pipe.execute()
+        return merge_members(replies)
+
     # -- server ------------------------------------------------------------
 
     async def ping(self) -> float:
@@ -147,7 +192,7 @@ class AsyncRedisTier(TierCore):
             return 0
         pool = self._client.connection_pool
         held: list[Any] = []
-        with self._guards["CONNECT"]:
+        with unjudged("CONNECT"):
             try:
                 for _ in range(self._warm_connections):
                     held.append(await pool.get_connection())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
@@ -13,6 +14,7 @@ from qcache.l2.glob import escape_glob
 from qcache.l2.guard import OperationGuard
 from qcache.l2.patterns import check_namespace, check_pattern
 from qcache.l2.settings import ConfigLike, ConnectionSettings
+from qcache.l2.tagging import SET_TAGGED_SCRIPT
 
 TierT = TypeVar("TierT", bound="TierCore")
 
@@ -25,10 +27,11 @@ OPERATIONS = (
     "UNLINK",
     "SCAN+UNLINK",
     "SCAN",
+    "SET+TAGS",
+    "TAG MEMBERS",
     "PTTL",
     "PING",
     "INFO",
-    "CONNECT",
 )
 
 
@@ -93,6 +96,7 @@ class TierCore:
         self._owns_client = owns_client
         self._warm_connections = max(0, warm_connections)
         self._guards = {op: OperationGuard(op, self._breaker) for op in OPERATIONS}
+        self._set_tagged_sha = hashlib.sha1(SET_TAGGED_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
         self._closed = False
         self._init_flavour()
 

@@ -21,6 +21,7 @@ from qcache.l2.breaker import BreakerStats, CircuitBreaker
 from qcache.l2.glob import compile_glob, escape_glob
 from qcache.l2.patterns import check_namespace, check_pattern
 from qcache.l2.responses import ServerInfo
+from qcache.l2.tagging import GRACE_MS, Membership, tag_updates
 
 
 class MemoryBackend:
@@ -34,6 +35,8 @@ class MemoryBackend:
         self._escaped_namespace = escape_glob(namespace)
         self._clock = clock
         self._data: dict[str, tuple[bytes, float]] = {}  # key -> (data, expiry in clock seconds)
+        # Tag sets (see qcache.l2.tagging): key -> ({member: expiry epoch ms}, set expiry in clock seconds).
+        self._tags: dict[str, tuple[dict[str, int], float]] = {}
         self._lock = threading.Lock()
         self._breaker = CircuitBreaker()  # never trips: nothing here fails for connectivity
         self._closed = False
@@ -62,12 +65,24 @@ class MemoryBackend:
             return None
         return entry[0]
 
+    def _live_tag(self, key: str, now: float) -> dict[str, int] | None:
+        """The members of the tag set ``key`` unless absent or expired; lock held."""
+        entry = self._tags.get(key)
+        if entry is None:
+            return None
+        if entry[1] <= now:
+            del self._tags[key]
+            return None
+        return entry[0]
+
     def _matching(self, pattern: str) -> list[str]:
-        """Live keys matching the glob ``pattern`` inside the namespace; lock held."""
+        """Live keys (tag sets included) matching the glob ``pattern`` inside the namespace; lock held."""
         check_pattern(pattern, self._escaped_namespace)
         regex = compile_glob(pattern)
         now = self._clock()
-        return [key for key in list(self._data) if self._live(key, now) is not None and regex.fullmatch(key)]
+        keys = [key for key in list(self._data) if self._live(key, now) is not None and regex.fullmatch(key)]
+        keys += [key for key in list(self._tags) if self._live_tag(key, now) is not None and regex.fullmatch(key)]
+        return keys
 
     def get(self, key: str) -> bytes | None:
         """The bytes stored under ``key``, or ``None`` when absent."""
@@ -118,15 +133,26 @@ class MemoryBackend:
         self._check_open("UNLINK")
         with self._lock:
             now = self._clock()
-            return sum(self._live(key, now) is not None and self._data.pop(key, None) is not None for key in keys)
+            return sum(self._remove(key, now) for key in keys)
+
+    def _remove(self, key: str, now: float) -> bool:
+        """Drop ``key`` (an entry or a tag set); whether it was there; lock held."""
+        if self._live(key, now) is not None:
+            del self._data[key]
+            return True
+        if self._live_tag(key, now) is not None:
+            del self._tags[key]
+            return True
+        return False
 
     def delete_pattern(self, pattern: str) -> int:
         """Remove every key matching ``pattern`` (which must start with the escaped namespace)."""
         self._check_open("SCAN+UNLINK")
         with self._lock:
             doomed = self._matching(pattern)
+            now = self._clock()
             for key in doomed:
-                del self._data[key]
+                self._remove(key, now)
             return len(doomed)
 
     def scan_keys(self, pattern: str) -> list[str]:
@@ -134,6 +160,36 @@ class MemoryBackend:
         self._check_open("SCAN")
         with self._lock:
             return self._matching(pattern)
+
+    def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """Store entries and add them to their tags' sets, as the Redis tier's pipeline does."""
+        entries = normalize_items(items, None)
+        updates = tag_updates(memberships)
+        self._check_open("SET+TAGS")
+        with self._lock:
+            now = self._clock()
+            for tag_key, members, expire_at_ms in updates:
+                current = self._live_tag(tag_key, now)
+                kept = {m: score for m, score in (current or {}).items() if score >= now_ms - GRACE_MS}
+                kept.update(members)
+                # The set's expiry, moved from epoch ms to this store's clock; extended, never shortened.
+                expiry = now + (expire_at_ms - now_ms) / 1000.0
+                old = self._tags.get(tag_key)
+                self._tags[tag_key] = (kept, max(expiry, old[1]) if old is not None and current is not None else expiry)
+            for key, data, px in entries:
+                self._data[key] = (data, now + px / 1000.0)
+
+    def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]:
+        """The members of ``tag_keys`` whose entries may still be alive, distinct, in first-seen order."""
+        self._check_open("TAG MEMBERS")
+        with self._lock:
+            now = self._clock()
+            seen: dict[str, None] = {}
+            for tag_key in tag_keys:
+                for member, score in (self._live_tag(tag_key, now) or {}).items():
+                    if score >= now_ms - GRACE_MS:
+                        seen[member] = None
+            return list(seen)
 
     def ping(self) -> float:
         """Always reachable: 0 seconds."""
@@ -217,6 +273,14 @@ class AsyncMemoryBackend:
     async def scan_keys(self, pattern: str) -> list[str]:
         """See :meth:`MemoryBackend.scan_keys`."""
         return self.sync.scan_keys(pattern)
+
+    async def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """See :meth:`MemoryBackend.set_tagged`."""
+        self.sync.set_tagged(items, memberships, now_ms)
+
+    async def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]:
+        """See :meth:`MemoryBackend.tag_members`."""
+        return self.sync.tag_members(tag_keys, now_ms)
 
     async def ping(self) -> float:
         """See :meth:`MemoryBackend.ping`."""

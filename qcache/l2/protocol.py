@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from qcache.l2.batching import SetManyItems
 from qcache.l2.breaker import BreakerStats
 from qcache.l2.responses import ServerInfo
+from qcache.l2.tagging import Membership
 
 
 class L2Op(Enum):
@@ -28,6 +29,8 @@ class L2Op(Enum):
     SET_MANY = "set_many"
     DELETE = "delete"
     SCAN_KEYS = "scan_keys"
+    SET_TAGGED = "set_tagged"
+    TAG_MEMBERS = "tag_members"
     SERVER_INFO = "server_info"
 
 
@@ -60,6 +63,10 @@ class L2Backend(Protocol):
     def delete_pattern(self, pattern: str) -> int: ...
 
     def scan_keys(self, pattern: str) -> list[str]: ...
+
+    def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None: ...
+
+    def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]: ...
 
     def ping(self) -> float: ...
 
@@ -96,6 +103,10 @@ class AsyncL2Backend(Protocol):
 
     async def scan_keys(self, pattern: str) -> list[str]: ...
 
+    async def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None: ...
+
+    async def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]: ...
+
     async def ping(self) -> float: ...
 
     async def server_info(self) -> ServerInfo: ...
@@ -114,5 +125,7 @@ def bind_operations(backend: L2Backend | AsyncL2Backend) -> dict[L2Op, Callable[
         L2Op.SET_MANY: backend.set_many,
         L2Op.DELETE: backend.delete,
         L2Op.SCAN_KEYS: backend.scan_keys,
+        L2Op.SET_TAGGED: backend.set_tagged,
+        L2Op.TAG_MEMBERS: backend.tag_members,
         L2Op.SERVER_INFO: backend.server_info,
     }

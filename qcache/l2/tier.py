@@ -11,6 +11,7 @@ from typing import Any, ClassVar, TypeVar
 
 import redis
 from redis.connection import DefaultParser
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from qcache.errors import BackendError
@@ -24,8 +25,18 @@ from qcache.l2.batching import (
     ttl_to_px,
 )
 from qcache.l2.core import TierCore
+from qcache.l2.guard import unjudged
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
+from qcache.l2.tagging import (
+    SET_TAGGED_SCRIPT,
+    Membership,
+    merge_members,
+    queue_member_reads,
+    queue_tag_updates,
+    script_call,
+    tag_updates,
+)
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -160,6 +171,38 @@ class RedisTier(TierCore):
                 if cursor == 0:
                     return keys
 
+    # -- tags (see qcache.l2.tagging) ----------------------------------------
+
+    def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """Write entries and their tag memberships in one pipeline round trip (no transaction)."""
+        if isinstance(items, list) and len(items) == 1 and len(items[0]) == 3:
+            # One entry (a tagged ``set``): one command, the script (see qcache.l2.tagging).
+            key, data, ttl = items[0]
+            keys, args = script_call(key, check_data(key, data), ttl_to_px(ttl), memberships, now_ms)
+            with self._guards["SET+TAGS"]:
+                try:
+                    self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+                except NoScriptError:  # a restarted or new server: load it once, then as before
+                    self._client.script_load(SET_TAGGED_SCRIPT)
+                    self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+            return
+        entries = normalize_items(items, None)
+        updates = tag_updates(memberships)
+        with self._guards["SET+TAGS"], self._client.pipeline(transaction=False) as pipe:
+            queue_tag_updates(pipe, updates, now_ms)
+            for key, data, px in entries:
+                pipe.set(key, data, px=px)
+            pipe.execute()
+
+    def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]:
+        """The storage keys written with any of ``tag_keys`` whose entries may still be alive."""
+        if not tag_keys:
+            return []
+        with self._guards["TAG MEMBERS"], self._client.pipeline(transaction=False) as pipe:
+            queue_member_reads(pipe, tag_keys, now_ms)
+            replies = pipe.execute()
+        return merge_members(replies)
+
     # -- server ------------------------------------------------------------
 
     def ping(self) -> float:
@@ -181,7 +224,7 @@ class RedisTier(TierCore):
             return 0
         pool = self._client.connection_pool
         held: list[Any] = []
-        with self._guards["CONNECT"]:
+        with unjudged("CONNECT"):
             try:
                 for _ in range(self._warm_connections):
                     held.append(pool.get_connection())

@@ -60,6 +60,23 @@ def register(subparsers: Any) -> None:
     analytics.add_argument("--env-file", help="read this .env file (default: .env if present)")
     analytics.set_defaults(func=_analytics)
 
+    maintenance = subparsers.add_parser("maintenance", help="reclaim expired entries, advise on the L1 size")
+    maintenance_commands = maintenance.add_subparsers(dest="maintenance_command", metavar="COMMAND")
+    run = maintenance_commands.add_parser(
+        "run", help="one maintenance pass: prune tag sets, size advice, statistics snapshot",
+        description="Prune the members of expired entries from every tag set under CACHE_KEY_PREFIX, report "
+                    "the last day of recorded statistics (qcache analytics), and advise on MEMORY_CACHE_MAX_SIZE: "
+                    "with --trace, by replaying the trace in the simulator with the configured policy. In a "
+                    "service, qcache.ops.maintenance.MaintenanceSchedule runs run_maintenance() on the live cache "
+                    "(its own L1, and its sampled reads when CACHE_ACCESS_SAMPLE_RATE is set).",
+    )
+    run.add_argument("--trace", type=Path, help="a trace of the service's keys to size L1 with (see qcache simulate)")
+    run.add_argument("--format", dest="trace_format", default="auto", help="the trace's format (default: auto)")
+    run.add_argument("--json", action="store_true", help="print the report as JSON")
+    run.add_argument("--env-file", help="read this .env file (default: .env if present)")
+    run.set_defaults(func=_maintenance)
+    maintenance.set_defaults(func=lambda args: (maintenance.print_help(), EXIT_USAGE)[1])
+
     parser = subparsers.add_parser(
         "backup",
         help="snapshots of the cache's Redis namespace: create, list, verify, restore",
@@ -150,21 +167,27 @@ def _serve_metrics(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _analytics(args: argparse.Namespace) -> int:
+def _recorded(client: redis.Redis, config: CacheConfig, period: Any) -> Any:
+    """The analytics report of ``period`` up to now, from the recorded snapshots."""
     from qcache.ops.analytics import PERIODS, aggregate, read_snapshots, stream_key
+
+    now = time.time()
+    window, _ = PERIODS[period]
+    # One interval before the window too: each process's last snapshot before it is the baseline.
+    since = now - window - 2 * config.monitoring.stats_collection_interval
+    return aggregate(read_snapshots(client, stream_key(config), since), period=period, end=now)
+
+
+def _analytics(args: argparse.Namespace) -> int:
 
     try:
         config = _config(args)
     except ConfigError as exc:
         print(f"qcache analytics: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    now = time.time()
-    window, _ = PERIODS[args.period]
-    # One interval before the window too: each process's last snapshot before it is the baseline.
-    since = now - window - 2 * config.monitoring.stats_collection_interval
     client = sync_client(config)
     try:
-        report = aggregate(read_snapshots(client, stream_key(config), since), period=args.period, end=now)
+        report = _recorded(client, config, args.period)
     except (redis.RedisError, OSError) as exc:
         return _fail(f"cannot read the snapshots: {exc}")
     finally:
@@ -175,6 +198,49 @@ def _analytics(args: argparse.Namespace) -> int:
     for line in format_report(report):
         print(line)
     return EXIT_OK
+
+
+def _maintenance(args: argparse.Namespace) -> int:
+    from qcache import QueryCache
+    from qcache.ops.maintenance import run_maintenance
+    from qcache.sim import TraceFile
+    from qcache.sim.errors import TraceError
+
+    try:
+        config = _config(args)
+        trace = None if args.trace is None else TraceFile(args.trace, args.trace_format)
+    except (ConfigError, TraceError, OSError) as exc:
+        print(f"qcache maintenance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    client = sync_client(config)
+    try:
+        try:
+            recorded = _recorded(client, config, "daily")
+        except (redis.RedisError, OSError) as exc:
+            return _fail(f"cannot reach Redis: {exc}")
+        if args.trace is not None and not args.trace.is_file():
+            print(f"qcache maintenance: trace {args.trace} does not exist", file=sys.stderr)
+            return EXIT_USAGE
+        with QueryCache(config) as cache:
+            try:
+                report = run_maintenance(cache, client=client, trace=trace, recorded=recorded.to_dict())
+            except TraceError as exc:
+                print(f"qcache maintenance: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(f"tag sets: {report.tag_sets_scanned} scanned, {report.tag_members_pruned} expired members pruned")
+        print("last day, recorded: " + (format_report(recorded)[0] if recorded.snapshots else "no snapshots"))
+        for advice in report.advice:
+            size = "no size" if advice.recommended is None else f"{advice.recommended:,}"
+            print(f"{advice.setting}: {advice.current:,} -> {size} [{advice.basis}]")
+            print(f"  {advice.reason}")
+        for error in report.errors:
+            print(f"error: {error}")
+    return EXIT_FAILED if report.errors else EXIT_OK
 
 
 def format_report(report: Any) -> list[str]:

@@ -37,6 +37,9 @@ def test_each_role_works_within_its_rights_and_gets_a_clear_access_denied_beyond
         acme = service.for_project("acme")
         acme.set("k", {"v": 1})
         assert acme.get("k") == {"v": 1}
+        acme.set("tagged", 1, tags=("t",))  # a writer keeps its tags' sets up to date
+        with pytest.raises(AccessDenied):  # but reading a tag's members to delete them needs delete
+            acme.invalidate_tags("t")
         assert service.health()["status"] == "healthy"  # the probe key is allowed to every role
         with pytest.raises(AccessDenied):  # service lacks delete: Redis refuses UNLINK
             acme.delete("k")
@@ -52,6 +55,7 @@ def test_each_role_works_within_its_rights_and_gets_a_clear_access_denied_beyond
             client.for_project("globex").get("k")  # nor read another project's keys
         assert client.stats()["errors"]["l2_access_denied"] == 2
     with _cache(server, "acltest-admin-globex") as admin:
+        assert admin.for_project("acme").invalidate_tags("t") == 1
         assert admin.for_project("acme").delete("k") is True
         assert admin.for_project("acme").clear() == 0
 
