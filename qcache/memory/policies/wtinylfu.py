@@ -354,58 +354,17 @@ class WTinyLFUPolicy(EvictionPolicy):
         for start in range(0, len(keys), chunk):
             for key in keys[start : start + chunk]:
                 region = where.get(key)
-                if region is not None:
-                    # -- a hit: on_access
+                if region is None:
+                    # a miss: on_miss (ghosts first, then the sketch)
+                    if ghost_capacity and (key in window_ghost or key in main_ghost):
+                        self._consult_ghosts(key)
+                    key_slots = known_slots.get(key)
+                    if key_slots is None:
+                        key_slots = known_slots[key] = slots_of(key)
+                else:
                     hits += 1
-                    a, b, c, d, i, bit_i, j, bit_j = slots[key]
-                    if doorkeeper and not (door[i] & bit_i and door[j] & bit_j):
-                        door[i] |= bit_i
-                        door[j] |= bit_j
-                        additions += 1
-                    else:
-                        added = False
-                        if table[a] < _MAX_COUNT:
-                            table[a] += 1
-                            added = True
-                        if table[b] < _MAX_COUNT:
-                            table[b] += 1
-                            added = True
-                        if table[c] < _MAX_COUNT:
-                            table[c] += 1
-                            added = True
-                        if table[d] < _MAX_COUNT:
-                            table[d] += 1
-                            added = True
-                        if added:
-                            additions += 1
-                    if additions >= aging:
-                        sketch._additions = additions
-                        sketch.reset()
-                        additions = sketch._additions
-                    if region == _PROTECTED:
-                        move_protected(key)
-                    elif region == _WINDOW:
-                        move_window(key)
-                    else:
-                        del probation[key]
-                        protected[key] = None
-                        where[key] = _PROTECTED
-                        if len(protected) > self._protected_max:
-                            self._demote_protected()
-                    if climbing and full:
-                        sample_hits += 1
-                        sample_count += 1
-                        if sample_count >= sample_size:
-                            self._sample_hits, self._sample_count = sample_hits, sample_count
-                            self._climb()
-                            sample_hits = sample_count = 0
-                    continue
-                # -- a miss: on_miss, on_insert, then victim() when over the bound
-                if ghost_capacity and (key in window_ghost or key in main_ghost):
-                    self._consult_ghosts(key)
-                key_slots = known_slots.get(key)
-                if key_slots is None:
-                    key_slots = known_slots[key] = slots_of(key)
+                    key_slots = slots[key]
+                # the sketch's increment_at, inlined
                 a, b, c, d, i, bit_i, j, bit_j = key_slots
                 if doorkeeper and not (door[i] & bit_i and door[j] & bit_j):
                     door[i] |= bit_i
@@ -431,6 +390,27 @@ class WTinyLFUPolicy(EvictionPolicy):
                     sketch._additions = additions
                     sketch.reset()
                     additions = sketch._additions
+                if region is not None:
+                    # the rest of on_access
+                    if region == _PROTECTED:
+                        move_protected(key)
+                    elif region == _WINDOW:
+                        move_window(key)
+                    else:
+                        del probation[key]
+                        protected[key] = None
+                        where[key] = _PROTECTED
+                        if len(protected) > self._protected_max:
+                            self._demote_protected()
+                    if climbing and full:
+                        sample_hits += 1
+                        sample_count += 1
+                        if sample_count >= sample_size:
+                            self._sample_hits, self._sample_count = sample_hits, sample_count
+                            self._climb()
+                            sample_hits = sample_count = 0
+                    continue
+                # the rest of on_miss, on_insert, then victim() when over the bound
                 if climbing and full:
                     sample_count += 1
                     if sample_count >= sample_size:

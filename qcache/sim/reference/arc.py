@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
+from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
 
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
 
 
-class ARCPolicy(HoldsNewcomer):
+class ARCPolicy(HoldsNewcomerWithHistory):
     """Adaptive Replacement Cache.
 
     ``T1`` holds keys seen once recently, ``T2`` keys seen at least twice;
@@ -34,43 +34,24 @@ class ARCPolicy(HoldsNewcomer):
         self._resident: dict[Hashable, bool] = {}  # key -> in T2
         self._members = self._resident
         self._p = 0.0
-        self._last_missed: object = NOTHING_HELD
-        self._ghost = _NO_GHOST
-        self._pending_ghost = _NO_GHOST
 
     @property
     def target(self) -> float:
         """ARC's ``p``: how many entries T1 (the recency side) aims at."""
         return self._p
 
-    def on_miss(self, key: Hashable) -> None:
-        self._last_missed = key
+    def _recall(self, key: Hashable) -> int:
+        """Adapt ``p`` on a ghost hit (B1: recency deserved room; B2: frequency did)."""
         b1, b2 = self._b1, self._b2
         if key in b1:
             self._p = min(self._p + max(len(b2) / len(b1), 1.0), float(self.capacity))
             del b1[key]
-            self._ghost = _IN_B1
-        elif key in b2:
+            return _IN_B1
+        if key in b2:
             self._p = max(self._p - max(len(b1) / len(b2), 1.0), 0.0)
             del b2[key]
-            self._ghost = _IN_B2
-        else:
-            self._ghost = _NO_GHOST
-
-    def on_insert(self, key: Hashable) -> None:
-        if key != self._last_missed:
-            self.on_miss(key)
-        self._last_missed = NOTHING_HELD
-        self._settle()
-        if len(self._resident) >= self.capacity:
-            self._pending = key
-            self._pending_ghost = self._ghost
-        else:
-            self._place_as(key, self._ghost)
-        self._ghost = _NO_GHOST
-
-    def _place(self, key: Hashable) -> None:
-        self._place_as(key, self._pending_ghost)
+            return _IN_B2
+        return _NO_GHOST
 
     def _place_as(self, key: Hashable, ghost: int) -> None:
         """A key that came back from a ghost list goes to T2, a new one to T1."""
@@ -102,14 +83,13 @@ class ARCPolicy(HoldsNewcomer):
     def victim(self) -> Hashable:
         if not self._resident:
             return self._held_victim()
-        ghost = self._pending_ghost if self._pending is not NOTHING_HELD else _NO_GHOST
+        ghost = self._pending_found if self._pending is not NOTHING_HELD else _NO_GHOST
         if ghost != _NO_GHOST:
             key = self._replace(ghost == _IN_B2)
         else:
             key = self._evict_on_plain_miss()
         del self._resident[key]
         self._settle()
-        self._pending_ghost = _NO_GHOST
         return key
 
     def _evict_on_plain_miss(self) -> Hashable:
@@ -142,6 +122,4 @@ class ARCPolicy(HoldsNewcomer):
             queue.clear()
         self._resident.clear()
         self._p = 0.0
-        self._last_missed = NOTHING_HELD
-        self._ghost = self._pending_ghost = _NO_GHOST
         self._clear_held()

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
-from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
+from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
 
 
-class TwoQPolicy(HoldsNewcomer):
+class TwoQPolicy(HoldsNewcomerWithHistory):
     """The full 2Q: ``A1in`` (FIFO of new keys), ``A1out`` (their ghosts), ``Am`` (LRU).
 
     A new key enters A1in; hits there change nothing (a burst of accesses to
@@ -35,34 +35,16 @@ class TwoQPolicy(HoldsNewcomer):
         self._am: OrderedDict[Hashable, None] = OrderedDict()
         self._in_am: dict[Hashable, bool] = {}
         self._members = self._in_am
-        self._last_missed: object = NOTHING_HELD
-        self._seen_before = False
-        self._pending_seen = False
 
-    def on_miss(self, key: Hashable) -> None:
-        self._last_missed = key
+    def _recall(self, key: Hashable) -> int:
+        """1 when ``key`` is remembered in A1out (seen before, pushed out of A1in)."""
         if key in self._a1out:
             del self._a1out[key]
-            self._seen_before = True
-        else:
-            self._seen_before = False
+            return 1
+        return 0
 
-    def on_insert(self, key: Hashable) -> None:
-        if key != self._last_missed:
-            self.on_miss(key)
-        self._last_missed = NOTHING_HELD
-        self._settle()
-        if len(self._in_am) >= self.capacity:
-            self._pending = key
-            self._pending_seen = self._seen_before
-        else:
-            self._place_as(key, self._seen_before)
-        self._seen_before = False
-
-    def _place(self, key: Hashable) -> None:
-        self._place_as(key, self._pending_seen)
-
-    def _place_as(self, key: Hashable, seen_before: bool) -> None:
+    def _place_as(self, key: Hashable, found: int) -> None:
+        seen_before = bool(found)
         if seen_before:
             self._am[key] = None
         else:
@@ -97,13 +79,10 @@ class TwoQPolicy(HoldsNewcomer):
             key, _ = self._am.popitem(last=False)
         del self._in_am[key]
         self._settle()
-        self._pending_seen = False
         return key
 
     def clear(self) -> None:
         for queue in (self._a1in, self._a1out, self._am):
             queue.clear()
         self._in_am.clear()
-        self._last_missed = NOTHING_HELD
-        self._seen_before = self._pending_seen = False
         self._clear_held()
