@@ -18,7 +18,7 @@ from qcache.sim.reference import REFERENCE_POLICIES
 from qcache.sim.report import format_table, write_reports
 from qcache.sim.sizes import curve_sizes, resolve_default_sizes, resolve_sizes
 from qcache.sim.sources import Trace, TraceSource, materialize
-from qcache.sim.synthetic import HotSpot, Loop, ShiftingWorkingSet, Uniform, WithScans, Zipf
+from qcache.sim.synthetic import HotSpot, Loop, RecentReuse, ShiftingWorkingSet, Uniform, WithScans, Zipf
 
 DEFAULT_SIZES = "0.1%,1%,10%"
 DEFAULT_OUTPUT = Path("results")
@@ -28,6 +28,7 @@ _PROGRESS_THRESHOLD = 2_000_000
 # Constructors by name; parameters come from the spec as keyword arguments.
 _WORKLOADS: dict[str, Callable[..., TraceSource]] = {
     "zipf": Zipf, "uniform": Uniform, "hotspot": HotSpot, "shifting": ShiftingWorkingSet, "loop": Loop,
+    "reuse": RecentReuse,
 }
 
 
@@ -97,7 +98,8 @@ def register(subparsers: Any) -> None:
     source.add_argument("--synthetic", metavar="SPEC",
                         help="zipf:keys=N,requests=N,exponent=S,seed=N | uniform:... | "
                              "hotspot:keys=N,requests=N,hot_fraction=F,hot_probability=P,seed=N | "
-                             "shifting:requests=N,width=N,rate=N,seed=N | loop:keys=N,requests=N")
+                             "shifting:requests=N,width=N,rate=N,seed=N | loop:keys=N,requests=N | "
+                             "reuse:requests=N,new_fraction=F,mean_gap=N,seed=N")
     parser.add_argument("--format", default="auto", choices=FORMATS, dest="trace_format",
                         help="trace format (default auto: .lis is ARC, .csv/.tsv CSV, .txt one key "
                              "per line, oracleGeneral libCacheSim's records; otherwise the content "

@@ -229,6 +229,56 @@ class ShiftingWorkingSet:
 
 
 @dataclass(frozen=True)
+class RecentReuse:
+    """New keys, each re-requested at geometrically distributed distances back in the stream.
+
+    A request is a brand-new key with probability ``new_fraction``; otherwise
+    it repeats the request made ``gap`` requests earlier, ``gap`` geometric
+    with mean ``mean_gap``. Popularity is inherited from recency, not from a
+    fixed ranking: an entity touched now is likely touched again soon, and
+    a long gap means the reuse survives only in a large or clever cache.
+    """
+
+    requests: int
+    new_fraction: float = 0.2
+    mean_gap: float = 400.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(1, self.requests)
+        if not 0.0 < self.new_fraction <= 1.0:
+            raise SimulationError(f"new_fraction must be in (0, 1], got {self.new_fraction!r}")
+        if not self.mean_gap >= 1.0:
+            raise SimulationError(f"mean_gap must be >= 1, got {self.mean_gap!r}")
+
+    @property
+    def name(self) -> str:
+        """Label with every parameter."""
+        return (f"reuse(new_fraction={self.new_fraction:g},mean_gap={self.mean_gap:g},"
+                f"requests={self.requests},seed={self.seed})")
+
+    def generate(self) -> list[Key]:
+        """The requests, as a list of key ids."""
+        rng = np.random.default_rng(self.seed)
+        fresh = rng.random(self.requests) < self.new_fraction
+        fresh[0] = True
+        gaps = rng.geometric(1.0 / self.mean_gap, self.requests).tolist()
+        out: list[int] = []
+        append = out.append
+        next_key = 0
+        for position, is_new in enumerate(fresh.tolist()):
+            if is_new:
+                append(next_key)
+                next_key += 1
+            else:
+                append(out[max(0, position - gaps[position])])
+        return list(out)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.generate())
+
+
+@dataclass(frozen=True)
 class Loop:
     """``keys`` keys requested in the same order over and over: LRU's worst case once they outgrow the cache."""
 
