@@ -203,7 +203,7 @@ PINNED_WORKLOADS = {
 
 @pytest.mark.parametrize(
     ("workload", "size", "hits"),
-    [("zipf", 100, 22875), ("zipf", 1000, 43874), ("scans", 300, 33061), ("recency", 400, 52402)],
+    [("zipf", 100, 22875), ("zipf", 1000, 43874), ("scans", 300, 33081), ("recency", 400, 52402)],
 )
 def test_default_policy_hit_counts_are_pinned(workload: str, size: int, hits: int) -> None:
     """Exact W_TINYLFU hits on seeded workloads (int keys, so independent of the hash seed).
@@ -292,3 +292,39 @@ def test_sketch_slots_of_many_ints_at_once_match_one_by_one(capacity: int) -> No
     assert all(table[key] == sketch.slots(key) for key in keys.tolist())
     assert sketch.int_slots(np.array([-(2**63)], dtype=np.int64)) is None
     assert sketch.int_slots(np.array([1.5])) is None
+
+
+class _Key:
+    """A hashable key that can be watched with a weak reference."""
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+
+    def __hash__(self) -> int:
+        return hash(self.ident)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and other.ident == self.ident
+
+
+def test_ghosts_remember_evicted_keys_without_keeping_them_alive() -> None:
+    import gc
+    import weakref
+
+    policy = create_policy("W_TINYLFU", 20)
+    assert isinstance(policy, WTinyLFUPolicy)
+    watched: list[weakref.ref[_Key]] = []
+    resident: set[_Key] = set()
+    for ident in range(200):
+        key = _Key(ident)
+        watched.append(weakref.ref(key))
+        policy.on_miss(key)
+        policy.on_insert(key)
+        resident.add(key)
+        if len(resident) > 20:
+            resident.discard(policy.victim())  # type: ignore[arg-type]
+        del key
+    gc.collect()
+    alive = {ref().ident for ref in watched if ref() is not None}  # type: ignore[union-attr]
+    assert alive == {key.ident for key in resident}
+    assert len(policy._window_ghost) + len(policy._main_ghost) > 0  # they do remember

@@ -30,6 +30,16 @@ def _distinct_ints(keys: Sequence[Hashable]) -> np.ndarray:
 _NONE = object()
 
 
+def _fingerprint(slots: Slots) -> int:
+    """A key's identity in the ghost lists: its four counter positions packed into one int.
+
+    They are cut from the key's 64-bit hash (exactly, up to sketches of 2**19
+    counters a row), so two keys share a fingerprint about as rarely as a
+    hash; a collision would only move the window by one step.
+    """
+    return slots[0] ^ slots[1] << 21 ^ slots[2] << 42 ^ slots[3] << 63
+
+
 @register_policy("W_TINYLFU")
 class WTinyLFUPolicy(EvictionPolicy):
     """Recency in a small window, frequency in a large main area, and a gate between them.
@@ -144,9 +154,10 @@ class WTinyLFUPolicy(EvictionPolicy):
         self._slots: dict[Hashable, Slots] = {}
         self._last_missed: object = _NONE
         self._last_slots: Slots | None = None
-        # Keys that recently left through the window / through main (adaptive only).
-        self._window_ghost: OrderedDict[Hashable, None] = OrderedDict()
-        self._main_ghost: OrderedDict[Hashable, None] = OrderedDict()
+        # Keys that recently left through the window / through main (adaptive only),
+        # as fingerprints of their sketch positions: an evicted key object is not kept alive.
+        self._window_ghost: OrderedDict[int, None] = OrderedDict()
+        self._main_ghost: OrderedDict[int, None] = OrderedDict()
         self._ghost_capacity = int(capacity * ghost_factor) if adaptive and capacity > 1 else 0
         self._ghost_gain = ghost_gain
 
@@ -169,9 +180,9 @@ class WTinyLFUPolicy(EvictionPolicy):
     # -- the contract --------------------------------------------------------
 
     def on_miss(self, key: Hashable) -> None:
-        if self._ghost_capacity:
-            self._consult_ghosts(key)
         slots = self._sketch.slots(key)
+        if self._ghost_capacity:
+            self._consult_ghosts(slots)
         self._sketch.increment_at(slots)
         self._last_missed = key
         self._last_slots = slots
@@ -242,10 +253,10 @@ class WTinyLFUPolicy(EvictionPolicy):
             evict, _ = window.popitem(last=False)
             left_main = False
         del where[evict]
-        del self._slots[evict]
+        evicted_slots = self._slots.pop(evict)
         if self._ghost_capacity:
             ghosts = self._main_ghost if left_main else self._window_ghost
-            ghosts[evict] = None
+            ghosts[_fingerprint(evicted_slots)] = None
             if len(ghosts) > self._ghost_capacity:
                 ghosts.popitem(last=False)
         return evict
@@ -273,22 +284,23 @@ class WTinyLFUPolicy(EvictionPolicy):
         self._probation[key] = None
         self._where[key] = _PROBATION
 
-    def _consult_ghosts(self, key: Hashable) -> None:
+    def _consult_ghosts(self, slots: Slots) -> None:
         """A miss on a recently evicted key: move the window toward the side that lost it."""
         window_ghost, main_ghost = self._window_ghost, self._main_ghost
-        if key in window_ghost:
-            del window_ghost[key]
+        mark = _fingerprint(slots)
+        if mark in window_ghost:
+            del window_ghost[mark]
             step = self._ghost_gain * max(len(main_ghost) / (len(window_ghost) + 1), 1.0)
             self._resize_window(self._window_target + step)
-        elif key in main_ghost:
+        elif mark in main_ghost:
             protected = self._protected
             if protected:
                 # Main lost a key that is now more popular than protected's oldest:
                 # that one is stale (a past phase's favourite), so it goes back on probation.
                 sketch = self._sketch
-                if sketch.frequency_at(self._slots[next(iter(protected))]) < sketch.frequency(key):
+                if sketch.frequency_at(self._slots[next(iter(protected))]) < sketch.frequency_at(slots):
                     self._demote_protected()
-            del main_ghost[key]
+            del main_ghost[mark]
             step = self._ghost_gain * max(len(window_ghost) / (len(main_ghost) + 1), 1.0)
             self._resize_window(self._window_target - step)
 
@@ -356,11 +368,11 @@ class WTinyLFUPolicy(EvictionPolicy):
                 region = where.get(key)
                 if region is None:
                     # a miss: on_miss (ghosts first, then the sketch)
-                    if ghost_capacity and (key in window_ghost or key in main_ghost):
-                        self._consult_ghosts(key)
                     key_slots = known_slots.get(key)
                     if key_slots is None:
                         key_slots = known_slots[key] = slots_of(key)
+                    if ghost_capacity and (window_ghost or main_ghost):
+                        self._consult_ghosts(key_slots)
                 else:
                     hits += 1
                     key_slots = slots[key]
@@ -451,10 +463,10 @@ class WTinyLFUPolicy(EvictionPolicy):
                     evict, _ = popitem_window(False)
                     left_main = False
                 del where[evict]
-                del slots[evict]
+                evicted_slots = slots.pop(evict)
                 if ghost_capacity:
                     ghosts = main_ghost if left_main else window_ghost
-                    ghosts[evict] = None
+                    ghosts[_fingerprint(evicted_slots)] = None
                     if len(ghosts) > ghost_capacity:
                         ghosts.popitem(False)
             if progress is not None:
