@@ -371,13 +371,16 @@ class WTinyLFUPolicy(EvictionPolicy):
                     key_slots = known_slots.get(key)
                     if key_slots is None:
                         key_slots = known_slots[key] = slots_of(key)
-                    if ghost_capacity and (window_ghost or main_ghost):
-                        self._consult_ghosts(key_slots)
+                    a, b, c, d, i, bit_i, j, bit_j = key_slots
+                    if ghost_capacity:
+                        mark = a ^ b << 21 ^ c << 42 ^ d << 63  # _fingerprint, inlined
+                        if mark in window_ghost or mark in main_ghost:
+                            self._consult_ghosts(key_slots)
                 else:
                     hits += 1
                     key_slots = slots[key]
+                    a, b, c, d, i, bit_i, j, bit_j = key_slots
                 # the sketch's increment_at, inlined
-                a, b, c, d, i, bit_i, j, bit_j = key_slots
                 if doorkeeper and not (door[i] & bit_i and door[j] & bit_j):
                     door[i] |= bit_i
                     door[j] |= bit_j
