@@ -182,7 +182,9 @@ class WTinyLFUPolicy(EvictionPolicy):
     def on_miss(self, key: Hashable) -> None:
         slots = self._sketch.slots(key)
         if self._ghost_capacity:
-            self._consult_ghosts(slots)
+            mark = slots[0] ^ slots[1] << 21 ^ slots[2] << 42 ^ slots[3] << 63  # _fingerprint, inlined
+            if mark in self._window_ghost or mark in self._main_ghost:
+                self._consult_ghosts(slots)
         self._sketch.increment_at(slots)
         self._last_missed = key
         self._last_slots = slots
@@ -253,10 +255,10 @@ class WTinyLFUPolicy(EvictionPolicy):
             evict, _ = window.popitem(last=False)
             left_main = False
         del where[evict]
-        evicted_slots = self._slots.pop(evict)
+        gone = self._slots.pop(evict)
         if self._ghost_capacity:
             ghosts = self._main_ghost if left_main else self._window_ghost
-            ghosts[_fingerprint(evicted_slots)] = None
+            ghosts[gone[0] ^ gone[1] << 21 ^ gone[2] << 42 ^ gone[3] << 63] = None  # _fingerprint
             if len(ghosts) > self._ghost_capacity:
                 ghosts.popitem(last=False)
         return evict
