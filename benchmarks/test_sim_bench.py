@@ -15,7 +15,7 @@ second on this workload there, so the aims are asserted as ratios to it:
   at least ``ANY_RATIO`` (about a million requests per second there);
 * W-TinyLFU (a sketch update per request, in its own replay loop): at
   least ``TINYLFU_RATIO``. Its ratio to LRU in the same run is printed:
-  0.04 to 0.07 here (0.4 to 0.7 M requests/s against LRU's 10 M), short
+  0.02 to 0.07 here (0.25 to 0.65 M requests/s against LRU's 5 to 10 M), short
   of the 0.25 once aimed at -- the sketch's per-request update alone costs
   more than a whole LRU replay in Python.
 
