@@ -13,6 +13,10 @@ Enable with ``pytest_plugins = ["qcache.testing.pytest_plugin"]`` in a conftest.
   the test may ``kill()``, ``stop()``, ``start()`` or ``restart()``;
   ``redis_server_factory`` starts more, with options (password, TLS, config).
   A TLS request skips the test when only a redis-server without TLS exists.
+* ``redis_cluster`` (session): a Redis Cluster (3 primaries, from
+  ``REDIS_CLUSTER_URL`` or local processes), started on first use and stopped
+  at the end; ``redis_cluster_factory`` (function) starts private clusters
+  (``factory(replicas=1)``) that a test may damage, all stopped after it.
 
 Tests that use any of the Redis fixtures get the ``redis`` marker, so
 ``-m "not redis"`` runs without a server.
@@ -30,6 +34,7 @@ import pytest
 import redis
 
 from qcache.errors import ProvisioningError
+from qcache.testing.cluster import ClusterEndpoint, LocalCluster, local_cluster, provision_redis_cluster
 from qcache.testing.endpoint import RedisEndpoint
 from qcache.testing.process import (
     ProcessMethod,
@@ -39,7 +44,10 @@ from qcache.testing.process import (
 )
 from qcache.testing.redis_server import REDIS_URL_ENV, provision_redis
 
-_REDIS_FIXTURES = frozenset({"redis_endpoint", "redis_client", "redis_server", "redis_server_factory"})
+_REDIS_FIXTURES = frozenset({
+    "redis_endpoint", "redis_client", "redis_server", "redis_server_factory", "redis_cluster",
+    "redis_cluster_factory",
+})
 _CLEANUP_SCAN_COUNT = 500
 _PROCESS_METHODS: tuple[ProcessMethod, ...] = ("binary", "embedded")
 
@@ -203,6 +211,24 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServerProcess]]:
 def redis_server(redis_server_factory: Callable[..., RedisServerProcess]) -> RedisServerProcess:
     """A private server process this test may kill, stop or restart (``.endpoint`` to connect)."""
     return redis_server_factory()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterEndpoint]:
+    """The run's shared Redis Cluster (3 primaries, no replicas), stopped at the end of the session."""
+    with provision_redis_cluster() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def redis_cluster_factory() -> Iterator[Callable[..., LocalCluster]]:
+    """Start private clusters: ``factory(primaries=3, replicas=1, ...)``; every process stopped after."""
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> LocalCluster:
+            return stack.enter_context(local_cluster(**options))
+
+        yield start
 
 
 def _private_server(**options: Any) -> RedisServerProcess:
