@@ -2,8 +2,8 @@
 
 Each test is written once against :class:`Handle`; the ``cache`` fixture
 crosses the nine level/strategy pairs with the ``flavour`` fixture (sync and
-async) and the L2 backend (a real Redis, and the in-memory backend that
-needs no server), so every behaviour here is checked 36 times.
+async) and the L2 backend (a real Redis, a Redis Cluster, and the in-memory
+backend that needs no server), so every behaviour here is checked 54 times.
 Time-dependent checks move injected clocks instead of sleeping.
 """
 
@@ -38,7 +38,9 @@ VALUES: dict[str, Any] = {
 }
 
 
-BACKENDS = ("redis", "memory")
+BACKENDS = ("redis", "cluster", "memory")
+#: The ``cache`` fixture crosses the backends itself (see pytest_generate_tests in conftest.py).
+BACKEND_CROSSING_FIXTURES = ("cache",)
 CASES = [(level, strategy, backend) for level, strategy in COMBOS for backend in BACKENDS]
 
 
