@@ -22,23 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import pytest
 
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.testing import LocalCluster
 
 KEYS = 300
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix unique to this test."""
-    return f"qcf-{uuid.uuid4().hex[:10]}"
 
 
 @dataclass
