@@ -364,6 +364,14 @@ class AsyncRedisClusterTier(AsyncRedisTier):
         return len(nodes)
 
 
+def sync_cluster_client(config: ConfigLike) -> Any:
+    """A plain sync ``RedisCluster`` for the operations tools (backup, maintenance), connected now."""
+    settings = ClusterSettings.from_config(config)
+    node_cls: Any = redis_cluster.ClusterNode  # unannotated in redis-py
+    nodes = [node_cls(host, port) for host, port in settings.seeds]
+    return redis_cluster.RedisCluster(startup_nodes=nodes, **settings.client_kwargs(Retry))
+
+
 def sync_tier_from_config(config: ConfigLike, *, namespace: str) -> RedisTier:
     """The sync L2 tier ``config`` asks for: on a Redis Cluster or a standalone server."""
     cls = RedisClusterTier if cluster_enabled(config) else RedisTier

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.errors import BackendError, ConfigError
 from qcache.l2 import AsyncRedisClusterTier, AsyncRedisTier, RedisClusterTier, RedisTier, escape_glob
 from qcache.l2.cluster import ClusterSettings, async_tier_from_config, sync_tier_from_config
+from qcache.ops.backup import create_backup, restore_backup
+from qcache.ops.redis_client import sync_client
 from qcache.testing import ClusterEndpoint
 
 
@@ -154,3 +157,25 @@ def test_the_async_cache_reaches_every_primary(redis_cluster: ClusterEndpoint, p
             assert await cache.get_many([f"k{i}" for i in range(120)]) == {}
 
     asyncio.run(run())
+
+
+def test_backup_and_restore_reach_every_primary(
+    redis_cluster: ClusterEndpoint, prefix: str, tmp_path: Path
+) -> None:
+    config = cluster_config(redis_cluster, prefix)
+    with QueryCache(config) as cache:
+        cache.set_many({f"k{i}": i for i in range(150)}, ttl=300)
+        client = sync_client(config)
+        try:
+            manifest = create_backup(client, tmp_path / "snap", prefix=prefix)
+            assert manifest.entries == 150
+            cache.clear()
+            assert cache.get_many([f"k{i}" for i in range(150)]) == {}
+            report = restore_backup(client, tmp_path / "snap")
+            assert report.restored == 150
+            assert cache.get_many([f"k{i}" for i in range(150)]) == {f"k{i}": i for i in range(150)}
+            spread = keys_per_primary(redis_cluster, escape_glob(prefix + ":") + "*")
+            assert all(count > 0 for count in spread.values()), spread
+            cache.clear()
+        finally:
+            client.close()
