@@ -41,12 +41,15 @@ class AccessSample:
         self._ring = np.zeros(capacity, dtype=np.int64)
         self._next = 0
         self._total = 0
+        self._seen = 0
         self._lock = threading.Lock()
 
     def record(self, namespace: str, cache_type: str | None, keys: Iterable[object]) -> None:
         """Add the reads of ``keys`` whose hash is in the sampled part of the space."""
         threshold = self._threshold
-        kept = [h for h in (hash((namespace, cache_type, key)) for key in keys) if h % _SPACE < threshold]
+        hashes = [hash((namespace, cache_type, key)) for key in keys]
+        kept = [h for h in hashes if h % _SPACE < threshold]
+        self._seen += len(hashes)  # a racy count is off by a read or two: it only scales the estimate
         if not kept:
             return
         with self._lock:
@@ -62,6 +65,17 @@ class AccessSample:
             if self._total < len(self._ring):
                 return self._ring[: self._total].copy()
             return np.concatenate((self._ring[self._next :], self._ring[: self._next]))
+
+    def expected(self) -> float:
+        """How many reads the ring would hold if exactly ``rate`` of all reads had been sampled.
+
+        The gap to :meth:`__len__` is what spatial sampling got wrong by
+        chance (a very hot key sampled, or not); SHARDS' adjustment adds it to
+        the hits (see :func:`qcache.ops.maintenance.advise_from_sample`).
+        """
+        if not self._total:
+            return 0.0
+        return len(self) * (self._seen * self.rate) / self._total
 
     def __len__(self) -> int:
         return min(self._total, len(self._ring))

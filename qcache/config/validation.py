@@ -514,7 +514,7 @@ def _performance(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             "CACHE_CONNECTION_POOL_SIZE",
         )
     max_connections = snapshot.redis.max_connections
-    if _number(max_connections) is not None and _above(perf.connection_pool_size, max_connections):
+    if _above(max_connections, 0) and _above(perf.connection_pool_size, max_connections):
         yield _warning(
             "connection_pool_size_above_max",
             f"Only REDIS_MAX_CONNECTIONS ({max_connections}) connections are opened ahead of traffic: "

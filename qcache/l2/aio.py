@@ -24,6 +24,7 @@ from qcache.l2.batching import (
     ttl_to_px,
 )
 from qcache.l2.core import TierCore
+from qcache.l2.guard import unjudged
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
 from qcache.l2.tagging import (
@@ -191,7 +192,7 @@ class AsyncRedisTier(TierCore):
             return 0
         pool = self._client.connection_pool
         held: list[Any] = []
-        with self._guards["CONNECT"]:
+        with unjudged("CONNECT"):
             try:
                 for _ in range(self._warm_connections):
                     held.append(await pool.get_connection())

@@ -32,7 +32,6 @@ OPERATIONS = (
     "PTTL",
     "PING",
     "INFO",
-    "CONNECT",
 )
 
 

@@ -6,7 +6,9 @@ share it: entering and leaving it never does I/O, only the body does.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from types import TracebackType
 
 from redis import exceptions as redis_errors
@@ -101,3 +103,17 @@ class OperationGuard:
             self._breaker.record_success()
             raise ServerRefusal(describe_error(self.operation, exc)) from exc
         self._breaker.release()  # not ours to judge: let it propagate unchanged
+
+
+@contextlib.contextmanager
+def unjudged(operation: str) -> Iterator[None]:
+    """A speculative call (opening connections ahead of traffic): errors translated as a guard
+    translates them, but the breaker neither hears of it nor is asked, so a warm-up against a
+    server that is down leaves the breaker to the calls that matter.
+    """
+    try:
+        yield
+    except CONNECTIVITY_ERRORS as exc:
+        raise BackendError(describe_error(operation, exc)) from exc
+    except redis_errors.RedisError as exc:
+        raise ServerRefusal(describe_error(operation, exc)) from exc

@@ -46,6 +46,8 @@ log = logging.getLogger("qcache.maintenance")
 HEALTHY_HIT_RATE = 0.8
 #: Sampled reads below which a simulation says too little to size anything.
 MIN_SAMPLED_READS = 1000
+#: Distinct sampled keys below which the advice says it is rough (spatial sampling's error grows).
+FEW_SAMPLED_KEYS = 1000
 _SCAN_COUNT = 1000
 _BATCH = 500
 
@@ -115,11 +117,25 @@ def _bytes_per_entry(l1: Mapping[str, Any]) -> float | None:
     return used / entries if entries else None
 
 
+def _adjusted(rates: Sequence[float], sampled: int, expected: float) -> tuple[float, ...]:
+    """SHARDS' adjustment: reads the sample missed (or over-took) by chance count as hits (or not).
+
+    A key hot enough to matter is in the sample or not as a whole; the
+    difference between the expected and the actual number of sampled reads
+    is almost all hits of such keys, at every size.
+    """
+    return tuple(min(1.0, max(0.0, (r * sampled + expected - sampled) / expected)) for r in rates)
+
+
 def advise_from_sample(
     config: CacheConfig, stats: Mapping[str, Any], reads: Sequence[int] | np.ndarray | TraceSource, rate: float,
-    *, label: str,
+    *, label: str, expected_reads: float | None = None,
 ) -> SizeAdvice:
-    """The L1 size the simulator finds for the target hit rate on sampled reads (``rate``: share of keys kept)."""
+    """The L1 size the simulator finds for the target hit rate on sampled reads (``rate``: share of keys kept).
+
+    ``expected_reads``: how many reads the sample would hold had it taken
+    exactly ``rate`` of them (see :meth:`AccessSample.expected`), for SHARDS' adjustment.
+    """
     current = int(config.memory.max_size)
     policy = str(config.memory.eviction_policy)
     trace = materialize(reads) if isinstance(reads, TraceSource) else Trace(label, np.asarray(reads).tolist())
@@ -128,8 +144,12 @@ def advise_from_sample(
                           f"only {len(trace.keys):,} sampled reads; the simulator needs {MIN_SAMPLED_READS:,}")
     (sampled,) = compute_curves(trace, [policy], points=8, smallest=0.001, largest=1.0)
     # A cache of C entries on the whole workload behaves like one of C x rate on the sample.
+    hit_rates, ceiling = sampled.hit_rates, sampled.ceiling
+    if expected_reads and expected_reads > 0:
+        hit_rates = _adjusted(hit_rates, sampled.requests, expected_reads)
+        (ceiling,) = _adjusted((ceiling,), sampled.requests, expected_reads)
     curve = Curve(sampled.workload, policy, tuple(max(1, round(s / rate)) for s in sampled.sizes),
-                  sampled.hit_rates, max(1, round(sampled.unique_keys / rate)), sampled.requests, sampled.ceiling)
+                  hit_rates, max(1, round(sampled.unique_keys / rate)), sampled.requests, ceiling)
     target = _target(config)
     needed = size_for_hit_rate(curve, target)
     at_current = curve.hit_rate_at(current)
@@ -140,7 +160,9 @@ def advise_from_sample(
     seen = "" if measured is None else f"; measured hit rate {measured:.2f}"
     head = (f"simulated {policy} on {len(trace.keys):,} reads of {trace.unique_keys:,} keys ({label}): "
             f"{current:,} entries hit ~{at_current:.2f}{seen}")
-    if measured is not None and abs(measured - at_current) > 0.1:
+    if trace.unique_keys < FEW_SAMPLED_KEYS:
+        head += f" (only {trace.unique_keys:,} keys sampled: the size is rough)"
+    elif measured is not None and abs(measured - at_current) > 0.1:
         # The measured rate is the one point of the curve known for sure: say when the sample misses it.
         head += " (the sample disagrees with the measured rate: raise CACHE_ACCESS_SAMPLE_RATE for a closer size)"
     if needed.entries is None:
@@ -212,7 +234,7 @@ def run_maintenance(
         advice = advise_from_sample(config, measured, trace, 1.0, label=f"trace {trace.name}")
     elif sample is not None and len(sample):
         advice = advise_from_sample(config, measured, sample.trace(), sample.rate,
-                                    label=f"sampled reads, {sample.rate:.2%} of keys")
+                                    label=f"sampled reads, {sample.rate:.2%} of keys", expected_reads=sample.expected())
     else:
         advice = advise_from_metrics(config, stats)
     if record_snapshot is not None:
