@@ -45,6 +45,7 @@ from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.batching import SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore
+from qcache.l2.guard import unjudged
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, server_info_from
 from qcache.l2.settings import ConfigLike, ConnectionSettings
@@ -290,7 +291,7 @@ class RedisClusterTier(RedisTier):
 
     def warm_up(self) -> int:
         """Discover the cluster and open one connection per node (a PING each); returns the node count."""
-        with self._guards["CONNECT"]:
+        with unjudged("CONNECT"):  # speculative: the breaker is left to the calls that matter
             client = self._client.cluster()
             nodes = client.get_nodes()
             client.ping(target_nodes=nodes)
@@ -356,7 +357,7 @@ class AsyncRedisClusterTier(AsyncRedisTier):
 
     async def warm_up(self) -> int:
         """Discover the cluster and open one connection per node (a PING each); returns the node count."""
-        with self._guards["CONNECT"]:
+        with unjudged("CONNECT"):  # speculative: the breaker is left to the calls that matter
             client = self._client.cluster()
             await client.initialize()
             nodes = client.get_nodes()
