@@ -29,6 +29,7 @@ breaker (see :mod:`qcache.l2.guard`).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -283,6 +284,14 @@ class RedisClusterTier(RedisTier):
                 pipe.execute()
             self._set_chunk(entries)
 
+    def ping(self) -> float:
+        """Round-trip time of a PING to every node, in seconds; discovering the cluster is not timed."""
+        with self._guards["PING"]:
+            client = self._client.cluster()
+            start = time.perf_counter()
+            client.ping()
+            return time.perf_counter() - start
+
     def server_info(self) -> ServerInfo:
         """Memory and clients summed over the primaries (one INFO each)."""
         with self._guards["INFO"]:
@@ -348,6 +357,15 @@ class AsyncRedisClusterTier(AsyncRedisTier):
                 queue_tag_updates(pipe, updates, now_ms)
                 await pipe.execute()
             await self._set_chunk(entries)
+
+    async def ping(self) -> float:
+        """Round-trip time of a PING to every node, in seconds; discovering the cluster is not timed."""
+        with self._guards["PING"]:
+            client = self._client.cluster()
+            await client.initialize()
+            start = time.perf_counter()
+            await client.ping()
+            return time.perf_counter() - start
 
     async def server_info(self) -> ServerInfo:
         """Memory and clients summed over the primaries (one INFO each)."""

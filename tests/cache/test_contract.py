@@ -205,7 +205,11 @@ async def test_stats_count_what_happened(cache: Handle) -> None:
         written_now.add("l1")
     if core.use_l2 and core.strategy.value != "WRITE_BACK":
         written_now.add("l2")
-    assert {tier: n for tier, n in stats["sets"].items() if n} == {tier: 1 for tier in written_now}
+    sets = {tier: n for tier, n in stats["sets"].items() if n}
+    if core.use_l2 and core.strategy.value == "WRITE_BACK":
+        # The flusher runs every 50 ms: on a slow run it may already have sent the write.
+        assert sets.pop("l2", 0) in (0, 1)
+    assert sets == {tier: 1 for tier in written_now}
     await cache.flush()
     assert (await cache.stats())["sets"].get("l2", 0) == (1 if uses_l2(cache) else 0)
 
