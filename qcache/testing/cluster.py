@@ -37,16 +37,10 @@ from redis.exceptions import RedisClusterException
 
 from qcache.errors import ConfigError, ProvisioningError
 from qcache.testing.endpoint import build_url, redact_url
-from qcache.testing.process import (
-    ProcessMethod,
-    RedisServerProcess,
-    find_server_executable,
-    probe_client,
-)
+from qcache.testing.process import ProcessMethod, RedisServerProcess, first_server_executable, probe_client
 
 REDIS_CLUSTER_URL_ENV = "REDIS_CLUSTER_URL"
 SLOTS = 16384
-_PROCESS_METHODS: tuple[ProcessMethod, ...] = ("binary", "embedded")
 
 
 @dataclass(frozen=True)
@@ -337,15 +331,8 @@ def _nodes_lines(client: Any) -> list[str]:
 
 def local_cluster(*, primaries: int = 3, replicas: int = 0, **options: Any) -> LocalCluster:
     """A not-yet-started :class:`LocalCluster` on the first of binary / embedded redis-server that exists."""
-    reasons: list[str] = []
-    for method in _PROCESS_METHODS:
-        try:
-            executable = find_server_executable(method)
-        except ProvisioningError as exc:
-            reasons.append(f"{method}: {exc}")
-            continue
-        return LocalCluster(executable, primaries=primaries, replicas=replicas, method=method, **options)
-    raise ProvisioningError("no redis-server to start a cluster: " + "; ".join(reasons))
+    executable, method = first_server_executable("a cluster")
+    return LocalCluster(executable, primaries=primaries, replicas=replicas, method=method, **options)
 
 
 @contextmanager

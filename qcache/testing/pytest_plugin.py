@@ -37,10 +37,11 @@ from qcache.errors import ProvisioningError
 from qcache.testing.cluster import ClusterEndpoint, LocalCluster, local_cluster, provision_redis_cluster
 from qcache.testing.endpoint import RedisEndpoint
 from qcache.testing.process import (
-    ProcessMethod,
+    PROCESS_METHODS,
     RedisServerProcess,
     TLSUnsupportedError,
     find_server_executable,
+    first_server_executable,
 )
 from qcache.testing.redis_server import REDIS_URL_ENV, provision_redis
 
@@ -49,7 +50,7 @@ _REDIS_FIXTURES = frozenset({
     "redis_cluster_factory",
 })
 _CLEANUP_SCAN_COUNT = 500
-_PROCESS_METHODS: tuple[ProcessMethod, ...] = ("binary", "embedded")
+
 
 
 class SessionRedis:
@@ -112,7 +113,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Which provisioning methods this machine offers (the chosen one is reported after collection)."""
     url = os.environ.get(REDIS_URL_ENV)
     parts = [f"{REDIS_URL_ENV}={'set' if url else 'unset'}"]
-    for method in _PROCESS_METHODS:
+    for method in PROCESS_METHODS:
         try:
             parts.append(f"{method}={find_server_executable(method)}")
         except ProvisioningError:
@@ -233,15 +234,8 @@ def redis_cluster_factory() -> Iterator[Callable[..., LocalCluster]]:
 
 def _private_server(**options: Any) -> RedisServerProcess:
     """A not-yet-started RedisServerProcess from the first of binary / embedded that exists."""
-    reasons: list[str] = []
-    for method in _PROCESS_METHODS:
-        try:
-            executable = find_server_executable(method)
-        except ProvisioningError as exc:
-            reasons.append(f"{method}: {exc}")
-            continue
-        return RedisServerProcess(executable, method=method, **options)
-    raise ProvisioningError("no redis-server to start a private server: " + "; ".join(reasons))
+    executable, method = first_server_executable("a private server")
+    return RedisServerProcess(executable, method=method, **options)
 
 
 def _glob_escape(text: str) -> str:
