@@ -91,6 +91,10 @@ class ClusterSettings:
                 seeds = [(connection.host, connection.port)]
         return cls(tuple(seeds), connection)
 
+    def startup_nodes(self, node_cls: Any) -> list[Any]:
+        """The seeds as ``ClusterNode`` objects of either flavour (``node_cls``)."""
+        return [node_cls(host, port) for host, port in self.seeds]
+
     def client_kwargs(self, retry_cls: type[Any]) -> dict[str, Any]:
         """Keyword arguments for either ``RedisCluster``: credentials, timeouts, retry, TLS, pool cap."""
         settings = self.connection
@@ -237,8 +241,7 @@ class RedisClusterTier(RedisTier):
         settings = ClusterSettings.from_config(config)
         kwargs = settings.client_kwargs(Retry)
         kwargs.update(connection_pool_class=redis.BlockingConnectionPool, timeout=settings.connection.connect_timeout)
-        node_cls: Any = redis_cluster.ClusterNode  # unannotated in redis-py
-        nodes = [node_cls(host, port) for host, port in settings.seeds]
+        nodes = settings.startup_nodes(redis_cluster.ClusterNode)
 
         def build() -> Any:
             return redis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
@@ -317,7 +320,7 @@ class AsyncRedisClusterTier(AsyncRedisTier):
         """A tier on the cluster named by ``config``; the client connects on its first command."""
         settings = ClusterSettings.from_config(config)
         kwargs = settings.client_kwargs(AsyncRetry)
-        nodes = [aredis_cluster.ClusterNode(host, port) for host, port in settings.seeds]
+        nodes = settings.startup_nodes(aredis_cluster.ClusterNode)
         client = aredis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
         return cls(_AsyncClusterClient(client), namespace=namespace, breaker=breaker, **_tier_kwargs(config, settings))
 
@@ -386,8 +389,7 @@ class AsyncRedisClusterTier(AsyncRedisTier):
 def sync_cluster_client(config: ConfigLike) -> Any:
     """A plain sync ``RedisCluster`` for the operations tools (backup, maintenance), connected now."""
     settings = ClusterSettings.from_config(config)
-    node_cls: Any = redis_cluster.ClusterNode  # unannotated in redis-py
-    nodes = [node_cls(host, port) for host, port in settings.seeds]
+    nodes = settings.startup_nodes(redis_cluster.ClusterNode)
     return redis_cluster.RedisCluster(startup_nodes=nodes, **settings.client_kwargs(Retry))
 
 
