@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTEST_NO_TESTS_COLLECTED = 5
 
-# The test suite also smoke-runs every benchmark once (unmeasured), executes every notebook and
-# runs short load tests, so it needs pytest-benchmark, the notebook extras and Locust too; the main
-# job renders the notebooks.
-EXTRAS = {"tests": "test,bench,loadtest,notebooks", "main": "bench,notebooks", "load": "loadtest"}
+# The test suite also smoke-runs every benchmark once (unmeasured), the peer comparison included,
+# executes every notebook and runs short load tests, so it needs pytest-benchmark, the peers, the
+# notebook extras and Locust too; the main job measures the peers and renders the notebooks.
+EXTRAS = {"tests": "test,bench,peers,loadtest,notebooks", "main": "bench,peers,notebooks", "load": "loadtest"}
 
 
 def venv_python() -> Path:

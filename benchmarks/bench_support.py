@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from qcache import QueryCache
+from qcache import CacheConfig, QueryCache
 from qcache.errors import ConfigError
+from qcache.testing import RedisEndpoint
 
 #: ``make_cache(level="BOTH", strategy="WRITE_THROUGH", **settings)``, the fixture of conftest.py.
 MakeCache = Callable[..., QueryCache]
@@ -70,6 +71,33 @@ def mode_named(name: str | None) -> Mode:
 
 
 # ------------------------------------------------------------------ keys
+
+
+def cache_config(endpoint: RedisEndpoint, prefix: str, level: str, strategy: str, **settings: Any) -> CacheConfig:
+    """Defaults plus ``settings`` (by environment variable name) on ``endpoint``; no environment read.
+
+    The user's environment and ``.env`` are ignored so every run measures the
+    same configuration; only the Redis endpoint comes from provisioning
+    (which honours ``REDIS_URL``).
+    """
+    values: dict[str, Any] = {
+        "REDIS_URL": endpoint.url,
+        "CACHE_KEY_PREFIX": prefix,
+        "CACHE_LEVEL": level,
+        "CACHE_WRITE_STRATEGY": strategy,
+        "CACHE_LOG_LEVEL": "WARNING",
+    }
+    if endpoint.tls is not None:
+        values.update(
+            REDIS_SSL_ENABLED=True,
+            REDIS_SSL_CA_CERT_PATH=str(endpoint.tls.ca_certs),
+            REDIS_SSL_CERT_PATH=str(endpoint.tls.certfile),
+            REDIS_SSL_KEY_PATH=str(endpoint.tls.keyfile),
+        )
+    values.update(settings)
+    return CacheConfig.from_env(env_file=None, environ={}, **values)
+
+
 
 
 def unique_prefix() -> str:

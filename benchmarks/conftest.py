@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import redis
-from bench_support import MODE_ENV, MakeCache, Mode, mode_named, unique_prefix
+from bench_support import MODE_ENV, MakeCache, Mode, cache_config, mode_named, unique_prefix
 
-from qcache import CacheConfig, QueryCache
+from qcache import QueryCache
 from qcache.bench.environment import describe_environment
 from qcache.sim import shared_traces_dir
 from qcache.testing import RedisEndpoint
@@ -108,31 +108,6 @@ def bench_mode(pytestconfig: pytest.Config) -> Mode:
 def smoke(pytestconfig: pytest.Config) -> bool:
     """True when benchmark bodies run once unmeasured: scenarios shrink to stay fast."""
     return not measuring(pytestconfig)
-
-
-def cache_config(endpoint: RedisEndpoint, prefix: str, level: str, strategy: str, **settings: Any) -> CacheConfig:
-    """Defaults plus ``settings`` (by environment variable name) on ``endpoint``; no environment read.
-
-    The user's environment and ``.env`` are ignored so every run measures the
-    same configuration; only the Redis endpoint comes from provisioning
-    (which honours ``REDIS_URL``).
-    """
-    values: dict[str, Any] = {
-        "REDIS_URL": endpoint.url,
-        "CACHE_KEY_PREFIX": prefix,
-        "CACHE_LEVEL": level,
-        "CACHE_WRITE_STRATEGY": strategy,
-        "CACHE_LOG_LEVEL": "WARNING",
-    }
-    if endpoint.tls is not None:
-        values.update(
-            REDIS_SSL_ENABLED=True,
-            REDIS_SSL_CA_CERT_PATH=str(endpoint.tls.ca_certs),
-            REDIS_SSL_CERT_PATH=str(endpoint.tls.certfile),
-            REDIS_SSL_KEY_PATH=str(endpoint.tls.keyfile),
-        )
-    values.update(settings)
-    return CacheConfig.from_env(env_file=None, environ={}, **values)
 
 
 @pytest.fixture

@@ -1,23 +1,23 @@
 """Speed and memory of the cache facade, as ratios against baselines measured in the same run.
 
-Two kinds of tests per target:
+Three kinds of tests:
 
 * ``test_bench_*``: pytest-benchmark figures, the facade and its baseline side
   by side in one group (``--benchmark-group-by=group`` prints them together);
-* ``test_bench_interleaved_*``: for the two Redis-path targets, one
-  benchmark that runs both sides in interleaved rounds and records the ratio
-  in ``extra_info`` (what the gate checks, see :func:`record_interleaved`);
-* ``test_ratio_*``: one plain test per target that runs both sides in
-  interleaved rounds (``time.perf_counter_ns``, the order alternating so drift
-  hits both alike), takes the median per side, prints the ratio and asserts it
-  against the target with a modest tolerance.
+* ``test_bench_interleaved_*``: one benchmark per gated figure that runs both
+  sides in interleaved rounds and records the ratio in ``extra_info`` (what
+  the gate checks, see :func:`record_interleaved`);
+* ``test_ratio_*``: a plain test that runs both sides in interleaved rounds,
+  prints the ratio and asserts it against the target with a modest tolerance.
 
-Targets: an L1 hit through ``QueryCache.get`` (level BOTH, metrics on) costs
-at most a ``cachetools.TTLCache.get``; an L2 hit at most 1.25x a raw redis-py
-GET of the same bytes plus the same decoding; ``get_many`` of 100 keys from L2
-at most 1.3x a raw MGET plus decoding; a WRITE_BACK ``set`` at least 10x as
-fast as a WRITE_THROUGH one; 100,000 L1 entries of 1 KB at most 1.5x the bytes
-of their values and keys.
+Baselines are what a user would write by hand: ``cachetools.TTLCache`` for an
+L1 hit; redis-py ``GET``/``MGET``/``SET PX`` with ``msgpack.packb``/``unpackb``
+(``numpy`` ``tobytes``/``frombuffer`` for embeddings) for the Redis path. The
+targets (issue table, in ``benchmarks/gate.toml``): an L1 hit at most 0.5x
+``TTLCache.get``; an L2 hit and a write-through set at most 1.1x the raw call;
+``get_many(100)`` and ``set_many(100)`` at most 1.3x; a WRITE_BACK ``set`` at
+least 10x as fast as a WRITE_THROUGH one; 100,000 L1 entries of 1 KB at most
+1.5x the bytes of their values and keys.
 
 Caches, Redis and the run mode come from ``conftest.py`` (``make_cache``,
 ``redis_endpoint``): every key written lives under a prefix unique to the
@@ -36,6 +36,8 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgpack
+import numpy as np
 import pytest
 import redis
 from bench_support import GATE_ROUNDS, MakeCache, alternating_rounds, record_ratio
@@ -58,6 +60,8 @@ SMOKE_FOOTPRINT_ENTRIES = 10_000
 
 VALUE = {"id": 42, "title": "a cached search result", "tags": ["a", "b", "c"], "score": 0.87}
 MANY = 100
+#: Dimensions of the embeddings of the batch figures (a common text-embedding size).
+EMBEDDING_DIMS = 1536
 Pair = tuple[Callable[[], Any], Callable[[], Any]]
 
 
@@ -107,21 +111,62 @@ def report(what: str, ours: float, theirs: float, ratio: float, target: str) -> 
 # -- fixtures for each comparison ----------------------------------------------------------------
 
 
-@pytest.fixture
-def l1_pair(make_cache: MakeCache) -> Pair:
-    """An L1 hit through the facade (BOTH, metrics on) and the same hit on a cachetools TTLCache."""
-    cache = make_cache("BOTH", CACHE_METRICS_ENABLED=True)
+#: Entries held in L1 (and in the TTLCache) while the L1 hit is measured: the issue's two sizes.
+L1_HELD = (1_000, 1_000_000)
+
+
+@pytest.fixture(params=L1_HELD, ids=lambda held: f"{held:_}-held")
+def l1_pair(request: pytest.FixtureRequest, make_cache: MakeCache, smoke: bool) -> Pair:
+    """An L1 hit through the facade (BOTH, metrics on) and the same hit on a cachetools TTLCache, both full."""
+    held = min(request.param, 1_000) if smoke else request.param
+    cache = make_cache("BOTH", CACHE_METRICS_ENABLED=True, MEMORY_CACHE_MAX_SIZE=held + 10,
+                       MEMORY_CACHE_MAX_MEMORY_MB=4096)
+    ttl_cache: TTLCache[str, Any] = TTLCache(maxsize=held + 10, ttl=3600)
+    local = cache._core.l1
+    assert local is not None
+    # Filled through the store (the facade's L1 keys, no Redis writes): a million sets through
+    # Redis would take minutes and measure nothing this figure is about.
+    base = cache._core.storage_key(cache.namespace, cache._core.spec(None), "x")[0][:-1]
+    for i in range(held):
+        local.set(f"{base}fill:{i}", VALUE, 64, 3600.0, partition="default")
+        ttl_cache[f"fill:{i}"] = VALUE
     cache.set("hot", VALUE, ttl=3600)
-    ttl_cache: TTLCache[str, Any] = TTLCache(maxsize=20_000, ttl=3600)
     ttl_cache["hot"] = VALUE
     assert cache.get("hot") == VALUE and ttl_cache.get("hot") == VALUE
+    assert cache.get("fill:7") == VALUE
     get, ttl_get = cache.get, ttl_cache.get
     return (lambda: get("hot")), (lambda: ttl_get("hot"))
 
 
+def raw_key(cache: QueryCache, name: str) -> str:
+    """A key for a baseline's own copy, under the cache's prefix (so the cleanup removes it too)."""
+    return f"{cache._core.keys.prefix}:raw:{name}"
+
+
 @pytest.fixture
 def l2_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
-    """An L2 hit through the facade (level L2_REDIS) and a raw GET of the same bytes, decoded the same way."""
+    """An L2 hit through the facade (level L2_REDIS) and what a user writes by hand: GET + ``msgpack.unpackb``."""
+    cache = make_cache("L2_REDIS")
+    cache.set("warm", VALUE, ttl=3600)
+    key = raw_key(cache, "warm")
+    client.set(key, msgpack.packb(VALUE), px=3_600_000)
+    get, unpackb = client.get, msgpack.unpackb
+
+    def raw_get() -> Any:
+        return unpackb(get(key))
+
+    assert cache.get("warm") == VALUE and raw_get() == VALUE
+    cached_get = cache.get
+    return (lambda: cached_get("warm")), raw_get
+
+
+@pytest.fixture
+def l2_same_decoding_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
+    """An L2 hit through the facade and a raw GET of the same record decoded by the same codec.
+
+    Not the user's baseline (see :func:`l2_pair`): it leaves out the record
+    and codec, so it isolates the facade's own overhead for regression hunting.
+    """
     cache = make_cache("L2_REDIS")
     cache.set("warm", VALUE, ttl=3600)
     skey = cache._core.storage_key(cache.namespace, cache._core.spec(None), "warm")[0]
@@ -140,7 +185,7 @@ def l2_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
 def l2_tier_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
     """The cache's own L2 tier (pool, timeouts, breaker) plus the same decoding, and the raw baseline.
 
-    Not a target: it splits the L2-hit ratio into the tier's share and the facade's.
+    Not a target: it splits the L2-hit overhead into the tier's share and the facade's.
     """
     cache = make_cache("L2_REDIS")
     cache.set("warm", VALUE, ttl=3600)
@@ -159,9 +204,65 @@ def l2_tier_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
     return tier_get, raw_get
 
 
+def small_values() -> dict[str, Any]:
+    """:data:`MANY` small dicts, one per key."""
+    return {f"item:{i}": {**VALUE, "id": i} for i in range(MANY)}
+
+
+def embeddings() -> dict[str, np.ndarray]:
+    """:data:`MANY` embeddings of :data:`EMBEDDING_DIMS` float32 each, one per key."""
+    rng = np.random.default_rng(7)
+    return {f"vec:{i}": rng.standard_normal(EMBEDDING_DIMS).astype(np.float32) for i in range(MANY)}
+
+
+def many_against_raw(make_cache: MakeCache, client: redis.Redis, values: dict[str, Any],
+                     pack: Callable[[Any], bytes], unpack: Callable[[bytes], Any],
+                     cache_type: str | None = None) -> Pair:
+    """``get_many`` of ``values`` from L2 and a raw MGET of the user's own copies, unpacked one by one."""
+    cache = make_cache("L2_REDIS")
+    cache.set_many(values, ttl=3600, cache_type=cache_type)
+    keys = list(values)
+    raw_keys = [raw_key(cache, key) for key in keys]
+    with client.pipeline(transaction=False) as pipe:
+        for key, value in zip(raw_keys, values.values(), strict=True):
+            pipe.set(key, pack(value), px=3_600_000)
+        pipe.execute()
+    mget = client.mget
+
+    def raw_mget() -> dict[str, Any]:
+        return {key: unpack(raw) for key, raw in zip(keys, mget(raw_keys), strict=True) if raw is not None}
+
+    got, expected = cache.get_many(keys, cache_type=cache_type), raw_mget()
+    assert len(got) == len(expected) == MANY
+    get_many = cache.get_many
+    return (lambda: get_many(keys, cache_type=cache_type)), raw_mget
+
+
 @pytest.fixture
 def many_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
-    """``get_many`` of 100 keys from L2 and a raw MGET of them, decoded the same way."""
+    """``get_many`` of 100 small dicts from L2 and MGET + ``msgpack.unpackb`` per value."""
+    return many_against_raw(make_cache, client, small_values(), msgpack.packb, msgpack.unpackb)
+
+
+@pytest.fixture
+def many_embedding_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
+    """``get_many`` of 100 embeddings (type ``embedding``) and MGET + ``numpy.frombuffer`` per value."""
+
+    def pack(vector: np.ndarray) -> bytes:
+        return vector.tobytes()
+
+    def unpack(raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, dtype=np.float32)
+
+    return many_against_raw(make_cache, client, embeddings(), pack, unpack, cache_type="embedding")
+
+
+@pytest.fixture
+def many_same_decoding_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
+    """``get_many`` of 100 keys from L2 and a raw MGET of the same records, decoded by the same codec.
+
+    Not the user's baseline (see :func:`many_pair`); it isolates the facade's per-key overhead.
+    """
     cache = make_cache("L2_REDIS")
     keys = [f"item:{i}" for i in range(MANY)]
     cache.set_many({key: {**VALUE, "id": i} for i, key in enumerate(keys)}, ttl=3600)
@@ -180,6 +281,34 @@ def many_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
     assert cache.get_many(keys) == raw_mget() and len(raw_mget()) == MANY
     get_many = cache.get_many
     return (lambda: get_many(keys)), raw_mget
+
+
+@pytest.fixture
+def write_through_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
+    """A WRITE_THROUGH set (level BOTH) and a raw ``SET PX`` of ``msgpack.packb``, over rotating keys."""
+    cache = make_cache("BOTH", "WRITE_THROUGH", MEMORY_CACHE_MAX_SIZE=20_000)
+    ours = itertools.cycle([f"wt:{i}" for i in range(10_000)])
+    theirs = itertools.cycle([raw_key(cache, f"wt:{i}") for i in range(10_000)])
+    cached_set, raw_set, packb = cache.set, client.set, msgpack.packb
+    return (lambda: cached_set(next(ours), VALUE, 3600)), (lambda: raw_set(next(theirs), packb(VALUE), px=3_600_000))
+
+
+@pytest.fixture
+def set_many_pair(make_cache: MakeCache, client: redis.Redis) -> Pair:
+    """``set_many`` of 100 small dicts (L2_REDIS, write-through) and a raw pipeline of 100 ``SET PX``."""
+    cache = make_cache("L2_REDIS", "WRITE_THROUGH")
+    values = small_values()
+    raw = {raw_key(cache, key): value for key, value in values.items()}
+    packb = msgpack.packb
+
+    def raw_set_many() -> None:
+        with client.pipeline(transaction=False) as pipe:
+            for key, value in raw.items():
+                pipe.set(key, packb(value), px=3_600_000)
+            pipe.execute()
+
+    set_many = cache.set_many
+    return (lambda: set_many(values, ttl=3600)), raw_set_many
 
 
 @pytest.fixture
@@ -223,22 +352,22 @@ def test_bench_l1_hit_ttlcache_baseline(benchmark: Any, l1_pair: Pair) -> None:
     assert benchmark(l1_pair[1]) == VALUE
 
 
-@pytest.mark.benchmark(group="facade target: L2 hit, QueryCache.get (L2_REDIS) vs raw GET + same decoding")
+@pytest.mark.benchmark(group="facade target: L2 hit, QueryCache.get (L2_REDIS) vs GET + msgpack.unpackb")
 def test_bench_l2_hit_query_cache(benchmark: Any, l2_pair: Pair) -> None:
     assert benchmark(l2_pair[0]) == VALUE
 
 
-@pytest.mark.benchmark(group="facade target: L2 hit, QueryCache.get (L2_REDIS) vs raw GET + same decoding")
+@pytest.mark.benchmark(group="facade target: L2 hit, QueryCache.get (L2_REDIS) vs GET + msgpack.unpackb")
 def test_bench_l2_hit_raw_get_baseline(benchmark: Any, l2_pair: Pair) -> None:
     assert benchmark(l2_pair[1]) == VALUE
 
 
-@pytest.mark.benchmark(group="facade target: get_many of 100 keys from L2 vs raw MGET + same decoding")
+@pytest.mark.benchmark(group="facade target: get_many of 100 keys from L2 vs MGET + msgpack.unpackb")
 def test_bench_get_many_query_cache(benchmark: Any, many_pair: Pair) -> None:
     assert len(benchmark(many_pair[0])) == MANY
 
 
-@pytest.mark.benchmark(group="facade target: get_many of 100 keys from L2 vs raw MGET + same decoding")
+@pytest.mark.benchmark(group="facade target: get_many of 100 keys from L2 vs MGET + msgpack.unpackb")
 def test_bench_get_many_raw_mget_baseline(benchmark: Any, many_pair: Pair) -> None:
     assert len(benchmark(many_pair[1])) == MANY
 
@@ -253,66 +382,60 @@ def test_bench_set_write_through_baseline(benchmark: Any, set_pair: Pair) -> Non
     benchmark(set_pair[1])
 
 
-# -- the gate's figures for the Redis path: interleaved, as benchmarks ------------------------------
+# -- the gate's figures: interleaved, as benchmarks ------------------------------------------------
+# Baselines are what a user writes by hand: cachetools for L1, redis-py with msgpack (numpy's
+# tobytes/frombuffer for embeddings) for L2. The "same decoding" figures compare against a raw
+# call that decodes qcache's own record with its codec: not a target, a finer regression check
+# of the facade's overhead alone.
+
+INTERLEAVED = "facade gate: interleaved ratios (median over adjacent round pairs)"
 
 
-@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
+@pytest.mark.benchmark(group=INTERLEAVED)
 def test_bench_interleaved_l1_hit_vs_ttlcache(benchmark: Any, l1_pair: Pair, smoke: bool, gc_paused: None) -> None:
     """QueryCache.get from L1 over TTLCache.get: ``extra_info["ratio"]``, lower is better."""
     record_interleaved(benchmark, l1_pair[0], l1_pair[1], number=20_000, smoke=smoke)
 
 
-@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
-def test_bench_interleaved_get_many_vs_mget(benchmark: Any, many_pair: Pair, smoke: bool) -> None:
-    """get_many(100) from L2 over MGET + the same decoding: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, many_pair[0], many_pair[1], number=30, smoke=smoke)
+#: The Redis-path figures: the pair fixture (the facade first, its baseline second) and the calls
+#: per round, by the id the gate names the benchmark with.
+REDIS_PATH = {
+    "l2-hit": ("l2_pair", 200),  # over GET + msgpack.unpackb
+    "l2-hit-same-decoding": ("l2_same_decoding_pair", 200),
+    "l2-tier": ("l2_tier_pair", 200),  # the tier's share of an L2 hit; not a figure
+    "get-many": ("many_pair", 30),  # 100 small dicts over MGET + msgpack.unpackb
+    "get-many-embeddings": ("many_embedding_pair", 20),  # 100 embeddings over MGET + numpy.frombuffer
+    "get-many-same-decoding": ("many_same_decoding_pair", 30),
+    "set-many": ("set_many_pair", 20),  # over a pipeline of 100 SET PX + msgpack.packb
+    "write-through": ("write_through_pair", 200),  # over SET PX + msgpack.packb
+}
 
 
-@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
-def test_bench_interleaved_l2_hit_vs_raw_get(benchmark: Any, l2_pair: Pair, smoke: bool) -> None:
-    """QueryCache.get from L2 over a raw GET + the same decoding: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, l2_pair[0], l2_pair[1], number=200, smoke=smoke)
+@pytest.mark.benchmark(group=INTERLEAVED)
+@pytest.mark.parametrize("figure", list(REDIS_PATH))
+def test_bench_interleaved_redis_path(benchmark: Any, figure: str, request: pytest.FixtureRequest,
+                                      smoke: bool) -> None:
+    """The facade over its Redis-path baseline: ``extra_info["ratio"]``, lower is better."""
+    fixture, number = REDIS_PATH[figure]
+    ours, theirs = request.getfixturevalue(fixture)
+    record_interleaved(benchmark, ours, theirs, number=number, smoke=smoke)
 
 
-@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
+@pytest.mark.benchmark(group=INTERLEAVED)
 def test_bench_interleaved_write_back_speedup(benchmark: Any, set_pair: Pair, smoke: bool) -> None:
     """WRITE_THROUGH set time over WRITE_BACK set time: ``extra_info["ratio"]``, higher is better."""
     record_interleaved(benchmark, set_pair[1], set_pair[0], number=300, smoke=smoke)
 
 
-@pytest.mark.benchmark(group="facade gate: interleaved ratios (median over adjacent round pairs)")
+@pytest.mark.benchmark(group=INTERLEAVED)
 def test_bench_interleaved_write_back_vs_l1_set(benchmark: Any, back_vs_l1_pair: Pair, smoke: bool) -> None:
     """WRITE_BACK set time over an L1-only set time: ``extra_info["ratio"]``, lower is better."""
-    record_interleaved(benchmark, back_vs_l1_pair[0], back_vs_l1_pair[1], number=300, smoke=smoke)
+    # Rounds of 3,000 sets: each spans several of the flusher's batches, so whether a round caught
+    # one in progress (the flusher shares the GIL) does not decide its time.
+    record_interleaved(benchmark, back_vs_l1_pair[0], back_vs_l1_pair[1], number=3_000, smoke=smoke)
 
 
 # -- ratios, asserted ------------------------------------------------------------------------------
-
-
-@pytest.mark.timing
-def test_ratio_l1_hit_vs_ttlcache(l1_pair: Pair) -> None:
-    ours, theirs = interleaved(*l1_pair, number=20_000)
-    ratio = ours / theirs
-    report("L1 hit, QueryCache.get vs TTLCache.get", ours, theirs, ratio, "target <= 1.0x, stretch 0.5x")
-    assert ratio <= 1.0 * (1 + TOLERANCE)
-
-
-@pytest.mark.timing
-def test_ratio_l2_hit_vs_raw_get(l2_pair: Pair, l2_tier_pair: Pair) -> None:
-    ours, theirs = interleaved(*l2_pair, number=200)
-    ratio = ours / theirs
-    report("L2 hit, QueryCache.get vs GET + decode", ours, theirs, ratio, "target <= 1.25x")
-    tier, raw = interleaved(*l2_tier_pair, number=200)
-    report("  of which the L2 tier: tier.get vs GET, both + decode", tier, raw, tier / raw, "information")
-    assert ratio <= 1.25 * (1 + TOLERANCE)
-
-
-@pytest.mark.timing
-def test_ratio_get_many_vs_raw_mget(many_pair: Pair) -> None:
-    ours, theirs = interleaved(*many_pair, number=30)
-    ratio = ours / theirs
-    report("get_many(100) from L2 vs MGET + decode", ours, theirs, ratio, "target <= 1.3x")
-    assert ratio <= 1.3 * (1 + TOLERANCE)
 
 
 @pytest.mark.timing

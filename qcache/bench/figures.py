@@ -124,6 +124,30 @@ class FigureValue:
         return not f.is_worse(self.value, f.target)
 
     @property
+    def target_gap(self) -> float | None:
+        """How far past its target the value is, as a factor (1.5: half again as bad); None when met or unknown.
+
+        A figure whose target is not met yet is gated by a regression limit
+        above the target; the gap says how far the promise still is.
+        """
+        f = self.figure
+        if self.meets_target is not False or self.value is None or f.target is None:
+            return None
+        if f.better is Better.LOWER:
+            return self.value / f.target
+        return f.target / self.value if self.value > 0 else math.inf
+
+    @property
+    def status(self) -> str:
+        """``meets target``, ``misses target (1.52x it)`` or ``no target`` (None value: ``missing``)."""
+        if self.value is None:
+            return "missing"
+        gap = self.target_gap
+        if gap is not None:
+            return f"misses target ({gap:.2f}x it)"
+        return "no target" if self.meets_target is None else "meets target"
+
+    @property
     def fails_gate(self) -> bool:
         """A breached limit, or required data missing from the run."""
         if self.value is None:

@@ -58,6 +58,7 @@ class Verdict:
                     "target": v.figure.target,
                     "better": v.figure.better.value,
                     "meets_target": v.meets_target,
+                    "target_gap": v.target_gap,
                     "fails_gate": v.fails_gate,
                     "missing": v.missing,
                 }

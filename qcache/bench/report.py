@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from qcache.bench.figures import FigureValue, per_op
 from qcache.bench.gate import MIN_RUNS_TO_DROP, SPREAD_FACTOR, TOLERANCE_FLOOR, Spread, Verdict
+from qcache.bench.peers import format_peers, peer_rows
 from qcache.bench.results import Run
 from qcache.config.sections import MemoryConfig
 from qcache.errors import ConfigError
@@ -137,11 +138,8 @@ def figure_status(value: FigureValue) -> str:
     parts = []
     if value.breaches_limit:
         parts.append("REGRESSION")
-    met = value.meets_target
-    if met is True:
-        parts.append("meets target")
-    elif met is False:
-        parts.append("misses target")
+    if value.meets_target is not None:
+        parts.append(value.status)
     return ", ".join(parts) or "ok"
 
 
@@ -274,6 +272,10 @@ def format_report(
                  f"{len(run.benchmarks)} benchmarks):")
     lines += format_figures(values)
     lines += [f"  note: {note}" for note in notes]
+    peers = peer_rows(run)
+    if peers:
+        lines.append("")
+        lines += format_peers(peers)
     lines.append("")
     lines += format_thresholds(run, thresholds)
     sims = run.simulations()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 MAX_LINES = 40
 #: Figures shown by name (the facade's promises); the rest are counted.
-SHOWN_FIGURES = 5
+SHOWN_FIGURES = 7
 LISTED_BREACHES = 5
 
 
@@ -35,7 +35,7 @@ def _figure_lines(values: Sequence[FigureValue]) -> list[str]:
     ]
     for v in values[:SHOWN_FIGURES]:
         if v.value is not None:
-            verdict = "REGRESSION" if v.breaches_limit else ("ok" if v.meets_target is not False else "misses target")
+            verdict = "REGRESSION" if v.breaches_limit else ("ok" if v.meets_target is not False else v.status)
             lines.append(
                 f"  {v.figure.name:<34} {v.value:8.3f}  target {v.figure.bound_text(v.figure.target):<8} {verdict}"
             )

@@ -135,10 +135,12 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
                     await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
             else:
                 await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
-        else:  # nothing to send now: no generator to drive (see WritePlans.set_begin)
+        elif core.use_l2:  # write-back, nothing to send now: no generator to drive (see WritePlans.set_begin)
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
+        else:  # memory only: no record to build
+            self._writes.memory_set(self._namespace, key, value, ttl, cache_type, tags, source)
 
     async def set_many(
         self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None,

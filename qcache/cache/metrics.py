@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +158,18 @@ class CacheMetrics:
         if len(pending) >= _FOLD_BATCH:
             with self._lock:
                 self._fold()
+
+    def l1_hit_queue(self) -> tuple[list[int], int, Callable[[], None]]:
+        """Where :meth:`l1_hit` appends, how many samples make a batch, and what folds one.
+
+        For the facade's L1 hot path, which appends inline: the call to
+        :meth:`l1_hit` alone costs a sixth of a hit. Whoever fills the batch folds it.
+        """
+        return self._l1_hits, _FOLD_BATCH, self._fold_now
+
+    def _fold_now(self) -> None:
+        with self._lock:
+            self._fold()
 
     def l2_hit(self, ns: int) -> None:
         """An L2 hit of ``get`` that took ``ns`` nanoseconds; lock-free like :meth:`l1_hit`."""
@@ -311,6 +323,10 @@ class NullMetrics(CacheMetrics):
 
     def l1_hit(self, ns: int) -> None:
         pass
+
+    def l1_hit_queue(self) -> tuple[list[int], int, Callable[[], None]]:
+        queue: list[int] = []
+        return queue, _FOLD_BATCH, queue.clear
 
     def l2_hit(self, ns: int) -> None:
         pass

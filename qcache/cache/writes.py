@@ -11,7 +11,7 @@ steps directly and skip driving a generator.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qcache.cache.content import content_hash
@@ -43,12 +43,13 @@ class SetState(NamedTuple):
     started: int
     cache_type: str  # the type's name, which is also its L1 partition
     tags: tuple[str, ...]  # the Redis keys of the write's tag sets (see qcache.cache.tags)
+    size: int  # what the entry weighs against L1's byte bound
 
 
 class WritePlans:
     """The write operations of one cache (``delete`` included)."""
 
-    __slots__ = ("_core", "_entries", "_gen_slots", "_gens", "_l1", "_locator", "_metrics", "_pending")
+    __slots__ = ("_core", "_entries", "_gen_slots", "_gens", "_l1", "_locator", "_metrics", "_pending", "memory_set")
 
     def __init__(self, core: CacheCore) -> None:
         self._core = core
@@ -59,6 +60,44 @@ class WritePlans:
         self._gen_slots = core.generations.slots  # set_end bumps inline (see WriteGenerations)
         self._locator = core.locator
         self._entries = core.entries
+        self.memory_set = self._memory_set_function()
+
+    def _memory_set_function(self) -> Callable[[str, str, Any, object, str | None, object, object], None]:
+        """Build ``set`` for a cache without L2 (level ``L1_MEMORY``): the caller checked ``not use_l2``.
+
+        With no L2 write there is no record to build: the value is weighed
+        (:meth:`qcache.codec.Codec.plain_size`) and put into L1 for its TTL,
+        with the same key checks, write generation and metrics as
+        :meth:`set_begin` and :meth:`set_end`, in one closure instead of two
+        calls and the state between them (a third of an L1-only set). Tags
+        and a content source take the two steps.
+        """
+        core = self._core
+        l1 = self._l1
+        locate = self._locator.locate
+        resolve_ttl = self._entries.resolve_ttl
+        gen_slots = self._gen_slots
+        l1_set = self._metrics.l1_set
+        perf_ns = _perf_ns
+
+        def memory_set(
+            namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
+            source: object = None,
+        ) -> None:
+            if tags or source is not None or l1 is None or not core.use_l1:
+                self.set_end(self.set_begin(namespace, key, value, ttl, cache_type, tags, source))
+                return
+            if type(key) is not str:
+                key = check_key(key)
+            spec, skey, hashed = locate(namespace, key, cache_type)
+            seconds = resolve_ttl(spec, ttl)
+            started = perf_ns()
+            size = spec.codec.plain_size(value)
+            gen_slots[hash(skey) & SLOT_MASK] += 1  # as in set_end
+            l1.set(skey, value, size, seconds, key if hashed else None, spec.name)
+            l1_set(perf_ns() - started)
+
+        return memory_set
 
     def set_begin(
         self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
@@ -72,21 +111,28 @@ class WritePlans:
         entries = self._entries
         seconds = entries.resolve_ttl(spec, ttl)
         started = _perf_ns()
-        if source is None:
-            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+        core = self._core
+        digest = None if source is None else content_hash(source)
+        if core.use_l2:
+            if digest is None:
+                record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+            else:
+                record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds, digest)
+            size = len(record)
         else:
-            digest = content_hash(source)
-            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds, digest)
-            core = self._core
-            if not core.use_l2:  # nowhere else to keep it: validate() finds it here
+            # Nothing goes to L2: the byte bound needs a size, not a record (see Codec.plain_size).
+            record = b""
+            size = spec.codec.plain_size(value)
+            expires_at_ms = int((entries.clock() + seconds) * 1000) + 1
+            if digest is not None:  # nowhere else to keep it: validate() finds it here
                 core.local_digests.put(skey, digest, core.held_locally)
         return new_tuple(
-            SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name, tag_keys)
+            SetState, (skey, hashed, key, value, seconds, record, expires_at_ms, started, spec.name, tag_keys, size)
         )
 
     def set_end(self, state: SetState) -> None:
         """Last step of a write: L1 (or dropping its copy), the write-back queue, metrics."""
-        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type, tag_keys = state
+        skey, hashed, key, value, seconds, record, expires_at_ms, started, cache_type, tag_keys, size = state
         core = self._core
         l1 = self._l1
         if l1 is not None and core.use_l1:
@@ -99,10 +145,10 @@ class WritePlans:
                 l1.delete(skey)
             else:
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
+                    skey, value, size, min(seconds, remaining), meta=key if hashed else None,
                     partition=cache_type,
                 )
-                if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
+                if strategy is WriteStrategy.WRITE_BACK and core.use_l2 and record:
                     self._pending.put(new_tuple(PendingWrite, (skey, record, expires_at_ms, tag_keys)))
                 if tag_keys and not core.writes_l2_now:
                     # Write-back or L1 only: Redis does not know this membership yet, or ever.
@@ -118,6 +164,8 @@ class WritePlans:
         """``set`` when it writes L2 during the call: both steps around the L2 write."""
         state = self.set_begin(namespace, key, value, ttl, cache_type, tags, source)
         core = self._core
+        if core.writes_l2_now and not state.record:  # the level gained L2 since set_begin looked
+            state = self.set_begin(namespace, key, value, ttl, cache_type, tags, source)
         if core.writes_l2_now:
             if len(self._pending):
                 # Left over from WRITE_BACK before a live strategy switch: it must not land after

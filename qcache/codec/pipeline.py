@@ -180,6 +180,26 @@ class Codec:
         (self.stats if stats is None else stats).record_encode(size, len(out), compressed_to, skipped, encrypt)
         return out
 
+    def plain_size(self, value: Any) -> int:
+        """What ``encode(value)`` stores when neither compressed nor encrypted, without building it.
+
+        For a cache that keeps values in process only: its byte bound needs a
+        size, not the bytes, so the compression, checksum and header are
+        counted instead of made. It is the serialized length plus the plain
+        header: exactly the stored size of a value that does not compress,
+        the uncompressed size of one that would. Raises as :meth:`encode` does
+        for values that cannot be represented or are too large.
+        """
+        try:
+            size = len(self._serializer.dumps(value))
+        except SerializationError:
+            if self._pickle is None:
+                raise
+            size = len(self._pickle.dumps(value))
+        if size > self._max:
+            raise SerializationError(f"value serializes to {size} bytes, above the {self._max}-byte limit")
+        return size + BASE_SIZE + CHECKSUM.size
+
     def decode(
         self,
         data: bytes | bytearray | memoryview,
@@ -311,6 +331,10 @@ class CacheTypeCodec:
     def encode(self, value: Any, key: str | bytes) -> bytes:
         """Stored bytes for ``value`` under ``key`` with this type's flags."""
         return self.codec.encode(value, key=key, compress=self.compress, encrypt=self.encrypt, stats=self.stats)
+
+    def plain_size(self, value: Any) -> int:
+        """:meth:`Codec.plain_size`: the size an in-process-only cache counts for ``value``."""
+        return self.codec.plain_size(value)
 
     def decode(self, data: bytes | bytearray | memoryview, key: str | bytes) -> Any:
         """The value in ``data``; CodecIntegrityError (with a reason) for bad bytes."""

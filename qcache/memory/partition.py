@@ -61,10 +61,7 @@ class Partition:
     def adopt(self, policy: EvictionPolicy) -> None:
         """Make ``policy`` the one ordering this partition's keys (hooks bound once, for the hot path)."""
         self.policy = policy
-        self.on_access = policy.on_access
-        self.on_insert = policy.on_insert
-        self.on_miss = policy.on_miss
-        self.on_remove = policy.on_remove
+        self.on_insert, self.on_access, self.on_miss, self.on_remove = policy.hooks()
 
     def rebuild(self, capacity: int, make_policy: Callable[[int], EvictionPolicy]) -> list[Hashable]:
         """Switch to a new policy built for ``capacity``; return the keys that no longer fit.

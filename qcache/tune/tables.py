@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qcache.bench import FigureValue, Run
+from qcache.bench.peers import PeerRow
 from qcache.bench.report import describe_run, figure_status
 from qcache.tune.curves import Curve
 from qcache.tune.health import Check, count_by_status
@@ -72,6 +73,24 @@ def figures_table(values: Sequence[FigureValue]) -> str:
                 figure_status(v),
             ]
             for v in values
+        ],
+    )
+
+
+def peers_table(rows: Sequence[PeerRow]) -> str:
+    """The peers comparison: per operation, each contender's time over the baseline, with its serializer."""
+    return markdown_table(
+        ["operation", "contender", "ratio", "quartiles", "baseline", "serializer"],
+        [
+            [
+                r.operation,
+                f"**{r.contender}**" if r.is_qcache else r.contender,
+                f"{r.ratio:.3f}",
+                f"{r.ratio_q1:.2f}-{r.ratio_q3:.2f}",
+                r.baseline,
+                r.serializer,
+            ]
+            for r in rows
         ],
     )
 

@@ -123,22 +123,27 @@ def test_missing_data_gives_no_value_and_says_why(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("better", "value", "limit", "target", "breaches", "meets"),
+    ("better", "value", "limit", "target", "breaches", "meets", "gap"),
     [
-        ("lower", 1.1, 1.2, 1.0, False, False),
-        ("lower", 1.3, 1.2, 1.5, True, True),
-        ("higher", 12.0, 8.0, 10.0, False, True),
-        ("higher", 7.0, 8.0, 10.0, True, False),
+        ("lower", 1.1, 1.2, 1.0, False, False, 1.1),
+        ("lower", 1.3, 1.2, 1.5, True, True, None),
+        ("higher", 12.0, 8.0, 10.0, False, True, None),
+        ("higher", 8.0, 4.0, 10.0, False, False, 1.25),
+        ("higher", 7.0, 8.0, 10.0, True, False, 10 / 7),
     ],
 )
 def test_limits_and_targets_follow_the_good_direction(
-    tmp_path: Path, better: str, value: float, limit: float, target: float, breaches: bool, meets: bool
+    tmp_path: Path, better: str, value: float, limit: float, target: float, breaches: bool, meets: bool,
+    gap: float | None,
 ) -> None:
     run = run_of(tmp_path, "r", entry(A, value * 1e-6), entry(B, 1e-6))
     result = evaluate(ratio_figure("f", A, B, better=better, limit=limit, target=target), run)
     assert result.value == pytest.approx(value)
     assert result.breaches_limit is breaches and result.fails_gate is breaches
     assert result.meets_target is meets
+    # A figure short of its target is gated by a regression limit; the gap says how far the target is.
+    assert result.target_gap == (None if gap is None else pytest.approx(gap))
+    assert result.status == ("meets target" if meets else f"misses target ({gap:.2f}x it)")
 
 
 # ------------------------------------------------------------------- the gate

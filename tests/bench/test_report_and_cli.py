@@ -92,7 +92,7 @@ def test_the_report_shows_figures_flags_and_credits(tmp_path: Path) -> None:
     figure = ratio_figure("a-over-b", A, B, target=1.0, limit=1.5)
     text = format_report(run, evaluate_all([figure], run), Thresholds(50.0, 0.6))
     assert "run r (quick mode)" in text and "Redis 7.0.15 provisioned by binary" in text
-    assert "a-over-b" in text and "1.200" in text and "misses target" in text and "REGRESSION" not in text
+    assert "a-over-b" in text and "1.200" in text and "misses target (1.20x it)" in text and "REGRESSION" not in text
     assert "ABOVE CACHE_LATENCY_THRESHOLD 50 ms: median of test_set[slow] = 60.000 ms" in text
     assert "Trace credit line" in text and "Sim credit line" in text
     noted = format_report(run, evaluate_all([figure], run), Thresholds(50.0, 0.6), notes=["a-over-b: measured again"])

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from qcache.cache.record import unpack_record
+from qcache.errors import SerializationError
 
 from .conftest import MakeCache
 from .support import Clocks, Handle, redis_keys
@@ -251,3 +252,49 @@ async def test_type_caps_follow_configuration_changes_and_new_types(make_cache: 
     await cache.set_many({f"c{i}": i for i in range(9)}, ttl=60, cache_type="chunk")
     partitions = l1_partitions(cache)
     assert (partitions["chunk"], partitions["search"]) == (4, 2)
+
+
+# -- the byte bound of a memory-only cache (sizes measured, not encoded) ---------------------------
+
+
+async def test_a_memory_only_set_weighs_what_an_uncompressed_encoding_would_store(make_cache: MakeCache) -> None:
+    """An L1-only cache does not encode values to weigh them. Its measure is the codec's encoded size
+    exactly for values that do not compress, without the L2 record's envelope (expiry and TTL: the
+    stated tolerance is under 32 bytes an entry, never above what a cache with L2 counts), and the
+    uncompressed size for values that would compress (never smaller than what L2 would store)."""
+    memory = await make_cache("L1_MEMORY", CACHE_COMPRESSION_ENABLED="false")
+    both = await make_cache("BOTH", CACHE_COMPRESSION_ENABLED="false")
+    values = {"small": {"id": 1, "tags": ["a", "b"]}, "text": "x" * 5000, "numbers": list(range(300))}
+    for key, value in values.items():
+        await memory.set(key, value, ttl=60)
+        await both.set(key, value, ttl=60)
+    assert memory.core.l1 is not None and both.core.l1 is not None
+    measured, recorded = memory.core.l1.total_bytes, both.core.l1.total_bytes
+    assert recorded - 32 * len(values) <= measured <= recorded
+    for key, value in values.items():
+        entry = memory.core.l1.get_entry(memory.storage_key(key))
+        assert entry is not None
+        assert entry.size == len(memory.core.codec.encode(value, key="any", compress=False))
+    compressing = await make_cache("BOTH")  # lz4 from 1 KiB on: the text compresses, the record shrinks
+    await compressing.set("text", values["text"], ttl=60)
+    assert compressing.core.l1 is not None
+    stored = compressing.core.l1.total_bytes
+    weighed = memory.core.l1.get_entry(memory.storage_key("text"))
+    assert weighed is not None and stored < weighed.size  # counted uncompressed in memory: on the safe side
+
+
+async def test_the_byte_bound_of_a_memory_only_cache_holds(make_cache: MakeCache) -> None:
+    cache = await make_cache("L1_MEMORY", MEMORY_CACHE_MAX_MEMORY_MB=1, MEMORY_CACHE_MAX_SIZE=100_000)
+    value = "v" * 1000
+    for i in range(3000):  # about 3 MB of values into a 1 MiB bound
+        await cache.set(f"k{i}", value, ttl=60)
+    l1 = cache.core.l1
+    assert l1 is not None
+    stats = l1.stats()
+    assert stats.bytes <= 1 << 20 and stats.evictions > 0
+    codec = cache.core.codec
+    per_entry = codec.plain_size(value)
+    assert per_entry == len(codec.encode(value, key="any", compress=False))
+    assert stats.entries == (1 << 20) // per_entry  # the bound is full, by the exact encoded size
+    with pytest.raises(SerializationError):
+        await cache.set("bad", object(), ttl=60)  # a value that cannot be stored is still refused

@@ -172,7 +172,8 @@ def test_concurrent_operations_keep_every_invariant(policy_name: str) -> None:
 
     assert failures == []
     assert lock.problems == []
-    assert lock.checks >= THREADS * OPS_PER_THREAD  # every operation was checked
+    # Every operation that changes the store was checked (over half of them; a hit takes no lock).
+    assert lock.checks >= THREADS * OPS_PER_THREAD // 2
     assert len(store) == len(policy)
     check_outcome(store, clock, last_written)
 
@@ -205,7 +206,7 @@ def test_concurrent_operations_on_partitions_keep_every_invariant(policy_name: s
 
     assert failures == []
     assert lock.problems == []
-    assert lock.checks >= THREADS * OPS_PER_THREAD + len(cap_changes)
+    assert lock.checks >= THREADS * OPS_PER_THREAD // 2 + len(cap_changes)  # a hit takes no lock
     assert len(cap_changes) > 10
     partitions = store.stats().partitions
     assert set(partitions) == {DEFAULT_PARTITION, "a", "b"} and sum(partitions.values()) == len(store)

@@ -37,7 +37,8 @@ def test_driver_protocol_calls(clock: ManualClock) -> None:
     store.get_entry("a")
     store.get("b")
     store.get_entry("b")
-    assert policy.take() == [("access", "a"), ("access", "a"), ("miss", "b"), ("miss", "b")]
+    # Hits wait in the read buffer until the next locked operation; LRU only needs a key's last one.
+    assert policy.take() == [("access", "a"), ("miss", "b"), ("miss", "b")]
 
     # Peeks are not reads.
     assert "a" in store
@@ -97,6 +98,37 @@ def test_lru_order_is_respected() -> None:
     assert store.stats().evictions == 2
 
 
+class RecordingCounts(RejectNewcomer):
+    """A policy that counts every hit (as frequency policies do): no repeat may be dropped."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self.accesses: list[Hashable] = []
+
+    def on_access(self, key: Hashable) -> None:
+        self.accesses.append(key)
+
+
+def test_buffered_hits_reach_the_policy_in_order_before_any_decision(clock: ManualClock) -> None:
+    policy = RecordingCounts(10)
+    store = MemoryStore(10, 100, policy, clock=clock)
+    for key in "abc":
+        store.set(key, key, 1, None)
+    for key in "abab":
+        assert store.get(key) == key
+    assert store.get_entry("c") is not None
+    assert policy.accesses == []  # lock-free hits, not told yet
+    store.set("d", "d", 1, None)  # a write replays them first, every one, in order
+    assert policy.accesses == ["a", "b", "a", "b", "c"]
+    for _ in range(200):  # a reader that fills the buffer replays it itself
+        store.get("a")
+    assert 136 <= len(policy.accesses) <= 205
+    store.delete("a")
+    assert policy.accesses.count("a") == 202
+    store.get("a")
+    assert policy.accesses.count("a") == 202  # a miss is no hit
+
+
 def test_byte_pressure_evicts_in_policy_order() -> None:
     store = MemoryStore(100, 100, "FIFO")
     for i in range(5):
@@ -139,3 +171,22 @@ def test_a_policy_out_of_step_is_reported() -> None:
     store.set("a", 1, 1, None)
     with pytest.raises(RuntimeError, match="out of step"):
         store.set("b", 2, 1, None)
+
+
+def test_the_hit_path_is_the_store_s_own_state(clock: ManualClock) -> None:
+    """What a caller inlining get_entry's fast path holds is live: the data, the clock, the read buffer."""
+    policy = RecordingCounts(10)
+    store = MemoryStore(10, 100, policy, clock=clock)
+    path = store.hit_path()
+    store.set("a", 1, 1, ttl=5)
+    entry = path.lookup("a")
+    assert entry is not None and entry is store.peek("a") and path.clock() == clock()
+    path.reads.append("a")  # a hit noted the way get_entry notes it
+    store.set("b", 2, 1, None)
+    assert policy.accesses == ["a"]
+    for _ in range(path.batch):
+        path.reads.append("b")
+    path.replay()
+    assert policy.accesses == ["a"] + ["b"] * path.batch and path.reads == []
+    clock.advance(5)
+    assert path.lookup("a") is not None and store.get_entry("a") is None  # expiry is the caller's to check

@@ -150,3 +150,32 @@ def test_any_operation_sequence_keeps_the_contract(
         else:
             driver.delete(key)
         assert len(driver.policy) == len(driver.keys) <= capacity
+
+
+def test_the_hooks_a_driver_binds_behave_as_the_methods(policy_name: str) -> None:
+    """``hooks()`` may hand out C methods of the policy's containers: the same evictions must follow."""
+    by_method = create_policy(policy_name, 8)
+    by_hooks = create_policy(policy_name, 8)
+    on_insert, on_access, on_miss, on_remove = by_hooks.hooks()
+    rng = random.Random(11)
+    held: set[int] = set()
+    for _ in range(3000):
+        key = rng.randrange(40)
+        if key in held and rng.random() < 0.1:
+            by_method.on_remove(key)
+            on_remove(key)
+            held.discard(key)
+        elif key in held:
+            by_method.on_access(key)
+            on_access(key)
+        else:
+            by_method.on_miss(key)
+            on_miss(key)
+            by_method.on_insert(key)
+            on_insert(key)
+            held.add(key)
+            while len(held) > 8:
+                victim = by_method.victim()
+                assert by_hooks.victim() == victim
+                held.discard(victim)
+    assert len(by_method) == len(by_hooks) == len(held)

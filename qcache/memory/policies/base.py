@@ -10,8 +10,17 @@ which key to give up (``victim``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
-from typing import ClassVar
+from collections.abc import Callable, Hashable
+from typing import ClassVar, NamedTuple
+
+
+class PolicyHooks(NamedTuple):
+    """The four notifications a driver calls on the hot paths, as callables bound once."""
+
+    on_insert: Callable[[Hashable], object]
+    on_access: Callable[[Hashable], object]
+    on_miss: Callable[[Hashable], object]
+    on_remove: Callable[[Hashable], object]
 
 
 class EvictionPolicy(ABC):
@@ -35,6 +44,9 @@ class EvictionPolicy(ABC):
 
     #: Registry name (upper case), set by :func:`register_policy`.
     name: ClassVar[str] = ""
+    #: True when only the last of several ``on_access(key)`` calls matters (recency, or nothing):
+    #: a driver replaying buffered hits may then drop the repeats and keep each key's last.
+    last_access_only: ClassVar[bool] = False
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
@@ -55,6 +67,15 @@ class EvictionPolicy(ABC):
     @abstractmethod
     def on_remove(self, key: Hashable) -> None:
         """The driver dropped ``key`` on its own account."""
+
+    def hooks(self) -> PolicyHooks:
+        """The notifications as callables, for a driver that binds them once (the L1 store does).
+
+        They must behave exactly as the methods; a policy may hand out the
+        underlying C methods of its containers instead, saving a Python call
+        per operation.
+        """
+        return PolicyHooks(self.on_insert, self.on_access, self.on_miss, self.on_remove)
 
     @abstractmethod
     def victim(self) -> Hashable:
