@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from qcache.access.policy import BUILTIN_ROLES, AccessPolicy, Permission
 from qcache.cache.keys import GLOBAL_NAMESPACE, check_name
 
-#: Commands a connection needs whatever its role (redis-py's handshake, probes, INFO for health).
+#: Commands a connection needs whatever its role (redis-py's handshake, probes, INFO for health, and
+#: the invalidation connection that keeps L1 coherent: CLIENT ID, CLIENT TRACKING, its one channel).
 # CLIENT SETINFO is left out: Redis 7.0 does not know it, and redis-py ignores its refusal.
-_BASE = ("+ping", "+hello", "+client|setname", "+info", "+select")
+_BASE = ("+ping", "+hello", "+client|setname", "+info", "+select",
+         "+client|id", "+client|tracking", "+subscribe", "&__redis__:invalidate")
 _BY_PERMISSION: dict[Permission, tuple[str, ...]] = {
     Permission.READ: ("+get", "+mget", "+pttl", "+exists"),
     Permission.WRITE: ("+set", "+zadd", "+zremrangebyscore", "+pexpire", "+pttl", "+evalsha",

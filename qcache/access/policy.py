@@ -62,13 +62,13 @@ OPERATIONS: dict[str, frozenset[Permission]] = {
     "config": frozenset({Permission.ADMIN}),  # the live configuration can be changed through it
 }
 
-_ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_NAMESPACE_WIDE = re.compile(r"^[*?:\[\]\-!^]*$")  # only wildcards and separators: every key matches
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # fullmatch: "$" would let a trailing newline in
+_NAMESPACE_WIDE = re.compile(r"[*?:\[\]\-!^]*")  # only wildcards and separators: every key matches
 
 
 def namespace_wide(pattern: str) -> bool:
     """Whether a glob can match every key of a namespace (``*``, ``*:*``, ``?*``...)."""
-    return bool(_NAMESPACE_WIDE.match(pattern)) and "*" in pattern
+    return bool(_NAMESPACE_WIDE.fullmatch(pattern)) and "*" in pattern
 
 
 def token_digest(token: str) -> str:
@@ -107,7 +107,7 @@ class AccessPolicy:
 
     def __post_init__(self) -> None:
         problems = [f"role name {name!r} must be 1-32 lower-case letters, digits, '_' or '-'"
-                    for name in self.roles if not _ROLE_NAME.match(name)]
+                    for name in self.roles if not _ROLE_NAME.fullmatch(name)]
         for name, permissions in self.roles.items():
             for permission in permissions:
                 try:

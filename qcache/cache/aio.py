@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.core import CacheCore
 from qcache.cache.facade import FacadeBase, SharedState, warm_up_async
 from qcache.cache.flusher import DrainDeadline
@@ -22,6 +23,8 @@ from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import AsyncL2Backend, AsyncRedisTier
 from qcache.l2.cluster import async_tier_from_config
+from qcache.l2.core import TierCore
+from qcache.l2.tracking import FIRST_CONNECT_WAIT, AsyncTrackingListener
 
 logger = logging.getLogger("qcache")
 
@@ -57,6 +60,34 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     def _new_shared(self, core: CacheCore, tier: AsyncL2Backend | None) -> _AsyncShared:
         return _AsyncShared(core, tier)
 
+    def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> AsyncTrackingListener:
+        listener = AsyncTrackingListener(tier.client, tier.namespace, coherence)
+        self._shared.listener = listener
+        self._shared.listener_idle = True
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return listener  # built outside a loop: the first L2 call (or ``async with``) starts it
+        self._listen()
+        return listener
+
+    def _listen(self) -> None:
+        listener = self._shared.listener
+        if isinstance(listener, AsyncTrackingListener) and not listener.started and not self._shared.closed:
+            listener.start()
+
+    async def _listening(self) -> None:
+        """Start the listener if it is not yet, and wait (briefly) for its first connection attempt.
+
+        Until then, whatever L1 takes in would be flushed when tracking comes up.
+        """
+        shared = self._shared
+        listener = shared.listener
+        if isinstance(listener, AsyncTrackingListener):
+            self._listen()
+            await listener.first_attempt(min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout))
+        shared.listener_idle = False
+
     # -- begin: shared with sync.py, which tests/cache/sync_from_async.py derives from this --
 
     # -- running plans -----------------------------------------------------------------------
@@ -64,6 +95,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     async def _run(self, plan: Plan[T]) -> T:
         """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
+        if shared.listener_idle:
+            await self._listening()
         try:
             call = next(plan)
             while True:
@@ -98,6 +131,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         value, state = core.reads.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
         if state is None:
             return value
+        if self._shared.listener_idle:
+            await self._listening()
         try:
             raw = await (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
@@ -136,6 +171,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             else:
                 await self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
         elif core.use_l2:  # write-back, nothing to send now: no generator to drive (see WritePlans.set_begin)
+            if self._shared.listener_idle:
+                await self._listening()  # before L1 takes the value: tracking coming up would flush it
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
@@ -369,6 +406,9 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             shared.warm_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await shared.warm_up
+        if isinstance(shared.listener, AsyncTrackingListener):
+            await shared.listener.stop()
+        core.coherence = None
         if shared.tier is not None:
             await shared.tier.close()
 
@@ -387,6 +427,8 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
                                                 shared.alert_hooks, interval).start()
 
     async def __aenter__(self) -> AsyncQueryCache:
+        if self._shared.listener_idle:
+            await self._listening()
         self.start_monitoring()
         return self
 

@@ -11,10 +11,12 @@ codec, the metrics, the write-back queue and the write generations.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.content import LocalDigests
 from qcache.cache.entries import EntryCodec
 from qcache.cache.failures import FailurePolicy
@@ -84,6 +86,8 @@ class CacheCore:
         self.l1 = l1
         self.pending = WriteBackQueue(max_pending_writes)
         self.generations = WriteGenerations()
+        #: Set by the facade while an invalidation listener keeps L1 coherent (see qcache.cache.coherence).
+        self.coherence: L1Coherence | None = None
         self.tag_index = LocalTagIndex()
         self._tag_key_memo: dict[tuple[str, tuple[object, ...]], tuple[str, ...]] = {}
         self.local_digests = LocalDigests()
@@ -101,6 +105,8 @@ class CacheCore:
         self.writes_l2_now = False
         self.isolation = True
         self.batch_size = 1
+        #: MEMORY_CACHE_TTL: no L1 copy of a Redis entry outlives it, whatever the entry's TTL (coherence's safety net).
+        self.l1_max_ttl = 3600.0
         self.latency_threshold_ms = 0.0
         self.hit_rate_threshold = 0.0
         self._applied = False
@@ -140,6 +146,8 @@ class CacheCore:
         self.isolation = snap.security.project_isolation
         self.entries.ttl_jitter = snap.performance.ttl_jitter
         self.batch_size = snap.performance.batch_size
+        # Only copies of Redis entries need the safety net; a memory-only entry lives for its own TTL.
+        self.l1_max_ttl = float(snap.memory.ttl) if core.level.uses_l2 else math.inf
         self.latency_threshold_ms = float(snap.monitoring.latency_threshold_ms)
         self.hit_rate_threshold = float(snap.monitoring.hit_rate_threshold)
         types = {
@@ -156,6 +164,10 @@ class CacheCore:
             # passed in gets the caps too); the untyped "default" one is bounded only globally.
             for name, settings in snap.cache_types.items():
                 l1.set_partition_cap(name, settings.max_size)
+
+    def wants_coherence(self) -> bool:
+        """Whether L1 copies must follow Redis: both tiers in use and ``MEMORY_CACHE_COHERENCE`` on."""
+        return self.l1 is not None and self.level is CacheLevel.BOTH and self.config.memory.coherence
 
     def close(self) -> None:
         """Stop following the configuration and refuse every later operation."""

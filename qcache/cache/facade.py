@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.core import CacheCore
 from qcache.cache.flusher import FlushSchedule
 from qcache.cache.keys import GLOBAL_NAMESPACE
@@ -18,7 +20,9 @@ from qcache.cache.sampling import AccessSample, install_access_sample
 from qcache.cache.writes import WritePlans
 from qcache.config import CacheConfig
 from qcache.errors import AccessDenied, BackendError
+from qcache.l2.core import TierCore
 from qcache.l2.protocol import AsyncL2Backend, L2Backend, L2Op, bind_operations
+from qcache.l2.tracking import AsyncTrackingListener, TrackingListener
 
 if TYPE_CHECKING:
     from qcache.access.guard import AccessGuard
@@ -71,6 +75,10 @@ class SharedState(Generic[B]):
         self.access_policy: AccessPolicy | None = None
         self.access_guard: AccessGuard | None = None
         self.access_lock = threading.Lock()
+        #: The invalidation listener keeping L1 coherent (see qcache.cache.coherence), if any;
+        #: ``listener_idle`` until an async one has been started and made its first attempt.
+        self.listener: TrackingListener | AsyncTrackingListener | None = None
+        self.listener_idle = False
         #: Sampled reads for size advice (CACHE_ACCESS_SAMPLE_RATE), shared by every view.
         self.access_sample: AccessSample | None = None
         #: Set once the owning facade has closed; no backend is built afterwards.
@@ -129,6 +137,8 @@ class FacadeBase(Generic[S, B]):
         self._namespace = GLOBAL_NAMESPACE
         self._owner = True
         self._shared = self._new_shared(core, tier)
+        if core.wants_coherence():
+            self._start_coherence()
         rate = config.monitoring.access_sample_rate
         if rate > 0:
             self._shared.access_sample = AccessSample(rate)
@@ -140,6 +150,23 @@ class FacadeBase(Generic[S, B]):
 
     def _new_shared(self, core: CacheCore, tier: B | None) -> S:
         """The state all views of this cache share."""
+        raise NotImplementedError
+
+    def _start_coherence(self) -> None:
+        """Start the invalidation listener that keeps L1 coherent with Redis (a Redis tier only)."""
+        tier = self._shared.tier
+        core = self._core
+        if not isinstance(tier, TierCore) or core.l1 is None:
+            return  # another backend (tests, in-memory): no Redis to report changes
+        if not tier.supports_tracking:  # a Redis Cluster: tracking would need a listener per primary
+            logger.info("qcache: L1 coherence across processes is not available on this L2 (Redis Cluster)")
+            return
+        coherence = L1Coherence(core.l1, core.generations)
+        self._shared.listener = self._new_listener(tier, coherence)
+        core.coherence = coherence
+
+    def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> TrackingListener | AsyncTrackingListener:
+        """This flavour's listener on ``tier``'s server, reporting to ``coherence``, started if it can be."""
         raise NotImplementedError
 
     @classmethod
@@ -261,6 +288,9 @@ class FacadeBase(Generic[S, B]):
         tier = self._shared.tier
         if tier is not None:
             out["l2_breaker"] = tier.breaker_stats().state.value
+        coherence = self._core.coherence
+        if coherence is not None:
+            out["l1_coherence"] = dataclasses.asdict(coherence.stats())
         return out
 
     @staticmethod

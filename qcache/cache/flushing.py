@@ -58,6 +58,10 @@ class FlushPlans:
         started = time.perf_counter_ns()
         items = [(w.key, w.record, (w.expires_at_ms - now_ms) / 1000.0) for w in live]
         memberships = [Membership(tag_key, w.key, w.expires_at_ms) for w in live for tag_key in w.tags]
+        # The L1 copies of these writes must outlive their echoes (see qcache.cache.coherence).
+        coherence = core.coherence
+        if coherence is not None:
+            coherence.writes_begin([w.key for w in live], flushing=True)
         try:
             if memberships:
                 yield L2Call(L2Op.SET_TAGGED, (items, memberships, now_ms))
@@ -66,15 +70,21 @@ class FlushPlans:
         except ServerRefusal:
             # The server refused something in the batch (it answered, so retrying the whole
             # batch would fail again forever): send the writes one by one.
+            if coherence is not None:
+                coherence.writes_end([(w.key, None) for w in live])
             sent = yield from self._send_one_by_one(live, items)
         except BaseException as exc:
             # A batch that failed, or was cut short by cancellation (the async close() may
             # cancel the flusher), goes back to the queue: a taken batch must never just vanish.
+            if coherence is not None:
+                coherence.writes_end([(w.key, None) for w in live])
             if isinstance(exc, BackendError) or not isinstance(exc, Exception):
                 core.pending.requeue(live)
             raise
         else:
             sent = len(live)
+            if coherence is not None:
+                coherence.writes_end([(w.key, w.record) for w in live])
         core.metrics.stored("l2", sent)
         core.metrics.timed("writeback_flush", time.perf_counter_ns() - started)
         return sent

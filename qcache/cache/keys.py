@@ -37,12 +37,12 @@ GLOBAL_NAMESPACE = "_"
 HASHED_MARK = "#"
 #: Separates a cache type from the schema version in the type segment of a key.
 VERSION_MARK = "@"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")  # fullmatch: "$" would let a trailing newline in
 
 
 def check_name(kind: str, name: str) -> str:
     """Validate a prefix, cache type or project name; return it unchanged."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise ValueError(
             f"invalid {kind} {name!r}: use 1-64 characters from letters, digits, '_', '.', '-',"
             " starting with a letter or digit"

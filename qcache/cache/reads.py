@@ -193,6 +193,7 @@ class ReadPlans:
         gens = self._gens
         if gens.token(skey) != token:
             return
+        ttl = min(ttl, self._core.l1_max_ttl)
         l1.set(skey, value, size, ttl, meta=key if hashed else None, partition=cache_type)
         if gens.token(skey) != token:
             l1.delete(skey)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
+from qcache.cache.coherence import L1Coherence
 from qcache.cache.core import CacheCore
 from qcache.cache.facade import FacadeBase, SharedState, warm_up
 from qcache.cache.flusher import DrainDeadline
@@ -25,6 +26,8 @@ from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import L2Backend, RedisTier
 from qcache.l2.cluster import sync_tier_from_config
+from qcache.l2.core import TierCore
+from qcache.l2.tracking import FIRST_CONNECT_WAIT, TrackingListener
 
 logger = logging.getLogger("qcache")
 
@@ -88,6 +91,13 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                                            shared.alert_hooks, interval).start()
         return shared
 
+    def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> TrackingListener:
+        wait = min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout)
+        return TrackingListener(tier.client, tier.namespace, coherence).start(wait)
+
+    def _listening(self) -> None:
+        """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""
+
     # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
 
     # -- running plans -----------------------------------------------------------------------
@@ -95,6 +105,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
     def _run(self, plan: Plan[T]) -> T:
         """Drive a plan: run each L2 call it yields on the backend and send the result back in."""
         shared = self._shared
+        if shared.listener_idle:
+            self._listening()
         try:
             call = next(plan)
             while True:
@@ -129,6 +141,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         value, state = core.reads.get_begin(self._namespace, key, cache_type, default, l1_checked=True)
         if state is None:
             return value
+        if self._shared.listener_idle:
+            self._listening()
         try:
             raw = (self._shared.tier or self._shared.l2()).get(state.skey)
         except BackendError as exc:
@@ -167,6 +181,8 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             else:
                 self._run(core.writes.plan_set(self._namespace, key, value, ttl, cache_type, tags, source))
         elif core.use_l2:  # write-back, nothing to send now: no generator to drive (see WritePlans.set_begin)
+            if self._shared.listener_idle:
+                self._listening()  # before L1 takes the value: tracking coming up would flush it
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
@@ -393,6 +409,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             logger.error("qcache: %d write-back writes could not reach L2 before close", left)
         shared.closed = True
         self._close_access()
+        if isinstance(shared.listener, TrackingListener):
+            shared.listener.stop(timeout)
+        core.coherence = None
         if shared.tier is not None:
             shared.tier.close()
 

@@ -145,7 +145,7 @@ class WritePlans:
                 l1.delete(skey)
             else:
                 l1.set(
-                    skey, value, size, min(seconds, remaining), meta=key if hashed else None,
+                    skey, value, size, min(seconds, remaining, core.l1_max_ttl), meta=key if hashed else None,
                     partition=cache_type,
                 )
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2 and record:
@@ -166,6 +166,9 @@ class WritePlans:
         core = self._core
         if core.writes_l2_now and not state.record:  # the level gained L2 since set_begin looked
             state = self.set_begin(namespace, key, value, ttl, cache_type, tags, source)
+        written: bytes | None = None
+        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo.
+        coherence = core.coherence if core.writes_l2_now else None
         if core.writes_l2_now:
             if len(self._pending):
                 # Left over from WRITE_BACK before a live strategy switch: it must not land after
@@ -179,13 +182,22 @@ class WritePlans:
                 ))
             else:
                 call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
+            if coherence is not None:
+                coherence.write_begin(state.skey)
             try:
                 yield call
             except BackendError as exc:
                 core.failures.l2_failed("set", exc)
+            except BaseException:
+                if coherence is not None:
+                    coherence.write_end(state.skey, None)
+                raise
             else:
                 self._metrics.stored("l2")
+                written = state.record
         self.set_end(state)
+        if coherence is not None:
+            coherence.write_end(state.skey, written)
         return None
 
     def plan_set_many(
@@ -208,6 +220,8 @@ class WritePlans:
             record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
             prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
+        coherence = core.coherence  # as in plan_set
+        written = False
         if core.use_l2 and strategy is not WriteStrategy.WRITE_BACK and prepared:
             if len(self._pending):  # as in plan_set: an older write-back write must not land later
                 for p in prepared:
@@ -218,12 +232,21 @@ class WritePlans:
                 call = L2Call(L2Op.SET_TAGGED, (l2_items, memberships, int(core.clock() * 1000)))
             else:
                 call = L2Call(L2Op.SET_MANY, (l2_items,))
+            if coherence is not None:
+                coherence.writes_begin([p[1] for p in prepared])
             try:
                 yield call
             except BackendError as exc:
                 core.failures.l2_failed("set_many", exc)
+            except BaseException:
+                if coherence is not None:
+                    coherence.writes_end([(p[1], None) for p in prepared])
+                raise
             else:
                 self._metrics.stored("l2", len(prepared))
+                written = True
+        else:
+            coherence = None
         l1 = self._l1
         if l1 is not None and core.use_l1:
             kept = 0
@@ -235,8 +258,8 @@ class WritePlans:
                     l1.delete(skey)
                     continue
                 l1.set(
-                    skey, value, len(record), min(seconds, remaining), meta=key if hashed else None,
-                    partition=spec.name,
+                    skey, value, len(record), min(seconds, remaining, core.l1_max_ttl),
+                    meta=key if hashed else None, partition=spec.name,
                 )
                 kept += 1
                 if strategy is WriteStrategy.WRITE_BACK and core.use_l2:
@@ -245,6 +268,8 @@ class WritePlans:
                 self._metrics.stored("l1", kept)
                 if tag_keys and not core.writes_l2_now:  # as in set_end
                     core.tag_index.add(tag_keys, (p[1] for p in prepared), core.held_locally)
+        if coherence is not None:
+            coherence.writes_end([(p[1], p[5] if written else None) for p in prepared])
         self._metrics.timed("set_many", time.perf_counter_ns() - started)
         return None
 

@@ -9,8 +9,15 @@ only if they share the directory. A key file readable by group or others is
 refused rather than used.
 
 Given a ``master_key`` (``CACHE_ENCRYPTION_KEY``), every stored key is
-wrapped with AES-256-GCM under it, so the file alone reveals no key; a store
-wrapped under another master key is a clear ConfigError, never ignored.
+wrapped with AES-256-GCM under it, so the file alone reveals no key, and the
+file is named after a fingerprint of the master key (``keys-<16 hex>.json``).
+Rotating ``CACHE_ENCRYPTION_KEY`` therefore starts a new store beside the old
+one instead of stopping the service: a warning says so once, and values
+encrypted under the old store's keys read as misses (cached data can be
+thrown away; putting the old key back makes them readable again). A
+``keys.json`` written before the files were named so is still used while the
+master key opens it. A file named after this master key that it cannot open
+has been tampered with: that stays a ConfigError.
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import json
+import logging
 import os
 import secrets
 import stat
@@ -45,6 +55,15 @@ KEYS_FILE = "keys.json"
 LOCK_FILE = "keys.lock"
 _WRAP_LABEL = b"qcache/keystore/v1\x00"
 _WRAP_NONCE = 12
+_NAME_LABEL = b"qcache/keystore/file-name"
+
+logger = logging.getLogger("qcache")
+#: Directories whose "new key store" warning this process has given (once each).
+_warned: set[Path] = set()
+
+
+class ForeignKeyStore(ConfigError):
+    """A key store written under another master key (or none): not this key's store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,30 +82,70 @@ class KeyStore:
         if master_key is not None and len(master_key) != KEY_SIZE:
             raise ConfigError(f"the key store master key must be {KEY_SIZE} bytes")
         self.directory = Path(directory).absolute()  # immune to a later chdir
-        self.path = self.directory / KEYS_FILE
         self._lock_path = self.directory / LOCK_FILE
         self._wrapper = AESGCM(master_key) if master_key is not None else None
+        self._own = self.directory / (KEYS_FILE if master_key is None else f"keys-{_fingerprint(master_key)}.json")
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        """The file of this master key's store (chosen on first use; see the module docstring)."""
+        if self._path is None:
+            self._path = self._choose()
+        return self._path
+
+    def _choose(self) -> Path:
+        """This key's own file; the older ``keys.json`` while this key opens it."""
+        own = self._own
+        legacy = self.directory / KEYS_FILE
+        if own == legacy or own.exists() or not legacy.exists():
+            if not own.exists():
+                self._warn_if_others(own)
+            return own
+        try:
+            self._read(legacy)
+        except ForeignKeyStore:
+            self._warn_if_others(own)
+            return own
+        return legacy
+
+    def _warn_if_others(self, own: Path) -> None:
+        """Other stores here mean CACHE_ENCRYPTION_KEY changed: say once that a new store starts."""
+        try:
+            others = [p for p in self.directory.glob("keys*.json") if p != own]
+        except OSError:
+            return
+        if others and self.directory not in _warned:
+            _warned.add(self.directory)
+            logger.warning(
+                "qcache: CACHE_ENCRYPTION_KEY does not open the key store in %s (it was written under "
+                "another key): starting a new key store there; values encrypted before read as misses",
+                self.directory,
+            )
 
     def load(self) -> list[StoredKey]:
         """Keys in the store, newest first; empty when the file does not exist yet.
 
         Raises ConfigError when the file is corrupt or readable by others.
         """
+        return self._read(self.path)
+
+    def _read(self, path: Path) -> list[StoredKey]:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise ConfigError(f"cannot open the key store {self.path}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot open the key store {path}: {exc.strerror}") from exc
         with os.fdopen(fd, "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             if stat.S_IMODE(mode) & 0o077:
                 raise ConfigError(
-                    f"the key store {self.path} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {self.path}"
+                    f"the key store {path} is accessible by group or others "
+                    f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {path}"
                 )
             raw = handle.read()
-        return _parse(raw, self.path, self._wrapper)
+        return _parse(raw, path, self._wrapper)
 
     def ensure_current(
         self, *, now: float, rotation_interval: float, retention: float | None = None
@@ -198,7 +257,7 @@ def _parse(raw: bytes, path: Path, wrapper: AESGCM | None) -> list[StoredKey]:
     wrapped = document.get("wrapped")
     if wrapped is not (wrapper is not None):
         state = "wrapped under a master key" if wrapped else "not wrapped"
-        raise ConfigError(
+        raise ForeignKeyStore(
             f"the key store {path} is {state}, but CACHE_ENCRYPTION_KEY is "
             f"{'set' if wrapper is not None else 'not set'}; move the directory away to start afresh"
         )
@@ -223,7 +282,7 @@ def _parse(raw: bytes, path: Path, wrapper: AESGCM | None) -> list[StoredKey]:
             try:
                 key = wrapper.decrypt(key[:_WRAP_NONCE], key[_WRAP_NONCE:], _WRAP_LABEL + expected_id)
             except (InvalidTag, ValueError) as exc:
-                raise ConfigError(
+                raise ForeignKeyStore(
                     f"the key store {path} was written under another CACHE_ENCRYPTION_KEY "
                     "(or was tampered with); restore that key or move the directory away"
                 ) from exc
@@ -236,6 +295,11 @@ def _parse(raw: bytes, path: Path, wrapper: AESGCM | None) -> list[StoredKey]:
         keys.append(StoredKey(key_id, key, float(created_at)))
     keys.sort(key=lambda k: k.created_at, reverse=True)
     return keys
+
+
+def _fingerprint(master_key: bytes) -> str:
+    """16 hex digits naming a master key's store file; reveals nothing about the key."""
+    return hmac.new(master_key, _NAME_LABEL, hashlib.sha256).hexdigest()[:16]
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -178,7 +178,10 @@ class MemoryConfig(_Section):
     max_size: int = setting(1000, "MEMORY_CACHE_MAX_SIZE", "Maximum number of entries")
     max_memory_mb: int = setting(256, "MEMORY_CACHE_MAX_MEMORY_MB", "Maximum memory use in MB")
     ttl: int = setting(
-        3600, "MEMORY_CACHE_TTL", "Default time to live in memory, seconds", positive=True
+        3600,
+        "MEMORY_CACHE_TTL",
+        "Longest time an in-memory copy of a Redis entry lives, seconds (memory-only entries keep their own TTL)",
+        positive=True,
     )
     eviction_policy: str = setting(
         "LRU",
@@ -189,6 +192,12 @@ class MemoryConfig(_Section):
     )
     cleanup_interval: int = setting(
         300, "MEMORY_CACHE_CLEANUP_INTERVAL", "Seconds between sweeps of expired entries"
+    )
+    coherence: bool = setting(
+        True,
+        "MEMORY_CACHE_COHERENCE",
+        "With CACHE_LEVEL=BOTH, drop the in-memory copy of a key as soon as it changes in Redis, "
+        "whoever changed it (Redis client tracking; one more connection per cache)",
     )
 
 

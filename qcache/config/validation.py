@@ -283,6 +283,24 @@ def redis_issues(redis: Any) -> Iterator[ConfigIssue]:
                 "REDIS_SSL_ENABLED is true but REDIS_URL does not use rediss://",
                 "REDIS_URL",
             )
+        if scheme in ("redis", "rediss"):
+            yield from _url_address_issues(url)
+
+
+def _url_address_issues(url: str) -> Iterator[ConfigIssue]:
+    """A ``redis://`` URL's port and database, as redis-py will read them (the URL is never shown)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        port = -1
+    if port is not None and port not in _PORT_RANGE:
+        yield _error("redis_url_port_invalid", "REDIS_URL has a port that is not a number from 1 to 65535",
+                     "REDIS_URL")
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit()):
+        yield _error("redis_url_db_invalid", "REDIS_URL's path must be a database number, such as /0",
+                     "REDIS_URL")
 
 
 def cluster_seed_nodes(text: str) -> list[tuple[str, int]]:
@@ -441,6 +459,18 @@ def _security(snapshot: ConfigSnapshot) -> Iterator[ConfigIssue]:
             f"Encrypted entries use rotated data keys kept in ENCRYPTION_KEY_STORE_PATH "
             f"({security.key_store_path}); other hosts can read them only if they share that "
             "directory. Leave it empty to encrypt with CACHE_ENCRYPTION_KEY itself.",
+            "ENCRYPTION_KEY_STORE_PATH",
+        )
+    store_path = _text(security.key_store_path)
+    shared = key and is_valid_aes_key(key) and encrypting and snapshot.core.level.uses_l2
+    if shared and store_path and not os.path.isabs(os.path.expanduser(store_path)):
+        # A relative directory is resolved against each process's working directory: two processes
+        # of one service started from different places get different stores and miss each other.
+        yield _warning(
+            "encryption_key_store_relative",
+            f"ENCRYPTION_KEY_STORE_PATH ({store_path}) is relative: processes started from different "
+            "working directories use different key stores and miss each other's encrypted entries; "
+            "give an absolute path",
             "ENCRYPTION_KEY_STORE_PATH",
         )
     if security.encryption_required is True and not encrypting:

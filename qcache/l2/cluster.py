@@ -16,6 +16,10 @@ chunking, TTL rules) and change only what a cluster does differently:
   entry is never stored without its tag memberships, whatever node fails.
 * ``server_info`` sums memory, clients and evictions over the primaries;
   ``ping`` answers only when every node does.
+* No invalidation listener (L1 coherence across processes): Redis client
+  tracking reports only the keys of the node a connection is on, so it
+  would need one listener per primary, following failovers; until then an
+  L1 copy on a cluster lives until its TTL, as without coherence.
 
 The sync ``RedisCluster`` talks to its seed nodes as soon as it is built;
 the tier builds it on first use instead, under the operation's guard, so a
@@ -233,6 +237,8 @@ def _tier_kwargs(config: ConfigLike, settings: ClusterSettings) -> dict[str, Any
 class RedisClusterTier(RedisTier):
     """:class:`RedisTier` on a Redis Cluster (redis-py's ``RedisCluster``); see the module docstring."""
 
+    supports_tracking = False  # client tracking would need one listener per primary
+
     @classmethod
     def from_config(
         cls: type[ClusterTierT], config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
@@ -312,6 +318,8 @@ class RedisClusterTier(RedisTier):
 
 class AsyncRedisClusterTier(AsyncRedisTier):
     """:class:`AsyncRedisTier` on ``redis.asyncio.cluster.RedisCluster``; see the module docstring."""
+
+    supports_tracking = False
 
     @classmethod
     def from_config(

@@ -67,6 +67,8 @@ class TierCore:
     _retry_cls: ClassVar[type[Any]]
     #: That flavour's ``DefaultParser`` (the hiredis one when hiredis is installed).
     _default_parser: ClassVar[type[Any]]
+    #: Whether L1 coherence may listen to this tier's server (client tracking on one connection).
+    supports_tracking: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from typing import Any
 from qcache.errors import QCacheError
 from qcache.l2 import escape_glob
 
-_EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")  # fullmatch: "$" would let a trailing newline in
 
 
 class EventError(QCacheError, ValueError):
@@ -58,7 +58,7 @@ Handler = Callable[[Mapping[str, Any]], Iterable[Action]]
 
 def check_event_type(event_type: str) -> str:
     """An event type name: 1 to 100 letters, digits, ``_ . : -``."""
-    if not isinstance(event_type, str) or not _EVENT_TYPE.match(event_type):
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type):
         raise EventError(f"event type must be 1-100 letters, digits or _.:- characters, got {event_type!r}")
     return event_type
 

@@ -445,13 +445,13 @@ def validate_server_options(
     return [_check_directive(line) for line in extra_config]
 
 
-_DIRECTIVE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*(\s.*)?$")
+_DIRECTIVE = re.compile(r"[A-Za-z][A-Za-z0-9-]*([ \t].*)?")  # fullmatch: one line, nothing after it
 
 
 def _check_directive(line: str) -> str:
     """Validate one extra redis.conf line ("maxmemory 64mb")."""
     stripped = line.strip()
-    if not _DIRECTIVE.match(stripped):
+    if not _DIRECTIVE.fullmatch(stripped):
         raise ConfigError(
             f"extra_config line {line!r} is not a redis.conf directive (expected e.g. 'maxmemory 64mb')"
         )

@@ -60,6 +60,16 @@ def test_each_role_works_within_its_rights_and_gets_a_clear_access_denied_beyond
         assert admin.for_project("acme").clear() == 0
 
 
+def test_every_role_may_keep_its_l1_coherent(server: RedisServerProcess) -> None:
+    # The invalidation connection needs CLIENT ID, CLIENT TRACKING and the __redis__:invalidate channel.
+    for user in ("acltest-admin-acme", "acltest-service-acme", "acltest-client-globex"):
+        with QueryCache(CacheConfig.from_env(
+            None, {}, REDIS_HOST="127.0.0.1", REDIS_PORT=server.port, REDIS_USERNAME=user, REDIS_PASSWORD=PASSWORD,
+            CACHE_KEY_PREFIX=PREFIX, CACHE_LEVEL="BOTH", REDIS_MAX_RETRIES=0,
+        )) as cache:
+            assert cache.stats()["l1_coherence"]["live"], user
+
+
 def test_no_user_may_wipe_or_list_the_database(server: RedisServerProcess) -> None:
     for user in ("acltest-admin-acme", "acltest-service-acme", "acltest-client-acme"):
         connection = redis.Redis(host="127.0.0.1", port=server.port, username=user, password=PASSWORD)

@@ -1,4 +1,5 @@
-"""Redis dies in the middle of a run and comes back: nothing reaches the caller, L1 keeps serving,
+"""Redis dies in the middle of a run and comes back: nothing reaches the caller, L1 keeps serving
+what is written during the outage (what it held before goes with the invalidation connection),
 health says degraded, and once the server is back L2 is used again and pending write-backs arrive.
 
 Each test owns a private server (``redis_server``) it kills with SIGKILL and restarts on the same
@@ -28,9 +29,10 @@ RECOVERY_BUDGET = 8.0  # cool-down, plus the write-back flusher's back-off (at m
 
 
 async def cache_on(
-    make_cache: MakeCache, server: Any, prefix: str, flavour: str, level: str, strategy: str, **options: Any
+    make_cache: MakeCache, server: Any, prefix: str, flavour: str, level: str, strategy: str,
+    settings: dict[str, Any] | None = None, **options: Any,
 ) -> Handle:
-    config: CacheConfig = build_config(server.endpoint.url, prefix, level, strategy, **FAST_FAIL)
+    config: CacheConfig = build_config(server.endpoint.url, prefix, level, strategy, **FAST_FAIL, **(settings or {}))
     breaker = CircuitBreaker(failure_threshold=3, reset_timeout=COOL_DOWN)
     tier_cls = AsyncRedisTier if flavour == "async" else RedisTier
     tier = tier_cls.from_config(config, namespace=f"{prefix}:", breaker=breaker)
@@ -49,15 +51,17 @@ async def test_a_redis_crash_is_invisible_to_callers_and_recovery_is_automatic(
     assert (await cache.health())["status"] == "healthy"
 
     redis_server.kill()
-    # Reads: L1 keeps serving what it has; what it lacks is a miss, not an exception.
+    # The invalidation connection went with the server: what L1 held can no longer be trusted (another
+    # process may have changed it meanwhile), so it is gone. Reads are misses, not exceptions.
+    assert await await_until(lambda: not cache.raw.stats()["l1_coherence"]["live"], timeout=5)
     for _ in range(3):
-        assert await cache.get_many([f"k{i}" for i in range(10)]) == {f"k{i}": i for i in range(10)}
+        assert await cache.get_many([f"k{i}" for i in range(10)]) == {}
         assert await cache.get("never-set") is None
     # Writes land in L1 and are served from it.
     await cache.set("during", "outage", ttl=60)
     assert await cache.get("during") == "outage"
     assert await cache.get_or_set("loaded", lambda: "by loader", ttl=60) == "by loader"
-    assert await cache.delete("k0") is True
+    assert await cache.delete("loaded") is True  # removed from L1
     await cache.invalidate_pattern("default:k1*")
     report = await cache.health()
     assert report["status"] == "degraded"
@@ -91,6 +95,8 @@ async def test_pending_write_backs_survive_an_outage_bounded_and_arrive_after_it
     assert await cache.flush() == 0
 
     redis_server.kill()
+    # L1 is flushed once the invalidation connection is seen lost; what is written afterwards stays.
+    assert await await_until(lambda: not cache.raw.stats()["l1_coherence"]["live"], timeout=5)
     for i in range(40):
         await cache.set(f"k{i}", i, ttl=60)  # never raises
     await asyncio.sleep(0.3)  # the flusher tries, fails, backs off; nothing is lost beyond the bound
@@ -119,7 +125,9 @@ async def test_pending_write_backs_survive_an_outage_bounded_and_arrive_after_it
 async def test_strict_mode_surfaces_the_outage(
     make_cache: MakeCache, redis_server: Any, prefix: str, flavour: str
 ) -> None:
-    cache = await cache_on(make_cache, redis_server, prefix, flavour, "BOTH", "WRITE_THROUGH", strict=True)
+    # Without coherence, so that L1 keeps its copy through the outage (with it, the copy goes: see above).
+    cache = await cache_on(make_cache, redis_server, prefix, flavour, "BOTH", "WRITE_THROUGH",
+                           {"MEMORY_CACHE_COHERENCE": "false"}, strict=True)
     await cache.set("k", 1, ttl=60)
     redis_server.kill()
     assert await cache.get("k") == 1  # an L1 hit needs no L2

@@ -21,7 +21,9 @@ def _config(server: RedisServerProcess, pool: int, max_connections: int) -> Cach
 
 
 def _clients(probe: redis.Redis) -> int:
-    return int(probe.info("clients")["connected_clients"]) - 1  # the probe's own connection
+    """The pool's connections: all but the probe's own and the cache's invalidation connection."""
+    clients = probe.client_list()
+    return len([c for c in clients if c.get("name") != "qcache-invalidation"]) - 1
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

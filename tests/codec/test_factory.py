@@ -133,3 +133,29 @@ def test_encryption_required_applies_only_to_types_that_encrypt(tmp_path: Path) 
     assert info.value.reason is IntegrityReason.PLAINTEXT_REJECTED
     default = make_config(tmp_path, CACHE_ENCRYPTION_KEY=key, PROJECT_CACHE_ENCRYPTION="true")
     assert codec_for_type(build_codec(default), default, "project").require_encryption is False
+
+
+def test_rotating_the_master_key_starts_a_new_store_warns_once_and_old_entries_miss(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = encode_key(generate_key()), encode_key(generate_key())
+    before = build_codec(make_config(tmp_path, CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY=first),
+                         clock=clock)
+    old = before.encode("secret", key="k", encrypt=True)
+    with caplog.at_level("WARNING", logger="qcache"):
+        # The service restarts with the new key: it starts, it does not stop on a ConfigError.
+        after = build_codec(make_config(tmp_path, CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY=second),
+                            clock=clock)
+        again = build_codec(make_config(tmp_path, CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY=second),
+                            clock=clock)
+    warnings = [r for r in caplog.records if "starting a new key store" in r.getMessage()]
+    assert len(warnings) == 1 and second not in caplog.text and first not in caplog.text
+    with pytest.raises(CodecIntegrityError) as info:  # the facade counts it and misses
+        after.decode(old, key="k")
+    assert info.value.reason is IntegrityReason.UNKNOWN_KEY_ID
+    fresh = after.encode("new", key="k", encrypt=True)
+    assert again.decode(fresh, key="k") == "new"
+    # Putting the old key back finds its store where it was: its entries read again.
+    back = build_codec(make_config(tmp_path, CACHE_ENCRYPTION_ENABLED="true", CACHE_ENCRYPTION_KEY=first),
+                       clock=clock)
+    assert back.decode(old, key="k") == "secret"

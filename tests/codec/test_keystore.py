@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import multiprocessing
 import os
@@ -40,10 +41,17 @@ def test_generated_keys_are_private_and_wrapped(tmp_path: Path, clock: ManualClo
     text = store.path.read_text()
     assert keys[0].key.hex() not in text and "wrapped_key" in text
     assert KeyStore(tmp_path / "keys", master_key=master).load() == keys
-    with pytest.raises(ConfigError, match="another CACHE_ENCRYPTION_KEY"):
-        KeyStore(tmp_path / "keys", master_key=generate_key()).load()
-    with pytest.raises(ConfigError, match="wrapped"):
-        KeyStore(tmp_path / "keys").load()
+    # Another master key has a store of its own (a rotation of CACHE_ENCRYPTION_KEY starts afresh) ...
+    other = KeyStore(tmp_path / "keys", master_key=generate_key())
+    assert other.load() == [] and other.path != store.path
+    # ... but this key's own file, altered, is not silently replaced.
+    document = json.loads(text)
+    sealed = bytearray(base64.b64decode(document["keys"][0]["wrapped_key"]))
+    sealed[-1] ^= 1
+    document["keys"][0]["wrapped_key"] = base64.b64encode(bytes(sealed)).decode()
+    store.path.write_text(json.dumps(document))
+    with pytest.raises(ConfigError, match="tampered"):
+        KeyStore(tmp_path / "keys", master_key=master).load()
 
 
 def test_unwrapped_store_and_rotation_schedule(tmp_path: Path, clock: ManualClock) -> None:

@@ -180,6 +180,9 @@ def test_set_creates_missing_file_with_mode_600(clean_env: Path, capsys: Capture
         ("CACHE_DEFAULT_TTL", "-5", "must be a positive integer"),
         ("MEMORY_CACHE_MAX_SIZE", "0", "[memory_max_size_not_positive]"),
         ("REDIS_PROT", "1", "unknown setting 'REDIS_PROT'; did you mean REDIS_PORT"),
+        ("REDIS_URL", "redis://localhost:99999/0", "[redis_url_port_invalid]"),
+        ("REDIS_URL", "redis://localhost:port/0", "[redis_url_port_invalid]"),
+        ("REDIS_URL", "redis://localhost:6379/zero", "[redis_url_db_invalid]"),
     ],
 )
 def test_set_refuses_and_leaves_file_untouched(

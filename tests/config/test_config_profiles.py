@@ -123,8 +123,11 @@ def test_production_with_secrets_supplied_only_keeps_tls_errors() -> None:
         REDIS_SSL_KEY_PATH=__file__,
         REDIS_SSL_CA_CERT_PATH=__file__,
     )
-    # Rotated data keys live in a per-host directory by default: that is pointed out.
+    # Rotated data keys live in a per-host directory by default, relative to the working directory:
+    # both are pointed out.
     assert [(i.severity.value, i.code) for i in config.validate()] == [
-        ("warning", "encryption_key_store_per_host")
+        ("warning", "encryption_key_store_per_host"), ("warning", "encryption_key_store_relative"),
     ]
+    assert config.update(ENCRYPTION_KEY_STORE_PATH="/srv/qcache/keys")
+    assert [i.code for i in config.validate()] == ["encryption_key_store_per_host"]
     assert config.update(ENCRYPTION_KEY_STORE_PATH="") and config.validate() == []

@@ -152,6 +152,21 @@ CASES: list[tuple[str, dict[str, Any], tuple[Severity, str, str | None]]] = [
         (E, "redis_url_invalid", "REDIS_URL"),
     ),
     (
+        "url port too big",
+        {"redis": RedisConfig(password=PW, url=Secret("redis://h:99999/0"))},
+        (E, "redis_url_port_invalid", "REDIS_URL"),
+    ),
+    (
+        "url port not a number",
+        {"redis": RedisConfig(password=PW, url=Secret("rediss://u:pw@h:63x9/0"))},
+        (E, "redis_url_port_invalid", "REDIS_URL"),
+    ),
+    (
+        "url db",
+        {"redis": RedisConfig(password=PW, url=Secret("redis://h:6379/first"))},
+        (E, "redis_url_db_invalid", "REDIS_URL"),
+    ),
+    (
         "policy",
         {"memory": MemoryConfig(eviction_policy="nope")},
         (E, "memory_eviction_policy_unknown", "MEMORY_CACHE_EVICTION_POLICY"),
@@ -389,7 +404,7 @@ def test_valid_keys_standard_and_url_safe(key: str) -> None:
 
 
 def test_a_key_store_shared_by_hosts_is_pointed_out() -> None:
-    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET))
+    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET), key_store_path="/srv/k")
     assert codes(clean(security=security)) == {
         (W, "encryption_key_store_per_host", "ENCRYPTION_KEY_STORE_PATH")
     }
@@ -507,3 +522,21 @@ def test_encryption_required_without_any_encrypted_type_warns() -> None:
     used = clean(security=SecurityConfig(encryption_enabled=True, encryption_required=True, encryption_key=key,
                                          key_store_path=""))
     assert not any(code == "encryption_required_unused" for _, code, _ in codes(used))
+
+
+def test_a_bad_port_in_redis_url_stops_the_cache_with_a_config_error_naming_the_variable() -> None:
+    from qcache import QueryCache
+
+    config = CacheConfig.from_profile("development", REDIS_URL="redis://:secret-pw@h:99999/0")
+    with pytest.raises(ConfigError) as raised:
+        QueryCache(config)  # redis-py would raise its own bare ValueError when the pool is built
+    assert "REDIS_URL" in str(raised.value) and "secret-pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize("path", [".cache_keys", "keys/here", "~/keys", "/srv/qcache/keys"])
+def test_a_key_store_relative_to_the_working_directory_is_pointed_out(path: str) -> None:
+    security = SecurityConfig(encryption_enabled=True, encryption_key=Secret(KEY_SECRET), key_store_path=path)
+    relative = (W, "encryption_key_store_relative", "ENCRYPTION_KEY_STORE_PATH")
+    assert (relative in codes(clean(security=security))) is (path in (".cache_keys", "keys/here"))
+    # Nothing is encrypted: no key store is used.
+    assert relative not in codes(clean(security=SecurityConfig(encryption_key=Secret(KEY_SECRET), key_store_path=path)))
