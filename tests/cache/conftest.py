@@ -39,14 +39,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every facade test that uses Redis on a standalone server and on a Redis Cluster.
 
     A module whose own fixtures already cross the backends lists them in
-    ``BACKEND_CROSSING_FIXTURES``; its tests using them run once per case.
+    ``BACKEND_CROSSING_FIXTURES``; its tests using them run once per case. A
+    module that applies to fewer deployments names them in ``REDIS_BACKENDS``.
     """
     if "redis_backend" not in metafunc.fixturenames:
         return
     crossing = set(getattr(metafunc.module, "BACKEND_CROSSING_FIXTURES", ()))
     if crossing.intersection(metafunc.fixturenames):
         return
-    metafunc.parametrize("redis_backend", SERVERS)
+    metafunc.parametrize("redis_backend", getattr(metafunc.module, "REDIS_BACKENDS", SERVERS))
 
 
 @pytest.fixture
