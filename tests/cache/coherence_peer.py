@@ -2,9 +2,10 @@
 
 Run as ``python coherence_peer.py URL PREFIX FLAVOUR``. Each line on stdin is a
 command (``set KEY VALUE [TAG]``, ``delete KEY``, ``pattern GLOB``,
-``tags TAG``, ``clear``, ``quit``) on keys of the ``search`` type; after the cache call returns, the peer answers ``ok`` and the
-``time.monotonic()`` of that moment (the clock is system-wide on Linux, so the
-test process can compare it with its own readings).
+``tags TAG``, ``clear``, ``quit``) on keys of the ``search`` type; after the
+cache call returns, the peer answers ``ok`` and the ``time.monotonic()`` of
+that moment (the clock is system-wide on Linux, so the test process can
+compare it with its own readings).
 """
 
 from __future__ import annotations
