@@ -11,7 +11,13 @@ second on this workload there, so the aims are asserted as ratios to it:
 * LRU and FIFO (inlined ``OrderedDict`` loops): at least ``FAST_RATIO``
   times the baseline;
 * SIEVE: at least as fast as the baseline;
-* W-TinyLFU (a sketch update per request): at least ``TINYLFU_RATIO``.
+* every other policy, the reference policies (ARC, LIRS, 2Q) and Belady:
+  at least ``ANY_RATIO`` (about a million requests per second there);
+* W-TinyLFU (a sketch update per request, in its own replay loop): at
+  least ``TINYLFU_RATIO``. Its ratio to LRU in the same run is printed:
+  0.02 to 0.07 here (0.25 to 0.65 M requests/s against LRU's 5 to 10 M), short
+  of the 0.25 once aimed at -- the sketch's per-request update alone costs
+  more than a whole LRU replay in Python.
 
 The ratio tests are marked ``timing``: they run when benchmarks measure.
 When the shared traces are present the OLTP trace (914,145 requests, zstd
@@ -36,6 +42,7 @@ import pytest
 from qcache.memory.policies import available_policies
 from qcache.sim import TraceFile, Zipf, count_hits, shared_traces_dir
 from qcache.sim.readers import read_bytes
+from qcache.sim.reference import REFERENCE_POLICIES
 
 CAPACITY = 2_000
 #: Smoke runs (benchmarks not measuring) replay a tenth of the workload.
@@ -43,6 +50,7 @@ SMOKE_REQUESTS = 50_000
 
 FAST_RATIO = 2.0
 SIEVE_RATIO = 1.0
+ANY_RATIO = 0.5
 TINYLFU_RATIO = 0.2
 #: Allowance for scheduler noise on a shared machine.
 TIME_TOLERANCE = 0.15
@@ -82,7 +90,10 @@ def _record_rate(benchmark: Any, requests: int) -> None:
 
 
 
-@pytest.mark.parametrize("policy", [*available_policies(), "BELADY"])
+SIMULATED = [*available_policies(), *REFERENCE_POLICIES, "BELADY"]
+
+
+@pytest.mark.parametrize("policy", SIMULATED)
 def test_simulator_throughput(
     benchmark: Any, policy: str, keys: list[Any], gc_paused: None
 ) -> None:
@@ -113,22 +124,24 @@ def test_simulator_throughput_ratios(keys: list[Any], gc_paused: None) -> None:
     targets = {"LRU": FAST_RATIO, "FIFO": FAST_RATIO, "SIEVE": SIEVE_RATIO,
                "W_TINYLFU": TINYLFU_RATIO}
     failures: list[str] = []
+    rates: dict[str, float] = {}
     print()
-    for policy in available_policies():
+    for policy in SIMULATED:
         # Interleave policy and baseline so machine noise hits both alike.
         ours: list[float] = []
         theirs: list[float] = []
         for _ in range(3):
             ours.append(_seconds(simulate_with(policy, keys)))
             theirs.append(_seconds(lambda: cachetools_lru_hits(keys, CAPACITY)))
-        our_rate = len(keys) / statistics.median(ours)
+        our_rate = rates[policy] = len(keys) / statistics.median(ours)
         base_rate = len(keys) / statistics.median(theirs)
         ratio = our_rate / base_rate
         print(f"{policy:10} {our_rate / 1e6:5.2f}M requests/s  (x{ratio:.2f} the cachetools "
               f"LRU loop at {base_rate / 1e6:.2f}M/s)")
-        target = targets.get(policy)
-        if target is not None and ratio < target / (1 + TIME_TOLERANCE):
+        target = targets.get(policy, ANY_RATIO)
+        if ratio < target / (1 + TIME_TOLERANCE):
             failures.append(f"{policy} x{ratio:.2f} < x{target}")
+    print(f"W_TINYLFU / LRU in this run: x{rates['W_TINYLFU'] / rates['LRU']:.3f}")
     assert not failures, "; ".join(failures)
 
 
@@ -158,7 +171,7 @@ def test_reading_oltp_against_splitting_its_text(gc_paused: None) -> None:
     assert ours <= theirs * (1 + TIME_TOLERANCE)
 
 
-@pytest.mark.parametrize("policy", [*available_policies(), "BELADY"])
+@pytest.mark.parametrize("policy", SIMULATED)
 def test_web07_replay(benchmark: Any, policy: str, gc_paused: None) -> None:
     web07 = TraceFile(_trace("cache2k_web07.trace.xz")).load().keys
     benchmark.group = "simulator: cache2k web07 (CC BY 4.0), 1% cache"

@@ -22,6 +22,7 @@ from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import AsyncL2Backend, AsyncRedisTier
+from qcache.l2.cluster import async_tier_from_config
 from qcache.l2.core import TierCore
 from qcache.l2.tracking import FIRST_CONNECT_WAIT, AsyncTrackingListener
 
@@ -35,7 +36,7 @@ class _AsyncShared(SharedState[AsyncL2Backend]):
 
     def __init__(self, core: CacheCore, tier: AsyncL2Backend | None) -> None:
         super().__init__(
-            core, tier, lambda: AsyncRedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
+            core, tier, lambda: async_tier_from_config(core.config, namespace=f"{core.keys.prefix}:")
         )
         self.flush_lock = asyncio.Lock()
         self.flights: dict[str, asyncio.Future[Any]] = {}
@@ -54,7 +55,7 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     """
 
     def _new_tier(self, core: CacheCore) -> AsyncL2Backend:
-        return AsyncRedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
+        return async_tier_from_config(core.config, namespace=f"{core.keys.prefix}:")
 
     def _new_shared(self, core: CacheCore, tier: AsyncL2Backend | None) -> _AsyncShared:
         return _AsyncShared(core, tier)

@@ -25,6 +25,7 @@ from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
 from qcache.l2 import L2Backend, RedisTier
+from qcache.l2.cluster import sync_tier_from_config
 from qcache.l2.core import TierCore
 from qcache.l2.tracking import FIRST_CONNECT_WAIT, TrackingListener
 
@@ -49,7 +50,7 @@ class _Shared(SharedState[L2Backend]):
     """What every project view of one cache shares, plus the thread-specific parts."""
 
     def __init__(self, core: CacheCore, tier: L2Backend | None) -> None:
-        super().__init__(core, tier, lambda: RedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:"))
+        super().__init__(core, tier, lambda: sync_tier_from_config(core.config, namespace=f"{core.keys.prefix}:"))
         self.flush_lock = threading.Lock()  # a delete never interleaves with a flush batch
         self.flights: dict[str, _Flight] = {}
         self.flights_lock = threading.Lock()
@@ -75,7 +76,7 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
     """
 
     def _new_tier(self, core: CacheCore) -> L2Backend:
-        return RedisTier.from_config(core.config, namespace=f"{core.keys.prefix}:")
+        return sync_tier_from_config(core.config, namespace=f"{core.keys.prefix}:")
 
     def _new_shared(self, core: CacheCore, tier: L2Backend | None) -> _Shared:
         shared = _Shared(core, tier)

@@ -173,6 +173,16 @@ class RedisConfig(_Section):
         "REDIS_URL",
         "Connection URL (redis://, rediss://, unix://); wins over host/port/db/password",
     )
+    cluster_enabled: bool = setting(
+        False,
+        "REDIS_CLUSTER_ENABLED",
+        "L2 is a Redis Cluster (redis-py's RedisCluster); REDIS_HOST/REDIS_PORT or REDIS_URL name a seed node",
+    )
+    cluster_nodes: str = setting(
+        "",
+        "REDIS_CLUSTER_NODES",
+        "Cluster seed nodes as host:port,host:port (with REDIS_CLUSTER_ENABLED; instead of REDIS_HOST/REDIS_PORT)",
+    )
 
 
 @dataclass(frozen=True)

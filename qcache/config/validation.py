@@ -271,6 +271,7 @@ def redis_issues(redis: Any) -> Iterator[ConfigIssue]:
             "Redis max retries must not be negative",
             "REDIS_MAX_RETRIES",
         )
+    yield from _cluster_issues(redis, url)
     if url is not None:
         try:
             scheme = urlsplit(url).scheme
@@ -306,6 +307,45 @@ def _url_address_issues(url: str) -> Iterator[ConfigIssue]:
     db = parts.path.strip("/")
     if db and not (db.isascii() and db.isdigit()):
         yield _error("redis_url_db_invalid", "REDIS_URL's path must be a database number, such as /0",
+                     "REDIS_URL")
+
+
+def cluster_seed_nodes(text: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` (REDIS_CLUSTER_NODES) as pairs; ``ValueError`` naming the bad entry."""
+    nodes: list[tuple[str, int]] = []
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":")
+        host = host.strip("[]")  # IPv6 literals may come bracketed
+        if not sep or not host or not port.isdigit() or int(port) not in _PORT_RANGE:
+            raise ValueError(f"{entry!r} is not host:port")
+        nodes.append((host, int(port)))
+    return nodes
+
+
+def _cluster_issues(redis: Any, url: str | None) -> Iterator[ConfigIssue]:
+    """Redis Cluster settings: seed nodes that parse, and no database other than 0."""
+    enabled = getattr(redis, "cluster_enabled", False) is True
+    nodes = getattr(redis, "cluster_nodes", "") or ""
+    if not isinstance(nodes, str):
+        return
+    try:
+        cluster_seed_nodes(nodes)
+    except ValueError as exc:
+        yield _error("redis_cluster_nodes_invalid", f"Redis cluster nodes: {exc}", "REDIS_CLUSTER_NODES")
+    if not enabled:
+        if nodes.strip():
+            yield _warning(
+                "redis_cluster_nodes_unused",
+                "REDIS_CLUSTER_NODES is set but REDIS_CLUSTER_ENABLED is false: the nodes are ignored",
+                "REDIS_CLUSTER_NODES",
+            )
+        return
+    if _number(redis.db) is not None and redis.db != 0:
+        yield _error("redis_cluster_db", "Redis Cluster has only database 0: REDIS_DB must be 0", "REDIS_DB")
+    if url is not None and url.startswith("unix:"):
+        yield _error("redis_cluster_unix_url", "a Redis Cluster is reached over TCP, not a unix socket",
                      "REDIS_URL")
 
 

@@ -1,6 +1,7 @@
 """The L2 tier: a bytes-only Redis store with pooling, retries, TLS and a circuit breaker.
 
-:class:`RedisTier` (sync) and :class:`AsyncRedisTier` (asyncio) implement the
+:class:`RedisTier` (sync) and :class:`AsyncRedisTier` (asyncio), and their Redis Cluster
+variants in :mod:`qcache.l2.cluster`, implement the
 backend protocols of :mod:`qcache.l2.protocol`, as do the in-memory backends
 of :mod:`qcache.l2.memory`, and only perform the Redis calls; everything
 decided without the network (settings, batching, TTL conversion, pattern
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.breaker import BreakerState, BreakerStats, CircuitBreaker
+from qcache.l2.cluster import AsyncRedisClusterTier, RedisClusterTier
 from qcache.l2.glob import escape_glob
 from qcache.l2.memory import AsyncMemoryBackend, MemoryBackend
 from qcache.l2.patterns import SCAN_COUNT
@@ -25,6 +27,7 @@ __all__ = [
     "SCAN_COUNT",
     "AsyncL2Backend",
     "AsyncMemoryBackend",
+    "AsyncRedisClusterTier",
     "AsyncRedisTier",
     "BreakerState",
     "BreakerStats",
@@ -33,6 +36,7 @@ __all__ = [
     "L2Backend",
     "L2Op",
     "MemoryBackend",
+    "RedisClusterTier",
     "RedisTier",
     "ServerInfo",
     "TlsFiles",

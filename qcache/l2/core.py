@@ -36,8 +36,11 @@ OPERATIONS = (
 
 
 def connection_kwargs(client: Any) -> dict[str, Any]:
-    """The connection keyword arguments of a redis-py client's pool."""
-    return dict(client.connection_pool.connection_kwargs)
+    """The connection keyword arguments of a redis-py client's pool (a cluster client's, for every node)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        return dict(client.get_connection_kwargs())
+    return dict(pool.connection_kwargs)
 
 
 def uses_hiredis(client: Any, default_parser: type[Any]) -> bool:
@@ -64,6 +67,8 @@ class TierCore:
     _retry_cls: ClassVar[type[Any]]
     #: That flavour's ``DefaultParser`` (the hiredis one when hiredis is installed).
     _default_parser: ClassVar[type[Any]]
+    #: Whether L1 coherence may listen to this tier's server (client tracking on one connection).
+    supports_tracking: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -19,8 +19,10 @@ from qcache.l2.deadline import arm
 
 # Errors that say "the server is unreachable or too slow": they count against the breaker.
 # OSError covers socket and TLS errors that escape redis-py, and the builtin TimeoutError.
+# RedisClusterException (outside RedisError) says no node serves a slot or no seed answers.
 CONNECTIVITY_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
+    redis_errors.RedisClusterException,
     redis_errors.TimeoutError,
     OSError,
 )

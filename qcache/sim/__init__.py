@@ -16,13 +16,26 @@ from qcache.sim.readers import FORMATS, TraceFile, shared_traces_dir
 from qcache.sim.report import format_table, write_csv, write_json, write_reports
 from qcache.sim.sizes import curve_sizes, parse_size, resolve_default_sizes, resolve_sizes
 from qcache.sim.sources import Trace, TraceSource, materialize
-from qcache.sim.synthetic import HotSpot, Uniform, WithScans, Zipf
+from qcache.sim.synthetic import (
+    HotSpot,
+    Loop,
+    Phases,
+    RecentReuse,
+    ShiftingWorkingSet,
+    Uniform,
+    WithScans,
+    Zipf,
+)
 
 __all__ = [
     "BELADY",
     "FORMATS",
     "UNBOUNDED",
     "HotSpot",
+    "Loop",
+    "Phases",
+    "RecentReuse",
+    "ShiftingWorkingSet",
     "SimResult",
     "SimulationError",
     "Trace",

@@ -5,25 +5,38 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
+import numpy as np
+
 from qcache.sim.sources import Key
+
+
+def key_ids(keys: Sequence[Key]) -> np.ndarray:
+    """Each request's key as a dense id (0, 1, ... in order of first appearance), as int64."""
+    ids: dict[Key, int] = {}
+    setdefault = ids.setdefault
+    return np.fromiter((setdefault(key, len(ids)) for key in keys), dtype=np.int64, count=len(keys))
+
+
+def _next_uses(ids: np.ndarray) -> np.ndarray:
+    """Next position of each request's id; ``n + i`` when request ``i``'s id never comes back."""
+    n = len(ids)
+    following = np.arange(n, 2 * n, dtype=np.int64)
+    if n > 1:
+        order = np.argsort(ids, kind="stable")  # positions grouped by id, ascending within a group
+        same = ids[order[:-1]] == ids[order[1:]]
+        following[order[:-1][same]] = order[1:][same]
+    return following
 
 
 def next_use_positions(keys: Sequence[Key]) -> list[int]:
     """For each request, the position of the next request for the same key.
 
     A key never requested again gets ``len(keys) + i``: later than any real
-    position, and distinct for every request, so heap entries never tie (and
-    never fall back to comparing keys, which may not be orderable).
+    position, and distinct for every request, so heap entries never tie.
+    Computed with numpy (a stable sort by key id), not a Python pass.
     """
-    n = len(keys)
-    following: list[int] = [0] * n
-    last_seen: dict[Key, int] = {}
-    get = last_seen.get
-    for i in range(n - 1, -1, -1):
-        key = keys[i]
-        following[i] = get(key, n + i)
-        last_seen[key] = i
-    return following
+    positions: list[int] = _next_uses(key_ids(keys)).tolist()
+    return positions
 
 
 def belady_hits(keys: Sequence[Key], capacity: int, next_use: Sequence[int] | None = None) -> int:
@@ -32,28 +45,36 @@ def belady_hits(keys: Sequence[Key], capacity: int, next_use: Sequence[int] | No
     Like the usual simulators, every missed key is inserted (no bypass), so
     this is the ceiling for policies that must admit what they miss. Next
     uses come from the key stream itself, so the result is exact whatever
-    the trace format (libCacheSim needs them precomputed in the file). The
-    heap uses lazy deletion: an entry is stale unless it matches the key's
-    current next use.
+    the trace format (libCacheSim needs them precomputed in the file).
+
+    Every next-use position is distinct, so the heap holds bare positions
+    and finds the key back from the position itself (request ``p`` for
+    ``p < n``, request ``p - n`` for a last use); an entry is stale unless it
+    matches the key's current next use (lazy deletion).
     """
     if capacity <= 0:
         raise ValueError(f"capacity must be positive, got {capacity!r}")
-    following = next_use_positions(keys) if next_use is None else next_use
-    resident: dict[Key, int] = {}
-    heap: list[tuple[int, Key]] = []
+    id_array = key_ids(keys)
+    ids: list[int] = id_array.tolist()
+    following: Sequence[int] = _next_uses(id_array).tolist() if next_use is None else next_use
+    n = len(ids)
+    resident: dict[int, int] = {}
+    get = resident.get
+    heap: list[int] = []
     push, pop = heapq.heappush, heapq.heappop
     hits = 0
-    for key, nxt in zip(keys, following):
+    for key, nxt in zip(ids, following):
         if key in resident:
             hits += 1
         elif len(resident) >= capacity:
             while True:
-                neg_next, candidate = pop(heap)
-                if resident.get(candidate) == -neg_next:
+                position = -pop(heap)
+                candidate = ids[position if position < n else position - n]
+                if get(candidate) == position:
                     del resident[candidate]
                     break
         resident[key] = nxt
-        push(heap, (-nxt, key))
+        push(heap, -nxt)
     return hits
 
 

@@ -13,11 +13,12 @@ from tqdm import tqdm
 from qcache.memory.policies import available_policies, resolve_policy_name
 from qcache.sim.engine import BELADY, UNBOUNDED, resolve_policies, simulate
 from qcache.sim.errors import SimulationError
-from qcache.sim.readers import FORMATS, TraceFile
+from qcache.sim.readers import FORMATS, TraceFile, libcachesim_csv
+from qcache.sim.reference import REFERENCE_POLICIES
 from qcache.sim.report import format_table, write_reports
 from qcache.sim.sizes import curve_sizes, resolve_default_sizes, resolve_sizes
 from qcache.sim.sources import Trace, TraceSource, materialize
-from qcache.sim.synthetic import HotSpot, Uniform, WithScans, Zipf
+from qcache.sim.synthetic import HotSpot, Loop, RecentReuse, ShiftingWorkingSet, Uniform, WithScans, Zipf
 
 DEFAULT_SIZES = "0.1%,1%,10%"
 DEFAULT_OUTPUT = Path("results")
@@ -25,7 +26,10 @@ DEFAULT_OUTPUT = Path("results")
 _PROGRESS_THRESHOLD = 2_000_000
 
 # Constructors by name; parameters come from the spec as keyword arguments.
-_WORKLOADS: dict[str, Callable[..., TraceSource]] = {"zipf": Zipf, "uniform": Uniform, "hotspot": HotSpot}
+_WORKLOADS: dict[str, Callable[..., TraceSource]] = {
+    "zipf": Zipf, "uniform": Uniform, "hotspot": HotSpot, "shifting": ShiftingWorkingSet, "loop": Loop,
+    "reuse": RecentReuse,
+}
 
 
 def _spec_fields(spec: str, what: str) -> dict[str, str]:
@@ -93,20 +97,30 @@ def register(subparsers: Any) -> None:
                         help="trace file (.xz, .zst and .gz are decompressed transparently)")
     source.add_argument("--synthetic", metavar="SPEC",
                         help="zipf:keys=N,requests=N,exponent=S,seed=N | uniform:... | "
-                             "hotspot:keys=N,requests=N,hot_fraction=F,hot_probability=P,seed=N")
+                             "hotspot:keys=N,requests=N,hot_fraction=F,hot_probability=P,seed=N | "
+                             "shifting:requests=N,width=N,rate=N,seed=N | loop:keys=N,requests=N | "
+                             "reuse:requests=N,new_fraction=F,mean_gap=N,seed=N")
     parser.add_argument("--format", default="auto", choices=FORMATS, dest="trace_format",
-                        help="trace format (default: from the file name; a name other than "
-                             ".lis/.csv/.tsv/.txt/oracleGeneral is cache2k int32 only when "
-                             "the content is not text)")
-    parser.add_argument("--column", default="0",
-                        help="CSV column: a 0-based index or a header name (default 0)")
+                        help="trace format (default auto: .lis is ARC, .csv/.tsv CSV, .txt one key "
+                             "per line, oracleGeneral libCacheSim's records; otherwise the content "
+                             "decides: text keys, ARC lines, Twitter cache-trace rows, or binary "
+                             "int32/int64 keys in the one byte order that fits; when in doubt the "
+                             "file is refused and --format must be given; cache2k = int32-be)")
+    parser.add_argument("--column", default=None,
+                        help="CSV column: a 0-based index or a header name (needed when the CSV "
+                             "has more than one column)")
     parser.add_argument("--header", action="store_true", help="the CSV has a header row")
     parser.add_argument("--delimiter", default=",", help="CSV delimiter (default ,)")
+    parser.add_argument("--libcachesim-params", metavar="SPEC",
+                        help="a CSV trace described as libCacheSim's reader takes it, e.g. "
+                             "'obj-id-col=5,has-header=true,delimiter=,' (1-based column; "
+                             "implies --format csv)")
     parser.add_argument("--scan", metavar="SPEC",
                         help="mix scans in: every=N,length=N[,span=N]")
     parser.add_argument("--policies", default="all",
                         help="comma-separated policies, 'default', 'belady', 'unbounded', or "
-                             f"'all' (known: {', '.join(available_policies())})")
+                             f"'all' (known: {', '.join(available_policies())}; reference "
+                             f"policies, simulator only: arc, lirs, 2q)")
     parser.add_argument("--sizes", default=None,
                         help="comma-separated entry counts or percentages of the distinct keys "
                              f"(default {DEFAULT_SIZES.replace('%', '%%')}; a default that rounds to zero entries "
@@ -130,8 +144,17 @@ def _source(args: argparse.Namespace) -> TraceSource:
     """The trace file or synthetic workload the arguments describe."""
     source: TraceSource
     if args.trace is not None:
-        column: str | int = int(args.column) if args.column.isdigit() else args.column
-        source = TraceFile(args.trace, args.trace_format, column, args.header, args.delimiter)
+        if args.libcachesim_params:
+            if args.column is not None or args.trace_format not in ("auto", "csv"):
+                raise SimulationError("--libcachesim-params describes a CSV by itself: "
+                                      "no --column, and --format csv or auto")
+            layout = libcachesim_csv(args.libcachesim_params)
+            source = TraceFile(args.trace, "csv", layout.column, layout.header, layout.delimiter)
+        else:
+            column = args.column
+            if column is not None and column.isdigit():
+                column = int(column)
+            source = TraceFile(args.trace, args.trace_format, column, args.header, args.delimiter)
     else:
         source = parse_workload(args.synthetic)
     if args.scan:
@@ -144,7 +167,7 @@ def _policy_names(spec: str) -> list[str]:
     names: list[str] = []
     for name in spec.split(","):
         if name.strip().lower() == "all":
-            names.extend([*available_policies(), BELADY, UNBOUNDED])
+            names.extend([*available_policies(), *REFERENCE_POLICIES, BELADY, UNBOUNDED])
         else:
             names.append(name)
     return resolve_policies(names)

@@ -18,6 +18,7 @@ from typing import Any
 from qcache.memory.policies import EvictionPolicy, create_policy, resolve_policy_name
 from qcache.sim.belady import belady_hits, unbounded_hits
 from qcache.sim.errors import SimulationError
+from qcache.sim.reference import REFERENCE_POLICIES, create_reference_policy, reference_name
 from qcache.sim.sizes import resolve_sizes
 from qcache.sim.sources import Key, Trace, TraceSource, materialize
 
@@ -77,20 +78,22 @@ def resolve_policies(names: Iterable[str]) -> list[str]:
     """Canonical names for registry policies and the bounds, de-duplicated, in order.
 
     ``default`` becomes whatever :data:`DEFAULT_POLICY` is; ``belady``/``opt``
-    and ``unbounded``/``infinite`` select the two bounds.
+    and ``unbounded``/``infinite`` select the two bounds; ``arc``, ``lirs`` and
+    ``2q`` the reference policies (:mod:`qcache.sim.reference`).
     """
     resolved: list[str] = []
     for raw in names:
         name = raw.strip()
         if not name:
             continue
-        bound = _BOUND_ALIASES.get(name.upper())
+        bound = _BOUND_ALIASES.get(name.upper()) or reference_name(name)
         if bound is None:
             try:
                 bound = resolve_policy_name(name)
             except ValueError as exc:
                 raise SimulationError(
-                    f"{exc}; bounds: belady (opt), unbounded (infinite)"
+                    f"{exc}; reference policies: {', '.join(REFERENCE_POLICIES)}; "
+                    "bounds: belady (opt), unbounded (infinite)"
                 ) from exc
         if bound not in resolved:
             resolved.append(bound)
@@ -207,7 +210,8 @@ def count_hits(
 ) -> int:
     """Hits of one (canonical) policy name or bound at one capacity.
 
-    ``fast`` allows the inlined LRU/FIFO loops (identical results, tested);
+    ``fast`` allows the inlined LRU/FIFO loops and a policy's own ``replay``
+    loop where it has one (identical results, tested);
     ``options`` go to the policy's constructor (e.g. ``seed`` for RANDOM).
     """
     if capacity <= 0:
@@ -225,7 +229,20 @@ def count_hits(
     fast_path = _FAST_PATHS.get(policy) if fast and not options else None
     if fast_path is not None:
         return fast_path(keys, capacity, progress)
-    return run_policy(create_policy(policy, capacity, **(options or {})), keys, progress)
+    instance = make_policy(policy, capacity, options)
+    replay = getattr(instance, "replay", None) if fast else None
+    if callable(replay):
+        # A policy's own inlined loop: the same decisions as the hooks, tested hit for hit.
+        replayed: int = replay(keys, progress, PROGRESS_CHUNK)
+        return replayed
+    return run_policy(instance, keys, progress)
+
+
+def make_policy(policy: str, capacity: int, options: dict[str, Any] | None = None) -> EvictionPolicy:
+    """An L1 policy or a reference policy, by canonical name."""
+    if policy in REFERENCE_POLICIES:
+        return create_reference_policy(policy, capacity, **(options or {}))
+    return create_policy(policy, capacity, **(options or {}))
 
 
 def simulate(

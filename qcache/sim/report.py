@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qcache.config.sections import MemoryConfig
-from qcache.sim.engine import SimResult
+from qcache.sim.engine import BELADY, UNBOUNDED, SimResult
 
 _CSV_FIELDS = (
     "trace",
@@ -77,12 +77,43 @@ def format_table(
     lines.append(line(header))
     lines.append("  ".join("-" * width for width in widths))
     lines.extend(line(row) for row in rows)
+    lines.extend(default_against_the_rest(results, default_policy))
     if default_policy and any(result.policy == default_policy for result in results):
         lines.append(f"(*) {default_policy} is what the policy name 'default' selects (the recommended policy); "
                      f"MEMORY_CACHE_EVICTION_POLICY itself defaults to {CONFIG_DEFAULT_POLICY}")
     if credit:
         lines.append(credit)
     return "\n".join(lines)
+
+
+def default_against_the_rest(results: Sequence[SimResult], default_policy: str | None) -> list[str]:
+    """Per size: the default's hit ratio, its gap to LRU and to the best other online policy, and Belady's.
+
+    Online policies are every simulated policy but the two bounds; the
+    lines appear only when the default and at least one other ran.
+    """
+    if not default_policy:
+        return []
+    by_size: dict[int, dict[str, float]] = {}
+    for result in results:
+        by_size.setdefault(result.capacity, {})[result.policy] = result.hit_ratio
+    lines: list[str] = []
+    for capacity in sorted(by_size):
+        ratios = by_size[capacity]
+        default = ratios.get(default_policy)
+        others = {name: value for name, value in ratios.items()
+                  if name not in (default_policy, BELADY, UNBOUNDED)}
+        if default is None or not others:
+            continue
+        best = max(others, key=others.__getitem__)
+        parts = [f"size {capacity:,}: {default_policy} {default:.2f}%"]
+        if "LRU" in others:
+            parts.append(f"{default - others['LRU']:+.2f} vs LRU")
+        parts.append(f"{default - others[best]:+.2f} vs the best other, {best} {others[best]:.2f}%")
+        if BELADY in ratios:
+            parts.append(f"Belady {ratios[BELADY]:.2f}%")
+        lines.append(", ".join(parts))
+    return lines
 
 
 def _row(result: SimResult, unique_keys: int | None, credit: str) -> dict[str, Any]:

@@ -190,3 +190,147 @@ class WithScans:
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.load().keys)
+
+
+@dataclass(frozen=True)
+class ShiftingWorkingSet:
+    """A working set of ``width`` keys that slides forward one key every ``rate`` requests.
+
+    Each request picks a key uniformly in the current set, so a key is
+    requested a few times while the set passes over it and never again: the
+    recency-dominated regime (an ORM's entity accesses, a session store)
+    where LRU is hard to beat and a frequency filter rejects the newcomers
+    that will be reused.
+    """
+
+    requests: int
+    width: int = 1000
+    rate: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(self.width, self.requests)
+        if self.rate <= 0:
+            raise SimulationError(f"rate must be positive, got {self.rate!r}")
+
+    @property
+    def name(self) -> str:
+        """Label with every parameter."""
+        return f"shifting(width={self.width},rate={self.rate},requests={self.requests},seed={self.seed})"
+
+    def generate(self) -> list[Key]:
+        """The requests, as a list of key ids."""
+        rng = np.random.default_rng(self.seed)
+        start = np.arange(self.requests, dtype=np.int64) // self.rate
+        return as_keys(start + rng.integers(0, self.width, self.requests))
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.generate())
+
+
+@dataclass(frozen=True)
+class RecentReuse:
+    """New keys, each re-requested at geometrically distributed distances back in the stream.
+
+    A request is a brand-new key with probability ``new_fraction``; otherwise
+    it repeats the request made ``gap`` requests earlier, ``gap`` geometric
+    with mean ``mean_gap``. Popularity is inherited from recency, not from a
+    fixed ranking: an entity touched now is likely touched again soon, and
+    a long gap means the reuse survives only in a large or clever cache.
+    """
+
+    requests: int
+    new_fraction: float = 0.2
+    mean_gap: float = 400.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_counts(1, self.requests)
+        if not 0.0 < self.new_fraction <= 1.0:
+            raise SimulationError(f"new_fraction must be in (0, 1], got {self.new_fraction!r}")
+        if not self.mean_gap >= 1.0:
+            raise SimulationError(f"mean_gap must be >= 1, got {self.mean_gap!r}")
+
+    @property
+    def name(self) -> str:
+        """Label with every parameter."""
+        return (f"reuse(new_fraction={self.new_fraction:g},mean_gap={self.mean_gap:g},"
+                f"requests={self.requests},seed={self.seed})")
+
+    def generate(self) -> list[Key]:
+        """The requests, as a list of key ids."""
+        rng = np.random.default_rng(self.seed)
+        fresh = rng.random(self.requests) < self.new_fraction
+        fresh[0] = True
+        gaps = rng.geometric(1.0 / self.mean_gap, self.requests).tolist()
+        out: list[int] = []
+        append = out.append
+        next_key = 0
+        for position, is_new in enumerate(fresh.tolist()):
+            if is_new:
+                append(next_key)
+                next_key += 1
+            else:
+                append(out[max(0, position - gaps[position])])
+        return list(out)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.generate())
+
+
+@dataclass(frozen=True)
+class Loop:
+    """``keys`` keys requested in the same order over and over: LRU's worst case once they outgrow the cache."""
+
+    keys: int
+    requests: int
+
+    def __post_init__(self) -> None:
+        _check_counts(self.keys, self.requests)
+
+    @property
+    def name(self) -> str:
+        """Label with every parameter."""
+        return f"loop(keys={self.keys},requests={self.requests})"
+
+    def generate(self) -> list[Key]:
+        """The requests, as a list of key ids."""
+        return as_keys(np.arange(self.requests, dtype=np.int64) % self.keys)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.generate())
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Several workloads one after the other, each in its own key space: a mix that changes phase.
+
+    Phase *i*'s integer keys are offset by ``i x 2**40`` (other keys become
+    ``(i, key)``), so no key carries over and a policy must notice the
+    change of regime by itself.
+    """
+
+    parts: tuple[TraceSource, ...]
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise SimulationError("Phases needs at least one workload")
+
+    @property
+    def name(self) -> str:
+        """The phases' labels in order."""
+        return "phases(" + ";".join(part.name for part in self.parts) + ")"
+
+    def load(self) -> Trace:
+        """The phases' requests, concatenated."""
+        out: list[Key] = []
+        for index, part in enumerate(self.parts):
+            offset = index << 40
+            out.extend(
+                key + offset if isinstance(key, int) else (index, key)
+                for key in materialize(part).keys
+            )
+        return Trace(name=self.name, keys=out)
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self.load().keys)

@@ -37,6 +37,8 @@ from qcache.testing.endpoint import RedisEndpoint, TLSFiles, build_url
 from qcache.testing.tls import generate_tls_files
 
 ProcessMethod = Literal["binary", "embedded"]
+#: The methods that start a server process, in the order they are tried.
+PROCESS_METHODS: tuple[ProcessMethod, ...] = ("binary", "embedded")
 
 #: pip packages that ship a redis-server binary, tried in this order, with the
 #: binary's location relative to the package directory. They are located
@@ -77,6 +79,17 @@ def find_server_executable(method: ProcessMethod) -> Path:
         else:
             return candidate
     raise ProvisioningError("no embedded redis-server: " + "; ".join(tried))
+
+
+def first_server_executable(purpose: str) -> tuple[Path, ProcessMethod]:
+    """The redis-server of the first process method (binary, then embedded) that has one, for ``purpose``."""
+    reasons: list[str] = []
+    for method in PROCESS_METHODS:
+        try:
+            return find_server_executable(method), method
+        except ProvisioningError as exc:
+            reasons.append(f"{method}: {exc}")
+    raise ProvisioningError(f"no redis-server to start {purpose}: " + "; ".join(reasons))
 
 
 class RedisServerProcess:

@@ -13,6 +13,10 @@ Enable with ``pytest_plugins = ["qcache.testing.pytest_plugin"]`` in a conftest.
   the test may ``kill()``, ``stop()``, ``start()`` or ``restart()``;
   ``redis_server_factory`` starts more, with options (password, TLS, config).
   A TLS request skips the test when only a redis-server without TLS exists.
+* ``redis_cluster`` (session): a Redis Cluster (3 primaries, from
+  ``REDIS_CLUSTER_URL`` or local processes), started on first use and stopped
+  at the end; ``redis_cluster_factory`` (function) starts private clusters
+  (``factory(replicas=1)``) that a test may damage, all stopped after it.
 
 Tests that use any of the Redis fixtures get the ``redis`` marker, so
 ``-m "not redis"`` runs without a server.
@@ -30,18 +34,23 @@ import pytest
 import redis
 
 from qcache.errors import ProvisioningError
+from qcache.testing.cluster import ClusterEndpoint, LocalCluster, local_cluster, provision_redis_cluster
 from qcache.testing.endpoint import RedisEndpoint
 from qcache.testing.process import (
-    ProcessMethod,
+    PROCESS_METHODS,
     RedisServerProcess,
     TLSUnsupportedError,
     find_server_executable,
+    first_server_executable,
 )
 from qcache.testing.redis_server import REDIS_URL_ENV, provision_redis
 
-_REDIS_FIXTURES = frozenset({"redis_endpoint", "redis_client", "redis_server", "redis_server_factory"})
+_REDIS_FIXTURES = frozenset({
+    "redis_endpoint", "redis_client", "redis_server", "redis_server_factory", "redis_cluster",
+    "redis_cluster_factory",
+})
 _CLEANUP_SCAN_COUNT = 500
-_PROCESS_METHODS: tuple[ProcessMethod, ...] = ("binary", "embedded")
+
 
 
 class SessionRedis:
@@ -104,7 +113,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Which provisioning methods this machine offers (the chosen one is reported after collection)."""
     url = os.environ.get(REDIS_URL_ENV)
     parts = [f"{REDIS_URL_ENV}={'set' if url else 'unset'}"]
-    for method in _PROCESS_METHODS:
+    for method in PROCESS_METHODS:
         try:
             parts.append(f"{method}={find_server_executable(method)}")
         except ProvisioningError:
@@ -205,17 +214,28 @@ def redis_server(redis_server_factory: Callable[..., RedisServerProcess]) -> Red
     return redis_server_factory()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterEndpoint]:
+    """The run's shared Redis Cluster (3 primaries, no replicas), stopped at the end of the session."""
+    with provision_redis_cluster() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def redis_cluster_factory() -> Iterator[Callable[..., LocalCluster]]:
+    """Start private clusters: ``factory(primaries=3, replicas=1, ...)``; every process stopped after."""
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> LocalCluster:
+            return stack.enter_context(local_cluster(**options))
+
+        yield start
+
+
 def _private_server(**options: Any) -> RedisServerProcess:
     """A not-yet-started RedisServerProcess from the first of binary / embedded that exists."""
-    reasons: list[str] = []
-    for method in _PROCESS_METHODS:
-        try:
-            executable = find_server_executable(method)
-        except ProvisioningError as exc:
-            reasons.append(f"{method}: {exc}")
-            continue
-        return RedisServerProcess(executable, method=method, **options)
-    raise ProvisioningError("no redis-server to start a private server: " + "; ".join(reasons))
+    executable, method = first_server_executable("a private server")
+    return RedisServerProcess(executable, method=method, **options)
 
 
 def _glob_escape(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -9,14 +10,15 @@ from typing import Any
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.cache.core import DEFAULT_MAX_PENDING_WRITES, CacheCore
+from qcache.errors import BackendError
 from qcache.l2 import AsyncMemoryBackend, MemoryBackend
 from qcache.memory.store import MemoryStore
-from qcache.testing import RedisEndpoint
 
-from .support import FLAVOURS, Clocks, Handle, redis_keys
+from .support import FLAVOURS, SERVERS, Clocks, Handle, redis_keys, settle
 
 MakeCache = Callable[..., Awaitable[Handle]]
 
@@ -33,10 +35,42 @@ def prefix() -> str:
     return f"qct-{uuid.uuid4().hex[:10]}"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every facade test that uses Redis on a standalone server and on a Redis Cluster.
+
+    A module whose own fixtures already cross the backends lists them in
+    ``BACKEND_CROSSING_FIXTURES``; its tests using them run once per case. A
+    module that applies to fewer deployments names them in ``REDIS_BACKENDS``.
+    """
+    if "redis_backend" not in metafunc.fixturenames:
+        return
+    crossing = set(getattr(metafunc.module, "BACKEND_CROSSING_FIXTURES", ()))
+    if crossing.intersection(metafunc.fixturenames):
+        return
+    metafunc.parametrize("redis_backend", getattr(metafunc.module, "REDIS_BACKENDS", SERVERS))
+
+
 @pytest.fixture
-def raw_redis(redis_endpoint: RedisEndpoint, prefix: str) -> Iterator[redis.Redis]:
-    """A plain client on the shared server, to look behind the cache; deletes the test's keys after."""
-    client = redis.Redis(**redis_endpoint.client_kwargs())
+def redis_backend() -> str:
+    """Which Redis a facade test runs on: ``redis`` (standalone) or ``cluster`` (see pytest_generate_tests)."""
+    return "redis"
+
+
+def server_url(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URL of the shared server or cluster (provisioned on first use)."""
+    fixture = "redis_cluster" if backend == "cluster" else "redis_endpoint"
+    return str(request.getfixturevalue(fixture).url)
+
+
+def peek_client(url: str, backend: str) -> Any:
+    """A plain client to look behind the cache: ``redis.Redis``, or redis-py's ``RedisCluster``."""
+    return RedisCluster.from_url(url) if backend == "cluster" else redis.Redis.from_url(url)
+
+
+@pytest.fixture
+def raw_redis(redis_backend: str, request: pytest.FixtureRequest, prefix: str) -> Iterator[redis.Redis]:
+    """A plain client on the test's server or cluster, to look behind the cache; deletes the test's keys after."""
+    client = peek_client(server_url(request, redis_backend), redis_backend)
     try:
         yield client
         delete_test_keys(client, prefix)
@@ -95,19 +129,23 @@ def build_core(
 
 
 @pytest.fixture
-async def make_cache(flavour: str, request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[MakeCache]:
+async def make_cache(
+    flavour: str, redis_backend: str, request: pytest.FixtureRequest, prefix: str
+) -> AsyncIterator[MakeCache]:
     """``await make_cache(level, strategy, **options)``: a :class:`Handle` on a new cache.
 
     Options: ``clocks`` (a :class:`Clocks` for L1 and record expiry),
     ``strict``, ``max_pending`` (write-back queue bound), ``flavour`` (override
     the test's), ``config`` (used as is: level, strategy and settings are then
-    ignored), ``tier``, ``backend`` (``"redis"``, the default, on the provisioned
-    server; ``"memory"``, an in-memory L2 backend, and no server at all);
+    ignored), ``tier``, ``backend`` (``"redis"`` on the provisioned server,
+    ``"cluster"`` on the provisioned Redis Cluster, the default being the
+    test's ``redis_backend``; ``"memory"``, an in-memory L2 backend, and no
+    server at all);
     anything else is a setting by environment variable name. Every cache is
     closed after the test, before the test's keys are deleted.
     """
     opened: list[QueryCache | AsyncQueryCache] = []
-    endpoint: list[RedisEndpoint] = []  # the server, once a cache of this test used it
+    used: dict[str, str] = {}  # backend -> URL, for the servers a cache of this test used
 
     async def make(
         level: str = "BOTH",
@@ -119,7 +157,7 @@ async def make_cache(flavour: str, request: pytest.FixtureRequest, prefix: str) 
         flavour: str = flavour,
         config: CacheConfig | None = None,
         tier: Any = None,
-        backend: str = "redis",
+        backend: str = redis_backend,
         **settings: Any,
     ) -> Handle:
         if backend == "memory":
@@ -130,15 +168,21 @@ async def make_cache(flavour: str, request: pytest.FixtureRequest, prefix: str) 
                 tier = MemoryBackend(namespace=namespace, clock=mono) if flavour == "sync" else (
                     AsyncMemoryBackend(namespace=namespace, clock=mono))
         else:
-            if not endpoint:
-                endpoint.append(request.getfixturevalue("redis_endpoint"))
-            url = endpoint[0].url
+            url = used.setdefault(backend, server_url(request, backend))
+            if backend == "cluster":
+                settings.setdefault("REDIS_CLUSTER_ENABLED", "true")
         if config is None:
             config = build_config(url, prefix, level, strategy, **settings)
         core = build_core(config, clocks, strict, max_pending)
         cls = QueryCache if flavour == "sync" else AsyncQueryCache
         cache = cls(config, core=core, tier=tier)
         opened.append(cache)
+        if backend == "cluster" and tier is None and core.use_l2:
+            # A cluster client discovers the topology on first use (CLUSTER SLOTS, COMMAND,
+            # one connection per node): hundreds of ms on a loaded machine. The contract's
+            # latency checks are about a running cache, so the discovery happens here.
+            with contextlib.suppress(BackendError):  # tests of an unreachable L2 start without it
+                await settle(cache._shared.l2().warm_up())
         return Handle(cache)
 
     yield make
@@ -147,8 +191,8 @@ async def make_cache(flavour: str, request: pytest.FixtureRequest, prefix: str) 
             await cache.close(timeout=1.0)
         else:
             cache.close(timeout=1.0)
-    if endpoint:  # after closing: close() flushes pending write-back writes
-        client = redis.Redis(**endpoint[0].client_kwargs())
+    for backend, url in used.items():  # after closing: close() flushes pending write-back writes
+        client = peek_client(url, backend)
         try:
             delete_test_keys(client, prefix)
         finally:

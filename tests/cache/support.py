@@ -28,6 +28,8 @@ from qcache.l2 import escape_glob
 Facade = QueryCache | AsyncQueryCache
 
 FLAVOURS = ("sync", "async")
+#: The Redis deployments every facade test runs on: a standalone server and a Redis Cluster.
+SERVERS = ("redis", "cluster")
 
 
 async def settle(result: Any) -> Any:

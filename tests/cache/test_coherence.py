@@ -34,6 +34,9 @@ from qcache.testing import RedisEndpoint
 from .conftest import MakeCache
 from .support import Handle, await_until
 
+#: Cross-process coherence uses client tracking on one connection: not available on a Redis Cluster yet.
+REDIS_BACKENDS = ("redis",)
+
 PEER = Path(__file__).with_name("coherence_peer.py")
 #: Rounds per operation in the two-process test (QCACHE_COHERENCE_ROUNDS for a longer measurement).
 ROUNDS = int(os.environ.get("QCACHE_COHERENCE_ROUNDS", "25"))

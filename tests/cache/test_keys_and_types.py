@@ -15,7 +15,7 @@ from qcache import CacheConfig
 from qcache.cache.core import CacheCore
 from qcache.config.sections import CacheTypeConfig
 
-from .conftest import MakeCache, build_config
+from .conftest import MakeCache, build_config, server_url
 from .support import Handle, forge_record, redis_keys
 
 pytestmark = pytest.mark.redis
@@ -66,9 +66,10 @@ async def test_type_ttls_follow_environment_overrides(make_cache: MakeCache, raw
 
 
 async def test_registered_custom_types_are_usable_before_and_after_the_cache_exists(
-    make_cache: MakeCache, raw_redis: redis.Redis, redis_endpoint: object, prefix: str
+    make_cache: MakeCache, raw_redis: redis.Redis, redis_backend: str, request: pytest.FixtureRequest, prefix: str
 ) -> None:
-    config = build_config(redis_endpoint.url, prefix, "BOTH", "WRITE_THROUGH")  # type: ignore[attr-defined]
+    config = build_config(server_url(request, redis_backend), prefix, "BOTH", "WRITE_THROUGH",
+                          REDIS_CLUSTER_ENABLED=redis_backend == "cluster")
     config.register_cache_type("graph", CacheTypeConfig(ttl=77, compression=True))
     cache = await make_cache(config=config)
     await cache.set("g", {"edges": [[1, 2]] * 500}, cache_type="graph")

@@ -60,6 +60,21 @@ CASES: list[tuple[str, dict[str, Any], tuple[Severity, str, str | None]]] = [
     ),
     ("no password", {"redis": RedisConfig()}, (W, "redis_password_missing", "REDIS_PASSWORD")),
     (
+        "cluster nodes",
+        {"redis": RedisConfig(password=PW, cluster_enabled=True, cluster_nodes="10.0.0.1:7000,nohost")},
+        (E, "redis_cluster_nodes_invalid", "REDIS_CLUSTER_NODES"),
+    ),
+    (
+        "cluster nodes unused",
+        {"redis": RedisConfig(password=PW, cluster_nodes="10.0.0.1:7000")},
+        (W, "redis_cluster_nodes_unused", "REDIS_CLUSTER_NODES"),
+    ),
+    (
+        "cluster db",
+        {"redis": RedisConfig(password=PW, cluster_enabled=True, db=2)},
+        (E, "redis_cluster_db", "REDIS_DB"),
+    ),
+    (
         "max memory",
         {"memory": MemoryConfig(max_memory_mb=0)},
         (E, "memory_max_memory_not_positive", "MEMORY_CACHE_MAX_MEMORY_MB"),

@@ -13,7 +13,7 @@ T = TypeVar("T")
 Tier: TypeAlias = RedisTier | AsyncRedisTier | MemoryBackend | AsyncMemoryBackend
 
 #: Every L2 backend the contract runs on: the Redis tiers (a real server) and the in-memory ones.
-BACKENDS = ("sync", "async", "memory", "memory-async")
+BACKENDS = ("sync", "async", "memory", "memory-async", "cluster", "cluster-async")
 
 # Glob metacharacters in the namespace itself, so every test also checks that the
 # tier escapes its own prefix correctly.

@@ -8,9 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
+from qcache.memory.policies import EvictionPolicy, available_policies
+from qcache.sim.engine import make_policy
+from qcache.sim.reference import REFERENCE_POLICIES
 
-POLICIES = available_policies()
+#: The L1 policies and the simulator's reference policies: the same hooks, the same contract.
+POLICIES = [*available_policies(), *REFERENCE_POLICIES]
+
+
+def create_policy(name: str, capacity: int) -> EvictionPolicy:
+    return make_policy(name, capacity)
 
 
 def test_the_registry_holds_every_policy_of_the_brief() -> None:

@@ -54,8 +54,6 @@ REFERENCE: dict[str, dict[str, tuple[float, float, float]]] = {
 # The policies whose best figure the default policy is measured against.
 CONTENDERS = ("LRU", "ARC", "S3_FIFO", "SIEVE", "W_TINYLFU_1PCT")
 CASES = [(trace, index) for trace in FILES for index in range(3)]
-
-
 @cache
 def load(trace: str) -> Trace:
     folder = shared_traces_dir()

@@ -33,6 +33,19 @@ def test_table_has_one_row_per_policy_and_size_with_two_decimals() -> None:
     assert lines[-1] == "Credit."
 
 
+def test_table_sums_up_the_default_against_lru_the_best_other_and_belady() -> None:
+    results = [
+        *RESULTS,
+        SimResult("t.txt", "ARC", 10, 1000, 500, 0.01),
+        SimResult("t.txt", "BELADY", 10, 1000, 700, 0.01),
+    ]
+    table = format_table(results, unique_keys=200, default_policy=DEFAULT_POLICY)
+    assert (f"size 10: {DEFAULT_POLICY} 45.60%, +33.30 vs LRU, -4.40 vs the best other, "
+            "ARC 50.00%, Belady 70.00%") in table.splitlines()
+    alone = format_table(RESULTS[1:], unique_keys=200, default_policy=DEFAULT_POLICY)
+    assert "vs the best other" not in alone
+
+
 def test_csv_and_json_carry_every_result_and_the_credit(tmp_path: Path) -> None:
     paths = write_reports(RESULTS, tmp_path / "out", unique_keys=200, credit="Credit.")
     assert [p.name for p in paths] == ["sim_t.txt.csv", "sim_t.txt.json"]
@@ -171,3 +184,19 @@ def test_default_sizes_that_round_to_zero_are_skipped_with_a_note(
     tiny.write_text("a\nb\n")
     assert main(["simulate", "--trace", str(tiny), "--no-write"]) == 2
     assert "none of the default sizes" in capsys.readouterr().err
+
+
+def test_simulate_reads_a_csv_described_by_libcachesim_parameters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text("version,time,op,size,lbn\n" + "".join(f"1,{t},2a,512,{t % 7}\n" for t in range(200)))
+    assert main(["simulate", "--trace", str(path), "--policies", "LRU", "--sizes", "7",
+                 "--no-write"]) == 2
+    assert "--column" in capsys.readouterr().err
+    assert main(["simulate", "--trace", str(path), "--libcachesim-params",
+                 "obj-id-col=5,has-header=true,delimiter=,", "--policies", "LRU", "--sizes", "7",
+                 "--no-write"]) == 0
+    assert "193" in capsys.readouterr().out  # 200 requests over 7 keys: 7 cold misses
+    assert main(["simulate", "--trace", str(path), "--libcachesim-params", "obj-id-col=5",
+                 "--column", "1"]) == 2

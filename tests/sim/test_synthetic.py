@@ -87,3 +87,21 @@ def test_scans_are_spliced_in_at_the_given_period() -> None:
 def test_bad_parameters_are_errors(build: object) -> None:
     with pytest.raises(SimulationError):
         build()  # type: ignore[operator]
+
+
+def test_regime_workloads_are_seeded_and_shaped_as_described() -> None:
+    from qcache.sim import Loop, Phases, RecentReuse, ShiftingWorkingSet
+
+    shifting = ShiftingWorkingSet(requests=10_000, width=100, rate=4, seed=1).generate()
+    assert shifting == ShiftingWorkingSet(requests=10_000, width=100, rate=4, seed=1).generate()
+    assert all(t // 4 <= key < t // 4 + 100 for t, key in enumerate(shifting))
+    assert Loop(keys=3, requests=7).generate() == [0, 1, 2, 0, 1, 2, 0]
+    reuse = RecentReuse(requests=20_000, new_fraction=0.25, mean_gap=50, seed=2).generate()
+    assert 0.2 < len(set(reuse)) / len(reuse) < 0.3  # about one request in four is a new key
+    assert reuse == RecentReuse(requests=20_000, new_fraction=0.25, mean_gap=50, seed=2).generate()
+    mixed = list(Phases((Loop(keys=2, requests=3), Loop(keys=2, requests=2))))
+    assert mixed == [0, 1, 0, 1 << 40, (1 << 40) + 1]
+    with pytest.raises(SimulationError):
+        RecentReuse(requests=10, new_fraction=0.0)
+    with pytest.raises(SimulationError):
+        Phases(())

@@ -68,3 +68,56 @@ class HoldsNewcomer(EvictionPolicy):
 
     def _clear_held(self) -> None:
         self._pending = NOTHING_HELD
+
+
+class HoldsNewcomerWithHistory(HoldsNewcomer):
+    """A :class:`HoldsNewcomer` whose placement of a new key depends on what its miss found.
+
+    ARC and 2Q remember keys they evicted (ghosts): a key found there on a
+    miss is placed elsewhere than a brand-new one. Subclasses implement
+    ``_recall(key)`` (consult and forget the history, return what was found,
+    0 for nothing) and ``_place_as(key, found)``; this class carries the
+    finding from ``on_miss`` to the placement, also across a held insert.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self._last_missed: object = NOTHING_HELD
+        self._found = 0
+        self._pending_found = 0
+
+    def _recall(self, key: Hashable) -> int:
+        """What the history knows of ``key`` (0: nothing); forget it there."""
+        raise NotImplementedError
+
+    def _place_as(self, key: Hashable, found: int) -> None:
+        """Start tracking ``key`` given what its miss found."""
+        raise NotImplementedError
+
+    def _place(self, key: Hashable) -> None:
+        self._place_as(key, self._pending_found)
+
+    def _settle(self) -> None:
+        super()._settle()
+        self._pending_found = 0
+
+    def on_miss(self, key: Hashable) -> None:
+        self._last_missed = key
+        self._found = self._recall(key)
+
+    def on_insert(self, key: Hashable) -> None:
+        if key != self._last_missed:
+            self.on_miss(key)  # inserted without a lookup first (a plain set)
+        self._last_missed = NOTHING_HELD
+        self._settle()
+        if len(self._members) >= self.capacity:
+            self._pending = key
+            self._pending_found = self._found
+        else:
+            self._place_as(key, self._found)
+        self._found = 0
+
+    def _clear_held(self) -> None:
+        super()._clear_held()
+        self._last_missed = NOTHING_HELD
+        self._found = self._pending_found = 0

@@ -5,11 +5,15 @@ from __future__ import annotations
 import zlib
 from collections.abc import Hashable
 
+import numpy as np
+
 _MASK64 = (1 << 64) - 1
 _SALT = 0x2545F4914F6CDD1D
 # Re-mixes the hash for the doorkeeper, whose probes then do not line up with the rows.
 _DOORKEEPER_MIX = 0xFF51AFD7ED558CCD
 _MAX_COUNT = 15
+#: The largest value a counter holds (4 bits).
+MAX_COUNT = _MAX_COUNT
 # Byte translation tables applied to the whole counter table at once (C speed).
 _HALVE = bytes(value >> 1 for value in range(256))
 _ODD = bytes(value & 1 for value in range(256))
@@ -52,6 +56,36 @@ def stable_key(key: Hashable) -> Hashable:
 
 _crc32 = zlib.crc32
 _adler32 = zlib.adler32
+
+
+# CPython's hashing of ints and tuples (Objects/longobject.c, Objects/tupleobject.c).
+_MODULUS = np.uint64((1 << 61) - 1)
+_XXPRIME_1 = np.uint64(11400714785074694791)
+_XXPRIME_2 = np.uint64(14029467366897019727)
+_XXPRIME_5 = np.uint64(2870177450012600261)
+_PAIR_LENGTH_MIX = np.uint64(2 ^ (2870177450012600261 ^ 3527539))
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+def _int_hashes(keys: np.ndarray) -> np.ndarray:
+    """``hash(k)`` of each int64 key, as the uint64 bit pattern CPython mixes into a tuple hash."""
+    negative = keys < 0
+    magnitude = np.where(negative, -keys, keys).astype(np.uint64) % _MODULUS
+    signed = np.where(negative, -magnitude.astype(np.int64), magnitude.astype(np.int64))
+    signed[signed == -1] = -2
+    return signed.astype(np.uint64)
+
+
+def _pair_hash(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``hash((a, b))`` from the two items' hashes, wrapped to 64 bits as ``& _MASK64`` does."""
+    acc = np.full_like(first, _XXPRIME_5)
+    for lane in (first, second):
+        acc = acc + lane * _XXPRIME_2
+        acc = (acc << np.uint64(31)) | (acc >> np.uint64(33))
+        acc = acc * _XXPRIME_1
+    acc = acc + _PAIR_LENGTH_MIX
+    acc[acc == np.uint64(_MASK64)] = np.uint64(1546275796)
+    return acc
 
 
 def _ceil_pow2(value: int) -> int:
@@ -158,6 +192,51 @@ class FrequencySketch:
             second >> 3,
             1 << (second & 7),
         )
+
+    def int_slots(self, keys: np.ndarray) -> dict[Hashable, Slots] | None:
+        """:meth:`slots` of many int64 keys at once, with numpy; None where that cannot be exact.
+
+        It reproduces CPython's hash of ``(key, salt)`` (the int hash modulo
+        2**61 - 1 and the tuple's xxHash-style mixing) on whole arrays, then
+        the same cuts as :meth:`slots`. A spot check against :meth:`slots`
+        guards against an interpreter that hashes differently: then the
+        caller hashes key by key as usual.
+        """
+        if keys.dtype != np.int64 or not len(keys) or bool((keys == _INT64_MIN).any()):
+            return None
+        salt_lane = np.uint64(hash(self._salt) & _MASK64)
+        lanes = _int_hashes(keys)
+        with np.errstate(over="ignore"):
+            h = _pair_hash(lanes, np.full_like(lanes, salt_lane))
+            bits, mask, width = self._row_bits, np.uint64(self._mask), self._width
+            high = _pair_hash(np.full_like(lanes, salt_lane), lanes) if self._two_hashes else None
+            rows = []
+            for row in range(DEPTH):
+                offset = row * bits
+                if offset + bits <= 64:
+                    index = h >> np.uint64(offset)
+                elif offset >= 64:
+                    assert high is not None
+                    index = high >> np.uint64(offset - 64)
+                else:
+                    assert high is not None
+                    index = (h >> np.uint64(offset)) | (high << np.uint64(64 - offset))
+                rows.append((index & mask).astype(np.int64) + row * width)
+            spread = (h ^ (h >> np.uint64(31))) * np.uint64(_DOORKEEPER_MIX)
+            first = (spread >> np.uint64(self._door_shift)).astype(np.int64)
+            second = ((spread >> np.uint64(7)) & np.uint64(self._door_mask)).astype(np.int64)
+        columns = [
+            *(row.tolist() for row in rows),
+            (first >> 3).tolist(),
+            (1 << (first & 7)).tolist(),
+            (second >> 3).tolist(),
+            (1 << (second & 7)).tolist(),
+        ]
+        table: dict[Hashable, Slots] = dict(zip(keys.tolist(), zip(*columns)))
+        for key in keys[:: max(1, len(keys) // 16)].tolist():
+            if table[key] != self.slots(key):
+                return None
+        return table
 
     def increment(self, key: Hashable) -> None:
         """Record one access to ``key``; age everything when the period is over."""

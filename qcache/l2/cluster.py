@@ -1,0 +1,414 @@
+"""The L2 tier on Redis Cluster: the standalone tiers with redis-py's own cluster clients swapped in.
+
+:class:`RedisClusterTier` and :class:`AsyncRedisClusterTier` inherit every
+operation of :class:`RedisTier` / :class:`AsyncRedisTier` (guards, breaker,
+chunking, TTL rules) and change only what a cluster does differently:
+
+* Batch reads use ``mget_nonatomic``: redis-py splits the keys by hash slot,
+  sends one MGET per slot in one pipeline per node, and puts the replies back
+  in order. Writes and UNLINK of many keys are split the same way by redis-py.
+* ``delete_pattern`` and ``scan_keys`` SCAN every primary (``scan_iter``
+  keeps one cursor per node), so ``invalidate_pattern`` and ``clear`` reach
+  the whole cluster; keys found are unlinked in batches, split by slot.
+* A tagged write cannot run the tag script of :mod:`qcache.l2.tagging` (its
+  keys live in different slots): the tag sets are updated in one pipeline,
+  and only once that succeeded are the entries written in a second one, so an
+  entry is never stored without its tag memberships, whatever node fails.
+* ``server_info`` sums memory, clients and evictions over the primaries;
+  ``ping`` answers only when every node does.
+* No invalidation listener (L1 coherence across processes): Redis client
+  tracking reports only the keys of the node a connection is on, so it
+  would need one listener per primary, following failovers; until then an
+  L1 copy on a cluster lives until its TTL, as without coherence.
+
+The sync ``RedisCluster`` talks to its seed nodes as soon as it is built;
+the tier builds it on first use instead, under the operation's guard, so a
+cluster that is down when the cache starts is a miss, not a crash.
+
+Redis Cluster errors that redis-py raises outside ``RedisError`` (a slot with
+no live node, no reachable seed) count as connectivity failures for the
+breaker (see :mod:`qcache.l2.guard`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import redis
+import redis.asyncio.cluster as aredis_cluster
+import redis.cluster as redis_cluster
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.connection import parse_url
+from redis.retry import Retry
+
+from qcache.config.validation import cluster_seed_nodes
+from qcache.l2.aio import AsyncRedisTier
+from qcache.l2.batching import SetManyItems, normalize_items
+from qcache.l2.breaker import CircuitBreaker
+from qcache.l2.core import TierCore
+from qcache.l2.guard import unjudged
+from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
+from qcache.l2.responses import ServerInfo, server_info_from
+from qcache.l2.settings import ConfigLike, ConnectionSettings
+from qcache.l2.tagging import Membership, queue_tag_updates, tag_updates
+from qcache.l2.tier import RedisTier
+
+ClusterTierT = TypeVar("ClusterTierT", bound=TierCore)
+
+
+class ClusterSection(Protocol):
+    """The cluster attributes of ``config.redis``."""
+
+    @property
+    def cluster_enabled(self) -> bool: ...
+    @property
+    def cluster_nodes(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """Seed nodes plus the connection settings every node connection uses.
+
+    The seeds are ``REDIS_CLUSTER_NODES`` when set, else the node named by
+    ``REDIS_URL`` or ``REDIS_HOST``/``REDIS_PORT``; redis-py discovers the
+    rest of the cluster from any seed that answers.
+    """
+
+    seeds: tuple[tuple[str, int], ...]
+    connection: ConnectionSettings
+
+    @classmethod
+    def from_config(cls, config: ConfigLike) -> ClusterSettings:
+        """Read ``config.redis`` (validated by :meth:`ConnectionSettings.from_config`)."""
+        connection = ConnectionSettings.from_config(config.redis)
+        nodes = str(getattr(config.redis, "cluster_nodes", "") or "")
+        seeds = cluster_seed_nodes(nodes)
+        if not seeds:
+            if connection.url:
+                parts = parse_url(connection.url)  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                seeds = [(str(parts.get("host", "localhost")), int(parts.get("port", 6379)))]
+            else:
+                seeds = [(connection.host, connection.port)]
+        return cls(tuple(seeds), connection)
+
+    def startup_nodes(self, node_cls: Any) -> list[Any]:
+        """The seeds as ``ClusterNode`` objects of either flavour (``node_cls``)."""
+        return [node_cls(host, port) for host, port in self.seeds]
+
+    def client_kwargs(self, retry_cls: type[Any]) -> dict[str, Any]:
+        """Keyword arguments for either ``RedisCluster``: credentials, timeouts, retry, TLS, pool cap."""
+        settings = self.connection
+        kwargs: dict[str, Any] = {
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "retry": settings.retry(retry_cls),
+            "max_connections": settings.max_connections,  # per node
+            "decode_responses": False,
+            # Slots of live primaries keep serving while another primary fails over.
+            "require_full_coverage": False,
+            "password": settings.password,
+            "username": settings.username,
+        }
+        if settings.url:
+            parts = parse_url(settings.url)  # type: ignore[no-untyped-call]
+            kwargs["password"] = parts.get("password", settings.password)
+            kwargs["username"] = parts.get("username", settings.username)
+        if settings.uses_tls:
+            tls = settings.tls
+            kwargs.update(
+                ssl=True,
+                ssl_ca_certs=tls.ca_certs if tls else None,
+                ssl_certfile=tls.certfile if tls else None,
+                ssl_keyfile=tls.keyfile if tls else None,
+                ssl_cert_reqs="required",
+            )
+        return kwargs
+
+
+def cluster_enabled(config: ConfigLike) -> bool:
+    """Whether ``config`` asks for a Redis Cluster (``REDIS_CLUSTER_ENABLED``)."""
+    return getattr(config.redis, "cluster_enabled", False) is True
+
+
+class _SyncClusterClient:
+    """A sync ``RedisCluster``, built on first use, with ``mget`` meaning ``mget_nonatomic``.
+
+    Building it contacts the seed nodes; doing that lazily puts the first
+    contact inside an operation's guard. A failure to build is raised as a
+    redis ``ConnectionError`` and tried again on the next call.
+    """
+
+    connection_pool = None  # one pool per node: see get_connection_kwargs
+
+    def __init__(self, factory: Callable[[], Any], connection_kwargs: Mapping[str, Any]) -> None:
+        self._factory = factory
+        self._connection_kwargs = dict(connection_kwargs)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def get_connection_kwargs(self) -> dict[str, Any]:
+        return dict(self._connection_kwargs)
+
+    def cluster(self) -> Any:
+        """The ``RedisCluster``, built now if it was not yet."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        self._client = self._factory()
+                    except redis.exceptions.RedisClusterException as exc:
+                        raise redis.ConnectionError(str(exc)) from exc
+                client = self._client
+        return client
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        values: list[bytes | None] = self.cluster().mget_nonatomic(keys)
+        return values
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster(), name)
+
+
+class _AsyncClusterClient:
+    """An asyncio ``RedisCluster`` (it connects on first command) with ``mget`` meaning ``mget_nonatomic``."""
+
+    connection_pool = None
+
+    def __init__(self, client: Any) -> None:
+        self._cluster = client
+
+    def cluster(self) -> Any:
+        return self._cluster
+
+    def get_connection_kwargs(self) -> dict[str, Any]:
+        return dict(self._cluster.get_connection_kwargs())
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        values: list[bytes | None] = await self._cluster.mget_nonatomic(keys)
+        return values
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cluster, name)
+
+
+def _cluster_info(replies: Mapping[str, Mapping[str, object]]) -> ServerInfo:
+    """One :class:`ServerInfo` for the primaries: memory, clients and evictions summed.
+
+    ``maxmemory`` is 0 (no limit) when any primary has none; the version is
+    the oldest one, the policy the first primary's (they should all agree).
+    """
+    infos = [server_info_from(raw) for raw in replies.values()]
+    if not infos:
+        return server_info_from({})
+    first = infos[0]
+    return ServerInfo(
+        version=min((i.version for i in infos), key=lambda v: tuple(int(p) for p in v.split(".") if p.isdigit())),
+        used_memory=sum(i.used_memory for i in infos),
+        maxmemory=0 if any(i.maxmemory == 0 for i in infos) else sum(i.maxmemory for i in infos),
+        maxmemory_policy=first.maxmemory_policy,
+        mode="cluster",
+        connected_clients=sum(i.connected_clients for i in infos),
+        evicted_keys=sum(i.evicted_keys for i in infos),
+    )
+
+
+def _tier_kwargs(config: ConfigLike, settings: ClusterSettings) -> dict[str, Any]:
+    perf = config.performance
+    cap = settings.connection.max_connections
+    return {
+        "batch_size": perf.batch_size,
+        "parallel_operations": min(perf.parallel_operations, cap),
+        "owns_client": True,
+        "warm_connections": min(perf.connection_pool_size, cap),
+    }
+
+
+class RedisClusterTier(RedisTier):
+    """:class:`RedisTier` on a Redis Cluster (redis-py's ``RedisCluster``); see the module docstring."""
+
+    supports_tracking = False  # client tracking would need one listener per primary
+
+    @classmethod
+    def from_config(
+        cls: type[ClusterTierT], config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
+    ) -> ClusterTierT:
+        """A tier on the cluster named by ``config``; nothing connects until the first operation."""
+        settings = ClusterSettings.from_config(config)
+        kwargs = settings.client_kwargs(Retry)
+        kwargs.update(connection_pool_class=redis.BlockingConnectionPool, timeout=settings.connection.connect_timeout)
+        nodes = settings.startup_nodes(redis_cluster.ClusterNode)
+
+        def build() -> Any:
+            return redis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
+
+        client = _SyncClusterClient(build, {"decode_responses": False})
+        return cls(client, namespace=namespace, breaker=breaker, **_tier_kwargs(config, settings))
+
+    @classmethod
+    def from_client(cls, client: Any, *, namespace: str, **options: Any) -> RedisClusterTier:
+        """Wrap an existing ``redis.cluster.RedisCluster`` (tests, benchmarks); it must return bytes."""
+        kwargs = client.get_connection_kwargs()
+        return cls(_SyncClusterClient(lambda: client, kwargs), namespace=namespace, **options)
+
+    def delete_pattern(self, pattern: str) -> int:
+        """SCAN every primary and UNLINK what matches, in batches split by slot; returns the count."""
+        self.check_pattern(pattern)
+        batcher = UnlinkBatcher(self._batch_size)
+        removed = 0
+        with self._guards["SCAN+UNLINK"]:
+            for key in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+                due = batcher.take([key], finished=False)
+                if due:
+                    removed += self._client.unlink(*due)
+            due = batcher.take([], finished=True)
+            if due:
+                removed += self._client.unlink(*due)
+        return removed
+
+    def scan_keys(self, pattern: str) -> list[str]:
+        """Every key matching ``pattern`` on every primary (SCAN, never KEYS)."""
+        self.check_pattern(pattern)
+        with self._guards["SCAN"]:
+            return [k.decode("utf-8", "surrogateescape")
+                    for k in self._client.scan_iter(match=pattern, count=SCAN_COUNT)]
+
+    def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """Tag sets first (one pipeline), then the entries (another): never an entry without its tags."""
+        entries = normalize_items(items, None)
+        updates = tag_updates(memberships)
+        with self._guards["SET+TAGS"]:
+            with self._client.pipeline(transaction=False) as pipe:
+                queue_tag_updates(pipe, updates, now_ms)
+                pipe.execute()
+            self._set_chunk(entries)
+
+    def ping(self) -> float:
+        """Round-trip time of a PING to every node, in seconds; discovering the cluster is not timed."""
+        with self._guards["PING"]:
+            client = self._client.cluster()
+            start = time.perf_counter()
+            client.ping()
+            return time.perf_counter() - start
+
+    def server_info(self) -> ServerInfo:
+        """Memory and clients summed over the primaries (one INFO each)."""
+        with self._guards["INFO"]:
+            raw = self._client.info(target_nodes=redis_cluster.RedisCluster.PRIMARIES)
+        return _cluster_info(raw)
+
+    def warm_up(self) -> int:
+        """Discover the cluster and open one connection per node (a PING each); returns the node count."""
+        with unjudged("CONNECT"):  # speculative: the breaker is left to the calls that matter
+            client = self._client.cluster()
+            nodes = client.get_nodes()
+            client.ping(target_nodes=nodes)
+        return len(nodes)
+
+
+class AsyncRedisClusterTier(AsyncRedisTier):
+    """:class:`AsyncRedisTier` on ``redis.asyncio.cluster.RedisCluster``; see the module docstring."""
+
+    supports_tracking = False
+
+    @classmethod
+    def from_config(
+        cls: type[ClusterTierT], config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
+    ) -> ClusterTierT:
+        """A tier on the cluster named by ``config``; the client connects on its first command."""
+        settings = ClusterSettings.from_config(config)
+        kwargs = settings.client_kwargs(AsyncRetry)
+        nodes = settings.startup_nodes(aredis_cluster.ClusterNode)
+        client = aredis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
+        return cls(_AsyncClusterClient(client), namespace=namespace, breaker=breaker, **_tier_kwargs(config, settings))
+
+    @classmethod
+    def from_client(cls, client: Any, *, namespace: str, **options: Any) -> AsyncRedisClusterTier:
+        """Wrap an existing ``redis.asyncio.cluster.RedisCluster``; it must return bytes."""
+        return cls(_AsyncClusterClient(client), namespace=namespace, **options)
+
+    async def delete_pattern(self, pattern: str) -> int:
+        """SCAN every primary and UNLINK what matches; see :meth:`RedisClusterTier.delete_pattern`."""
+        self.check_pattern(pattern)
+        batcher = UnlinkBatcher(self._batch_size)
+        removed = 0
+        with self._guards["SCAN+UNLINK"]:
+            async for key in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+                due = batcher.take([key], finished=False)
+                if due:
+                    removed += await self._client.unlink(*due)
+            due = batcher.take([], finished=True)
+            if due:
+                removed += await self._client.unlink(*due)
+        return removed
+
+    async def scan_keys(self, pattern: str) -> list[str]:
+        """Every key matching ``pattern`` on every primary."""
+        self.check_pattern(pattern)
+        with self._guards["SCAN"]:
+            return [k.decode("utf-8", "surrogateescape")
+                    async for k in self._client.scan_iter(match=pattern, count=SCAN_COUNT)]
+
+    async def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
+        """Tag sets first, then the entries; see :meth:`RedisClusterTier.set_tagged`."""
+        entries = normalize_items(items, None)
+        updates = tag_updates(memberships)
+        with self._guards["SET+TAGS"]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                queue_tag_updates(pipe, updates, now_ms)
+                await pipe.execute()
+            await self._set_chunk(entries)
+
+    async def ping(self) -> float:
+        """Round-trip time of a PING to every node, in seconds; discovering the cluster is not timed."""
+        with self._guards["PING"]:
+            client = self._client.cluster()
+            await client.initialize()
+            start = time.perf_counter()
+            await client.ping()
+            return time.perf_counter() - start
+
+    async def server_info(self) -> ServerInfo:
+        """Memory and clients summed over the primaries (one INFO each)."""
+        with self._guards["INFO"]:
+            raw = await self._client.info(target_nodes=aredis_cluster.RedisCluster.PRIMARIES)
+        return _cluster_info(raw)
+
+    async def warm_up(self) -> int:
+        """Discover the cluster and open one connection per node (a PING each); returns the node count."""
+        with unjudged("CONNECT"):  # speculative: the breaker is left to the calls that matter
+            client = self._client.cluster()
+            await client.initialize()
+            nodes = client.get_nodes()
+            await client.ping(target_nodes=nodes)
+        return len(nodes)
+
+
+def sync_cluster_client(config: ConfigLike) -> Any:
+    """A plain sync ``RedisCluster`` for the operations tools (backup, maintenance), connected now."""
+    settings = ClusterSettings.from_config(config)
+    nodes = settings.startup_nodes(redis_cluster.ClusterNode)
+    return redis_cluster.RedisCluster(startup_nodes=nodes, **settings.client_kwargs(Retry))
+
+
+def sync_tier_from_config(config: ConfigLike, *, namespace: str) -> RedisTier:
+    """The sync L2 tier ``config`` asks for: on a Redis Cluster or a standalone server."""
+    cls = RedisClusterTier if cluster_enabled(config) else RedisTier
+    return cls.from_config(config, namespace=namespace)
+
+
+def async_tier_from_config(config: ConfigLike, *, namespace: str) -> AsyncRedisTier:
+    """The asyncio L2 tier ``config`` asks for: on a Redis Cluster or a standalone server."""
+    cls = AsyncRedisClusterTier if cluster_enabled(config) else AsyncRedisTier
+    return cls.from_config(config, namespace=namespace)
+

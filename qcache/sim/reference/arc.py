@@ -1,0 +1,125 @@
+"""ARC (Megiddo and Modha, FAST '03): recency and frequency lists balanced by their ghosts."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
+
+_NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
+
+
+class ARCPolicy(HoldsNewcomerWithHistory):
+    """Adaptive Replacement Cache.
+
+    ``T1`` holds keys seen once recently, ``T2`` keys seen at least twice;
+    ``B1`` and ``B2`` remember the keys each of them evicted. A miss that
+    finds its key in ``B1`` says T1 was too small: the target size ``p`` of
+    T1 grows; one found in ``B2`` shrinks it. Eviction takes T1's LRU key
+    while T1 is over ``p``, else T2's.
+
+    This is the paper's algorithm as libCacheSim implements it (``p`` a
+    float, ghost lists capped so that T1 + B1 <= c and all four <= 2c, the
+    eviction chosen before the missed key is placed), so its hits match
+    libCacheSim's ARC on the reference traces.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        self._t1: OrderedDict[Hashable, None] = OrderedDict()
+        self._t2: OrderedDict[Hashable, None] = OrderedDict()
+        self._b1: OrderedDict[Hashable, None] = OrderedDict()
+        self._b2: OrderedDict[Hashable, None] = OrderedDict()
+        self._resident: dict[Hashable, bool] = {}  # key -> in T2
+        self._members = self._resident
+        self._p = 0.0
+
+    @property
+    def target(self) -> float:
+        """ARC's ``p``: how many entries T1 (the recency side) aims at."""
+        return self._p
+
+    def _recall(self, key: Hashable) -> int:
+        """Adapt ``p`` on a ghost hit (B1: recency deserved room; B2: frequency did)."""
+        b1, b2 = self._b1, self._b2
+        if key in b1:
+            self._p = min(self._p + max(len(b2) / len(b1), 1.0), float(self.capacity))
+            del b1[key]
+            return _IN_B1
+        if key in b2:
+            self._p = max(self._p - max(len(b1) / len(b2), 1.0), 0.0)
+            del b2[key]
+            return _IN_B2
+        return _NO_GHOST
+
+    def _place_as(self, key: Hashable, ghost: int) -> None:
+        """A key that came back from a ghost list goes to T2, a new one to T1."""
+        if ghost != _NO_GHOST:
+            self._t2[key] = None
+            self._resident[key] = True
+        else:
+            self._t1[key] = None
+            self._resident[key] = False
+
+    def on_access(self, key: Hashable) -> None:
+        if self._pending is not NOTHING_HELD and key == self._pending:
+            self._settle()
+        if self._resident[key]:
+            self._t2.move_to_end(key)
+        else:
+            del self._t1[key]
+            self._t2[key] = None
+            self._resident[key] = True
+
+    def on_remove(self, key: Hashable) -> None:
+        if self._forget_held(key):
+            return
+        if self._resident.pop(key):
+            del self._t2[key]
+        else:
+            del self._t1[key]
+
+    def victim(self) -> Hashable:
+        if not self._resident:
+            return self._held_victim()
+        ghost = self._pending_found if self._pending is not NOTHING_HELD else _NO_GHOST
+        if ghost != _NO_GHOST:
+            key = self._replace(ghost == _IN_B2)
+        else:
+            key = self._evict_on_plain_miss()
+        del self._resident[key]
+        self._settle()
+        return key
+
+    def _evict_on_plain_miss(self) -> Hashable:
+        """Case IV of the paper: a key in none of the four lists."""
+        t1, b1, b2 = self._t1, self._b1, self._b2
+        if len(t1) + len(b1) + 1 > self.capacity:
+            if b1:
+                b1.popitem(last=False)
+                return self._replace(False)
+            key, _ = t1.popitem(last=False)  # T1 alone fills the cache: no ghost to keep
+            return key
+        if b2 and len(t1) + len(b1) + len(self._t2) + len(b2) >= 2 * self.capacity:
+            b2.popitem(last=False)
+        return self._replace(False)
+
+    def _replace(self, hit_in_b2: bool) -> Hashable:
+        """The paper's REPLACE: demote T1's or T2's LRU key to its ghost list."""
+        t1, t2 = self._t1, self._t2
+        size = len(t1)
+        if (size and (size > self._p or (size == self._p and hit_in_b2))) or not t2:
+            key, _ = t1.popitem(last=False)
+            self._b1[key] = None
+        else:
+            key, _ = t2.popitem(last=False)
+            self._b2[key] = None
+        return key
+
+    def clear(self) -> None:
+        for queue in (self._t1, self._t2, self._b1, self._b2):
+            queue.clear()
+        self._resident.clear()
+        self._p = 0.0
+        self._clear_held()

@@ -1,0 +1,92 @@
+"""The default policy against LRU and the best reference policy, regime by regime.
+
+The goal: at 0.1%, 1% and 10% of the distinct keys, the default is never
+more than 0.5 point below LRU and within 1 point of the best online policy
+(LRU, ARC, LIRS, 2Q, S3-FIFO, SIEVE). Each synthetic workload stresses one
+regime: a shifting working set and recently touched keys reused
+(recency), Zipf with scans (frequency and pollution), a mix that changes
+phase, and a loop larger than the cache.
+The shared real traces are checked the same way in test_reference_traces.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import pytest
+
+from qcache.memory.policies import DEFAULT_POLICY
+from qcache.sim import (
+    Loop,
+    Phases,
+    RecentReuse,
+    ShiftingWorkingSet,
+    TraceSource,
+    WithScans,
+    Zipf,
+    count_hits,
+    materialize,
+    resolve_sizes,
+)
+
+pytestmark = pytest.mark.slow
+
+ONLINE = ("LRU", "ARC", "LIRS", "TWO_Q", "S3_FIFO", "SIEVE")
+WORKLOADS: dict[str, Callable[[], TraceSource]] = {
+    "shifting": lambda: ShiftingWorkingSet(requests=200_000, width=2000, rate=2, seed=2),
+    "shifting-narrow": lambda: ShiftingWorkingSet(requests=200_000, width=120, rate=8, seed=1),
+    "reuse": lambda: RecentReuse(requests=200_000, new_fraction=0.2, mean_gap=400, seed=4),
+    "zipf+scans": lambda: WithScans(Zipf(keys=50_000, requests=200_000, exponent=0.9, seed=1), 2000, 1000),
+    "phases": lambda: Phases((
+        Zipf(keys=20_000, requests=100_000, exponent=0.9, seed=7),
+        ShiftingWorkingSet(requests=100_000, width=200, rate=4, seed=7),
+        Zipf(keys=20_000, requests=100_000, exponent=0.9, seed=8),
+        Loop(keys=3000, requests=100_000),
+    )),
+    "loop": lambda: Loop(keys=5000, requests=200_000),
+}
+# Measured misses of the goal, kept visible (strict: they fail once fixed).
+# A loop 10x the cache: every key returns after 10 cache turnovers, near the
+# sketch's aging period and past the ghosts' reach, so admission has little
+# history to go on; LIRS keeps a stable set. After a Zipf phase and a
+# shifting one, main's protected segment holds the old phases' keys and the
+# next Zipf phase's keys reach it only as fast as they are promoted, while
+# LRU turns over at once.
+# With 40 entries and reuses ~400 requests apart, S3-FIFO's quick demotion
+# of one-time keys keeps more of the reused ones than W-TinyLFU's window.
+KNOWN_MISSES = {
+    ("reuse", 0): "reuse at 0.1% (40 entries): 28.17% against S3-FIFO's 30.02%",
+    ("loop", 2): "loop of 10x the cache: 6.82% against LIRS's 9.65%",
+    ("phases", 2): "phase mix at 10%: 77.65% against LRU's 79.62%",
+}
+
+
+@cache
+def keys_of(workload: str) -> list[object]:
+    return list(materialize(WORKLOADS[workload]()).keys)
+
+
+@cache
+def ratio(workload: str, policy: str, index: int) -> float:
+    keys = keys_of(workload)
+    size = resolve_sizes("0.1%,1%,10%", len(set(keys)))[index]
+    return 100.0 * count_hits(policy, keys, size) / len(keys)
+
+
+CASES = [
+    pytest.param(name, index, marks=pytest.mark.xfail(reason=KNOWN_MISSES[(name, index)], strict=True))
+    if (name, index) in KNOWN_MISSES else (name, index)
+    for name in WORKLOADS for index in range(3)
+]
+
+
+@pytest.mark.parametrize(("workload", "index"), CASES)
+def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload: str, index: int) -> None:
+    default = ratio(workload, DEFAULT_POLICY, index)
+    best_name = max(ONLINE, key=lambda name: ratio(workload, name, index))
+    best = ratio(workload, best_name, index)
+    lru = ratio(workload, "LRU", index)
+    assert default >= lru - 0.5, f"{default:.2f} vs LRU {lru:.2f}"
+    assert default >= best - 1.0, f"{default:.2f} vs {best_name} {best:.2f}"
+    assert default <= ratio(workload, "BELADY", index)
