@@ -133,7 +133,7 @@ def run_workers(
         threading.Thread(target=worker, args=(store, clock, t, last_written[t], failures, partitions))
         for t in range(THREADS)
     ]
-    for thread in [*threads, *also]:
+    for thread in [*also, *threads]:  # the others first: workers that got cheaper can finish before they start
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
