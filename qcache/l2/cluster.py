@@ -49,7 +49,7 @@ from qcache.config.validation import cluster_seed_nodes
 from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.batching import SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
-from qcache.l2.core import TierCore
+from qcache.l2.core import TierCore, configured_breaker
 from qcache.l2.guard import unjudged
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, server_info_from
@@ -253,7 +253,8 @@ class RedisClusterTier(RedisTier):
             return redis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
 
         client = _SyncClusterClient(build, {"decode_responses": False})
-        return cls(client, namespace=namespace, breaker=breaker, **_tier_kwargs(config, settings))
+        return cls(client, namespace=namespace, breaker=breaker or configured_breaker(config),
+                   **_tier_kwargs(config, settings))
 
     @classmethod
     def from_client(cls, client: Any, *, namespace: str, **options: Any) -> RedisClusterTier:
@@ -330,7 +331,8 @@ class AsyncRedisClusterTier(AsyncRedisTier):
         kwargs = settings.client_kwargs(AsyncRetry)
         nodes = settings.startup_nodes(aredis_cluster.ClusterNode)
         client = aredis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
-        return cls(_AsyncClusterClient(client), namespace=namespace, breaker=breaker, **_tier_kwargs(config, settings))
+        return cls(_AsyncClusterClient(client), namespace=namespace, breaker=breaker or configured_breaker(config),
+                   **_tier_kwargs(config, settings))
 
     @classmethod
     def from_client(cls, client: Any, *, namespace: str, **options: Any) -> AsyncRedisClusterTier:

@@ -54,6 +54,11 @@ def uses_hiredis(client: Any, default_parser: type[Any]) -> bool:
     return HIREDIS_AVAILABLE and (parser is None or parser is default_parser)
 
 
+def configured_breaker(config: ConfigLike) -> CircuitBreaker:
+    """A breaker with ``CACHE_BREAKER_THRESHOLD`` and ``CACHE_BREAKER_COOLDOWN_MS``."""
+    return CircuitBreaker(config.redis.breaker_threshold, config.redis.breaker_cooldown_ms / 1000.0)
+
+
 class TierCore:
     """What both tiers share: namespace, batching settings, breaker, guards, client checks.
 
@@ -147,14 +152,12 @@ class TierCore:
         )
         cls._bound_pool(pool)
         perf = config.performance
-        if breaker is None:
-            breaker = CircuitBreaker(redis.breaker_threshold, redis.breaker_cooldown_ms / 1000.0)
         return cls(
             flavour.Redis.from_pool(pool),
             namespace=namespace,
             batch_size=perf.batch_size,
             parallel_operations=min(perf.parallel_operations, settings.max_connections),
-            breaker=breaker,
+            breaker=breaker if breaker is not None else configured_breaker(config),
             owns_client=True,
             warm_connections=min(perf.connection_pool_size, settings.max_connections),
             timeout=settings.operation_timeout,

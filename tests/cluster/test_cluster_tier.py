@@ -179,3 +179,26 @@ def test_backup_and_restore_reach_every_primary(
             cache.clear()
         finally:
             client.close()
+
+
+def test_the_breaker_settings_apply_to_the_cluster_tiers(redis_cluster: ClusterEndpoint, prefix: str) -> None:
+    """CACHE_BREAKER_THRESHOLD and CACHE_BREAKER_COOLDOWN_MS, as for a standalone server (no node answers here)."""
+    from qcache.errors import CircuitOpenError
+
+    config = cluster_config(redis_cluster, prefix, REDIS_CLUSTER_NODES="127.0.0.1:1", CACHE_BREAKER_THRESHOLD=2,
+                            CACHE_BREAKER_COOLDOWN_MS=60_000)
+
+    def settle(result: Any) -> Any:
+        return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+    for tier in (sync_tier_from_config(config, namespace=f"{prefix}:"),
+                 async_tier_from_config(config, namespace=f"{prefix}:")):
+        try:
+            for _ in range(2):
+                with pytest.raises(BackendError) as caught:
+                    settle(tier.get(f"{prefix}:k"))
+                assert not isinstance(caught.value, CircuitOpenError)
+            with pytest.raises(CircuitOpenError):  # open after two failures, not the default five
+                settle(tier.get(f"{prefix}:k"))
+        finally:
+            settle(tier.close())
