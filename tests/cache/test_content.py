@@ -71,7 +71,6 @@ async def test_another_process_sees_the_digest_written_with_the_entry(make_cache
     assert await reader.validate(long_key, b"v1") is True
     assert await reader.get(long_key) == [1, 2]
     assert await reader.validate(long_key, b"v2") is False
-    assert await writer.get(long_key) in (None, [1, 2])  # the writer's L1 copy is its own until coherence
     assert await reader.get(long_key) is None
 
 
