@@ -4,9 +4,10 @@
 operation of :class:`RedisTier` / :class:`AsyncRedisTier` (guards, breaker,
 chunking, TTL rules) and change only what a cluster does differently:
 
-* Batch reads use ``mget_nonatomic``: redis-py splits the keys by hash slot,
-  sends one MGET per slot in one pipeline per node, and puts the replies back
-  in order. Writes and UNLINK of many keys are split the same way by redis-py.
+* Batch reads send one pipeline of GETs per primary, to every primary at once
+  (:mod:`qcache.l2.node_batches`), and fall back to redis-py's
+  ``mget_nonatomic`` (one MGET per slot, redirects followed) on any error.
+  Writes and UNLINK of many keys are split by slot by redis-py.
 * ``delete_pattern`` and ``scan_keys`` SCAN every primary (``scan_iter``
   keeps one cursor per node), so ``invalidate_pattern`` and ``clear`` reach
   the whole cluster; keys found are unlinked in batches, split by slot.
@@ -51,6 +52,7 @@ from qcache.l2.batching import SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, configured_breaker
 from qcache.l2.guard import unjudged
+from qcache.l2.node_batches import plan_reads, read_async, read_sync
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, server_info_from
 from qcache.l2.settings import ConfigLike, ConnectionSettings
@@ -167,7 +169,15 @@ class _SyncClusterClient:
         return client
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
-        values: list[bytes | None] = self.cluster().mget_nonatomic(keys)
+        """One pipeline of GETs per primary (:mod:`qcache.l2.node_batches`); redis-py's own path on trouble."""
+        cluster = self.cluster()
+        plan = plan_reads(keys, cluster.nodes_manager.slots_cache)
+        if plan is not None:
+            try:
+                return read_sync(plan, len(keys))
+            except (redis.RedisError, OSError):
+                pass  # a moved slot or a failed node: mget_nonatomic redirects, refreshes and retries
+        values: list[bytes | None] = cluster.mget_nonatomic(keys)
         return values
 
     def close(self) -> None:
@@ -195,6 +205,13 @@ class _AsyncClusterClient:
         return dict(self._cluster.get_connection_kwargs())
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One pipeline of GETs per primary, all at once; redis-py's own path on trouble (as the sync one)."""
+        plan = plan_reads(keys, self._cluster.nodes_manager.slots_cache)
+        if plan is not None:
+            try:
+                return await read_async(plan, len(keys))
+            except (redis.RedisError, OSError):
+                pass
         values: list[bytes | None] = await self._cluster.mget_nonatomic(keys)
         return values
 
