@@ -16,13 +16,15 @@ The mesh is built with cluster commands sent by redis-py rather than
 pip-embedded redis-server that ships no redis-cli. Every process is stopped
 on exit, also when building the cluster fails halfway or the body raises.
 Fault tests kill a primary (:meth:`LocalCluster.kill_primary`) and wait for a
-replica's promotion (:meth:`LocalCluster.wait_for_promotion`).
+replica's promotion (:meth:`LocalCluster.wait_for_promotion`), or freeze one
+node for a while (:meth:`LocalCluster.paused`).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import time
 from collections.abc import Iterator, Sequence
@@ -220,6 +222,26 @@ class LocalCluster:
         primary.kill()
         return primary
 
+    @contextmanager
+    def paused(self, server: RedisServerProcess) -> Iterator[None]:
+        """Freeze ``server`` (SIGSTOP) for the ``with`` body, as a hung host would; SIGCONT after, also on error.
+
+        The process keeps its sockets: clients connect and send, no reply comes.
+        Keep the body shorter than ``node_timeout_ms`` unless a failover is wanted.
+        """
+        pid = server.pid
+        if pid is None or not server.is_running:
+            raise ProvisioningError(f"the node on port {server.port} is not running")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def server_for_port(self, port: int) -> RedisServerProcess:
+        """The node process listening on ``port``."""
+        return next(s for s in self.servers if s.port == port)
+
     def wait_for_promotion(self, killed: RedisServerProcess, timeout: float = 30.0) -> float:
         """Wait until a live node reports ``cluster_state:ok`` with every slot served; seconds waited."""
         start = time.monotonic()
@@ -298,12 +320,15 @@ def _free_cluster_ports(count: int) -> list[int]:
     """Loopback ports ``p`` free together with their cluster bus port ``p + 10000``.
 
     Redis refuses ports above 55535 in cluster mode (the bus port must fit),
-    so the ephemeral range the OS hands out cannot be used as it is.
+    so the ephemeral range the OS hands out cannot be used as it is. Both
+    ports stay below that range (32768 on Linux): a bus port inside it was
+    taken by some outgoing connection while its node was stopped, and the
+    node could not start again.
     """
     rng = random.Random()
     ports: list[int] = []
     for _ in range(count * 200):
-        port = rng.randrange(20000, 30000)
+        port = rng.randrange(12000, 22700)
         if port not in ports and _bindable(port) and _bindable(port + 10000):
             ports.append(port)
             if len(ports) == count:
