@@ -21,8 +21,9 @@ from qcache.cache.flusher import DrainDeadline
 from qcache.cache.monitor import AsyncHealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
-from qcache.l2 import AsyncL2Backend, AsyncRedisTier
+from qcache.l2 import AsyncL2Backend, AsyncRedisClusterTier, AsyncRedisTier
 from qcache.l2.cluster import async_tier_from_config
+from qcache.l2.cluster_tracking import AsyncClusterTrackingListener
 from qcache.l2.core import TierCore
 from qcache.l2.tracking import FIRST_CONNECT_WAIT, AsyncTrackingListener
 
@@ -61,7 +62,10 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
         return _AsyncShared(core, tier)
 
     def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> AsyncTrackingListener:
-        listener = AsyncTrackingListener(tier.client, tier.namespace, coherence)
+        # A cluster: one invalidation connection per primary, under a supervisor (see qcache.l2.cluster_tracking).
+        cluster = isinstance(tier, AsyncRedisClusterTier)
+        listener_cls = AsyncClusterTrackingListener if cluster else AsyncTrackingListener
+        listener = listener_cls(tier.client, tier.namespace, coherence)
         self._shared.listener = listener
         self._shared.listener_idle = True
         try:

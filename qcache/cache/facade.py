@@ -158,8 +158,8 @@ class FacadeBase(Generic[S, B]):
         core = self._core
         if not isinstance(tier, TierCore) or core.l1 is None:
             return  # another backend (tests, in-memory): no Redis to report changes
-        if not tier.supports_tracking:  # a Redis Cluster: tracking would need a listener per primary
-            logger.info("qcache: L1 coherence across processes is not available on this L2 (Redis Cluster)")
+        if not tier.supports_tracking:
+            logger.info("qcache: L1 coherence across processes is not available on this L2")
             return
         coherence = L1Coherence(core.l1, core.generations)
         self._shared.listener = self._new_listener(tier, coherence)

@@ -24,8 +24,9 @@ from qcache.cache.flusher import DrainDeadline
 from qcache.cache.monitor import HealthMonitor, weakly
 from qcache.cache.plans import MISSING, Plan
 from qcache.errors import BackendError
-from qcache.l2 import L2Backend, RedisTier
+from qcache.l2 import L2Backend, RedisClusterTier, RedisTier
 from qcache.l2.cluster import sync_tier_from_config
+from qcache.l2.cluster_tracking import ClusterTrackingListener
 from qcache.l2.core import TierCore
 from qcache.l2.tracking import FIRST_CONNECT_WAIT, TrackingListener
 
@@ -93,7 +94,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
 
     def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> TrackingListener:
         wait = min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout)
-        return TrackingListener(tier.client, tier.namespace, coherence).start(wait)
+        # A cluster: one invalidation connection per primary, under a supervisor (see qcache.l2.cluster_tracking).
+        listener_cls = ClusterTrackingListener if isinstance(tier, RedisClusterTier) else TrackingListener
+        return listener_cls(tier.client, tier.namespace, coherence).start(wait)
 
     def _listening(self) -> None:
         """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""

@@ -17,10 +17,8 @@ chunking, TTL rules) and change only what a cluster does differently:
   entry is never stored without its tag memberships, whatever node fails.
 * ``server_info`` sums memory, clients and evictions over the primaries;
   ``ping`` answers only when every node does.
-* No invalidation listener (L1 coherence across processes): Redis client
-  tracking reports only the keys of the node a connection is on, so it
-  would need one listener per primary, following failovers; until then an
-  L1 copy on a cluster lives until its TTL, as without coherence.
+* L1 coherence across processes needs one invalidation connection per
+  primary, following failovers: :mod:`qcache.l2.cluster_tracking`.
 
 The sync ``RedisCluster`` talks to its seed nodes as soon as it is built;
 the tier builds it on first use instead, under the operation's guard, so a
@@ -33,10 +31,11 @@ breaker (see :mod:`qcache.l2.guard`).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -51,6 +50,7 @@ from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.batching import SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, configured_breaker
+from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class, remaining
 from qcache.l2.guard import unjudged
 from qcache.l2.node_batches import plan_reads, read_async, read_sync
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
@@ -60,6 +60,7 @@ from qcache.l2.tagging import Membership, queue_tag_updates, tag_updates
 from qcache.l2.tier import RedisTier
 
 ClusterTierT = TypeVar("ClusterTierT", bound=TierCore)
+T = TypeVar("T")
 
 
 class ClusterSection(Protocol):
@@ -96,6 +97,10 @@ class ClusterSettings:
             else:
                 seeds = [(connection.host, connection.port)]
         return cls(tuple(seeds), connection)
+
+    def for_cache_tier(self) -> ClusterSettings:
+        """Every wait capped at ``CACHE_L2_TIMEOUT_MS`` (see ``ConnectionSettings.for_cache_tier``)."""
+        return replace(self, connection=self.connection.for_cache_tier())
 
     def startup_nodes(self, node_cls: Any) -> list[Any]:
         """The seeds as ``ClusterNode`` objects of either flavour (``node_cls``)."""
@@ -176,7 +181,10 @@ class _SyncClusterClient:
             try:
                 return read_sync(plan, len(keys))
             except (redis.RedisError, OSError):
-                pass  # a moved slot or a failed node: mget_nonatomic redirects, refreshes and retries
+                left = remaining()
+                if left is not None and left <= 0:
+                    raise  # the deadline is spent: a second attempt could only wait again
+                # A moved slot or a failed node: mget_nonatomic redirects, refreshes and retries.
         values: list[bytes | None] = cluster.mget_nonatomic(keys)
         return values
 
@@ -248,22 +256,50 @@ def _tier_kwargs(config: ConfigLike, settings: ClusterSettings) -> dict[str, Any
         "parallel_operations": min(perf.parallel_operations, cap),
         "owns_client": True,
         "warm_connections": min(perf.connection_pool_size, cap),
+        "timeout": settings.connection.operation_timeout,
     }
+
+
+def _armed(items: Iterator[T], budget: float | None) -> Iterator[T]:
+    """``items`` (a ``scan_iter``) with a fresh deadline before each step: a long scan is many round trips."""
+    while True:
+        arm(budget)
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        yield item
+
+
+async def _bounded(items: AsyncIterator[T], budget: float | None) -> AsyncIterator[T]:
+    """``items`` with each step under its own ``asyncio.timeout(budget)`` (the async ``_armed``)."""
+    while True:
+        try:
+            async with asyncio.timeout(budget):
+                item = await anext(items)
+        except StopAsyncIteration:
+            return
+        yield item
 
 
 class RedisClusterTier(RedisTier):
     """:class:`RedisTier` on a Redis Cluster (redis-py's ``RedisCluster``); see the module docstring."""
 
-    supports_tracking = False  # client tracking would need one listener per primary
-
     @classmethod
     def from_config(
         cls: type[ClusterTierT], config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
     ) -> ClusterTierT:
-        """A tier on the cluster named by ``config``; nothing connects until the first operation."""
-        settings = ClusterSettings.from_config(config)
-        kwargs = settings.client_kwargs(Retry)
-        kwargs.update(connection_pool_class=redis.BlockingConnectionPool, timeout=settings.connection.connect_timeout)
+        """A tier on the cluster named by ``config``; nothing connects until the first operation.
+
+        ``CACHE_L2_TIMEOUT_MS`` bounds every round trip as on a standalone
+        server: the node connections wait for a reply only until the deadline
+        and the cluster's retries stop once it has passed (:mod:`qcache.l2.deadline`).
+        """
+        settings = ClusterSettings.from_config(config).for_cache_tier()
+        kwargs = settings.client_kwargs(DeadlineRetry)
+        plain = redis.SSLConnection if settings.connection.uses_tls else redis.Connection
+        kwargs.update(connection_pool_class=redis.BlockingConnectionPool, timeout=settings.connection.connect_timeout,
+                      connection_class=bounded_connection_class(plain))
         nodes = settings.startup_nodes(redis_cluster.ClusterNode)
 
         def build() -> Any:
@@ -285,12 +321,14 @@ class RedisClusterTier(RedisTier):
         batcher = UnlinkBatcher(self._batch_size)
         removed = 0
         with self._guards["SCAN+UNLINK"]:
-            for key in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+            for key in _armed(self._client.scan_iter(match=pattern, count=SCAN_COUNT), self._timeout):
                 due = batcher.take([key], finished=False)
                 if due:
+                    arm(self._timeout)
                     removed += self._client.unlink(*due)
             due = batcher.take([], finished=True)
             if due:
+                arm(self._timeout)
                 removed += self._client.unlink(*due)
         return removed
 
@@ -299,7 +337,7 @@ class RedisClusterTier(RedisTier):
         self.check_pattern(pattern)
         with self._guards["SCAN"]:
             return [k.decode("utf-8", "surrogateescape")
-                    for k in self._client.scan_iter(match=pattern, count=SCAN_COUNT)]
+                    for k in _armed(self._client.scan_iter(match=pattern, count=SCAN_COUNT), self._timeout)]
 
     def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
         """Tag sets first (one pipeline), then the entries (another): never an entry without its tags."""
@@ -309,14 +347,16 @@ class RedisClusterTier(RedisTier):
             with self._client.pipeline(transaction=False) as pipe:
                 queue_tag_updates(pipe, updates, now_ms)
                 pipe.execute()
+            arm(self._timeout)
             self._set_chunk(entries)
 
     def ping(self) -> float:
         """Round-trip time of a PING to every node, in seconds; discovering the cluster is not timed."""
         with self._guards["PING"]:
             client = self._client.cluster()
+            arm(self._timeout)  # discovery had its own round trips
             start = time.perf_counter()
-            client.ping()
+            client.ping(target_nodes=redis_cluster.RedisCluster.ALL_NODES)
             return time.perf_counter() - start
 
     def server_info(self) -> ServerInfo:
@@ -328,8 +368,10 @@ class RedisClusterTier(RedisTier):
     def warm_up(self) -> int:
         """Discover the cluster and open one connection per node (a PING each); returns the node count."""
         with unjudged("CONNECT"):  # speculative: the breaker is left to the calls that matter
+            arm(self._timeout)
             client = self._client.cluster()
             nodes = client.get_nodes()
+            arm(self._timeout)
             client.ping(target_nodes=nodes)
         return len(nodes)
 
@@ -337,14 +379,15 @@ class RedisClusterTier(RedisTier):
 class AsyncRedisClusterTier(AsyncRedisTier):
     """:class:`AsyncRedisTier` on ``redis.asyncio.cluster.RedisCluster``; see the module docstring."""
 
-    supports_tracking = False
-
     @classmethod
     def from_config(
         cls: type[ClusterTierT], config: ConfigLike, *, namespace: str, breaker: CircuitBreaker | None = None
     ) -> ClusterTierT:
-        """A tier on the cluster named by ``config``; the client connects on its first command."""
-        settings = ClusterSettings.from_config(config)
+        """A tier on the cluster named by ``config``; the client connects on its first command.
+
+        ``CACHE_L2_TIMEOUT_MS`` bounds every round trip with ``asyncio.timeout``, as on a standalone server.
+        """
+        settings = ClusterSettings.from_config(config).for_cache_tier()
         kwargs = settings.client_kwargs(AsyncRetry)
         nodes = settings.startup_nodes(aredis_cluster.ClusterNode)
         client = aredis_cluster.RedisCluster(startup_nodes=nodes, **kwargs)
@@ -362,13 +405,15 @@ class AsyncRedisClusterTier(AsyncRedisTier):
         batcher = UnlinkBatcher(self._batch_size)
         removed = 0
         with self._guards["SCAN+UNLINK"]:
-            async for key in self._client.scan_iter(match=pattern, count=SCAN_COUNT):
+            async for key in _bounded(self._client.scan_iter(match=pattern, count=SCAN_COUNT), self._timeout):
                 due = batcher.take([key], finished=False)
                 if due:
-                    removed += await self._client.unlink(*due)
+                    async with asyncio.timeout(self._timeout):
+                        removed += await self._client.unlink(*due)
             due = batcher.take([], finished=True)
             if due:
-                removed += await self._client.unlink(*due)
+                async with asyncio.timeout(self._timeout):
+                    removed += await self._client.unlink(*due)
         return removed
 
     async def scan_keys(self, pattern: str) -> list[str]:
@@ -376,40 +421,45 @@ class AsyncRedisClusterTier(AsyncRedisTier):
         self.check_pattern(pattern)
         with self._guards["SCAN"]:
             return [k.decode("utf-8", "surrogateescape")
-                    async for k in self._client.scan_iter(match=pattern, count=SCAN_COUNT)]
+                    async for k in _bounded(self._client.scan_iter(match=pattern, count=SCAN_COUNT), self._timeout)]
 
     async def set_tagged(self, items: SetManyItems, memberships: Sequence[Membership], now_ms: int) -> None:
         """Tag sets first, then the entries; see :meth:`RedisClusterTier.set_tagged`."""
         entries = normalize_items(items, None)
         updates = tag_updates(memberships)
         with self._guards["SET+TAGS"]:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(self._timeout), self._client.pipeline(transaction=False) as pipe:
                 queue_tag_updates(pipe, updates, now_ms)
                 await pipe.execute()
-            await self._set_chunk(entries)
+            async with asyncio.timeout(self._timeout):
+                await self._set_chunk(entries)
 
     async def ping(self) -> float:
         """Round-trip time of a PING to every node, in seconds; discovering the cluster is not timed."""
         with self._guards["PING"]:
             client = self._client.cluster()
-            await client.initialize()
+            async with asyncio.timeout(self._timeout):
+                await client.initialize()
             start = time.perf_counter()
-            await client.ping()
+            async with asyncio.timeout(self._timeout):
+                await client.ping(target_nodes=aredis_cluster.RedisCluster.ALL_NODES)
             return time.perf_counter() - start
 
     async def server_info(self) -> ServerInfo:
         """Memory and clients summed over the primaries (one INFO each)."""
         with self._guards["INFO"]:
-            raw = await self._client.info(target_nodes=aredis_cluster.RedisCluster.PRIMARIES)
+            async with asyncio.timeout(self._timeout):
+                raw = await self._client.info(target_nodes=aredis_cluster.RedisCluster.PRIMARIES)
         return _cluster_info(raw)
 
     async def warm_up(self) -> int:
         """Discover the cluster and open one connection per node (a PING each); returns the node count."""
         with unjudged("CONNECT"):  # speculative: the breaker is left to the calls that matter
             client = self._client.cluster()
-            await client.initialize()
-            nodes = client.get_nodes()
-            await client.ping(target_nodes=nodes)
+            async with asyncio.timeout(self._timeout):
+                await client.initialize()
+                nodes = client.get_nodes()
+                await client.ping(target_nodes=nodes)
         return len(nodes)
 
 

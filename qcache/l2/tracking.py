@@ -61,6 +61,7 @@ class InvalidationSink(Protocol):
     """What the listener reports to (implemented by :class:`qcache.cache.coherence.L1Coherence`)."""
 
     wake: Callable[[], None]
+    live: bool
 
     def invalidated(self, skeys: Sequence[str] | None) -> None: ...
 
@@ -196,13 +197,18 @@ class TrackingListener(_ListenerBase):
         self._conn: Any = None
         self._threads: list[threading.Thread] = []
 
-    def start(self, wait: float = 0.0) -> TrackingListener:
+    def start(self, wait: float = 0.0, *, checks: bool = True) -> TrackingListener:
         """Start both threads (daemons), waiting up to ``wait`` seconds for the first connection attempt.
 
         Waiting spares the copies written right after start-up: a connection
         that comes up later flushes L1, since nobody listened before.
+        ``checks=False`` starts no echo-check thread (a cluster's per-node
+        listeners share their supervisor's: :mod:`qcache.l2.cluster_tracking`).
         """
-        for target, name in ((self._listen_loop, "qcache-invalidation"), (self._check_loop, "qcache-echo-check")):
+        loops = [(self._listen_loop, "qcache-invalidation")]
+        if checks:
+            loops.append((self._check_loop, "qcache-echo-check"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -303,13 +309,12 @@ class AsyncTrackingListener(_ListenerBase):
         """Whether :meth:`start` has been called."""
         return bool(self._tasks)
 
-    def start(self) -> AsyncTrackingListener:
-        """Start both tasks on the running loop; returns self."""
+    def start(self, *, checks: bool = True) -> AsyncTrackingListener:
+        """Start both tasks on the running loop (no echo-check task with ``checks=False``); returns self."""
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._listen_loop(), name="qcache-invalidation"),
-            loop.create_task(self._check_loop(), name="qcache-echo-check"),
-        ]
+        self._tasks = [loop.create_task(self._listen_loop(), name="qcache-invalidation")]
+        if checks:
+            self._tasks.append(loop.create_task(self._check_loop(), name="qcache-echo-check"))
         return self
 
     async def first_attempt(self, timeout: float) -> None:

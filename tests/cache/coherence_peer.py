@@ -1,8 +1,8 @@
 """Process B of the coherence tests: a cache in its own process that changes keys when told to.
 
-Run as ``python coherence_peer.py URL PREFIX FLAVOUR``. Each line on stdin is a
-command (``set KEY VALUE [TAG]``, ``delete KEY``, ``pattern GLOB``,
-``tags TAG``, ``clear``, ``quit``) on keys of the ``search`` type; after the
+Run as ``python coherence_peer.py URL PREFIX FLAVOUR [cluster]`` (``cluster``: URL
+is a node of a Redis Cluster). Each line on stdin is a command (``set KEY VALUE [TAG]``,
+``delete KEY``, ``pattern GLOB``, ``tags TAG``, ``clear``, ``quit``) on keys of the ``search`` type; after the
 cache call returns, the peer answers ``ok`` and the ``time.monotonic()`` of
 that moment (the clock is system-wide on Linux, so the test process can
 compare it with its own readings).
@@ -21,9 +21,10 @@ from qcache import AsyncQueryCache, CacheConfig, QueryCache
 TYPE = "search"
 
 
-def config(url: str, prefix: str) -> CacheConfig:
+def config(url: str, prefix: str, cluster: bool = False) -> CacheConfig:
     return CacheConfig.from_profile(
         "development", REDIS_URL=url, CACHE_KEY_PREFIX=prefix, CACHE_LEVEL="BOTH", CACHE_PROJECT_ISOLATION="true",
+        REDIS_CLUSTER_ENABLED=str(cluster).lower(),
     )
 
 
@@ -49,14 +50,15 @@ async def run(cache: Any, is_async: bool) -> None:
         print(f"ok {time.monotonic()!r}", flush=True)
 
 
-async def main(url: str, prefix: str, flavour: str) -> None:
+async def main(url: str, prefix: str, flavour: str, backend: str = "redis") -> None:
+    settings = config(url, prefix, backend == "cluster")
     if flavour == "async":
-        async with AsyncQueryCache(config(url, prefix)) as acache:
+        async with AsyncQueryCache(settings) as acache:
             await run(acache, True)
     else:
-        with QueryCache(config(url, prefix)) as cache:
+        with QueryCache(settings) as cache:
             await run(cache, False)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:5]))

@@ -34,7 +34,8 @@ from qcache.testing import RedisEndpoint
 from .conftest import MakeCache
 from .support import Handle, await_until
 
-#: Cross-process coherence uses client tracking on one connection: not available on a Redis Cluster yet.
+#: These tests look at the one invalidation connection of a standalone server; a cluster has one per
+#: primary, under a supervisor: tests/cache/test_cluster_coherence.py.
 REDIS_BACKENDS = ("redis",)
 
 PEER = Path(__file__).with_name("coherence_peer.py")
@@ -147,9 +148,9 @@ def test_a_lost_connection_or_flushall_flushes_everything() -> None:
 class Peer:
     """Process B: a cache in a subprocess, changing keys on command."""
 
-    def __init__(self, url: str, prefix: str, flavour: str) -> None:
+    def __init__(self, url: str, prefix: str, flavour: str, backend: str = "redis") -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(PEER), url, prefix, flavour],
+            [sys.executable, str(PEER), url, prefix, flavour, backend],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
         )
         assert self.readline() == "ready"
