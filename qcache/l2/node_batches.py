@@ -21,38 +21,50 @@ redirects and refreshes the topology after a failover.
 from __future__ import annotations
 
 import asyncio
+from binascii import crc_hqx
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.crc import key_slot
+_SLOTS = 16384
+
+
+def slot_of(key: bytes) -> int:
+    """The hash slot of ``key``: CRC16 of the whole key, or of its ``{hash tag}`` when it has one."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return crc_hqx(key, 0) % _SLOTS
+
+
+def _command(keys: Sequence[bytes]) -> bytes:
+    """``GET key`` for one key, ``MGET k1 k2 ...`` for several, in the RESP wire format."""
+    name = b"GET" if len(keys) == 1 else b"MGET"
+    head = b"*%d\r\n$%d\r\n%s\r\n" % (len(keys) + 1, len(name), name)
+    return head + b"".join(b"$%d\r\n%s\r\n" % (len(key), key) for key in keys)
 
 
 @dataclass(slots=True)
 class NodeRead:
-    """The keys of one batch that one primary serves, by slot: a GET per lone key, an MGET per shared slot."""
+    """The commands of one batch for one primary: a GET per key alone in its slot, an MGET per shared slot.
+
+    ``positions`` holds, per command, the batch positions its reply fills.
+    """
 
     node: Any
-    slots: dict[int, tuple[list[int], list[bytes]]] = field(default_factory=dict)
-
-    def add(self, slot: int, position: int, key: bytes) -> None:
-        positions, keys = self.slots.setdefault(slot, ([], []))
-        positions.append(position)
-        keys.append(key)
+    positions: list[list[int]] = field(default_factory=list)
+    commands: list[bytes] = field(default_factory=list)
 
     @property
     def request(self) -> bytes:
-        """Every command of this group in the RESP wire format, for one write."""
-        parts: list[bytes] = []
-        for _, keys in self.slots.values():
-            name = b"GET" if len(keys) == 1 else b"MGET"
-            parts.append(b"*%d\r\n$%d\r\n%s\r\n" % (len(keys) + 1, len(name), name))
-            parts.extend(b"$%d\r\n%s\r\n" % (len(key), key) for key in keys)
-        return b"".join(parts)
+        """Every command of this group, for one write."""
+        return b"".join(self.commands)
 
     def place(self, replies: Sequence[Any], values: list[bytes | None]) -> None:
-        """Put this group's replies (one per command, in :attr:`request` order) at their batch positions."""
-        for (positions, _), reply in zip(self.slots.values(), replies, strict=True):
+        """Put this group's replies (one per command, in order) at their batch positions."""
+        for positions, reply in zip(self.positions, replies, strict=True):
             if len(positions) == 1:
                 values[positions[0]] = reply
             else:
@@ -66,18 +78,25 @@ def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[
     Returns ``None`` when a slot has no known node (the caller then lets
     redis-py route the batch, which refreshes its table), never a partial plan.
     """
-    groups: dict[int, NodeRead] = {}
+    by_slot: dict[int, tuple[list[int], list[bytes]]] = {}
     for position, key in enumerate(keys):
         encoded = key.encode("utf-8")
-        slot = key_slot(encoded)
+        entry = by_slot.get(slot := slot_of(encoded))
+        if entry is None:
+            by_slot[slot] = ([position], [encoded])
+        else:
+            entry[0].append(position)
+            entry[1].append(encoded)
+    groups: dict[int, NodeRead] = {}
+    for slot, (positions, encoded_keys) in by_slot.items():
         nodes = slots.get(slot)
         if not nodes:
             return None
-        primary = nodes[0]
-        group = groups.get(id(primary))
+        group = groups.get(id(nodes[0]))
         if group is None:
-            group = groups[id(primary)] = NodeRead(primary)
-        group.add(slot, position, encoded)
+            group = groups[id(nodes[0])] = NodeRead(nodes[0])
+        group.positions.append(positions)
+        group.commands.append(_command(encoded_keys))
     return list(groups.values())
 
 
@@ -92,7 +111,7 @@ def read_sync(plan: Sequence[NodeRead], count: int) -> list[bytes | None]:
             held.append((pool, connection))
             connection.send_packed_command([group.request])
         for group, (_, connection) in zip(plan, held, strict=True):
-            group.place([connection.read_response() for _ in group.slots], values)
+            group.place([connection.read_response() for _ in group.commands], values)
     except BaseException:
         for _, connection in held:
             connection.disconnect()  # replies may still be on their way: nobody else may read them
@@ -111,7 +130,7 @@ async def _read_node(group: NodeRead) -> list[Any]:
         if reconnect is not None:
             await reconnect(connection)
         await connection.send_packed_command([group.request])
-        return [await connection.read_response() for _ in group.slots]
+        return [await connection.read_response() for _ in group.commands]
     except BaseException:
         await asyncio.shield(connection.disconnect())
         raise

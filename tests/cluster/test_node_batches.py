@@ -9,7 +9,7 @@ import pytest
 from redis.crc import key_slot
 
 from qcache.l2 import AsyncRedisClusterTier, RedisClusterTier, escape_glob
-from qcache.l2.node_batches import plan_reads
+from qcache.l2.node_batches import plan_reads, slot_of
 from qcache.testing import ClusterEndpoint
 
 
@@ -21,10 +21,14 @@ def test_a_plan_groups_by_primary_and_shares_one_mget_per_slot() -> None:
     assert plan is not None
     by_node = {id(group.node): group for group in plan}
     assert set(by_node) == {id(a), id(b)}
-    tagged = by_node[id(a)].slots[key_slot(b"t")]
-    assert tagged == ([1, 3], [b"{t}1", b"{t}2"])
+    assert [1, 3] in by_node[id(a)].positions
     assert b"*3\r\n$4\r\nMGET\r\n$4\r\n{t}1\r\n$4\r\n{t}2\r\n" in by_node[id(a)].request
     assert by_node[id(b)].request.count(b"*2\r\n$3\r\nGET\r\n") == 3
+
+
+@pytest.mark.parametrize("key", [b"plain", b"{tag}x", b"x{tag}y{z}", b"{}x", b"{x", b"x}{", "\u00e9{\u00e9}".encode()])
+def test_slots_are_redis_pys(key: bytes) -> None:
+    assert slot_of(key) == key_slot(key)
 
 
 def test_an_unknown_slot_gives_no_plan() -> None:
