@@ -50,6 +50,7 @@ from locust.env import Environment
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+from redis.cluster import RedisCluster
 
 from qcache import AsyncQueryCache, CacheConfig, QueryCache
 from qcache.errors import ConfigError, QCacheError
@@ -74,7 +75,8 @@ from qcache.load.results import (
     write_run,
 )
 from qcache.load.workload import Workload, ZipfKeys
-from qcache.testing import RedisEndpoint, provision_redis
+from qcache.testing import ClusterEndpoint, RedisEndpoint, provision_redis, provision_redis_cluster
+from qcache.testing.endpoint import redact_url
 
 log = logging.getLogger("qcache.load")
 T = TypeVar("T")
@@ -250,7 +252,7 @@ class LoadRuntime:
         self.environment: Environment | None = None
         self.recorder = LatencyRecorder()
         self.stack = ExitStack()
-        self.endpoint: RedisEndpoint | None = None
+        self.endpoint: RedisEndpoint | ClusterEndpoint | None = None
         self.url = ""
         self.run_id = RUN_ID
         self.started_at = time.time()
@@ -262,7 +264,7 @@ class LoadRuntime:
         self._sync: QueryCache | None = None
         self._bridge: AsyncBridge | None = None
         self._async: AsyncQueryCache | None = None
-        self._raw: redis.Redis | None = None
+        self._raw: Any = None  # redis.Redis, or RedisCluster when the cache runs on a cluster
         self._keys: ZipfKeys | None = None
         self._warmed: set[str] = set()
         self._sampler: Any = None
@@ -338,13 +340,15 @@ class LoadRuntime:
             self._async = self.bridge().call(build())
         return self._async
 
-    def raw_client(self) -> redis.Redis:
+    def raw_client(self) -> Any:
+        """redis-py's plain client on the run's Redis (its ``RedisCluster`` on a cluster), for the baseline."""
         if self._raw is None:
             tls: dict[str, Any] = {}
             ca, cert, key = (getattr(self.options, option, "") for option in _TLS_OPTIONS)
             if ca:  # the run's own TLS server: trust its throwaway CA, present its client certificate
                 tls = {"ssl_ca_certs": ca, "ssl_certfile": cert or None, "ssl_keyfile": key or None}
-            self._raw = redis.Redis.from_url(self.redis_url(), socket_timeout=5.0, socket_connect_timeout=5.0, **tls)
+            client_cls: Any = RedisCluster if self.config().redis.cluster_enabled else redis.Redis
+            self._raw = client_cls.from_url(self.redis_url(), socket_timeout=5.0, socket_connect_timeout=5.0, **tls)
         return self._raw
 
     def raw_prefix(self) -> str:
@@ -362,8 +366,13 @@ class LoadRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def provision(self, *, persistent: bool = False, tls: bool = False) -> None:
+    def provision(self, *, persistent: bool = False, tls: bool = False, cluster: bool = False) -> None:
         """Find the run's Redis (master or local process only).
+
+        ``cluster`` (``REDIS_CLUSTER_ENABLED``): ``REDIS_URL`` names a node of
+        an existing cluster, otherwise a local 3-primary cluster is started
+        for the run and stopped at quit, and every process's cache and
+        baseline client use redis-py's cluster clients.
 
         ``persistent`` (the chaos shape) turns the append-only file on, as a
         production Redis would have it, so a server killed and restarted comes
@@ -372,14 +381,21 @@ class LoadRuntime:
         ``REDIS_SSL_ENABLED``) starts a TLS-only server with throwaway
         certificates, which the cache then verifies.
         """
+        if cluster:
+            given = os.environ.get("REDIS_URL", "").strip() or None
+            cluster_endpoint = self.stack.enter_context(provision_redis_cluster(url=given))
+            self.endpoint, self.url = cluster_endpoint, cluster_endpoint.url
+            log.info("qcache load: Redis Cluster %s (%s, %d nodes)", redact_url(self.url), cluster_endpoint.method,
+                     len(cluster_endpoint.nodes))
+            return
         extra = ("appendonly yes", "appendfsync everysec") if persistent else ()
-        self.endpoint = self.stack.enter_context(provision_redis(extra_config=extra, tls=tls))
-        self.url = self.endpoint.url
-        if self.endpoint.tls is not None:
-            files = self.endpoint.tls
+        endpoint = self.stack.enter_context(provision_redis(extra_config=extra, tls=tls))
+        self.endpoint, self.url = endpoint, endpoint.url
+        if endpoint.tls is not None:
+            files = endpoint.tls
             for option, path in zip(_TLS_OPTIONS, (files.ca_certs, files.certfile, files.keyfile), strict=True):
                 setattr(self.options, option, str(path))
-        log.info("qcache load: Redis %s (%s)", self.endpoint.redacted_url, self.endpoint.method)
+        log.info("qcache load: Redis %s (%s)", endpoint.redacted_url, endpoint.method)
 
     def start_sampler(self) -> None:
         if self._sampler is None:
@@ -600,12 +616,19 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         sys.exit(2)
     try:
-        wants_tls = CacheConfig.from_env().redis.ssl_enabled and not os.environ.get("REDIS_URL", "").strip()
+        wanted = CacheConfig.from_env().redis
     except ConfigError as exc:
         sys.stderr.write(f"qcache load: the cache's configuration cannot be read: {exc}\n")
         sys.exit(2)
+    wants_tls = wanted.ssl_enabled and not os.environ.get("REDIS_URL", "").strip()
+    if wanted.cluster_enabled and (options.shape == "chaos" or wants_tls):
+        sys.stderr.write(
+            "qcache load: on a Redis Cluster (REDIS_CLUSTER_ENABLED) the run starts a plain local cluster; "
+            "the chaos shape and TLS need a standalone server, or REDIS_URL naming a node of your cluster.\n"
+        )
+        sys.exit(2)
     try:
-        RUNTIME.provision(persistent=options.shape == "chaos", tls=wants_tls)
+        RUNTIME.provision(persistent=options.shape == "chaos", tls=wants_tls, cluster=wanted.cluster_enabled)
     except QCacheError as exc:
         sys.stderr.write(f"qcache load: no Redis: {exc}\n")
         sys.exit(2)
@@ -616,7 +639,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
                          + "".join(f"  - {problem}\n" for problem in problems))
         sys.exit(2)
     if options.shape == "chaos":
-        assert RUNTIME.endpoint is not None
+        assert isinstance(RUNTIME.endpoint, RedisEndpoint)
         owned_server(RUNTIME.endpoint)
     setattr(options, _URL_OPTION, RUNTIME.url)
     setattr(options, _RUN_OPTION, RUNTIME.run_id)
@@ -682,7 +705,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 def _run_fault(schedule: shapes.Chaos) -> None:
     gevent.sleep(schedule.fault_at_s)
-    assert RUNTIME.endpoint is not None
+    assert isinstance(RUNTIME.endpoint, RedisEndpoint)
     try:
         RUNTIME.fault = inject_fault(RUNTIME.endpoint, RUNTIME.options.chaos_mode, schedule.down_s,
                                      sleep=gevent.sleep)

@@ -363,15 +363,16 @@ def local_cluster(*, primaries: int = 3, replicas: int = 0, **options: Any) -> L
 @contextmanager
 def provision_redis_cluster(
     *, primaries: int = 3, replicas: int = 0, methods: Sequence[str] = ("url", "binary", "embedded"),
-    **options: Any,
+    url: str | None = None, **options: Any,
 ) -> Iterator[ClusterEndpoint]:
     """A Redis Cluster for the duration of the ``with`` block (see the module docstring for the order).
 
-    ``REDIS_CLUSTER_URL``, when set and allowed by ``methods``, is used as it
-    is: its shape (primaries, replicas) is whatever the cluster has. A set URL
-    that does not answer is an error, not a silent switch to a local cluster.
+    ``url`` (else ``REDIS_CLUSTER_URL``), when set and allowed by ``methods``,
+    is used as it is: its shape (primaries, replicas) is whatever the cluster
+    has. A set URL that does not answer is an error, not a silent switch to a
+    local cluster.
     """
-    url = os.environ.get(REDIS_CLUSTER_URL_ENV, "").strip()
+    url = (url or os.environ.get(REDIS_CLUSTER_URL_ENV, "")).strip()
     if "url" in methods and url:
         yield _existing_cluster(url)
         return

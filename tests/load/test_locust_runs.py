@@ -105,6 +105,25 @@ def test_two_processes_merge_their_histograms(tmp_path: Path) -> None:
     assert _server_is_gone(_url_of(result))
 
 
+def test_a_cluster_run_provisions_its_cluster_and_spreads_over_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REDIS_CLUSTER_ENABLED: the master starts a local cluster, both workers' caches and baselines use it."""
+    monkeypatch.setenv("REDIS_CLUSTER_ENABLED", "true")
+    result, summary, folder = run_locust(tmp_path, "--processes", "2", "-u", "4", "-r", "4", "-t", "4s",
+                                         "BatchUser", "AsyncReadHeavyUser", "RawRedisUser")
+    assert result.returncode == 0, _explain(result)
+    assert summary is not None and folder is not None, _explain(result)
+    assert summary["processes"] == 2 and summary["redis"]["nodes"] == 3
+    assert summary["config"]["REDIS_CLUSTER_ENABLED"] in ("true", "True", True)
+    users = {u["user"]: u for u in summary["users"]}
+    assert set(users) == {"BatchUser", "AsyncReadHeavyUser", "RawRedisUser"}
+    for user in users.values():
+        assert user["count"] > 0 and user["errors"] == 0, user
+    assert summary["caller_exceptions"] == 0
+    assert _server_is_gone(summary["redis"]["url"])  # the run's cluster is stopped at quit
+
+
 def test_compare_alternates_the_cache_and_the_raw_baseline(tmp_path: Path) -> None:
     result, summary, _ = run_locust(tmp_path, "--shape", "compare", "--compare-phase", "2",
                                     "--compare-rounds", "2", "-u", "2", "ReadHeavyUser", "RawRedisUser")
@@ -163,6 +182,13 @@ def test_a_run_against_redis_url_uses_it_and_removes_its_keys(tmp_path: Path, re
 def test_bad_arguments_are_refused_before_any_load(tmp_path: Path) -> None:
     result, summary, _ = run_locust(tmp_path, "--shape", "ramp", "--ramp-users", "10,5", "-u", "1", timeout=60)
     assert result.returncode == 2 and "--ramp-users must be 3 comma-separated integers" in result.stderr
+    assert summary is None
+
+
+def test_chaos_on_a_cluster_is_refused_before_any_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_CLUSTER_ENABLED", "true")
+    result, summary, _ = run_locust(tmp_path, "--shape", "chaos", "-u", "1", timeout=60)
+    assert result.returncode == 2 and "chaos shape and TLS need a standalone server" in result.stderr
     assert summary is None
 
 
