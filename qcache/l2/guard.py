@@ -82,8 +82,7 @@ class OperationGuard:
             raise CircuitOpenError(
                 f"Redis {self.operation} skipped: circuit breaker open after repeated failures"
             )
-        if self.timeout is not None:
-            arm(self.timeout)
+        arm(self.timeout)  # also without one: no deadline of an earlier call may linger in this context
 
     def __exit__(
         self,

@@ -39,11 +39,11 @@ def slot_of(key: bytes) -> int:
     return crc_hqx(key, 0) % _SLOTS
 
 
-def _command(keys: Sequence[bytes]) -> bytes:
-    """``GET key`` for one key, ``MGET k1 k2 ...`` for several, in the RESP wire format."""
-    name = b"GET" if len(keys) == 1 else b"MGET"
-    head = b"*%d\r\n$%d\r\n%s\r\n" % (len(keys) + 1, len(name), name)
-    return head + b"".join(b"$%d\r\n%s\r\n" % (len(key), key) for key in keys)
+def _mget(keys: Sequence[bytes]) -> bytes:
+    """``MGET k1 k2 ...`` in the RESP wire format."""
+    parts = [b"*%d\r\n$4\r\nMGET\r\n" % (len(keys) + 1)]
+    parts.extend([b"$%d\r\n%s\r\n" % (len(key), key) for key in keys])
+    return b"".join(parts)
 
 
 @dataclass(slots=True)
@@ -78,17 +78,16 @@ def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[
     Returns ``None`` when a slot has no known node (the caller then lets
     redis-py route the batch, which refreshes its table), never a partial plan.
     """
-    by_slot: dict[int, tuple[list[int], list[bytes]]] = {}
-    for position, key in enumerate(keys):
-        encoded = key.encode("utf-8")
-        entry = by_slot.get(slot := slot_of(encoded))
-        if entry is None:
-            by_slot[slot] = ([position], [encoded])
+    encoded = [key.encode("utf-8") for key in keys]
+    by_slot: dict[int, list[int]] = {}
+    for position, key in enumerate(encoded):
+        positions = by_slot.get(slot := slot_of(key))
+        if positions is None:
+            by_slot[slot] = [position]
         else:
-            entry[0].append(position)
-            entry[1].append(encoded)
+            positions.append(position)
     groups: dict[int, NodeRead] = {}
-    for slot, (positions, encoded_keys) in by_slot.items():
+    for slot, positions in by_slot.items():
         nodes = slots.get(slot)
         if not nodes:
             return None
@@ -96,7 +95,11 @@ def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[
         if group is None:
             group = groups[id(nodes[0])] = NodeRead(nodes[0])
         group.positions.append(positions)
-        group.commands.append(_command(encoded_keys))
+        if len(positions) == 1:  # the common case, inlined: a batch of spread keys has one key per slot
+            key = encoded[positions[0]]
+            group.commands.append(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+        else:
+            group.commands.append(_mget([encoded[p] for p in positions]))
     return list(groups.values())
 
 
