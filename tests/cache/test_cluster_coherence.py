@@ -27,7 +27,7 @@ from .test_coherence import BOUND, TYPE, Peer, hold, percentile, watch
 
 REDIS_BACKENDS = ("cluster",)
 #: Rounds per operation in the two-process test (fewer than standalone: the rules are the same code).
-ROUNDS = 10
+ROUNDS = 6
 
 
 @pytest.fixture
