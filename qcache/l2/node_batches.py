@@ -135,7 +135,8 @@ async def _read_node(group: NodeRead) -> list[Any]:
         await connection.send_packed_command([group.request])
         return [await connection.read_response() for _ in group.commands]
     except BaseException:
-        await asyncio.shield(connection.disconnect())
+        # Before the release: a cancelled read (the deadline) must not hand on a half-read connection.
+        await connection.disconnect(nowait=True)
         raise
     finally:
         node.release(connection)

@@ -100,6 +100,10 @@ async def test_every_call_touching_a_frozen_primary_ends_within_the_deadline(
         assert await call(tier.get(frozen_key)) in (b"v", b"w", b"x", None)
         await call(tier.set(frozen_key, b"after", 60))
         assert await call(tier.get(frozen_key)) == b"after"
+        # No connection cut short by the deadline hands a stale reply to a later batch.
+        fresh = {k: k.encode() for k in spread}
+        await call(tier.set_many(fresh, ttl=60))
+        assert await call(tier.get_many(spread)) == list(fresh.values())
     finally:
         await call(tier.delete_pattern(escape_glob(namespace) + "*"))
         await call(tier.close())
