@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 _SLOTS = 16384
 
 
@@ -109,7 +111,10 @@ def read_sync(plan: Sequence[NodeRead], count: int) -> list[bytes | None]:
     held: list[tuple[Any, Any]] = []
     try:
         for group in plan:
-            pool = group.node.redis_connection.connection_pool
+            node_client = group.node.redis_connection
+            if node_client is None:  # a node the table names but redis-py has not connected yet
+                raise redis.ConnectionError(f"no connection to {group.node.name} yet")
+            pool = node_client.connection_pool
             connection = pool.get_connection()
             held.append((pool, connection))
             connection.send_packed_command([group.request])

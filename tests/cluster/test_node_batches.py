@@ -57,6 +57,9 @@ def test_sync_reads_keep_order_and_survive_a_stale_slot_table(redis_cluster: Clu
         _stale_table(client, keys[:3])  # MOVED replies: the batch falls back to redis-py's redirects
         assert tier.get_many(keys) == expected
         assert tier.get_many(keys) == expected  # no reply left unread on a pooled connection
+        client.get_primaries()[0].redis_connection = None  # not connected yet: redis-py's path connects it
+        assert tier.get_many(keys) == expected
+        assert tier.get_many(keys) == expected
         assert tier.breaker_stats().failures == 0
     finally:
         tier.delete_pattern(escape_glob(namespace) + "*")
