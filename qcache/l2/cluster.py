@@ -4,9 +4,10 @@
 operation of :class:`RedisTier` / :class:`AsyncRedisTier` (guards, breaker,
 chunking, TTL rules) and change only what a cluster does differently:
 
-* Batch reads send one pipeline of GETs per primary, to every primary at once
-  (:mod:`qcache.l2.node_batches`), and fall back to redis-py's
-  ``mget_nonatomic`` (one MGET per slot, redirects followed) on any error.
+* Reads (one key or a batch) go to the primaries directly: one pipeline of
+  GETs per primary, every primary at once (:mod:`qcache.l2.node_batches`),
+  falling back to redis-py's ``get`` / ``mget_nonatomic`` (redirects
+  followed, topology refreshed) on any error.
   Writes and UNLINK of many keys are split by slot by redis-py.
 * ``delete_pattern`` and ``scan_keys`` SCAN every primary (``scan_iter``
   keeps one cursor per node), so ``invalidate_pattern`` and ``clear`` reach
@@ -175,18 +176,38 @@ class _SyncClusterClient:
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """One pipeline of GETs per primary (:mod:`qcache.l2.node_batches`); redis-py's own path on trouble."""
+        values = self._read_direct(keys)
+        if values is None:
+            values = self.cluster().mget_nonatomic(keys)
+        return values
+
+    def get(self, key: str) -> bytes | None:
+        """One GET sent to the key's primary directly; redis-py's ``get`` (and its errors) on trouble."""
+        values = self._read_direct([key])
+        if values is None:
+            value: bytes | None = self.cluster().get(key)
+            return value
+        return values[0]
+
+    def _read_direct(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """The values read by primary, or None when redis-py's own path must serve the call.
+
+        That is a slot missing from the table, a MOVED/ASK reply, a failed node
+        or a reply error: redis-py then redirects, refreshes and retries (and
+        raises what it raises). Once the deadline is spent the error is raised
+        at once: a second attempt could only wait again.
+        """
         cluster = self.cluster()
         plan = plan_reads(keys, cluster.nodes_manager.slots_cache)
-        if plan is not None:
-            try:
-                return read_sync(plan, len(keys))
-            except (redis.RedisError, OSError):
-                left = remaining()
-                if left is not None and left <= 0:
-                    raise  # the deadline is spent: a second attempt could only wait again
-                # A moved slot or a failed node: mget_nonatomic redirects, refreshes and retries.
-        values: list[bytes | None] = cluster.mget_nonatomic(keys)
-        return values
+        if plan is None:
+            return None
+        try:
+            return read_sync(plan, len(keys))
+        except (redis.RedisError, OSError):
+            left = remaining()
+            if left is not None and left <= 0:
+                raise
+            return None
 
     def close(self) -> None:
         with self._lock:
@@ -214,14 +235,28 @@ class _AsyncClusterClient:
 
     async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         """One pipeline of GETs per primary, all at once; redis-py's own path on trouble (as the sync one)."""
-        plan = plan_reads(keys, self._cluster.nodes_manager.slots_cache)
-        if plan is not None:
-            try:
-                return await read_async(plan, len(keys))
-            except (redis.RedisError, OSError):
-                pass
-        values: list[bytes | None] = await self._cluster.mget_nonatomic(keys)
+        values = await self._read_direct(keys)
+        if values is None:
+            values = await self._cluster.mget_nonatomic(keys)
         return values
+
+    async def get(self, key: str) -> bytes | None:
+        """One GET sent to the key's primary directly; redis-py's ``get`` on trouble (as the sync one)."""
+        values = await self._read_direct([key])
+        if values is None:
+            value: bytes | None = await self._cluster.get(key)
+            return value
+        return values[0]
+
+    async def _read_direct(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """The values read by primary, or None for redis-py's path (the deadline is ``asyncio.timeout``'s)."""
+        plan = plan_reads(keys, self._cluster.nodes_manager.slots_cache)
+        if plan is None:
+            return None
+        try:
+            return await read_async(plan, len(keys))
+        except (redis.RedisError, OSError):
+            return None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cluster, name)

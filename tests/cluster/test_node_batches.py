@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from qcache.errors import ServerRefusal
 from qcache.l2 import AsyncRedisClusterTier, RedisClusterTier, escape_glob
 from qcache.l2.node_batches import plan_reads, slot_of
 from qcache.testing import ClusterEndpoint
@@ -60,6 +61,8 @@ def test_sync_reads_keep_order_and_survive_a_stale_slot_table(redis_cluster: Clu
         client.get_primaries()[0].redis_connection = None  # not connected yet: redis-py's path connects it
         assert tier.get_many(keys) == expected
         assert tier.get_many(keys) == expected
+        _stale_table(client, keys[:1])
+        assert [tier.get(k) for k in keys] == expected  # single reads: direct, or redis-py's redirect
         assert tier.breaker_stats().failures == 0
     finally:
         tier.delete_pattern(escape_glob(namespace) + "*")
@@ -82,6 +85,8 @@ def test_async_reads_keep_order_and_survive_a_stale_slot_table(redis_cluster: Cl
             _stale_table(client, keys[:3])
             assert await tier.get_many(keys) == expected
             assert await tier.get_many(keys) == expected
+            _stale_table(client, keys[:1])
+            assert [await tier.get(k) for k in keys] == expected
             assert tier.breaker_stats().failures == 0
         finally:
             await tier.delete_pattern(escape_glob(namespace) + "*")
@@ -108,6 +113,9 @@ def test_a_key_of_another_type_reads_as_missing_as_mget_does(
             tier = RedisClusterTier.from_client(redis_cluster.client(), namespace=namespace, owns_client=True)
             assert tier.get_many(keys) == expected
             assert tier.get_many(keys) == expected
+            with pytest.raises(ServerRefusal, match="WRONGTYPE"):  # a single GET refuses, as on one server
+                tier.get(keys[4])
+            assert tier.get(keys[5]) == b"five"
             tier.close()
         else:
             async def scenario() -> None:
@@ -116,6 +124,9 @@ def test_a_key_of_another_type_reads_as_missing_as_mget_does(
                 try:
                     assert await atier.get_many(keys) == expected
                     assert await atier.get_many(keys) == expected
+                    with pytest.raises(ServerRefusal, match="WRONGTYPE"):
+                        await atier.get(keys[4])
+                    assert await atier.get(keys[5]) == b"five"
                 finally:
                     await atier.close()
 
