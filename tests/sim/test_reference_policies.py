@@ -146,7 +146,7 @@ REPLAY_WORKLOADS = {
 }
 
 
-@pytest.mark.parametrize("name", ["ARC", "TWO_Q"])
+@pytest.mark.parametrize("name", ["ARC", "LIRS", "TWO_Q"])
 @pytest.mark.parametrize("workload", REPLAY_WORKLOADS)
 @pytest.mark.parametrize("size", [1, 2, 7, 100, 1000])
 def test_replay_makes_the_same_decisions_as_the_hooks(name: str, workload: str, size: int) -> None:
