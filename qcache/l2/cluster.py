@@ -7,8 +7,10 @@ chunking, TTL rules) and change only what a cluster does differently:
 * Reads (one key or a batch) go to the primaries directly: one pipeline of
   GETs per primary, every primary at once (:mod:`qcache.l2.node_batches`),
   falling back to redis-py's ``get`` / ``mget_nonatomic`` (redirects
-  followed, topology refreshed) on any error.
-  Writes and UNLINK of many keys are split by slot by redis-py.
+  followed, topology refreshed) on any error. Batch writes likewise send one
+  pipeline of SETs per primary (:mod:`qcache.l2.node_writes`); only entries
+  not acknowledged go through redis-py's pipeline.
+  UNLINK of many keys is split by slot by redis-py.
 * ``delete_pattern`` and ``scan_keys`` SCAN every primary (``scan_iter``
   keeps one cursor per node), so ``invalidate_pattern`` and ``clear`` reach
   the whole cluster; keys found are unlinked in batches, split by slot.
@@ -51,9 +53,10 @@ from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.batching import SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, configured_breaker
-from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class, remaining
+from qcache.l2.deadline import DeadlineExceeded, DeadlineRetry, arm, bounded_connection_class, remaining
 from qcache.l2.guard import unjudged
 from qcache.l2.node_batches import plan_reads, read_async, read_sync
+from qcache.l2.node_writes import Entry, plan_writes, write_async, write_sync
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, server_info_from
 from qcache.l2.settings import ConfigLike, ConnectionSettings
@@ -189,6 +192,12 @@ class _SyncClusterClient:
             return value
         return values[0]
 
+    def set_direct(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Write ``entries`` by primary (:mod:`qcache.l2.node_writes`); the ones not acknowledged."""
+        cluster = self.cluster()
+        plan = plan_writes(entries, cluster.nodes_manager.slots_cache)
+        return list(entries) if plan is None else write_sync(plan)
+
     def _read_direct(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """The values read by primary, or None when redis-py's own path must serve the call.
 
@@ -247,6 +256,11 @@ class _AsyncClusterClient:
             value: bytes | None = await self._cluster.get(key)
             return value
         return values[0]
+
+    async def set_direct(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Write ``entries`` by primary, every primary at once; the ones not acknowledged."""
+        plan = plan_writes(entries, self._cluster.nodes_manager.slots_cache)
+        return list(entries) if plan is None else await write_async(plan)
 
     async def _read_direct(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """The values read by primary, or None for redis-py's path (the deadline is ``asyncio.timeout``'s)."""
@@ -367,6 +381,15 @@ class RedisClusterTier(RedisTier):
                 removed += self._client.unlink(*due)
         return removed
 
+    def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+        """One write per primary; what was not acknowledged (a redirect, a failed node) goes through redis-py."""
+        missed = self._client.set_direct(entries)
+        if missed:
+            left = remaining()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed before every entry was written")
+            super()._set_chunk(missed)
+
     def scan_keys(self, pattern: str) -> list[str]:
         """Every key matching ``pattern`` on every primary (SCAN, never KEYS)."""
         self.check_pattern(pattern)
@@ -450,6 +473,12 @@ class AsyncRedisClusterTier(AsyncRedisTier):
                 async with asyncio.timeout(self._timeout):
                     removed += await self._client.unlink(*due)
         return removed
+
+    async def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+        """One write per primary, all at once; what was not acknowledged goes through redis-py's pipeline."""
+        missed = await self._client.set_direct(entries)
+        if missed:
+            await super()._set_chunk(missed)
 
     async def scan_keys(self, pattern: str) -> list[str]:
         """Every key matching ``pattern`` on every primary."""
