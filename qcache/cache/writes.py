@@ -264,11 +264,15 @@ class WritePlans:
         entries = self._entries
         # Encode everything first: a value the codec refuses fails the call before anything is written.
         prepared = []
+        locate, encode, resolve_ttl = self._locator.locate, entries.encode, entries.resolve_ttl
+        # Without jitter every value gets the same TTL: checked and resolved once.
+        same_ttl = None if entries.ttl_jitter else resolve_ttl(spec, ttl)
         for key, value in items.items():
-            key = check_key(key)
-            skey, hashed = self._locator.storage_key(namespace, spec, key)
-            seconds = entries.resolve_ttl(spec, ttl)
-            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+            if type(key) is not str:
+                key = check_key(key)
+            _, skey, hashed = locate(namespace, key, cache_type)  # the key's checks, and remembered bases
+            seconds = resolve_ttl(spec, ttl) if same_ttl is None else same_ttl
+            record, expires_at_ms = encode(skey, hashed, key, spec, value, seconds)
             prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
         failure: BackendError | None = None
