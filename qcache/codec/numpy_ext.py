@@ -100,9 +100,13 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
     prefix_end = ndim_at + 1 + 8 * buffer[ndim_at]
     if prefix_end > end:
         raise CodecIntegrityError(IntegrityReason.MALFORMED, "array record is truncated")
-    prefix = bytes(buffer[start:prefix_end])
+    # An immutable buffer is looked up by its slice (a read-only memoryview hashes and compares
+    # as its bytes), without copying the prefix; and an array over it needs no copy either.
+    frozen = type(buffer) is bytes or (type(buffer) is memoryview and buffer.readonly and buffer.format == "B")
+    prefix = buffer[start:prefix_end] if frozen else bytes(buffer[start:prefix_end])
     layout = _decode_cache.get(prefix)
     if layout is None:
+        prefix = bytes(prefix)
         layout = _parse_prefix(prefix)
         _remember(_decode_cache, prefix, layout)
     dtype, shape, nbytes = layout
@@ -113,7 +117,7 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
         empty.flags.writeable = False
         return empty
     arr: np.ndarray[Any, Any] = np.ndarray(shape, dtype, buffer, prefix_end)
-    if arr.flags.writeable:  # a caller-owned mutable buffer: do not hand out a window into it
+    if not frozen and arr.flags.writeable:  # a caller-owned mutable buffer: do not hand out a window into it
         arr = arr.copy()
         arr.flags.writeable = False
     return arr
