@@ -104,7 +104,7 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
     # as its bytes), without copying the prefix; and an array over it needs no copy either.
     frozen = type(buffer) is bytes or (type(buffer) is memoryview and buffer.readonly and buffer.format == "B")
     prefix = buffer[start:prefix_end] if frozen else bytes(buffer[start:prefix_end])
-    layout = _decode_cache.get(prefix)
+    layout = _decode_cache.get(cast(bytes, prefix))
     if layout is None:
         prefix = bytes(prefix)
         layout = _parse_prefix(prefix)
