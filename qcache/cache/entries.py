@@ -8,7 +8,6 @@ import random
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
-from zlib import crc32
 
 from qcache.cache.inputs import check_ttl
 from qcache.cache.locator import TypeSpec
@@ -16,6 +15,7 @@ from qcache.cache.metrics import CacheMetrics
 from qcache.cache.plans import MISSING
 from qcache.cache.record import PLAIN_HEAD, PLAIN_HEADER_SIZE, PLAIN_MARK, parse_record, record_header
 from qcache.codec import CodecIntegrityError
+from qcache.codec.checksum import crc32
 
 logger = logging.getLogger("qcache")
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn
-from zlib import crc32
 
+from qcache.codec.checksum import crc32
 from qcache.codec.compression import Compressor, NoCompression, compressor_class_for_id, create_compressor
 from qcache.codec.encryption import LARGE_VALUE_BYTES, AesGcmStage
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
