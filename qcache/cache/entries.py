@@ -52,6 +52,24 @@ class EntryCodec:
         # The codec authenticates the header with the value: an edited expiry reads as corrupt.
         return header + spec.codec.encode(value, header + skey.encode("utf-8", "surrogatepass")), expires_at_ms
 
+    def encode_many(
+        self, spec: TypeSpec, entries: Iterable[tuple[str, bool, str, Any]], ttl: float
+    ) -> tuple[list[bytes], int]:
+        """The records of ``(skey, hashed, key, value)`` entries that share ``ttl``, and their one expiry.
+
+        As :meth:`encode` for each, with one clock reading for the batch and
+        one record header for all its plain keys.
+        """
+        expires_at_ms = int((self.clock() + ttl) * 1000) + 1
+        ttl_ms = math.ceil(ttl * 1000)
+        plain = record_header(expires_at_ms, None, ttl_ms)
+        encode = spec.codec.encode
+        records = []
+        for skey, hashed, key, value in entries:
+            header = record_header(expires_at_ms, key, ttl_ms) if hashed else plain
+            records.append(header + encode(value, header + skey.encode("utf-8", "surrogatepass")))
+        return records, expires_at_ms
+
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
         """Value and remaining lifetime (s) of an L2 record; MISSING if unusable."""
         fills: list[tuple[str, str, bool, int, Any, int, float]] = []

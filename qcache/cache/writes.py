@@ -263,17 +263,27 @@ class WritePlans:
         started = time.perf_counter_ns()
         entries = self._entries
         # Encode everything first: a value the codec refuses fails the call before anything is written.
-        prepared = []
-        locate, encode, resolve_ttl = self._locator.locate, entries.encode, entries.resolve_ttl
-        # Without jitter every value gets the same TTL: checked and resolved once.
-        same_ttl = None if entries.ttl_jitter else resolve_ttl(spec, ttl)
+        locate, resolve_ttl = self._locator.locate, entries.resolve_ttl
+        keyed = []
         for key, value in items.items():
             if type(key) is not str:
                 key = check_key(key)
             _, skey, hashed = locate(namespace, key, cache_type)  # the key's checks, and remembered bases
-            seconds = resolve_ttl(spec, ttl) if same_ttl is None else same_ttl
-            record, expires_at_ms = encode(skey, hashed, key, spec, value, seconds)
-            prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
+            keyed.append((skey, hashed, key, value))
+        prepared: list[tuple[str, str, bool, Any, float, bytes, int]]
+        if keyed and not entries.ttl_jitter:  # one TTL for the batch: one expiry and one record header
+            seconds = resolve_ttl(spec, ttl)
+            records, expires_at_ms = entries.encode_many(spec, keyed, seconds)
+            prepared = [
+                (key, skey, hashed, value, seconds, record, expires_at_ms)
+                for (skey, hashed, key, value), record in zip(keyed, records)
+            ]
+        else:
+            prepared = []
+            for skey, hashed, key, value in keyed:
+                seconds = resolve_ttl(spec, ttl)
+                record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+                prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
         failure: BackendError | None = None
         coherence = core.coherence  # as in plan_set; writes queued behind others tell it when flushed
