@@ -158,7 +158,6 @@ class EntryCodec:
             return MISSING, 0.0
 
 
-
 _read_head = PLAIN_HEAD.unpack_from
 _HEADER = slice(0, PLAIN_HEADER_SIZE)
 _BODY = slice(PLAIN_HEAD.size, None)
