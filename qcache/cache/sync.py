@@ -10,6 +10,7 @@ operations between the two marker lines are derived from the async facade's
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -97,6 +98,21 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
 
     def _listening(self) -> None:
         """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""
+
+    def _instrument(self) -> None:
+        """Serve this view's L1 hits without the method's frame, then add the configured wrappers.
+
+        ``get`` becomes an instance attribute: a closure that answers a live L1
+        hit itself and hands everything else to the method (see
+        :func:`qcache.cache.l1path.l1_hit_paths`). A subclass that overrides
+        ``get`` keeps its own.
+        """
+        if type(self).get is QueryCache.get:
+            full_get = QueryCache.get.__get__(self)
+            get = self._reads.view_get(self._namespace, full_get)
+            if get is not full_get:  # the method itself when the cache has no L1
+                self.__dict__["get"] = functools.update_wrapper(get, full_get)
+        super()._instrument()
 
     # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
 
