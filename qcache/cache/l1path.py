@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from qcache.cache.generations import SLOT_MASK
-from qcache.cache.inputs import check_key
+from qcache.cache.inputs import MAX_TTL, check_key
 from qcache.cache.keys import HASHED_MARK
 from qcache.cache.plans import MISSING
 
@@ -167,8 +167,13 @@ def memory_set_function(core: CacheCore, full_set: MemorySet) -> MemorySet:
     source. Sets are counted and sampled like hits (see :func:`l1_hit_paths`).
     """
     l1 = core.l1
-    locate = core.locator.locate
-    resolve_ttl = core.entries.resolve_ttl
+    locator = core.locator
+    locate = locator.locate
+    bases = locator.bases
+    type_base = locator.type_base
+    max_key_length = locator.max_key_length
+    entries = core.entries
+    resolve_ttl = entries.resolve_ttl
     gen_slots = core.generations.slots
     tally, samples_batch, fold = core.metrics.l1_set_tally()
     tick = tally.tick
@@ -189,13 +194,27 @@ def memory_set_function(core: CacheCore, full_set: MemorySet) -> MemorySet:
         if tags or source is not None or l1 is None or not core.use_l1:
             full_set(namespace, key, value, ttl, cache_type, tags, source)
             return
-        if type(key) is not str:
+        # KeyLocator.locate and EntryCodec.resolve_ttl inlined for a plain key and a plain TTL.
+        try:
+            base, spec = bases[namespace][cache_type]
+        except KeyError:
+            base, spec = type_base(namespace, cache_type)  # ValueError for an unknown type
+        if type(key) is not str or not key.isascii():
             key = check_key(key)
-        spec, skey, hashed = locate(namespace, key, cache_type)
-        seconds = resolve_ttl(spec, ttl)
+        skey = base + key
+        meta = None
+        if len(skey) > max_key_length or key[:1] == HASHED_MARK:
+            spec, skey, _ = locate(namespace, key, cache_type)
+            meta = key  # the caller key, beside its hashed storage key
+        if entries.ttl_jitter or not (
+            ttl is None or ((type(ttl) is float or type(ttl) is int) and 0 < ttl <= MAX_TTL)
+        ):
+            seconds = resolve_ttl(spec, ttl)  # checks the TTL, and jitters it
+        else:
+            seconds = spec.ttl if ttl is None else float(ttl)
         size = spec.codec.plain_size(value)
         gen_slots[hash(skey) & SLOT_MASK] += 1  # as in WritePlans.set_end
-        l1.set(skey, value, size, seconds, key if hashed else None, spec.name)
+        l1.set(skey, value, size, seconds, meta, spec.name)
         if not tick() & mask:
             armed = True
 
