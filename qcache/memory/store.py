@@ -528,6 +528,8 @@ class MemoryStore:
                 or self._bytes > self._max_bytes
             ):
                 self._shrink(key, part, now)
+            elif now < self._next_cleanup:
+                return True  # nothing evicted or reclaimed: the entry is in
             if now >= self._next_cleanup:
                 self._drain(now, _DRAIN_BATCH)
             return data.get(key) is entry
