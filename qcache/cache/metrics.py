@@ -23,7 +23,7 @@ import numpy as np
 _SUB_BITS = 3
 _SUB = 1 << _SUB_BITS
 _BUCKETS = (64 - _SUB_BITS) * _SUB
-#: L2 hit latencies wait in a lock-free list and are folded into the tallies this many at a time.
+#: Latencies of calls that are all timed (L2 hits, write-back sets) are folded this many at a time.
 _FOLD_BATCH = 4096
 #: One L1 hit of ``get`` (and one ``set`` that writes L1 only) in this many is timed; a power of two.
 LATENCY_SAMPLE_EVERY = 64
@@ -167,8 +167,10 @@ class SampledTally:
         self.tick()
         self.samples.append(ns)
 
-    def take(self) -> tuple[int, list[int], list[int]]:
+    def take(self) -> tuple[int, list[int], list[int] | None]:
         """``(calls, samples, weights)`` since the last take; the weights add up to the calls they cover.
+
+        ``weights`` is None when each sample stands for one call (every call was timed).
 
         The caller holds the metrics lock. Calls whose ticket was drawn before
         this take's are all counted here (a call draws its ticket once it has
@@ -181,9 +183,10 @@ class SampledTally:
         samples = self.samples.copy()
         del self.samples[: len(samples)]
         owed = self._untimed + calls
+        weights: list[int] | None
         if samples:
             share, extra = divmod(owed, len(samples))
-            weights = [share + 1] * extra + [share] * (len(samples) - extra)
+            weights = None if share == 1 and not extra else [share + 1] * extra + [share] * (len(samples) - extra)
             self._latest = samples[-1]
             self._untimed = 0
         elif owed and self._latest is not None:
@@ -234,7 +237,7 @@ class CacheMetrics:
         """An L1 hit of ``get`` timed at ``ns`` nanoseconds; lock-free (the facade's own path samples)."""
         tally = self._l1_hits
         tally.note(ns)
-        if len(tally.samples) >= _SAMPLE_BATCH:
+        if len(tally.samples) >= _FOLD_BATCH:  # every call timed: fold as seldom as the L2 hits do
             self._fold_now()
 
     def l1_hit_tally(self) -> tuple[SampledTally, int, Callable[[], None]]:
@@ -265,7 +268,7 @@ class CacheMetrics:
         """A ``set`` that wrote L1 only, timed at ``ns`` nanoseconds; lock-free like :meth:`l1_hit`."""
         tally = self._l1_sets
         tally.note(ns)
-        if len(tally.samples) >= _SAMPLE_BATCH:
+        if len(tally.samples) >= _FOLD_BATCH:  # every call timed: fold as seldom as the L2 hits do
             self._fold_now()
 
     def _fold(self) -> None:

@@ -30,7 +30,10 @@ def test_calls_before_any_sample_wait_for_one() -> None:
     tally.tick()
     assert tally.take() == (1, [], [])  # counted, not yet in a histogram
     tally.samples.append(42)
-    assert tally.take() == (0, [42], [1])
+    assert tally.take() == (0, [42], None)  # one call, one sample
+    tally.note(7)
+    tally.note(9)
+    assert tally.take() == (2, [7, 9], None)  # every call timed: one call per sample
 
 
 def test_weighted_recording_counts_every_call_a_sample_stands_for() -> None:
