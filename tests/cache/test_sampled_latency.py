@@ -102,6 +102,7 @@ def test_the_sync_get_serves_hits_itself_and_hands_the_rest_to_the_method() -> N
         assert cache.get("k", cache_type="search") is None
         view = cache.for_project("acme")
         assert "get" in vars(view) and view.get("k") is None
+        assert cache.for_project("acme").get is view.get  # one closure per namespace
         stats = cache.stats()
         assert stats["hits"] == {"l1": 2} and stats["misses"]["total"] == 3
         cache.config.update(CACHE_ENABLED=False)  # a live switch: the closure must follow it
