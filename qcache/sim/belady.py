@@ -48,9 +48,11 @@ def belady_hits(keys: Sequence[Key], capacity: int, next_use: Sequence[int] | No
     the trace format (libCacheSim needs them precomputed in the file).
 
     Every next-use position is distinct, so the heap holds bare positions
-    and finds the key back from the position itself (request ``p`` for
-    ``p < n``, request ``p - n`` for a last use); an entry is stale unless it
-    matches the key's current next use (lazy deletion).
+    and finds the key back from the position itself; an entry is stale
+    unless it matches the key's current next use (lazy deletion). Keys
+    whose request was their last sit on a stack instead, since they are
+    the farthest of all: the most recent one goes first, as the heap
+    (where request ``i``'s last use counts as ``n + i``) would choose.
     """
     if capacity <= 0:
         raise ValueError(f"capacity must be positive, got {capacity!r}")
@@ -61,20 +63,28 @@ def belady_hits(keys: Sequence[Key], capacity: int, next_use: Sequence[int] | No
     resident: dict[int, int] = {}
     get = resident.get
     heap: list[int] = []
+    finished: list[int] = []  # resident keys never requested again, most recent last
     push, pop = heapq.heappush, heapq.heappop
+    finish, take_finished = finished.append, finished.pop
     hits = 0
     for key, nxt in zip(ids, following):
         if key in resident:
             hits += 1
         elif len(resident) >= capacity:
-            while True:
-                position = -pop(heap)
-                candidate = ids[position if position < n else position - n]
-                if get(candidate) == position:
-                    del resident[candidate]
-                    break
+            if finished:
+                del resident[take_finished()]
+            else:
+                while True:
+                    position = -pop(heap)
+                    candidate = ids[position]
+                    if get(candidate) == position:
+                        del resident[candidate]
+                        break
         resident[key] = nxt
-        push(heap, -nxt)
+        if nxt >= n:
+            finish(key)
+        else:
+            push(heap, -nxt)
     return hits
 
 

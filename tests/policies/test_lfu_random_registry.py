@@ -17,6 +17,8 @@ from qcache.memory.policies import (
 )
 from qcache.memory.policies.classic import LRUPolicy
 from qcache.memory.policies.lfu import LFUPolicy
+from qcache.memory.policies.random_policy import RandomPolicy
+from qcache.sim import Zipf, run_policy
 
 
 def test_lfu_evicts_the_least_hit_key() -> None:
@@ -109,3 +111,23 @@ def test_an_unknown_name_is_a_config_error_listing_the_known_ones() -> None:
 def test_a_name_cannot_be_registered_twice_for_another_class() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_policy("LRU")(type("OtherLRU", (LRUPolicy,), {}))
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 100, 1000])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lfu_replay_makes_the_same_decisions_as_the_hooks(size: int, seed: int) -> None:
+    keys = list(Zipf(keys=3000, requests=20000, exponent=0.8, seed=seed))
+    keys += [f"scan{position}" for position in range(500)] + keys[:3000]
+    hooked, replayed = LFUPolicy(size), LFUPolicy(size)
+    assert replayed.replay(keys) == run_policy(hooked, keys)
+    # Same buckets in the same order: later evictions agree too.
+    assert repr(vars(replayed)) == repr(vars(hooked))
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 100, 1000])
+def test_random_replay_draws_the_same_victims_as_the_hooks(size: int) -> None:
+    keys = list(Zipf(keys=3000, requests=20000, exponent=0.8, seed=5)) + [f"s{key}" for key in range(300)]
+    hooked, replayed = RandomPolicy(size, seed=11), RandomPolicy(size, seed=11)
+    assert replayed.replay(keys) == run_policy(hooked, keys)
+    assert replayed._keys == hooked._keys and replayed._index == hooked._index
+    assert replayed._rng.getstate() == hooked._rng.getstate()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 from qcache.memory.policies.registry import register_policy
@@ -58,6 +58,46 @@ class RandomPolicy(HoldsNewcomer):
         key = self._drop_at(self._rng.randrange(len(self._keys)))
         self._settle()
         return key
+
+    def replay(
+        self,
+        keys: Sequence[Hashable],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 1 << 16,
+    ) -> int:
+        """Replay ``keys`` as "get, insert on miss"; return the hit count.
+
+        The simulator's fast path: ``victim`` and ``_place`` inlined into one
+        loop that draws the victim before placing the missed key, as the held
+        newcomer does, from the same generator in the same order (the tests
+        compare the two hit for hit). Starts from, and leaves, this policy's
+        state; ``progress`` gets the number of requests done every ``chunk``
+        requests.
+        """
+        self._settle()
+        capacity, members, index = self.capacity, self._keys, self._index
+        draw, append, pop = self._rng.randrange, members.append, members.pop
+        hits = 0
+        for start in range(0, len(keys), chunk):
+            for key in keys[start : start + chunk]:
+                if key in index:
+                    hits += 1
+                    continue
+                size = len(members)
+                if size >= capacity:  # victim(): _drop_at a random slot
+                    slot = draw(size)
+                    gone = members[slot]
+                    last = pop()
+                    size -= 1
+                    if slot < size:
+                        members[slot] = last
+                        index[last] = slot
+                    del index[gone]
+                index[key] = size
+                append(key)
+            if progress is not None:
+                progress(min(chunk, len(keys) - start))
+        return hits
 
     def clear(self) -> None:
         self._keys.clear()

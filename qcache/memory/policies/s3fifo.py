@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.base import EvictionPolicy
 from qcache.memory.policies.registry import register_policy
@@ -148,6 +148,79 @@ class S3FIFOPolicy(EvictionPolicy):
                 found = self._evict_small()
         self._settle()
         return found
+
+    def replay(
+        self,
+        keys: Sequence[Hashable],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 1 << 16,
+    ) -> int:
+        """Replay ``keys`` as "get, insert on miss"; return the hit count.
+
+        The simulator's fast path: ``on_insert``, ``victim`` (both FIFOs'
+        eviction loops), ``_remember`` and ``_place`` inlined into one loop,
+        which evicts before queueing the missed key as the held newcomer
+        does (the tests compare the two hit for hit). Starts from, and
+        leaves, this policy's state; ``progress`` gets the number of requests
+        done every ``chunk`` requests.
+        """
+        self._settle()
+        capacity, small_cap, main_cap = self.capacity, self._small_cap, self._main_cap
+        ghost_cap, threshold = self._ghost_cap, self._threshold
+        freq, small, main, ghost = self._freq, self._small, self._main, self._ghost
+        pop_small, pop_main, pop_ghost = small.popitem, main.popitem, ghost.popitem
+        has_evicted = self._has_evicted
+        hits = 0
+        for start in range(0, len(keys), chunk):
+            for key in keys[start : start + chunk]:
+                if key in freq:
+                    hits += 1
+                    freq[key] += 1
+                    continue
+                to_main = key in ghost
+                if to_main:
+                    del ghost[key]
+                if len(freq) >= capacity:  # victim()
+                    has_evicted = True
+                    while True:
+                        if len(main) > main_cap or not small:  # _evict_main
+                            evicted = None
+                            while main:
+                                old, _ = pop_main(False)
+                                count = freq[old]
+                                if count >= 1:
+                                    freq[old] = min(count, 3) - 1
+                                    main[old] = None
+                                else:
+                                    del freq[old]
+                                    evicted = old
+                                    break
+                        else:  # _evict_small
+                            evicted = None
+                            while small:
+                                old, _ = pop_small(False)
+                                if freq[old] >= threshold:
+                                    freq[old] = 0
+                                    main[old] = None
+                                else:
+                                    del freq[old]
+                                    if ghost_cap > 0 and old not in ghost:  # _remember
+                                        ghost[old] = None
+                                        if len(ghost) > ghost_cap:
+                                            pop_ghost(False)
+                                    evicted = old
+                                    break
+                        if evicted is not None:
+                            break
+                freq[key] = 0  # _place
+                if to_main or (not has_evicted and len(small) >= small_cap):
+                    main[key] = None
+                else:
+                    small[key] = None
+            if progress is not None:
+                progress(min(chunk, len(keys) - start))
+        self._has_evicted = has_evicted
+        return hits
 
     def __len__(self) -> int:
         return len(self._freq) + (self._pending is not _NO_PENDING)
