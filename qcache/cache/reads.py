@@ -10,12 +10,13 @@ StopIteration) would cost as much as all the rest of the facade's own work.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qcache.cache.inputs import check_key
 from qcache.cache.keys import HASHED_MARK
+from qcache.cache.l1path import l1_hit_paths
 from qcache.cache.locator import TypeSpec
 from qcache.cache.plans import GONE, MISSING, L2Call, Plan, new_tuple
 from qcache.errors import BackendError
@@ -42,7 +43,7 @@ class ReadPlans:
     """The read operations of one cache."""
 
     __slots__ = (
-        "_bases", "_core", "_gens", "_l1", "_locator", "_max_key_length", "_metrics", "_pending", "l1_lookup",
+        "_core", "_gens", "_l1", "_locator", "_metrics", "_pending", "l1_lookup", "view_get",
     )
 
     def __init__(self, core: CacheCore) -> None:
@@ -53,68 +54,8 @@ class ReadPlans:
         self._pending = core.pending
         self._gens = core.generations
         self._locator = core.locator
-        self._bases = core.locator.bases
-        self._max_key_length = core.locator.max_key_length
-        self.l1_lookup = self._l1_lookup_function()
-
-    def _l1_lookup_function(self) -> Callable[[str, str, str | None], Any]:
-        """Build the hot path of ``get``: the L1 value of a plain key, or MISSING. The caller checked ``use_l1``.
-
-        A closure rather than a method: everything it touches is fixed for the
-        cache's lifetime, and reading it from the closure's cells instead of
-        ``self`` attributes takes a sixth off an L1 hit. It does only what an
-        L1 hit needs (no generator; the key was checked when it was set) and
-        records the hit without taking the metrics lock. On MISSING the caller
-        goes on with ``get_begin(..., l1_checked=True)``: a plain key's L1 miss
-        is already counted here; hashed keys (long, or starting with ``#``)
-        are left to ``get_begin``, which compares the caller key.
-        """
-        l1 = self._l1
-        if l1 is None:
-            return lambda namespace, key, cache_type: MISSING
-        get_entry = l1.get_entry
-        # MemoryStore.get_entry's lock-free hit, inlined (see MemoryStore.hit_path for the contract).
-        lookup, clock, reads, replay, reads_batch = l1.hit_path()
-        note_read = reads.append
-        bases = self._bases
-        type_base = self._locator.type_base
-        max_key_length = self._max_key_length
-        hits, fold_at, fold = self._metrics.l1_hit_queue()
-        record_hit = hits.append
-        tier_miss = self._metrics.tier_miss
-        perf_ns = _perf_ns
-
-        def l1_lookup(namespace: str, key: str, cache_type: str | None) -> Any:
-            started = perf_ns()
-            try:
-                base = bases[namespace][cache_type][0]
-            except KeyError:
-                base = type_base(namespace, cache_type)[0]
-            if type(key) is not str:
-                key = check_key(key)  # a str subclass becomes its text; anything else raises TypeError
-            skey = base + key
-            entry = lookup(skey)
-            # A hashed entry (meta holds its caller key) found under base + key can only be
-            # another key's, and an expired one must go: both take the store's full path.
-            if entry is None or entry[3] is not None or (entry[2] is not None and entry[2] <= clock()):
-                if entry is not None and entry[3] is not None:
-                    return MISSING  # get_begin reads it again, comparing the caller key
-                entry = get_entry(skey)  # counts the miss (or finds a value written meanwhile)
-                if entry is None or entry[3] is not None:
-                    # No plain entry lives under a too-long key; hashed keys are get_begin's.
-                    if entry is None and len(skey) <= max_key_length and key[:1] != HASHED_MARK:
-                        tier_miss("l1")
-                    return MISSING
-            else:
-                note_read(skey)
-                if len(reads) >= reads_batch:
-                    replay()
-            record_hit(perf_ns() - started)  # CacheMetrics.l1_hit, inline
-            if len(hits) >= fold_at:
-                fold()
-            return entry[0]
-
-        return l1_lookup
+        # get's L1 hit, and the sync facade's get of one view: see qcache.cache.l1path.
+        self.l1_lookup, self.view_get = l1_hit_paths(core)
 
     def get_begin(
         self, namespace: str, key: str, cache_type: str | None, default: Any, l1_checked: bool = False
@@ -258,13 +199,13 @@ class ReadPlans:
         core = self._core
         started = _perf_ns()
         try:
-            base, spec = self._bases[namespace][cache_type]
+            base, spec = self._locator.bases[namespace][cache_type]
         except KeyError:
             base, spec = self._locator.type_base(namespace, cache_type)
         found: dict[str, Any] = {}
         wanted: list[tuple[str, str, bool, int]] = []
         locate = self._locator.locate
-        max_key_length = self._max_key_length
+        max_key_length = self._locator.max_key_length
         token_of = self._gens.token
         l1 = self._l1 if core.use_l1 else None
         # Looked at once per batch: a write-back write queued meanwhile is one made after this read.
