@@ -99,6 +99,8 @@ class CacheCore:
         self.enabled = False
         self.level = CacheLevel.BOTH
         self.use_l1 = False
+        #: ``enabled and use_l1``: whether an L1 hit may be served (the sync facade's get reads only this).
+        self.serve_l1 = False
         self.use_l2 = False
         self.strategy = WriteStrategy.WRITE_THROUGH
         #: Whether a ``set`` writes L2 during the call (else it only touches L1 and the queue).
@@ -137,6 +139,7 @@ class CacheCore:
         self.enabled = core.enabled
         self.level = core.level
         self.use_l1 = use_l1
+        self.serve_l1 = self.enabled and use_l1
         self.use_l2 = core.level.uses_l2
         strategy = core.write_strategy
         if strategy is WriteStrategy.WRITE_BACK and not self.use_l1:
@@ -173,6 +176,7 @@ class CacheCore:
         """Stop following the configuration and refuse every later operation."""
         self.closed = True
         self.enabled = False  # the facades' disabled branch is where a closed cache raises
+        self.serve_l1 = False
         self._unsubscribe()
 
     def check_open(self) -> None:

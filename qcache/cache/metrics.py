@@ -3,13 +3,15 @@
 Latencies go into a fixed array of log-linear buckets (8 per power of two, so
 any percentile is within 12.5% of the truth) instead of a growing list: memory
 stays constant however long the process runs, and recording costs a
-``bit_length`` and an index. Hits of ``get``, the hottest path, skip even that:
-they append their latency to a list without a lock, and the list is folded into
-the tallies in vectorised batches (or when a snapshot is taken).
+``bit_length`` and an index. The two hottest paths, an L1 hit of ``get`` and a
+``set`` that writes L1 only, skip even that: they are counted exactly without a
+lock, and only one call in :data:`LATENCY_SAMPLE_EVERY` is timed (two clock
+reads would cost as much as the rest of a hit); see :class:`SampledTally`.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -21,8 +23,12 @@ import numpy as np
 _SUB_BITS = 3
 _SUB = 1 << _SUB_BITS
 _BUCKETS = (64 - _SUB_BITS) * _SUB
-#: L1 hit latencies wait in a lock-free list and are folded into the tallies this many at a time.
+#: Latencies of calls that are all timed (L2 hits, write-back sets) are folded this many at a time.
 _FOLD_BATCH = 4096
+#: One L1 hit of ``get`` (and one ``set`` that writes L1 only) in this many is timed; a power of two.
+LATENCY_SAMPLE_EVERY = 64
+#: Timed samples of a :class:`SampledTally` folded at a time (about 16k calls).
+_SAMPLE_BATCH = 256
 
 
 def bucket_of(ns: int) -> int:
@@ -62,11 +68,13 @@ class LatencyHistogram:
         if ns > self.max_ns:
             self.max_ns = ns
 
-    def record_many(self, samples: list[int]) -> None:
+    def record_many(self, samples: list[int], weights: list[int] | None = None) -> None:
         """Record a batch of durations at once, exactly as ``record`` would one by one.
 
-        Vectorised, because the L1 hit path hands over hundreds of samples at a
-        time and a Python-level ``record`` per sample would cost more than the hit.
+        Vectorised, because the hot paths hand over hundreds of samples at a
+        time and a Python-level ``record`` per sample would cost more than the
+        operation. ``weights``: how many operations each sample stands for (a
+        sampled latency, see :class:`SampledTally`); one each when omitted.
         """
         if not samples:
             return
@@ -77,12 +85,18 @@ class LatencyHistogram:
         shift = np.maximum(lengths - (_SUB_BITS + 1), 0)
         index = np.where(values < _SUB, values, (lengths - _SUB_BITS) * _SUB + ((values >> shift) & (_SUB - 1)))
         np.minimum(index, _BUCKETS - 1, out=index)
-        binned = np.bincount(index)
+        if weights is None:
+            binned = np.bincount(index)
+            total, sum_ns = len(samples), int(values.sum())
+        else:
+            counted = np.asarray(weights, dtype=np.int64)
+            binned = np.bincount(index, weights=counted).astype(np.int64)
+            total, sum_ns = int(counted.sum()), int((values * counted).sum())
         counts = self.counts
         for bucket in np.flatnonzero(binned).tolist():
             counts[bucket] += int(binned[bucket])
-        self.total += len(samples)
-        self.sum_ns += int(values.sum())
+        self.total += total
+        self.sum_ns += sum_ns
         self.max_ns = max(self.max_ns, int(values.max()))
 
     def percentile(self, fraction: float) -> float:
@@ -118,6 +132,77 @@ class LatencyHistogram:
         }
 
 
+class SampledTally:
+    """An exact, lock-free count of a hot operation, with the latency of one call in N.
+
+    Why: an L1 hit costs a few hundred nanoseconds, and timing it (two clock
+    reads) plus queueing the latency cost a third of that. So the hot path
+    draws a ticket per call instead (``tick``: the next number of an
+    :func:`itertools.count`, one C call, atomic under the GIL, so the count is
+    exact across threads) and times only about one call in
+    :data:`LATENCY_SAMPLE_EVERY`, appending its latency to ``samples``
+    (``list.append`` is atomic too). The hot path decides which call to time
+    from its ticket: see ``sample_mask``.
+
+    :meth:`take`, under the metrics lock, returns the calls since the last
+    take and the samples, each weighted by the calls it stands for: the
+    untimed calls are shared out equally among the samples taken with them
+    (or given to the latest sample when none came since), so histogram counts
+    stay exact and percentiles come from the timed calls.
+    """
+
+    __slots__ = ("_drawn", "_latest", "_untimed", "sample_mask", "samples", "tick")
+
+    def __init__(self) -> None:
+        self.tick: Callable[[], int] = itertools.count().__next__
+        #: A call whose ticket has none of these bits set arms timing of the next call.
+        self.sample_mask = LATENCY_SAMPLE_EVERY - 1
+        self.samples: list[int] = []
+        self._drawn = self.tick()  # the last ticket a take drew; calls draw the ones between
+        self._untimed = 0  # calls counted but not yet represented by a sample
+        self._latest: int | None = None  # the latest sample taken
+
+    def note(self, ns: int) -> None:
+        """One call, timed at ``ns`` nanoseconds (for callers that time every call)."""
+        self.tick()
+        self.samples.append(ns)
+
+    def take(self) -> tuple[int, list[int], list[int] | None]:
+        """``(calls, samples, weights)`` since the last take; the weights add up to the calls they cover.
+
+        ``weights`` is None when each sample stands for one call (every call was timed).
+
+        The caller holds the metrics lock. Calls whose ticket was drawn before
+        this take's are all counted here (a call draws its ticket once it has
+        happened); a sample may still arrive with the next take.
+        """
+        ticket = self.tick()
+        calls = ticket - self._drawn - 1  # tickets strictly between two takes were drawn by calls
+        self._drawn = ticket
+        # copy() and the slice deletion are single C calls and appends only extend the end.
+        samples = self.samples.copy()
+        del self.samples[: len(samples)]
+        owed = self._untimed + calls
+        weights: list[int] | None
+        if samples:
+            share, extra = divmod(owed, len(samples))
+            weights = None if share == 1 and not extra else [share + 1] * extra + [share] * (len(samples) - extra)
+            self._latest = samples[-1]
+            self._untimed = 0
+        elif owed and self._latest is not None:
+            samples, weights = [self._latest], [owed]
+            self._untimed = 0
+        else:
+            weights = []
+            self._untimed = owed
+        return calls, samples, weights
+
+    def reset(self) -> None:
+        """Forget the calls and samples so far (the metrics lock held)."""
+        self.take()
+        self._untimed = 0
+
+
 @dataclass
 class _Tallies:
     hits: Counter[str] = field(default_factory=Counter)
@@ -139,33 +224,33 @@ class CacheMetrics:
         self._lock = threading.Lock()
         self._t = _Tallies()
         # An L1 hit costs under a microsecond; taking the lock and updating a histogram would
-        # double it. So hits only append their latency here (list.append is atomic) and whoever
-        # fills a batch, or asks for a snapshot, folds them in under the lock, vectorised.
-        self._l1_hits: list[int] = []
-        self._l2_hits: list[int] = []  # the same for L2 hits of ``get`` (the lock costs ~1 us after I/O)
-        self._l1_sets: list[int] = []  # and for sets that only wrote L1 (write-back, memory-only)
-        # (samples, tally, tier, operation): where each queue goes when folded.
-        self._queues = (
-            (self._l1_hits, "hits", "l1", "get"),
-            (self._l2_hits, "hits", "l2", "get"),
-            (self._l1_sets, "sets", "l1", "set"),
-        )
+        # double it. So L1 hits and L1-only sets are counted lock-free and sampled (SampledTally),
+        # and whoever fills a batch of samples, or asks for a snapshot, folds them in under the lock.
+        self._l1_hits = SampledTally()
+        self._l1_sets = SampledTally()  # sets that only wrote L1 (write-back, memory-only)
+        # L2 hits of ``get`` append every latency (the lock costs ~1 us after I/O; a clock read is noise).
+        self._l2_hits: list[int] = []
+        # (tally, tier, operation): where each sampled tally goes when folded.
+        self._tallies = ((self._l1_hits, "hits", "l1", "get"), (self._l1_sets, "sets", "l1", "set"))
 
     def l1_hit(self, ns: int) -> None:
-        """An L1 hit of ``get`` that took ``ns`` nanoseconds; the hot path, lock-free."""
-        pending = self._l1_hits
-        pending.append(ns)
-        if len(pending) >= _FOLD_BATCH:
-            with self._lock:
-                self._fold()
+        """An L1 hit of ``get`` timed at ``ns`` nanoseconds; lock-free (the facade's own path samples)."""
+        tally = self._l1_hits
+        tally.note(ns)
+        if len(tally.samples) >= _FOLD_BATCH:  # every call timed: fold as seldom as the L2 hits do
+            self._fold_now()
 
-    def l1_hit_queue(self) -> tuple[list[int], int, Callable[[], None]]:
-        """Where :meth:`l1_hit` appends, how many samples make a batch, and what folds one.
+    def l1_hit_tally(self) -> tuple[SampledTally, int, Callable[[], None]]:
+        """The L1 hits' tally, how many samples make a batch, and what folds one.
 
-        For the facade's L1 hot path, which appends inline: the call to
-        :meth:`l1_hit` alone costs a sixth of a hit. Whoever fills the batch folds it.
+        For the facade's L1 hot path, which counts and samples inline (see
+        :class:`SampledTally`): whoever fills the batch folds it.
         """
-        return self._l1_hits, _FOLD_BATCH, self._fold_now
+        return self._l1_hits, _SAMPLE_BATCH, self._fold_now
+
+    def l1_set_tally(self) -> tuple[SampledTally, int, Callable[[], None]]:
+        """:meth:`l1_hit_tally` for sets that write L1 only (the memory-only ``set``)."""
+        return self._l1_sets, _SAMPLE_BATCH, self._fold_now
 
     def _fold_now(self) -> None:
         with self._lock:
@@ -180,25 +265,29 @@ class CacheMetrics:
                 self._fold()
 
     def l1_set(self, ns: int) -> None:
-        """A ``set`` that wrote L1 only, in ``ns`` nanoseconds; lock-free like :meth:`l1_hit`."""
-        pending = self._l1_sets
-        pending.append(ns)
-        if len(pending) >= _FOLD_BATCH:
-            with self._lock:
-                self._fold()
+        """A ``set`` that wrote L1 only, timed at ``ns`` nanoseconds; lock-free like :meth:`l1_hit`."""
+        tally = self._l1_sets
+        tally.note(ns)
+        if len(tally.samples) >= _FOLD_BATCH:  # every call timed: fold as seldom as the L2 hits do
+            self._fold_now()
 
     def _fold(self) -> None:
-        """Move queued samples into the tallies (caller holds the lock)."""
+        """Move counted calls and queued samples into the tallies (caller holds the lock)."""
         t = self._t
-        for pending, tally, tier, operation in self._queues:
-            if not pending:
-                continue
+        for tally, counter, tier, operation in self._tallies:
+            calls, samples, weights = tally.take()
+            if calls:
+                getattr(t, counter)[tier] += calls
+            if samples:
+                self._record_many(operation, "hit" if counter == "hits" else None, samples, weights)
+        pending = self._l2_hits
+        if pending:
             # copy() and the slice deletion are single C calls and appends only ever extend the
             # end, so exactly the copied samples are removed; racing appends wait for the next fold.
             batch = pending.copy()
             del pending[: len(batch)]
-            self._record_many(operation, "hit" if tally == "hits" else None, batch)
-            getattr(t, tally)[tier] += len(batch)
+            self._record_many("get", "hit", batch)
+            t.hits["l2"] += len(batch)
 
     def hit(self, tier: str, operation: str, ns: int) -> None:
         with self._lock:
@@ -265,16 +354,19 @@ class CacheMetrics:
         for hist in self._histograms(operation, outcome):
             hist.record(ns)
 
-    def _record_many(self, operation: str, outcome: str | None, batch: list[int]) -> None:
-        """Record folded samples (caller holds the lock), as :meth:`_observe` does one."""
+    def _record_many(
+        self, operation: str, outcome: str | None, batch: list[int], weights: list[int] | None = None
+    ) -> None:
+        """Record folded samples (caller holds the lock), as :meth:`_observe` does one; see ``record_many``."""
         for hist in self._histograms(operation, outcome):
-            hist.record_many(batch)
+            hist.record_many(batch, weights)
 
     def reset(self) -> None:
         """Start every count and histogram from zero (``cache.reset_stats()``)."""
         with self._lock:
-            for pending, *_ in self._queues:
-                pending.clear()
+            for tally, *_ in self._tallies:
+                tally.reset()
+            self._l2_hits.clear()
             self._t = _Tallies()
 
     def snapshot(self) -> dict[str, Any]:
@@ -300,6 +392,8 @@ class CacheMetrics:
                 },
                 # The non-empty buckets (see bucket_bounds), so that two snapshots give a window's percentiles.
                 "latency_histograms": {op: h.nonzero() for op, h in sorted(t.latency.items())},
+                # Counts are exact; these calls are timed one in N, each timed one standing for the rest.
+                "latency_sampling": {"get_l1_hit": LATENCY_SAMPLE_EVERY, "set_l1_only": LATENCY_SAMPLE_EVERY},
             }
 
 
@@ -309,7 +403,9 @@ class CountsOnlyMetrics(CacheMetrics):
     def _observe(self, operation: str, ns: int, outcome: str | None = None) -> None:
         pass
 
-    def _record_many(self, operation: str, outcome: str | None, batch: list[int]) -> None:
+    def _record_many(
+        self, operation: str, outcome: str | None, batch: list[int], weights: list[int] | None = None
+    ) -> None:
         pass
 
 
@@ -324,9 +420,12 @@ class NullMetrics(CacheMetrics):
     def l1_hit(self, ns: int) -> None:
         pass
 
-    def l1_hit_queue(self) -> tuple[list[int], int, Callable[[], None]]:
-        queue: list[int] = []
-        return queue, _FOLD_BATCH, queue.clear
+    def l1_hit_tally(self) -> tuple[SampledTally, int, Callable[[], None]]:
+        unread = SampledTally()  # counted into nothing: no snapshot ever takes from it
+        return unread, _SAMPLE_BATCH, unread.samples.clear
+
+    def l1_set_tally(self) -> tuple[SampledTally, int, Callable[[], None]]:
+        return self.l1_hit_tally()
 
     def l2_hit(self, ns: int) -> None:
         pass

@@ -10,11 +10,13 @@ StopIteration) would cost as much as all the rest of the facade's own work.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qcache.cache.inputs import check_key
 from qcache.cache.keys import HASHED_MARK
+from qcache.cache.l1path import l1_hit_paths
 from qcache.cache.locator import TypeSpec
 from qcache.cache.plans import GONE, MISSING, L2Call, Plan, new_tuple
 from qcache.errors import BackendError
@@ -41,7 +43,7 @@ class ReadPlans:
     """The read operations of one cache."""
 
     __slots__ = (
-        "_bases", "_core", "_gens", "_l1", "_locator", "_max_key_length", "_metrics", "_pending", "l1_lookup",
+        "_core", "_gens", "_l1", "_locator", "_metrics", "_pending", "l1_lookup", "view_get",
     )
 
     def __init__(self, core: CacheCore) -> None:
@@ -52,68 +54,8 @@ class ReadPlans:
         self._pending = core.pending
         self._gens = core.generations
         self._locator = core.locator
-        self._bases = core.locator.bases
-        self._max_key_length = core.locator.max_key_length
-        self.l1_lookup = self._l1_lookup_function()
-
-    def _l1_lookup_function(self) -> Callable[[str, str, str | None], Any]:
-        """Build the hot path of ``get``: the L1 value of a plain key, or MISSING. The caller checked ``use_l1``.
-
-        A closure rather than a method: everything it touches is fixed for the
-        cache's lifetime, and reading it from the closure's cells instead of
-        ``self`` attributes takes a sixth off an L1 hit. It does only what an
-        L1 hit needs (no generator; the key was checked when it was set) and
-        records the hit without taking the metrics lock. On MISSING the caller
-        goes on with ``get_begin(..., l1_checked=True)``: a plain key's L1 miss
-        is already counted here; hashed keys (long, or starting with ``#``)
-        are left to ``get_begin``, which compares the caller key.
-        """
-        l1 = self._l1
-        if l1 is None:
-            return lambda namespace, key, cache_type: MISSING
-        get_entry = l1.get_entry
-        # MemoryStore.get_entry's lock-free hit, inlined (see MemoryStore.hit_path for the contract).
-        lookup, clock, reads, replay, reads_batch = l1.hit_path()
-        note_read = reads.append
-        bases = self._bases
-        type_base = self._locator.type_base
-        max_key_length = self._max_key_length
-        hits, fold_at, fold = self._metrics.l1_hit_queue()
-        record_hit = hits.append
-        tier_miss = self._metrics.tier_miss
-        perf_ns = _perf_ns
-
-        def l1_lookup(namespace: str, key: str, cache_type: str | None) -> Any:
-            started = perf_ns()
-            try:
-                base = bases[namespace][cache_type][0]
-            except KeyError:
-                base = type_base(namespace, cache_type)[0]
-            if type(key) is not str:
-                key = check_key(key)  # a str subclass becomes its text; anything else raises TypeError
-            skey = base + key
-            entry = lookup(skey)
-            # A hashed entry (meta holds its caller key) found under base + key can only be
-            # another key's, and an expired one must go: both take the store's full path.
-            if entry is None or entry[3] is not None or (entry[2] is not None and entry[2] <= clock()):
-                if entry is not None and entry[3] is not None:
-                    return MISSING  # get_begin reads it again, comparing the caller key
-                entry = get_entry(skey)  # counts the miss (or finds a value written meanwhile)
-                if entry is None or entry[3] is not None:
-                    # No plain entry lives under a too-long key; hashed keys are get_begin's.
-                    if entry is None and len(skey) <= max_key_length and key[:1] != HASHED_MARK:
-                        tier_miss("l1")
-                    return MISSING
-            else:
-                note_read(skey)
-                if len(reads) >= reads_batch:
-                    replay()
-            record_hit(perf_ns() - started)  # CacheMetrics.l1_hit, inline
-            if len(hits) >= fold_at:
-                fold()
-            return entry[0]
-
-        return l1_lookup
+        # get's L1 hit, and the sync facade's get of one view: see qcache.cache.l1path.
+        self.l1_lookup, self.view_get = l1_hit_paths(core)
 
     def get_begin(
         self, namespace: str, key: str, cache_type: str | None, default: Any, l1_checked: bool = False
@@ -244,67 +186,106 @@ class ReadPlans:
         return MISSING
 
     def plan_get_many(self, namespace: str, keys: Iterable[str], cache_type: str | None) -> Plan[dict[str, Any]]:
-        """``{key: value}`` for the keys that hit: L1 and pending writes first, then one L2 batch read."""
+        """``{key: value}`` for the keys that hit: L1 and pending writes first, then one L2 batch read.
+
+        Written for batches of a hundred keys and more: per key only what that
+        key needs (its storage key, L1, the pending queue), one metrics update
+        and one clock reading per batch, and the records decoded in one loop
+        (:meth:`EntryCodec.decode_many`).
+        """
         if isinstance(keys, (str, bytes, bytearray)):
             # Iterating "abc" would look up "a", "b" and "c": surely not what was meant.
             raise TypeError(f"get_many takes an iterable of keys, not a single {type(keys).__name__}")
         core = self._core
-        spec = self._locator.spec(cache_type)
-        started = time.perf_counter_ns()
+        started = _perf_ns()
+        try:
+            base, spec = self._locator.bases[namespace][cache_type]
+        except KeyError:
+            base, spec = self._locator.type_base(namespace, cache_type)
         found: dict[str, Any] = {}
         wanted: list[tuple[str, str, bool, int]] = []
-        seen: set[str] = set()
         locate = self._locator.locate
+        max_key_length = self._locator.max_key_length
         token_of = self._gens.token
         l1 = self._l1 if core.use_l1 else None
         # Looked at once per batch: a write-back write queued meanwhile is one made after this read.
         pending = len(self._pending) > 0
-        for key in keys:
-            if type(key) is not str:
-                key = check_key(key)
-            if key in seen:
-                continue
-            seen.add(key)
-            _, skey, hashed = locate(namespace, key, cache_type)
-            # The generation guards L1 fills only (fill_l1): without L1 there is none to take.
-            token = token_of(skey) if l1 is not None else 0
-            if l1 is not None:
-                entry = l1.get_entry(skey)
-                if entry is not None and (not hashed or entry[3] == key):
-                    found[key] = entry[0]
-                    continue
-            if pending:
-                value = self.pending_value(skey, hashed, key, spec, token)
-                if value is GONE:
-                    continue
-                if value is not MISSING:
-                    found[key] = value
-                    continue
-            wanted.append((key, skey, hashed, token))
+        gone = 0  # keys deleted while the delete has not reached L2: misses, L2 not asked
+        unique = unique_keys(keys)
+        if l1 is None and not pending and plain_keys(unique, len(base), max_key_length):
+            # Nothing to look up before L2, and every storage key is base + key: built in C loops.
+            skeys = [base + key for key in unique]
+            wanted = list(zip(unique, skeys, repeat(False), repeat(0)))
+        else:
+            for key in unique:
+                skey = base + key
+                if len(skey) <= max_key_length and key[:1] != HASHED_MARK and key.isascii():
+                    hashed = False
+                else:
+                    _, skey, hashed = locate(namespace, key, cache_type)
+                # The generation guards L1 fills only (fill_l1): without L1 there is none to take.
+                token = token_of(skey) if l1 is not None else 0
+                if l1 is not None:
+                    entry = l1.get_entry(skey)
+                    if entry is not None and (not hashed or entry[3] == key):
+                        found[key] = entry[0]
+                        continue
+                if pending:
+                    value = self.pending_value(skey, hashed, key, spec, token)
+                    if value is GONE:
+                        gone += 1
+                        continue
+                    if value is not MISSING:
+                        found[key] = value
+                        continue
+                wanted.append((key, skey, hashed, token))
+            skeys = [w[1] for w in wanted]
+        looked_up = len(found) + len(wanted) + gone
         l1_hits = len(found)
         if wanted and core.use_l2:
             try:
-                raws = yield L2Call(L2Op.GET_MANY, ([w[1] for w in wanted],))
+                raws = yield new_tuple(L2Call, (L2Op.GET_MANY, (skeys,)))
             except BackendError as exc:
                 core.failures.l2_failed("get_many", exc)
-                raws = [None] * len(wanted)
-            decode = core.entries.decode
-            for (key, skey, hashed, token), raw in zip(wanted, raws):
-                if raw is None:
-                    continue
-                value, remaining = decode(skey, hashed, key, spec, raw)
-                if value is not MISSING:
-                    found[key] = value
-                    if l1 is not None:
-                        self.fill_l1(skey, hashed, key, value, len(raw), remaining, spec.name, token)
-        elapsed = time.perf_counter_ns() - started
+                raws = ()
+            fills: list[tuple[str, str, bool, int, Any, int, float]] | None = [] if l1 is not None else None
+            core.entries.decode_many(spec, wanted, raws, found, fills)
+            if fills:
+                fill_l1, name = self.fill_l1, spec.name
+                for key, skey, hashed, token, value, size, remaining in fills:
+                    fill_l1(skey, hashed, key, value, size, remaining, name, token)
         l2_hits = len(found) - l1_hits
         self._metrics.batch_lookup(
             l1_hits,
             l2_hits,
-            len(seen) - len(found),
-            elapsed,
-            l1_misses=len(seen) - l1_hits if core.use_l1 else 0,
+            looked_up - len(found),
+            _perf_ns() - started,
+            l1_misses=looked_up - l1_hits if core.use_l1 else 0,
             l2_misses=len(wanted) - l2_hits if core.use_l2 else 0,
         )
         return found
+
+
+def unique_keys(keys: Iterable[str]) -> dict[str, None]:
+    """The keys of a batch, each once and in order, as plain str (TypeError for a key that is not a str)."""
+    keys = list(keys)
+    try:
+        unique = dict.fromkeys(keys)
+    except TypeError:  # an unhashable key: check_key says what is wrong with it
+        unique = dict.fromkeys(map(check_key, keys))
+    if set(map(type, unique)) - {str}:  # str subclasses become their text (which may repeat another key)
+        unique = dict.fromkeys(map(check_key, unique))
+    return unique
+
+
+def plain_keys(keys: dict[str, None], base_length: int, max_key_length: int) -> bool:
+    """Whether every key's storage key is its type's base followed by the key (no hashed form, no check left).
+
+    As :meth:`KeyLocator.locate` decides per key, for a whole batch in C loops.
+    """
+    return (
+        not keys
+        or max(map(len, keys)) + base_length <= max_key_length
+        and all(map(str.isascii, keys))
+        and not any(map(str.startswith, keys, repeat(HASHED_MARK)))
+    )

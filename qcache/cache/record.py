@@ -42,6 +42,14 @@ _FIXED = struct.Struct(">BBBQQ")
 _KEY_LEN = struct.Struct(">H")
 _MAX_EMBEDDED_KEY = 0xFFFF
 
+#: Bytes of a plain record's header (no embedded key, no digest), where its codec bytes start.
+PLAIN_HEADER_SIZE = _FIXED.size
+#: A plain record's header and the unencrypted codec header and CRC behind it, read in one step:
+#: (magic << 8 | version, flags, expires_at_ms, ttl_ms, codec header, CRC). See :data:`PLAIN_MARK`.
+PLAIN_HEAD = struct.Struct(">HBQQ4sI")
+#: The first field of :data:`PLAIN_HEAD` for a record of this version.
+PLAIN_MARK = RECORD_MAGIC << 8 | RECORD_VERSION
+
 
 @dataclass(frozen=True, slots=True)
 class Record:

@@ -33,6 +33,8 @@ from qcache.l2.tracking import FIRST_CONNECT_WAIT, TrackingListener
 logger = logging.getLogger("qcache")
 
 T = TypeVar("T")
+#: Namespaces whose get closure is kept (as KeyLocator remembers their key bases).
+_MAX_FAST_GETS = 4096
 
 
 class _Flight:
@@ -58,6 +60,8 @@ class _Shared(SharedState[L2Backend]):
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.flusher: threading.Thread | None = None
+        #: Each namespace's get closure (see QueryCache._instrument); None where there is no L1.
+        self.fast_gets: dict[str, Callable[..., Any] | None] = {}
 
 
 class QueryCache(FacadeBase[_Shared, L2Backend]):
@@ -100,6 +104,32 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
 
     def _listening(self) -> None:
         """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""
+
+    def _instrument(self) -> None:
+        """Serve this view's L1 hits without the method's frame, then add the configured wrappers.
+
+        ``get`` becomes an instance attribute: a closure that answers a live L1
+        hit itself and hands everything else to the method (see
+        :func:`qcache.cache.l1path.l1_hit_paths`). Views of one namespace behave
+        alike, so they share one closure (views may be made per request). A
+        subclass that overrides ``get`` keeps its own.
+        """
+        if type(self).get is QueryCache.get:
+            gets = self._shared.fast_gets
+            get = gets.get(self._namespace, MISSING)
+            if get is MISSING:
+                full_get = QueryCache.get.__get__(self)
+                get = self._reads.view_get(self._namespace, full_get)
+                if get is full_get:  # no L1: nothing to serve without the method
+                    get = None
+                else:  # the method's name and doc, for help() and wrappers
+                    get.__doc__, get.__qualname__ = QueryCache.get.__doc__, QueryCache.get.__qualname__
+                if len(gets) >= _MAX_FAST_GETS:
+                    gets.clear()  # namespaces are projects; bound the memory if there are very many
+                gets[self._namespace] = get
+            if get is not None:
+                setattr(self, "get", get)  # noqa: B010  # mypy refuses assigning to a method
+        super()._instrument()
 
     # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
 

@@ -11,12 +11,13 @@ steps directly and skip driving a generator.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from qcache.cache.content import content_hash
 from qcache.cache.generations import SLOT_MASK
 from qcache.cache.inputs import check_key
+from qcache.cache.l1path import memory_set_function
 from qcache.cache.plans import L2Call, Plan, new_tuple
 from qcache.cache.writeback import PendingWrite, tombstone
 from qcache.errors import BackendError, RedisAccessDenied, ServerRefusal
@@ -62,44 +63,8 @@ class WritePlans:
         self._gen_slots = core.generations.slots  # set_end bumps inline (see WriteGenerations)
         self._locator = core.locator
         self._entries = core.entries
-        self.memory_set = self._memory_set_function()
-
-    def _memory_set_function(self) -> Callable[[str, str, Any, object, str | None, object, object], None]:
-        """Build ``set`` for a cache without L2 (level ``L1_MEMORY``): the caller checked ``not use_l2``.
-
-        With no L2 write there is no record to build: the value is weighed
-        (:meth:`qcache.codec.Codec.plain_size`) and put into L1 for its TTL,
-        with the same key checks, write generation and metrics as
-        :meth:`set_begin` and :meth:`set_end`, in one closure instead of two
-        calls and the state between them (a third of an L1-only set). Tags
-        and a content source take the two steps.
-        """
-        core = self._core
-        l1 = self._l1
-        locate = self._locator.locate
-        resolve_ttl = self._entries.resolve_ttl
-        gen_slots = self._gen_slots
-        l1_set = self._metrics.l1_set
-        perf_ns = _perf_ns
-
-        def memory_set(
-            namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
-            source: object = None,
-        ) -> None:
-            if tags or source is not None or l1 is None or not core.use_l1:
-                self.set_end(self.set_begin(namespace, key, value, ttl, cache_type, tags, source))
-                return
-            if type(key) is not str:
-                key = check_key(key)
-            spec, skey, hashed = locate(namespace, key, cache_type)
-            seconds = resolve_ttl(spec, ttl)
-            started = perf_ns()
-            size = spec.codec.plain_size(value)
-            gen_slots[hash(skey) & SLOT_MASK] += 1  # as in set_end
-            l1.set(skey, value, size, seconds, key if hashed else None, spec.name)
-            l1_set(perf_ns() - started)
-
-        return memory_set
+        # set at level L1_MEMORY, see qcache.cache.l1path; tags and a content source take the two steps.
+        self.memory_set = memory_set_function(core, lambda *args: self.set_end(self.set_begin(*args)))
 
     def set_begin(
         self, namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
@@ -263,13 +228,27 @@ class WritePlans:
         started = time.perf_counter_ns()
         entries = self._entries
         # Encode everything first: a value the codec refuses fails the call before anything is written.
-        prepared = []
+        locate, resolve_ttl = self._locator.locate, entries.resolve_ttl
+        keyed = []
         for key, value in items.items():
-            key = check_key(key)
-            skey, hashed = self._locator.storage_key(namespace, spec, key)
-            seconds = entries.resolve_ttl(spec, ttl)
-            record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
-            prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
+            if type(key) is not str:
+                key = check_key(key)
+            _, skey, hashed = locate(namespace, key, cache_type)  # the key's checks, and remembered bases
+            keyed.append((skey, hashed, key, value))
+        prepared: list[tuple[str, str, bool, Any, float, bytes, int]]
+        if keyed and not entries.ttl_jitter:  # one TTL for the batch: one expiry and one record header
+            seconds = resolve_ttl(spec, ttl)
+            records, expires_at_ms = entries.encode_many(spec, keyed, seconds)
+            prepared = [
+                (key, skey, hashed, value, seconds, record, expires_at_ms)
+                for (skey, hashed, key, value), record in zip(keyed, records)
+            ]
+        else:
+            prepared = []
+            for skey, hashed, key, value in keyed:
+                seconds = resolve_ttl(spec, ttl)
+                record, expires_at_ms = entries.encode(skey, hashed, key, spec, value, seconds)
+                prepared.append((key, skey, hashed, value, seconds, record, expires_at_ms))
         strategy = core.strategy
         failure: BackendError | None = None
         coherence = core.coherence  # as in plan_set; writes queued behind others tell it when flushed

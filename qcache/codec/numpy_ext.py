@@ -40,6 +40,10 @@ _U32 = struct.Struct(">I")
 _encode_cache: dict[tuple[np.dtype[Any], tuple[int, ...]], tuple[bytes, bytes]] = {}
 # record prefix -> (dtype, shape, data bytes)
 _decode_cache: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+# head of a valid top-level document (msgpack framing + record prefix) -> (dtype, shape, document length)
+_document_cache: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+# msgpack ext 8 / 16 / 32 marker -> where the record starts (after marker, size and type code)
+_EXT_HEAD_SIZE = {0xC7: 3, 0xC8: 4, 0xC9: 6}
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -100,9 +104,13 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
     prefix_end = ndim_at + 1 + 8 * buffer[ndim_at]
     if prefix_end > end:
         raise CodecIntegrityError(IntegrityReason.MALFORMED, "array record is truncated")
-    prefix = bytes(buffer[start:prefix_end])
-    layout = _decode_cache.get(prefix)
+    # An immutable buffer is looked up by its slice (a read-only memoryview hashes and compares
+    # as its bytes), without copying the prefix; and an array over it needs no copy either.
+    frozen = type(buffer) is bytes or (type(buffer) is memoryview and buffer.readonly and buffer.format == "B")
+    prefix = buffer[start:prefix_end] if frozen else bytes(buffer[start:prefix_end])
+    layout = _decode_cache.get(cast(bytes, prefix))
     if layout is None:
+        prefix = bytes(prefix)
         layout = _parse_prefix(prefix)
         _remember(_decode_cache, prefix, layout)
     dtype, shape, nbytes = layout
@@ -113,7 +121,7 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
         empty.flags.writeable = False
         return empty
     arr: np.ndarray[Any, Any] = np.ndarray(shape, dtype, buffer, prefix_end)
-    if arr.flags.writeable:  # a caller-owned mutable buffer: do not hand out a window into it
+    if not frozen and arr.flags.writeable:  # a caller-owned mutable buffer: do not hand out a window into it
         arr = arr.copy()
         arr.flags.writeable = False
     return arr
@@ -136,7 +144,32 @@ def _parse_prefix(prefix: bytes) -> tuple[np.dtype[Any], tuple[int, ...], int]:
 
 
 def decode_array_document(data: bytes | memoryview) -> np.ndarray[Any, Any] | None:
-    """The array if ``data`` is exactly one top-level array record, else None (use the general path)."""
+    """The array if ``data`` is exactly one top-level array record, else None (use the general path).
+
+    An immutable buffer whose head (msgpack framing and record prefix) was
+    seen before in a valid document of its length is read in one lookup: an
+    embedding cache reads one layout over and over.
+    """
+    start = _EXT_HEAD_SIZE.get(data[0])
+    if start is None:
+        return None
+    frozen = type(data) is bytes or (type(data) is memoryview and data.readonly and data.format == "B")
+    head_end = 0
+    if frozen and len(data) > start:
+        ndim_at = start + 1 + data[start]
+        if ndim_at < len(data):
+            head_end = ndim_at + 1 + 8 * data[ndim_at]
+            known = _document_cache.get(cast(bytes, data[:head_end]))
+            if known is not None and known[2] == len(data):
+                return np.ndarray(known[1], known[0], data, head_end)
+    array = _decode_document(data)
+    if array is not None and head_end and array.nbytes and head_end + array.nbytes == len(data):
+        _remember(_document_cache, bytes(data[:head_end]), (array.dtype, array.shape, len(data)))
+    return array
+
+
+def _decode_document(data: bytes | memoryview) -> np.ndarray[Any, Any] | None:
+    """:func:`decode_array_document` field by field."""
     marker = data[0]
     if marker == 0xC9:
         size, code, start = _U32.unpack_from(data, 1)[0], data[5], 6

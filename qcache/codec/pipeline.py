@@ -11,11 +11,11 @@ decoding never raises anything else and never returns a wrong value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn
-from zlib import crc32
 
+from qcache.codec.checksum import crc32
 from qcache.codec.compression import Compressor, NoCompression, compressor_class_for_id, create_compressor
 from qcache.codec.encryption import LARGE_VALUE_BYTES, AesGcmStage
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
@@ -45,6 +45,7 @@ DEFAULT_COMPRESSION_THRESHOLD = 1024
 
 _KNOWN_FLAGS = COMPRESSION_MASK | FLAG_ENCRYPTED
 _BASE = slice(0, BASE_SIZE)
+_NO_ROUTES: Mapping[bytes, PlainRoute] = {}
 
 
 class Codec:
@@ -105,6 +106,11 @@ class Codec:
                     self._routes[base] = _Route(
                         reader.loads, decompressor if compression_id else None, encrypted, crc32(base)
                     )
+        self._plain_routes: dict[bytes, PlainRoute] = {
+            base: PlainRoute(route.loads, route.decompressor, route.base_crc, self._max)
+            for base, route in self._routes.items()
+            if not route.encrypted
+        }
 
     @property
     def compressor(self) -> Compressor:
@@ -120,6 +126,23 @@ class Codec:
     def keys(self) -> KeySource | None:
         """The keyring, if encryption is available."""
         return self._aead.keys if self._aead is not None else None
+
+    @property
+    def plain_routes(self) -> Mapping[bytes, PlainRoute]:
+        """What reading an unencrypted value takes, by its four header bytes: for readers of many values.
+
+        A caller that decodes a batch (the cache's ``get_many``) may check a
+        plain value in its own loop instead of calling :meth:`decode` per
+        value: the header must be a key here, the CRC after it must equal
+        ``crc32(body, crc32(key, route.base_crc))`` (``key`` as given to
+        :meth:`encode`, ``body`` the bytes from :data:`PLAIN_BODY_OFFSET` on),
+        ``route.decompressor`` (if any) restores the body within
+        ``route.max_size`` (else the body must not exceed it), and
+        ``route.loads`` gives the value. Anything that fails a step, or raises,
+        goes to :meth:`decode`, which says why and counts it: the short cut
+        only ever accepts what :meth:`decode` accepts.
+        """
+        return self._plain_routes
 
     @property
     def max_value_bytes(self) -> int:
@@ -295,6 +318,15 @@ class _Route(NamedTuple):
     base_crc: int  # CRC-32 of the header bytes, where an unencrypted value's checksum starts
 
 
+class PlainRoute(NamedTuple):
+    """What reading an unencrypted value behind one header takes (see :attr:`Codec.plain_routes`)."""
+
+    loads: Callable[[bytes | memoryview], Any]
+    decompressor: Compressor | None  # None: stored uncompressed
+    base_crc: int  # CRC-32 of the header bytes, where the checksum starts
+    max_size: int  # the codec's max_value_bytes
+
+
 def _key_bytes(key: str | bytes) -> bytes:
     """The cache key as the bytes that authenticate it."""
     if type(key) is str:
@@ -338,6 +370,11 @@ class CacheTypeCodec:
     def plain_size(self, value: Any) -> int:
         """:meth:`Codec.plain_size`: the size an in-process-only cache counts for ``value``."""
         return self.codec.plain_size(value)
+
+    @property
+    def plain_routes(self) -> Mapping[bytes, PlainRoute]:
+        """:attr:`Codec.plain_routes`, empty where this type refuses unencrypted values."""
+        return _NO_ROUTES if self.require_encryption else self.codec.plain_routes
 
     def decode(self, data: bytes | bytearray | memoryview, key: str | bytes) -> Any:
         """The value in ``data``; CodecIntegrityError (with a reason) for bad bytes."""

@@ -10,8 +10,7 @@ be moved without the data key, so it is refused.
 
 from __future__ import annotations
 
-from zlib import crc32
-
+from qcache.codec.checksum import crc32
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
 from qcache.codec.header import BASE_SIZE, CHECKSUM, PLAIN_BODY_OFFSET, parse_header
 

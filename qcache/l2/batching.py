@@ -44,6 +44,9 @@ def check_data(key: object, data: object) -> bytes:
     return data
 
 
+_UNSET = object()
+
+
 def normalize_items(items: SetManyItems, ttl: float | None) -> list[tuple[str, bytes, int]]:
     """Turn any accepted ``set_many`` input into ``(key, data, px)`` triples, validating everything first.
 
@@ -53,12 +56,22 @@ def normalize_items(items: SetManyItems, ttl: float | None) -> list[tuple[str, b
     default_px = None if ttl is None else ttl_to_px(ttl)
     pairs: Iterable[tuple[object, ...]] = items.items() if isinstance(items, Mapping) else items
     out: list[tuple[str, bytes, int]] = []
+    last_ttl: object = _UNSET  # a batch's items usually share one TTL (object): converted once
+    last_px = 0
     for item in pairs:
+        if type(item) is tuple and len(item) == 3 and type(item[0]) is str and type(item[1]) is bytes:
+            # The facade's shape, (key, data, ttl): checked in one line, as below.
+            if item[2] is not last_ttl:
+                last_px, last_ttl = ttl_to_px(item[2]), item[2]
+            out.append((item[0], item[1], last_px))
+            continue
         if not isinstance(item, tuple) or len(item) not in (2, 3):
             raise TypeError("set_many items must be (key, data) or (key, data, ttl) tuples")
         key, data = check_key(item[0]), item[1]
         if len(item) == 3:
-            px = ttl_to_px(item[2])
+            if item[2] is not last_ttl:
+                last_px, last_ttl = ttl_to_px(item[2]), item[2]
+            px = last_px
         elif default_px is None:
             raise ValueError(f"no ttl for item {key!r}: pass ttl= or (key, data, ttl) tuples")
         else:

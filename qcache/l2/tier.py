@@ -27,6 +27,7 @@ from qcache.l2.batching import (
 from qcache.l2.core import TierCore
 from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class
 from qcache.l2.guard import unjudged
+from qcache.l2.idle import IdleConnections
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
 from qcache.l2.tagging import (
@@ -59,8 +60,9 @@ class RedisTier(TierCore):
 
     Batch calls split their keys into chunks of ``batch_size`` and run up to
     ``parallel_operations`` chunks at once on a small thread pool owned by
-    the tier (created on first need, shut down by :meth:`close`). A batch that
-    fits in one chunk runs inline, with no pool overhead.
+    the tier (created on first need, shut down by :meth:`close`), the calling
+    thread running the first chunk. A batch that fits in one chunk runs
+    inline, with no pool overhead.
 
     Thread-safe: redis-py clients are, and the tier keeps no per-call state.
     """
@@ -71,8 +73,14 @@ class RedisTier(TierCore):
 
     @classmethod
     def _bound_pool(cls, pool: Any) -> None:
-        """Sends and reads on the pool's connections wait at most until the deadline (:mod:`qcache.l2.deadline`)."""
+        """Sends and reads on the pool's connections wait at most until the deadline (:mod:`qcache.l2.deadline`).
+
+        The pool also keeps its idle connections in :class:`IdleConnections`
+        (built before any connection exists: ``reset`` makes the queue anew).
+        """
         pool.connection_class = bounded_connection_class(pool.connection_class)
+        pool.queue_class = IdleConnections
+        pool.reset()
 
     def _init_flavour(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
@@ -280,7 +288,7 @@ class RedisTier(TierCore):
         return count
 
     def _run_chunks(self, fn: Callable[[C], R], chunks: Iterable[C]) -> list[R]:
-        """Run ``fn`` on every chunk, at most ``parallel_operations`` at once; results in chunk order.
+        """Run ``fn`` on every chunk, at most ``parallel_operations`` at once (this thread too); results in order.
 
         Waits for every chunk before raising the first error, so no write is
         still in flight once the caller sees the failure.
@@ -294,13 +302,25 @@ class RedisTier(TierCore):
 
         if executor is None:
             return [one(chunk) for chunk in chunks]
+        pending = list(chunks)
+        if not pending:
+            return []
+        first, *rest = pending
         try:
             # Each chunk in a fresh copy of this context: the pool's threads keep none between calls.
-            futures = [executor.submit(contextvars.copy_context().run, one, chunk) for chunk in chunks]
+            futures = [executor.submit(contextvars.copy_context().run, one, chunk) for chunk in rest]
         except RuntimeError as exc:  # close() shut the pool down under us
             raise BackendError("the L2 tier is closed") from exc
+        # The first chunk runs here while the pool runs the others: one hand-off fewer, and a
+        # batch of two chunks takes one pool thread instead of two plus this waiting one.
+        try:
+            results = [one(first)]
+        except BaseException:
+            wait(futures)
+            raise
         wait(futures)
-        return [future.result() for future in futures]
+        results += [future.result() for future in futures]
+        return results
 
     def _get_executor(self) -> ThreadPoolExecutor | None:
         """The batch thread pool, created on first need; ``None`` when parallelism is 1."""
@@ -313,7 +333,8 @@ class RedisTier(TierCore):
             if self._closed:
                 raise BackendError("the L2 tier is closed")
             if self._executor is None:
+                # The calling thread runs a chunk too (see _run_chunks): one worker fewer.
                 self._executor = ThreadPoolExecutor(
-                    max_workers=self._parallel, thread_name_prefix="qcache-l2"
+                    max_workers=self._parallel - 1, thread_name_prefix="qcache-l2"
                 )
             return self._executor

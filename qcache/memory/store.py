@@ -7,12 +7,16 @@ L1 hit cost no decoding at all; keeping the encoded size is what lets the
 store honour a byte budget without guessing at the in-memory footprint of
 arbitrary objects.
 
-Expiry uses a min-heap of ``(expires_at, key)`` pairs with lazy deletion: an
-overwrite or a delete leaves the old pair in the heap, and a popped pair only
-counts when its ``expires_at`` is *the very float object* held by the live
-entry. That identity test doubles as a generation check at zero memory cost
-(the heap keeps the float alive, so its identity cannot be reused). The heap
-is drained in bounded batches, so no single call scans the whole store.
+Expiry uses a min-heap of ``(time, key)`` pairs with lazy deletion. The
+invariant is that every entry with an expiry has a pair in the heap at or
+before its ``expires_at``: an overwrite that does not bring the expiry forward
+(the common case: the same TTL, later) pushes nothing, and a popped pair whose
+entry now expires later is pushed again at that time. A pair whose key is gone
+or no longer expires is stale and dropped when popped; deletes leave such
+pairs behind, and the heap is compacted once they outnumber the live ones. A
+popped pair expires its entry only when the entry's own ``expires_at`` has
+passed, so no pair can expire a newer write. The heap is drained in bounded
+batches, so no single call scans the whole store.
 
 Keys live in *partitions* (the facade uses one per cache type, see
 :mod:`qcache.memory.partition`): each has its own entry cap and its own policy
@@ -254,7 +258,7 @@ class MemoryStore:
         self._data: dict[str, StoredEntry] = {}
         self._reads: list[str] = []  # hits not told to the policies yet (list.append is atomic)
         self._heap: list[tuple[float, str]] = []
-        self._timed = 0  # entries with an expiry, i.e. live heap pairs
+        self._timed = 0  # entries with an expiry (each has a heap pair at or before it)
         self._bytes = 0
         self._evictions = 0
         self._expirations = 0
@@ -511,16 +515,21 @@ class MemoryStore:
                     part.on_insert(key)
             if expires_at is not None:
                 self._timed += 1
-                heap = self._heap
-                heappush(heap, (expires_at, key))
-                if len(heap) > 2 * self._timed + _HEAP_SLACK:
-                    self._compact_heap()
+                # An entry that had an expiry has a heap pair at or before it, which still
+                # does unless the new expiry comes sooner (see the module docstring).
+                if old is None or old[2] is None or expires_at < old[2]:
+                    heap = self._heap
+                    heappush(heap, (expires_at, key))
+                    if len(heap) > 2 * self._timed + _HEAP_SLACK:
+                        self._compact_heap()
             if (
                 part.entries > part.capacity
                 or len(data) > self._max_entries
                 or self._bytes > self._max_bytes
             ):
                 self._shrink(key, part, now)
+            elif now < self._next_cleanup:
+                return True  # nothing evicted or reclaimed: the entry is in
             if now >= self._next_cleanup:
                 self._drain(now, _DRAIN_BATCH)
             return data.get(key) is entry
@@ -654,7 +663,7 @@ class MemoryStore:
         A diagnostic (a full scan) for tests and debugging: bounds and caps
         respected, byte totals and policy sizes in step with the data (for
         the store and for each partition), and the expiry heap holding
-        exactly one live pair per timed entry.
+        a pair at or before every timed entry's expiry.
         """
         with self._lock:
             problems = self._invariant_problems()
@@ -714,14 +723,17 @@ class MemoryStore:
         data = self._data
         removed = 0
         while budget and heap and heap[0][0] <= now:
-            expires_at, key = heappop(heap)
+            key = heappop(heap)[1]
             budget -= 1
             entry = data.get(key)
-            # Identity, not equality: only the pair pushed for this very
-            # entry counts; pairs left by overwrites and deletes are stale.
-            if entry is not None and entry[2] is expires_at:
+            if entry is None or entry[2] is None:
+                continue  # stale: the key went, or no longer expires
+            expires_at = entry[2]
+            if expires_at <= now:
                 self._expire(key, entry)
                 removed += 1
+            else:  # rewritten to expire later: its pair moves there
+                heappush(heap, (expires_at, key))
         done = not heap or heap[0][0] > now
         if done:
             self._next_cleanup = now + self._cleanup_interval
@@ -818,19 +830,21 @@ class MemoryStore:
             )
 
     def _compact_heap(self) -> None:
-        """Drop stale heap pairs.
+        """Keep one heap pair per timed entry, at its expiry; drop the rest.
 
-        Callers compact only once stale pairs outnumber live ones (plus
-        slack), so the O(heap) rebuild is paid for by the pushes and removals
-        that made them stale: amortised O(1) each, and the heap stays within
-        about twice the number of timed entries under overwrite churn.
+        Callers compact only once the heap holds more than twice the timed
+        entries (plus slack), so the O(heap) rebuild is paid for by the pushes
+        and removals that made pairs stale: amortised O(1) each. Every timed
+        entry has a pair (the invariant), so walking the pairs finds them all.
         """
         data = self._data
         live = []
-        for pair in self._heap:
-            entry = data.get(pair[1])
-            if entry is not None and entry[2] is pair[0]:
-                live.append(pair)
+        seen: set[str] = set()
+        for _, key in self._heap:
+            entry = data.get(key)
+            if entry is not None and entry[2] is not None and key not in seen:
+                seen.add(key)
+                live.append((entry[2], key))
         heapify(live)
         self._heap = live
 
@@ -873,11 +887,15 @@ class MemoryStore:
         timed = sum(1 for e in data.values() if e[2] is not None)
         if timed != self._timed:
             problems.append(f"timed count {self._timed} != entries with expiry {timed}")
-        live_pairs = {
-            pair[1] for pair in self._heap if (e := data.get(pair[1])) is not None and e[2] is pair[0]
-        }
-        if len(live_pairs) != timed:
-            problems.append(f"{len(live_pairs)} live heap pairs for {timed} timed entries")
+        earliest: dict[str, float] = {}
+        for at, key in self._heap:
+            if at < earliest.get(key, _INF):
+                earliest[key] = at
+        unanchored = [
+            key for key, e in data.items() if e[2] is not None and not earliest.get(key, _INF) <= e[2]
+        ]
+        if unanchored:
+            problems.append(f"{len(unanchored)} timed entries without a heap pair at or before their expiry")
         return problems
 
     def __repr__(self) -> str:

@@ -250,6 +250,26 @@ def test_stale_heap_pairs_never_expire_newer_writes(policy_name: str, clock: Man
     assert store.remaining_ttl("reborn") == pytest.approx(50)
 
 
+def test_overwrites_move_the_reclaiming_of_an_entry_both_ways(policy_name: str, clock: ManualClock) -> None:
+    store, _ = make(policy_name, clock)
+    store.set("later", 1, 1, ttl=10)
+    store.set("later", 2, 1, ttl=100)  # the pair at 10 stays; it moves to 100 when popped
+    store.set("sooner", 1, 1, ttl=100)
+    store.set("sooner", 2, 1, ttl=5)  # brought forward: a pair at 5 is needed
+    store.check_invariants()
+    clock.advance(6)
+    assert store.cleanup() == 1  # "sooner", reclaimed without being read
+    assert store.keys() == ["later"]
+    clock.advance(10)
+    assert store.cleanup() == 0
+    assert store.get("later") == 2
+    store.check_invariants()
+    clock.advance(84)  # at 100: "later" expires now
+    assert store.cleanup() == 1
+    assert len(store) == 0
+    store.check_invariants()
+
+
 def test_expiry_heap_does_not_grow_under_overwrite_churn(
     policy_name: str, clock: ManualClock
 ) -> None:

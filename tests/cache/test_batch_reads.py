@@ -1,0 +1,89 @@
+"""``get_many`` decodes a batch in one loop (EntryCodec.decode_many): mixed batches, bad records among good ones.
+
+The loop checks plain records itself and hands every other record, and any
+that fails its checks, to the field-by-field path; these tests plant bad
+records in the middle of a batch of good ones and check that exactly the
+good ones are served, that each bad one is counted with its reason, and that
+none reaches L1.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import struct
+import time
+
+import pytest
+import redis
+
+from .conftest import MakeCache
+
+pytestmark = pytest.mark.redis
+
+EXPIRES_AT = slice(3, 11)  # the record's expires_at_ms field (see qcache.cache.record)
+
+
+class Color(enum.StrEnum):
+    RED = "red"
+
+
+def flipped_last_byte(record: bytes) -> bytes:
+    return record[:-1] + bytes([record[-1] ^ 0x01])
+
+
+@pytest.mark.parametrize("level", ["L2_REDIS", "BOTH"])
+async def test_a_batch_serves_its_intact_records_and_counts_each_bad_one(
+    make_cache: MakeCache, raw_redis: redis.Redis, level: str
+) -> None:
+    writer = await make_cache("L2_REDIS")
+    # Up to 110 KB that does not compress: bodies sliced, and the longest read through a view.
+    values = {f"k{i}": {"n": i, "blob": secrets.token_bytes(i * 10_000)} for i in range(12)}
+    await writer.set_many(values, ttl=60)
+    skeys = {key: writer.storage_key(key) for key in values}
+    genuine = {key: raw_redis.get(skey) for key, skey in skeys.items()}
+    # Body flipped, expiry pushed ten years out, another key's record copied over, cut short.
+    raw_redis.set(skeys["k1"], flipped_last_byte(genuine["k1"]), px=60_000)
+    forged = genuine["k2"][: EXPIRES_AT.start] + struct.pack(">Q", 2**62) + genuine["k2"][EXPIRES_AT.stop :]
+    raw_redis.set(skeys["k2"], forged, px=60_000)
+    raw_redis.set(skeys["k3"], genuine["k4"], px=60_000)
+    raw_redis.set(skeys["k11"], flipped_last_byte(genuine["k11"]), px=60_000)  # a long body, read through a view
+    raw_redis.set(skeys["k5"], genuine["k5"][:20], px=60_000)
+    reader = await make_cache(level)
+    got = await reader.get_many([*values, "absent"])
+    bad = {"k1", "k2", "k3", "k5", "k11"}
+    assert got == {key: value for key, value in values.items() if key not in bad}
+    errors = (await reader.stats())["errors"]
+    assert errors.get("integrity_checksum_mismatch") == 4 and errors.get("integrity_truncated") == 1, errors
+    if reader.core.l1 is not None:
+        assert all(reader.core.l1.peek(skeys[key]) is None for key in bad)
+        assert reader.core.l1.peek(skeys["k0"]) is not None  # the good ones were copied into L1
+
+
+async def test_an_expired_record_in_a_batch_is_a_miss_not_an_error(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    cache = await make_cache("L2_REDIS")
+    await cache.set_many({"old": 1, "new": 2}, ttl=60)
+    skey = cache.storage_key("old")
+    # A genuine record whose expiry has passed, which Redis still holds.
+    core = cache.core
+    expired, _ = core.entries.encode(skey, False, "old", core.spec(None), 1, 0.001)
+    time.sleep(0.01)
+    raw_redis.set(skey, expired, px=60_000)
+    assert await cache.get_many(["old", "new"]) == {"new": 2}
+    assert not any(kind.startswith("integrity") for kind in (await cache.stats())["errors"])
+
+
+async def test_batch_keys_are_checked_and_each_looked_up_once(make_cache: MakeCache) -> None:
+    cache = await make_cache("L2_REDIS", CACHE_MAX_KEY_LENGTH=64)
+    long_key = "L" * 80  # stored under its hash: the batch takes the per-key path
+    await cache.set_many({"red": 1, "#mark": 2, long_key: 3, "café": 4}, ttl=60)
+    assert await cache.get_many([Color.RED, "red", "#mark", long_key, "café", "red"]) == {
+        "red": 1, "#mark": 2, long_key: 3, "café": 4,
+    }
+    assert (await cache.stats())["hits"]["l2"] == 4  # "red" once, however it was spelled
+    with pytest.raises(TypeError, match="cache keys must be str, got list"):
+        await cache.get_many(["red", ["not", "hashable"]])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="cache keys must be str, got int"):
+        await cache.get_many(["red", 7])  # type: ignore[list-item]
