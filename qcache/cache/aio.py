@@ -279,9 +279,13 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
     # -- write-back --------------------------------------------------------------------------
 
     async def _drain(self) -> None:
+        # The queue is checked under the lock: a batch another flush holds in flight is either
+        # sent or put back by the time the lock is free, so returning means it reached L2.
         core = self._core
-        while core.pending.queued:  # in-flight writes belong to the flush holding the lock
+        while True:
             async with self._shared.flush_lock:
+                if not core.pending.queued:
+                    return
                 await self._run(core.flushing.plan_flush_batch(core.batch_size))
 
     async def flush(self, timeout: float | None = None) -> int:

@@ -10,6 +10,9 @@ tier is built with its own breaker), so recovery is seen within a few seconds.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 from typing import Any
 
 import pytest
@@ -118,6 +121,39 @@ async def test_pending_write_backs_survive_an_outage_bounded_and_arrive_after_it
         assert await await_until(lambda: cache.raw.stats()["pending_writes"] == 0, timeout=2)
         other = await cache_on(make_cache, redis_server, prefix, flavour, "L2_REDIS", "WRITE_THROUGH")
         assert await other.get_many([f"k{i}" for i in range(10, 40)]) == {f"k{i}": i for i in range(10, 40)}
+    finally:
+        client.close()
+
+
+async def test_flush_never_reports_done_while_another_flush_holds_a_batch_that_fails(
+    make_cache: MakeCache, redis_server: Any, prefix: str, flavour: str
+) -> None:
+    # 0 from flush() promises that every write reached L2. A batch taken by another flush (here an
+    # explicit one; the background flusher does the same) is no longer queued but not yet sent.
+    cache = await cache_on(make_cache, redis_server, prefix, flavour, "BOTH", "WRITE_BACK",
+                           {"MEMORY_CACHE_COHERENCE": "false"})
+    await cache.set("k", 1, ttl=60)
+    pending = cache.core.pending
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    first: Any = None
+    try:
+        if cache.is_async:
+            first = asyncio.get_running_loop().create_task(cache.raw.flush())
+        else:
+            first = threading.Thread(target=cache.raw.flush)
+            first.start()
+        assert await await_until(lambda: pending.queued == 0 and len(pending) == 1, timeout=5, interval=0.005)
+        assert await cache.flush() == 1  # the other flush's batch failed and went back to the queue
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+        if isinstance(first, threading.Thread):
+            first.join(10)
+        elif first is not None:
+            await first
+    assert await cache.flush(timeout=RECOVERY_BUDGET) == 0
+    client = private_client(redis_server)
+    try:
+        assert client.exists(cache.storage_key("k")) == 1
     finally:
         client.close()
 
