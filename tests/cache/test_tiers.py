@@ -117,8 +117,8 @@ async def test_an_expired_record_is_a_miss_even_while_redis_still_holds_it(
     writer = await make_cache("L2_REDIS")
     late_clocks = Clocks()
     reader = await make_cache("BOTH", clocks=late_clocks)
-    await writer.set("k", "v", ttl=3)
-    late_clocks.advance(3.5)  # the reader's wall clock is past the expiry
+    await writer.set("k", "v", ttl=30)  # long enough that Redis still holds it on a slow machine
+    late_clocks.advance(30.5)  # the reader's wall clock is past the expiry
     assert raw_redis.exists(reader.storage_key("k"))
     assert await reader.get("k") is None
     assert await reader.get_many(["k"]) == {}
