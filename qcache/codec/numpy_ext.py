@@ -104,9 +104,12 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
     prefix_end = ndim_at + 1 + 8 * buffer[ndim_at]
     if prefix_end > end:
         raise CodecIntegrityError(IntegrityReason.MALFORMED, "array record is truncated")
-    # An immutable buffer is looked up by its slice (a read-only memoryview hashes and compares
-    # as its bytes), without copying the prefix; and an array over it needs no copy either.
-    frozen = type(buffer) is bytes or (type(buffer) is memoryview and buffer.readonly and buffer.format == "B")
+    # An immutable buffer (bytes, or a view of bytes) is looked up by its slice (a view of bytes
+    # hashes and compares as its bytes), without copying the prefix; an array over it needs no copy.
+    # A read-only view of a bytearray is not immutable: its owner can still change it.
+    frozen = type(buffer) is bytes or (
+        type(buffer) is memoryview and type(buffer.obj) is bytes and buffer.format == "B"
+    )
     prefix = buffer[start:prefix_end] if frozen else bytes(buffer[start:prefix_end])
     layout = _decode_cache.get(cast(bytes, prefix))
     if layout is None:
@@ -121,7 +124,7 @@ def decode_array(buffer: bytes | memoryview, start: int, end: int) -> np.ndarray
         empty.flags.writeable = False
         return empty
     arr: np.ndarray[Any, Any] = np.ndarray(shape, dtype, buffer, prefix_end)
-    if not frozen and arr.flags.writeable:  # a caller-owned mutable buffer: do not hand out a window into it
+    if not frozen:  # a caller-owned mutable buffer (even through a read-only view): no window into it
         arr = arr.copy()
         arr.flags.writeable = False
     return arr
@@ -153,7 +156,7 @@ def decode_array_document(data: bytes | memoryview) -> np.ndarray[Any, Any] | No
     start = _EXT_HEAD_SIZE.get(data[0])
     if start is None:
         return None
-    frozen = type(data) is bytes or (type(data) is memoryview and data.readonly and data.format == "B")
+    frozen = type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes and data.format == "B")
     head_end = 0
     if frozen and len(data) > start:
         ndim_at = start + 1 + data[start]

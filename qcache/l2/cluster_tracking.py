@@ -132,12 +132,16 @@ class ClusterTrackingListener(TrackingListener):
             self._stopping.wait(TOPOLOGY_INTERVAL)
 
     def _primaries(self) -> dict[str, Any]:
-        """``{node name: its connection pool}`` for every primary, refreshed from the cluster if one is not covered."""
+        """``{node name: its connection pool}`` for every primary, refreshed from the cluster if one is not covered.
+
+        A primary redis-py has not connected yet maps to None: it is wanted (L1
+        is not called coherent without it) and gets its listener in a later round.
+        """
         cluster = self._client.cluster()
         if self._coverage.incomplete():
             cluster.nodes_manager.initialize()
-        return {node.name: node.redis_connection.connection_pool
-                for node in cluster.get_primaries() if node.redis_connection is not None}
+        return {node.name: None if node.redis_connection is None else node.redis_connection.connection_pool
+                for node in cluster.get_primaries()}
 
     def _follow(self, primaries: dict[str, Any]) -> None:
         for name in self._nodes.keys() - primaries.keys():
@@ -146,6 +150,8 @@ class ClusterTrackingListener(TrackingListener):
         for name in primaries.keys() - self._nodes.keys():
             if self._stopping.is_set():
                 return
+            if primaries[name] is None:
+                continue
             sink = _NodeSink(name, self._coverage, self._sink)
             node = TrackingListener(_NodeClient(primaries[name]), self._prefix, sink)
             self._nodes[name] = node.start(FIRST_CONNECT_WAIT, checks=False)

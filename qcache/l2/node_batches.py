@@ -102,7 +102,13 @@ def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[
             group.commands.append(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
         else:
             group.commands.append(_mget([encoded[p] for p in positions]))
-    return list(groups.values())
+    # Pools are taken in one order, by node name: two batches holding one node's connection each
+    # never wait on each other's (the pools block when full).
+    return sorted(groups.values(), key=_node_name)
+
+
+def _node_name(group: NodeRead) -> str:
+    return str(group.node.name)
 
 
 def read_sync(plan: Sequence[NodeRead], count: int) -> list[bytes | None]:

@@ -55,7 +55,11 @@ def plan_writes(entries: Sequence[Entry], slots: Mapping[int, Sequence[Any]]) ->
         group.entries.append(entry)
         group.parts.append(b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$2\r\nPX\r\n$%d\r\n%s\r\n"
                            % (len(key), key, len(data), data, len(px), px))
-    return list(groups.values())
+    return sorted(groups.values(), key=_node_name)  # pools taken in one order: see plan_reads
+
+
+def _node_name(group: NodeWrite) -> str:
+    return str(group.node.name)
 
 
 def _unacknowledged(group: NodeWrite, replies: Sequence[Any]) -> list[Entry]:
@@ -89,7 +93,11 @@ def write_sync(plan: Sequence[NodeWrite]) -> list[Entry]:
                 missed.extend(group.entries)
                 continue
             pool = node_client.connection_pool
-            connection = pool.get_connection()
+            try:
+                connection = pool.get_connection()  # connects: a failed node raises here
+            except (redis.RedisError, OSError):
+                missed.extend(group.entries)
+                continue
             held.append((pool, connection, group))
             try:
                 connection.send_packed_command([group.request])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,11 +16,12 @@ from qcache.testing import ClusterEndpoint
 
 
 def test_a_plan_groups_by_primary_and_shares_one_mget_per_slot() -> None:
-    a, b = object(), object()
+    a, b = SimpleNamespace(name="127.0.0.1:7001"), SimpleNamespace(name="127.0.0.1:7002")
     keys = ["x", "{t}1", "y", "{t}2", "z"]
     slots = {key_slot(k.encode()): [a if i % 2 else b] for i, k in enumerate(keys)}
     plan = plan_reads(keys, slots)
     assert plan is not None
+    assert [group.node for group in plan] == [a, b]  # by node name, whatever the keys' order: one order of taking pools
     by_node = {id(group.node): group for group in plan}
     assert set(by_node) == {id(a), id(b)}
     assert [1, 3] in by_node[id(a)].positions
