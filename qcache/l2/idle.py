@@ -15,6 +15,11 @@ from __future__ import annotations
 import queue
 from typing import Any
 
+#: Whether ``queue.LifoQueue`` is the standard library's, whose mutex and deque the fast steps use.
+#: gevent's monkey-patching (Locust's workers) swaps in a queue of its own with neither; pools
+#: then keep redis-py's default queue (see :meth:`qcache.l2.tier.RedisTier._bound_pool`).
+AVAILABLE = queue.LifoQueue.__module__ == "queue"
+
 
 class IdleConnections(queue.LifoQueue[Any]):
     """``LifoQueue`` for a pool that only ever puts without blocking (``put_nowait``), as redis-py's does.

@@ -27,6 +27,7 @@ from qcache.l2.batching import (
 from qcache.l2.core import TierCore
 from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class
 from qcache.l2.guard import unjudged
+from qcache.l2.idle import AVAILABLE as IDLE_QUEUE_AVAILABLE
 from qcache.l2.idle import IdleConnections
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
@@ -76,11 +77,13 @@ class RedisTier(TierCore):
         """Sends and reads on the pool's connections wait at most until the deadline (:mod:`qcache.l2.deadline`).
 
         The pool also keeps its idle connections in :class:`IdleConnections`
-        (built before any connection exists: ``reset`` makes the queue anew).
+        (built before any connection exists: ``reset`` makes the queue anew),
+        unless gevent has replaced the standard library's queue.
         """
         pool.connection_class = bounded_connection_class(pool.connection_class)
-        pool.queue_class = IdleConnections
-        pool.reset()
+        if IDLE_QUEUE_AVAILABLE:
+            pool.queue_class = IdleConnections
+            pool.reset()
 
     def _init_flavour(self) -> None:
         self._executor: ThreadPoolExecutor | None = None

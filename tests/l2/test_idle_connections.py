@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 import time
 
@@ -11,6 +13,7 @@ import redis
 
 from qcache.l2.idle import IdleConnections
 from qcache.l2.tier import RedisTier
+from qcache.testing import RedisEndpoint
 
 
 def test_last_in_first_out_bounded_and_empty_like_a_lifo_queue() -> None:
@@ -74,3 +77,26 @@ def test_the_sync_tier_pool_keeps_its_idle_connections_here() -> None:
     RedisTier._bound_pool(pool)
     assert isinstance(pool.pool, IdleConnections) and list(pool.pool.queue) == [None] * 4
     pool.disconnect()
+
+
+def test_under_gevent_the_pool_keeps_redis_pys_queue_and_still_serves(redis_endpoint: RedisEndpoint) -> None:
+    # Locust's workers monkey-patch the standard library: queue.LifoQueue becomes gevent's, which
+    # has no mutex or deque for the fast steps. A tier built there must still work.
+    pytest.importorskip("gevent")
+    script = (
+        "import gevent.monkey; gevent.monkey.patch_all()\n"
+        "import sys, redis\n"
+        "from qcache.l2.idle import IdleConnections\n"
+        "from qcache.l2.tier import RedisTier\n"
+        "pool = redis.BlockingConnectionPool(host=sys.argv[1], port=int(sys.argv[2]), max_connections=2, timeout=1)\n"
+        "RedisTier._bound_pool(pool)\n"
+        "assert not isinstance(pool.pool, IdleConnections), type(pool.pool)\n"
+        "client = redis.Redis(connection_pool=pool)\n"
+        "client.set('qcache-test:gevent', b'1', px=5000)\n"
+        "assert client.get('qcache-test:gevent') == b'1'\n"
+        "client.delete('qcache-test:gevent')\n"
+        "pool.disconnect()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, redis_endpoint.host, str(redis_endpoint.port)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
