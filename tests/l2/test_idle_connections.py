@@ -58,6 +58,7 @@ def test_many_threads_share_few_items_without_losing_or_duplicating_one() -> Non
                 if item in held:
                     errors.append(f"{item} handed out twice")
                 held.add(item)
+            time.sleep(0.0002)  # hold it, as a command would: a duplicate hand-out has time to show
             with lock:
                 held.discard(item)
             idle.put_nowait(item)
