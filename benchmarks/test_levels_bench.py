@@ -59,12 +59,19 @@ def test_l1_hit_querycache(benchmark: Any, make_cache: MakeCache, level: str, me
     value = small_value()
     for key in L1_KEYS:
         cache.set(key, value, ttl=TTL)
+    # At level BOTH, a set whose own invalidation report arrives between its L1 fill and its end
+    # drops its copy (the report might stand for a later write elsewhere): a refill, never a stale
+    # read. One pass refills those, so that the rounds measure hits only.
+    run_each(cache.get, L1_KEYS)
+    before = cache.stats()
     ops(benchmark, len(L1_KEYS), cache_op="get")
     benchmark(run_each, cache.get, L1_KEYS)
-    stats = cache.stats()
+    after = cache.stats()
     assert cache.get(L1_KEYS[0]) == value
     if metrics:
-        assert stats["hits"].get("l1", 0) >= len(L1_KEYS) and not stats["misses"]
+        hits = after["hits"].get("l1", 0) - before["hits"].get("l1", 0)
+        misses = sum(after["misses"].values()) - sum(before["misses"].values())
+        assert hits >= len(L1_KEYS) and misses == 0
 
 
 @pytest.mark.benchmark(group=GROUP_L1_GET)
