@@ -10,7 +10,7 @@ which key to give up (``victim``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import ClassVar, NamedTuple
 
 
@@ -91,3 +91,15 @@ class EvictionPolicy(ABC):
     @abstractmethod
     def clear(self) -> None:
         """Forget every key."""
+
+
+def replay_chunks(
+    keys: Sequence[Hashable], chunk: int, progress: Callable[[int], None] | None
+) -> Iterator[Sequence[Hashable]]:
+    """``keys`` in slices of ``chunk``, for the policies' ``replay`` loops; each slice's length goes
+    to ``progress`` once the loop has replayed it (the simulator's progress bar)."""
+    for start in range(0, len(keys), chunk):
+        part = keys[start : start + chunk]
+        yield part
+        if progress is not None:
+            progress(len(part))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
+from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 from qcache.memory.policies.registry import register_policy
 
@@ -103,8 +104,8 @@ class LFUPolicy(HoldsNewcomer):
         counts, buckets = self._count, self._buckets
         lowest = self._min
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 count = counts.get(key)
                 if count is not None:
                     hits += 1
@@ -136,8 +137,6 @@ class LFUPolicy(HoldsNewcomer):
                     found = buckets[1] = OrderedDict()
                 found[key] = None
                 lowest = 1
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         self._min = lowest
         return hits
 

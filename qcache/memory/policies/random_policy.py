@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Hashable, Sequence
 
+from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 from qcache.memory.policies.registry import register_policy
 
@@ -78,8 +79,8 @@ class RandomPolicy(HoldsNewcomer):
         capacity, members, index = self.capacity, self._keys, self._index
         draw, append, pop = self._rng.randrange, members.append, members.pop
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 if key in index:
                     hits += 1
                     continue
@@ -95,8 +96,6 @@ class RandomPolicy(HoldsNewcomer):
                     del index[gone]
                 index[key] = size
                 append(key)
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         return hits
 
     def clear(self) -> None:

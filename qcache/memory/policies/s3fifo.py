@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
-from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.registry import register_policy
 
 _NO_PENDING = object()
@@ -171,8 +171,8 @@ class S3FIFOPolicy(EvictionPolicy):
         pop_small, pop_main, pop_ghost = small.popitem, main.popitem, ghost.popitem
         has_evicted = self._has_evicted
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 if key in freq:
                     hits += 1
                     freq[key] += 1
@@ -217,8 +217,6 @@ class S3FIFOPolicy(EvictionPolicy):
                     main[key] = None
                 else:
                     small[key] = None
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         self._has_evicted = has_evicted
         return hits
 

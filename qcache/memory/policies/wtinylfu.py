@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 
-from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.registry import register_policy
 from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
@@ -365,8 +365,8 @@ class WTinyLFUPolicy(EvictionPolicy):
         additions = sketch._additions
         sample_hits, sample_count = self._sample_hits, self._sample_count
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 region = where.get(key)
                 if region is None:
                     # a miss: on_miss (ghosts first, then the sketch)
@@ -474,8 +474,6 @@ class WTinyLFUPolicy(EvictionPolicy):
                     ghosts[_fingerprint(evicted_slots)] = None
                     if len(ghosts) > ghost_capacity:
                         ghosts.popitem(False)
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         sketch._additions = additions
         self._sample_hits, self._sample_count = sample_hits, sample_count
         self._last_missed = _NONE

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
+from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
 
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
@@ -148,8 +149,8 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         p = self._p
         limit = float(capacity)
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 in_t2 = resident.get(key)
                 if in_t2 is not None:
                     hits += 1
@@ -197,8 +198,6 @@ class ARCPolicy(HoldsNewcomerWithHistory):
                 else:
                     t2[key] = None
                     resident[key] = True
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         self._p = p
         self._last_missed = NOTHING_HELD
         return hits

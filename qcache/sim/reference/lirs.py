@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
+from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomer
 
 _LIR, _HIR = True, False
@@ -162,8 +163,8 @@ class LIRSPolicy(HoldsNewcomer):
         pop_stack, pop_queue, pop_nonresident = stack.popitem, queue.popitem, nonresident.popitem
         prune, demote = self._prune, self._demote_bottom
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 lir = status.get(key)
                 if lir is not None:  # on_access
                     hits += 1
@@ -218,6 +219,4 @@ class LIRSPolicy(HoldsNewcomer):
                 while len(stack) > stack_limit and nonresident:
                     old, _ = pop_nonresident(False)
                     del stack[old]
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         return hits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
+from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
 
 
@@ -107,8 +108,8 @@ class TwoQPolicy(HoldsNewcomerWithHistory):
         move_am = am.move_to_end
         pop_in, pop_out, pop_am = a1in.popitem, a1out.popitem, am.popitem
         hits = 0
-        for start in range(0, len(keys), chunk):
-            for key in keys[start : start + chunk]:
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
                 seen = in_am.get(key)
                 if seen is not None:
                     hits += 1
@@ -135,7 +136,5 @@ class TwoQPolicy(HoldsNewcomerWithHistory):
                 else:
                     a1in[key] = None
                 in_am[key] = seen
-            if progress is not None:
-                progress(min(chunk, len(keys) - start))
         self._last_missed = NOTHING_HELD
         return hits
