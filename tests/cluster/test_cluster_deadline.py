@@ -44,6 +44,18 @@ def deadline_config(cluster: LocalCluster, prefix: str) -> CacheConfig:
     )
 
 
+async def settle(make_call: Callable[[], Any], attempts: int = 10) -> Any:
+    """Run a set-up call until it fits the deadline: on a loaded machine the first calls also
+    connect to every primary and may spend the 150 ms budget on that alone."""
+    for attempt in range(attempts):
+        try:
+            return await call(make_call())
+        except BackendError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def primary_port_of(cluster: LocalCluster, key: str) -> int:
     client = cluster.endpoint.client()
     try:
@@ -67,8 +79,9 @@ async def test_every_call_touching_a_frozen_primary_ends_within_the_deadline(
     frozen = cluster.server_for_port(primary_port_of(cluster, frozen_key))
     healthy_key = next(k for k in spread if primary_port_of(cluster, k) != frozen.port)
     try:
-        await call(tier.set_many({k: b"v" for k in spread}, ttl=60))
-        assert await call(tier.get(frozen_key)) == b"v"
+        await settle(lambda: tier.set_many({k: b"v" for k in spread}, ttl=60))
+        assert await settle(lambda: tier.get(frozen_key)) == b"v"
+        failures_before = tier.breaker_stats().failures
         calls: dict[str, Callable[[], Any]] = {
             "GET": lambda: tier.get(frozen_key),
             "MGET": lambda: tier.get_many(spread),
@@ -95,7 +108,7 @@ async def test_every_call_touching_a_frozen_primary_ends_within_the_deadline(
         for name, waited in waits.items():
             assert waited <= BUDGET_MS / 1000 + SLACK, (name, waited)
         assert frozen_for < 5.0  # far from the 5 s socket timeouts, let alone 3 retries of them
-        assert tier.breaker_stats().failures == len(calls)
+        assert tier.breaker_stats().failures - failures_before == len(calls)
         # Thawed, the same tier serves the frozen node's keys again.
         assert await call(tier.get(frozen_key)) in (b"v", b"w", b"x", None)
         await call(tier.set(frozen_key, b"after", 60))
