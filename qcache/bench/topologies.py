@@ -52,7 +52,11 @@ def without_topology(name: str, topology: str) -> str:
 
 
 def topology_rows(run: Run) -> list[TopologyRow]:
-    """Every benchmark of ``run`` measured on both deployments, by group then name."""
+    """Every benchmark of ``run`` measured on both deployments, grouped, in the order the run took them.
+
+    Run order keeps batch sizes ascending (1, 10, 100, 500, 1000), which
+    sorting the group names as text would not.
+    """
     sides: dict[str, dict[str, Benchmark]] = {}
     for bench in run.benchmarks.values():
         topology = bench.extra_info.get(TOPOLOGY)
@@ -73,7 +77,10 @@ def topology_rows(run: Run) -> list[TopologyRow]:
             standalone_s=standalone_s,
             cluster_s=per_op(cluster, STAT),
         ))
-    rows.sort(key=lambda r: (r.group, r.benchmark))
+    first_seen: dict[str, int] = {}
+    for row in rows:
+        first_seen.setdefault(row.group, len(first_seen))
+    rows.sort(key=lambda r: first_seen[r.group])  # stable: run order within a group
     return rows
 
 
