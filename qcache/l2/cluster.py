@@ -53,7 +53,7 @@ from qcache.l2.aio import AsyncRedisTier
 from qcache.l2.batching import SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, configured_breaker
-from qcache.l2.deadline import DeadlineExceeded, DeadlineRetry, arm, bounded_connection_class, remaining
+from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class, remaining
 from qcache.l2.guard import unjudged
 from qcache.l2.node_batches import plan_reads, read_async, read_sync
 from qcache.l2.node_writes import Entry, plan_writes, write_async, write_sync
@@ -380,15 +380,6 @@ class RedisClusterTier(RedisTier):
                 arm(self._timeout)
                 removed += self._client.unlink(*due)
         return removed
-
-    def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
-        """One write per primary; what was not acknowledged (a redirect, a failed node) goes through redis-py."""
-        missed = self._client.set_direct(entries)
-        if missed:
-            left = remaining()
-            if left is not None and left <= 0:
-                raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed before every entry was written")
-            super()._set_chunk(missed)
 
     def scan_keys(self, pattern: str) -> list[str]:
         """Every key matching ``pattern`` on every primary (SCAN, never KEYS)."""

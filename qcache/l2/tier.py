@@ -25,7 +25,8 @@ from qcache.l2.batching import (
     ttl_to_px,
 )
 from qcache.l2.core import TierCore
-from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class
+from qcache.l2.deadline import DeadlineExceeded, DeadlineRetry, arm, bounded_connection_class, remaining
+from qcache.l2.direct import DirectCommands
 from qcache.l2.guard import unjudged
 from qcache.l2.idle import AVAILABLE as IDLE_QUEUE_AVAILABLE
 from qcache.l2.idle import IdleConnections
@@ -88,13 +89,15 @@ class RedisTier(TierCore):
     def _init_flavour(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        # The hot commands, written to the pool directly (a cluster client brings its own, by primary).
+        self._commands: Any = DirectCommands(self._client) if isinstance(self._client, redis.Redis) else self._client
 
     # -- single keys -------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         """The bytes stored under ``key``, or ``None`` when absent."""
         with self._guards["GET"]:
-            value: bytes | None = self._client.get(key)
+            value: bytes | None = self._commands.get(key)
         return value
 
     def set(self, key: str, data: bytes, ttl: float) -> None:
@@ -102,7 +105,7 @@ class RedisTier(TierCore):
         px = ttl_to_px(ttl)
         check_data(key, data)
         with self._guards["SET"]:
-            self._client.set(key, data, px=px)
+            self._commands.set(key, data, px=px)
 
     def pttl(self, key: str) -> int | None:
         """Remaining lifetime in ms; :data:`NO_EXPIRY` (-1) without expiry; ``None`` if absent."""
@@ -119,9 +122,9 @@ class RedisTier(TierCore):
             return []
         with self._guards["MGET"]:
             if len(keys) <= self._batch_size:
-                values: list[bytes | None] = self._client.mget(keys)
+                values: list[bytes | None] = self._commands.mget(keys)
                 return values
-            parts = self._run_chunks(self._client.mget, chunked(keys, self._batch_size))
+            parts = self._run_chunks(self._commands.mget, chunked(keys, self._batch_size))
         return flatten(parts)
 
     def set_many(self, items: SetManyItems, ttl: float | None = None) -> None:
@@ -279,7 +282,16 @@ class RedisTier(TierCore):
     # -- internals -----------------------------------------------------------
 
     def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
-        """One pipeline round trip of SET ... PX for a chunk."""
+        """One round trip of SET ... PX for a chunk; what was not acknowledged goes through redis-py."""
+        missed = self._commands.set_direct(entries)
+        if missed:
+            left = remaining()
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed before every entry was written")
+            self._pipeline_set(missed)
+
+    def _pipeline_set(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+        """redis-py's pipeline of SET ... PX: its redirects, retries and errors."""
         with self._client.pipeline(transaction=False) as pipe:
             for key, data, px in entries:
                 pipe.set(key, data, px=px)
