@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from types import ModuleType
 
 import numpy as np
 
@@ -28,6 +29,41 @@ def _distinct_ints(keys: Sequence[Hashable]) -> np.ndarray:
 
 
 _NONE = object()
+
+#: Shortest replay that loads the compiled kernel: importing numba and loading the kernel's
+#: cached machine code take about 1 s in a process (some 6 s more the first time on a machine,
+#: to compile), which the pure loop spends on some 300,000 requests.
+KERNEL_MIN_REQUESTS = 200_000
+#: Shortest replay handed to the kernel once it is loaded (it then costs well under 1 ms a call).
+LOADED_KERNEL_MIN_REQUESTS = 5_000
+
+_kernel: ModuleType | None = None
+_kernel_state = "unloaded"  # "unloaded", "loaded" or "missing" (numba is not installed)
+
+
+def compiled_kernel() -> ModuleType | None:
+    """:mod:`wtinylfu_kernel` when numba is installed (the ``sim-fast`` extra), else None.
+
+    Imported on first use only: numba takes a while to import, and neither
+    the L1 store nor ``import qcache`` needs it.
+    """
+    global _kernel, _kernel_state
+    if _kernel_state == "unloaded":
+        try:
+            from qcache.memory.policies import wtinylfu_kernel
+        except ImportError:
+            _kernel_state = "missing"
+        else:
+            _kernel, _kernel_state = wtinylfu_kernel, "loaded"
+    return _kernel
+
+
+def _wants_kernel(requests: int) -> bool:
+    """Whether a replay of ``requests`` is worth the compiled kernel (identical hits either way)."""
+    if _kernel_state == "missing":
+        return False
+    least = LOADED_KERNEL_MIN_REQUESTS if _kernel_state == "loaded" else KERNEL_MIN_REQUESTS
+    return requests >= least and compiled_kernel() is not None
 
 
 def _fingerprint(slots: Slots) -> int:
@@ -332,16 +368,38 @@ class WTinyLFUPolicy(EvictionPolicy):
         keys: Sequence[Hashable],
         progress: Callable[[int], None] | None = None,
         chunk: int = 1 << 16,
+        *,
+        compiled: bool | None = None,
     ) -> int:
         """Replay ``keys`` as "get, insert on miss" against this policy; return the hit count.
 
         The simulator's fast path: the same decisions as driving ``on_miss``,
         ``on_insert``, ``on_access`` and ``victim`` request by request (the
-        tests compare the two hit for hit), with the hooks, the sketch's
-        ``increment_at`` and ``frequency_at`` inlined into one loop over local
-        names. Starts from, and leaves, this policy's state; ``progress`` gets
-        the number of requests done every ``chunk`` requests.
+        tests compare the two hit for hit, and the final states). Starts from,
+        and leaves, this policy's state; ``progress`` gets the number of
+        requests done every ``chunk`` requests.
+
+        With numba installed, long replays run compiled (:mod:`wtinylfu_kernel`;
+        :data:`KERNEL_MIN_REQUESTS`, :data:`LOADED_KERNEL_MIN_REQUESTS`), with
+        the same decisions; ``compiled`` forces the kernel (True: ImportError
+        without numba) or the pure-Python loop (False).
         """
+        if compiled is None:
+            compiled = _wants_kernel(len(keys))
+        if compiled:
+            kernel = compiled_kernel()
+            if kernel is None:
+                raise ImportError("the compiled replay needs numba (the sim-fast extra)")
+            hits: int = kernel.replay(self, keys, progress, chunk)
+            self._last_missed = _NONE
+            return hits
+        return self._replay_loop(keys, progress, chunk)
+
+    def _replay_loop(
+        self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int
+    ) -> int:
+        """The replay in pure Python: the hooks, the sketch's ``increment_at`` and ``frequency_at``
+        inlined into one loop over local names."""
         capacity = self.capacity
         sketch = self._sketch
         table, door, doorkeeper = sketch._table, sketch._door, sketch._doorkeeper
