@@ -20,6 +20,7 @@ second on this workload there, so the aims are asserted as ratios to it:
   ``sim-fast`` extra (numba) the same decisions run compiled
   (qcache/memory/policies/wtinylfu_kernel.py), which is what these aims
   assume. Without numba the W-TinyLFU aims are not asserted (printed only).
+  Belady runs compiled too with numba (qcache/sim/belady_kernel.py).
 
 Every other policy replays in its own inlined loop too (the policies'
 ``replay`` methods, tested hit for hit against their hooks).
@@ -46,7 +47,7 @@ import pytest
 
 from qcache.memory.policies import available_policies
 from qcache.memory.policies.wtinylfu import compiled_kernel
-from qcache.sim import TraceFile, Zipf, count_hits, shared_traces_dir
+from qcache.sim import TraceFile, Zipf, belady_hits, count_hits, shared_traces_dir
 from qcache.sim.readers import read_bytes
 from qcache.sim.reference import REFERENCE_POLICIES
 
@@ -84,12 +85,13 @@ def simulate_with(policy: str, keys: Sequence[Any]) -> Callable[[], int]:
 def keys(smoke: bool) -> list[Any]:
     """The Zipf workload's requests (generated once per module).
 
-    W-TinyLFU's compiled replay is loaded here, when numba is installed, so no
-    round measures numba's import or the kernel's first compilation.
+    The compiled W-TinyLFU replay and Belady are loaded here, when numba is
+    installed, so no round measures numba's import or a kernel's compilation.
     """
     kernel = compiled_kernel()
     if kernel is not None and not smoke:
         kernel.warm_up()
+        belady_hits(list(range(10)), 2, compiled=True)
     requests = SMOKE_REQUESTS if smoke else 500_000
     return list(Zipf(keys=200_000, requests=requests, exponent=0.9, seed=2024))
 

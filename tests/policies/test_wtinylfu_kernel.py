@@ -293,9 +293,9 @@ def test_the_kernels_aging_is_the_sketchs(doorkeeper: bool) -> None:
 def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     keys = WORKLOADS["zipf"]()
     expected, policy = replayed(keys, 100, True)
-    monkeypatch.setattr(wtinylfu, "_kernel", None)
-    monkeypatch.setattr(wtinylfu, "_kernel_state", "missing")
-    monkeypatch.setattr(wtinylfu, "KERNEL_MIN_REQUESTS", 1)
+    monkeypatch.setattr(wtinylfu.KERNEL, "_module", None)
+    monkeypatch.setattr(wtinylfu.KERNEL, "state", "missing")
+    monkeypatch.setattr(wtinylfu.KERNEL, "first_requests", 1)
     monkeypatch.setattr(kernel, "replay", lambda *args: pytest.fail("the kernel ran"))
     fallback = WTinyLFUPolicy(100)
     assert fallback.replay(keys) == expected
@@ -309,13 +309,14 @@ def test_long_replays_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     real = kernel.replay
     monkeypatch.setattr(kernel, "replay", lambda policy, keys, *rest: calls.append(len(keys)) or real(
         policy, keys, *rest))
-    monkeypatch.setattr(wtinylfu, "_kernel_state", "unloaded")
-    monkeypatch.setattr(wtinylfu, "KERNEL_MIN_REQUESTS", 30_000)
+    monkeypatch.setattr(wtinylfu.KERNEL, "state", "unloaded")
+    monkeypatch.setattr(wtinylfu.KERNEL, "first_requests", 30_000)
+    loaded = wtinylfu.KERNEL.loaded_requests
     WTinyLFUPolicy(10).replay(list(range(1000)))  # short, not loaded yet: the pure loop
     WTinyLFUPolicy(10).replay(list(range(30_000)))
-    WTinyLFUPolicy(10).replay(list(range(wtinylfu.LOADED_KERNEL_MIN_REQUESTS)))  # loaded by now
-    WTinyLFUPolicy(10).replay(list(range(wtinylfu.LOADED_KERNEL_MIN_REQUESTS - 1)))
-    assert calls == [30_000, wtinylfu.LOADED_KERNEL_MIN_REQUESTS]
+    WTinyLFUPolicy(10).replay(list(range(loaded)))  # loaded by now
+    WTinyLFUPolicy(10).replay(list(range(loaded - 1)))
+    assert calls == [30_000, loaded]
 
 
 NO_NUMBA = """

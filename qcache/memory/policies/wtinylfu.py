@@ -10,6 +10,7 @@ import numpy as np
 
 from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.climber import HillClimber
+from qcache.memory.policies.kernels import LazyKernel
 from qcache.memory.policies.registry import register_policy
 from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
@@ -30,40 +31,14 @@ def _distinct_ints(keys: Sequence[Hashable]) -> np.ndarray:
 
 _NONE = object()
 
-#: Shortest replay that loads the compiled kernel: importing numba and loading the kernel's
-#: cached machine code take about 1 s in a process (some 6 s more the first time on a machine,
-#: to compile), which the pure loop spends on some 300,000 requests.
-KERNEL_MIN_REQUESTS = 200_000
-#: Shortest replay handed to the kernel once it is loaded (it then costs well under 1 ms a call).
-LOADED_KERNEL_MIN_REQUESTS = 5_000
-
-_kernel: ModuleType | None = None
-_kernel_state = "unloaded"  # "unloaded", "loaded" or "missing" (numba is not installed)
+#: The compiled replay: loaded for a replay of 200,000 requests or more (the pure loop spends
+#: the load's second or so on some 300,000), then used for any of 5,000 or more.
+KERNEL = LazyKernel("qcache.memory.policies.wtinylfu_kernel", first_requests=200_000, loaded_requests=5_000)
 
 
 def compiled_kernel() -> ModuleType | None:
-    """:mod:`wtinylfu_kernel` when numba is installed (the ``sim-fast`` extra), else None.
-
-    Imported on first use only: numba takes a while to import, and neither
-    the L1 store nor ``import qcache`` needs it.
-    """
-    global _kernel, _kernel_state
-    if _kernel_state == "unloaded":
-        try:
-            from qcache.memory.policies import wtinylfu_kernel
-        except ImportError:
-            _kernel_state = "missing"
-        else:
-            _kernel, _kernel_state = wtinylfu_kernel, "loaded"
-    return _kernel
-
-
-def _wants_kernel(requests: int) -> bool:
-    """Whether a replay of ``requests`` is worth the compiled kernel (identical hits either way)."""
-    if _kernel_state == "missing":
-        return False
-    least = LOADED_KERNEL_MIN_REQUESTS if _kernel_state == "loaded" else KERNEL_MIN_REQUESTS
-    return requests >= least and compiled_kernel() is not None
+    """:mod:`wtinylfu_kernel` when numba is installed (the ``sim-fast`` extra), else None."""
+    return KERNEL.module()
 
 
 def _fingerprint(slots: Slots) -> int:
@@ -379,15 +354,12 @@ class WTinyLFUPolicy(EvictionPolicy):
         and leaves, this policy's state; ``progress`` gets the number of
         requests done every ``chunk`` requests.
 
-        With numba installed, long replays run compiled (:mod:`wtinylfu_kernel`;
-        :data:`KERNEL_MIN_REQUESTS`, :data:`LOADED_KERNEL_MIN_REQUESTS`), with
-        the same decisions; ``compiled`` forces the kernel (True: ImportError
-        without numba) or the pure-Python loop (False).
+        With numba installed, long replays run compiled (:mod:`wtinylfu_kernel`,
+        :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
+        (True: ImportError without numba) or the pure-Python loop (False).
         """
-        if compiled is None:
-            compiled = _wants_kernel(len(keys))
-        if compiled:
-            kernel = compiled_kernel()
+        kernel = KERNEL.for_job(len(keys)) if compiled is None else compiled_kernel() if compiled else None
+        if compiled or kernel is not None:
             if kernel is None:
                 raise ImportError("the compiled replay needs numba (the sim-fast extra)")
             hits: int = kernel.replay(self, keys, progress, chunk)

@@ -372,10 +372,12 @@ def _key_ids(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | list[Hashable]]:
     """Dense ids of ``keys`` and of the ``resident`` keys, and the key of each id: an int64 array
     when every key is a Python int (``np.unique``), else a list (a dict pass, resident keys first)."""
-    try:
-        array = np.asarray(keys)
-    except (ValueError, OverflowError, TypeError):
-        array = np.empty(0, dtype=object)
+    array = np.empty(0, dtype=object)
+    if keys and type(keys[0]) is int:  # noqa: E721  # not a subclass: bool and IntEnum keep their identity
+        try:
+            array = np.asarray(keys)
+        except (ValueError, OverflowError, TypeError):
+            pass
     if (
         array.dtype == np.int64
         and array.ndim == 1
