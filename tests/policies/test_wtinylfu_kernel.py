@@ -223,6 +223,15 @@ def test_keys_sharing_a_ghost_fingerprint_share_the_ghost(size: int) -> None:
     assert_same(compiled, pure)
 
 
+def test_a_numpy_array_of_keys_replays_as_its_list() -> None:
+    keys = WORKLOADS["zipf"]()
+    ours, compiled = replayed(np.array(keys, dtype=np.int64), 100, True)  # type: ignore[arg-type]
+    loop, pure = replayed(keys, 100, False)
+    assert ours == loop
+    assert_same(compiled, pure)
+    assert replayed(np.array(keys, dtype=np.int32), 100, True)[0] == loop  # type: ignore[arg-type]
+
+
 def test_int_keys_take_the_numpy_path_and_others_the_dict_pass() -> None:
     resident = [5, 7]
     ids, resident_ids, reps = kernel._key_ids([7, 9, 5, 9, 11], resident)

@@ -368,12 +368,14 @@ def _dense(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _key_ids(
-    keys: Sequence[Hashable], resident: list[Hashable]
+    keys: Sequence[Hashable] | np.ndarray, resident: list[Hashable]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | list[Hashable]]:
     """Dense ids of ``keys`` and of the ``resident`` keys, and the key of each id: an int64 array
     when every key is a Python int (``np.unique``), else a list (a dict pass, resident keys first)."""
     array = np.empty(0, dtype=object)
-    if keys and type(keys[0]) is int:  # noqa: E721  # not a subclass: bool and IntEnum keep their identity
+    if isinstance(keys, np.ndarray):
+        array = keys
+    elif len(keys) and type(keys[0]) is int:  # noqa: E721  # not a subclass: bool and IntEnum keep their identity
         try:
             array = np.asarray(keys)
         except (ValueError, OverflowError, TypeError):
