@@ -15,12 +15,15 @@ kernel replays dense key ids, and the state moves back, so a replay still
   over those ids; the sketch's table and doorkeeper are numpy views of its
   bytearrays, updated in place.
 
-Each piece of the policy's logic has one twin here (``_increment``,
-``_frequency``, ``_reset``, ``climber_adjust``, ``_resize_window``,
-``_consult_ghosts``, ``_victim``); the tests compare hits and final state
-with the pure loop and the hooks, so a change to one side that is not made
-to the other fails them. Importing this module imports numba: only
-:meth:`WTinyLFUPolicy.replay` does, on first use.
+Each piece of the policy's logic has one twin here: the sketch's
+``increment_at``, ``frequency_at`` and ``reset`` (``_increment``,
+``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
+``_resize_window``, ``_demote_protected`` (``_demote``), ``victim``
+(``_victim``), and ``_consult_ghosts`` (inline in ``_replay``). The tests
+compare hits and final state with the pure loop and the hooks, and the
+twins piece by piece, so a change made to one side only fails them.
+Importing this module imports numba: only :meth:`WTinyLFUPolicy.replay`
+does, on first use (:data:`qcache.memory.policies.wtinylfu.KERNEL`).
 """
 
 from __future__ import annotations
