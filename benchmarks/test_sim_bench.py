@@ -13,14 +13,14 @@ second on this workload there, so the aims are asserted as ratios to it:
 * SIEVE: at least as fast as the baseline;
 * every other policy, the reference policies (ARC, LIRS, 2Q) and Belady:
   at least ``ANY_RATIO`` (about a million requests per second there);
-* W-TinyLFU (a sketch update per request, in its own replay loop): at
-  least ``TINYLFU_RATIO``. Its ratio to LRU in the same run is printed:
-  0.02 to 0.08 here (0.2 to 0.65 M requests/s against LRU's 3 to 10 M), short
-  of the 0.25 once aimed at. The sketch is not what holds it back: working
-  out its whole evolution over the trace with numpy beforehand (it depends
-  on the requests alone) and replaying on dense key ids gave the same hits
-  but no speed, since the window, probation, protected and ghost
-  bookkeeping of each miss is itself some 200 bytecodes, against LRU's 10.
+* W-TinyLFU: at least ``TINYLFU_RATIO`` times the baseline, and at least
+  ``TINYLFU_OVER_LRU`` times LRU in the same run. The window, probation,
+  protected and ghost bookkeeping of a miss is some 200 bytecodes in Python
+  (against LRU's 10), so the pure loop runs at 0.03 to 0.08x LRU; with the
+  ``sim-fast`` extra (numba) the same decisions run compiled
+  (qcache/memory/policies/wtinylfu_kernel.py), which is what these aims
+  assume. Without numba the W-TinyLFU aims are not asserted (printed only).
+  Belady runs compiled too with numba (qcache/sim/belady_kernel.py).
 
 Every other policy replays in its own inlined loop too (the policies'
 ``replay`` methods, tested hit for hit against their hooks).
@@ -46,7 +46,8 @@ import cachetools
 import pytest
 
 from qcache.memory.policies import available_policies
-from qcache.sim import TraceFile, Zipf, count_hits, shared_traces_dir
+from qcache.memory.policies.wtinylfu import compiled_kernel
+from qcache.sim import TraceFile, Zipf, belady_hits, count_hits, shared_traces_dir
 from qcache.sim.readers import read_bytes
 from qcache.sim.reference import REFERENCE_POLICIES
 
@@ -57,7 +58,8 @@ SMOKE_REQUESTS = 50_000
 FAST_RATIO = 2.0
 SIEVE_RATIO = 1.0
 ANY_RATIO = 0.5
-TINYLFU_RATIO = 0.2
+TINYLFU_RATIO = 1.0
+TINYLFU_OVER_LRU = 0.25
 #: Allowance for scheduler noise on a shared machine.
 TIME_TOLERANCE = 0.15
 
@@ -81,7 +83,15 @@ def simulate_with(policy: str, keys: Sequence[Any]) -> Callable[[], int]:
 
 @pytest.fixture(scope="module")
 def keys(smoke: bool) -> list[Any]:
-    """The Zipf workload's requests (generated once per module)."""
+    """The Zipf workload's requests (generated once per module).
+
+    The compiled W-TinyLFU replay and Belady are loaded here, when numba is
+    installed, so no round measures numba's import or a kernel's compilation.
+    """
+    kernel = compiled_kernel()
+    if kernel is not None and not smoke:
+        kernel.warm_up()
+        belady_hits(list(range(10)), 2, compiled=True)
     requests = SMOKE_REQUESTS if smoke else 500_000
     return list(Zipf(keys=200_000, requests=requests, exponent=0.9, seed=2024))
 
@@ -127,8 +137,9 @@ def _seconds(run: Callable[[], object]) -> float:
 
 @pytest.mark.timing
 def test_simulator_throughput_ratios(keys: list[Any], gc_paused: None) -> None:
+    compiled = compiled_kernel() is not None
     targets = {"LRU": FAST_RATIO, "FIFO": FAST_RATIO, "SIEVE": SIEVE_RATIO,
-               "W_TINYLFU": TINYLFU_RATIO}
+               "W_TINYLFU": TINYLFU_RATIO if compiled else 0.0}
     failures: list[str] = []
     rates: dict[str, float] = {}
     print()
@@ -147,7 +158,10 @@ def test_simulator_throughput_ratios(keys: list[Any], gc_paused: None) -> None:
         target = targets.get(policy, ANY_RATIO)
         if ratio < target / (1 + TIME_TOLERANCE):
             failures.append(f"{policy} x{ratio:.2f} < x{target}")
-    print(f"W_TINYLFU / LRU in this run: x{rates['W_TINYLFU'] / rates['LRU']:.3f}")
+    over_lru = rates["W_TINYLFU"] / rates["LRU"]
+    print(f"W_TINYLFU / LRU in this run: x{over_lru:.3f}" + ("" if compiled else " (numba absent: pure loop)"))
+    if compiled and over_lru < TINYLFU_OVER_LRU / (1 + TIME_TOLERANCE):
+        failures.append(f"W_TINYLFU x{over_lru:.3f} of LRU < x{TINYLFU_OVER_LRU}")
     assert not failures, "; ".join(failures)
 
 

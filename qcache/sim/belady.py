@@ -7,7 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qcache.memory.policies.kernels import LazyKernel
 from qcache.sim.sources import Key
+
+#: The compiled version (numba, the ``sim-fast`` extra): same hits, for long traces.
+KERNEL = LazyKernel("qcache.sim.belady_kernel", first_requests=200_000, loaded_requests=5_000)
 
 
 def key_ids(keys: Sequence[Key]) -> np.ndarray:
@@ -39,7 +43,9 @@ def next_use_positions(keys: Sequence[Key]) -> list[int]:
     return positions
 
 
-def belady_hits(keys: Sequence[Key], capacity: int, next_use: Sequence[int] | None = None) -> int:
+def belady_hits(
+    keys: Sequence[Key], capacity: int, next_use: Sequence[int] | None = None, *, compiled: bool | None = None
+) -> int:
     """Hits of the offline optimum (MIN): on a miss with a full cache, evict the key used farthest ahead.
 
     Like the usual simulators, every missed key is inserted (no bypass), so
@@ -53,10 +59,20 @@ def belady_hits(keys: Sequence[Key], capacity: int, next_use: Sequence[int] | No
     whose request was their last sit on a stack instead, since they are
     the farthest of all: the most recent one goes first, as the heap
     (where request ``i``'s last use counts as ``n + i``) would choose.
+
+    With numba installed, long traces run compiled (:data:`KERNEL`), unless
+    ``compiled`` is False; True requires it.
     """
     if capacity <= 0:
         raise ValueError(f"capacity must be positive, got {capacity!r}")
     id_array = key_ids(keys)
+    kernel = KERNEL.for_job(len(keys)) if compiled is None else KERNEL.module() if compiled else None
+    if compiled and kernel is None:
+        raise ImportError("the compiled Belady needs numba (the sim-fast extra)")
+    if kernel is not None:
+        uses = _next_uses(id_array) if next_use is None else np.asarray(next_use, dtype=np.int64)
+        compiled_hits: int = kernel.belady_hits(id_array, uses, capacity)
+        return compiled_hits
     ids: list[int] = id_array.tolist()
     following: Sequence[int] = _next_uses(id_array).tolist() if next_use is None else next_use
     n = len(ids)

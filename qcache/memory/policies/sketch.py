@@ -194,7 +194,14 @@ class FrequencySketch:
         )
 
     def int_slots(self, keys: np.ndarray) -> dict[Hashable, Slots] | None:
-        """:meth:`slots` of many int64 keys at once, with numpy; None where that cannot be exact.
+        """:meth:`slots` of many int64 keys at once, with numpy; None where that cannot be exact."""
+        array = self.int_slot_array(keys)
+        if array is None:
+            return None
+        return dict(zip(keys.tolist(), map(tuple, array.tolist())))
+
+    def int_slot_array(self, keys: np.ndarray) -> np.ndarray | None:
+        """:meth:`slots` of many int64 keys as rows of an int64 array; None where that cannot be exact.
 
         It reproduces CPython's hash of ``(key, salt)`` (the int hash modulo
         2**61 - 1 and the tuple's xxHash-style mixing) on whole arrays, then
@@ -206,11 +213,11 @@ class FrequencySketch:
             return None
         salt_lane = np.uint64(hash(self._salt) & _MASK64)
         lanes = _int_hashes(keys)
+        out = np.empty((len(keys), 8), dtype=np.int64)
         with np.errstate(over="ignore"):
             h = _pair_hash(lanes, np.full_like(lanes, salt_lane))
             bits, mask, width = self._row_bits, np.uint64(self._mask), self._width
             high = _pair_hash(np.full_like(lanes, salt_lane), lanes) if self._two_hashes else None
-            rows = []
             for row in range(DEPTH):
                 offset = row * bits
                 if offset + bits <= 64:
@@ -221,22 +228,18 @@ class FrequencySketch:
                 else:
                     assert high is not None
                     index = (h >> np.uint64(offset)) | (high << np.uint64(64 - offset))
-                rows.append((index & mask).astype(np.int64) + row * width)
+                out[:, row] = (index & mask).astype(np.int64) + row * width
             spread = (h ^ (h >> np.uint64(31))) * np.uint64(_DOORKEEPER_MIX)
             first = (spread >> np.uint64(self._door_shift)).astype(np.int64)
             second = ((spread >> np.uint64(7)) & np.uint64(self._door_mask)).astype(np.int64)
-        columns = [
-            *(row.tolist() for row in rows),
-            (first >> 3).tolist(),
-            (1 << (first & 7)).tolist(),
-            (second >> 3).tolist(),
-            (1 << (second & 7)).tolist(),
-        ]
-        table: dict[Hashable, Slots] = dict(zip(keys.tolist(), zip(*columns)))
-        for key in keys[:: max(1, len(keys) // 16)].tolist():
-            if table[key] != self.slots(key):
+        out[:, 4] = first >> 3
+        out[:, 5] = 1 << (first & 7)
+        out[:, 6] = second >> 3
+        out[:, 7] = 1 << (second & 7)
+        for row, key in zip(out[:: max(1, len(keys) // 16)].tolist(), keys[:: max(1, len(keys) // 16)].tolist()):
+            if tuple(row) != self.slots(key):
                 return None
-        return table
+        return out
 
     def increment(self, key: Hashable) -> None:
         """Record one access to ``key``; age everything when the period is over."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from types import ModuleType
 
 import numpy as np
 
 from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.climber import HillClimber
+from qcache.memory.policies.kernels import LazyKernel
 from qcache.memory.policies.registry import register_policy
 from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
@@ -28,6 +30,15 @@ def _distinct_ints(keys: Sequence[Hashable]) -> np.ndarray:
 
 
 _NONE = object()
+
+#: The compiled replay: loaded for a replay of 200,000 requests or more (the pure loop spends
+#: the load's second or so on some 300,000), then used for any of 5,000 or more.
+KERNEL = LazyKernel("qcache.memory.policies.wtinylfu_kernel", first_requests=200_000, loaded_requests=5_000)
+
+
+def compiled_kernel() -> ModuleType | None:
+    """:mod:`wtinylfu_kernel` when numba is installed (the ``sim-fast`` extra), else None."""
+    return KERNEL.module()
 
 
 def _fingerprint(slots: Slots) -> int:
@@ -332,16 +343,35 @@ class WTinyLFUPolicy(EvictionPolicy):
         keys: Sequence[Hashable],
         progress: Callable[[int], None] | None = None,
         chunk: int = 1 << 16,
+        *,
+        compiled: bool | None = None,
     ) -> int:
         """Replay ``keys`` as "get, insert on miss" against this policy; return the hit count.
 
         The simulator's fast path: the same decisions as driving ``on_miss``,
         ``on_insert``, ``on_access`` and ``victim`` request by request (the
-        tests compare the two hit for hit), with the hooks, the sketch's
-        ``increment_at`` and ``frequency_at`` inlined into one loop over local
-        names. Starts from, and leaves, this policy's state; ``progress`` gets
-        the number of requests done every ``chunk`` requests.
+        tests compare the two hit for hit, and the final states). Starts from,
+        and leaves, this policy's state; ``progress`` gets the number of
+        requests done every ``chunk`` requests.
+
+        With numba installed, long replays run compiled (:mod:`wtinylfu_kernel`,
+        :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
+        (True: ImportError without numba) or the pure-Python loop (False).
         """
+        kernel = KERNEL.for_job(len(keys)) if compiled is None else compiled_kernel() if compiled else None
+        if compiled or kernel is not None:
+            if kernel is None:
+                raise ImportError("the compiled replay needs numba (the sim-fast extra)")
+            hits: int = kernel.replay(self, keys, progress, chunk)
+            self._last_missed = _NONE
+            return hits
+        return self._replay_loop(keys, progress, chunk)
+
+    def _replay_loop(
+        self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int
+    ) -> int:
+        """The replay in pure Python: the hooks, the sketch's ``increment_at`` and ``frequency_at``
+        inlined into one loop over local names."""
         capacity = self.capacity
         sketch = self._sketch
         table, door, doorkeeper = sketch._table, sketch._door, sketch._doorkeeper

@@ -1,0 +1,46 @@
+"""Optional numba-compiled kernels (the ``sim-fast`` extra), imported on first use only.
+
+numba takes about a second to import, and neither the L1 store nor
+``import qcache`` needs it: a kernel module is imported the first time a
+job long enough to pay for it asks, and never when numba is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+class LazyKernel:
+    """A kernel module, and which jobs are worth loading it for (the results are the same either way).
+
+    The first load costs numba's import and the kernel's cached machine code
+    (about 1 s; several more the first time on a machine, to compile), so
+    only a job of ``first_requests`` or more triggers it; once loaded, jobs
+    of ``loaded_requests`` or more use it.
+    """
+
+    def __init__(self, module: str, *, first_requests: int, loaded_requests: int) -> None:
+        self.name = module
+        self.first_requests = first_requests
+        self.loaded_requests = loaded_requests
+        self._module: ModuleType | None = None
+        self.state = "unloaded"  # "unloaded", "loaded", or "missing" (numba is not installed)
+
+    def module(self) -> ModuleType | None:
+        """The kernel module, imported now if need be; None without numba."""
+        if self.state == "unloaded":
+            try:
+                self._module = importlib.import_module(self.name)
+            except ImportError:
+                self.state = "missing"
+            else:
+                self.state = "loaded"
+        return self._module
+
+    def for_job(self, requests: int) -> ModuleType | None:
+        """The kernel module when a job of ``requests`` is worth it, else None."""
+        if self.state == "missing":
+            return None
+        least = self.loaded_requests if self.state == "loaded" else self.first_requests
+        return self.module() if requests >= least else None

@@ -1,0 +1,571 @@
+"""W-TinyLFU's simulator replay compiled with numba: the pure loop's decisions, several times faster.
+
+The pure-Python replay spends some 200 bytecodes per miss on the window,
+probation, protected and ghost bookkeeping; compiled, the whole request is a
+few dozen machine instructions. The policy's state moves into arrays, the
+kernel replays dense key ids, and the state moves back, so a replay still
+"starts from, and leaves, this policy's state":
+
+* keys become dense ids (``np.unique`` on int keys, a dict pass otherwise);
+  resident keys that the replay does not request get ids too;
+* each id carries its sketch slots (:meth:`FrequencySketch.int_slot_array`
+  or :meth:`FrequencySketch.slots`) and the id of its ghost fingerprint:
+  ghosts are remembered by fingerprint, so keys sharing one share a ghost;
+* the three LRU segments and the two ghost lists are doubly linked lists
+  over those ids; the sketch's table and doorkeeper are numpy views of its
+  bytearrays, updated in place.
+
+Each piece of the policy's logic has one twin here: the sketch's
+``increment_at``, ``frequency_at`` and ``reset`` (``_increment``,
+``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
+``_resize_window``, ``_demote_protected`` (``_demote``), ``victim``
+(``_victim``), and ``_consult_ghosts`` (inline in ``_replay``). The tests
+compare hits and final state with the pure loop and the hooks, and the
+twins piece by piece, so a change made to one side only fails them.
+Importing this module imports numba: only :meth:`WTinyLFUPolicy.replay`
+does, on first use (:data:`qcache.memory.policies.wtinylfu.KERNEL`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import numba
+import numpy as np
+
+from qcache.memory.policies.climber import HillClimber
+from qcache.memory.policies.sketch import MAX_COUNT, Slots
+
+if TYPE_CHECKING:
+    from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+_MASK64 = (1 << 64) - 1
+_WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
+_ABSENT = -1
+_NIL = -1
+# In a ghost list's ``gprev``: the mark is not in that list.
+_OUT = -2
+
+# Integer state (``istate``) and float state (``fstate``) of the policy, by position.
+_CAPACITY, _WINDOW_MAX, _PROTECTED_MAX, _SAMPLE_HITS, _SAMPLE_COUNT, _SAMPLE_SIZE = 0, 1, 2, 3, 4, 5
+_ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 6, 7, 8, 9, 10, 11, 12
+_ISTATE = 13
+_WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION = 0, 1, 2
+_FSTATE = 3
+
+#: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
+CLIMBER_FIELDS = (
+    "_previous",
+    "_increase",
+    "_step",
+    "_initial_step",
+    "_step_decay",
+    "_restart_threshold",
+    "_tolerance",
+)
+_PREVIOUS, _INCREASE, _STEP, _INITIAL_STEP, _STEP_DECAY, _RESTART_THRESHOLD, _TOLERANCE = range(7)
+
+# Without numba's reference counting (_nrt=False): each helper call would otherwise take and
+# release a reference to every array it is handed, atomic operations that made the kernel 5x
+# slower. The kernel allocates nothing, so it needs none; cache=True keeps the machine code
+# (compiled once in some 6 s) in __pycache__ for the next process.
+_KERNEL_OPTIONS: dict[str, Any] = {"cache": True, "_nrt": False}
+
+
+def _jit(function: _Function) -> _Function:
+    return cast(_Function, numba.njit(**_KERNEL_OPTIONS)(function))
+
+
+# -- doubly linked lists over ids: heads[l], tails[l], sizes[l] -------------------
+
+
+@_jit
+def _append(lst: int, node: int, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> None:
+    tail = tails[lst]
+    prev[node] = tail
+    nxt[node] = _NIL
+    if tail == _NIL:
+        heads[lst] = node
+    else:
+        nxt[tail] = node
+    tails[lst] = node
+    sizes[lst] += 1
+
+
+@_jit
+def _unlink(lst: int, node: int, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> None:
+    before, after = prev[node], nxt[node]
+    if before == _NIL:
+        heads[lst] = after
+    else:
+        nxt[before] = after
+    if after == _NIL:
+        tails[lst] = before
+    else:
+        prev[after] = before
+    sizes[lst] -= 1
+
+
+@_jit
+def _pop_head(lst: int, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> int:
+    node: int = heads[lst]
+    _unlink(lst, node, prev, nxt, heads, tails, sizes)
+    return node
+
+
+# -- the sketch (FrequencySketch.increment_at, frequency_at, reset) ------------------
+
+
+@_jit
+def _frequency(key: int, slots: Any, table: Any, door: Any, doorkeeper: bool) -> int:
+    count = min(table[slots[key, 0]], table[slots[key, 1]], table[slots[key, 2]], table[slots[key, 3]])
+    if doorkeeper and door[slots[key, 4]] & slots[key, 5] and door[slots[key, 6]] & slots[key, 7]:
+        count += 1
+    return int(count)
+
+
+@_jit
+def _reset(table: Any, door: Any, additions: int, doorkeeper: bool) -> int:
+    """Halve the counters, subtract the odd halves, clear the doorkeeper; the new addition count."""
+    odd = 0
+    for index in range(table.shape[0]):
+        value = table[index]
+        odd += value & 1
+        table[index] = value >> 1
+    if doorkeeper:
+        door[:] = 0
+    return max(0, (additions - odd // 4) // 2)
+
+
+@_jit
+def _increment(key: int, slots: Any, table: Any, door: Any, istate: Any) -> None:
+    i, bit_i, j, bit_j = slots[key, 4], slots[key, 5], slots[key, 6], slots[key, 7]
+    if istate[_DOORKEEPER] and not (door[i] & bit_i and door[j] & bit_j):
+        door[i] |= bit_i
+        door[j] |= bit_j
+        istate[_ADDITIONS] += 1
+    else:
+        added = False
+        for row in range(4):
+            slot = slots[key, row]
+            if table[slot] < MAX_COUNT:
+                table[slot] += 1
+                added = True
+        if added:
+            istate[_ADDITIONS] += 1
+    if istate[_ADDITIONS] >= istate[_AGING]:
+        istate[_ADDITIONS] = _reset(table, door, istate[_ADDITIONS], istate[_DOORKEEPER] != 0)
+
+
+# -- window sizing (HillClimber.adjust, WTinyLFUPolicy._resize_window) ---------------
+
+
+@_jit
+def climber_adjust(climber: Any, hit_rate: float) -> float:
+    """:meth:`HillClimber.adjust` on the climber's array (CLIMBER_FIELDS); the window change."""
+    if hit_rate < climber[_PREVIOUS] + climber[_TOLERANCE]:
+        climber[_INCREASE] = 0.0 if climber[_INCREASE] != 0.0 else 1.0
+    if abs(hit_rate - climber[_PREVIOUS]) >= climber[_RESTART_THRESHOLD]:
+        climber[_STEP] = climber[_INITIAL_STEP]
+    amount: float = climber[_STEP] if climber[_INCREASE] != 0.0 else -climber[_STEP]
+    climber[_PREVIOUS] = hit_rate
+    climber[_STEP] *= climber[_STEP_DECAY]
+    return amount
+
+
+@_jit
+def _resize_window(target: float, istate: Any, fstate: Any) -> None:
+    capacity = istate[_CAPACITY]
+    fstate[_WINDOW_TARGET] = min(max(target, 1.0), float(capacity))
+    istate[_WINDOW_MAX] = int(round(fstate[_WINDOW_TARGET]))
+    istate[_PROTECTED_MAX] = int((capacity - istate[_WINDOW_MAX]) * fstate[_PROTECTED_FRACTION])
+
+
+@_jit
+def _climb(climber: Any, istate: Any, fstate: Any) -> None:
+    delta = climber_adjust(climber, istate[_SAMPLE_HITS] / istate[_SAMPLE_COUNT])
+    istate[_SAMPLE_HITS] = 0
+    istate[_SAMPLE_COUNT] = 0
+    _resize_window(fstate[_WINDOW_TARGET] + delta, istate, fstate)
+
+
+# -- the replay ----------------------------------------------------------------------
+
+
+@_jit
+def _replay(
+    ids: Any,
+    slots: Any,
+    marks: Any,
+    region: Any,
+    prev: Any,
+    nxt: Any,
+    heads: Any,
+    tails: Any,
+    sizes: Any,
+    gprev: Any,
+    gnext: Any,
+    gheads: Any,
+    gtails: Any,
+    gsizes: Any,
+    table: Any,
+    door: Any,
+    istate: Any,
+    fstate: Any,
+    climber: Any,
+) -> int:
+    """Replay ``ids`` from the state in the other arrays (updated in place); the hit count.
+
+    ``region[id]`` is -1 for an absent key; ghost list ``g`` holds mark ``m``
+    when ``gprev[g, m]`` is not -2. The steps follow ``WTinyLFUPolicy.replay``.
+    """
+    capacity = istate[_CAPACITY]
+    doorkeeper = istate[_DOORKEEPER] != 0
+    ghost_capacity = istate[_GHOST_CAPACITY]
+    climbing = istate[_CLIMBING] != 0
+    sample_size = istate[_SAMPLE_SIZE]
+    wprev, wnext = gprev[0], gnext[0]
+    mprev, mnext = gprev[1], gnext[1]
+    hits = 0
+    for n in range(ids.shape[0]):
+        key = ids[n]
+        where = region[key]
+        if where == _ABSENT:
+            if ghost_capacity:
+                mark = marks[key]
+                if wprev[mark] != _OUT:
+                    # a window ghost: a larger window would have kept it
+                    _unlink(0, mark, wprev, wnext, gheads, gtails, gsizes)
+                    step = fstate[_GHOST_GAIN] * max(gsizes[1] / (gsizes[0] + 1), 1.0)
+                    _resize_window(fstate[_WINDOW_TARGET] + step, istate, fstate)
+                    wprev[mark] = _OUT
+                elif mprev[mark] != _OUT:
+                    if sizes[_PROTECTED] and _frequency(heads[_PROTECTED], slots, table, door, doorkeeper) < _frequency(
+                        key, slots, table, door, doorkeeper
+                    ):
+                        _demote(region, prev, nxt, heads, tails, sizes)
+                    _unlink(1, mark, mprev, mnext, gheads, gtails, gsizes)
+                    mprev[mark] = _OUT
+                    step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
+                    _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
+        else:
+            hits += 1
+        _increment(key, slots, table, door, istate)
+        if where != _ABSENT:
+            if where == _PROTECTED or where == _WINDOW:
+                _unlink(where, key, prev, nxt, heads, tails, sizes)
+                _append(where, key, prev, nxt, heads, tails, sizes)
+            else:
+                _unlink(_PROBATION, key, prev, nxt, heads, tails, sizes)
+                _append(_PROTECTED, key, prev, nxt, heads, tails, sizes)
+                region[key] = _PROTECTED
+                if sizes[_PROTECTED] > istate[_PROTECTED_MAX]:
+                    _demote(region, prev, nxt, heads, tails, sizes)
+            if climbing and istate[_FULL]:
+                istate[_SAMPLE_HITS] += 1
+                istate[_SAMPLE_COUNT] += 1
+                if istate[_SAMPLE_COUNT] >= sample_size:
+                    _climb(climber, istate, fstate)
+            continue
+        if climbing and istate[_FULL]:
+            istate[_SAMPLE_COUNT] += 1
+            if istate[_SAMPLE_COUNT] >= sample_size:
+                _climb(climber, istate, fstate)
+        _append(_WINDOW, key, prev, nxt, heads, tails, sizes)
+        region[key] = _WINDOW
+        istate[_RESIDENT] += 1
+        if not istate[_FULL]:
+            istate[_FULL] = istate[_RESIDENT] >= capacity
+            continue
+        _victim(slots, marks, region, prev, nxt, heads, tails, sizes, gprev, gnext, gheads, gtails, gsizes,
+                table, door, istate)
+    return hits
+
+
+
+@_jit
+def _demote(region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> None:
+    """Protected's LRU key to probation's MRU end (WTinyLFUPolicy._demote_protected)."""
+    key = _pop_head(_PROTECTED, prev, nxt, heads, tails, sizes)
+    _append(_PROBATION, key, prev, nxt, heads, tails, sizes)
+    region[key] = _PROBATION
+
+
+@_jit
+def _victim(
+    slots: Any,
+    marks: Any,
+    region: Any,
+    prev: Any,
+    nxt: Any,
+    heads: Any,
+    tails: Any,
+    sizes: Any,
+    gprev: Any,
+    gnext: Any,
+    gheads: Any,
+    gtails: Any,
+    gsizes: Any,
+    table: Any,
+    door: Any,
+    istate: Any,
+) -> None:
+    """WTinyLFUPolicy.victim: the window's overflow to probation, the admission duel, the ghost."""
+    doorkeeper = istate[_DOORKEEPER] != 0
+    candidate = _NIL
+    while sizes[_WINDOW] > istate[_WINDOW_MAX]:
+        candidate = _pop_head(_WINDOW, prev, nxt, heads, tails, sizes)
+        _append(_PROBATION, candidate, prev, nxt, heads, tails, sizes)
+        region[candidate] = _PROBATION
+    left_main = True
+    if sizes[_PROBATION]:
+        evict = heads[_PROBATION]
+        if candidate != _NIL and candidate != evict:
+            if _frequency(candidate, slots, table, door, doorkeeper) <= _frequency(
+                evict, slots, table, door, doorkeeper
+            ):
+                evict = candidate
+                left_main = False
+        _unlink(_PROBATION, evict, prev, nxt, heads, tails, sizes)
+    elif sizes[_PROTECTED]:
+        evict = _pop_head(_PROTECTED, prev, nxt, heads, tails, sizes)
+    else:
+        evict = _pop_head(_WINDOW, prev, nxt, heads, tails, sizes)
+        left_main = False
+    region[evict] = _ABSENT
+    istate[_RESIDENT] -= 1
+    ghost_capacity = istate[_GHOST_CAPACITY]
+    if ghost_capacity:
+        ghosts = 1 if left_main else 0
+        gp, gn = gprev[ghosts], gnext[ghosts]
+        mark = marks[evict]
+        if gp[mark] == _OUT:  # an OrderedDict assignment to a present key keeps its place
+            _append(ghosts, mark, gp, gn, gheads, gtails, gsizes)
+            if gsizes[ghosts] > ghost_capacity:
+                gp[_pop_head(ghosts, gp, gn, gheads, gtails, gsizes)] = _OUT
+
+
+# -- moving the policy's state in and out ---------------------------------------------
+
+
+def _fingerprint_lanes(slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ghost fingerprint ``a ^ b << 21 ^ c << 42 ^ d << 63`` of each row, as (high, low) 64-bit lanes."""
+    a, b, c, d = (slots[:, row].astype(np.uint64) for row in range(4))
+    low = a ^ (b << np.uint64(21)) ^ (c << np.uint64(42)) ^ (d << np.uint64(63))
+    high = (b >> np.uint64(43)) ^ (c >> np.uint64(22)) ^ (d >> np.uint64(1))
+    return high, low
+
+
+def _dense(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids of the (high, low) pairs, and the index of one row per id."""
+    order = np.lexsort((low, high))
+    sorted_high, sorted_low = high[order], low[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (sorted_high[1:] != sorted_high[:-1]) | (sorted_low[1:] != sorted_low[:-1])
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(starts) - 1
+    return ids, order[starts]
+
+
+def _key_ids(
+    keys: Sequence[Hashable] | np.ndarray, resident: list[Hashable]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | list[Hashable]]:
+    """Dense ids of ``keys`` and of the ``resident`` keys, and the key of each id: an int64 array
+    when every key is a Python int (``np.unique``), else a list (a dict pass, resident keys first)."""
+    array = np.empty(0, dtype=object)
+    if isinstance(keys, np.ndarray):
+        array = keys
+    elif len(keys) and type(keys[0]) is int:  # noqa: E721  # not a subclass: bool and IntEnum keep their identity
+        try:
+            array = np.asarray(keys)
+        except (ValueError, OverflowError, TypeError):
+            pass
+    if (
+        array.dtype == np.int64
+        and array.ndim == 1
+        and all(type(key) is int and -(1 << 63) <= key < 1 << 63 for key in resident)  # noqa: E721
+    ):
+        distinct, ids = np.unique(array, return_inverse=True)
+        known = np.asarray(resident, dtype=np.int64)
+        places = np.searchsorted(distinct, known)
+        inside = places < len(distinct)
+        inside[inside] = distinct[places[inside]] == known[inside]
+        extra = known[~inside]
+        places[~inside] = len(distinct) + np.arange(len(extra))
+        return ids.reshape(-1), places.astype(np.int64), np.concatenate([distinct, extra])
+    index: dict[Hashable, int] = {key: n for n, key in enumerate(resident)}
+    setdefault = index.setdefault
+    ids = np.fromiter((setdefault(key, len(index)) for key in keys), dtype=np.int64, count=len(keys))
+    return ids, np.arange(len(resident), dtype=np.int64), list(index)
+
+
+def _slot_rows(policy: WTinyLFUPolicy, reps: np.ndarray | list[Hashable]) -> np.ndarray:
+    """The sketch slots of each id's key: with numpy for int keys, else as the policy would."""
+    sketch, resident = policy._sketch, policy._slots
+    if isinstance(reps, np.ndarray):
+        rows = sketch.int_slot_array(reps)
+        if rows is not None:
+            return rows
+        reps = reps.tolist()
+    listed: list[Slots] = [resident.get(key) or sketch.slots(key) for key in reps]
+    return np.array(listed, dtype=np.int64).reshape(-1, 8)
+
+
+def _keys_of(reps: np.ndarray | list[Hashable], nodes: np.ndarray) -> list[Hashable]:
+    """The keys of ids ``nodes``."""
+    if isinstance(reps, np.ndarray):
+        return reps[nodes].tolist()  # type: ignore[no-any-return]
+    return [reps[node] for node in nodes.tolist()]
+
+
+def _allocating_jit(function: _Function) -> _Function:
+    return cast(_Function, numba.njit(function, cache=True))
+
+
+def _link(order: list[int], prev: np.ndarray, nxt: np.ndarray) -> tuple[int, int, int]:
+    """Chain ``order`` (ids) into ``prev``/``nxt``; the list's head, tail and size."""
+    if not order:
+        return _NIL, _NIL, 0
+    nodes = np.asarray(order, dtype=np.int64)
+    prev[nodes[1:]] = nodes[:-1]
+    prev[nodes[0]] = _NIL
+    nxt[nodes[:-1]] = nodes[1:]
+    nxt[nodes[-1]] = _NIL
+    return int(nodes[0]), int(nodes[-1]), len(order)
+
+
+@_allocating_jit
+def _walk(head: int, nxt: Any) -> Any:
+    """The ids of a list from head to tail, as an int64 array."""
+    count = 0
+    node = head
+    while node != _NIL:
+        count += 1
+        node = nxt[node]
+    out = np.empty(count, dtype=np.int64)
+    node = head
+    for n in range(count):
+        out[n] = node
+        node = nxt[node]
+    return out
+
+
+def replay(
+    policy: WTinyLFUPolicy,
+    keys: Sequence[Hashable],
+    progress: Callable[[int], None] | None,
+    chunk: int,
+) -> int:
+    """:meth:`WTinyLFUPolicy.replay`, compiled: the same hits and the same state afterwards."""
+    segments = (policy._window, policy._probation, policy._protected)
+    resident = [key for segment in segments for key in segment]
+    ids, resident_ids, reps = _key_ids(keys, resident)
+    slots = _slot_rows(policy, reps)
+    count = len(reps)
+    ghost_marks = [list(policy._window_ghost), list(policy._main_ghost)]
+    known = [mark for marks in ghost_marks for mark in marks]
+    high, low = _fingerprint_lanes(slots)
+    if known:
+        high = np.concatenate([high, np.array([mark >> 64 for mark in known], dtype=np.uint64)])
+        low = np.concatenate([low, np.array([mark & _MASK64 for mark in known], dtype=np.uint64)])
+    mark_ids, mark_rows = _dense(high, low)
+    marks = mark_ids[:count]
+
+    region = np.full(count, _ABSENT, dtype=np.int64)
+    prev = np.full(count, _NIL, dtype=np.int64)
+    nxt = np.full(count, _NIL, dtype=np.int64)
+    heads, tails, sizes = (np.full(3, _NIL, dtype=np.int64) for _ in range(3))
+    begin = 0
+    for number, segment in enumerate(segments):
+        order = resident_ids[begin : begin + len(segment)].tolist()
+        begin += len(segment)
+        region[order] = number
+        heads[number], tails[number], sizes[number] = _link(order, prev, nxt)
+    gprev = np.full((2, len(mark_rows)), _OUT, dtype=np.int64)
+    gnext = np.full((2, len(mark_rows)), _NIL, dtype=np.int64)
+    gheads, gtails, gsizes = (np.full(2, _NIL, dtype=np.int64) for _ in range(3))
+    start = count
+    for number, listed in enumerate(ghost_marks):
+        order = mark_ids[start : start + len(listed)].tolist()
+        start += len(listed)
+        gheads[number], gtails[number], gsizes[number] = _link(order, gprev[number], gnext[number])
+
+    sketch = policy._sketch
+    table = np.frombuffer(sketch._table, dtype=np.uint8)
+    door = np.frombuffer(sketch._door, dtype=np.uint8)
+    istate = np.zeros(_ISTATE, dtype=np.int64)
+    istate[_CAPACITY] = policy.capacity
+    istate[_WINDOW_MAX] = policy._window_max
+    istate[_PROTECTED_MAX] = policy._protected_max
+    istate[_SAMPLE_HITS] = policy._sample_hits
+    istate[_SAMPLE_COUNT] = policy._sample_count
+    istate[_SAMPLE_SIZE] = policy._sample_size
+    istate[_ADDITIONS] = sketch._additions
+    istate[_AGING] = sketch._sample_size
+    istate[_DOORKEEPER] = sketch._doorkeeper
+    istate[_GHOST_CAPACITY] = policy._ghost_capacity
+    istate[_CLIMBING] = policy._climber is not None
+    istate[_RESIDENT] = len(policy._where)
+    istate[_FULL] = istate[_RESIDENT] >= policy.capacity
+    fstate = np.array([policy._window_target, policy._ghost_gain, policy._protected_fraction], dtype=np.float64)
+    climber = climber_array(policy._climber)
+
+    hits = 0
+    for begin in range(0, len(ids), chunk):
+        part = ids[begin : begin + chunk]
+        hits += _replay(part, slots, marks, region, prev, nxt, heads, tails, sizes, gprev, gnext, gheads,
+                        gtails, gsizes, table, door, istate, fstate, climber)
+        if progress is not None:
+            progress(len(part))
+    del table, door  # the views: the sketch's bytearrays stay resizable
+
+    # The state back into the policy, in the segments' and ghosts' order.
+    where, resident_slots = policy._where, policy._slots
+    where.clear()
+    resident_slots.clear()
+    for number, segment in enumerate(segments):
+        nodes = _walk(int(heads[number]), nxt)
+        members = _keys_of(reps, nodes)
+        segment.clear()
+        segment.update(dict.fromkeys(members))
+        where.update(dict.fromkeys(members, number))
+        resident_slots.update(zip(members, map(tuple, slots[nodes].tolist())))
+    for number, ghosts in enumerate((policy._window_ghost, policy._main_ghost)):
+        ghosts.clear()
+        for mark in _walk(int(gheads[number]), gnext[number]).tolist():
+            row = int(mark_rows[mark])
+            ghosts[int(high[row]) << 64 | int(low[row])] = None
+    sketch._additions = int(istate[_ADDITIONS])
+    policy._window_max = int(istate[_WINDOW_MAX])
+    policy._protected_max = int(istate[_PROTECTED_MAX])
+    policy._window_target = float(fstate[_WINDOW_TARGET])
+    policy._sample_hits = int(istate[_SAMPLE_HITS])
+    policy._sample_count = int(istate[_SAMPLE_COUNT])
+    load_climber(policy._climber, climber)
+    return hits
+
+
+def climber_array(climber: HillClimber | None) -> np.ndarray:
+    """The climber's state as the kernel's float64 array (zeros without a climber)."""
+    if climber is None:
+        return np.zeros(len(CLIMBER_FIELDS), dtype=np.float64)
+    return np.array([float(getattr(climber, field)) for field in CLIMBER_FIELDS], dtype=np.float64)
+
+
+def load_climber(climber: HillClimber | None, state: np.ndarray) -> None:
+    """Write what the kernel changes in the climber's array back into ``climber``."""
+    if climber is None:
+        return
+    climber._previous = float(state[_PREVIOUS])
+    climber._increase = bool(state[_INCREASE])
+    climber._step = float(state[_STEP])
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernel, so the first replay is not the one that waits."""
+    from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
+
+    replay(WTinyLFUPolicy(4), [1, 2, 3, 4, 5, 1, 2, 6, 1, 7, 8, 9, 1], None, 1 << 16)
