@@ -58,6 +58,23 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - _monotonic()
 
 
+def read_timeout(configured: float | None, current: float | None) -> float | None:
+    """The socket timeout a read must have now to end by the deadline, or None to leave ``current`` as it is.
+
+    That is the time left (never more than the ``configured`` socket timeout),
+    or None without a deadline or when ``current`` is within a few ms of it:
+    changing it costs two syscalls per read.
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    left = deadline - _monotonic()
+    wanted = max(_MIN_TIMEOUT, left if configured is None or left < configured else configured)
+    if current is not None and abs(current - wanted) <= _SLACK:
+        return None
+    return wanted
+
+
 class DeadlineBackoff(AbstractBackoff):
     """Another back-off that ends the retries once the deadline has passed, and never sleeps past it.
 
@@ -102,22 +119,18 @@ class DeadlineSocket:
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         sock = self._sock
-        deadline = _DEADLINE.get()
-        if deadline is not None and sock is not None:
-            # Never raise here: a reply may be on its way, and only redis-py's own timeout
-            # handling (which drops the connection) keeps it from reaching the next caller.
-            left = deadline - _monotonic()
-            configured = self.socket_timeout
-            wanted = max(_MIN_TIMEOUT, left if configured is None or left < configured else configured)
-            current = sock.gettimeout()
-            if current is None or abs(current - wanted) > _SLACK:
+        if sock is not None:
+            wanted = read_timeout(self.socket_timeout, sock.gettimeout())
+            if wanted is not None:
+                # Never raise here: a reply may be on its way, and only redis-py's own timeout
+                # handling (which drops the connection) keeps it from reaching the next caller.
                 sock.settimeout(wanted)
                 try:
                     return super().read_response(*args, **kwargs)  # type: ignore[misc]
                 finally:
                     # Back to the configured timeout, or the next send would inherit a sliver of one.
                     if self._sock is sock:
-                        sock.settimeout(configured)
+                        sock.settimeout(self.socket_timeout)
         return super().read_response(*args, **kwargs)  # type: ignore[misc]
 
 

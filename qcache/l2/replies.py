@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from qcache.l2.deadline import remaining
+from qcache.l2.deadline import read_timeout
 
 try:  # the parser class and sentinel are redis-py internals: without them, every read is read_response
     from redis._parsers.hiredis import _AsyncHiredisParser, _HiredisParser
@@ -36,9 +36,6 @@ try:
     from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA
 except ImportError:  # pragma: no cover - redis-py before the sentinel: hiredis' own False (never a RESP2 reply)
     _NOT_ENOUGH_DATA = False
-
-#: The shortest socket timeout set while a deadline runs out: zero would make the socket non-blocking.
-_MIN_TIMEOUT = 0.001
 
 
 def _fast_parser(connection: Any, parser_class: type[Any] | None) -> Any:
@@ -95,19 +92,17 @@ def read_replies(connection: Any, count: int, into: list[Any]) -> None:
             except redis.ResponseError as exc:
                 into.append(exc)
         return
-    configured = connection.socket_timeout
     for push in _parse(parser._reader, getattr(parser, "_hiredis_PushNotificationType", None), count, into):
         if push is not None:
             parser.handle_push_response(push)
             continue
-        left = remaining()
-        if left is None:
+        # As DeadlineSocket does per reply: the socket waits no longer than the deadline allows.
+        sock = connection._sock
+        wanted = read_timeout(connection.socket_timeout, sock.gettimeout() if sock is not None else None)
+        if wanted is None:
             parser.read_from_socket()
         else:
-            # As DeadlineSocket does per reply: the socket waits no longer than the deadline allows.
-            parser.read_from_socket(
-                timeout=max(_MIN_TIMEOUT, left if configured is None or left < configured else configured)
-            )
+            parser.read_from_socket(timeout=wanted)
 
 
 async def read_replies_async(connection: Any, count: int, into: list[Any]) -> None:
