@@ -24,6 +24,9 @@ from qcache.testing import RedisEndpoint
 #: ``make_cache(level="BOTH", strategy="WRITE_THROUGH", **settings)``, the fixture of conftest.py.
 MakeCache = Callable[..., QueryCache]
 
+#: The Redis deployments the batch and levels suites run on, side by side in one run (conftest's ``topology``).
+TOPOLOGIES = ("standalone", "cluster")
+
 #: Environment variable choosing the mode when ``--bench-mode`` is not given.
 MODE_ENV = "QCACHE_BENCH_MODE"
 #: Shared trace files (compressed or not) the eviction suite and the main job's simulator pick up.
@@ -70,6 +73,27 @@ def mode_named(name: str | None) -> Mode:
     return MODES[chosen]
 
 
+@dataclass(frozen=True)
+class Topology:
+    """One Redis deployment a benchmark runs on, with the raw client its baselines use.
+
+    A user on a cluster writes the baselines differently, so each topology
+    carries its own: ``client`` is ``redis.Redis`` or redis-py's
+    ``RedisCluster`` (typed Any: redis-py leaves the cluster's methods
+    unannotated), ``mget`` is MGET, or ``mget_nonatomic`` on a cluster (one
+    MGET per slot), and ``client.pipeline(transaction=False)`` is a plain
+    pipeline or the cluster pipeline, which splits the commands by node.
+    ``make_cache`` builds caches there as conftest's ``make_cache`` does;
+    ``key_prefix`` prefixes the baselines' own keys, removed after the test.
+    """
+
+    name: str
+    make_cache: MakeCache
+    client: Any
+    mget: Callable[[list[str]], list[Any]]
+    key_prefix: str
+
+
 # ------------------------------------------------------------------ keys
 
 
@@ -96,8 +120,6 @@ def cache_config(endpoint: RedisEndpoint, prefix: str, level: str, strategy: str
         )
     values.update(settings)
     return CacheConfig.from_env(env_file=None, environ={}, **values)
-
-
 
 
 def unique_prefix() -> str:

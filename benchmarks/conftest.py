@@ -13,22 +13,36 @@
 * Machine info: each JSON records the mode, CPU count, Python, whether
   hiredis parses replies, and (from the provisioning plugin) the Redis
   version and how it was provisioned.
+* Topologies: a benchmark taking ``topology`` runs twice, on the run's
+  standalone server and on the shared local Redis Cluster (started on first
+  use), each with its caches and raw client; the report pairs the two.
 """
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import redis
-from bench_support import MODE_ENV, MakeCache, Mode, cache_config, mode_named, unique_prefix
+from bench_support import (
+    MODE_ENV,
+    TOPOLOGIES,
+    MakeCache,
+    Mode,
+    Topology,
+    cache_config,
+    mode_named,
+    unique_prefix,
+)
 
 from qcache import QueryCache
 from qcache.bench.environment import describe_environment
+from qcache.l2 import escape_glob
 from qcache.sim import shared_traces_dir
-from qcache.testing import RedisEndpoint
+from qcache.testing import ClusterEndpoint, RedisEndpoint
 
 pytest_plugins = ["qcache.testing.pytest_plugin"]
 
@@ -110,6 +124,38 @@ def smoke(pytestconfig: pytest.Config) -> bool:
     return not measuring(pytestconfig)
 
 
+@contextmanager
+def _caches(endpoint: RedisEndpoint, client: Any, **overrides: Any) -> Iterator[MakeCache]:
+    """A cache factory; on exit every cache is closed and its keys removed through ``client``.
+
+    ``overrides`` point the caches elsewhere than ``endpoint`` (a cluster's
+    ``REDIS_URL``). Each cache gets its own key prefix; closing drains
+    write-back, then SCAN + UNLINK on that prefix (on a cluster redis-py
+    scans every primary and splits the UNLINK by slot), never a flush.
+    """
+    opened: list[tuple[QueryCache, str]] = []
+
+    def make(level: str = "BOTH", strategy: str = "WRITE_THROUGH", **settings: Any) -> QueryCache:
+        prefix = unique_prefix()
+        cache = QueryCache(cache_config(endpoint, prefix, level, strategy, **{**settings, **overrides}))
+        opened.append((cache, prefix))
+        return cache
+
+    try:
+        yield make
+    finally:
+        for cache, prefix in reversed(opened):
+            cache.close(timeout=5.0)
+            _unlink_prefixed(client, f"{prefix}:")
+
+
+def _unlink_prefixed(client: Any, prefix: str) -> None:
+    """UNLINK the keys under ``prefix`` found by SCAN (on every primary of a cluster)."""
+    doomed = list(client.scan_iter(match=escape_glob(prefix) + "*", count=_SCAN_COUNT))
+    for start in range(0, len(doomed), _SCAN_COUNT):
+        client.unlink(*doomed[start : start + _SCAN_COUNT])
+
+
 @pytest.fixture
 def make_cache(redis_endpoint: RedisEndpoint) -> Iterator[MakeCache]:
     """``make_cache(level="BOTH", strategy="WRITE_THROUGH", **settings)``: a QueryCache on the run's Redis.
@@ -118,22 +164,41 @@ def make_cache(redis_endpoint: RedisEndpoint) -> Iterator[MakeCache]:
     (draining write-back) and its keys are removed with SCAN + UNLINK on that
     prefix, never a flush.
     """
-    opened: list[tuple[QueryCache, str]] = []
-
-    def make(level: str = "BOTH", strategy: str = "WRITE_THROUGH", **settings: Any) -> QueryCache:
-        prefix = unique_prefix()
-        cache = QueryCache(cache_config(redis_endpoint, prefix, level, strategy, **settings))
-        opened.append((cache, prefix))
-        return cache
-
-    yield make
     client = redis.Redis(**redis_endpoint.client_kwargs())
     try:
-        for cache, prefix in reversed(opened):
-            cache.close(timeout=5.0)
-            doomed = list(client.scan_iter(match=f"{prefix}:*", count=_SCAN_COUNT))
-            for start in range(0, len(doomed), _SCAN_COUNT):
-                client.unlink(*doomed[start : start + _SCAN_COUNT])
+        with _caches(redis_endpoint, client) as make:
+            yield make
+    finally:
+        client.close()
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology(
+    request: pytest.FixtureRequest, redis_endpoint: RedisEndpoint, key_prefix: str, benchmark: Any
+) -> Iterator[Topology]:
+    """The Redis a benchmark runs on: the run's standalone server, then the shared local cluster.
+
+    Caches on the cluster set ``REDIS_CLUSTER_ENABLED`` with the cluster's
+    ``REDIS_URL``; the raw baselines use redis-py's ``RedisCluster``. The
+    benchmark records ``extra_info["topology"]``, which the report pairs with
+    the other topology's run of the same benchmark. The cluster starts on
+    first use, so a selection without cluster cases never starts it.
+    """
+    name = str(request.param)
+    overrides: dict[str, Any] = {}
+    if name == "cluster":
+        cluster: ClusterEndpoint = request.getfixturevalue("redis_cluster")
+        client = cluster.client()
+        mget = client.mget_nonatomic
+        overrides.update(REDIS_URL=cluster.url, REDIS_CLUSTER_ENABLED=True)
+    else:
+        client = redis.Redis(**redis_endpoint.client_kwargs())
+        mget = client.mget
+    benchmark.extra_info["topology"] = name
+    try:
+        with _caches(redis_endpoint, client, **overrides) as make:
+            yield Topology(name, make, client, mget, key_prefix)
+        _unlink_prefixed(client, key_prefix)
     finally:
         client.close()
 

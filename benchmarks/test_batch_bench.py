@@ -7,6 +7,13 @@ MGET of the entries the cache wrote, each then decoded exactly as the cache
 decodes it (``unpack_record`` and the cache's codec), and a
 non-transactional pipeline of SETs with an expiry.
 
+Every benchmark runs on the standalone server and on a local 3-primary
+Redis Cluster (conftest's ``topology``), in the same group, so each batch
+size shows cluster beside standalone. On the cluster the baselines are what
+a user there writes by hand: redis-py's ``RedisCluster.mget_nonatomic`` (one
+MGET per slot) and its cluster pipeline; the report pairs each cluster
+benchmark with its standalone twin.
+
 Target (reported here, per batch size; the gate checks it on
 ``test_cache_bench.py``'s pair): ``get_many`` of 100 keys costs at most 1.3x
 the raw MGET of 100 keys plus the same decoding, so the ratio of the two
@@ -19,8 +26,7 @@ from typing import Any
 
 import msgpack
 import pytest
-import redis
-from bench_support import MakeCache, make_keys, small_value
+from bench_support import Topology, make_keys, small_value
 
 from qcache.cache.record import unpack_record
 from qcache.codec import Codec
@@ -34,8 +40,8 @@ def group(op: str, size: int) -> str:
 
 
 @pytest.mark.parametrize("size", BATCH_SIZES)
-def test_get_many_querycache(benchmark: Any, make_cache: MakeCache, size: int) -> None:
-    cache = make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
+def test_get_many_querycache(benchmark: Any, topology: Topology, size: int) -> None:
+    cache = topology.make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
     keys = make_keys(size, "batch")
     value = small_value()
     cache.set_many(dict.fromkeys(keys, value), ttl=TTL)
@@ -46,17 +52,16 @@ def test_get_many_querycache(benchmark: Any, make_cache: MakeCache, size: int) -
 
 
 @pytest.mark.parametrize("size", BATCH_SIZES)
-def test_get_many_raw_mget_decode(benchmark: Any, make_cache: MakeCache, redis_client: redis.Redis,
-                                  size: int) -> None:
-    """Baseline: one MGET of the cache's own entries, then ``unpack_record`` and the codec per value."""
-    cache = make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
+def test_get_many_raw_mget_decode(benchmark: Any, topology: Topology, size: int) -> None:
+    """Baseline: one MGET of the cache's own entries (one per slot on a cluster), then the decoding."""
+    cache = topology.make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
     keys = make_keys(size, "batch")
     cache.set_many(dict.fromkeys(keys, small_value()), ttl=TTL)
     core = cache._core
     spec = core.spec(None)
     skeys = [core.storage_key(cache.namespace, spec, key)[0] for key in keys]
     codec: Codec = core.codec
-    mget = redis_client.mget
+    mget = topology.mget
 
     def read() -> list[Any]:
         records = [unpack_record(raw) for raw in mget(skeys)]
@@ -69,8 +74,8 @@ def test_get_many_raw_mget_decode(benchmark: Any, make_cache: MakeCache, redis_c
 
 
 @pytest.mark.parametrize("size", BATCH_SIZES)
-def test_set_many_querycache(benchmark: Any, make_cache: MakeCache, size: int) -> None:
-    cache = make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
+def test_set_many_querycache(benchmark: Any, topology: Topology, size: int) -> None:
+    cache = topology.make_cache("L2_REDIS", CACHE_BATCH_SIZE=max(BATCH_SIZES))
     items = dict.fromkeys(make_keys(size, "batch"), small_value())
     benchmark.group = group("set_many", size)
     benchmark.extra_info.update(ops_per_round=1, keys=size, cache_op="set_many")
@@ -79,14 +84,15 @@ def test_set_many_querycache(benchmark: Any, make_cache: MakeCache, size: int) -
 
 
 @pytest.mark.parametrize("size", BATCH_SIZES)
-def test_set_many_raw_pipeline(benchmark: Any, redis_client: redis.Redis, key_prefix: str, size: int) -> None:
-    """Baseline: ``msgpack.packb`` per value and a non-transactional pipeline of SET ... PX."""
-    keys = [key_prefix + key for key in make_keys(size, "batch")]
+def test_set_many_raw_pipeline(benchmark: Any, topology: Topology, size: int) -> None:
+    """Baseline: ``msgpack.packb`` per value and a non-transactional pipeline of SET ... PX (per node on a cluster)."""
+    keys = [topology.key_prefix + key for key in make_keys(size, "batch")]
     value = small_value()
     px = int(TTL * 1000)
+    client = topology.client
 
     def write() -> None:
-        pipe = redis_client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.set(key, msgpack.packb(value), px=px)
         pipe.execute()
@@ -94,4 +100,4 @@ def test_set_many_raw_pipeline(benchmark: Any, redis_client: redis.Redis, key_pr
     benchmark.group = group("set_many", size)
     benchmark.extra_info.update(ops_per_round=1, keys=size)
     benchmark(write)
-    assert redis_client.exists(*keys) == size
+    assert client.exists(*keys) == size

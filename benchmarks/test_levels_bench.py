@@ -11,6 +11,12 @@ targets on ``test_cache_bench.py``'s pairs):
 * 100k entries of 1 KB in L1 take at most 1.5x the bytes of their keys and
   values (tracemalloc).
 
+The benchmarks that reach Redis (the L2 reads, the L2_REDIS and BOTH sets
+and their raw baselines) run on the standalone server and on a local
+3-primary Redis Cluster (conftest's ``topology``), in the same group; on the
+cluster the baselines use redis-py's ``RedisCluster``. The in-process ones
+(L1 hits, cachetools, dict, the L1_MEMORY set, the footprint) run once.
+
 Each round loops over a fixed key list, so every contender in a group pays
 the same loop; ``ops_per_round`` in ``extra_info`` turns round times into
 per-operation times.
@@ -25,8 +31,7 @@ from typing import Any
 
 import msgpack
 import pytest
-import redis
-from bench_support import MakeCache, Mode, make_keys, run_each, small_value
+from bench_support import MakeCache, Mode, Topology, make_keys, run_each, small_value
 from cachetools import LRUCache, TTLCache
 
 L1_KEYS = make_keys(1_000, "l1")
@@ -106,13 +111,13 @@ def test_l1_hit_dict(benchmark: Any) -> None:
 
 
 @pytest.mark.benchmark(group=GROUP_L2_GET)
-def test_l2_get_l1_miss_querycache(benchmark: Any, make_cache: MakeCache) -> None:
+def test_l2_get_l1_miss_querycache(benchmark: Any, topology: Topology) -> None:
     """Level BOTH, every get misses L1 and hits L2 (then fills L1, as in production).
 
     L1 holds 10 entries under LRU while the round cycles through 100 keys, so
     no key is still in L1 when it comes round again.
     """
-    cache = make_cache("BOTH", MEMORY_CACHE_MAX_SIZE=10, MEMORY_CACHE_EVICTION_POLICY="LRU")
+    cache = topology.make_cache("BOTH", MEMORY_CACHE_MAX_SIZE=10, MEMORY_CACHE_EVICTION_POLICY="LRU")
     value = small_value()
     for key in L2_KEYS:
         cache.set(key, value, ttl=TTL)
@@ -124,8 +129,8 @@ def test_l2_get_l1_miss_querycache(benchmark: Any, make_cache: MakeCache) -> Non
 
 
 @pytest.mark.benchmark(group=GROUP_L2_GET)
-def test_l2_get_querycache_l2_only(benchmark: Any, make_cache: MakeCache) -> None:
-    cache = make_cache("L2_REDIS")
+def test_l2_get_querycache_l2_only(benchmark: Any, topology: Topology) -> None:
+    cache = topology.make_cache("L2_REDIS")
     value = small_value()
     for key in L2_KEYS:
         cache.set(key, value, ttl=TTL)
@@ -135,13 +140,14 @@ def test_l2_get_querycache_l2_only(benchmark: Any, make_cache: MakeCache) -> Non
 
 
 @pytest.mark.benchmark(group=GROUP_L2_GET)
-def test_l2_get_raw_redis_get_unpackb(benchmark: Any, redis_client: redis.Redis, key_prefix: str) -> None:
+def test_l2_get_raw_redis_get_unpackb(benchmark: Any, topology: Topology) -> None:
     """The baseline: redis-py GET of the msgpack bytes of the same value, then ``msgpack.unpackb``."""
     data = msgpack.packb(small_value())
-    keys = [key_prefix + key for key in L2_KEYS]
+    keys = [topology.key_prefix + key for key in L2_KEYS]
+    client = topology.client
     for key in keys:
-        redis_client.set(key, data, px=int(TTL * 1000))
-    get, unpackb = redis_client.get, msgpack.unpackb
+        client.set(key, data, px=int(TTL * 1000))
+    get, unpackb = client.get, msgpack.unpackb
 
     def read(key: str) -> Any:
         return unpackb(get(key))
@@ -155,9 +161,16 @@ def test_l2_get_raw_redis_get_unpackb(benchmark: Any, redis_client: redis.Redis,
 
 
 @pytest.mark.benchmark(group=GROUP_SET)
-@pytest.mark.parametrize("level", ["L1_MEMORY", "L2_REDIS", "BOTH"])
-def test_set_querycache(benchmark: Any, make_cache: MakeCache, level: str) -> None:
-    cache = make_cache(level, MEMORY_CACHE_MAX_SIZE=2 * len(L2_KEYS))
+@pytest.mark.parametrize(
+    ("level", "topology"),
+    [("L1_MEMORY", "standalone"), ("L2_REDIS", "standalone"), ("L2_REDIS", "cluster"),
+     ("BOTH", "standalone"), ("BOTH", "cluster")],
+    ids=["L1_MEMORY", "L2_REDIS-standalone", "L2_REDIS-cluster", "BOTH-standalone", "BOTH-cluster"],
+    indirect=["topology"],
+)
+def test_set_querycache(benchmark: Any, topology: Topology, level: str) -> None:
+    """Sets at each level; L1_MEMORY never reaches Redis, so it runs once (on the standalone side)."""
+    cache = topology.make_cache(level, MEMORY_CACHE_MAX_SIZE=2 * len(L2_KEYS))
     value = small_value()
     ops(benchmark, len(L2_KEYS), cache_op="set")
     benchmark(run_each, lambda key: cache.set(key, value, ttl=TTL), L2_KEYS)
@@ -165,14 +178,15 @@ def test_set_querycache(benchmark: Any, make_cache: MakeCache, level: str) -> No
 
 
 @pytest.mark.benchmark(group=GROUP_SET)
-def test_set_raw_redis_packb_set(benchmark: Any, redis_client: redis.Redis, key_prefix: str) -> None:
+def test_set_raw_redis_packb_set(benchmark: Any, topology: Topology) -> None:
     """The baseline: ``msgpack.packb`` then redis-py SET with an expiry."""
-    keys = [key_prefix + key for key in L2_KEYS]
+    keys = [topology.key_prefix + key for key in L2_KEYS]
+    client = topology.client
     value = small_value()
-    set_, packb, px = redis_client.set, msgpack.packb, int(TTL * 1000)
+    set_, packb, px = client.set, msgpack.packb, int(TTL * 1000)
     ops(benchmark, len(keys))
     benchmark(run_each, lambda key: set_(key, packb(value), px=px), keys)
-    assert msgpack.unpackb(redis_client.get(keys[-1])) == value
+    assert msgpack.unpackb(client.get(keys[-1])) == value
 
 
 @pytest.mark.benchmark(group=GROUP_SET)

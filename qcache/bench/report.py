@@ -14,6 +14,7 @@ from qcache.bench.figures import FigureValue, per_op
 from qcache.bench.gate import MIN_RUNS_TO_DROP, SPREAD_FACTOR, TOLERANCE_FLOOR, Spread, Verdict
 from qcache.bench.peers import format_peers, peer_rows
 from qcache.bench.results import Run
+from qcache.bench.topologies import format_topologies, topology_rows
 from qcache.config.sections import MemoryConfig
 from qcache.errors import ConfigError
 
@@ -276,6 +277,10 @@ def format_report(
     if peers:
         lines.append("")
         lines += format_peers(peers)
+    topologies = format_topologies(topology_rows(run))
+    if topologies:
+        lines.append("")
+        lines += topologies
     lines.append("")
     lines += format_thresholds(run, thresholds)
     sims = run.simulations()

@@ -28,7 +28,10 @@ from typing import Any
 
 import redis
 
+from qcache.l2.replies import read_replies, read_replies_async
+
 _SLOTS = 16384
+_SLOT_MASK = _SLOTS - 1
 
 
 def slot_of(key: bytes) -> int:
@@ -65,8 +68,13 @@ class NodeRead:
         return b"".join(self.commands)
 
     def place(self, replies: Sequence[Any], values: list[bytes | None]) -> None:
-        """Put this group's replies (one per command, in order) at their batch positions."""
+        """Put this group's replies (one per command, in order) at their batch positions.
+
+        Raises an error reply (a redirect, a refusal): the caller then hands the batch to redis-py.
+        """
         for positions, reply in zip(self.positions, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
             if len(positions) == 1:
                 values[positions[0]] = reply
             else:
@@ -83,7 +91,9 @@ def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[
     encoded = [key.encode("utf-8") for key in keys]
     by_slot: dict[int, list[int]] = {}
     for position, key in enumerate(encoded):
-        positions = by_slot.get(slot := slot_of(key))
+        # slot_of, inlined for a key without a hash tag (the common case)
+        slot = slot_of(key) if b"{" in key else crc_hqx(key, 0) & _SLOT_MASK
+        positions = by_slot.get(slot)
         if positions is None:
             by_slot[slot] = [position]
         else:
@@ -125,7 +135,9 @@ def read_sync(plan: Sequence[NodeRead], count: int) -> list[bytes | None]:
             held.append((pool, connection))
             connection.send_packed_command([group.request])
         for group, (_, connection) in zip(plan, held, strict=True):
-            group.place([connection.read_response() for _ in group.commands], values)
+            replies: list[Any] = []
+            read_replies(connection, len(group.commands), replies)
+            group.place(replies, values)
     except BaseException:
         for _, connection in held:
             connection.disconnect()  # replies may still be on their way: nobody else may read them
@@ -144,7 +156,9 @@ async def _read_node(group: NodeRead) -> list[Any]:
         if reconnect is not None:
             await reconnect(connection)
         await connection.send_packed_command([group.request])
-        return [await connection.read_response() for _ in group.commands]
+        replies: list[Any] = []
+        await read_replies_async(connection, len(group.commands), replies)
+        return replies
     except BaseException:
         # Before the release: a cancelled read (the deadline) must not hand on a half-read connection.
         await connection.disconnect(nowait=True)

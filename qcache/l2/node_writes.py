@@ -23,6 +23,7 @@ from typing import Any
 import redis
 
 from qcache.l2.node_batches import slot_of
+from qcache.l2.replies import read_replies, read_replies_async
 
 Entry = tuple[str, bytes, int]  # key, data, PX milliseconds
 
@@ -70,13 +71,10 @@ def _unacknowledged(group: NodeWrite, replies: Sequence[Any]) -> list[Entry]:
 
 
 def _read_replies_sync(connection: Any, count: int) -> list[Any]:
+    """The replies read (error replies as exceptions); a broken stream ends them and drops the connection."""
     replies: list[Any] = []
     try:
-        for _ in range(count):
-            try:
-                replies.append(connection.read_response())
-            except redis.ResponseError as exc:  # a whole error reply: the next one follows as usual
-                replies.append(exc)
+        read_replies(connection, count, replies)
     except (redis.RedisError, OSError):
         connection.disconnect()  # no reply, or a broken stream: whatever is unread is lost with it
     return replies
@@ -127,11 +125,7 @@ async def _write_node(group: NodeWrite) -> list[Entry]:
         if reconnect is not None:
             await reconnect(connection)
         await connection.send_packed_command([group.request])
-        for _ in group.entries:
-            try:
-                replies.append(await connection.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
+        await read_replies_async(connection, len(group.entries), replies)
     except (redis.RedisError, OSError):
         await connection.disconnect(nowait=True)
     except BaseException:

@@ -139,10 +139,17 @@ def encryption_samples(run: Run) -> list[EncryptionSample]:
 
 
 def batch_samples(run: Run) -> list[BatchSample]:
-    """``QueryCache.get_many``/``set_many`` per batch size (the raw MGET/pipeline baselines left out)."""
+    """``QueryCache.get_many``/``set_many`` per batch size on the standalone server.
+
+    The raw MGET/pipeline baselines are left out, and so are the same
+    benchmarks on a Redis Cluster (``extra_info["topology"]``): one sample
+    per size and operation.
+    """
     found = []
     for bench in run.benchmarks.values():
         extra = bench.extra_info
+        if extra.get("topology", "standalone") != "standalone":
+            continue
         if extra.get("cache_op") in ("get_many", "set_many") and "keys" in extra:
             found.append(BatchSample(str(extra["cache_op"]), int(bench.number("keys")), _us(bench)))
     return sorted(found, key=lambda s: (s.op, s.keys))
@@ -182,7 +189,8 @@ def _named(run: Run, name: str) -> Benchmark | None:
 def gather(run: Run) -> Evidence:
     """Every record type from one run."""
     footprint = _named(run, "test_l1_footprint")
-    l2_get = _named(run, "test_l2_get_querycache_l2_only")
+    # On the standalone server; the plain name is that of runs made before the suite also ran on a cluster.
+    l2_get = _named(run, "test_l2_get_querycache_l2_only[standalone]") or _named(run, "test_l2_get_querycache_l2_only")
     l1_get = _named(run, "test_l1_hit_querycache[both-metrics]")
     return Evidence(
         op_times=tuple(op_times(run)),

@@ -73,6 +73,48 @@ def test_an_explicit_max_time_wins_over_the_mode(suite: pytest.Pytester) -> None
     assert bench["options"]["max_time"] == 0.05
 
 
+TOPOLOGY_SUITE = '''
+from redis.cluster import RedisCluster
+
+LEFT = {}
+
+
+def test_on_each_topology(benchmark, topology):
+    cache = topology.make_cache("L2_REDIS")
+    cache.set_many({f"k{i}": i for i in range(50)}, ttl=60)
+    raw = [topology.key_prefix + f"raw{i}" for i in range(50)]
+    pipe = topology.client.pipeline(transaction=False)
+    for key in raw:
+        pipe.set(key, b"1", px=60_000)
+    pipe.execute()
+    assert topology.mget(raw) == [b"1"] * 50
+    assert isinstance(topology.client, RedisCluster) is (topology.name == "cluster")
+    assert benchmark(cache.get_many, ["k1", "k49"]) == {"k1": 1, "k49": 49}
+    LEFT[topology.name] = (cache.config.core.key_prefix + ":", topology.key_prefix)
+
+
+def test_nothing_is_left_behind(redis_client, redis_cluster):
+    clients = {"standalone": redis_client, "cluster": redis_cluster.client()}
+    assert set(LEFT) == set(clients)
+    for name, prefixes in LEFT.items():
+        for prefix in prefixes:
+            assert list(clients[name].scan_iter(match=prefix + "*")) == [], (name, prefix)
+'''
+
+
+def test_redis_benchmarks_run_on_standalone_and_cluster_and_clean_up_both(pytester: pytest.Pytester) -> None:
+    for name in ("conftest.py", "bench_support.py"):
+        pytester.makepyfile(**{name[:-3]: (ROOT / "benchmarks" / name).read_text()})
+    pytester.makepyfile(test_topology=TOPOLOGY_SUITE)
+    # --benchmark-enable rather than -only: the check that follows is not a benchmark
+    result = pytester.runpytest_subprocess("--benchmark-enable", "--benchmark-json=out.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    benches = json.loads((pytester.path / "out.json").read_text())["benchmarks"]
+    assert {b["name"]: b["extra_info"]["topology"] for b in benches} == {
+        "test_on_each_topology[standalone]": "standalone", "test_on_each_topology[cluster]": "cluster",
+    }
+
+
 GATE = """
 [[figure]]
 name = "dict-over-ttlcache"

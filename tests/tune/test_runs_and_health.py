@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,3 +93,30 @@ def test_results_root_is_found_from_a_subfolder_and_a_bad_run_is_an_error(tmp_pa
         open_run("no-such-run", ROOT / "results")
     with pytest.raises(TuneError):
         find_results_root(tmp_path)
+
+
+def _bench(name: str, median: float, **extra: Any) -> dict[str, Any]:
+    """One pytest-benchmark entry of the batch or levels suite."""
+    stats = dict.fromkeys(("min", "max", "mean", "median", "stddev", "iqr", "q1", "q3"), median)
+    return {"name": name, "fullname": f"benchmarks/x.py::{name}", "group": None, "extra_info": extra,
+            "stats": {**stats, "rounds": 5}}
+
+
+def test_batch_sizes_and_the_l2_get_are_read_from_the_standalone_side_of_a_run(tmp_path: Path) -> None:
+    # The batch and levels suites run each Redis benchmark on standalone and on a cluster.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    entries = [
+        _bench("test_get_many_querycache[standalone-100]", 1e-3, topology="standalone", cache_op="get_many", keys=100),
+        _bench("test_get_many_querycache[cluster-100]", 2e-3, topology="cluster", cache_op="get_many", keys=100),
+        _bench("test_l2_get_querycache_l2_only[cluster]", 3e-2, topology="cluster", ops_per_round=100),
+        _bench("test_l2_get_querycache_l2_only[standalone]", 2e-2, topology="standalone", ops_per_round=100),
+    ]
+    (folder / "benchmarks.json").write_text(json.dumps({"benchmarks": entries}))
+    evidence = gather(open_run(folder))
+    assert [(s.op, s.keys, s.us) for s in evidence.batches] == [("get_many", 100, pytest.approx(1000.0))]
+    assert evidence.l2_get_us == pytest.approx(200.0)
+    # A run made before the suites crossed topologies names the L2 get without a parameter.
+    entries = [_bench("test_l2_get_querycache_l2_only", 1e-2, ops_per_round=100)]
+    (folder / "benchmarks.json").write_text(json.dumps({"benchmarks": entries}))
+    assert gather(open_run(folder)).l2_get_us == pytest.approx(100.0)
