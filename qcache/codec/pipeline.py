@@ -111,8 +111,13 @@ class Codec:
             for base, route in self._routes.items()
             if not route.encrypted
         }
-        #: :meth:`plain_size` in one call: the memory-only ``set`` weighs every value through it.
-        self.plain_size_of: Callable[[Any], int] = _plain_sizer(self._serializer.dumps, self.plain_size, self._max)
+        #: :meth:`plain_size` in one call: the memory-only ``set`` weighs every value through it
+        #: (a subclass that overrides ``plain_size`` gets its own).
+        self.plain_size_of: Callable[[Any], int] = (
+            _plain_sizer(self._serializer.dumps, self.plain_size, self._max)
+            if type(self).plain_size is Codec.plain_size
+            else self.plain_size
+        )
 
     @property
     def compressor(self) -> Compressor:
