@@ -179,8 +179,9 @@ class AsyncQueryCache(FacadeBase[_AsyncShared, AsyncL2Backend]):
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
-        else:  # memory only: no record to build
-            self._writes.memory_set(self._namespace, key, value, ttl, cache_type, tags, source)
+        else:  # memory only: no record to build (and checked here, so no fallback)
+            self._writes.memory_set(None, self._namespace, key, value, ttl, cache_type=cache_type, tags=tags,
+                                    source=source)
 
     async def set_many(
         self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None,

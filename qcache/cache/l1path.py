@@ -153,20 +153,46 @@ def l1_hit_paths(core: CacheCore) -> tuple[L1Lookup, ViewGet]:
     return l1_lookup, view_get
 
 
-#: ``memory_set(namespace, key, value, ttl, cache_type, tags, source)``, as ``QueryCache.set`` takes them.
-MemorySet = Callable[[str, str, Any, object, "str | None", object, object], None]
+#: ``memory_set(fallback, namespace, key, value, ttl=None, *, cache_type=None, tags=(), source=None)``:
+#: ``QueryCache.set``'s arguments after a fallback and a namespace (see :func:`memory_set_function`).
+MemorySet = Callable[..., None]
+#: The two steps of ``WritePlans``: ``full_set(namespace, key, value, ttl, cache_type, tags, source)``.
+FullSet = Callable[[str, str, Any, object, "str | None", object, object], None]
 
 
-def memory_set_function(core: CacheCore, full_set: MemorySet) -> MemorySet:
-    """Build ``set`` for a cache without L2 (level ``L1_MEMORY``): the caller checked ``not use_l2``.
+def memory_set_function(core: CacheCore, full_set: FullSet) -> MemorySet:
+    """Build ``set`` for a cache without L2 (level ``L1_MEMORY``).
 
     With no L2 write there is no record to build: the value is weighed
     (:meth:`qcache.codec.Codec.plain_size`) and put into L1 for its TTL,
     with the same key checks, write generation and metrics as the two steps
     of ``WritePlans`` (``full_set``), which still take tags and a content
     source. Sets are counted and sampled like hits (see :func:`l1_hit_paths`).
+
+    ``memory_set(fallback, namespace, key, value, ttl, cache_type=..., tags=..., source=...)``
+    takes ``QueryCache.set``'s arguments after two more, so that
+    ``functools.partial(memory_set, fallback, namespace)`` *is* a view's
+    ``set`` with no Python frame of its own (a frame is a tenth of this set;
+    see ``QueryCache._instrument``). ``fallback`` is the facade's ``set``
+    method, called with the same arguments whenever the cache is closed,
+    disabled or writes L2 (a configuration change may switch the level);
+    the facades' methods, which checked that themselves, pass ``None``.
     """
     l1 = core.l1
+    if l1 is None:
+
+        def two_steps(
+            fallback: Callable[..., None] | None, namespace: str, key: str, value: Any, ttl: object = None, *,
+            cache_type: str | None = None, tags: object = (), source: object = None,
+        ) -> None:
+            if fallback is not None:
+                fallback(key, value, ttl, cache_type=cache_type, tags=tags, source=source)
+            else:
+                full_set(namespace, key, value, ttl, cache_type, tags, source)
+
+        return two_steps
+    set_l1 = l1.set_path()  # the store's set without the checks this function makes itself
+    max_ttl = MAX_TTL
     locator = core.locator
     locate = locator.locate
     bases = locator.bases
@@ -184,15 +210,12 @@ def memory_set_function(core: CacheCore, full_set: MemorySet) -> MemorySet:
     armed = True
 
     def memory_set(
-        namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object = (),
-        source: object = None,
+        fallback: Callable[..., None] | None, namespace: str, key: str, value: Any, ttl: object = None, *,
+        cache_type: str | None = None, tags: object = (), source: object = None,
     ) -> None:
         nonlocal armed
-        if armed:
-            timed(namespace, key, value, ttl, cache_type, tags, source)
-            return
-        if tags or source is not None or l1 is None or not core.use_l1:
-            full_set(namespace, key, value, ttl, cache_type, tags, source)
+        if armed or tags or source is not None or not core.serve_l1 or core.use_l2:
+            slow(fallback, namespace, key, value, ttl, cache_type, tags, source)
             return
         # KeyLocator.locate and EntryCodec.resolve_ttl inlined for a plain key and a plain TTL.
         try:
@@ -206,29 +229,37 @@ def memory_set_function(core: CacheCore, full_set: MemorySet) -> MemorySet:
         if len(skey) > max_key_length or key[:1] == HASHED_MARK:
             spec, skey, _ = locate(namespace, key, cache_type)
             meta = key  # the caller key, beside its hashed storage key
-        if entries.ttl_jitter or not (
-            ttl is None or ((type(ttl) is float or type(ttl) is int) and 0 < ttl <= MAX_TTL)
-        ):
-            seconds = resolve_ttl(spec, ttl)  # checks the TTL, and jitters it
+        if (type(ttl) is int or type(ttl) is float) and 0 < ttl <= max_ttl and not entries.ttl_jitter:
+            seconds = ttl + 0.0  # a float, as the store wants it (cheaper than a call of float())
+        elif ttl is None and not entries.ttl_jitter:
+            seconds = spec.ttl
         else:
-            seconds = spec.ttl if ttl is None else float(ttl)
-        size = spec.codec.plain_size(value)
+            seconds = resolve_ttl(spec, ttl)  # checks the TTL, and jitters it
+        size = spec.codec.codec.plain_size_of(value)
         gen_slots[hash(skey) & SLOT_MASK] += 1  # as in WritePlans.set_end
-        l1.set(skey, value, size, seconds, meta, spec.name)
+        set_l1(skey, value, size, seconds, meta, spec.name)
         if not tick() & mask:
             armed = True
 
-    def timed(
-        namespace: str, key: str, value: Any, ttl: object, cache_type: str | None, tags: object, source: object
+    def slow(
+        fallback: Callable[..., None] | None, namespace: str, key: str, value: Any, ttl: object,
+        cache_type: str | None, tags: object, source: object,
     ) -> None:
+        """What the one frame does not serve: the facade's method, the two steps, or a timed call."""
         nonlocal armed
-        if tags or source is not None or l1 is None or not core.use_l1:
+        if not core.serve_l1 or core.use_l2:  # closed, disabled, L1 off, or writing L2
+            if fallback is not None:
+                fallback(key, value, ttl, cache_type=cache_type, tags=tags, source=source)
+            else:  # a configuration change raced the method's own checks: the two steps take any state
+                full_set(namespace, key, value, ttl, cache_type, tags, source)
+            return
+        if tags or source is not None:
             full_set(namespace, key, value, ttl, cache_type, tags, source)  # times itself
             return
         armed = False
         started = perf_ns()
         try:
-            memory_set(namespace, key, value, ttl, cache_type)
+            memory_set(None, namespace, key, value, ttl, cache_type=cache_type)
         except BaseException:
             armed = True
             raise

@@ -10,6 +10,7 @@ operations between the two marker lines are derived from the async facade's
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -112,7 +113,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
         hit itself and hands everything else to the method (see
         :func:`qcache.cache.l1path.l1_hit_paths`). Views of one namespace behave
         alike, so they share one closure (views may be made per request). A
-        subclass that overrides ``get`` keeps its own.
+        subclass that overrides ``get`` keeps its own. A cache that writes no
+        L2 gets ``set`` the same way (see
+        :func:`qcache.cache.l1path.memory_set_function`), unless overridden.
         """
         if type(self).get is QueryCache.get:
             gets = self._shared.fast_gets
@@ -129,6 +132,13 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
                 gets[self._namespace] = get
             if get is not None:
                 setattr(self, "get", get)  # noqa: B010  # mypy refuses assigning to a method
+        core = self._core
+        if type(self).set is QueryCache.set and core.l1 is not None and not core.use_l2:
+            # A memory-only set in one frame as well: the partial *is* the view's set (see
+            # qcache.cache.l1path.memory_set_function); the method takes over if the level changes.
+            fast_set = functools.partial(self._writes.memory_set, QueryCache.set.__get__(self), self._namespace)
+            fast_set.__doc__ = QueryCache.set.__doc__
+            setattr(self, "set", fast_set)  # noqa: B010  # as for get
         super()._instrument()
 
     # -- begin: derived from aio.py by tests/cache/sync_from_async.py; edit aio.py, then run it --
@@ -218,8 +228,9 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
             writes = self._writes
             writes.set_end(writes.set_begin(self._namespace, key, value, ttl, cache_type, tags, source))
             self._after_write()
-        else:  # memory only: no record to build
-            self._writes.memory_set(self._namespace, key, value, ttl, cache_type, tags, source)
+        else:  # memory only: no record to build (and checked here, so no fallback)
+            self._writes.memory_set(None, self._namespace, key, value, ttl, cache_type=cache_type, tags=tags,
+                                    source=source)
 
     def set_many(
         self, items: Mapping[str, Any], ttl: float | None = None, *, cache_type: str | None = None,

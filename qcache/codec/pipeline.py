@@ -111,6 +111,13 @@ class Codec:
             for base, route in self._routes.items()
             if not route.encrypted
         }
+        #: :meth:`plain_size` in one call: the memory-only ``set`` weighs every value through it
+        #: (a subclass that overrides ``plain_size`` gets its own).
+        self.plain_size_of: Callable[[Any], int] = (
+            _plain_sizer(self._serializer.dumps, self.plain_size, self._max)
+            if type(self).plain_size is Codec.plain_size
+            else self.plain_size
+        )
 
     @property
     def compressor(self) -> Compressor:
@@ -369,7 +376,7 @@ class CacheTypeCodec:
 
     def plain_size(self, value: Any) -> int:
         """:meth:`Codec.plain_size`: the size an in-process-only cache counts for ``value``."""
-        return self.codec.plain_size(value)
+        return self.codec.plain_size_of(value)
 
     @property
     def plain_routes(self) -> Mapping[bytes, PlainRoute]:
@@ -379,3 +386,23 @@ class CacheTypeCodec:
     def decode(self, data: bytes | bytearray | memoryview, key: str | bytes) -> Any:
         """The value in ``data``; CodecIntegrityError (with a reason) for bad bytes."""
         return self.codec.decode(data, key=key, require_encryption=self.require_encryption, stats=self.stats)
+
+
+def _plain_sizer(dumps: Callable[[Any], bytes], plain_size: Callable[[Any], int], limit: int) -> Callable[[Any], int]:
+    """:meth:`Codec.plain_size` as one frame around the primary serializer (not three).
+
+    Whatever the fast step cannot settle (a value only the pickle fallback
+    takes, one above the size limit) goes to ``plain_size``, which says why.
+    """
+    extra = BASE_SIZE + CHECKSUM.size
+
+    def plain_size_of(value: Any) -> int:
+        try:
+            size = len(dumps(value))
+        except SerializationError:
+            return plain_size(value)
+        if size > limit:
+            return plain_size(value)
+        return size + extra
+
+    return plain_size_of

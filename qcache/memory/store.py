@@ -7,16 +7,24 @@ L1 hit cost no decoding at all; keeping the encoded size is what lets the
 store honour a byte budget without guessing at the in-memory footprint of
 arbitrary objects.
 
-Expiry uses a min-heap of ``(time, key)`` pairs with lazy deletion. The
-invariant is that every entry with an expiry has a pair in the heap at or
-before its ``expires_at``: an overwrite that does not bring the expiry forward
-(the common case: the same TTL, later) pushes nothing, and a popped pair whose
-entry now expires later is pushed again at that time. A pair whose key is gone
-or no longer expires is stale and dropped when popped; deletes leave such
-pairs behind, and the heap is compacted once they outnumber the live ones. A
-popped pair expires its entry only when the entry's own ``expires_at`` has
-passed, so no pair can expire a newer write. The heap is drained in bounded
-batches, so no single call scans the whole store.
+Expiry uses ``(time, key)`` pairs with lazy deletion. The invariant is that
+every entry with an expiry has a pair at or before its ``expires_at``: an
+overwrite that does not bring the expiry forward (the common case: the same
+TTL, later) pushes nothing, and a popped pair whose entry now expires later is
+pushed again at that time. A pair whose key is gone or no longer expires is
+stale and dropped when popped; deletes leave such pairs behind, and the pairs
+are compacted once they outnumber the live ones. A popped pair expires its
+entry only when the entry's own ``expires_at`` has passed, so no pair can
+expire a newer write. Pairs are popped in bounded batches, so no single call
+scans the whole store.
+
+Most pairs do not need a heap: writes with the same TTL expire in the order
+they were made (the clock is monotonic), so each of the few TTLs in use (a
+cache type's, the caller's usual one) gets a FIFO queue of its own, two
+deques of times and keys, about 16 bytes a pair instead of a heap's 64 (a
+tuple and its slot). A pair that does not fit a queue in order (a TTL beyond
+the first :data:`_MAX_QUEUES` in use, as jittered TTLs are, a pair pushed
+again, a clock that went back) goes to a min-heap of tuples as before.
 
 Keys live in *partitions* (the facade uses one per cache type, see
 :mod:`qcache.memory.partition`): each has its own entry cap and its own policy
@@ -28,6 +36,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
@@ -51,6 +60,13 @@ _READ_BUFFER = 64
 #: Stale heap pairs tolerated beyond one per timed entry before compaction;
 #: avoids rebuilding a tiny heap over and over.
 _HEAP_SLACK = 64
+#: Most TTLs with an expiry queue of their own at a time (see the module docstring); a queue
+#: goes when it empties. Pairs of other TTLs go to the heap.
+_MAX_QUEUES = 16
+#: Sizes above this are separate int objects (CPython shares the small ones): the store
+#: shares equal ones instead (see MemoryStore._put), remembering at most _SHARED_SIZES of them.
+_SMALL_INT = 256
+_SHARED_SIZES = 4096
 #: Most partitions one store opens. Partitions stand for cache types, which
 #: are few; each costs a policy instance and a step in every global eviction.
 MAX_PARTITIONS = 256
@@ -185,10 +201,14 @@ class MemoryStore:
         "_max_entries",
         "_new_policy",
         "_next_cleanup",
+        "_next_due",
         "_on_miss",
+        "_pairs",
         "_partitions",
+        "_queues",
         "_reads",
         "_rejected",
+        "_sizes",
         "_timed",
     )
 
@@ -257,7 +277,11 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._data: dict[str, StoredEntry] = {}
         self._reads: list[str] = []  # hits not told to the policies yet (list.append is atomic)
-        self._heap: list[tuple[float, str]] = []
+        self._heap: list[tuple[float, str]] = []  # pairs that fit no queue
+        self._queues: dict[float, tuple[deque[float], deque[str]]] = {}  # by TTL: times and keys, in order
+        self._pairs = 0  # in the heap and the queues
+        self._sizes: dict[int, int] = {}  # one int object per size in use (see _put)
+        self._next_due = _INF  # the earliest pair's time
         self._timed = 0  # entries with an expiry (each has a heap pair at or before it)
         self._bytes = 0
         self._evictions = 0
@@ -472,6 +496,25 @@ class MemoryStore:
             and (partition is None or (type(partition) is str and partition))
         ):
             _check_set_arguments(key, size, ttl, partition)
+        return self._put(key, value, size, ttl, meta, partition)
+
+    def set_path(self) -> Callable[[str, Any, int, float | None, Any, str | None], bool]:
+        """:meth:`set` without its argument checks, for a caller that already passes exact types.
+
+        The memory-only ``set`` of the facade is judged in nanoseconds against
+        ``cachetools``; it builds the key, the size and the TTL itself, so the
+        checks of :meth:`set` would only repeat its own. The caller must pass
+        ``set``'s arguments positionally, as exact types: a ``str`` key, an
+        ``int`` size >= 0, ``None`` or a positive finite ``float`` TTL, and
+        ``None`` or a non-empty ``str`` partition. Anything else breaks the
+        store's accounting. A subclass that overrides :meth:`set` gets its own ``set``.
+        """
+        return self._put if type(self).set is MemoryStore.set else self.set
+
+    def _put(
+        self, key: str, value: Any, size: int, ttl: float | None, meta: Any, partition: str | None
+    ) -> bool:
+        """:meth:`set` once its arguments are known to be right."""
         lock = self._lock
         lock.acquire()
         try:
@@ -489,6 +532,17 @@ class MemoryStore:
                     del data[key]
                     self._forget(key, old)
                 return False
+            if size > _SMALL_INT:
+                # Values of one kind often weigh the same (embeddings, fixed-size chunks): their
+                # entries share one int object rather than 32 bytes each.
+                sizes = self._sizes
+                shared = sizes.get(size)
+                if shared is None:
+                    if len(sizes) >= _SHARED_SIZES:
+                        sizes.clear()
+                    sizes[size] = size
+                else:
+                    size = shared
             now = self._clock()
             expires_at = None if ttl is None else now + ttl
             entry = _new_entry(StoredEntry, (value, size, expires_at, meta, part))
@@ -498,31 +552,42 @@ class MemoryStore:
                 part.entries += 1
                 part.bytes += size
                 part.on_insert(key)
+                if expires_at is not None:
+                    self._timed += 1
+                    self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # a TTL gives an expiry
+                grew = True
             else:
-                self._bytes += size - old[1]
-                if old[2] is not None:
-                    self._timed -= 1
+                # An overwrite in the same partition that does not grow cannot break a bound
+                # (they held before it): the common case skips the bound checks below.
+                delta = size - old[1]
                 was: Partition = old[4]  # type: ignore[assignment]  # stored entries always carry their partition
                 if was is part:
-                    part.bytes += size - old[1]
+                    if delta:
+                        self._bytes += delta
+                        part.bytes += delta
                     part.on_access(key)
+                    grew = delta > 0
                 else:
+                    self._bytes += delta
                     was.entries -= 1
                     was.bytes -= old[1]
                     was.on_remove(key)
                     part.entries += 1
                     part.bytes += size
                     part.on_insert(key)
-            if expires_at is not None:
-                self._timed += 1
-                # An entry that had an expiry has a heap pair at or before it, which still
-                # does unless the new expiry comes sooner (see the module docstring).
-                if old is None or old[2] is None or expires_at < old[2]:
-                    heap = self._heap
-                    heappush(heap, (expires_at, key))
-                    if len(heap) > 2 * self._timed + _HEAP_SLACK:
-                        self._compact_heap()
-            if (
+                    grew = True
+                before = old[2]
+                if before is None:
+                    if expires_at is not None:
+                        self._timed += 1
+                        self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # as above
+                elif expires_at is None:
+                    self._timed -= 1
+                elif expires_at < before:
+                    # An entry that had an expiry has a pair at or before it, which still
+                    # does unless the new expiry comes sooner (see the module docstring).
+                    self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # as above
+            if grew and (
                 part.entries > part.capacity
                 or len(data) > self._max_entries
                 or self._bytes > self._max_bytes
@@ -625,8 +690,8 @@ class MemoryStore:
                         removed += 1
         if matched:
             with self._lock:
-                if len(self._heap) > 2 * self._timed + _HEAP_SLACK:
-                    self._compact_heap()
+                if self._pairs > 2 * self._timed + _HEAP_SLACK:
+                    self._compact_pairs()
         return removed
 
     def clear(self) -> None:
@@ -638,6 +703,9 @@ class MemoryStore:
                 part.policy.clear()
                 part.entries = part.bytes = 0
             self._heap.clear()
+            self._queues.clear()
+            self._pairs = 0
+            self._next_due = _INF
             self._timed = 0
             self._bytes = 0
 
@@ -672,6 +740,23 @@ class MemoryStore:
 
     # ---------------------------------------------------------------- helpers
     # Everything below runs with self._lock held.
+
+    def _push(self, expires_at: float, key: str, ttl: float) -> None:
+        """Give the timed entry ``key`` a pair at ``expires_at`` (written for ``ttl``); compact stale pairs."""
+        queues = self._queues
+        queue = queues.get(ttl)
+        if queue is None and len(queues) < _MAX_QUEUES:
+            queue = queues[ttl] = (deque(), deque())
+        if queue is not None and (not queue[0] or queue[0][-1] <= expires_at):
+            queue[0].append(expires_at)
+            queue[1].append(key)
+        else:
+            heappush(self._heap, (expires_at, key))
+        self._pairs += 1
+        if expires_at < self._next_due:
+            self._next_due = expires_at
+        if self._pairs > 2 * self._timed + _HEAP_SLACK:
+            self._compact_pairs()
 
     def _replay(self) -> None:
         """Tell the policies about the hits buffered since the last replay, in order.
@@ -718,31 +803,52 @@ class MemoryStore:
         self._expirations += 1
 
     def _drain(self, now: float, budget: int) -> tuple[int, bool]:
-        """Pop up to ``budget`` expired heap pairs; return (entries removed, nothing left due)."""
-        heap = self._heap
-        data = self._data
+        """Pop up to ``budget`` pairs due by ``now``; return (entries removed, nothing left due)."""
         removed = 0
+        queues = self._queues
+        for ttl, (times, keys) in list(queues.items()):
+            while budget and times and times[0] <= now:
+                times.popleft()
+                budget -= 1
+                removed += self._settle(keys.popleft(), now)
+            if not times:
+                del queues[ttl]
+        heap = self._heap
         while budget and heap and heap[0][0] <= now:
-            key = heappop(heap)[1]
             budget -= 1
-            entry = data.get(key)
-            if entry is None or entry[2] is None:
-                continue  # stale: the key went, or no longer expires
-            expires_at = entry[2]
-            if expires_at <= now:
-                self._expire(key, entry)
-                removed += 1
-            else:  # rewritten to expire later: its pair moves there
-                heappush(heap, (expires_at, key))
-        done = not heap or heap[0][0] > now
+            removed += self._settle(heappop(heap)[1], now)
+        self._next_due = self._earliest()
+        done = self._next_due > now
         if done:
             self._next_cleanup = now + self._cleanup_interval
         return removed, done
 
+    def _settle(self, key: str, now: float) -> int:
+        """The pair of ``key`` just popped at or before ``now``: expire its entry (1), or drop or move the pair (0)."""
+        self._pairs -= 1
+        entry = self._data.get(key)
+        if entry is None or entry[2] is None:
+            return 0  # stale: the key went, or no longer expires
+        expires_at = entry[2]
+        if expires_at <= now:
+            self._expire(key, entry)
+            return 1
+        heappush(self._heap, (expires_at, key))  # rewritten to expire later: its pair moves there
+        self._pairs += 1
+        return 0
+
+    def _earliest(self) -> float:
+        """The time of the earliest pair (infinity when there is none)."""
+        heap = self._heap
+        earliest = heap[0][0] if heap else _INF
+        for times, _ in self._queues.values():
+            if times and times[0] < earliest:
+                earliest = times[0]
+        return earliest
+
     def _shrink(self, key: str, part: Partition, now: float) -> None:
         """Evict until ``part``'s cap and both global bounds hold; ``key`` was just written to ``part``."""
-        heap = self._heap
-        if heap and heap[0][0] <= now:
+        if self._next_due <= now:
             # Entries that must go anyway are cheaper to lose than live ones.
             self._drain(now, _DRAIN_BATCH)
         data = self._data
@@ -792,8 +898,7 @@ class MemoryStore:
     def _resize(self, part: Partition, capacity: int) -> None:
         """Give ``part`` a policy built for ``capacity``, evicting what no longer fits."""
         now = self._clock()
-        heap = self._heap
-        if capacity < part.entries and heap and heap[0][0] <= now:
+        if capacity < part.entries and self._next_due <= now:
             # Entries that must go anyway are cheaper to lose than live ones.
             self._drain(now, _DRAIN_BATCH)
         data = self._data
@@ -829,17 +934,38 @@ class MemoryStore:
                 "partition names must not be derived from keys or other unbounded data"
             )
 
-    def _compact_heap(self) -> None:
-        """Keep one heap pair per timed entry, at its expiry; drop the rest.
+    def _compact_pairs(self) -> None:
+        """Keep one pair per timed entry, at its expiry; drop the rest.
 
-        Callers compact only once the heap holds more than twice the timed
-        entries (plus slack), so the O(heap) rebuild is paid for by the pushes
-        and removals that made pairs stale: amortised O(1) each. Every timed
-        entry has a pair (the invariant), so walking the pairs finds them all.
+        Callers compact only once there are more than twice as many pairs as
+        timed entries (plus slack), so the O(pairs) rebuild is paid for by the
+        pushes and removals that made pairs stale: amortised O(1) each. Every
+        timed entry has a pair (the invariant), so walking the pairs finds them
+        all. A queue keeps the pairs already at their entry's expiry, in order;
+        the others go to the heap at that expiry.
         """
         data = self._data
-        live = []
+        live: list[tuple[float, str]] = []
         seen: set[str] = set()
+        queues = self._queues
+        kept = 0
+        for ttl, (times, keys) in list(queues.items()):
+            kept_times: deque[float] = deque()
+            kept_keys: deque[str] = deque()
+            for at, key in zip(times, keys):
+                entry = data.get(key)
+                if entry is not None and entry[2] is not None and key not in seen:
+                    seen.add(key)
+                    if at == entry[2]:
+                        kept_times.append(at)
+                        kept_keys.append(key)
+                    else:
+                        live.append((entry[2], key))
+            if kept_times:
+                queues[ttl] = (kept_times, kept_keys)
+                kept += len(kept_times)
+            else:
+                del queues[ttl]
         for _, key in self._heap:
             entry = data.get(key)
             if entry is not None and entry[2] is not None and key not in seen:
@@ -847,6 +973,8 @@ class MemoryStore:
                 live.append((entry[2], key))
         heapify(live)
         self._heap = live
+        self._pairs = kept + len(live)
+        self._next_due = self._earliest()
 
     def _invariant_problems(self) -> list[str]:
         """Every broken invariant, described; empty when all hold."""
@@ -887,8 +1015,19 @@ class MemoryStore:
         timed = sum(1 for e in data.values() if e[2] is not None)
         if timed != self._timed:
             problems.append(f"timed count {self._timed} != entries with expiry {timed}")
+        pairs = list(self._heap)
+        for ttl, (times, keys) in self._queues.items():
+            if len(times) != len(keys) or not times:
+                problems.append(f"the expiry queue of TTL {ttl} holds {len(times)} times and {len(keys)} keys")
+            if any(a > b for a, b in zip(times, list(times)[1:])):
+                problems.append(f"the expiry queue of TTL {ttl} is out of order")
+            pairs.extend(zip(times, keys))
+        if len(pairs) != self._pairs:
+            problems.append(f"pair count {self._pairs} != pairs held {len(pairs)}")
+        if self._next_due != min((at for at, _ in pairs), default=_INF):
+            problems.append(f"next due time {self._next_due} is not the earliest pair's")
         earliest: dict[str, float] = {}
-        for at, key in self._heap:
+        for at, key in pairs:
             if at < earliest.get(key, _INF):
                 earliest[key] = at
         unanchored = [

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
 import redis
 
+from qcache import CacheConfig, QueryCache
 from qcache.cache.record import unpack_record
-from qcache.errors import SerializationError
+from qcache.errors import CacheClosedError, SerializationError
 
 from .conftest import MakeCache
 from .support import Clocks, Handle, redis_keys
@@ -299,3 +301,59 @@ async def test_the_byte_bound_of_a_memory_only_cache_holds(make_cache: MakeCache
     assert stats.entries == (1 << 20) // per_entry  # the bound is full, by the exact encoded size
     with pytest.raises(SerializationError):
         await cache.set("bad", object(), ttl=60)  # a value that cannot be stored is still refused
+
+
+# -- the memory-only set in one frame follows every switch the method does ---------------------
+
+
+async def test_a_memory_only_set_follows_level_and_enabled_switches(
+    make_cache: MakeCache, raw_redis: redis.Redis, prefix: str
+) -> None:
+    """The sync facade serves a memory-only ``set`` without its method; the method's switches still apply."""
+    cache = await make_cache("L1_MEMORY")
+    config = cache.raw.config
+    await cache.set("a", 1, ttl=60)
+    assert l1_entry(cache, "a") is not None and not redis_keys(raw_redis, prefix)
+    config.update(CACHE_LEVEL="BOTH")
+    await cache.set("b", 2, ttl=60)
+    assert cache.storage_key("b") in redis_keys(raw_redis, prefix)  # written through, as the method does
+    config.update(CACHE_LEVEL="L1_MEMORY")
+    await cache.set("c", 3, ttl=60, tags=("t",))
+    assert await cache.get("c") == 3
+    assert cache.storage_key("c") not in redis_keys(raw_redis, prefix)
+    assert await cache.invalidate_tags("t") == 1
+    config.update(CACHE_ENABLED="false")
+    await cache.set("d", 4, ttl=60)  # a disabled cache stores nothing
+    config.update(CACHE_ENABLED="true")
+    assert await cache.get("d") is None
+    await cache.close()
+    with pytest.raises(CacheClosedError):
+        await cache.set("e", 5, ttl=60)
+
+
+def test_the_sync_memory_only_set_keeps_the_methods_signature_and_counts() -> None:
+    with QueryCache(CacheConfig.from_env(None, {}, CACHE_LEVEL="L1_MEMORY")) as cache:
+        def shape(fn: object) -> list[tuple[str, object, object]]:
+            return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]  # type: ignore[arg-type]
+
+        assert shape(cache.set) == shape(QueryCache.set)[1:]  # names, kinds and defaults, without self
+        assert cache.set.__doc__ == QueryCache.set.__doc__
+        with pytest.raises(TypeError):
+            cache.set("k", 1, 60, "search")  # type: ignore[misc]  # cache_type is keyword-only
+        with pytest.raises(TypeError):
+            cache.set("k", 1, True)  # a bool is no TTL
+        with pytest.raises(ValueError):
+            cache.set("k", 1, -1)
+        with pytest.raises(ValueError):
+            cache.set("k", 1, 60, cache_type="no-such-type")
+        cache.set("k", {"a": 1}, 60, cache_type="search")
+        cache.set("n", [1, 2], None)  # the type's TTL
+        assert cache.get("k", cache_type="search") == {"a": 1} and cache.get("n") == [1, 2]
+        for i in range(300):
+            cache.set(f"s{i}", i, 60.5)
+        stats = cache.stats()
+        assert stats["sets"] == {"l1": 302}
+        assert stats["l1"]["entries"] == 302
+        view = cache.for_project("acme")
+        view.set("k", "in acme", 60)
+        assert view.get("k") == "in acme" and cache.get("k") is None
