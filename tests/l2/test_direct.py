@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import redis
+from redis.connection import Connection
 
 from qcache.errors import BackendError
 from qcache.l2 import RedisTier, escape_glob
-from qcache.l2.direct import DirectCommands
+from qcache.l2.direct import DirectCommands, _pack_mget_text, pack_mget_text
 
 from .support import config_for
 
@@ -130,3 +131,14 @@ def test_a_read_that_times_out_is_made_again_by_redis_py_with_its_retries(redis_
         assert tier.breaker_stats().failures == 0
     finally:
         tier.close()
+
+
+@pytest.mark.parametrize("keys", [["a"], ["clé ☃", "", "x" * 70_000], [f"k{i}" for i in range(300)]])
+def test_both_mget_packings_give_the_same_bytes(keys: list[str]) -> None:
+    assert pack_mget_text(keys) == _pack_mget_text(keys) == b"".join(Connection().pack_command("MGET", *keys))
+
+
+def test_both_mget_packings_refuse_what_utf8_cannot_encode() -> None:
+    for pack in (pack_mget_text, _pack_mget_text):
+        with pytest.raises(UnicodeEncodeError):
+            pack(["ok", "lone \ud800 surrogate"])
