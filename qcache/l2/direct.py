@@ -19,12 +19,13 @@ by primary (:mod:`qcache.l2.node_batches`, :mod:`qcache.l2.node_writes`).
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from qcache.l2.deadline import remaining
+from qcache.l2.deadline import DeadlineSocket, remaining
 from qcache.l2.replies import read_replies
 
 Entry = tuple[str, bytes, int]  # key, data, PX milliseconds
@@ -75,11 +76,21 @@ def pack_set(parts: list[bytes], key: bytes, data: bytes, px: int) -> None:
         parts.append(b"\r\n$2\r\nPX\r\n$%d\r\n%d\r\n" % (len(str(px)), px))
 
 
-def _fall_back(exc: BaseException) -> None:
-    """Let redis-py make the call (with its retries), unless the deadline is spent: then ``exc`` stands."""
+def _retried_by_redis_py(connection: Any, exc: BaseException) -> bool:
+    """Whether redis-py would retry after ``exc`` on ``connection`` (its ``Retry``), with deadline time left.
+
+    The direct attempt is then the first of redis-py's attempts: the call is
+    made again through redis-py, as its own retry would have. With retries
+    off (``REDIS_MAX_RETRIES=0``, or a timeout with ``REDIS_RETRY_ON_TIMEOUT``
+    false), a write that timed out is never sent twice.
+    """
     left = remaining()
     if left is not None and left <= 0:
-        raise exc
+        return False
+    retry = getattr(connection, "retry", None)
+    if retry is None or retry.get_retries() == 0:
+        return False
+    return isinstance(exc, tuple(getattr(retry, "_supported_errors", ())))
 
 
 def _only(replies: list[Any]) -> Any:
@@ -90,8 +101,39 @@ def _only(replies: list[Any]) -> Any:
     return reply
 
 
+def direct_commands(client: Any) -> DirectCommands | None:
+    """:class:`DirectCommands` for ``client`` when it is the plain kind they reproduce exactly, else None.
+
+    That is a ``redis.Redis`` on redis-py's own (blocking) pool of TCP, TLS or
+    unix-socket connections that encode keys as strict UTF-8: a Sentinel pool
+    (which turns READONLY into a reconnect), another connection class (which
+    may override how replies are read) or another key encoding keep
+    redis-py's path, so every command of a tier names a key the same way.
+    """
+    if not isinstance(client, redis.Redis):
+        return None
+    pool: Any = getattr(client, "connection_pool", None)
+    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+        return None
+    connection_class = pool.connection_class
+    plain = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
+    if not (connection_class in plain or (issubclass(connection_class, DeadlineSocket)
+                                          and connection_class.__bases__[1:] in [(c,) for c in plain])):
+        return None
+    kwargs = pool.connection_kwargs
+    if kwargs.get("decode_responses") or kwargs.get("encoding_errors", "strict") != "strict":
+        return None
+    if codecs.lookup(kwargs.get("encoding", "utf-8")).name != "utf-8":
+        return None
+    return DirectCommands(client)
+
+
 class DirectCommands:
-    """GET, MGET, SET and batches of SETs on a standalone ``redis.Redis``, written to its pool directly."""
+    """GET, MGET, SET, batches of SETs and EVALSHA on a standalone ``redis.Redis``, written to its pool directly.
+
+    Build it with :func:`direct_commands`, which checks that the client is one
+    these commands reproduce exactly.
+    """
 
     __slots__ = ("_client", "_pool")
 
@@ -99,22 +141,24 @@ class DirectCommands:
         self._client: Any = client  # redis-py's typing differs across versions
         self._pool: Any = client.connection_pool
 
-    def _run(self, request: list[bytes], count: int) -> list[Any] | None:
-        """The ``count`` replies to ``request``, or None when redis-py must make the call instead."""
+    def _run(self, request: list[bytes] | None, count: int, args: tuple[Any, ...] = ()) -> list[Any] | None:
+        """The ``count`` replies to ``request`` (or to ``args`` packed by the connection), or None when
+        redis-py must make the call instead (see :func:`_retried_by_redis_py`).
+
+        A failure to get a connection is raised: redis-py's call would meet
+        the same pool and the same connect, with the same retries.
+        """
         pool = self._pool
+        connection = pool.get_connection()
         try:
-            connection = pool.get_connection()
-        except (redis.RedisError, OSError) as exc:
-            _fall_back(exc)
-            return None
-        try:
-            connection.send_packed_command(request)
+            connection.send_packed_command(request if request is not None else connection.pack_command(*args))
             replies: list[Any] = []
             read_replies(connection, count, replies)
         except (redis.RedisError, OSError) as exc:
             connection.disconnect()  # replies may still be on their way: nobody else may read them
-            _fall_back(exc)
-            return None
+            if _retried_by_redis_py(connection, exc):
+                return None
+            raise
         except BaseException:
             connection.disconnect()
             raise
@@ -123,30 +167,35 @@ class DirectCommands:
         return replies
 
     def get(self, key: str) -> bytes | None:
-        try:
-            request = [pack_get(key.encode())]
-        except UnicodeEncodeError:
-            request = []  # redis-py says why
-        replies = self._run(request, 1) if request else None
-        value: bytes | None = self._client.get(key) if replies is None else _only(replies)
+        if type(key) is not str or not key.isascii():
+            value: bytes | None = self._client.get(key)  # other keys: redis-py encodes and checks them
+            return value
+        replies = self._run([pack_get(key.encode())], 1)
+        value = self._client.get(key) if replies is None else _only(replies)
         return value
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
         try:
             request = [pack_mget_text(keys)]
-        except UnicodeEncodeError:
-            request = []
-        replies = self._run(request, 1) if request else None
-        values: list[bytes | None] = self._client.mget(keys) if replies is None else _only(replies)
+        except (UnicodeEncodeError, TypeError, AttributeError):  # not all str: redis-py encodes and checks them
+            values: list[bytes | None] = self._client.mget(keys)
+            return values
+        replies = self._run(request, 1)
+        values = self._client.mget(keys) if replies is None else _only(replies)
         return values
 
+    def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
+        """``EVALSHA``, its arguments packed by the connection as redis-py packs them; NOSCRIPT is raised."""
+        replies = self._run(None, 1, ("EVALSHA", sha, numkeys, *args))
+        return self._client.evalsha(sha, numkeys, *args) if replies is None else _only(replies)
+
     def set(self, key: str, data: bytes, *, px: int) -> None:
+        if type(key) is not str or not key.isascii() or type(data) is not bytes:
+            self._client.set(key, data, px=px)
+            return
         request: list[bytes] = []
-        try:
-            pack_set(request, key.encode(), data, px)
-        except UnicodeEncodeError:
-            request = []
-        replies = self._run(request, 1) if request else None
+        pack_set(request, key.encode(), data, px)
+        replies = self._run(request, 1)
         if replies is None:
             self._client.set(key, data, px=px)
         else:
@@ -155,11 +204,10 @@ class DirectCommands:
     def set_direct(self, entries: Sequence[Entry]) -> list[Entry]:
         """Write ``entries`` in one round trip; the ones not acknowledged (all of them on a broken connection)."""
         parts: list[bytes] = []
-        try:
-            for key, data, px in entries:
-                pack_set(parts, key.encode(), data, px)
-        except UnicodeEncodeError:
-            return list(entries)
+        for key, data, px in entries:
+            if type(key) is not str or not key.isascii() or type(data) is not bytes:
+                return list(entries)  # redis-py's pipeline encodes and checks them
+            pack_set(parts, key.encode(), data, px)
         replies = self._run([b"".join(parts)] if len(parts) == len(entries) else parts, len(entries))
         if replies is None:
             return list(entries)

@@ -53,7 +53,9 @@ def _fast_parser(connection: Any, parser_class: type[Any] | None) -> Any:
     ):
         return None
     if str(getattr(connection, "protocol", 2) or 2) != "2" and not (
-        hasattr(parser, "_hiredis_PushNotificationType") and hasattr(parser, "handle_push_response")
+        # hiredis before 3.2 has no push type: push frames would read as replies (as in redis-py)
+        getattr(parser, "_hiredis_PushNotificationType", None) is not None
+        and hasattr(parser, "handle_push_response")
     ):
         return None
     return parser
@@ -78,6 +80,8 @@ def _parse(reader: Any, push_type: type[Any] | None, count: int, into: list[Any]
             continue
         if isinstance(reply, redis.ConnectionError):  # as redis-py's parsers: e.g. LOADING, a server going away
             raise reply
+        if type(reply) is list and reply and isinstance(reply[0], redis.ConnectionError):  # likewise
+            raise reply[0]
         append(reply)
         done += 1
 

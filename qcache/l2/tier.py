@@ -26,7 +26,7 @@ from qcache.l2.batching import (
 )
 from qcache.l2.core import TierCore
 from qcache.l2.deadline import DeadlineExceeded, DeadlineRetry, arm, bounded_connection_class, remaining
-from qcache.l2.direct import DirectCommands
+from qcache.l2.direct import direct_commands
 from qcache.l2.guard import unjudged
 from qcache.l2.idle import AVAILABLE as IDLE_QUEUE_AVAILABLE
 from qcache.l2.idle import IdleConnections
@@ -90,7 +90,7 @@ class RedisTier(TierCore):
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         # The hot commands, written to the pool directly (a cluster client brings its own, by primary).
-        self._commands: Any = DirectCommands(self._client) if isinstance(self._client, redis.Redis) else self._client
+        self._commands: Any = direct_commands(self._client) or self._client
 
     # -- single keys -------------------------------------------------------
 
@@ -204,10 +204,10 @@ class RedisTier(TierCore):
             keys, args = script_call(key, check_data(key, data), ttl_to_px(ttl), memberships, now_ms)
             with self._guards["SET+TAGS"]:
                 try:
-                    self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+                    self._commands.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
                 except NoScriptError:  # a restarted or new server: load it once, then as before
                     self._client.script_load(SET_TAGGED_SCRIPT)
-                    self._client.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+                    self._commands.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
             return
         entries = normalize_items(items, None)
         updates = tag_updates(memberships)
@@ -283,7 +283,8 @@ class RedisTier(TierCore):
 
     def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
         """One round trip of SET ... PX for a chunk; what was not acknowledged goes through redis-py."""
-        missed = self._commands.set_direct(entries)
+        set_direct = getattr(self._commands, "set_direct", None)  # a plain redis-py client has none
+        missed = entries if set_direct is None else set_direct(entries)
         if missed:
             left = remaining()
             if left is not None and left <= 0:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import redis
 from redis.connection import Connection
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from qcache.errors import BackendError
 from qcache.l2 import RedisTier, escape_glob
-from qcache.l2.direct import DirectCommands, _pack_mget_text, pack_mget_text
+from qcache.l2.direct import DirectCommands, _pack_mget_text, direct_commands, pack_mget_text
 
 from .support import config_for
 
@@ -24,10 +25,63 @@ SMALL = b"s" * 100
 LARGE = bytes(range(256)) * 400  # over the size sent as its own buffer
 
 
-def test_the_tier_uses_the_direct_commands(redis_endpoint: Any) -> None:
+class _NoFallback:
+    """Stands in for the redis-py client behind the direct commands: any call through it fails the test."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the call went through redis-py ({name}), not the direct path")
+
+
+class _CountingFallback:
+    """The real client behind the direct commands, counting the calls that went through it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.calls = client, 0
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls += 1
+        return getattr(self.client, name)
+
+
+def direct_only(tier: RedisTier) -> RedisTier:
+    """``tier`` with its redis-py fallback replaced by one that fails: what follows is served directly."""
+    assert isinstance(tier._commands, DirectCommands)
+    tier._commands._client = _NoFallback()
+    return tier
+
+
+def test_the_tier_uses_the_direct_commands_only_for_clients_they_reproduce(redis_endpoint: Any) -> None:
     tier = RedisTier.from_config(config_for(redis_endpoint), namespace="direct:")
     try:
         assert isinstance(tier._commands, DirectCommands)
+    finally:
+        tier.close()
+    kwargs = redis_endpoint.client_kwargs()
+    assert direct_commands(redis.Redis(**kwargs)) is not None
+    for other in (redis.Redis(**kwargs, encoding="latin-1"), redis.Redis(**kwargs, encoding_errors="replace"),
+                  redis.Redis(connection_pool=SentinelConnectionPool("m", Sentinel([]))),
+                  redis.Redis(connection_pool=redis.ConnectionPool(**kwargs, connection_class=_OwnConnection))):
+        assert direct_commands(other) is None
+        tier = RedisTier(other, namespace="direct:")
+        assert tier._commands is other
+        tier.close()
+
+
+class _OwnConnection(redis.Connection):
+    """A connection class of the user's own (it may read replies its own way)."""
+
+
+def test_a_client_with_another_encoding_names_every_key_alike(redis_endpoint: Any, redis_client: redis.Redis,
+                                                               key_prefix: str) -> None:
+    """A deleted value is never served because SET and UNLINK encoded one key two ways."""
+    tier = RedisTier(redis.Redis(**redis_endpoint.client_kwargs(), encoding="latin-1"), namespace=key_prefix,
+                     owns_client=True)
+    key = f"{key_prefix}clé"
+    try:
+        tier.set(key, b"v", 60)
+        assert tier.get(key) == b"v"
+        assert tier.delete(key) == 1
+        assert tier.get(key) is None
     finally:
         tier.close()
 
@@ -35,16 +89,20 @@ def test_the_tier_uses_the_direct_commands(redis_endpoint: Any) -> None:
 def test_what_is_written_directly_is_what_redis_py_reads_and_the_reverse(redis_endpoint: Any,
                                                                           redis_client: redis.Redis,
                                                                           key_prefix: str) -> None:
-    tier = RedisTier.from_config(config_for(redis_endpoint), namespace=key_prefix)
+    tier = direct_only(RedisTier.from_config(config_for(redis_endpoint), namespace=key_prefix))
     keys = [f"{key_prefix}plain", f"{key_prefix}clé ☃", f"{key_prefix}large"]
     try:
         tier.set(keys[0], SMALL, 60)
-        tier.set_many([(keys[1], b""), (keys[2], LARGE)], ttl=60)
+        tier.set_many([(keys[1].replace("é ☃", "e"), b""), (keys[2], LARGE)], ttl=60)
+        tier._commands._client = redis_client  # non-ASCII keys take redis-py's path
+        tier.set_many([(keys[1], b"")], ttl=60)
+        tier._commands._client = _NoFallback()
         assert [redis_client.get(k) for k in keys] == [SMALL, b"", LARGE]
         assert 0 < redis_client.pttl(keys[2]) <= 60_000
         redis_client.set(keys[0], b"from redis-py")
         assert tier.get(keys[0]) == b"from redis-py"
         assert tier.get_many([*keys, f"{key_prefix}missing"]) == [b"from redis-py", b"", LARGE, None]
+        assert tier.get_many([keys[1].replace("é ☃", "e")]) == [b""]
         assert tier.get(f"{key_prefix}missing") is None
     finally:
         tier.delete_pattern(escape_glob(key_prefix) + "*")
@@ -52,7 +110,7 @@ def test_what_is_written_directly_is_what_redis_py_reads_and_the_reverse(redis_e
 
 
 def test_an_error_reply_is_raised_as_before(redis_endpoint: Any, redis_client: redis.Redis, key_prefix: str) -> None:
-    tier = RedisTier.from_config(config_for(redis_endpoint), namespace=key_prefix)
+    tier = direct_only(RedisTier.from_config(config_for(redis_endpoint), namespace=key_prefix))
     try:
         redis_client.rpush(f"{key_prefix}list", b"x")
         with pytest.raises(BackendError, match="WRONGTYPE"):
@@ -70,12 +128,16 @@ def test_a_full_server_refuses_single_and_batch_writes_and_nothing_half_written_
     server = redis_server_factory()
     admin = redis.Redis(**server.endpoint.client_kwargs())
     tier = RedisTier.from_config(config_for(server.endpoint), namespace="full:")
+    fallback = _CountingFallback(tier._commands._client)
+    tier._commands._client = fallback
     try:
         tier.set("full:before", b"v", 60)
+        assert fallback.calls == 0
         admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("maxmemory", 1)  # every write is over the limit now
         with pytest.raises(BackendError, match="OutOfMemoryError"):
             tier.set("full:k", b"v", 60)
+        assert fallback.calls == 0  # the refusal came back on the direct path
         with pytest.raises(BackendError, match="OutOfMemoryError"):
             tier.set_many([(f"full:{i}", b"v") for i in range(5)], ttl=60)
         assert admin.exists(*(f"full:{i}" for i in range(5)), "full:k") == 0
@@ -114,6 +176,8 @@ def test_a_read_that_times_out_is_made_again_by_redis_py_with_its_retries(redis_
     """The direct attempt times out on a frozen server; redis-py's retry, as configured, gets the reply."""
     config = config_for(redis_server.endpoint, socket_timeout=0.3, max_retries=3, retry_on_timeout=True)
     tier = RedisTier.from_config(config, namespace="slow:")
+    fallback = _CountingFallback(tier._commands._client)
+    tier._commands._client = fallback
     pid = redis_server.pid
     assert pid is not None
     try:
@@ -125,11 +189,42 @@ def test_a_read_that_times_out_is_made_again_by_redis_py_with_its_retries(redis_
             started = time.monotonic()
             assert tier.get("slow:k") == b"v"
             assert 0.3 <= time.monotonic() - started < 5.0
+            assert fallback.calls == 1
         finally:
             thaw.join()
             os.kill(pid, signal.SIGCONT)
         assert tier.breaker_stats().failures == 0
     finally:
+        tier.close()
+
+
+@pytest.mark.parametrize("retry_on_timeout", [True, False])
+def test_with_retries_off_a_write_that_timed_out_is_sent_once(redis_server: Any, retry_on_timeout: bool) -> None:
+    """A SET sent twice could land after a later delete: with retries off, the direct attempt is the only one."""
+    retries = 2 if retry_on_timeout is False else 0  # retries, but not after a timeout; or none at all
+    config = config_for(redis_server.endpoint, socket_timeout=0.3, max_retries=retries,
+                        retry_on_timeout=retry_on_timeout)
+    tier = RedisTier.from_config(config, namespace="once:")
+    admin = redis.Redis(**redis_server.endpoint.client_kwargs())
+    pid = redis_server.pid
+    assert pid is not None
+    try:
+        tier.set("once:warm", b"v", 60)
+        admin.config_resetstat()
+        os.kill(pid, signal.SIGSTOP)
+        thaw = threading.Timer(0.45, os.kill, (pid, signal.SIGCONT))
+        thaw.start()
+        try:
+            with pytest.raises(BackendError, match="Timeout"):
+                tier.set("once:k", b"v", 60)
+        finally:
+            thaw.join()
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.1)
+        sets = admin.info("commandstats").get("cmdstat_set", {}).get("calls", 0)
+        assert sets == 1  # applied late by the thawed server, but sent once
+    finally:
+        admin.close()
         tier.close()
 
 
