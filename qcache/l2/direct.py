@@ -213,9 +213,13 @@ async def _send(connection: Any, request: list[bytes]) -> None:
     That ``wait_for`` runs the write as a task of its own (an event-loop turn
     more per command); here the caller's timeout bounds the write instead.
     """
+    send = getattr(connection, "_send_packed_command", None)  # a redis-py internal
+    if send is None:
+        await connection.send_packed_command(request)
+        return
     if connection.health_check_interval:
         await connection.check_health()
-    await connection._send_packed_command(request)
+    await send(request)
 
 
 class AsyncDirectCommands(_Direct):
