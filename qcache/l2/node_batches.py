@@ -32,6 +32,7 @@ from qcache.l2.replies import read_replies, read_replies_async
 
 _SLOTS = 16384
 _SLOT_MASK = _SLOTS - 1
+_BRACE = ord("{")
 
 
 def slot_of(key: bytes) -> int:
@@ -55,17 +56,24 @@ def _mget(keys: Sequence[bytes]) -> bytes:
 class NodeRead:
     """The commands of one batch for one primary: a GET per key alone in its slot, an MGET per shared slot.
 
-    ``positions`` holds, per command, the batch positions its reply fills.
+    ``positions`` holds, per command, the batch position its reply fills (a
+    GET) or the positions of an MGET's; ``parts`` the commands in the wire
+    format, in pieces joined for the one write.
     """
 
     node: Any
-    positions: list[list[int]] = field(default_factory=list)
-    commands: list[bytes] = field(default_factory=list)
+    positions: list[int | list[int]] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)
 
     @property
     def request(self) -> bytes:
         """Every command of this group, for one write."""
-        return b"".join(self.commands)
+        return b"".join(self.parts)
+
+    @property
+    def commands(self) -> int:
+        """How many commands, so how many replies."""
+        return len(self.positions)
 
     def place(self, replies: Sequence[Any], values: list[bytes | None]) -> None:
         """Put this group's replies (one per command, in order) at their batch positions.
@@ -75,11 +83,25 @@ class NodeRead:
         for positions, reply in zip(self.positions, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
-            if len(positions) == 1:
-                values[positions[0]] = reply
+            if type(positions) is int:
+                values[positions] = reply
             else:
-                for position, value in zip(positions, reply, strict=True):
+                for position, value in zip(positions, reply, strict=True):  # type: ignore[arg-type]
                     values[position] = value
+
+
+#: ``GET`` up to its key's length header, by key length: most keys of a batch share a length.
+_GET_HEADS: dict[int, bytes] = {}
+_CRLF = b"\r\n"
+
+
+def _get_head(length: int) -> bytes:
+    head = _GET_HEADS.get(length)
+    if head is None:
+        head = b"*2\r\n$3\r\nGET\r\n$%d\r\n" % length
+        if len(_GET_HEADS) < 4096:
+            _GET_HEADS[length] = head
+    return head
 
 
 def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[NodeRead] | None:
@@ -89,29 +111,43 @@ def plan_reads(keys: Sequence[str], slots: Mapping[int, Sequence[Any]]) -> list[
     redis-py route the batch, which refreshes its table), never a partial plan.
     """
     encoded = [key.encode("utf-8") for key in keys]
-    by_slot: dict[int, list[int]] = {}
-    for position, key in enumerate(encoded):
-        # slot_of, inlined for a key without a hash tag (the common case)
-        slot = slot_of(key) if b"{" in key else crc_hqx(key, 0) & _SLOT_MASK
-        positions = by_slot.get(slot)
-        if positions is None:
-            by_slot[slot] = [position]
-        else:
-            positions.append(position)
+    # slot_of, inlined for keys without a brace (an int in bytes is a memchr; b"{" in bytes is not)
+    key_slots = [slot_of(key) if _BRACE in key else crc_hqx(key, 0) & _SLOT_MASK for key in encoded]
     groups: dict[int, NodeRead] = {}
-    for slot, positions in by_slot.items():
-        nodes = slots.get(slot)
-        if not nodes:
-            return None
-        group = groups.get(id(nodes[0]))
-        if group is None:
-            group = groups[id(nodes[0])] = NodeRead(nodes[0])
-        group.positions.append(positions)
-        if len(positions) == 1:  # the common case, inlined: a batch of spread keys has one key per slot
-            key = encoded[positions[0]]
-            group.commands.append(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
-        else:
-            group.commands.append(_mget([encoded[p] for p in positions]))
+    if len(set(key_slots)) == len(key_slots):
+        # Every key alone in its slot (spread keys, the common case): a GET each, no grouping by slot.
+        heads = _GET_HEADS
+        for position, key in enumerate(encoded):
+            nodes = slots.get(key_slots[position])
+            if not nodes:
+                return None
+            group = groups.get(id(nodes[0]))
+            if group is None:
+                group = groups[id(nodes[0])] = NodeRead(nodes[0])
+            group.positions.append(position)
+            group.parts += (heads.get(len(key)) or _get_head(len(key)), key, _CRLF)
+    else:
+        by_slot: dict[int, list[int]] = {}
+        for position, slot in enumerate(key_slots):
+            shared = by_slot.get(slot)
+            if shared is None:
+                by_slot[slot] = [position]
+            else:
+                shared.append(position)
+        for slot, positions in by_slot.items():
+            nodes = slots.get(slot)
+            if not nodes:
+                return None
+            group = groups.get(id(nodes[0]))
+            if group is None:
+                group = groups[id(nodes[0])] = NodeRead(nodes[0])
+            if len(positions) == 1:
+                key = encoded[positions[0]]
+                group.positions.append(positions[0])
+                group.parts += (_get_head(len(key)), key, _CRLF)
+            else:
+                group.positions.append(positions)
+                group.parts.append(_mget([encoded[p] for p in positions]))
     # Pools are taken in one order, by node name: two batches holding one node's connection each
     # never wait on each other's (the pools block when full).
     return sorted(groups.values(), key=_node_name)
@@ -136,7 +172,7 @@ def read_sync(plan: Sequence[NodeRead], count: int) -> list[bytes | None]:
             connection.send_packed_command([group.request])
         for group, (_, connection) in zip(plan, held, strict=True):
             replies: list[Any] = []
-            read_replies(connection, len(group.commands), replies)
+            read_replies(connection, group.commands, replies)
             group.place(replies, values)
     except BaseException:
         for _, connection in held:
@@ -157,7 +193,7 @@ async def _read_node(group: NodeRead) -> list[Any]:
             await reconnect(connection)
         await connection.send_packed_command([group.request])
         replies: list[Any] = []
-        await read_replies_async(connection, len(group.commands), replies)
+        await read_replies_async(connection, group.commands, replies)
         return replies
     except BaseException:
         # Before the release: a cancelled read (the deadline) must not hand on a half-read connection.
