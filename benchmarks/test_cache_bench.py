@@ -27,25 +27,29 @@ run when benchmarks measure (``--benchmark-enable``), not in the plain test run.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import os
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 import numpy as np
 import pytest
 import redis
-from bench_support import GATE_ROUNDS, MakeCache, alternating_rounds, record_ratio
+import redis.asyncio
+from bench_support import GATE_ROUNDS, MakeCache, alternating_rounds, cache_config, record_ratio, unique_prefix
 from cachetools import TTLCache
 
-from qcache import QueryCache
+from qcache import AsyncQueryCache, QueryCache
 from qcache.cache.record import unpack_record
 from qcache.codec import Codec
+from qcache.l2 import escape_glob
 from qcache.testing import RedisEndpoint
 
 pytestmark = pytest.mark.redis
@@ -422,6 +426,165 @@ def test_bench_interleaved_redis_path(benchmark: Any, figure: str, request: pyte
     fixture, number = REDIS_PATH[figure]
     ours, theirs = request.getfixturevalue(fixture)
     record_interleaved(benchmark, ours, theirs, number=number, smoke=smoke)
+
+
+# -- the same Redis-path figures on the asyncio facade (reported, not gated) --------------------------
+# AsyncQueryCache against what a user writes by hand with redis.asyncio and msgpack; both sides
+# await their calls on one event loop, so the loop's own cost is on both.
+
+AsyncPair = tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[Any]]]
+
+
+@dataclass
+class AsyncBench:
+    """An event loop, a raw ``redis.asyncio`` client on it, and the async caches a test made."""
+
+    endpoint: RedisEndpoint
+    loop: asyncio.AbstractEventLoop
+    aclient: redis.asyncio.Redis
+    opened: list[tuple[AsyncQueryCache, str]] = field(default_factory=list)
+
+    def make_cache(self, level: str, strategy: str = "WRITE_THROUGH", **settings: Any) -> AsyncQueryCache:
+        prefix = unique_prefix()
+        cache = AsyncQueryCache(cache_config(self.endpoint, prefix, level, strategy, **settings))
+        self.opened.append((cache, prefix))
+        return cache
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        return self.loop.run_until_complete(awaitable)
+
+
+@pytest.fixture
+def async_bench(redis_endpoint: RedisEndpoint, client: redis.Redis) -> Iterator[AsyncBench]:
+    """The async figures' setup; afterwards every cache is closed and its keys (raw ones too) unlinked."""
+    loop = asyncio.new_event_loop()
+    bench = AsyncBench(redis_endpoint, loop, redis.asyncio.Redis(**redis_endpoint.client_kwargs()))
+    try:
+        yield bench
+    finally:
+        for cache, prefix in reversed(bench.opened):
+            bench.run(cache.close())
+            doomed = list(client.scan_iter(match=escape_glob(f"{prefix}:") + "*", count=500))
+            for start in range(0, len(doomed), 500):
+                client.unlink(*doomed[start : start + 500])
+        bench.run(bench.aclient.aclose())
+        loop.close()
+
+
+def async_per_call_ns(loop: asyncio.AbstractEventLoop, acall: Callable[[], Awaitable[Any]],
+                      number: int) -> Callable[[], float]:
+    """A round of ``number`` awaited calls of ``acall`` on ``loop``, returning ns per call."""
+
+    async def calls() -> None:
+        for _ in range(number):
+            await acall()
+
+    def one_round() -> float:
+        started = time.perf_counter_ns()
+        loop.run_until_complete(calls())
+        return (time.perf_counter_ns() - started) / number
+
+    return one_round
+
+
+def async_key(cache: AsyncQueryCache, name: str) -> str:
+    """A key for a baseline's own copy, under the cache's prefix (so the cleanup removes it too)."""
+    return f"{cache._core.keys.prefix}:raw:{name}"
+
+
+def async_l2_pair(bench: AsyncBench) -> AsyncPair:
+    """An L2 hit through ``AsyncQueryCache.get`` (L2_REDIS) and ``await GET`` + ``msgpack.unpackb``."""
+    cache = bench.make_cache("L2_REDIS")
+    bench.run(cache.set("warm", VALUE, ttl=3600))
+    key = async_key(cache, "warm")
+    bench.run(bench.aclient.set(key, msgpack.packb(VALUE), px=3_600_000))
+    get, unpackb = bench.aclient.get, msgpack.unpackb
+
+    async def raw_get() -> Any:
+        return unpackb(await get(key))
+
+    async def cached_get() -> Any:
+        return await cache.get("warm")
+
+    assert bench.run(cached_get()) == VALUE and bench.run(raw_get()) == VALUE
+    return cached_get, raw_get
+
+
+def async_write_through_pair(bench: AsyncBench) -> AsyncPair:
+    """A WRITE_THROUGH ``set`` (level BOTH) and ``await SET PX`` of ``msgpack.packb``, over rotating keys."""
+    cache = bench.make_cache("BOTH", "WRITE_THROUGH", MEMORY_CACHE_MAX_SIZE=20_000)
+    ours = itertools.cycle([f"wt:{i}" for i in range(10_000)])
+    theirs = itertools.cycle([async_key(cache, f"wt:{i}") for i in range(10_000)])
+    cached_set, raw_set, packb = cache.set, bench.aclient.set, msgpack.packb
+
+    async def ours_set() -> None:
+        await cached_set(next(ours), VALUE, 3600)
+
+    async def raw() -> None:
+        await raw_set(next(theirs), packb(VALUE), px=3_600_000)
+
+    return ours_set, raw
+
+
+def async_many_pair(bench: AsyncBench) -> AsyncPair:
+    """``get_many`` of 100 small dicts from L2 and ``await MGET`` + ``msgpack.unpackb`` per value."""
+    cache = bench.make_cache("L2_REDIS")
+    values = small_values()
+    bench.run(cache.set_many(values, ttl=3600))
+    keys = list(values)
+    raw_keys = [async_key(cache, key) for key in keys]
+    bench.run(bench.aclient.mset({k: msgpack.packb(v) for k, v in zip(raw_keys, values.values(), strict=True)}))
+    mget, unpackb, get_many = bench.aclient.mget, msgpack.unpackb, cache.get_many
+
+    async def raw_mget() -> dict[str, Any]:
+        return {key: unpackb(raw) for key, raw in zip(keys, await mget(raw_keys), strict=True) if raw is not None}
+
+    async def cached_many() -> dict[str, Any]:
+        return await get_many(keys)
+
+    assert len(bench.run(cached_many())) == len(bench.run(raw_mget())) == MANY
+    return cached_many, raw_mget
+
+
+def async_set_many_pair(bench: AsyncBench) -> AsyncPair:
+    """``set_many`` of 100 small dicts (L2_REDIS, write-through) and a raw async pipeline of 100 ``SET PX``."""
+    cache = bench.make_cache("L2_REDIS", "WRITE_THROUGH")
+    values = small_values()
+    raw = {async_key(cache, key): value for key, value in values.items()}
+    aclient, packb, set_many = bench.aclient, msgpack.packb, cache.set_many
+
+    async def raw_set_many() -> None:
+        async with aclient.pipeline(transaction=False) as pipe:
+            for key, value in raw.items():
+                pipe.set(key, packb(value), px=3_600_000)
+            await pipe.execute()
+
+    async def cached_set_many() -> None:
+        await set_many(values, ttl=3600)
+
+    return cached_set_many, raw_set_many
+
+
+#: The asyncio facade's Redis-path figures: the pair builder and the calls per round, by id.
+ASYNC_REDIS_PATH: dict[str, tuple[Callable[[AsyncBench], AsyncPair], int]] = {
+    "async-l2-hit": (async_l2_pair, 200),  # over await GET + msgpack.unpackb
+    "async-write-through": (async_write_through_pair, 200),  # over await SET PX + msgpack.packb
+    "async-get-many": (async_many_pair, 30),  # 100 small dicts over await MGET + msgpack.unpackb
+    "async-set-many": (async_set_many_pair, 20),  # over an async pipeline of 100 SET PX + msgpack.packb
+}
+
+
+@pytest.mark.benchmark(group=INTERLEAVED)
+@pytest.mark.parametrize("figure", list(ASYNC_REDIS_PATH))
+def test_bench_interleaved_async_redis_path(benchmark: Any, figure: str, async_bench: AsyncBench,
+                                            smoke: bool) -> None:
+    """AsyncQueryCache over its redis.asyncio baseline: ``extra_info["ratio"]``, lower is better; not gated."""
+    build, number = ASYNC_REDIS_PATH[figure]
+    ours, theirs = build(async_bench)
+    number = 3 if smoke else number
+    record_ratio(benchmark, async_per_call_ns(async_bench.loop, ours, number),
+                 async_per_call_ns(async_bench.loop, theirs, number), smoke)
+    benchmark.extra_info["ops_per_round"] = 2 * number * benchmark.extra_info["pairs"]
 
 
 @pytest.mark.benchmark(group=INTERLEAVED)

@@ -24,6 +24,7 @@ from qcache.l2.batching import (
     ttl_to_px,
 )
 from qcache.l2.core import TierCore
+from qcache.l2.direct import async_direct_commands
 from qcache.l2.guard import unjudged
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, pttl_from, server_info_from
@@ -49,12 +50,19 @@ class AsyncRedisTier(TierCore):
     batches); chunks of one batch call run concurrently with
     ``asyncio.gather``, at most ``parallel_operations`` at once. Each round
     trip runs under ``asyncio.timeout(timeout)``, which bounds the pool wait,
-    the connect, redis-py's retries and their back-off together.
+    the connect, redis-py's retries and their back-off together. GET, MGET,
+    SET and batches of SETs are written to the pool's connections directly
+    (:class:`qcache.l2.direct.AsyncDirectCommands`), redis-py making the call only when that
+    attempt fails on the connection.
     """
 
     _flavour: ClassVar[ModuleType] = aredis
     _retry_cls = Retry
     _default_parser = DefaultParser
+
+    def _init_flavour(self) -> None:
+        # The hot commands, written to the pool directly (a cluster client brings its own, by primary).
+        self._commands: Any = async_direct_commands(self._client, self._timeout) or self._client
 
     # -- single keys -------------------------------------------------------
 
@@ -62,7 +70,7 @@ class AsyncRedisTier(TierCore):
         """The bytes stored under ``key``, or ``None`` when absent."""
         with self._guards["GET"]:
             async with asyncio.timeout(self._timeout):
-                value: bytes | None = await self._client.get(key)
+                value: bytes | None = await self._commands.get(key)
         return value
 
     async def set(self, key: str, data: bytes, ttl: float) -> None:
@@ -71,7 +79,7 @@ class AsyncRedisTier(TierCore):
         check_data(key, data)
         with self._guards["SET"]:
             async with asyncio.timeout(self._timeout):
-                await self._client.set(key, data, px=px)
+                await self._commands.set(key, data, px=px)
 
     async def pttl(self, key: str) -> int | None:
         """Remaining lifetime in ms; :data:`NO_EXPIRY` (-1) without expiry; ``None`` if absent."""
@@ -90,9 +98,9 @@ class AsyncRedisTier(TierCore):
         with self._guards["MGET"]:
             if len(keys) <= self._batch_size:
                 async with asyncio.timeout(self._timeout):
-                    values: list[bytes | None] = await self._client.mget(keys)
+                    values: list[bytes | None] = await self._commands.mget(keys)
                 return values
-            parts = await self._run_chunks(self._client.mget, chunked(keys, self._batch_size))
+            parts = await self._run_chunks(self._commands.mget, chunked(keys, self._batch_size))
         return flatten(parts)
 
     async def set_many(self, items: SetManyItems, ttl: float | None = None) -> None:
@@ -235,7 +243,17 @@ class AsyncRedisTier(TierCore):
     # -- internals -----------------------------------------------------------
 
     async def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
-        """One pipeline round trip of SET ... PX for a chunk."""
+        """One round trip of SET ... PX for a chunk; what was not acknowledged goes through redis-py.
+
+        Once the deadline has passed, the direct attempt raised (its cancellation) instead of returning.
+        """
+        set_direct = getattr(self._commands, "set_direct", None)  # a plain redis-py client has none
+        missed = entries if set_direct is None else await set_direct(entries)
+        if missed:
+            await self._pipeline_set(missed)
+
+    async def _pipeline_set(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+        """redis-py's pipeline of SET ... PX: its redirects, retries and errors."""
         async with self._client.pipeline(transaction=False) as pipe:
             for key, data, px in entries:
                 pipe.set(key, data, px=px)

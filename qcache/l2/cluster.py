@@ -465,12 +465,6 @@ class AsyncRedisClusterTier(AsyncRedisTier):
                     removed += await self._client.unlink(*due)
         return removed
 
-    async def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
-        """One write per primary, all at once; what was not acknowledged goes through redis-py's pipeline."""
-        missed = await self._client.set_direct(entries)
-        if missed:
-            await super()._set_chunk(missed)
-
     async def scan_keys(self, pattern: str) -> list[str]:
         """Every key matching ``pattern`` on every primary."""
         self.check_pattern(pattern)

@@ -9,24 +9,40 @@ replies read in one pass (:mod:`qcache.l2.replies`): the same connections,
 the same deadline, the same replies.
 
 Failures are left to redis-py: when the direct attempt fails on the
-connection (refused, reset, timed out), it is dropped and the call is made
-again through redis-py, whose ``Retry`` reconnects and retries as configured
-(the deadline of :mod:`qcache.l2.deadline` still bounds it; once it has
-passed, the error is raised at once). An error reply (a wrong type, OOM) is
-raised as redis-py raises it. The cluster tiers have their own direct paths,
+connection (reset, timed out), it is dropped, and if redis-py's ``Retry``
+would retry that error, the call is made again through redis-py, the direct
+attempt standing for its first (the deadline of :mod:`qcache.l2.deadline`
+still bounds it; once it has passed, the error is raised at once). With
+retries off, a write that timed out is never sent twice. A failure to get a
+connection is raised as it is: redis-py would meet the same pool and connect.
+An error reply (a wrong type, OOM) is raised as redis-py raises it. Only
+clients these commands reproduce exactly get them (:func:`direct_commands`),
+and keys that are not ASCII text go through redis-py, so every command of a
+tier names a key as redis-py does. The cluster tiers have their own direct paths,
 by primary (:mod:`qcache.l2.node_batches`, :mod:`qcache.l2.node_writes`).
+
+:class:`DirectCommands` (sync) and :class:`AsyncDirectCommands` (asyncio)
+share everything that is not I/O: the requests (:func:`get_request` and the
+others), what the replies mean (:func:`only_reply`, :func:`unacknowledged`)
+and when a failed attempt goes to redis-py (:meth:`_Direct._falls_back`);
+they differ only in awaiting the connection, the pool and the client. For
+asyncio the deadline is the tier's ``asyncio.timeout``: its cancellation is
+never taken for a connection failure, and no fallback starts once the task
+is being cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 from collections.abc import Sequence
 from typing import Any
 
 import redis
+import redis.asyncio as aredis
 
 from qcache.l2.deadline import DeadlineSocket, remaining
-from qcache.l2.replies import read_replies
+from qcache.l2.replies import read_replies, read_replies_async
 
 Entry = tuple[str, bytes, int]  # key, data, PX milliseconds
 
@@ -76,24 +92,48 @@ def pack_set(parts: list[bytes], key: bytes, data: bytes, px: int) -> None:
         parts.append(b"\r\n$2\r\nPX\r\n$%d\r\n%d\r\n" % (len(str(px)), px))
 
 
-def _retried_by_redis_py(connection: Any, exc: BaseException) -> bool:
-    """Whether redis-py would retry after ``exc`` on ``connection`` (its ``Retry``), with deadline time left.
-
-    The direct attempt is then the first of redis-py's attempts: the call is
-    made again through redis-py, as its own retry would have. With retries
-    off (``REDIS_MAX_RETRIES=0``, or a timeout with ``REDIS_RETRY_ON_TIMEOUT``
-    false), a write that timed out is never sent twice.
-    """
-    left = remaining()
-    if left is not None and left <= 0:
-        return False
-    retry = getattr(connection, "retry", None)
-    if retry is None or retry.get_retries() == 0:
-        return False
-    return isinstance(exc, tuple(getattr(retry, "_supported_errors", ())))
+#: What a failed attempt on the connection raises (redis-py's errors, socket errors, a socket timeout).
+_FAILURES = (redis.RedisError, OSError)
 
 
-def _only(replies: list[Any]) -> Any:
+def _plain(key: object) -> bool:
+    """Whether the direct path takes ``key``: ASCII text (anything else: redis-py encodes and checks it)."""
+    return type(key) is str and key.isascii()
+
+
+def get_request(key: str) -> list[bytes]:
+    """The request of ``GET key``; empty when redis-py must encode the key."""
+    return [pack_get(key.encode())] if _plain(key) else []
+
+
+def mget_request(keys: Sequence[str]) -> list[bytes]:
+    """The request of ``MGET keys`` (text keys, strict UTF-8); empty when redis-py must encode them."""
+    try:
+        return [pack_mget_text(keys)]
+    except (UnicodeEncodeError, TypeError, AttributeError):
+        return []
+
+
+def set_request(key: str, data: bytes, px: int) -> list[bytes]:
+    """The request of ``SET key data PX px``; empty when redis-py must encode them."""
+    if not _plain(key) or type(data) is not bytes:
+        return []
+    request: list[bytes] = []
+    pack_set(request, key.encode(), data, px)
+    return request
+
+
+def batch_request(entries: Sequence[Entry]) -> list[bytes]:
+    """One request of a ``SET ... PX`` per entry; empty when redis-py must encode any of them."""
+    parts: list[bytes] = []
+    for key, data, px in entries:
+        if not _plain(key) or type(data) is not bytes:
+            return []
+        pack_set(parts, key.encode(), data, px)
+    return [b"".join(parts)] if len(parts) == len(entries) else parts  # large values stay uncopied
+
+
+def only_reply(replies: list[Any]) -> Any:
     """The one reply of a one-command request; an error reply is raised, as redis-py raises it."""
     reply = replies[0]
     if isinstance(reply, Exception):
@@ -101,62 +141,108 @@ def _only(replies: list[Any]) -> Any:
     return reply
 
 
-def direct_commands(client: Any) -> DirectCommands | None:
-    """:class:`DirectCommands` for ``client`` when it is the plain kind they reproduce exactly, else None.
+def unacknowledged(entries: Sequence[Entry], replies: list[Any] | None) -> list[Entry]:
+    """The entries a batch did not write: all of them without replies, else those refused.
 
-    That is a ``redis.Redis`` on redis-py's own (blocking) pool of TCP, TLS or
-    unix-socket connections that encode keys as strict UTF-8: a Sentinel pool
-    (which turns READONLY into a reconnect), another connection class (which
-    may override how replies are read) or another key encoding keep
-    redis-py's path, so every command of a tier names a key the same way.
+    An error reply (OOM...) is a whole reply: the others were written. redis-py's
+    pipeline resends the refused ones, and raises what Redis refuses again.
     """
-    if not isinstance(client, redis.Redis):
-        return None
+    if replies is None:
+        return list(entries)
+    return [entry for entry, reply in zip(entries, replies, strict=True) if isinstance(reply, Exception)]
+
+
+def _reproducible(client: Any, pools: tuple[type[Any], ...], plain: tuple[type[Any], ...]) -> bool:
+    """Whether ``client`` is on one of redis-py's own ``pools`` of ``plain`` connections, with strict UTF-8 keys.
+
+    A Sentinel pool (which turns READONLY into a reconnect), a connection class
+    of one's own (which may read replies its own way) or another key encoding
+    keep redis-py's path. The sync tier's connections are ``plain`` ones with
+    :class:`DeadlineSocket` in front.
+    """
     pool: Any = getattr(client, "connection_pool", None)
-    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
-        return None
+    if type(pool) not in pools:
+        return False
     connection_class = pool.connection_class
-    plain = (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection)
-    if not (connection_class in plain or (issubclass(connection_class, DeadlineSocket)
-                                          and connection_class.__bases__[1:] in [(c,) for c in plain])):
-        return None
+    if issubclass(connection_class, DeadlineSocket):
+        connection_class = connection_class.__bases__[-1]
+    if connection_class not in plain:
+        return False
     kwargs = pool.connection_kwargs
     if kwargs.get("decode_responses") or kwargs.get("encoding_errors", "strict") != "strict":
-        return None
-    if codecs.lookup(kwargs.get("encoding", "utf-8")).name != "utf-8":
-        return None
-    return DirectCommands(client)
+        return False
+    return codecs.lookup(kwargs.get("encoding", "utf-8")).name == "utf-8"
 
 
-class DirectCommands:
-    """GET, MGET, SET, batches of SETs and EVALSHA on a standalone ``redis.Redis``, written to its pool directly.
+def direct_commands(client: Any) -> DirectCommands | None:
+    """:class:`DirectCommands` for a sync ``client`` they reproduce exactly (see :func:`_reproducible`), else None."""
+    if isinstance(client, redis.Redis) and _reproducible(
+        client, (redis.ConnectionPool, redis.BlockingConnectionPool),
+        (redis.Connection, redis.SSLConnection, redis.UnixDomainSocketConnection),
+    ):
+        return DirectCommands(client)
+    return None
 
-    Build it with :func:`direct_commands`, which checks that the client is one
-    these commands reproduce exactly.
-    """
+
+def async_direct_commands(client: Any, deadline: float | None) -> AsyncDirectCommands | None:
+    """:class:`AsyncDirectCommands` for an asyncio ``client`` they reproduce exactly, else None."""
+    if isinstance(client, aredis.Redis) and _reproducible(
+        client, (aredis.ConnectionPool, aredis.BlockingConnectionPool),
+        (aredis.Connection, aredis.SSLConnection, aredis.UnixDomainSocketConnection),
+    ):
+        return AsyncDirectCommands(client, deadline)
+    return None
+
+
+class _Direct:
+    """What both flavours hold and decide: the client, its pool, and whether a failed attempt falls back."""
 
     __slots__ = ("_client", "_pool")
 
-    def __init__(self, client: redis.Redis) -> None:
-        self._client: Any = client  # redis-py's typing differs across versions
+    def __init__(self, client: Any) -> None:
+        self._client: Any = client  # redis-py's typing differs across versions and flavours
         self._pool: Any = client.connection_pool
 
-    def _run(self, request: list[bytes] | None, count: int, args: tuple[Any, ...] = ()) -> list[Any] | None:
-        """The ``count`` replies to ``request`` (or to ``args`` packed by the connection), or None when
-        redis-py must make the call instead (see :func:`_retried_by_redis_py`).
+    @staticmethod
+    def _deadline_spent() -> bool:
+        """Whether the call's deadline has passed (sync: the armed deadline of :mod:`qcache.l2.deadline`)."""
+        left = remaining()
+        return left is not None and left <= 0
 
-        A failure to get a connection is raised: redis-py's call would meet
-        the same pool and the same connect, with the same retries.
-        """
+    def _falls_back(self, connection: Any, exc: BaseException) -> bool:
+        """Whether redis-py makes the call again after ``exc`` on ``connection``: its ``Retry`` would
+        retry that error, and the deadline is not spent. Otherwise ``exc`` stands."""
+        if self._deadline_spent():
+            return False
+        retry = getattr(connection, "retry", None)
+        if retry is None or retry.get_retries() == 0:
+            return False
+        return isinstance(exc, tuple(getattr(retry, "_supported_errors", ())))
+
+
+class DirectCommands(_Direct):
+    """GET, MGET, SET, batches of SETs and EVALSHA on a standalone ``redis.Redis``, written to its pool directly.
+
+    Build it with :func:`direct_commands`, which checks the client is one these commands reproduce exactly.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client)
+
+    def _run(self, request: list[bytes] | None, count: int, args: tuple[Any, ...] = ()) -> list[Any] | None:
+        """The ``count`` replies to ``request`` (or to ``args``, packed by the connection as redis-py
+        packs them), or None when redis-py must make the call instead (see :meth:`_falls_back`)."""
         pool = self._pool
         connection = pool.get_connection()
         try:
             connection.send_packed_command(request if request is not None else connection.pack_command(*args))
             replies: list[Any] = []
             read_replies(connection, count, replies)
-        except (redis.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             connection.disconnect()  # replies may still be on their way: nobody else may read them
-            if _retried_by_redis_py(connection, exc):
+            if self._falls_back(connection, exc):
                 return None
             raise
         except BaseException:
@@ -167,50 +253,125 @@ class DirectCommands:
         return replies
 
     def get(self, key: str) -> bytes | None:
-        if type(key) is not str or not key.isascii():
-            value: bytes | None = self._client.get(key)  # other keys: redis-py encodes and checks them
-            return value
-        replies = self._run([pack_get(key.encode())], 1)
-        value = self._client.get(key) if replies is None else _only(replies)
+        request = get_request(key)
+        replies = self._run(request, 1) if request else None
+        value: bytes | None = self._client.get(key) if replies is None else only_reply(replies)
         return value
 
     def mget(self, keys: Sequence[str]) -> list[bytes | None]:
-        try:
-            request = [pack_mget_text(keys)]
-        except (UnicodeEncodeError, TypeError, AttributeError):  # not all str: redis-py encodes and checks them
-            values: list[bytes | None] = self._client.mget(keys)
-            return values
-        replies = self._run(request, 1)
-        values = self._client.mget(keys) if replies is None else _only(replies)
+        request = mget_request(keys)
+        replies = self._run(request, 1) if request else None
+        values: list[bytes | None] = self._client.mget(keys) if replies is None else only_reply(replies)
         return values
+
+    def set(self, key: str, data: bytes, *, px: int) -> None:
+        request = set_request(key, data, px)
+        replies = self._run(request, 1) if request else None
+        if replies is None:
+            self._client.set(key, data, px=px)
+        else:
+            only_reply(replies)
+
+    def set_direct(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Write ``entries`` in one round trip; the ones not acknowledged (all of them on a broken connection)."""
+        request = batch_request(entries)
+        return unacknowledged(entries, self._run(request, len(entries)) if request else None)
 
     def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         """``EVALSHA``, its arguments packed by the connection as redis-py packs them; NOSCRIPT is raised."""
         replies = self._run(None, 1, ("EVALSHA", sha, numkeys, *args))
-        return self._client.evalsha(sha, numkeys, *args) if replies is None else _only(replies)
+        return self._client.evalsha(sha, numkeys, *args) if replies is None else only_reply(replies)
 
-    def set(self, key: str, data: bytes, *, px: int) -> None:
-        if type(key) is not str or not key.isascii() or type(data) is not bytes:
-            self._client.set(key, data, px=px)
-            return
-        request: list[bytes] = []
-        pack_set(request, key.encode(), data, px)
-        replies = self._run(request, 1)
-        if replies is None:
-            self._client.set(key, data, px=px)
+
+async def _send(connection: Any, request: list[bytes]) -> None:
+    """``send_packed_command`` on a connection the pool connected, without its ``asyncio.wait_for``.
+
+    That ``wait_for`` runs the write as a task of its own (an event-loop turn
+    more per command); here the caller's timeout bounds the write instead.
+    """
+    send = getattr(connection, "_send_packed_command", None)  # a redis-py internal
+    if send is None:
+        await connection.send_packed_command(request)
+        return
+    if connection.health_check_interval:
+        await connection.check_health()
+    await send(request)
+
+
+class AsyncDirectCommands(_Direct):
+    """:class:`DirectCommands` on a standalone ``redis.asyncio.Redis``, under the tier's ``asyncio.timeout``.
+
+    ``deadline`` is the tier's timeout: a socket timeout shorter than it bounds
+    each attempt too (a timed-out read then falls back to redis-py's retries,
+    as with the sync connections); otherwise the tier's timeout alone does.
+    """
+
+    __slots__ = ("_bound",)
+
+    def __init__(self, client: aredis.Redis, deadline: float | None) -> None:
+        super().__init__(client)
+        socket_timeout = self._pool.connection_kwargs.get("socket_timeout")
+        self._bound: float | None = (
+            socket_timeout if socket_timeout and (deadline is None or socket_timeout < deadline) else None
+        )
+
+    @staticmethod
+    def _deadline_spent() -> bool:
+        """Whether the task is being cancelled (by the tier's ``asyncio.timeout``, or its caller)."""
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() > 0
+
+    async def _exchange(self, connection: Any, request: list[bytes], count: int) -> list[Any]:
+        replies: list[Any] = []
+        if self._bound is None:
+            await _send(connection, request)
+            await read_replies_async(connection, count, replies)
         else:
-            _only(replies)
+            async with asyncio.timeout(self._bound):  # expiring raises TimeoutError (an OSError): a failure
+                await _send(connection, request)
+                await read_replies_async(connection, count, replies)
+        return replies
 
-    def set_direct(self, entries: Sequence[Entry]) -> list[Entry]:
-        """Write ``entries`` in one round trip; the ones not acknowledged (all of them on a broken connection)."""
-        parts: list[bytes] = []
-        for key, data, px in entries:
-            if type(key) is not str or not key.isascii() or type(data) is not bytes:
-                return list(entries)  # redis-py's pipeline encodes and checks them
-            pack_set(parts, key.encode(), data, px)
-        replies = self._run([b"".join(parts)] if len(parts) == len(entries) else parts, len(entries))
+    async def _run(self, request: list[bytes], count: int) -> list[Any] | None:
+        """The ``count`` replies to ``request``, or None when redis-py must make the call instead."""
+        pool = self._pool
+        connection = await pool.get_connection()
+        try:
+            replies = await self._exchange(connection, request, count)
+        except _FAILURES as exc:
+            await connection.disconnect(nowait=True)  # replies may still be on their way
+            if self._falls_back(connection, exc):
+                return None
+            raise
+        except BaseException:
+            # Cancelled (the deadline): disconnected before the release, so no half-read connection is handed on.
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(connection)
+        return replies
+
+    async def get(self, key: str) -> bytes | None:
+        request = get_request(key)
+        replies = await self._run(request, 1) if request else None
+        value: bytes | None = await self._client.get(key) if replies is None else only_reply(replies)
+        return value
+
+    async def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        request = mget_request(keys)
+        replies = await self._run(request, 1) if request else None
+        values: list[bytes | None] = await self._client.mget(keys) if replies is None else only_reply(replies)
+        return values
+
+    async def set(self, key: str, data: bytes, *, px: int) -> None:
+        request = set_request(key, data, px)
+        replies = await self._run(request, 1) if request else None
         if replies is None:
-            return list(entries)
-        # An error reply (OOM...) is a whole reply: the others were written. redis-py's pipeline
-        # resends the refused ones, and raises what Redis refuses again.
-        return [entry for entry, reply in zip(entries, replies, strict=True) if isinstance(reply, Exception)]
+            await self._client.set(key, data, px=px)
+        else:
+            only_reply(replies)
+
+    async def set_direct(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Write ``entries`` in one round trip; the ones not acknowledged (all of them on a broken connection)."""
+        request = batch_request(entries)
+        return unacknowledged(entries, await self._run(request, len(entries)) if request else None)
