@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aredis
+from redis._parsers import _AsyncRESP2Parser
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis._parsers import _AsyncRESP2Parser
 
 from qcache.errors import BackendError
 from qcache.l2 import AsyncRedisTier, CircuitBreaker, escape_glob
