@@ -81,6 +81,18 @@ else:
         return packed
 
 
+def pack_args(args: tuple[Any, ...]) -> list[bytes] | None:
+    """A command of text, bytes and int arguments packed by hiredis as redis-py packs it; None without hiredis
+    or for other arguments (the connection then packs them, as redis-py does)."""
+    if pack_mget_text is _pack_mget_text or not all(type(arg) in (str, bytes, int) for arg in args):
+        return None
+    try:
+        packed: bytes = _hiredis_pack(args)
+    except UnicodeEncodeError:
+        return None
+    return [packed]
+
+
 def pack_set(parts: list[bytes], key: bytes, data: bytes, px: int) -> None:
     """Append ``SET key data PX px`` to ``parts``; a large value is appended as its own buffer, uncopied."""
     if len(data) < _COPY_BELOW:
@@ -279,7 +291,8 @@ class DirectCommands(_Direct):
 
     def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         """``EVALSHA``, its arguments packed by the connection as redis-py packs them; NOSCRIPT is raised."""
-        replies = self._run(None, 1, ("EVALSHA", sha, numkeys, *args))
+        command = ("EVALSHA", sha, numkeys, *args)
+        replies = self._run(pack_args(command), 1, command)
         return self._client.evalsha(sha, numkeys, *args) if replies is None else only_reply(replies)
 
 

@@ -15,7 +15,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from qcache.errors import BackendError
 from qcache.l2 import RedisTier, escape_glob
-from qcache.l2.direct import DirectCommands, _pack_mget_text, direct_commands, pack_mget_text
+from qcache.l2.direct import DirectCommands, _pack_mget_text, direct_commands, pack_args, pack_mget_text
 
 from .support import config_for
 
@@ -237,3 +237,12 @@ def test_both_mget_packings_refuse_what_utf8_cannot_encode() -> None:
     for pack in (pack_mget_text, _pack_mget_text):
         with pytest.raises(UnicodeEncodeError):
             pack(["ok", "lone \ud800 surrogate"])
+
+
+def test_commands_packed_by_hiredis_are_the_bytes_redis_py_sends() -> None:
+    command = ("EVALSHA", "ab" * 20, 3, "k", "clé", "t:☃", b"\x00data", 60_000, -1, 2**62, 0, "")
+    packed = pack_args(command)
+    if packed is not None:  # hiredis is installed
+        assert packed == [b"".join(Connection().pack_command(*command))]
+    assert pack_args(("SET", "k", 1.5)) is None  # floats are packed by the connection, as redis-py packs them
+    assert pack_args(("GET", "lone \ud800")) is None
