@@ -71,8 +71,13 @@ def belady_hits(
         raise ImportError("the compiled Belady needs numba (the sim-fast extra)")
     if kernel is not None:
         uses = _next_uses(id_array) if next_use is None else np.asarray(next_use, dtype=np.int64)
-        compiled_hits: int = kernel.belady_hits(id_array, uses, capacity)
-        return compiled_hits
+        try:
+            compiled_hits: int = kernel.belady_hits(id_array, uses, capacity)
+            return compiled_hits
+        except Exception as exc:  # it could not compile: the pure loop gives the same hits
+            if compiled:
+                raise
+            KERNEL.failed(exc)
     ids: list[int] = id_array.tolist()
     following: Sequence[int] = _next_uses(id_array).tolist() if next_use is None else next_use
     n = len(ids)

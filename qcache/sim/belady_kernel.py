@@ -89,6 +89,6 @@ def belady_hits(ids: np.ndarray, following: np.ndarray, capacity: int) -> int:
         capacity,
         np.full(keys, _ABSENT, dtype=np.int64),
         np.empty(len(ids), dtype=np.int64),
-        np.empty(capacity + 1, dtype=np.int64),
+        np.empty(min(capacity, keys) + 1, dtype=np.int64),  # the stack holds resident keys only
     )
     return hits

@@ -375,3 +375,33 @@ def test_kernel_and_pure_loop_agree_on_the_shared_traces(trace: str) -> None:
         loop, pure = replayed(keys, size, False)
         assert ours == loop, size
         assert_same(compiled, pure)
+
+
+def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_decisions(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from numba.core.errors import TypingError
+
+    class Broken:
+        @staticmethod
+        def replay(*args: object) -> int:
+            raise TypingError("cannot type this")
+
+    monkeypatch.setattr(wtinylfu.KERNEL, "_module", Broken())
+    monkeypatch.setattr(wtinylfu.KERNEL, "state", "loaded")
+    keys = list(Zipf(keys=5000, requests=20000, exponent=0.9, seed=11))
+    assert WTinyLFUPolicy(300).replay(keys) == WTinyLFUPolicy(300).replay(keys, compiled=False)
+    assert wtinylfu.KERNEL.state == "missing" and "failed (TypingError" in caplog.text
+
+
+def test_an_error_of_the_replay_itself_is_not_taken_for_a_compile_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Failing:
+        @staticmethod
+        def replay(*args: object) -> int:
+            raise ValueError("a progress callback's own error")
+
+    monkeypatch.setattr(wtinylfu.KERNEL, "_module", Failing())
+    monkeypatch.setattr(wtinylfu.KERNEL, "state", "loaded")
+    with pytest.raises(ValueError, match="progress"):
+        WTinyLFUPolicy(300).replay(list(range(20000)))
+    assert wtinylfu.KERNEL.state == "loaded"

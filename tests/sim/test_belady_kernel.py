@@ -60,3 +60,28 @@ def test_compiled_belady_on_the_shared_traces(name: str, sizes: tuple[int, ...])
     keys = TraceFile(folder / name).load().keys
     for size in sizes:
         assert belady_hits(keys, size, compiled=True) == belady_hits(keys, size, compiled=False), size
+
+
+def test_a_cache_far_larger_than_the_trace_allocates_for_the_trace() -> None:
+    keys = list(range(10)) * 2
+    assert belady_hits(keys, 10**11, compiled=True) == belady_hits(keys, 10**11, compiled=False) == 10
+
+
+def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_hits(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from numba.core.errors import TypingError
+
+    class Broken:
+        @staticmethod
+        def belady_hits(*args: object) -> int:
+            raise TypingError("cannot type this")
+
+    kernel = belady_module.KERNEL
+    monkeypatch.setattr(kernel, "_module", Broken())
+    monkeypatch.setattr(kernel, "state", "loaded")
+    keys = WORKLOADS["zipf"]()
+    assert belady_hits(keys, 500) == belady_hits(keys, 500, compiled=False)
+    assert kernel.state == "missing" and "failed (TypingError" in caplog.text
+    with pytest.raises(ImportError):
+        belady_hits(keys, 500, compiled=True)  # asked for explicitly: no silent substitute

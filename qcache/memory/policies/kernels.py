@@ -8,7 +8,10 @@ job long enough to pay for it asks, and never when numba is missing.
 from __future__ import annotations
 
 import importlib
+import logging
 from types import ModuleType
+
+logger = logging.getLogger(__name__)
 
 
 class LazyKernel:
@@ -37,6 +40,16 @@ class LazyKernel:
             else:
                 self.state = "loaded"
         return self._module
+
+    def failed(self, exc: BaseException) -> None:
+        """The kernel raised where the pure loop would not (it could not compile): never use it again here.
+
+        The results are the same without it; the warning says why it is slower.
+        """
+        self.state = "missing"
+        self._module = None
+        logger.warning("qcache: the compiled kernel %s failed (%s: %s); the pure-Python loop runs instead",
+                       self.name, type(exc).__name__, exc)
 
     def for_job(self, requests: int) -> ModuleType | None:
         """The kernel module when a job of ``requests`` is worth it, else None."""

@@ -36,6 +36,11 @@ _NONE = object()
 KERNEL = LazyKernel("qcache.memory.policies.wtinylfu_kernel", first_requests=200_000, loaded_requests=5_000)
 
 
+def _compile_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from numba itself (typing, lowering, its cache), not from the replay."""
+    return type(exc).__module__.split(".")[0] == "numba"
+
+
 def compiled_kernel() -> ModuleType | None:
     """:mod:`wtinylfu_kernel` when numba is installed (the ``sim-fast`` extra), else None."""
     return KERNEL.module()
@@ -373,9 +378,17 @@ class WTinyLFUPolicy(EvictionPolicy):
         if compiled or kernel is not None:
             if kernel is None:
                 raise ImportError("the compiled replay needs numba (the sim-fast extra)")
-            hits: int = kernel.replay(self, keys, progress, chunk)
-            self._last_missed = _NONE
-            return hits
+            try:
+                hits: int = kernel.replay(self, keys, progress, chunk)
+            except Exception as exc:
+                # It could not compile (the policy's state is untouched until it runs): the pure loop
+                # makes the same decisions. An error of the replay itself (a progress callback's) stands.
+                if compiled or not _compile_error(exc):
+                    raise
+                KERNEL.failed(exc)
+            else:
+                self._last_missed = _NONE
+                return hits
         return self._replay_loop(keys, progress, chunk)
 
     def _replay_loop(
