@@ -47,7 +47,10 @@ def without_topology(name: str, topology: str) -> str:
     base, bracket, params = name.partition("[")
     if not bracket or not params.endswith("]"):
         return name
-    kept = [part for part in params[:-1].split("-") if part != topology]
+    kept = params[:-1].split("-")
+    if topology not in kept:
+        return name
+    kept.remove(topology)  # its one occurrence: another parameter may have the same value
     return f"{base}[{'-'.join(kept)}]" if kept else base
 
 

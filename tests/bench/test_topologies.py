@@ -80,3 +80,11 @@ def test_the_report_shows_the_pairs_by_group_and_leaves_the_section_out_without_
     plain = load_run(RunLayout(write_run(tmp_path / "plain", [entry(LEVELS + "test_l1_hit_dict", 1e-6)])))
     assert topology_rows(plain) == [] and format_topologies([]) == []
     assert "cluster vs standalone" not in format_report(plain, [], Thresholds(50.0, 0.6))
+
+
+def test_only_the_topology_parameter_is_removed() -> None:
+    assert without_topology("test_f[cluster-100]", "cluster") == "test_f[100]"
+    assert without_topology("test_f[cluster]", "cluster") == "test_f"
+    assert without_topology("test_f[cluster-cluster]", "cluster") == "test_f[cluster]"  # another parameter's value
+    assert without_topology("test_f[standalone-100]", "cluster") == "test_f[standalone-100]"
+    assert without_topology("test_f", "cluster") == "test_f"
