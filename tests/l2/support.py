@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
+import os
+import signal
+import threading
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias, TypeVar
 
@@ -114,3 +118,18 @@ def make_tier(flavour: str, config: Any, namespace: str, **kwargs: Any) -> Tier:
     """``RedisTier.from_config`` or ``AsyncRedisTier.from_config``."""
     cls = RedisTier if flavour == "sync" else AsyncRedisTier
     return cls.from_config(config, namespace=namespace, **kwargs)
+
+
+@contextmanager
+def frozen(server: Any, thaw_after: float) -> Iterator[None]:
+    """Freeze ``server`` (SIGSTOP) for the body; it thaws after ``thaw_after`` seconds, or when the body ends."""
+    pid = server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    thaw = threading.Timer(thaw_after, os.kill, (pid, signal.SIGCONT))
+    thaw.start()
+    try:
+        yield
+    finally:
+        thaw.cancel()
+        os.kill(pid, signal.SIGCONT)

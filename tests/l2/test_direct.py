@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from typing import Any
 
@@ -17,7 +14,7 @@ from qcache.errors import BackendError
 from qcache.l2 import RedisTier, escape_glob
 from qcache.l2.direct import DirectCommands, _pack_mget_text, direct_commands, pack_args, pack_mget_text
 
-from .support import config_for
+from .support import call, config_for, frozen, make_tier
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
@@ -150,14 +147,14 @@ def test_a_full_server_refuses_single_and_batch_writes_and_nothing_half_written_
         admin.close()
 
 
-def test_a_restarted_server_costs_no_call_a_failure(redis_server: Any) -> None:
-    """Pooled connections go stale when the server restarts: the direct attempt fails, redis-py reconnects."""
-    tier = RedisTier.from_config(config_for(redis_server.endpoint, max_retries=1), namespace="rs:")
+async def test_a_restarted_server_costs_no_call_a_failure(flavour: str, redis_server: Any) -> None:
+    """Pooled connections go stale when the server restarts: the pool reconnects them, no call fails."""
+    tier: Any = make_tier(flavour, config_for(redis_server.endpoint, max_retries=1), "rs:")
     try:
-        tier.warm_up()
-        tier.set_many([("rs:a", b"1"), ("rs:b", b"2")], ttl=60)
-        assert tier.get_many(["rs:a", "rs:b"]) == [b"1", b"2"]
-        for call in (
+        await call(tier.warm_up())
+        await call(tier.set_many([("rs:a", b"1"), ("rs:b", b"2")], ttl=60))
+        assert await call(tier.get_many(["rs:a", "rs:b"])) == [b"1", b"2"]
+        for operation in (
             lambda: tier.set("rs:k", b"v", 60),
             lambda: tier.get("rs:k"),
             lambda: tier.get_many(["rs:k", "rs:a"]),
@@ -165,37 +162,31 @@ def test_a_restarted_server_costs_no_call_a_failure(redis_server: Any) -> None:
         ):
             redis_server.stop()
             redis_server.start()  # same port, empty (no persistence): every pooled connection is stale
-            call()
-        assert tier.get_many(["rs:x", "rs:y", "rs:a"]) == [b"x", b"y", None]
+            await call(operation())
+        assert await call(tier.get_many(["rs:x", "rs:y", "rs:a"])) == [b"x", b"y", None]
         assert tier.breaker_stats().failures == 0
     finally:
-        tier.close()
+        await call(tier.close())
 
 
-def test_a_read_that_times_out_is_made_again_by_redis_py_with_its_retries(redis_server: Any) -> None:
+async def test_a_read_that_times_out_is_made_again_by_redis_py_with_its_retries(
+    flavour: str, redis_server: Any
+) -> None:
     """The direct attempt times out on a frozen server; redis-py's retry, as configured, gets the reply."""
     config = config_for(redis_server.endpoint, socket_timeout=0.3, max_retries=3, retry_on_timeout=True)
-    tier = RedisTier.from_config(config, namespace="slow:")
+    tier: Any = make_tier(flavour, config, "slow:")
     fallback = _CountingFallback(tier._commands._client)
     tier._commands._client = fallback
-    pid = redis_server.pid
-    assert pid is not None
     try:
-        tier.set("slow:k", b"v", 60)
-        os.kill(pid, signal.SIGSTOP)
-        thaw = threading.Timer(0.5, os.kill, (pid, signal.SIGCONT))
-        thaw.start()
-        try:
+        await call(tier.set("slow:k", b"v", 60))
+        with frozen(redis_server, thaw_after=0.5):
             started = time.monotonic()
-            assert tier.get("slow:k") == b"v"
+            assert await call(tier.get("slow:k")) == b"v"
             assert 0.3 <= time.monotonic() - started < 5.0
             assert fallback.calls == 1
-        finally:
-            thaw.join()
-            os.kill(pid, signal.SIGCONT)
         assert tier.breaker_stats().failures == 0
     finally:
-        tier.close()
+        await call(tier.close())
 
 
 @pytest.mark.parametrize("retry_on_timeout", [True, False])
@@ -206,20 +197,11 @@ def test_with_retries_off_a_write_that_timed_out_is_sent_once(redis_server: Any,
                         retry_on_timeout=retry_on_timeout)
     tier = RedisTier.from_config(config, namespace="once:")
     admin = redis.Redis(**redis_server.endpoint.client_kwargs())
-    pid = redis_server.pid
-    assert pid is not None
     try:
         tier.set("once:warm", b"v", 60)
         admin.config_resetstat()
-        os.kill(pid, signal.SIGSTOP)
-        thaw = threading.Timer(0.45, os.kill, (pid, signal.SIGCONT))
-        thaw.start()
-        try:
-            with pytest.raises(BackendError, match="Timeout"):
-                tier.set("once:k", b"v", 60)
-        finally:
-            thaw.join()
-            os.kill(pid, signal.SIGCONT)
+        with frozen(redis_server, thaw_after=0.45), pytest.raises(BackendError, match="Timeout"):
+            tier.set("once:k", b"v", 60)
         time.sleep(0.1)
         sets = admin.info("commandstats").get("cmdstat_set", {}).get("calls", 0)
         assert sets == 1  # applied late by the thawed server, but sent once

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import threading
 import time
 from typing import Any
 
@@ -20,7 +17,7 @@ from qcache.errors import BackendError
 from qcache.l2 import AsyncRedisTier, CircuitBreaker, escape_glob
 from qcache.l2.direct import AsyncDirectCommands
 
-from .support import config_for
+from .support import config_for, frozen
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
@@ -99,70 +96,17 @@ async def test_a_full_server_refuses_single_and_batch_writes_and_nothing_half_wr
         admin.close()
 
 
-async def test_a_restarted_server_costs_no_call_a_failure(redis_server: Any) -> None:
-    """Pooled connections go stale when the server restarts: the direct attempt fails, redis-py reconnects."""
-    tier = AsyncRedisTier.from_config(config_for(redis_server.endpoint, max_retries=1), namespace="rs:")
-    try:
-        await tier.warm_up()
-        await tier.set_many([("rs:a", b"1"), ("rs:b", b"2")], ttl=60)
-        assert await tier.get_many(["rs:a", "rs:b"]) == [b"1", b"2"]
-        for call in (
-            lambda: tier.set("rs:k", b"v", 60),
-            lambda: tier.get("rs:k"),
-            lambda: tier.get_many(["rs:k", "rs:a"]),
-            lambda: tier.set_many([("rs:x", b"x"), ("rs:y", b"y")], ttl=60),
-        ):
-            redis_server.stop()
-            redis_server.start()  # same port, empty (no persistence): every pooled connection is stale
-            await call()
-        assert await tier.get_many(["rs:x", "rs:y", "rs:a"]) == [b"x", b"y", None]
-        assert tier.breaker_stats().failures == 0
-    finally:
-        await tier.close()
-
-
-async def test_a_read_that_times_out_is_made_again_by_redis_py_with_its_retries(redis_server: Any) -> None:
-    """The direct attempt times out (socket timeout) on a frozen server; redis-py's retry gets the reply."""
-    config = config_for(redis_server.endpoint, socket_timeout=0.3, max_retries=3, retry_on_timeout=True)
-    tier = AsyncRedisTier.from_config(config, namespace="slow:")
-    pid = redis_server.pid
-    assert pid is not None
-    try:
-        await tier.set("slow:k", b"v", 60)
-        os.kill(pid, signal.SIGSTOP)
-        thaw = threading.Timer(0.5, os.kill, (pid, signal.SIGCONT))
-        thaw.start()
-        try:
-            started = time.monotonic()
-            assert await tier.get("slow:k") == b"v"
-            assert 0.3 <= time.monotonic() - started < 5.0
-        finally:
-            thaw.join()
-            os.kill(pid, signal.SIGCONT)
-        assert tier.breaker_stats().failures == 0
-    finally:
-        await tier.close()
-
-
 async def test_a_socket_timeout_shorter_than_the_deadline_bounds_each_attempt(redis_server: Any) -> None:
     """As with redis-py alone: a server frozen past every attempt's socket timeout fails the call before it thaws."""
     config = config_for(redis_server.endpoint, socket_timeout=0.3, max_retries=1, retry_on_timeout=True)
     tier = AsyncRedisTier.from_config(config, namespace="slow:")  # the deadline (10 s) is far longer
-    pid = redis_server.pid
-    assert pid is not None
     try:
         await tier.set("slow:k", b"v", 60)
-        os.kill(pid, signal.SIGSTOP)
-        thaw = threading.Timer(4.0, os.kill, (pid, signal.SIGCONT))
-        thaw.start()
-        try:
+        with frozen(redis_server, thaw_after=4.0):
             started = time.monotonic()
             with pytest.raises(BackendError, match="Timeout"):
                 await tier.get("slow:k")
             assert time.monotonic() - started < 3.0  # the direct attempt and redis-py's two, 0.3 s each
-        finally:
-            thaw.cancel()
-            os.kill(pid, signal.SIGCONT)
         assert await tier.get("slow:k") == b"v"
     finally:
         await tier.close()
