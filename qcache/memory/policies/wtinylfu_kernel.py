@@ -18,7 +18,7 @@ kernel replays dense key ids, and the state moves back, so a replay still
 Each piece of the policy's logic has one twin here: the sketch's
 ``increment_at``, ``frequency_at`` and ``reset`` (``_increment``,
 ``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
-``_resize_window``, ``_demote_protected`` (``_demote``), ``victim``
+``_resize_window`` (``_resize_window`` and ``_shed``), ``_demote_protected`` (``_demote``), ``victim``
 (``_victim``), and ``_consult_ghosts`` (inline in ``_replay``). The tests
 compare hits and final state with the pure loop and the hooks, and the
 twins piece by piece, so a change made to one side only fails them.
@@ -185,11 +185,21 @@ def _resize_window(target: float, istate: Any, fstate: Any) -> None:
 
 
 @_jit
-def _climb(climber: Any, istate: Any, fstate: Any) -> None:
+def _shed(region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any, istate: Any) -> None:
+    """Protected's keys beyond its bound back to probation (the end of WTinyLFUPolicy._resize_window)."""
+    while sizes[_PROTECTED] > istate[_PROTECTED_MAX]:
+        _demote(region, prev, nxt, heads, tails, sizes)
+
+
+@_jit
+def _climb(
+    climber: Any, istate: Any, fstate: Any, region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any
+) -> None:
     delta = climber_adjust(climber, istate[_SAMPLE_HITS] / istate[_SAMPLE_COUNT])
     istate[_SAMPLE_HITS] = 0
     istate[_SAMPLE_COUNT] = 0
     _resize_window(fstate[_WINDOW_TARGET] + delta, istate, fstate)
+    _shed(region, prev, nxt, heads, tails, sizes, istate)
 
 
 # -- the replay ----------------------------------------------------------------------
@@ -241,6 +251,7 @@ def _replay(
                     _unlink(0, mark, wprev, wnext, gheads, gtails, gsizes)
                     step = fstate[_GHOST_GAIN] * max(gsizes[1] / (gsizes[0] + 1), 1.0)
                     _resize_window(fstate[_WINDOW_TARGET] + step, istate, fstate)
+                    _shed(region, prev, nxt, heads, tails, sizes, istate)
                     wprev[mark] = _OUT
                 elif mprev[mark] != _OUT:
                     if sizes[_PROTECTED] and _frequency(heads[_PROTECTED], slots, table, door, doorkeeper) < _frequency(
@@ -251,6 +262,7 @@ def _replay(
                     mprev[mark] = _OUT
                     step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
                     _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
+                    _shed(region, prev, nxt, heads, tails, sizes, istate)
         else:
             hits += 1
         _increment(key, slots, table, door, istate)
@@ -268,12 +280,12 @@ def _replay(
                 istate[_SAMPLE_HITS] += 1
                 istate[_SAMPLE_COUNT] += 1
                 if istate[_SAMPLE_COUNT] >= sample_size:
-                    _climb(climber, istate, fstate)
+                    _climb(climber, istate, fstate, region, prev, nxt, heads, tails, sizes)
             continue
         if climbing and istate[_FULL]:
             istate[_SAMPLE_COUNT] += 1
             if istate[_SAMPLE_COUNT] >= sample_size:
-                _climb(climber, istate, fstate)
+                _climb(climber, istate, fstate, region, prev, nxt, heads, tails, sizes)
         _append(_WINDOW, key, prev, nxt, heads, tails, sizes)
         region[key] = _WINDOW
         istate[_RESIDENT] += 1
