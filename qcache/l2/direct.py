@@ -41,10 +41,9 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from qcache.l2.batching import Entry
 from qcache.l2.deadline import DeadlineSocket, remaining
 from qcache.l2.replies import read_replies, read_replies_async
-
-Entry = tuple[str, bytes, int]  # key, data, PX milliseconds
 
 #: Values at least this long are sent as their own buffer instead of copied into the command.
 _COPY_BELOW = 16 * 1024
