@@ -106,8 +106,12 @@ class Codec:
                     self._routes[base] = _Route(
                         reader.loads, decompressor if compression_id else None, encrypted, crc32(base)
                     )
+        hooks = {
+            serializer_id: reader.unpack_hook if isinstance(reader, MsgpackSerializer) else None
+            for serializer_id, reader in self._serializers.items()
+        }
         self._plain_routes: dict[bytes, PlainRoute] = {
-            base: PlainRoute(route.loads, route.decompressor, route.base_crc, self._max)
+            base: PlainRoute(route.loads, route.decompressor, route.base_crc, self._max, hooks[base[2]])
             for base, route in self._routes.items()
             if not route.encrypted
         }
@@ -145,9 +149,11 @@ class Codec:
         :meth:`encode`, ``body`` the bytes from :data:`PLAIN_BODY_OFFSET` on),
         ``route.decompressor`` (if any) restores the body within
         ``route.max_size`` (else the body must not exceed it), and
-        ``route.loads`` gives the value. Anything that fails a step, or raises,
-        goes to :meth:`decode`, which says why and counts it: the short cut
-        only ever accepts what :meth:`decode` accepts.
+        ``route.loads`` gives the value. Where ``route.unpack_hook`` is set, the
+        serializer is msgpack's and the loop may unpack itself instead (see
+        :attr:`MsgpackSerializer.unpack_hook`). Anything that fails a step, or
+        raises, goes to :meth:`decode`, which says why and counts it: the short
+        cut only ever accepts what :meth:`decode` accepts.
         """
         return self._plain_routes
 
@@ -332,6 +338,7 @@ class PlainRoute(NamedTuple):
     decompressor: Compressor | None  # None: stored uncompressed
     base_crc: int  # CRC-32 of the header bytes, where the checksum starts
     max_size: int  # the codec's max_value_bytes
+    unpack_hook: Callable[[int, bytes], Any] | None = None  # MsgpackSerializer.unpack_hook, for msgpack's own
 
 
 def _key_bytes(key: str | bytes) -> bytes:
