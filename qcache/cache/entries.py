@@ -15,9 +15,10 @@ from qcache.cache.inputs import check_ttl
 from qcache.cache.locator import TypeSpec
 from qcache.cache.metrics import CacheMetrics
 from qcache.cache.plans import MISSING
-from qcache.cache.record import PLAIN_HEAD, PLAIN_HEADER_SIZE, PLAIN_MARK, parse_record, record_header
+from qcache.cache.record import PLAIN_HEAD, PLAIN_MARK, binding, parse_record, record_header
 from qcache.codec import CodecIntegrityError, Compressor
 from qcache.codec.checksum import crc32
+from qcache.codec.header import CHECKSUM_SIZE, CRC_RESIDUE
 from qcache.codec.numpy_ext import document_layout
 from qcache.codec.pipeline import PlainRoute
 from qcache.codec.serializer import DOCUMENT_MARKERS as _DOCUMENT_MARKERS
@@ -55,7 +56,7 @@ class EntryCodec:
         expires_at_ms = int((self.clock() + ttl) * 1000) + 1
         header = record_header(expires_at_ms, key if hashed else None, math.ceil(ttl * 1000), source_digest)
         # The codec authenticates the header with the value: an edited expiry reads as corrupt.
-        return header + spec.codec.encode(value, header + skey.encode("utf-8", "surrogatepass")), expires_at_ms
+        return header + spec.codec.encode(value, binding(header, skey)), expires_at_ms
 
     def encode_many(
         self, spec: TypeSpec, entries: Iterable[tuple[str, bool, str, Any]], ttl: float
@@ -72,7 +73,7 @@ class EntryCodec:
         records = []
         for skey, hashed, key, value in entries:
             header = record_header(expires_at_ms, key, ttl_ms) if hashed else plain
-            records.append(header + encode(value, header + skey.encode("utf-8", "surrogatepass")))
+            records.append(header + encode(value, binding(header, skey)))
         return records, expires_at_ms
 
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
@@ -115,7 +116,7 @@ class EntryCodec:
         loads: Callable[[Any], Any] = _no_loads
         decompressor: Compressor | None = None
         hook: Callable[[int, bytes], Any] | None = None
-        base_crc = limit = max_size = 0
+        limit = max_size = 0
         # Whether the route's values are msgpack's, uncompressed (and the batch's keys all plain), and
         # below which record size they are read here without a view: then one check picks the short way.
         direct = False
@@ -130,50 +131,50 @@ class EntryCodec:
                 continue
             value: Any = MISSING
             try:
-                mark, flags, expires_at_ms, ttl_ms, codec_header, checksum = read_head(raw)
+                mark, flags, expires_at_ms, ttl_ms, codec_header = read_head(raw)
                 route = routes.get(codec_header)
                 if route is not last_route:
                     last_route = route
                     direct = False
                     if route is not None:
-                        loads, decompressor, base_crc, max_size, hook = route
-                        limit = max_size + _BODY_AT
+                        loads, decompressor, max_size, hook = route
+                        limit = max_size + _PLAIN_EXTRA
                         direct = decompressor is None and hook is not None and not hashed
                         direct_below = min(limit + 1, _COPY_BELOW)
-                # The codec's checksum: its header, then what it is bound to (the record header
-                # and the storage key: see qcache.cache.record.binding), then the body. (A plain
-                # storage key is checked text, which encodes as binding() encodes it.)
+                # The codec's checksum covers what it is bound to (the storage key, then the record
+                # header: see qcache.cache.record.binding), then its own bytes, and ends the record: one
+                # pass over the record from the storage key's CRC checks it. (A plain storage key is
+                # checked text, which encodes as binding() encodes it.)
                 if (
                     direct and mark == PLAIN_MARK and not flags and len(raw) < direct_below
                     and raw[_BODY_AT] not in markers
                 ):
                     if expires_at_ms <= now_ms:
                         continue  # (an edited expiry can only make this a miss)
-                    body = raw[_BODY]
-                    if checksum == crc32(body, crc32(raw[_HEADER] + skey.encode(), base_crc)):
-                        value = unpackb(body, ext_hook=hook, strict_map_key=False)
+                    if crc32(raw, crc32(skey.encode())) == _RESIDUE:
+                        value = unpackb(raw[_BODY], ext_hook=hook, strict_map_key=False)
                 elif route is not None and mark == PLAIN_MARK and not flags and not (hashed and key in hashed):
                     if expires_at_ms <= now_ms:
                         continue
-                    if decompressor is not None or hook is None or raw[_BODY_AT] not in markers:
+                    if crc32(raw, crc32(skey.encode())) != _RESIDUE:
+                        pass  # decode_checked counts it
+                    elif decompressor is not None or hook is None or raw[_BODY_AT] not in markers:
                         view = raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY]
-                        if checksum == crc32(view, crc32(raw[_HEADER] + skey.encode(), base_crc)):
-                            if decompressor is not None:
-                                value = loads(decompressor.decompress(view, max_size))
-                            elif len(raw) <= limit:
-                                value = loads(view)
-                    # Perhaps a top-level array document (an embedding): read over the reply's bytes.
-                    elif checksum == crc32(memoryview(raw)[_BODY], crc32(raw[_HEADER] + skey.encode(), base_crc)):
-                        if len(raw) == doc_size and raw[_BODY_AT:doc_end] == doc_head and type(raw) is bytes:
-                            value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
+                        if decompressor is not None:
+                            value = loads(decompressor.decompress(view, max_size))
                         elif len(raw) <= limit:
-                            layout = document_layout(raw, _BODY_AT)
-                            if layout is None:
-                                value = loads(raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY])
-                            else:
-                                doc_end, doc_dtype, doc_shape = layout
-                                doc_head, doc_size = raw[_BODY_AT:doc_end], len(raw)
-                                value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
+                            value = loads(view)
+                    # Perhaps a top-level array document (an embedding): read over the reply's bytes.
+                    elif len(raw) == doc_size and raw[_BODY_AT:doc_end] == doc_head and type(raw) is bytes:
+                        value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
+                    elif len(raw) <= limit:
+                        layout = document_layout(raw, _BODY_AT, len(raw) - CHECKSUM_SIZE)
+                        if layout is None:
+                            value = loads(raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY])
+                        else:
+                            doc_end, doc_dtype, doc_shape = layout
+                            doc_head, doc_size = raw[_BODY_AT:doc_end], len(raw)
+                            value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
             except Exception:  # not a record this loop reads (decode_checked says why), or undecodable
                 value = MISSING
             if value is MISSING:
@@ -199,7 +200,7 @@ class EntryCodec:
                 return MISSING, 0.0  # (an edited expiry can only make this a miss)
             # The codec authenticates the header with the value (see qcache.cache.record.binding):
             # past this line the expiry and TTL are the writer's.
-            value = spec.codec.decode(payload, raw[: len(raw) - len(payload)] + skey.encode("utf-8", "surrogatepass"))
+            value = spec.codec.decode(payload, binding(raw[: len(raw) - len(payload)], skey))
             if ttl_ms and remaining * 1000.0 > ttl_ms:
                 # The writer's clock runs ahead of ours: never keep a copy longer than it was set for.
                 remaining = ttl_ms / 1000.0
@@ -213,10 +214,12 @@ class EntryCodec:
 _read_head = PLAIN_HEAD.unpack_from
 _unpackb = msgpack.unpackb
 _ndarray = np.ndarray
-_HEADER = slice(0, PLAIN_HEADER_SIZE)
-#: Where a plain record's body (the serialized value) starts.
+_RESIDUE = CRC_RESIDUE
+#: Where a plain record's body (the serialized value) starts; its CRC follows it.
 _BODY_AT = PLAIN_HEAD.size
-_BODY = slice(_BODY_AT, None)
+_BODY = slice(_BODY_AT, -CHECKSUM_SIZE)
+#: A plain record's bytes besides its body.
+_PLAIN_EXTRA = _BODY_AT + CHECKSUM_SIZE
 #: Bodies shorter than this are sliced (a copy); longer ones are read through a memoryview. A copy
 #: costs less than the view up to tens of KiB (a 6 KiB embedding decodes 6% faster from bytes).
 _COPY_BELOW = 64 * 1024
