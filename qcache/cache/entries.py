@@ -117,8 +117,8 @@ class EntryCodec:
         decompressor: Compressor | None = None
         hook: Callable[[int, bytes], Any] | None = None
         limit = max_size = 0
-        # Whether the route's values are msgpack's, uncompressed (and the batch's keys all plain), and
-        # below which record size they are read here without a view: then one check picks the short way.
+        # Whether the route's values are msgpack's and uncompressed, and below which record size they
+        # are read here without a view: then a check or two per key picks the short way.
         direct = False
         direct_below = 0
         # The layout of the batch's first array document: any bytes of that length with that head hold it.
@@ -135,46 +135,40 @@ class EntryCodec:
                 route = routes.get(codec_header)
                 if route is not last_route:
                     last_route = route
-                    direct = False
                     if route is not None:
                         loads, decompressor, max_size, hook = route
                         limit = max_size + _PLAIN_EXTRA
-                        direct = decompressor is None and hook is not None and not hashed
+                        direct = decompressor is None and hook is not None
                         direct_below = min(limit + 1, _COPY_BELOW)
-                # The codec's checksum covers what it is bound to (the storage key, then the record
-                # header: see qcache.cache.record.binding), then its own bytes, and ends the record: one
-                # pass over the record from the storage key's CRC checks it. (A plain storage key is
-                # checked text, which encodes as binding() encodes it.)
-                if (
-                    direct and mark == PLAIN_MARK and not flags and len(raw) < direct_below
-                    and raw[_BODY_AT] not in markers
-                ):
+                if route is not None and mark == PLAIN_MARK and not flags and not (hashed and key in hashed):
                     if expires_at_ms <= now_ms:
                         continue  # (an edited expiry can only make this a miss)
-                    if crc32(raw, crc32(skey.encode())) == _RESIDUE:
-                        value = unpackb(raw[_BODY], ext_hook=hook, strict_map_key=False)
-                elif route is not None and mark == PLAIN_MARK and not flags and not (hashed and key in hashed):
-                    if expires_at_ms <= now_ms:
-                        continue
+                    # The codec's checksum covers what it is bound to (the storage key, then the record
+                    # header: see qcache.cache.record.binding), then its own bytes, and ends the record:
+                    # one pass over the record from the storage key's CRC checks it. (A plain storage
+                    # key is checked text, which encodes as binding() encodes it.)
                     if crc32(raw, crc32(skey.encode())) != _RESIDUE:
                         pass  # decode_checked counts it
-                    elif decompressor is not None or hook is None or raw[_BODY_AT] not in markers:
-                        view = raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY]
-                        if decompressor is not None:
-                            value = loads(decompressor.decompress(view, max_size))
-                        elif len(raw) <= limit:
-                            value = loads(view)
-                    # Perhaps a top-level array document (an embedding): read over the reply's bytes.
-                    elif len(raw) == doc_size and raw[_BODY_AT:doc_end] == doc_head and type(raw) is bytes:
-                        value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
-                    elif len(raw) <= limit:
+                    elif direct and len(raw) == doc_size and type(raw) is bytes and raw.startswith(doc_head, _BODY_AT):
+                        value = _ndarray(doc_shape, doc_dtype, raw, doc_end)  # over the reply's bytes
+                    elif direct and len(raw) < direct_below and raw[_BODY_AT] not in markers:
+                        value = unpackb(raw[_BODY], ext_hook=hook, strict_map_key=False)
+                    elif decompressor is not None:
+                        value = loads(decompressor.decompress(_body(raw), max_size))
+                    elif len(raw) > limit:
+                        pass  # too large: decode_checked says so
+                    elif hook is not None and raw[_BODY_AT] in markers:
+                        # Perhaps a top-level array document (an embedding): the first one of a batch
+                        # is checked field by field, the others of its layout read as above.
                         layout = document_layout(raw, _BODY_AT, len(raw) - CHECKSUM_SIZE)
                         if layout is None:
-                            value = loads(raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY])
+                            value = loads(_body(raw))
                         else:
                             doc_end, doc_dtype, doc_shape = layout
                             doc_head, doc_size = raw[_BODY_AT:doc_end], len(raw)
                             value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
+                    else:
+                        value = loads(_body(raw))
             except Exception:  # not a record this loop reads (decode_checked says why), or undecodable
                 value = MISSING
             if value is MISSING:
@@ -223,6 +217,11 @@ _PLAIN_EXTRA = _BODY_AT + CHECKSUM_SIZE
 #: Bodies shorter than this are sliced (a copy); longer ones are read through a memoryview. A copy
 #: costs less than the view up to tens of KiB (a 6 KiB embedding decodes 6% faster from bytes).
 _COPY_BELOW = 64 * 1024
+
+
+def _body(raw: bytes) -> bytes | memoryview:
+    """A plain record's body: a copy up to tens of KiB, a view beyond."""
+    return raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY]
 
 
 def _no_loads(body: Any) -> Any:  # pragma: no cover - replaced by the first route's before any call
