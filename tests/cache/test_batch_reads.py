@@ -173,3 +173,26 @@ async def test_a_bad_array_among_good_ones_is_refused_and_counted(
     assert all(same(got[key], values[key]) for key in got)
     errors = (await cache.stats())["errors"]
     assert errors.get("integrity_checksum_mismatch") == 1 and errors.get("integrity_malformed") == 1, errors
+
+
+async def test_arrays_are_views_of_immutable_replies_only(make_cache: MakeCache, raw_redis: redis.Redis) -> None:
+    cache = await make_cache("L2_REDIS")
+    values = {f"e{i}": np.full(1536, i, dtype=np.float32) + np.arange(1536, dtype=np.float32) for i in range(3)}
+    await cache.set_many(values, ttl=60, cache_type="embedding")
+    keys = list(values)
+    skeys = [cache.storage_key(key, "embedding") for key in keys]
+    records = [raw_redis.get(skey) for skey in skeys]
+    spec = cache.core.spec("embedding")
+    # A buffer its owner may still change (not what Redis replies give): every array is a copy,
+    # for the first record of a layout and for those after it alike.
+    mutable = [bytearray(record) for record in records]
+    found: dict[str, Any] = {}
+    cache.core.entries.decode_many(spec, keys, skeys, mutable, found, None)
+    for buffer in mutable:
+        buffer[-200:-4] = bytes(196)
+    assert found.keys() == values.keys() and all(same(found[key], values[key]) for key in keys)
+    assert all(not found[key].flags.writeable and not isinstance(found[key].base, bytearray) for key in keys)
+    # From bytes, the same records read as views of them.
+    found = {}
+    cache.core.entries.decode_many(spec, keys, skeys, records, found, None)
+    assert all(found[key].base is record for key, record in zip(keys, records, strict=True))
