@@ -73,7 +73,7 @@ MAX_PARTITIONS = 256
 
 
 class StoredEntry(NamedTuple):
-    """One L1 entry as the store holds it (and hands it out: it is immutable).
+    """One L1 entry as the store hands it out (it is immutable).
 
     ``value`` is the caller's object itself, not a copy: a hit returns the same
     object every time, so callers must not mutate it (as with cachetools).
@@ -85,9 +85,10 @@ class StoredEntry(NamedTuple):
     hands out has one.
     """
 
-    # Field order is relied on by index in the store's hot paths
-    # (0 value, 1 size, 2 expires_at, 3 meta, 4 partition): indexing a tuple
-    # is cheaper than a named-tuple attribute lookup.
+    # The store holds each entry as a plain tuple of these fields in this order
+    # (0 value, 1 size, 2 expires_at, 3 meta, 4 partition; see Entry), and the
+    # hot paths index it: a plain tuple is 8 bytes smaller than an instance of
+    # this class, built in one step, and indexed as fast.
     value: Any
     size: int
     expires_at: float | None
@@ -95,18 +96,22 @@ class StoredEntry(NamedTuple):
     partition: Partition | None = None
 
 
+#: An entry as the store holds it: a plain tuple with :class:`StoredEntry`'s fields in its order.
+Entry = tuple[Any, int, "float | None", Any, Partition]
+
+
 class HitPath(NamedTuple):
     """What :meth:`MemoryStore.hit_path` hands out: a hit without a call into the store."""
 
-    lookup: Callable[[str], StoredEntry | None]
+    lookup: Callable[[str], Entry | None]
     clock: Clock
     reads: list[str]
     replay: Callable[[], None]
     batch: int
 
 
-# The generated ``StoredEntry.__new__`` is a Python-level call; building the
-# tuple directly halves the cost of an entry on the write path.
+# The generated ``StoredEntry.__new__`` is a Python-level call: an entry handed out is
+# made from the stored tuple by ``tuple.__new__(StoredEntry, entry)``, one C call.
 _new_entry = tuple.__new__
 
 
@@ -205,6 +210,7 @@ class MemoryStore:
         "_on_miss",
         "_pairs",
         "_partitions",
+        "_plain_up_to",
         "_queues",
         "_reads",
         "_rejected",
@@ -264,6 +270,8 @@ class MemoryStore:
             raise ValueError(f"a store holds at most {MAX_PARTITIONS} partitions, got caps for {len(caps)}")
         self._max_entries = max_entries
         self._max_bytes = max_bytes
+        # A size up to this is below the byte bound and too small to share (see _put).
+        self._plain_up_to = min(_SMALL_INT, max_bytes)
         self._caps = caps
         default_cap = caps.get(DEFAULT_PARTITION)
         default_capacity = _capacity(default_cap, max_entries)
@@ -275,7 +283,7 @@ class MemoryStore:
         self._cleanup_interval = float(cleanup_interval)
         self._next_cleanup = now + self._cleanup_interval
         self._lock = threading.Lock()
-        self._data: dict[str, StoredEntry] = {}
+        self._data: dict[str, Entry] = {}
         self._reads: list[str] = []  # hits not told to the policies yet (list.append is atomic)
         self._heap: list[tuple[float, str]] = []  # pairs that fit no queue
         self._queues: dict[float, tuple[deque[float], deque[str]]] = {}  # by TTL: times and keys, in order
@@ -332,8 +340,9 @@ class MemoryStore:
                 reads.append(key)
                 if len(reads) >= _READ_BUFFER:
                     self._replay_now()
-                return entry
-        return self._locked_get_entry(key)
+                return _new_entry(StoredEntry, entry)
+        found = self._locked_get_entry(key)
+        return None if found is None else _new_entry(StoredEntry, found)
 
     def hit_path(self) -> HitPath:
         """The pieces of a lock-free hit, for a caller that inlines :meth:`get_entry`'s fast path.
@@ -352,7 +361,7 @@ class MemoryStore:
         with self._lock:
             self._replay()
 
-    def _locked_get_entry(self, key: str) -> StoredEntry | None:
+    def _locked_get_entry(self, key: str) -> Entry | None:
         """A read the lock-free path could not serve: absent, expired, or written meanwhile."""
         with self._lock:
             self._replay()
@@ -360,7 +369,7 @@ class MemoryStore:
             if entry is not None:
                 expires_at = entry[2]
                 if expires_at is None or expires_at > self._clock():
-                    entry[4].on_access(key)  # type: ignore[union-attr]  # stored entries always carry their partition
+                    entry[4].on_access(key)
                     return entry
                 self._expire(key, entry)
             self._on_miss(key)
@@ -376,7 +385,7 @@ class MemoryStore:
             entry = self._data.get(key)
             if entry is None or (entry[2] is not None and entry[2] <= self._clock()):
                 return None
-            return entry
+        return _new_entry(StoredEntry, entry)
 
     def remaining_ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires, or ``None`` if it never expires.
@@ -526,26 +535,30 @@ class MemoryStore:
                 part = self._partitions.get(partition) or self._open(partition)
             data = self._data
             old = data.get(key)
-            if size > self._max_bytes:
-                self._rejected += 1
-                if old is not None:
-                    del data[key]
-                    self._forget(key, old)
-                return False
-            if size > _SMALL_INT:
-                # Values of one kind often weigh the same (embeddings, fixed-size chunks): their
-                # entries share one int object rather than 32 bytes each.
-                sizes = self._sizes
-                shared = sizes.get(size)
-                if shared is None:
-                    if len(sizes) >= _SHARED_SIZES:
-                        sizes.clear()
-                    sizes[size] = size
-                else:
-                    size = shared
+            if size > self._plain_up_to:  # above what a small, always-kept size can be
+                if size > self._max_bytes:
+                    self._rejected += 1
+                    if old is not None:
+                        del data[key]
+                        self._forget(key, old)
+                    return False
+                if size > _SMALL_INT:
+                    # Values of one kind often weigh the same (embeddings, fixed-size chunks): their
+                    # entries share one int object rather than 32 bytes each.
+                    sizes = self._sizes
+                    shared = sizes.get(size)
+                    if shared is None:
+                        if len(sizes) >= _SHARED_SIZES:
+                            sizes.clear()
+                        sizes[size] = size
+                    else:
+                        size = shared
             now = self._clock()
-            expires_at = None if ttl is None else now + ttl
-            entry = _new_entry(StoredEntry, (value, size, expires_at, meta, part))
+            if ttl is None:
+                expires_at = None
+            else:
+                expires_at = now + ttl
+            entry = (value, size, expires_at, meta, part)
             data[key] = entry
             if old is None:
                 self._bytes += size
@@ -554,13 +567,30 @@ class MemoryStore:
                 part.on_insert(key)
                 if expires_at is not None:
                     self._timed += 1
-                    self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # a TTL gives an expiry
-                grew = True
+                    # _push's common case inlined: the TTL's queue exists (a queue is never left
+                    # empty) and this pair is not earlier than its last, so it is not the earliest.
+                    queue = self._queues.get(ttl)  # type: ignore[arg-type]  # a TTL gives an expiry
+                    if queue is not None and queue[0][-1] <= expires_at:
+                        queue[0].append(expires_at)
+                        queue[1].append(key)
+                        self._pairs += 1
+                        if self._pairs > 2 * self._timed + _HEAP_SLACK:
+                            self._compact_pairs()
+                    else:
+                        self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # as above
+                if (
+                    part.entries > part.capacity
+                    or len(data) > self._max_entries
+                    or self._bytes > self._max_bytes
+                ):
+                    self._shrink(key, part, now)
+                elif now < self._next_cleanup:
+                    return True  # nothing evicted or reclaimed: the entry is in
             else:
                 # An overwrite in the same partition that does not grow cannot break a bound
                 # (they held before it): the common case skips the bound checks below.
                 delta = size - old[1]
-                was: Partition = old[4]  # type: ignore[assignment]  # stored entries always carry their partition
+                was = old[4]
                 if was is part:
                     if delta:
                         self._bytes += delta
@@ -587,14 +617,14 @@ class MemoryStore:
                     # An entry that had an expiry has a pair at or before it, which still
                     # does unless the new expiry comes sooner (see the module docstring).
                     self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # as above
-            if grew and (
-                part.entries > part.capacity
-                or len(data) > self._max_entries
-                or self._bytes > self._max_bytes
-            ):
-                self._shrink(key, part, now)
-            elif now < self._next_cleanup:
-                return True  # nothing evicted or reclaimed: the entry is in
+                if grew and (
+                    part.entries > part.capacity
+                    or len(data) > self._max_entries
+                    or self._bytes > self._max_bytes
+                ):
+                    self._shrink(key, part, now)
+                elif now < self._next_cleanup:
+                    return True
             if now >= self._next_cleanup:
                 self._drain(now, _DRAIN_BATCH)
             return data.get(key) is entry
@@ -779,24 +809,24 @@ class MemoryStore:
         for key in batch:
             entry = data.get(key)
             if entry is not None:
-                entry[4].on_access(key)  # type: ignore[union-attr]  # stored entries always carry their partition
+                entry[4].on_access(key)
 
-    def _forget(self, key: str, entry: StoredEntry) -> None:
+    def _forget(self, key: str, entry: Entry) -> None:
         """Account for ``entry`` having been popped from the data by the store itself."""
         self._drop(entry)
-        entry[4].on_remove(key)  # type: ignore[union-attr]  # stored entries always carry their partition
+        entry[4].on_remove(key)
 
-    def _drop(self, entry: StoredEntry) -> None:
+    def _drop(self, entry: Entry) -> None:
         """Take a popped ``entry`` out of the totals (its policy already forgot it, or will)."""
         size = entry[1]
-        part: Partition = entry[4]  # type: ignore[assignment]  # stored entries always carry their partition
+        part = entry[4]
         self._bytes -= size
         part.entries -= 1
         part.bytes -= size
         if entry[2] is not None:
             self._timed -= 1
 
-    def _expire(self, key: str, entry: StoredEntry) -> None:
+    def _expire(self, key: str, entry: Entry) -> None:
         """Drop ``key`` whose ``entry`` was found expired."""
         del self._data[key]
         self._forget(key, entry)
@@ -989,7 +1019,7 @@ class MemoryStore:
             problems.append(f"byte total {self._bytes} != sum of sizes {actual_bytes}")
         counted: dict[Partition, list[int]] = {part: [0, 0] for part in self._partitions.values()}
         for key, entry in data.items():
-            tally = counted.get(entry[4])  # type: ignore[arg-type]  # None (no partition) is what this check looks for
+            tally = counted.get(entry[4])
             if tally is None:
                 problems.append(f"{key!r} belongs to no partition of this store")
                 continue
