@@ -68,6 +68,12 @@ def l1_hit_paths(core: CacheCore) -> tuple[L1Lookup, ViewGet]:
     get_entry = l1.get_entry
     # MemoryStore.get_entry's lock-free hit, inlined (see MemoryStore.hit_path for the contract).
     lookup, clock, reads, replay, reads_batch = l1.hit_path()
+
+    def follow(new_lookup: Callable[[str], Any]) -> None:
+        nonlocal lookup
+        lookup = new_lookup
+
+    l1.follow_lookup(follow)  # the store may move its data to another dict (a second partition)
     note_read = reads.append
     locator = core.locator
     bases = locator.bases

@@ -29,6 +29,12 @@ again, a clock that went back) goes to a min-heap of tuples as before.
 Keys live in *partitions* (the facade uses one per cache type, see
 :mod:`qcache.memory.partition`): each has its own entry cap and its own policy
 instance, while the entry and byte bounds hold for the store as a whole.
+
+Entries are plain tuples (value, size, expires_at, meta, partition), handed
+out as :class:`StoredEntry`. A store of the LRU policy with one partition
+keeps them in an ordered dict whose order *is* the LRU order, instead of a
+plain dict beside the policy's own ordered map (see :class:`_DataOrderLRU`);
+it moves to the general layout when a second partition opens.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from typing import Any, NamedTuple
@@ -45,6 +51,8 @@ from typing import Any, NamedTuple
 from qcache.memory.clock import Clock
 from qcache.memory.partition import DEFAULT_PARTITION, Partition, fullest
 from qcache.memory.policies import EvictionPolicy, create_policy
+from qcache.memory.policies.base import PolicyHooks
+from qcache.memory.policies.classic import LRUPolicy
 
 __all__ = ["DEFAULT_PARTITION", "MAX_PARTITIONS", "HitPath", "MemoryStats", "MemoryStore", "Partition", "StoredEntry"]
 
@@ -113,6 +121,54 @@ class HitPath(NamedTuple):
 # The generated ``StoredEntry.__new__`` is a Python-level call: an entry handed out is
 # made from the stored tuple by ``tuple.__new__(StoredEntry, entry)``, one C call.
 _new_entry = tuple.__new__
+
+
+#: A C callable taking a key and doing nothing with it: the hooks of the data's own LRU order
+#: that have nothing to do (the store's write or delete already did it).
+_IGNORE_KEY = frozenset().__contains__
+
+
+class _DataOrderLRU(EvictionPolicy):
+    """LRU kept in the order of the store's own data (an OrderedDict), not in a second map.
+
+    While a store of the LRU policy has one partition, every key is that
+    partition's, so the data's order can be the recency order: a write of a
+    new key already puts it last, a hit or an overwrite moves it there
+    (``move_to_end``), and a delete takes it out. That saves the second
+    ordered map, about 40 bytes an entry. Hit for hit the same decisions as
+    :class:`LRUPolicy` (tested); the store switches to a plain dict and a
+    separate :class:`LRUPolicy` (:meth:`MemoryStore._split_order`) before a
+    second partition opens or this one is resized. Only the store drives it:
+    ``victim`` names the least recent key and the store deletes it at once.
+    """
+
+    name = LRUPolicy.name
+    last_access_only = True
+
+    def __init__(self, capacity: int, order: OrderedDict[str, Any]) -> None:
+        super().__init__(capacity)
+        self._order = order
+
+    def on_insert(self, key: Hashable) -> None:
+        """The store's write put ``key`` last already."""
+
+    def on_access(self, key: Hashable) -> None:
+        self._order.move_to_end(key)  # type: ignore[arg-type]  # the store's keys are str
+
+    def on_remove(self, key: Hashable) -> None:
+        """The store's delete took ``key`` out already."""
+
+    def hooks(self) -> PolicyHooks:
+        return PolicyHooks(_IGNORE_KEY, self._order.move_to_end, _IGNORE_KEY, _IGNORE_KEY)  # type: ignore[arg-type]  # as above
+
+    def victim(self) -> Hashable:
+        return next(iter(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def clear(self) -> None:
+        """The store clears its data itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +256,7 @@ class MemoryStore:
         "_default",
         "_evictions",
         "_expirations",
+        "_followers",
         "_heap",
         "_lock",
         "_max_bytes",
@@ -277,13 +334,22 @@ class MemoryStore:
         default_capacity = _capacity(default_cap, max_entries)
         first = _make_policy(policy, default_capacity)
         self._new_policy = _policy_factory(policy, first)
+        data: dict[str, Entry]
+        if type(first) is LRUPolicy and isinstance(policy, str):
+            # One partition so far: the data's own order is the LRU order (see _DataOrderLRU).
+            data = OrderedDict()
+            first = _DataOrderLRU(default_capacity, data)
+        else:
+            data = {}
+        self._data = data
+        #: Called with the data's new ``get`` when the data moves to another dict (_split_order).
+        self._followers: list[Callable[[Callable[[str], Entry | None]], None]] = []
         self._default = Partition(DEFAULT_PARTITION, default_cap, default_capacity, first)
         self._partitions: dict[str, Partition] = {DEFAULT_PARTITION: self._default}
         self._clock = clock
         self._cleanup_interval = float(cleanup_interval)
         self._next_cleanup = now + self._cleanup_interval
         self._lock = threading.Lock()
-        self._data: dict[str, Entry] = {}
         self._reads: list[str] = []  # hits not told to the policies yet (list.append is atomic)
         self._heap: list[tuple[float, str]] = []  # pairs that fit no queue
         self._queues: dict[float, tuple[deque[float], deque[str]]] = {}  # by TTL: times and keys, in order
@@ -356,6 +422,20 @@ class MemoryStore:
         :meth:`get_entry`, which expires, counts the miss and tells the policy.
         """
         return HitPath(self._data.get, self._clock, self._reads, self._replay_now, _READ_BUFFER)
+
+    def follow_lookup(self, follower: Callable[[Callable[[str], Entry | None]], None]) -> None:
+        """Have ``follower`` called with the new ``lookup`` of :meth:`hit_path` whenever it changes.
+
+        A store of the LRU policy keeps its data in an ordered dict while it
+        has one partition, and moves it to a plain one when a second partition
+        opens or that one is resized (see :class:`_DataOrderLRU`). A caller
+        holding ``lookup`` must take the new one: ``follower`` is called under
+        the store's lock, before any write to the new dict. A read that took
+        the old ``lookup`` just before sees the data as it was at the move,
+        as if it had run then.
+        """
+        with self._lock:
+            self._followers.append(follower)
 
     def _replay_now(self) -> None:
         with self._lock:
@@ -925,8 +1005,31 @@ class MemoryStore:
             else:
                 self._evictions += 1
 
+    def _split_order(self) -> None:
+        """Move the LRU order out of the data into an :class:`LRUPolicy` of its own, and the data to a plain dict.
+
+        The order and the entries stay as they are; callers of :meth:`hit_path`
+        get the new ``lookup`` (see :meth:`follow_lookup`). The old ordered
+        dict is left as it is, for any read that already took its ``get``.
+        """
+        default = self._default
+        if type(default.policy) is not _DataOrderLRU:
+            return
+        ordered = self._data
+        policy = LRUPolicy(default.capacity)
+        insert = policy.on_insert
+        for key in ordered:  # least recent first
+            insert(key)
+        plain = dict(ordered)
+        self._data = plain
+        default.adopt(policy)
+        self._on_miss = default.on_miss
+        for follower in self._followers:
+            follower(plain.get)
+
     def _resize(self, part: Partition, capacity: int) -> None:
         """Give ``part`` a policy built for ``capacity``, evicting what no longer fits."""
+        self._split_order()  # a rebuild drains the policy through victim()
         now = self._clock()
         if capacity < part.entries and self._next_due <= now:
             # Entries that must go anyway are cheaper to lose than live ones.
@@ -949,6 +1052,7 @@ class MemoryStore:
         """Open partition ``name`` (its first write), with its cap if one was set."""
         if name not in self._caps:
             self._check_room()
+        self._split_order()  # the data's order can only be one partition's
         cap = self._caps.get(name)
         capacity = _capacity(cap, self._max_entries)
         part = Partition(name, cap, capacity, self._new_policy(capacity))

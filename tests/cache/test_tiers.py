@@ -357,3 +357,23 @@ def test_the_sync_memory_only_set_keeps_the_methods_signature_and_counts() -> No
         view = cache.for_project("acme")
         view.set("k", "in acme", 60)
         assert view.get("k") == "in acme" and cache.get("k") is None
+
+
+def test_the_sync_hit_path_follows_the_l1_data_when_a_second_partition_opens() -> None:
+    """An LRU store keeps its order in its data until a second partition (a cache type) opens; then the
+    data moves to another dict, and the view's one-frame get must read the live one, never the old."""
+    config = CacheConfig.from_env(None, {}, CACHE_LEVEL="L1_MEMORY", MEMORY_CACHE_EVICTION_POLICY="LRU")
+    with QueryCache(config) as cache:
+        store = cache._core.l1
+        assert store is not None
+        cache.set("k", "first", 60)
+        for _ in range(100):  # past the first, timed call: the one-frame path serves these
+            assert cache.get("k") == "first"
+        moved_from = store.hit_path().lookup
+        cache.set("q", 1, 60, cache_type="search")  # the second partition
+        assert store.hit_path().lookup != moved_from
+        cache.set("k", "second", 60)
+        cache.delete("q", cache_type="search")
+        for _ in range(100):
+            assert cache.get("k") == "second" and cache.get("q", cache_type="search") is None
+        assert cache.stats()["l1"]["entries"] == 1
