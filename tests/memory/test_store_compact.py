@@ -1,4 +1,4 @@
-"""What keeps an L1 entry small and its write short: expiry queues, shared sizes, plain tuples, the unchecked set.
+"""What keeps an L1 entry small and its write short: expiry queues, shared sizes, the unchecked set.
 
 Expiry pairs of the TTLs in use live in FIFO queues rather than a heap of
 tuples, equal sizes share one int object, and the facade writes through
@@ -18,7 +18,7 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import available_policies
-from qcache.memory.store import _MAX_QUEUES, _SHARED_SIZES, MemoryStore, StoredEntry
+from qcache.memory.store import _MAX_QUEUES, _SHARED_SIZES, MemoryStore
 
 
 @pytest.fixture(params=available_policies())
@@ -206,30 +206,3 @@ def test_a_subclass_overriding_set_keeps_it_on_the_set_path(clock: ManualClock) 
     store = Logged(10, 1000, "LRU", clock=clock)
     store.set_path()("k", 1, 1, None, None, None)
     assert calls == ["k"]
-
-
-def test_entries_are_held_as_plain_tuples_and_handed_out_as_stored_entries(clock: ManualClock) -> None:
-    """A held entry is a plain tuple (a tuple subclass's instance is a slot larger); callers get a StoredEntry."""
-    store = MemoryStore(10, 1000, "LRU", clock=clock)
-    store.set("k", "v", 10, 5.0, "meta", "p")
-    held = store.hit_path().lookup("k")
-    assert type(held) is tuple
-    for handed in (store.get_entry("k"), store.peek("k")):
-        assert type(handed) is StoredEntry and handed == held
-        assert handed.partition is held[4] and handed.partition.name == "p"
-        assert (handed.value, handed.size, handed.expires_at, handed.meta) == ("v", 10, 1005.0, "meta")
-    plain = allocated(lambda: (held[0], held[1], held[2], held[3], held[4]))
-    subclass = allocated(lambda: StoredEntry(*held))
-    assert plain + 8 <= subclass, (plain, subclass)
-
-
-def allocated(make: Any) -> float:
-    """Bytes allocated per object ``make`` builds (over 1,000 of them)."""
-    tracemalloc.start()
-    try:
-        made = [make() for _ in range(1_000)]
-        held, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert len(made) == 1_000
-    return held / 1_000
