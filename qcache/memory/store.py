@@ -30,8 +30,9 @@ Keys live in *partitions* (the facade uses one per cache type, see
 :mod:`qcache.memory.partition`): each has its own entry cap and its own policy
 instance, while the entry and byte bounds hold for the store as a whole.
 
-A store of the LRU policy with one partition keeps its entries in an
-ordered dict whose order *is* the LRU order, instead of a
+Entries are held as plain tuples in :class:`StoredEntry`'s field order
+(``get_entry`` hands them out as they are; ``peek`` as a StoredEntry). A store
+of the LRU policy with one partition keeps them in an ordered dict whose order *is* the LRU order, instead of a
 plain dict beside the policy's own ordered map (see :class:`_DataOrderLRU`);
 it moves to the general layout when a second partition opens.
 """
@@ -80,7 +81,11 @@ MAX_PARTITIONS = 256
 
 
 class StoredEntry(NamedTuple):
-    """One L1 entry as the store holds it (and hands it out: it is immutable).
+    """The fields of an L1 entry, by name (entries are immutable).
+
+    The store holds each entry as a plain tuple of these fields in this order,
+    and :meth:`MemoryStore.get_entry` hands that tuple out (``peek`` hands out a
+    StoredEntry; ``StoredEntry._make(entry)`` names the fields of any entry).
 
     ``value`` is the caller's object itself, not a copy: a hit returns the same
     object every time, so callers must not mutate it (as with cachetools).
@@ -92,12 +97,11 @@ class StoredEntry(NamedTuple):
     hands out has one.
     """
 
-    # Field order is relied on by index in the store's hot paths
-    # (0 value, 1 size, 2 expires_at, 3 meta, 4 partition): indexing a tuple
-    # is cheaper than a named-tuple attribute lookup. (A plain tuple would be
-    # 8 bytes smaller, 16 with the allocator's rounding, but get_entry hands
-    # the held entry out as it is: making a StoredEntry of it per hit cost a
-    # third of a hit.)
+    # Why plain tuples (0 value, 1 size, 2 expires_at, 3 meta, 4 partition): an instance
+    # of this class is allocated one slot larger (16 bytes more after the allocator's
+    # rounding), takes a second tuple to build, and the interpreter's fast path for
+    # indexing a tuple takes exact tuples only, so every hit and write indexing one
+    # pays for it.
     value: Any
     size: int
     expires_at: float | None
@@ -105,7 +109,7 @@ class StoredEntry(NamedTuple):
     partition: Partition | None = None
 
 
-#: A held entry as the store's own code types it: a :class:`StoredEntry`, whose partition is always set.
+#: An entry as the store holds it: a plain tuple of :class:`StoredEntry`'s fields, in its order.
 Entry = tuple[Any, int, "float | None", Any, Partition]
 
 
@@ -119,8 +123,8 @@ class HitPath(NamedTuple):
     batch: int
 
 
-# The generated ``StoredEntry.__new__`` is a Python-level call; building the
-# tuple directly halves the cost of an entry on the write path.
+# The generated ``StoredEntry.__new__`` is a Python-level call: ``peek`` makes its
+# StoredEntry of a held entry with ``tuple.__new__(StoredEntry, entry)``, one C call.
 _new_entry = tuple.__new__
 
 
@@ -386,8 +390,8 @@ class MemoryStore:
         entry = self._locked_get_entry(key)
         return default if entry is None else entry[0]
 
-    def get_entry(self, key: str) -> StoredEntry | None:
-        """The whole entry (value, size, expiry, meta) for ``key``, or ``None``.
+    def get_entry(self, key: str) -> Entry | None:
+        """The whole entry for ``key`` as held (a plain tuple in :class:`StoredEntry`'s field order), or ``None``.
 
         Counts as a read exactly like :meth:`get` does. A live entry is found
         without the lock (one dict lookup is atomic, and entries are
@@ -407,8 +411,8 @@ class MemoryStore:
                 reads.append(key)
                 if len(reads) >= _READ_BUFFER:
                     self._replay_now()
-                return entry  # type: ignore[return-value]  # held entries are StoredEntry instances
-        return self._locked_get_entry(key)  # type: ignore[return-value]  # as above
+                return entry
+        return self._locked_get_entry(key)
 
     def hit_path(self) -> HitPath:
         """The pieces of a lock-free hit, for a caller that inlines :meth:`get_entry`'s fast path.
@@ -465,7 +469,7 @@ class MemoryStore:
             entry = self._data.get(key)
             if entry is None or (entry[2] is not None and entry[2] <= self._clock()):
                 return None
-        return entry  # type: ignore[return-value]  # held entries are StoredEntry instances
+        return _new_entry(StoredEntry, entry)
 
     def remaining_ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires, or ``None`` if it never expires.
@@ -638,7 +642,7 @@ class MemoryStore:
                 expires_at = None
             else:
                 expires_at = now + ttl
-            entry: Entry = _new_entry(StoredEntry, (value, size, expires_at, meta, part))  # type: ignore[assignment]  # its partition is set
+            entry = (value, size, expires_at, meta, part)
             data[key] = entry
             if old is None:
                 self._bytes += size
