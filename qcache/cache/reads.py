@@ -76,9 +76,9 @@ class ReadPlans:
         l1 = self._l1
         if l1 is not None and core.use_l1 and (hashed or not l1_checked):
             entry = l1.get_entry(skey)
-            if entry is not None and (not hashed or entry.meta == key):
+            if entry is not None and (not hashed or entry[3] == key):  # the entry's meta, its value
                 self._metrics.hit("l1", "get", _perf_ns() - started)
-                return entry.value, None
+                return entry[0], None
             self._metrics.tier_miss("l1")
         if len(self._pending):
             value = self.pending_value(skey, hashed, key, spec, token)

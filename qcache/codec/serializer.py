@@ -149,7 +149,7 @@ class MsgpackSerializer(Serializer):
         try:
             pack = self._local.pack
         except AttributeError:
-            pack = self._local.pack = msgpack.Packer(**self._packer_options).pack
+            pack = self._local.pack = self._new_pack()
         try:
             packed: bytes = pack(value)
             return packed
@@ -157,6 +157,23 @@ class MsgpackSerializer(Serializer):
             raise
         except Exception as exc:  # msgpack reports depth, size and encoding problems as plain errors
             raise SerializationError(f"cannot serialize value of type {type_name(value)}: {exc}") from exc
+
+    def _new_pack(self) -> Callable[[Any], bytes]:
+        """A packer's ``pack`` for one thread (a Packer keeps a buffer between calls)."""
+        pack: Callable[[Any], bytes] = msgpack.Packer(**self._packer_options).pack
+        return pack
+
+    def packers(self) -> tuple[threading.local, Callable[[], Callable[[Any], bytes]]]:
+        """Where :meth:`dumps` keeps each thread's packer (``local.pack``) and how it makes one.
+
+        For a caller inlining :meth:`dumps` (the memory-only set weighs every
+        value, and a frame is a tenth of that): it must take ``local.pack``,
+        setting it from the factory when the thread has none, and pack only
+        what :meth:`dumps` packs that way, anything but a numpy array; an
+        exception from ``pack`` is what :meth:`dumps` turns into a
+        SerializationError.
+        """
+        return self._local, self._new_pack
 
     def loads(self, data: bytes | memoryview) -> Any:
         """Unpack bytes produced by :meth:`dumps`."""

@@ -29,6 +29,12 @@ again, a clock that went back) goes to a min-heap of tuples as before.
 Keys live in *partitions* (the facade uses one per cache type, see
 :mod:`qcache.memory.partition`): each has its own entry cap and its own policy
 instance, while the entry and byte bounds hold for the store as a whole.
+
+Entries are held as plain tuples in :class:`StoredEntry`'s field order
+(``get_entry`` hands them out as they are; ``peek`` as a StoredEntry). A store
+of the LRU policy with one partition keeps them in an ordered dict whose order *is* the LRU order, instead of a
+plain dict beside the policy's own ordered map (see :class:`_DataOrderLRU`);
+it moves to the general layout when a second partition opens.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from typing import Any, NamedTuple
@@ -45,6 +51,8 @@ from typing import Any, NamedTuple
 from qcache.memory.clock import Clock
 from qcache.memory.partition import DEFAULT_PARTITION, Partition, fullest
 from qcache.memory.policies import EvictionPolicy, create_policy
+from qcache.memory.policies.base import PolicyHooks
+from qcache.memory.policies.classic import LRUPolicy
 
 __all__ = ["DEFAULT_PARTITION", "MAX_PARTITIONS", "HitPath", "MemoryStats", "MemoryStore", "Partition", "StoredEntry"]
 
@@ -73,7 +81,11 @@ MAX_PARTITIONS = 256
 
 
 class StoredEntry(NamedTuple):
-    """One L1 entry as the store holds it (and hands it out: it is immutable).
+    """The fields of an L1 entry, by name (entries are immutable).
+
+    The store holds each entry as a plain tuple of these fields in this order,
+    and :meth:`MemoryStore.get_entry` hands that tuple out (``peek`` hands out a
+    StoredEntry; ``StoredEntry._make(entry)`` names the fields of any entry).
 
     ``value`` is the caller's object itself, not a copy: a hit returns the same
     object every time, so callers must not mutate it (as with cachetools).
@@ -85,9 +97,11 @@ class StoredEntry(NamedTuple):
     hands out has one.
     """
 
-    # Field order is relied on by index in the store's hot paths
-    # (0 value, 1 size, 2 expires_at, 3 meta, 4 partition): indexing a tuple
-    # is cheaper than a named-tuple attribute lookup.
+    # Why plain tuples (0 value, 1 size, 2 expires_at, 3 meta, 4 partition): an instance
+    # of this class is allocated one slot larger (16 bytes more after the allocator's
+    # rounding), takes a second tuple to build, and the interpreter's fast path for
+    # indexing a tuple takes exact tuples only, so every hit and write indexing one
+    # pays for it.
     value: Any
     size: int
     expires_at: float | None
@@ -95,19 +109,71 @@ class StoredEntry(NamedTuple):
     partition: Partition | None = None
 
 
+#: An entry as the store holds it: a plain tuple of :class:`StoredEntry`'s fields, in its order.
+Entry = tuple[Any, int, "float | None", Any, Partition]
+
+
 class HitPath(NamedTuple):
     """What :meth:`MemoryStore.hit_path` hands out: a hit without a call into the store."""
 
-    lookup: Callable[[str], StoredEntry | None]
+    lookup: Callable[[str], Entry | None]
     clock: Clock
     reads: list[str]
     replay: Callable[[], None]
     batch: int
 
 
-# The generated ``StoredEntry.__new__`` is a Python-level call; building the
-# tuple directly halves the cost of an entry on the write path.
+# The generated ``StoredEntry.__new__`` is a Python-level call: ``peek`` makes its
+# StoredEntry of a held entry with ``tuple.__new__(StoredEntry, entry)``, one C call.
 _new_entry = tuple.__new__
+
+
+#: A C callable taking a key and doing nothing with it: the hooks of the data's own LRU order
+#: that have nothing to do (the store's write or delete already did it).
+_IGNORE_KEY = frozenset().__contains__
+
+
+class _DataOrderLRU(EvictionPolicy):
+    """LRU kept in the order of the store's own data (an OrderedDict), not in a second map.
+
+    While a store of the LRU policy has one partition, every key is that
+    partition's, so the data's order can be the recency order: a write of a
+    new key already puts it last, a hit or an overwrite moves it there
+    (``move_to_end``), and a delete takes it out. That saves the second
+    ordered map, about 40 bytes an entry. Hit for hit the same decisions as
+    :class:`LRUPolicy` (tested); the store switches to a plain dict and a
+    separate :class:`LRUPolicy` (:meth:`MemoryStore._split_order`) before a
+    second partition opens or this one is resized. Only the store drives it:
+    ``victim`` names the least recent key and the store deletes it at once.
+    """
+
+    name = LRUPolicy.name
+    last_access_only = True
+
+    def __init__(self, capacity: int, order: OrderedDict[str, Any]) -> None:
+        super().__init__(capacity)
+        self._order = order
+
+    def on_insert(self, key: Hashable) -> None:
+        """The store's write put ``key`` last already."""
+
+    def on_access(self, key: Hashable) -> None:
+        self._order.move_to_end(key)  # type: ignore[arg-type]  # the store's keys are str
+
+    def on_remove(self, key: Hashable) -> None:
+        """The store's delete took ``key`` out already."""
+
+    def hooks(self) -> PolicyHooks:
+        return PolicyHooks(_IGNORE_KEY, self._order.move_to_end, _IGNORE_KEY, _IGNORE_KEY)  # type: ignore[arg-type]  # as above
+
+    def victim(self) -> Hashable:
+        return next(iter(self._order))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def clear(self) -> None:
+        """The store clears its data itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +261,7 @@ class MemoryStore:
         "_default",
         "_evictions",
         "_expirations",
+        "_followers",
         "_heap",
         "_lock",
         "_max_bytes",
@@ -205,6 +272,7 @@ class MemoryStore:
         "_on_miss",
         "_pairs",
         "_partitions",
+        "_plain_up_to",
         "_queues",
         "_reads",
         "_rejected",
@@ -264,18 +332,29 @@ class MemoryStore:
             raise ValueError(f"a store holds at most {MAX_PARTITIONS} partitions, got caps for {len(caps)}")
         self._max_entries = max_entries
         self._max_bytes = max_bytes
+        # A size up to this is below the byte bound and too small to share (see _put).
+        self._plain_up_to = min(_SMALL_INT, max_bytes)
         self._caps = caps
         default_cap = caps.get(DEFAULT_PARTITION)
         default_capacity = _capacity(default_cap, max_entries)
         first = _make_policy(policy, default_capacity)
         self._new_policy = _policy_factory(policy, first)
+        data: dict[str, Entry]
+        if type(first) is LRUPolicy and isinstance(policy, str):
+            # One partition so far: the data's own order is the LRU order (see _DataOrderLRU).
+            data = OrderedDict()
+            first = _DataOrderLRU(default_capacity, data)
+        else:
+            data = {}
+        self._data = data
+        #: Called with the data's new ``get`` when the data moves to another dict (_split_order).
+        self._followers: list[Callable[[Callable[[str], Entry | None]], None]] = []
         self._default = Partition(DEFAULT_PARTITION, default_cap, default_capacity, first)
         self._partitions: dict[str, Partition] = {DEFAULT_PARTITION: self._default}
         self._clock = clock
         self._cleanup_interval = float(cleanup_interval)
         self._next_cleanup = now + self._cleanup_interval
         self._lock = threading.Lock()
-        self._data: dict[str, StoredEntry] = {}
         self._reads: list[str] = []  # hits not told to the policies yet (list.append is atomic)
         self._heap: list[tuple[float, str]] = []  # pairs that fit no queue
         self._queues: dict[float, tuple[deque[float], deque[str]]] = {}  # by TTL: times and keys, in order
@@ -311,8 +390,8 @@ class MemoryStore:
         entry = self._locked_get_entry(key)
         return default if entry is None else entry[0]
 
-    def get_entry(self, key: str) -> StoredEntry | None:
-        """The whole entry (value, size, expiry, meta) for ``key``, or ``None``.
+    def get_entry(self, key: str) -> Entry | None:
+        """The whole entry for ``key`` as held (a plain tuple in :class:`StoredEntry`'s field order), or ``None``.
 
         Counts as a read exactly like :meth:`get` does. A live entry is found
         without the lock (one dict lookup is atomic, and entries are
@@ -348,11 +427,25 @@ class MemoryStore:
         """
         return HitPath(self._data.get, self._clock, self._reads, self._replay_now, _READ_BUFFER)
 
+    def follow_lookup(self, follower: Callable[[Callable[[str], Entry | None]], None]) -> None:
+        """Have ``follower`` called with the new ``lookup`` of :meth:`hit_path` whenever it changes.
+
+        A store of the LRU policy keeps its data in an ordered dict while it
+        has one partition, and moves it to a plain one when a second partition
+        opens or that one is resized (see :class:`_DataOrderLRU`). A caller
+        holding ``lookup`` must take the new one: ``follower`` is called under
+        the store's lock, before any write to the new dict. A read that took
+        the old ``lookup`` just before sees the data as it was at the move,
+        as if it had run then.
+        """
+        with self._lock:
+            self._followers.append(follower)
+
     def _replay_now(self) -> None:
         with self._lock:
             self._replay()
 
-    def _locked_get_entry(self, key: str) -> StoredEntry | None:
+    def _locked_get_entry(self, key: str) -> Entry | None:
         """A read the lock-free path could not serve: absent, expired, or written meanwhile."""
         with self._lock:
             self._replay()
@@ -360,7 +453,7 @@ class MemoryStore:
             if entry is not None:
                 expires_at = entry[2]
                 if expires_at is None or expires_at > self._clock():
-                    entry[4].on_access(key)  # type: ignore[union-attr]  # stored entries always carry their partition
+                    entry[4].on_access(key)
                     return entry
                 self._expire(key, entry)
             self._on_miss(key)
@@ -376,7 +469,7 @@ class MemoryStore:
             entry = self._data.get(key)
             if entry is None or (entry[2] is not None and entry[2] <= self._clock()):
                 return None
-            return entry
+        return _new_entry(StoredEntry, entry)
 
     def remaining_ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires, or ``None`` if it never expires.
@@ -526,26 +619,30 @@ class MemoryStore:
                 part = self._partitions.get(partition) or self._open(partition)
             data = self._data
             old = data.get(key)
-            if size > self._max_bytes:
-                self._rejected += 1
-                if old is not None:
-                    del data[key]
-                    self._forget(key, old)
-                return False
-            if size > _SMALL_INT:
-                # Values of one kind often weigh the same (embeddings, fixed-size chunks): their
-                # entries share one int object rather than 32 bytes each.
-                sizes = self._sizes
-                shared = sizes.get(size)
-                if shared is None:
-                    if len(sizes) >= _SHARED_SIZES:
-                        sizes.clear()
-                    sizes[size] = size
-                else:
-                    size = shared
+            if size > self._plain_up_to:  # above what a small, always-kept size can be
+                if size > self._max_bytes:
+                    self._rejected += 1
+                    if old is not None:
+                        del data[key]
+                        self._forget(key, old)
+                    return False
+                if size > _SMALL_INT:
+                    # Values of one kind often weigh the same (embeddings, fixed-size chunks): their
+                    # entries share one int object rather than 32 bytes each.
+                    sizes = self._sizes
+                    shared = sizes.get(size)
+                    if shared is None:
+                        if len(sizes) >= _SHARED_SIZES:
+                            sizes.clear()
+                        sizes[size] = size
+                    else:
+                        size = shared
             now = self._clock()
-            expires_at = None if ttl is None else now + ttl
-            entry = _new_entry(StoredEntry, (value, size, expires_at, meta, part))
+            if ttl is None:
+                expires_at = None
+            else:
+                expires_at = now + ttl
+            entry = (value, size, expires_at, meta, part)
             data[key] = entry
             if old is None:
                 self._bytes += size
@@ -554,13 +651,30 @@ class MemoryStore:
                 part.on_insert(key)
                 if expires_at is not None:
                     self._timed += 1
-                    self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # a TTL gives an expiry
-                grew = True
+                    # _push's common case inlined: the TTL's queue exists (a queue is never left
+                    # empty) and this pair is not earlier than its last, so it is not the earliest.
+                    queue = self._queues.get(ttl)  # type: ignore[arg-type]  # a TTL gives an expiry
+                    if queue is not None and queue[0][-1] <= expires_at:
+                        queue[0].append(expires_at)
+                        queue[1].append(key)
+                        self._pairs += 1
+                        if self._pairs > 2 * self._timed + _HEAP_SLACK:
+                            self._compact_pairs()
+                    else:
+                        self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # as above
+                if (
+                    part.entries > part.capacity
+                    or len(data) > self._max_entries
+                    or self._bytes > self._max_bytes
+                ):
+                    self._shrink(key, part, now)
+                elif now < self._next_cleanup:
+                    return True  # nothing evicted or reclaimed: the entry is in
             else:
                 # An overwrite in the same partition that does not grow cannot break a bound
                 # (they held before it): the common case skips the bound checks below.
                 delta = size - old[1]
-                was: Partition = old[4]  # type: ignore[assignment]  # stored entries always carry their partition
+                was = old[4]
                 if was is part:
                     if delta:
                         self._bytes += delta
@@ -587,14 +701,14 @@ class MemoryStore:
                     # An entry that had an expiry has a pair at or before it, which still
                     # does unless the new expiry comes sooner (see the module docstring).
                     self._push(expires_at, key, ttl)  # type: ignore[arg-type]  # as above
-            if grew and (
-                part.entries > part.capacity
-                or len(data) > self._max_entries
-                or self._bytes > self._max_bytes
-            ):
-                self._shrink(key, part, now)
-            elif now < self._next_cleanup:
-                return True  # nothing evicted or reclaimed: the entry is in
+                if grew and (
+                    part.entries > part.capacity
+                    or len(data) > self._max_entries
+                    or self._bytes > self._max_bytes
+                ):
+                    self._shrink(key, part, now)
+                elif now < self._next_cleanup:
+                    return True
             if now >= self._next_cleanup:
                 self._drain(now, _DRAIN_BATCH)
             return data.get(key) is entry
@@ -779,24 +893,24 @@ class MemoryStore:
         for key in batch:
             entry = data.get(key)
             if entry is not None:
-                entry[4].on_access(key)  # type: ignore[union-attr]  # stored entries always carry their partition
+                entry[4].on_access(key)
 
-    def _forget(self, key: str, entry: StoredEntry) -> None:
+    def _forget(self, key: str, entry: Entry) -> None:
         """Account for ``entry`` having been popped from the data by the store itself."""
         self._drop(entry)
-        entry[4].on_remove(key)  # type: ignore[union-attr]  # stored entries always carry their partition
+        entry[4].on_remove(key)
 
-    def _drop(self, entry: StoredEntry) -> None:
+    def _drop(self, entry: Entry) -> None:
         """Take a popped ``entry`` out of the totals (its policy already forgot it, or will)."""
         size = entry[1]
-        part: Partition = entry[4]  # type: ignore[assignment]  # stored entries always carry their partition
+        part = entry[4]
         self._bytes -= size
         part.entries -= 1
         part.bytes -= size
         if entry[2] is not None:
             self._timed -= 1
 
-    def _expire(self, key: str, entry: StoredEntry) -> None:
+    def _expire(self, key: str, entry: Entry) -> None:
         """Drop ``key`` whose ``entry`` was found expired."""
         del self._data[key]
         self._forget(key, entry)
@@ -895,8 +1009,31 @@ class MemoryStore:
             else:
                 self._evictions += 1
 
+    def _split_order(self) -> None:
+        """Move the LRU order out of the data into an :class:`LRUPolicy` of its own, and the data to a plain dict.
+
+        The order and the entries stay as they are; callers of :meth:`hit_path`
+        get the new ``lookup`` (see :meth:`follow_lookup`). The old ordered
+        dict is left as it is, for any read that already took its ``get``.
+        """
+        default = self._default
+        if type(default.policy) is not _DataOrderLRU:
+            return
+        ordered = self._data
+        policy = LRUPolicy(default.capacity)
+        insert = policy.on_insert
+        for key in ordered:  # least recent first
+            insert(key)
+        plain = dict(ordered)
+        self._data = plain
+        default.adopt(policy)
+        self._on_miss = default.on_miss
+        for follower in self._followers:
+            follower(plain.get)
+
     def _resize(self, part: Partition, capacity: int) -> None:
         """Give ``part`` a policy built for ``capacity``, evicting what no longer fits."""
+        self._split_order()  # a rebuild drains the policy through victim()
         now = self._clock()
         if capacity < part.entries and self._next_due <= now:
             # Entries that must go anyway are cheaper to lose than live ones.
@@ -919,6 +1056,7 @@ class MemoryStore:
         """Open partition ``name`` (its first write), with its cap if one was set."""
         if name not in self._caps:
             self._check_room()
+        self._split_order()  # the data's order can only be one partition's
         cap = self._caps.get(name)
         capacity = _capacity(cap, self._max_entries)
         part = Partition(name, cap, capacity, self._new_policy(capacity))
@@ -989,7 +1127,7 @@ class MemoryStore:
             problems.append(f"byte total {self._bytes} != sum of sizes {actual_bytes}")
         counted: dict[Partition, list[int]] = {part: [0, 0] for part in self._partitions.values()}
         for key, entry in data.items():
-            tally = counted.get(entry[4])  # type: ignore[arg-type]  # None (no partition) is what this check looks for
+            tally = counted.get(entry[4])
             if tally is None:
                 problems.append(f"{key!r} belongs to no partition of this store")
                 continue

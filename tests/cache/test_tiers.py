@@ -280,13 +280,13 @@ async def test_a_memory_only_set_weighs_what_an_uncompressed_encoding_would_stor
     for key, value in values.items():
         entry = memory.core.l1.get_entry(memory.storage_key(key))
         assert entry is not None
-        assert entry.size == len(memory.core.codec.encode(value, key="any", compress=False))
+        assert entry[1] == len(memory.core.codec.encode(value, key="any", compress=False))  # its size
     compressing = await make_cache("BOTH")  # lz4 from 1 KiB on: the text compresses, the record shrinks
     await compressing.set("text", values["text"], ttl=60)
     assert compressing.core.l1 is not None
     stored = compressing.core.l1.total_bytes
     weighed = memory.core.l1.get_entry(memory.storage_key("text"))
-    assert weighed is not None and stored < weighed.size  # counted uncompressed in memory: on the safe side
+    assert weighed is not None and stored < weighed[1]  # its size, counted uncompressed in memory: on the safe side
 
 
 async def test_the_byte_bound_of_a_memory_only_cache_holds(make_cache: MakeCache) -> None:
@@ -360,3 +360,23 @@ def test_the_sync_memory_only_set_keeps_the_methods_signature_and_counts() -> No
         view = cache.for_project("acme")
         view.set("k", "in acme", 60)
         assert view.get("k") == "in acme" and cache.get("k") is None
+
+
+def test_the_sync_hit_path_follows_the_l1_data_when_a_second_partition_opens() -> None:
+    """An LRU store keeps its order in its data until a second partition (a cache type) opens; then the
+    data moves to another dict, and the view's one-frame get must read the live one, never the old."""
+    config = CacheConfig.from_env(None, {}, CACHE_LEVEL="L1_MEMORY", MEMORY_CACHE_EVICTION_POLICY="LRU")
+    with QueryCache(config) as cache:
+        store = cache._core.l1
+        assert store is not None
+        cache.set("k", "first", 60)
+        for _ in range(100):  # past the first, timed call: the one-frame path serves these
+            assert cache.get("k") == "first"
+        moved_from = store.hit_path().lookup
+        cache.set("q", 1, 60, cache_type="search")  # the second partition
+        assert store.hit_path().lookup != moved_from
+        cache.set("k", "second", 60)
+        cache.delete("q", cache_type="search")
+        for _ in range(100):
+            assert cache.get("k") == "second" and cache.get("q", cache_type="search") is None
+        assert cache.stats()["l1"]["entries"] == 1

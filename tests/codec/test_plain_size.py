@@ -9,6 +9,7 @@ and refuse what ``plain_size`` refuses, with the same error.
 from __future__ import annotations
 
 import datetime
+import threading
 from typing import Any
 
 import numpy as np
@@ -70,3 +71,41 @@ def test_a_codec_that_weighs_its_own_way_keeps_it() -> None:
             return 7
 
     assert Flat().plain_size_of({"a": 1}) == 7
+
+
+def test_threads_weigh_with_packers_of_their_own() -> None:
+    """The inlined weighing takes each thread's own packer: sizes stay exact when threads weigh at once."""
+    codec = Codec()
+    values = [VALUES["dict"], VALUES["list"], VALUES["nested"], VALUES["str"], {"k": list(range(50))}]
+    expected = [codec.plain_size(value) for value in values]
+    barrier = threading.Barrier(4)
+    results: list[list[int]] = []
+
+    def weigh() -> None:
+        barrier.wait(timeout=10)
+        results.append([codec.plain_size_of(value) for _ in range(200) for value in values][-len(values):])
+
+    threads = [threading.Thread(target=weigh) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [expected] * 4
+
+
+def test_a_value_the_packer_refuses_gets_the_serializers_error() -> None:
+    codec = Codec()
+    for value in ({"deep": _nested(5000)}, [Opaque("inside a list")]):
+        with pytest.raises(SerializationError) as fast:
+            codec.plain_size_of(value)
+        with pytest.raises(SerializationError) as full:
+            codec.plain_size(value)
+        assert str(fast.value) == str(full.value)
+    assert codec.plain_size_of(VALUES["dict"]) == codec.plain_size(VALUES["dict"])  # the packer still works
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value

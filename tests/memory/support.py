@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 from qcache.memory.policies import EvictionPolicy
 from qcache.memory.policies.classic import LRUPolicy
+from qcache.memory.store import StoredEntry
 
 
 class RecordingLRU(LRUPolicy):
@@ -68,3 +70,8 @@ class RejectNewcomer(EvictionPolicy):
 
     def clear(self) -> None:
         self.order.clear()
+
+
+def named(entry: tuple[Any, ...] | None) -> StoredEntry | None:
+    """An entry ``get_entry`` handed out (a plain tuple), with its fields named."""
+    return None if entry is None else StoredEntry._make(entry)

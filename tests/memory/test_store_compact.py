@@ -1,4 +1,4 @@
-"""What keeps an L1 entry small and its write short: expiry queues, shared sizes, the unchecked set.
+"""What keeps an L1 entry small and its write short: expiry queues, shared sizes, plain tuples, the unchecked set.
 
 Expiry pairs of the TTLs in use live in FIFO queues rather than a heap of
 tuples, equal sizes share one int object, and the facade writes through
@@ -18,7 +18,9 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import available_policies
-from qcache.memory.store import _MAX_QUEUES, _SHARED_SIZES, MemoryStore
+from qcache.memory.store import _MAX_QUEUES, _SHARED_SIZES, MemoryStore, StoredEntry
+
+from .support import named
 
 
 @pytest.fixture(params=available_policies())
@@ -139,7 +141,7 @@ def test_equal_sizes_share_one_int_and_the_accounting_stays_exact(policy_name: s
     size = 1 << 20  # far above the ints CPython shares itself
     for i in range(100):
         store.set(f"k{i}", i, int(str(size)), None)  # a distinct int object each time
-    first, last = store.get_entry("k0"), store.get_entry("k99")
+    first, last = named(store.get_entry("k0")), named(store.get_entry("k99"))
     assert first is not None and last is not None
     assert first.size == last.size == size and first.size is last.size
     for i in range(_SHARED_SIZES + 10):  # more distinct sizes than are remembered
@@ -182,7 +184,7 @@ def test_set_path_is_set_without_the_checks(policy_name: str, clock: ManualClock
     put = store.set_path()
     assert put("a", 1, 10, 5.0, None, "p") is True
     assert put("b", 2, 10, None, "meta", None) is True
-    entry = store.get_entry("a")
+    entry = named(store.get_entry("a"))
     assert entry is not None and entry.partition is not None
     assert (entry.value, entry.size, entry.expires_at, entry.partition.name) == (1, 10, 1005.0, "p")
     assert put("huge", 3, 10**10, None, None, None) is False  # above the byte bound: refused, counted
@@ -206,3 +208,31 @@ def test_a_subclass_overriding_set_keeps_it_on_the_set_path(clock: ManualClock) 
     store = Logged(10, 1000, "LRU", clock=clock)
     store.set_path()("k", 1, 1, None, None, None)
     assert calls == ["k"]
+
+
+def test_entries_are_held_as_plain_tuples_in_the_order_of_stored_entry(clock: ManualClock) -> None:
+    """A held entry is a plain tuple (a tuple subclass's instance is a slot larger); get_entry hands it out
+    as held, peek as a StoredEntry of the same fields."""
+    store = MemoryStore(10, 1000, "LRU", clock=clock)
+    store.set("k", "v", 10, 5.0, "meta", "p")
+    held = store.hit_path().lookup("k")
+    assert type(held) is tuple and store.get_entry("k") is held
+    handed = store.peek("k")
+    assert type(handed) is StoredEntry and handed == held
+    assert handed.partition is held[4] and handed.partition.name == "p"
+    assert (handed.value, handed.size, handed.expires_at, handed.meta) == ("v", 10, 1005.0, "meta")
+    plain = allocated(lambda: (held[0], held[1], held[2], held[3], held[4]))
+    subclass = allocated(lambda: StoredEntry(*held))
+    assert plain + 8 <= subclass, (plain, subclass)
+
+
+def allocated(make: Any) -> float:
+    """Bytes allocated per object ``make`` builds (over 1,000 of them)."""
+    tracemalloc.start()
+    try:
+        made = [make() for _ in range(1_000)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(made) == 1_000
+    return held / 1_000

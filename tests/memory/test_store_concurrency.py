@@ -14,6 +14,8 @@ from qcache.memory.clock import ManualClock
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
 from qcache.memory.store import DEFAULT_PARTITION, MemoryStore
 
+from .support import named
+
 THREADS = 8
 OPS_PER_THREAD = 1500
 KEYS_PER_THREAD = 24
@@ -103,7 +105,7 @@ def worker(
                 store.delete(key)
                 last_written.pop(key, None)
             elif op < 0.90:
-                entry = store.get_entry(rng.choice(own))
+                entry = named(store.get_entry(rng.choice(own)))
                 if entry is not None and entry.value[0] != thread_id:
                     failures.append(f"foreign entry {entry} under {prefix}")
             elif op < 0.94:
@@ -149,7 +151,7 @@ def check_outcome(
     now = clock()
     for key in store.keys():
         owner = int(key[1 : key.index(":")])
-        entry = store.get_entry(key)
+        entry = named(store.get_entry(key))
         assert entry is not None and entry.partition is not None
         value, size, meta, partition = last_written[owner][key]
         assert (entry.value, entry.size, entry.meta, entry.partition.name) == (value, size, meta, partition)

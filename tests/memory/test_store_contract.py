@@ -16,6 +16,8 @@ from qcache.memory.clock import ManualClock
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
 from qcache.memory.store import _DRAIN_BATCH, DEFAULT_PARTITION, MemoryStore, StoredEntry
 
+from .support import named
+
 
 @pytest.fixture(params=available_policies())
 def policy_name(request: pytest.FixtureRequest) -> str:
@@ -64,7 +66,7 @@ def test_byte_bound_holds(policy_name: str, clock: ManualClock) -> None:
     for i in range(400):
         store.set(f"k{i}", i, rng.randint(1, 120), None)
         assert store.total_bytes <= 1000
-    kept = {k: store.get_entry(k) for k in store.keys()}
+    kept = {k: named(store.get_entry(k)) for k in store.keys()}
     assert sum(e.size for e in kept.values() if e) == store.total_bytes
     assert len(store) == len(policy)
     store.check_invariants()
@@ -224,7 +226,7 @@ def test_overwrite_updates_value_size_expiry_and_meta(policy_name: str, clock: M
     assert store.total_bytes == 30
     assert len(store) == 1 == len(policy)
     assert store.remaining_ttl("k") == pytest.approx(20)
-    entry = store.get_entry("k")
+    entry = named(store.get_entry("k"))
     assert entry is not None and entry.partition is not None
     assert entry == StoredEntry("v2", 30, 1025.0, ("tag:b",), entry.partition)
     assert entry.partition.name == DEFAULT_PARTITION
@@ -373,7 +375,7 @@ def test_hits_return_the_stored_object(policy_name: str, clock: ManualClock) -> 
     value = {"rows": [1, 2, 3]}
     store.set("q", value, 40, ttl=60, meta={"tags": ("repo:1",)})
     assert store.get("q") is value
-    entry = store.get_entry("q")
+    entry = named(store.get_entry("q"))
     assert entry is not None
     assert entry.value is value
     assert (entry.size, entry.expires_at, entry.meta) == (40, 1060.0, {"tags": ("repo:1",)})
@@ -429,7 +431,7 @@ def test_random_workload_matches_a_model(policy_name: str, clock: ManualClock, s
         assert store.total_bytes <= 1500
     now = clock()
     for key in store.keys():
-        entry = store.get_entry(key)
+        entry = named(store.get_entry(key))
         assert entry is not None and entry.partition is not None
         assert entry[:4] == written[key][:4]
         assert entry.partition.name == DEFAULT_PARTITION

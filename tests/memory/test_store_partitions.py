@@ -17,7 +17,7 @@ from qcache.memory.policies import available_policies, create_policy
 from qcache.memory.policies.classic import LRUPolicy
 from qcache.memory.store import DEFAULT_PARTITION, MAX_PARTITIONS, MemoryStore
 
-from .support import RecordingLRU, RejectNewcomer
+from .support import RecordingLRU, RejectNewcomer, named
 
 
 @pytest.fixture(params=available_policies())
@@ -277,7 +277,7 @@ def test_an_overwrite_can_move_a_key_to_another_partition(policy_name: str, cloc
     store.set("k", "in b", 7, None, partition="b")
     stats = store.stats()
     assert stats.partitions == {DEFAULT_PARTITION: 0, "a": 0, "b": 1}
-    entry = store.get_entry("k")
+    entry = named(store.get_entry("k"))
     assert entry is not None and entry.partition is not None
     assert (entry.value, entry.partition.name) == ("in b", "b")
     assert (entry.partition.bytes, stats.bytes) == (7, 7)
@@ -344,7 +344,7 @@ def test_random_partitioned_workload_keeps_every_invariant(
         assert len(store) <= 25 and store.total_bytes <= 1200
     store.check_invariants()
     for key in store.keys():
-        entry = store.get_entry(key)
+        entry = named(store.get_entry(key))
         assert entry is not None and entry.partition is not None
         assert (entry.value, entry.partition.name) == written[key]
 

@@ -180,7 +180,10 @@ def test_the_hit_path_is_the_store_s_own_state(clock: ManualClock) -> None:
     path = store.hit_path()
     store.set("a", 1, 1, ttl=5)
     entry = path.lookup("a")
-    assert entry is not None and entry is store.peek("a") and path.clock() == clock()
+    peeked = store.peek("a")
+    # The stored tuple itself, in StoredEntry's field order (the store hands out a StoredEntry of it).
+    assert entry is not None and peeked is not None and entry == peeked and entry[0] is peeked.value
+    assert path.clock() == clock()
     path.reads.append("a")  # a hit noted the way get_entry notes it
     store.set("b", 2, 1, None)
     assert policy.accesses == ["a"]
