@@ -162,12 +162,17 @@ class WritePlans:
             ))
         else:
             call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
-        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo.
+        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo,
+        # unless the write went on the invalidation connection, which hears no echo of its own writes.
         coherence = core.coherence
+        quiet = False
         if coherence is not None:
-            coherence.write_begin(state.skey)
+            writer = coherence.writer
+            if writer is not None and not state.tags:
+                call = new_tuple(L2Call, (L2Op.SET_QUIET, (state.skey, state.record, state.seconds, writer)))
+            coherence.write_begin(state.skey, quiet=call.op is L2Op.SET_QUIET)
         try:
-            yield call
+            quiet = (yield call) is True
         except BackendError as exc:
             if self._l2_write_failed([write], exc):
                 self.set_end(state)
@@ -182,7 +187,7 @@ class WritePlans:
         self._metrics.stored("l2")
         self.set_end(state)
         if coherence is not None:
-            coherence.write_end(state.skey, state.record)
+            coherence.write_end(state.skey, state.record, quiet=quiet)
         return None
 
     def _queued_behind(self, skey: str, key: str) -> bool:

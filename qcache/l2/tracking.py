@@ -17,6 +17,20 @@ answers the sink's echo checks with one ``MGET`` on the pool, pings while idle
 so that a dead peer is noticed, and reconnects after a loss. The sink is told
 about a loss before anything else happens and about a restored connection
 only once tracking is on again.
+
+A sync listener with ``quiet_writes`` speaks RESP3 instead: its connection
+tracks for itself (``CLIENT TRACKING ON BCAST PREFIX <namespace> NOLOOP``, the
+reports arrive as push frames between replies) and also takes the cache's
+single-key writes when it is free (:meth:`TrackingListener.write`). Redis then
+sends no echo of those writes, and nothing has to be checked: it collects the
+keys changed in one event-loop turn with the client that changed each *last*,
+and leaves a key out of a ``NOLOOP`` connection's report only when that client
+is the connection itself. A change from elsewhere after the write, in the same
+turn or later, is reported; one before it, in the same turn, was overwritten
+by the write. A write and the reports share the connection under a lock: the
+writer reads its reply and any report that came before or after it, the
+listener what comes while nobody writes. A server that refuses RESP3 gets the
+broadcast connection of RESP2 above.
 """
 
 from __future__ import annotations
@@ -34,6 +48,8 @@ import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from qcache.l2.replies import read_replies
 
 logger = logging.getLogger("qcache")
 
@@ -81,6 +97,40 @@ def setup_commands(prefix: str, client_id: int) -> list[tuple[Any, ...]]:
         ("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST", "PREFIX", prefix),
         ("SUBSCRIBE", CHANNEL),
     ]
+
+
+def quiet_setup_commands(prefix: str) -> list[tuple[Any, ...]]:
+    """The commands that make a RESP3 connection the tracker of ``prefix`` that does not hear its own writes."""
+    return [
+        ("CLIENT", "SETNAME", "qcache-invalidation"),
+        ("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", prefix, "NOLOOP"),
+    ]
+
+
+def pushed_keys(push: Any) -> list[str] | None | bool:
+    """The keys a RESP3 ``invalidate`` push names; None for "every key"; False for another push."""
+    if len(push) != 2 or push[0] not in (b"invalidate", "invalidate"):
+        return False
+    keys = push[1]
+    if keys is None:
+        return None
+    return [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else str(k) for k in keys]
+
+
+def _reads_pushes(conn: Any) -> bool:
+    """Whether ``conn``'s parser tells push frames from replies and hands invalidations to a handler of ours
+    (redis-py's hiredis parser does with hiredis 3.2 or later)."""
+    parser = getattr(conn, "_parser", None)
+    return (
+        getattr(parser, "_hiredis_PushNotificationType", None) is not None
+        and hasattr(parser, "set_invalidation_push_handler")
+        and hasattr(parser, "can_read")
+    )
+
+
+def _no_reconnect(*args: Any, **kwargs: Any) -> None:
+    """In place of a tracking connection's ``connect``: redis-py would reconnect it silently, without tracking."""
+    raise redis.ConnectionError("the invalidation connection is gone")
 
 
 def is_report(reply: Any) -> bool:
@@ -187,15 +237,56 @@ class _ListenerBase:
 
 
 class TrackingListener(_ListenerBase):
-    """The invalidation connection of a sync cache: one thread reads reports, one runs echo checks."""
+    """The invalidation connection of a sync cache: one thread reads reports, one runs echo checks.
 
-    def __init__(self, client: Any, prefix: str, sink: InvalidationSink) -> None:
+    With ``quiet_writes`` the connection is RESP3 and takes writes too (see
+    the module's docstring and :meth:`write`).
+    """
+
+    def __init__(self, client: Any, prefix: str, sink: InvalidationSink, *, quiet_writes: bool = False) -> None:
         self._check_wanted = threading.Event()
         super().__init__(client, prefix, sink, self._check_wanted)
         self._stopping = threading.Event()
         self._first_attempt = threading.Event()
         self._conn: Any = None
         self._threads: list[threading.Thread] = []
+        self._quiet = quiet_writes
+        self._lock = threading.Lock()  # one exchange at a time on the RESP3 connection
+        self._writer: Any = None  # that connection while it tracks: writes may go on it
+
+    def write(self, request: list[bytes]) -> list[Any] | None:
+        """The one reply to ``request`` sent on the tracking connection, or None when it is busy or down.
+
+        Reports read on the way go to the sink. A failure leaves the
+        connection unusable: the sink is told at once (L1 flushed), the
+        listener reconnects, and the error propagates (whether the write
+        landed is unknown).
+        """
+        if self._writer is None or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._writer
+            if conn is None:
+                return None
+            replies: list[Any] = []
+            try:
+                conn.send_packed_command(request, check_health=False)
+                read_replies(conn, 1, replies)
+            except BaseException:
+                self._writer = None
+                self._sink.lost()
+                with contextlib.suppress(Exception):
+                    conn.disconnect()  # wakes the listener, which reconnects
+                raise
+            return replies
+        finally:
+            self._lock.release()
+
+    def _on_push(self, push: Any) -> None:
+        """A push frame on the RESP3 connection (under its lock): an invalidation goes to the sink."""
+        keys = pushed_keys(push)
+        if keys is not False:
+            self._sink.invalidated(keys if isinstance(keys, list) else None)
 
     def start(self, wait: float = 0.0, *, checks: bool = True) -> TrackingListener:
         """Start both threads (daemons), waiting up to ``wait`` seconds for the first connection attempt.
@@ -233,23 +324,49 @@ class TrackingListener(_ListenerBase):
         retry = Retry(NoBackoff(), 0)
         while not self._stopping.is_set():
             pool = self._client.connection_pool
-            conn: Any = pool.connection_class(**connection_options(pool, retry))
+            quiet = self._quiet
+            options = connection_options(pool, retry)
+            if quiet:
+                options["protocol"] = 3
+            conn: Any = pool.connection_class(**options)
             live = False
             try:
-                conn.connect()
+                try:
+                    conn.connect()
+                except redis.ResponseError:
+                    if not quiet:
+                        raise
+                    self._quiet = False  # no RESP3 here (HELLO refused): the RESP2 connection, echoes checked
+                    continue
                 self._conn = conn
-                conn.send_command("CLIENT", "ID")
-                client_id = conn.read_response()
-                for command in setup_commands(self._prefix, int(client_id)):
-                    conn.send_command(*command)
-                    conn.read_response()
+                if quiet and not _reads_pushes(conn):
+                    self._quiet = False  # a parser that cannot tell push frames from replies: RESP2 instead
+                    continue
+                if quiet:
+                    conn.connect = conn.connect_check_health = _no_reconnect
+                    conn._parser.set_invalidation_push_handler(self._on_push)
+                    for command in quiet_setup_commands(self._prefix):
+                        conn.send_command(*command)
+                        conn.read_response()
+                else:
+                    conn.send_command("CLIENT", "ID")
+                    client_id = conn.read_response()
+                    for command in setup_commands(self._prefix, int(client_id)):
+                        conn.send_command(*command)
+                        conn.read_response()
                 self._sink.restored()
                 live = True
                 self._first_attempt.set()
                 backoff.reset()
-                self._read(conn)
+                if quiet:
+                    self._writer = conn  # after restored(): a write now is on a connection that tracks
+                    self._read_quiet(conn)
+                else:
+                    self._read(conn)
             except Exception as exc:  # a lost or refused connection: flush, then try again
                 self._first_attempt.set()
+                with self._lock:
+                    self._writer = None
                 if self._stopping.is_set():
                     break
                 if live:  # while it stays down, the copies written meanwhile are the newest this process knows
@@ -257,10 +374,33 @@ class TrackingListener(_ListenerBase):
                 reporter.failed(exc, live)
                 self._stopping.wait(backoff.next())
             finally:
+                self._writer = None
                 self._conn = None
                 with contextlib.suppress(Exception):
                     conn.disconnect()
         self._sink.lost()
+
+    def _read_quiet(self, conn: Any) -> None:
+        """Read the RESP3 connection's reports while no write holds it; ping it while idle."""
+        parser = conn._parser
+        while not self._stopping.is_set():
+            if self._writer is not conn:
+                raise redis.ConnectionError("a write on the invalidation connection failed")
+            if not parser.can_read(PING_INTERVAL):
+                with self._lock:
+                    conn.send_command("PING", check_health=False)
+                    conn.read_response(timeout=PING_INTERVAL)  # reports on the way go to _on_push
+                continue
+            with self._lock:
+                if self._writer is not conn:
+                    continue
+                while parser.can_read(0):
+                    reply = conn.read_response(push_request=True, timeout=PING_INTERVAL)
+                    if reply is not None:  # a push returns its handler's None; anything else is no report
+                        raise redis.ConnectionError(f"unexpected reply on the invalidation connection: {reply!r}")
+            # Readable for a writer's reply, or reports: either way the next ones gather meanwhile (a write
+            # reads the reports that come with its reply), and this thread wakes at most once per interval.
+            self._stopping.wait(GATHER_REPORTS)
 
     def _read(self, conn: Any) -> None:
         pinged = False
