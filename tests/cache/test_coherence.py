@@ -610,3 +610,45 @@ async def test_a_write_from_elsewhere_right_after_an_unechoed_own_write_drops_th
         assert await cache.get(key, cache_type=TYPE) is None
     stats = cache.raw.stats()["l1_coherence"]
     assert stats["unechoed"] >= 10 and stats["evicted"] + stats["echoes_dropped"] >= 20
+
+
+@pytest.mark.timeout(60)
+def test_own_writes_across_a_killed_invalidation_connection_land_and_leave_no_stale_copy(
+    redis_server: Any, prefix: str
+) -> None:
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    url = redis_server.endpoint.url
+    admin = redis.Redis(**redis_server.endpoint.client_kwargs())
+    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
+    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
+    try:
+        assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+        for round_ in range(3):
+            ours.set("k", f"before{round_}", ttl=60)
+            resets = ours.stats()["l1_coherence"]["resets"]
+            (victim,) = invalidation_client_ids(admin)
+            # The write waits on the server (paused) when its connection is killed: it fails there, L1 is
+            # flushed, and the write is made again on the pool or queued until it lands.
+            admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+            writing = threading.Thread(target=ours.set, args=("k", f"after{round_}"), kwargs={"ttl": 60})
+            writing.start()
+            time.sleep(0.1)
+            admin.execute_command("CLIENT", "KILL", "ID", victim)
+            admin.execute_command("CLIENT", "UNPAUSE")
+            writing.join(5)
+            assert wait_for(lambda v=f"after{round_}": theirs.get("k") == v, timeout=5)  # type: ignore[misc]
+            assert ours.get("k") == f"after{round_}"
+            theirs.set("k", f"theirs{round_}", ttl=60)  # reported once tracking is back, or flushed by it
+            assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+            assert wait_for(lambda v=f"theirs{round_}": ours.get("k") == v, timeout=BOUND)  # type: ignore[misc]
+            assert ours.stats()["l1_coherence"]["resets"] >= resets + 2  # the loss, then the restore
+        unechoed = ours.stats()["l1_coherence"]["unechoed"]
+        assert wait_for(lambda: (ours.set("k", "last", ttl=60), ours.stats()["l1_coherence"]["unechoed"])[1]
+                        > unechoed, timeout=2)  # writes on the new connection again
+    finally:
+        ours.close()
+        theirs.close()
+        admin.close()
