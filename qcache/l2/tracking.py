@@ -69,6 +69,8 @@ _BUFFERED = 0.00005
 GATHER_CHECKS = 0.002
 #: Keys per MGET of the echo checks.
 CHECK_CHUNK = 100
+#: Seconds a write waits, at most, for the listener to finish reading the connection it shares with writes.
+LISTENER_WAIT = 0.002
 #: Seconds a cache being built waits, at most, for its invalidation connection's first attempt.
 FIRST_CONNECT_WAIT = 0.5
 
@@ -253,6 +255,8 @@ class TrackingListener(_ListenerBase):
         self._quiet = quiet_writes
         self._lock = threading.Lock()  # one exchange at a time on the RESP3 connection
         self._writer: Any = None  # that connection while it tracks: writes may go on it
+        self._writes = 0  # moves as each write begins and ends (the listener leaves the reading to them meanwhile)
+        self._reading = False  # the listener holds the lock, or waits for it
 
     def write(self, request: list[bytes]) -> list[Any] | None:
         """The one reply to ``request`` sent on the tracking connection, or None when it is busy or down.
@@ -262,16 +266,23 @@ class TrackingListener(_ListenerBase):
         listener reconnects, and the error propagates (whether the write
         landed is unknown).
         """
-        if self._writer is None or not self._lock.acquire(blocking=False):
+        if self._writer is None:
+            return None
+        lock = self._lock
+        # Another write holds the connection: the pool takes this one. The listener holds it only to read
+        # what is already there (or to ping an idle connection): worth a short wait.
+        if not lock.acquire(blocking=False) and not (self._reading and lock.acquire(timeout=LISTENER_WAIT)):
             return None
         try:
             conn = self._writer
             if conn is None:
                 return None
+            self._writes += 1
             replies: list[Any] = []
             try:
                 conn.send_packed_command(request, check_health=False)
                 read_replies(conn, 1, replies)
+                self._writes += 1  # again: the listener, woken by this reply, finds the count moved
             except BaseException:
                 self._writer = None
                 self._sink.lost()
@@ -386,20 +397,28 @@ class TrackingListener(_ListenerBase):
         while not self._stopping.is_set():
             if self._writer is not conn:
                 raise redis.ConnectionError("a write on the invalidation connection failed")
+            writes = self._writes
             if not parser.can_read(PING_INTERVAL):
-                with self._lock:
-                    conn.send_command("PING", check_health=False)
-                    conn.read_response(timeout=PING_INTERVAL)  # reports on the way go to _on_push
+                self._reading = True
+                try:
+                    with self._lock:
+                        conn.send_command("PING", check_health=False)
+                        conn.read_response(timeout=PING_INTERVAL)  # reports on the way go to _on_push
+                finally:
+                    self._reading = False
                 continue
-            with self._lock:
-                if self._writer is not conn:
-                    continue
-                while parser.can_read(0):
-                    reply = conn.read_response(push_request=True, timeout=PING_INTERVAL)
-                    if reply is not None:  # a push returns its handler's None; anything else is no report
-                        raise redis.ConnectionError(f"unexpected reply on the invalidation connection: {reply!r}")
-            # Readable for a writer's reply, or reports: either way the next ones gather meanwhile (a write
-            # reads the reports that come with its reply), and this thread wakes at most once per interval.
+            if self._writes == writes:
+                # Nobody wrote meanwhile: reports (a write reads those that arrive before its reply, and
+                # the next write or this thread, after the interval below, those after it).
+                self._reading = True  # before the lock: a write that finds it taken waits instead
+                try:
+                    with self._lock:
+                        if self._writer is not conn:
+                            continue
+                        self._read_reports(conn, parser)
+                finally:
+                    self._reading = False
+            # The next reports gather meanwhile, and this thread wakes at most once per interval.
             self._stopping.wait(GATHER_REPORTS)
 
     def _read(self, conn: Any) -> None:
@@ -419,6 +438,14 @@ class TrackingListener(_ListenerBase):
             batch.deliver(self._sink)
             # Let the next reports gather: each wake-up of this thread costs the callers' threads the GIL.
             self._stopping.wait(GATHER_REPORTS)
+
+    @staticmethod
+    def _read_reports(conn: Any, parser: Any) -> None:
+        """Read the push frames already there (under the lock); a reply here belongs to nobody: a broken stream."""
+        while parser.can_read(0):
+            reply = conn.read_response(push_request=True, timeout=PING_INTERVAL)
+            if reply is not None:  # a push returns its handler's None
+                raise redis.ConnectionError(f"unexpected reply on the invalidation connection: {reply!r}")
 
     def _check_loop(self) -> None:
         while True:
