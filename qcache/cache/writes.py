@@ -49,6 +49,11 @@ class SetState(NamedTuple):
     size: int  # what the entry weighs against L1's byte bound
 
 
+def _pending_write(state: SetState) -> PendingWrite:
+    """The write of ``state`` as the flusher takes it (built only when a set must be queued)."""
+    return new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms, state.tags))
+
+
 class WritePlans:
     """The write operations of one cache (``delete`` included)."""
 
@@ -149,9 +154,8 @@ class WritePlans:
         if not core.writes_l2_now:
             self.set_end(state)
             return None
-        write = new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms, state.tags))
         if len(self._pending) and self._queued_behind(state.skey, state.key):
-            self._defer([write])  # the flusher tells coherence about it when it sends it
+            self._defer([_pending_write(state)])  # the flusher tells coherence about it when it sends it
             self.set_end(state)
             return None
         if state.tags:
@@ -174,7 +178,7 @@ class WritePlans:
         try:
             quiet = (yield call) is True
         except BackendError as exc:
-            if self._l2_write_failed([write], exc):
+            if self._l2_write_failed([_pending_write(state)], exc):
                 self.set_end(state)
             if coherence is not None:
                 coherence.write_end(state.skey, None)
