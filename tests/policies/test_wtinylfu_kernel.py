@@ -242,6 +242,20 @@ def test_int_keys_take_the_numpy_path_and_others_the_dict_pass() -> None:
     assert reps == ["z", "a", 1, (1, 2)] and ids.tolist() == [1, 2, 1, 3] and resident_ids.tolist() == [0]
 
 
+
+@pytest.mark.parametrize("distinct", [0, 1, 3, 5000, 70_000])
+def test_int_keys_get_dense_ids_in_order_of_first_appearance(distinct: int) -> None:
+    rng = np.random.default_rng(distinct)
+    edges = np.array([-1, 0, -(1 << 63), (1 << 63) - 1], dtype=np.int64)
+    pool = np.concatenate([edges, rng.integers(-(1 << 63), (1 << 63) - 1, distinct, dtype=np.int64)])
+    resident = pool[: len(pool) // 3]
+    keys = rng.choice(pool, 3 * len(pool))  # the table is rebuilt several times on the way
+    resident_ids, ids, reps = kernel._factorize(resident, keys)
+    assert resident_ids.tolist() == list(range(len(resident)))
+    assert (reps[ids] == keys).all() and (reps[resident_ids] == resident).all()
+    expected = list(dict.fromkeys([*resident.tolist(), *keys.tolist()]))
+    assert reps.tolist() == expected
+
 # -- the pieces: one twin in Python, one in the kernel --------------------------------------------
 
 

@@ -92,7 +92,8 @@ class WTinyLFUPolicy(EvictionPolicy):
       the ghosts decide on stationary workloads.
 
     Capacity moves between the window and main lazily: the bounds change at
-    once, the entries follow as keys are evicted. Other defaults are
+    once, the entries follow as keys are evicted (only protected's overflow
+    goes back to probation at once). Other defaults are
     Caffeine's (SLRU with 80% protected, 4-bit sketch with a doorkeeper,
     step decay 0.98, restart threshold 0.05), except:
 
@@ -345,12 +346,20 @@ class WTinyLFUPolicy(EvictionPolicy):
 
         A window under its bound fills with new keys while main's LRU keys
         are evicted; one over it hands its oldest keys to probation at the
-        next eviction. Protected keeps its share of what main has left.
+        next eviction. Protected keeps its share of what main has left, and
+        what it holds beyond that share goes back to probation at once (as
+        Caffeine's ``demoteFromMainProtected``): left to overflow until the
+        next promotion, a past phase's favourites kept most of main while the
+        window grew for a new phase (a Zipf phase after a shifting one at
+        10%: 77.50% against LRU's 79.62%; shed at once, 79.44%).
         """
         capacity = self.capacity
         self._window_target = min(max(target, 1.0), float(capacity))
         self._window_max = int(round(self._window_target))
         self._protected_max = int((capacity - self._window_max) * self._protected_fraction)
+        protected = self._protected
+        while len(protected) > self._protected_max:
+            self._demote_protected()
 
     # -- the simulator's replay ---------------------------------------------
 
