@@ -652,3 +652,48 @@ def test_own_writes_across_a_killed_invalidation_connection_land_and_leave_no_st
         ours.close()
         theirs.close()
         admin.close()
+
+
+@pytest.mark.timeout(120)
+def test_threads_writing_few_keys_beside_another_client_settle_on_what_redis_holds(
+    redis_server: Any, prefix: str
+) -> None:
+    # Own writes of one key overlap (some on the invalidation connection, some on the pool) while another
+    # client writes the same keys: once all is written, this L1 agrees with Redis on every key.
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    url = redis_server.endpoint.url
+    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
+    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
+    keys = [f"k{i}" for i in range(3)]
+    try:
+        assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+        for round_ in range(3):
+
+            def own(worker: int, round_: int = round_) -> None:
+                for n in range(200):
+                    ours.set(keys[n % len(keys)], f"own{round_}-{worker}-{n}", ttl=60)
+
+            def foreign(round_: int = round_) -> None:
+                for n in range(200):
+                    theirs.set(keys[n % len(keys)], f"theirs{round_}-{n}", ttl=60)
+
+            threads = [threading.Thread(target=own, args=(w,)) for w in range(3)]
+            threads.append(threading.Thread(target=foreign))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+
+            def agree() -> bool:
+                return all(ours.get(k) == theirs.get(k) for k in keys)
+
+            assert wait_for(agree, timeout=BOUND), [(ours.get(k), theirs.get(k)) for k in keys]
+            time.sleep(0.05)
+            assert agree()
+        assert ours.stats()["l1_coherence"]["unechoed"] > 0
+    finally:
+        ours.close()
+        theirs.close()
