@@ -29,8 +29,10 @@ is the connection itself. A change from elsewhere after the write, in the same
 turn or later, is reported; one before it, in the same turn, was overwritten
 by the write. A write and the reports share the connection under a lock: the
 writer reads its reply and any report that came before or after it, the
-listener what comes while nobody writes. A server that refuses RESP3 gets the
-broadcast connection of RESP2 above.
+listener what comes while nobody writes. When a RESP3 attempt fails before
+tracking is on (a server or proxy without ``HELLO``), the next attempt is the
+RESP2 connection above, whose own writes' echoes are checked; RESP3 is tried
+again after the next loss.
 """
 
 from __future__ import annotations
@@ -333,22 +335,17 @@ class TrackingListener(_ListenerBase):
         backoff = _Backoff()
         reporter = _Reporter()
         retry = Retry(NoBackoff(), 0)
+        resp2_next = False  # after a RESP3 attempt failed before tracking: one RESP2 attempt in between
         while not self._stopping.is_set():
             pool = self._client.connection_pool
-            quiet = self._quiet
+            quiet = self._quiet and not resp2_next
             options = connection_options(pool, retry)
             if quiet:
                 options["protocol"] = 3
             conn: Any = pool.connection_class(**options)
             live = False
             try:
-                try:
-                    conn.connect()
-                except redis.ResponseError:
-                    if not quiet:
-                        raise
-                    self._quiet = False  # no RESP3 here (HELLO refused): the RESP2 connection, echoes checked
-                    continue
+                conn.connect()
                 self._conn = conn
                 if quiet and not _reads_pushes(conn):
                     self._quiet = False  # a parser that cannot tell push frames from replies: RESP2 instead
@@ -375,6 +372,11 @@ class TrackingListener(_ListenerBase):
                 else:
                     self._read(conn)
             except Exception as exc:  # a lost or refused connection: flush, then try again
+                # RESP3 refused (HELLO denied, a proxy) or the server away: the next attempt is RESP2 (echoes
+                # checked); after that, and after any loss, RESP3 again.
+                resp2_next = quiet and not live
+                if resp2_next:
+                    continue
                 self._first_attempt.set()
                 with self._lock:
                     self._writer = None

@@ -697,3 +697,36 @@ def test_threads_writing_few_keys_beside_another_client_settle_on_what_redis_hol
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_server_refusing_resp3_keeps_the_broadcast_connection_and_checks_echoes(
+    redis_server_factory: Any, prefix: str
+) -> None:
+    from qcache import CacheConfig, QueryCache
+
+    server = redis_server_factory(extra_config=['rename-command HELLO ""'])  # as a server or proxy without RESP3
+    config = CacheConfig.from_profile(
+        "development", REDIS_URL=f"redis://127.0.0.1:{server.port}/0", CACHE_KEY_PREFIX=prefix,
+    )
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    with QueryCache(config) as cache:
+        assert wait_for(lambda: cache.stats()["l1_coherence"]["live"], timeout=5)
+        cache.set("k", "mine", ttl=60)
+        stats = cache.stats
+        assert wait_for(lambda: stats()["l1_coherence"]["echoes_kept"] == 1, timeout=2), stats()["l1_coherence"]
+        assert cache.stats()["l1_coherence"]["unechoed"] == 0
+        l1 = cache._core.l1
+        assert l1 is not None
+        skey = Handle(cache).storage_key("k")
+        admin.delete(skey)
+        assert wait_for(lambda: l1.peek(skey) is None, timeout=BOUND)
+        assert cache.get("k") is None
+    admin.close()
+
+
+async def test_a_tagged_set_goes_through_the_pool_and_its_echo_is_checked(make_cache: MakeCache) -> None:
+    cache = await make_cache("BOTH")
+    assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["live"], timeout=5)
+    await cache.set("k", "mine", ttl=60, cache_type=TYPE, tags=["t"])
+    assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["echoes_kept"] >= 1, timeout=2)
+    assert cache.raw.stats()["l1_coherence"]["unechoed"] == 0
