@@ -372,9 +372,10 @@ class TrackingListener(_ListenerBase):
                 else:
                     self._read(conn)
             except Exception as exc:  # a lost or refused connection: flush, then try again
-                # RESP3 refused (HELLO denied, a proxy) or the server away: the next attempt is RESP2 (echoes
-                # checked); after that, and after any loss, RESP3 again.
-                resp2_next = quiet and not live
+                # RESP3 refused (HELLO unknown or denied, a proxy): the next attempt is RESP2 (echoes checked);
+                # after that, and after any loss, RESP3 again. A server out of reach says nothing of RESP3.
+                unreachable = isinstance(exc, redis.TimeoutError) or isinstance(exc.__cause__, OSError)
+                resp2_next = quiet and not live and not unreachable
                 if resp2_next:
                     continue
                 self._first_attempt.set()

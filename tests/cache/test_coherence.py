@@ -730,3 +730,26 @@ async def test_a_tagged_set_goes_through_the_pool_and_its_echo_is_checked(make_c
     await cache.set("k", "mine", ttl=60, cache_type=TYPE, tags=["t"])
     assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["echoes_kept"] >= 1, timeout=2)
     assert cache.raw.stats()["l1_coherence"]["unechoed"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_after_a_server_outage_own_writes_go_unechoed_again(redis_server: Any, prefix: str) -> None:
+    # While the server is away every attempt is RESP3 (an unreachable server says nothing about RESP3).
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    cache = QueryCache(build_config(redis_server.endpoint.url, prefix, "BOTH", "WRITE_THROUGH"))
+    try:
+        assert wait_for(lambda: cache.stats()["l1_coherence"]["live"], timeout=5)
+        redis_server.kill()
+        assert wait_for(lambda: not cache.stats()["l1_coherence"]["live"], timeout=5)
+        time.sleep(0.3)  # a few attempts while it is away
+        redis_server.start()
+        assert wait_for(lambda: cache.stats()["l1_coherence"]["live"], timeout=10)
+        unechoed = cache.stats()["l1_coherence"]["unechoed"]
+        for i in range(5):
+            cache.set(f"k{i}", i, ttl=60)
+        assert cache.stats()["l1_coherence"]["unechoed"] > unechoed
+    finally:
+        cache.close()
