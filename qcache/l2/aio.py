@@ -14,6 +14,7 @@ from redis.asyncio.retry import Retry
 from redis.exceptions import NoScriptError
 
 from qcache.l2.batching import (
+    Entry,
     SetManyItems,
     check_data,
     chunked,
@@ -242,7 +243,7 @@ class AsyncRedisTier(TierCore):
 
     # -- internals -----------------------------------------------------------
 
-    async def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+    async def _set_chunk(self, entries: Sequence[Entry]) -> None:
         """One round trip of SET ... PX for a chunk; what was not acknowledged goes through redis-py.
 
         Once the deadline has passed, the direct attempt raised (its cancellation) instead of returning.
@@ -252,7 +253,7 @@ class AsyncRedisTier(TierCore):
         if missed:
             await self._pipeline_set(missed)
 
-    async def _pipeline_set(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+    async def _pipeline_set(self, entries: Sequence[Entry]) -> None:
         """redis-py's pipeline of SET ... PX: its redirects, retries and errors."""
         async with self._client.pipeline(transaction=False) as pipe:
             for key, data, px in entries:

@@ -13,6 +13,9 @@ SetManyItems: TypeAlias = (
     Mapping[str, bytes] | Iterable[tuple[str, bytes] | tuple[str, bytes, float]]
 )
 
+#: One write of a batch, as :func:`normalize_items` makes it: key, data, PX milliseconds.
+Entry: TypeAlias = tuple[str, bytes, int]
+
 
 def ttl_to_px(ttl: object) -> int:
     """Seconds -> whole milliseconds for ``SET ... PX``, rounded up: never shorter than asked.
@@ -47,7 +50,7 @@ def check_data(key: object, data: object) -> bytes:
 _UNSET = object()
 
 
-def normalize_items(items: SetManyItems, ttl: float | None) -> list[tuple[str, bytes, int]]:
+def normalize_items(items: SetManyItems, ttl: float | None) -> list[Entry]:
     """Turn any accepted ``set_many`` input into ``(key, data, px)`` triples, validating everything first.
 
     Validation is done for the whole batch before any I/O so that a bad item
@@ -55,7 +58,7 @@ def normalize_items(items: SetManyItems, ttl: float | None) -> list[tuple[str, b
     """
     default_px = None if ttl is None else ttl_to_px(ttl)
     pairs: Iterable[tuple[object, ...]] = items.items() if isinstance(items, Mapping) else items
-    out: list[tuple[str, bytes, int]] = []
+    out: list[Entry] = []
     last_ttl: object = _UNSET  # a batch's items usually share one TTL (object): converted once
     last_px = 0
     for item in pairs:

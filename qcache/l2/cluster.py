@@ -50,13 +50,13 @@ from redis.retry import Retry
 
 from qcache.config.validation import cluster_seed_nodes
 from qcache.l2.aio import AsyncRedisTier
-from qcache.l2.batching import SetManyItems, normalize_items
+from qcache.l2.batching import Entry, SetManyItems, normalize_items
 from qcache.l2.breaker import CircuitBreaker
 from qcache.l2.core import TierCore, configured_breaker
-from qcache.l2.deadline import DeadlineRetry, arm, bounded_connection_class, remaining
+from qcache.l2.deadline import DeadlineRetry, arm, being_cancelled, bounded_connection_class, remaining
 from qcache.l2.guard import unjudged
 from qcache.l2.node_batches import plan_reads, read_async, read_sync
-from qcache.l2.node_writes import Entry, plan_writes, write_async, write_sync
+from qcache.l2.node_writes import plan_writes, write_async, write_sync
 from qcache.l2.patterns import SCAN_COUNT, UnlinkBatcher
 from qcache.l2.responses import ServerInfo, server_info_from
 from qcache.l2.settings import ConfigLike, ConnectionSettings
@@ -270,6 +270,8 @@ class _AsyncClusterClient:
         try:
             return await read_async(plan, len(keys))
         except (redis.RedisError, OSError):
+            if being_cancelled():  # the deadline passed: redis-py's path could only wait again
+                raise
             return None
 
     def __getattr__(self, name: str) -> Any:

@@ -22,6 +22,7 @@ read per reply, and no ``settimeout`` while the budget barely moved.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextvars import ContextVar
 from functools import cache
@@ -56,6 +57,16 @@ def remaining() -> float | None:
     """Seconds left before the armed deadline (negative once passed), or None without one."""
     deadline = _DEADLINE.get()
     return None if deadline is None else deadline - _monotonic()
+
+
+def being_cancelled() -> bool:
+    """Whether the current asyncio task is being cancelled (by the tier's ``asyncio.timeout``, or its
+    caller): no fallback or retry may start then. False outside a task."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return False
+    return task is not None and task.cancelling() > 0
 
 
 def read_timeout(configured: float | None, current: float | None) -> float | None:

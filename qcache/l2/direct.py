@@ -41,16 +41,16 @@ from typing import Any, Protocol
 import redis
 import redis.asyncio as aredis
 
-from qcache.l2.deadline import DeadlineSocket, remaining
+from qcache.l2.batching import Entry
+from qcache.l2.deadline import DeadlineSocket, being_cancelled, remaining
 from qcache.l2.replies import read_replies, read_replies_async
-
-Entry = tuple[str, bytes, int]  # key, data, PX milliseconds
 
 
 class QuietWriter(Protocol):
     """A connection taking a one-command request when free (:meth:`qcache.l2.tracking.TrackingListener.write`)."""
 
     def write(self, request: list[bytes]) -> list[Any] | None: ...
+
 
 #: Values at least this long are sent as their own buffer instead of copied into the command.
 _COPY_BELOW = 16 * 1024
@@ -367,11 +367,7 @@ class AsyncDirectCommands(_Direct):
             socket_timeout if socket_timeout and (deadline is None or socket_timeout < deadline) else None
         )
 
-    @staticmethod
-    def _deadline_spent() -> bool:
-        """Whether the task is being cancelled (by the tier's ``asyncio.timeout``, or its caller)."""
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() > 0
+    _deadline_spent = staticmethod(being_cancelled)
 
     async def _exchange(self, connection: Any, request: list[bytes], count: int) -> list[Any]:
         replies: list[Any] = []

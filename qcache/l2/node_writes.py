@@ -22,10 +22,9 @@ from typing import Any
 
 import redis
 
+from qcache.l2.batching import Entry
 from qcache.l2.node_batches import slot_of
 from qcache.l2.replies import read_replies, read_replies_async
-
-Entry = tuple[str, bytes, int]  # key, data, PX milliseconds
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError
 
 from qcache.errors import BackendError
 from qcache.l2.batching import (
+    Entry,
     SetManyItems,
     check_data,
     chunked,
@@ -295,7 +296,7 @@ class RedisTier(TierCore):
 
     # -- internals -----------------------------------------------------------
 
-    def _set_chunk(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+    def _set_chunk(self, entries: Sequence[Entry]) -> None:
         """One round trip of SET ... PX for a chunk; what was not acknowledged goes through redis-py."""
         set_direct = getattr(self._commands, "set_direct", None)  # a plain redis-py client has none
         missed = entries if set_direct is None else set_direct(entries)
@@ -305,7 +306,7 @@ class RedisTier(TierCore):
                 raise DeadlineExceeded("the L2 deadline (CACHE_L2_TIMEOUT_MS) passed before every entry was written")
             self._pipeline_set(missed)
 
-    def _pipeline_set(self, entries: Sequence[tuple[str, bytes, int]]) -> None:
+    def _pipeline_set(self, entries: Sequence[Entry]) -> None:
         """redis-py's pipeline of SET ... PX: its redirects, retries and errors."""
         with self._client.pipeline(transaction=False) as pipe:
             for key, data, px in entries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import redis
 from qcache import CacheConfig
 from qcache.errors import BackendError
 from qcache.l2 import BreakerState, escape_glob
+from qcache.l2.deadline import being_cancelled
 
 from .support import call, config_for, make_tier
 
@@ -84,3 +86,19 @@ def test_the_breaker_and_deadline_come_from_the_configuration(redis_endpoint: An
 def test_the_new_settings_must_be_positive(setting: str) -> None:
     problems = CacheConfig.from_profile("development", **{setting: 0}).validate()
     assert [p.field for p in problems if p.severity.value == "error"] == [setting]
+
+
+def test_being_cancelled_is_true_only_inside_a_task_whose_cancellation_is_under_way() -> None:
+    async def probe() -> tuple[bool, bool]:
+        before = being_cancelled()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            return before, being_cancelled()
+        raise AssertionError("the task was not cancelled")
+
+    assert asyncio.run(probe()) == (False, True)
+    assert being_cancelled() is False  # no event loop at all
