@@ -71,6 +71,8 @@ _BUFFERED = 0.00005
 GATHER_CHECKS = 0.002
 #: Keys per MGET of the echo checks.
 CHECK_CHUNK = 100
+#: Seconds between two looks of the RESP3 listener at its connection's parser and socket while nothing comes.
+WAIT_SLICE = 0.005
 #: Seconds a write waits, at most, for the listener to finish reading the connection it shares with writes.
 LISTENER_WAIT = 0.002
 #: Seconds a cache being built waits, at most, for its invalidation connection's first attempt.
@@ -397,11 +399,18 @@ class TrackingListener(_ListenerBase):
     def _read_quiet(self, conn: Any) -> None:
         """Read the RESP3 connection's reports while no write holds it; ping it while idle."""
         parser = conn._parser
+        idle = 0.0
         while not self._stopping.is_set():
             if self._writer is not conn:
                 raise redis.ConnectionError("a write on the invalidation connection failed")
             writes = self._writes
-            if not parser.can_read(PING_INTERVAL):
+            # In short slices: a write may take bytes off the socket that hold a report after its reply,
+            # and leave that report in the parser's buffer, where no wait on the socket would see it.
+            if not parser.can_read(WAIT_SLICE):
+                idle += WAIT_SLICE
+                if idle < PING_INTERVAL:
+                    continue
+                idle = 0.0
                 self._reading = True
                 try:
                     with self._lock:
@@ -410,6 +419,7 @@ class TrackingListener(_ListenerBase):
                 finally:
                     self._reading = False
                 continue
+            idle = 0.0
             if self._writes == writes:
                 # Nobody wrote meanwhile: reports (a write reads those that arrive before its reply, and
                 # the next write or this thread, after the interval below, those after it).
