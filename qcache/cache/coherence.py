@@ -17,6 +17,10 @@ decides what a report does here:
   echoes would not be safe: Redis merges the reports of a key changed twice in
   one event-loop turn, so one report can stand for our write and a later one
   from elsewhere.
+* Own writes of one key that overlap in time (threads): when the last ends,
+  the copy goes, whatever reports came: their L1 copies may have landed in
+  another order than their writes reached Redis. (Not for a write-back
+  flush, whose value L1 already holds as the newest.)
 * A key this process wrote on the invalidation connection itself (a sync
   cache's single-key write-through ``set``, when that connection is free): no
   echo comes, and nothing is checked. That connection tracks with ``NOLOOP``,
@@ -24,8 +28,8 @@ decides what a report does here:
   key out only when the *last* change in that turn was made by this very
   connection: a change from elsewhere after the write is reported as usual
   (see :mod:`qcache.l2.tracking`). Own writes of one key that overlap, one of
-  them unechoed, are all checked: the unechoed one may have hidden the other's
-  echo, and their L1 copies may have landed in either order.
+  them unechoed, are all checked (the unechoed one may have hidden the
+  other's echo), and the copy goes when the last ends, as above.
 * The report stream broken (the connection lost, or ``FLUSHALL``): reports may
   have been missed, so all of L1 goes, and again once tracking is back, for
   what was filled meanwhile.
@@ -65,13 +69,15 @@ class _OwnWrite:
     """Writes of this process in flight for one key: how many, whether a report arrived meanwhile,
     and whether L1 already holds the value being written (a write-back flush) rather than an older one."""
 
-    __slots__ = ("count", "holds_new", "quiet", "reported")
+    __slots__ = ("count", "flushing", "holds_new", "overlapped", "quiet", "reported")
 
     def __init__(self, holds_new: bool, quiet: bool) -> None:
         self.count = 1
         self.reported = False
         self.holds_new = holds_new
+        self.flushing = holds_new  # one of them is a write-back flush
         self.quiet = quiet  # one of them may be written on the invalidation connection (no echo)
+        self.overlapped = False  # more than one at a time
 
 
 class L1Coherence:
@@ -143,7 +149,9 @@ class L1Coherence:
             self._writing[skey] = _OwnWrite(holds_new, quiet)
         else:
             own.count += 1
+            own.overlapped = True
             own.holds_new = own.holds_new and holds_new
+            own.flushing = own.flushing or holds_new
             if quiet or own.quiet:
                 # Overlapping own writes, one unechoed: in one event-loop turn the unechoed one, last,
                 # hides the other's echo, and their L1 copies may land in either order. All are checked.
@@ -160,6 +168,13 @@ class L1Coherence:
             own.count -= 1
             if not own.count:
                 del self._writing[skey]
+                if own.overlapped and not own.flushing:
+                    # The last of overlapping own writes: their L1 copies landed in an order no check can
+                    # tell (a check compares Redis with one record, L1 may hold another's value). The copy
+                    # goes; a read takes the key from Redis (or from a write still queued for it).
+                    self._gens.bump(skey)
+                    self._l1.delete(skey)
+                    return False
         if record is None:
             # Whether the write landed is unknown; if it did, its echo finds nothing awaited and evicts.
             self._awaiting.pop(skey, None)
