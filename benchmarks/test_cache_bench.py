@@ -526,24 +526,38 @@ def async_write_through_pair(bench: AsyncBench) -> AsyncPair:
     return ours_set, raw
 
 
-def async_many_pair(bench: AsyncBench) -> AsyncPair:
-    """``get_many`` of 100 small dicts from L2 and ``await MGET`` + ``msgpack.unpackb`` per value."""
+def async_many_against_raw(bench: AsyncBench, values: dict[str, Any], pack: Callable[[Any], bytes],
+                           unpack: Callable[[bytes], Any], cache_type: str | None = None) -> AsyncPair:
+    """``get_many`` of ``values`` from L2 and ``await MGET`` of the user's own copies, unpacked one by one."""
     cache = bench.make_cache("L2_REDIS")
-    values = small_values()
-    bench.run(cache.set_many(values, ttl=3600))
+    bench.run(cache.set_many(values, ttl=3600, cache_type=cache_type))
     keys = list(values)
     raw_keys = [async_key(cache, key) for key in keys]
-    bench.run(bench.aclient.mset({k: msgpack.packb(v) for k, v in zip(raw_keys, values.values(), strict=True)}))
-    mget, unpackb, get_many = bench.aclient.mget, msgpack.unpackb, cache.get_many
+    bench.run(bench.aclient.mset({k: pack(v) for k, v in zip(raw_keys, values.values(), strict=True)}))
+    mget, get_many = bench.aclient.mget, cache.get_many
 
     async def raw_mget() -> dict[str, Any]:
-        return {key: unpackb(raw) for key, raw in zip(keys, await mget(raw_keys), strict=True) if raw is not None}
+        return {key: unpack(raw) for key, raw in zip(keys, await mget(raw_keys), strict=True) if raw is not None}
 
     async def cached_many() -> dict[str, Any]:
-        return await get_many(keys)
+        return await get_many(keys, cache_type=cache_type)
 
     assert len(bench.run(cached_many())) == len(bench.run(raw_mget())) == MANY
     return cached_many, raw_mget
+
+
+def async_many_pair(bench: AsyncBench) -> AsyncPair:
+    """``get_many`` of 100 small dicts from L2 and ``await MGET`` + ``msgpack.unpackb`` per value."""
+    return async_many_against_raw(bench, small_values(), msgpack.packb, msgpack.unpackb)
+
+
+def async_many_embedding_pair(bench: AsyncBench) -> AsyncPair:
+    """``get_many`` of 100 embeddings (type ``embedding``) and ``await MGET`` + ``numpy.frombuffer`` per value."""
+
+    def unpack(raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, dtype=np.float32)
+
+    return async_many_against_raw(bench, embeddings(), np.ndarray.tobytes, unpack, cache_type="embedding")
 
 
 def async_set_many_pair(bench: AsyncBench) -> AsyncPair:
@@ -570,6 +584,7 @@ ASYNC_REDIS_PATH: dict[str, tuple[Callable[[AsyncBench], AsyncPair], int]] = {
     "async-l2-hit": (async_l2_pair, 200),  # over await GET + msgpack.unpackb
     "async-write-through": (async_write_through_pair, 200),  # over await SET PX + msgpack.packb
     "async-get-many": (async_many_pair, 30),  # 100 small dicts over await MGET + msgpack.unpackb
+    "async-get-many-embeddings": (async_many_embedding_pair, 20),  # 100 embeddings over await MGET + frombuffer
     "async-set-many": (async_set_many_pair, 20),  # over an async pipeline of 100 SET PX + msgpack.packb
 }
 

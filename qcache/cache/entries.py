@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 import math
 import random
-import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
+
+import msgpack
+import numpy as np
 
 from qcache.cache.inputs import check_ttl
 from qcache.cache.locator import TypeSpec
 from qcache.cache.metrics import CacheMetrics
 from qcache.cache.plans import MISSING
-from qcache.cache.record import PLAIN_HEAD, PLAIN_HEADER_SIZE, PLAIN_MARK, parse_record, record_header
-from qcache.codec import CodecIntegrityError
+from qcache.cache.record import PLAIN_HEAD, PLAIN_MARK, binding, parse_record, record_header
+from qcache.codec import CodecIntegrityError, Compressor
 from qcache.codec.checksum import crc32
+from qcache.codec.header import CHECKSUM_SIZE, CRC_RESIDUE
+from qcache.codec.numpy_ext import document_layout
+from qcache.codec.pipeline import PlainRoute
+from qcache.codec.serializer import DOCUMENT_MARKERS as _DOCUMENT_MARKERS
 
 logger = logging.getLogger("qcache")
 
@@ -50,7 +56,7 @@ class EntryCodec:
         expires_at_ms = int((self.clock() + ttl) * 1000) + 1
         header = record_header(expires_at_ms, key if hashed else None, math.ceil(ttl * 1000), source_digest)
         # The codec authenticates the header with the value: an edited expiry reads as corrupt.
-        return header + spec.codec.encode(value, header + skey.encode("utf-8", "surrogatepass")), expires_at_ms
+        return header + spec.codec.encode(value, binding(header, skey)), expires_at_ms
 
     def encode_many(
         self, spec: TypeSpec, entries: Iterable[tuple[str, bool, str, Any]], ttl: float
@@ -67,65 +73,106 @@ class EntryCodec:
         records = []
         for skey, hashed, key, value in entries:
             header = record_header(expires_at_ms, key, ttl_ms) if hashed else plain
-            records.append(header + encode(value, header + skey.encode("utf-8", "surrogatepass")))
+            records.append(header + encode(value, binding(header, skey)))
         return records, expires_at_ms
 
     def decode(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
         """Value and remaining lifetime (s) of an L2 record; MISSING if unusable."""
-        fills: list[tuple[str, str, bool, int, Any, int, float]] = []
-        self.decode_many(spec, ((key, skey, hashed, 0),), (raw,), {}, fills)
+        fills: list[tuple[str, str, Any, int, float]] = []
+        self.decode_many(spec, (key,), (skey,), (raw,), {}, fills, (key,) if hashed else ())
         if fills:
-            return fills[0][4], fills[0][6]
+            return fills[0][2], fills[0][4]
         return MISSING, 0.0
 
     def decode_many(
-        self, spec: TypeSpec, wanted: Iterable[tuple[str, str, bool, int]], raws: Iterable[bytes | None],
-        found: dict[str, Any], fills: list[tuple[str, str, bool, int, Any, int, float]] | None,
+        self, spec: TypeSpec, keys: Iterable[str], skeys: Iterable[str], raws: Iterable[bytes | None],
+        found: dict[str, Any], fills: list[tuple[str, str, Any, int, float]] | None,
+        hashed: Container[str] = (),
     ) -> None:
-        """Decode a batch read: ``found[key]`` for every usable record of ``raws`` (as ``wanted``'s keys).
+        """Decode a batch read: ``found[key]`` for every usable record of ``raws`` (read from ``skeys``).
 
-        With ``fills`` a list, each value found is also appended with its
-        size and remaining lifetime, for L1. A plain record (no embedded key
-        or digest, unencrypted codec bytes: see
+        ``keys``, ``skeys`` and ``raws`` go together; ``hashed`` holds the keys
+        whose storage key is a hash (their record embeds the key). With
+        ``fills`` a list, each value found is also appended as ``(key, skey,
+        value, size, remaining lifetime)``, for L1. A plain record (no
+        embedded key or digest, unencrypted codec bytes: see
         :attr:`qcache.codec.Codec.plain_routes`) is checked in this loop, its
-        two headers read in one step: per key, Python calls would cost more
-        than the decoding. Every other record, and any that fails a check
-        here, takes :meth:`decode_checked`, which says why it refuses a
-        record: this loop only ever accepts what that one accepts.
+        two headers read in one step, msgpack called directly and an
+        embedding's array built over the reply's bytes, in the layout the
+        batch's first array document was found valid in: per key, Python calls
+        would cost more than the decoding. Every other record, and any that
+        fails a check here, takes :meth:`decode_checked`, which says why it
+        refuses a record: this loop only ever accepts what that one accepts.
         """
         routes = spec.codec.plain_routes
         now = self.clock()
         now_ms = now * 1000.0
         checked = self.decode_checked
         read_head = _read_head
-        for item, raw in zip(wanted, raws):
+        unpackb = _unpackb
+        markers = _DOCUMENT_MARKERS
+        # What the last record's codec header said; a batch is written with one or two.
+        last_route: PlainRoute | None = None
+        loads: Callable[[Any], Any] = _no_loads
+        decompressor: Compressor | None = None
+        hook: Callable[[int, bytes], Any] | None = None
+        limit = max_size = 0
+        # Whether the route's values are msgpack's and uncompressed, and below which record size they
+        # are read here without a view: then a check or two per key picks the short way.
+        direct = False
+        direct_below = 0
+        # The layout of the batch's first array document: any bytes of that length with that head hold it.
+        doc_head = b""
+        doc_end = doc_size = 0
+        doc_dtype: Any = None
+        doc_shape: tuple[int, ...] = ()
+        for key, skey, raw in zip(keys, skeys, raws):
             if raw is None:
                 continue
-            key, skey, hashed, token = item
-            try:
-                mark, flags, expires_at_ms, ttl_ms, codec_header, checksum = read_head(raw)
-                route = routes.get(codec_header)
-            except (struct.error, TypeError):
-                route = None
             value: Any = MISSING
-            if route is not None and mark == PLAIN_MARK and not flags and not hashed:
-                if expires_at_ms <= now_ms:
-                    continue  # (an edited expiry can only make this a miss)
-                loads, decompressor, base_crc, max_size = route
-                body = raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY]
-                # The codec's checksum: its header, then what it is bound to (the record
-                # header and the storage key: see qcache.cache.record.binding), then the body.
-                # (A plain storage key is checked text, which encodes as binding() encodes it.)
-                if checksum == crc32(body, crc32(raw[_HEADER] + skey.encode(), base_crc)):
-                    try:
-                        if decompressor is not None:
-                            value = loads(decompressor.decompress(body, max_size))
-                        elif len(body) <= max_size:
-                            value = loads(body)
-                    except Exception:  # decode_checked decodes it again and reports why
-                        value = MISSING
+            try:
+                mark, flags, expires_at_ms, ttl_ms, codec_header = read_head(raw)
+                route = routes.get(codec_header)
+                if route is not last_route:
+                    last_route = route
+                    if route is not None:
+                        loads, decompressor, max_size, hook = route
+                        limit = max_size + _PLAIN_EXTRA
+                        direct = decompressor is None and hook is not None
+                        direct_below = min(limit + 1, _COPY_BELOW)
+                if route is not None and mark == PLAIN_MARK and not flags and not (hashed and key in hashed):
+                    if expires_at_ms <= now_ms:
+                        continue  # (an edited expiry can only make this a miss)
+                    # The codec's checksum covers what it is bound to (the storage key, then the record
+                    # header: see qcache.cache.record.binding), then its own bytes, and ends the record:
+                    # one pass over the record from the storage key's CRC checks it. (A plain storage
+                    # key is checked text, which encodes as binding() encodes it.)
+                    if crc32(raw, crc32(skey.encode())) != _RESIDUE:
+                        pass  # decode_checked counts it
+                    elif direct and len(raw) == doc_size and type(raw) is bytes and raw.startswith(doc_head, _BODY_AT):
+                        value = _ndarray(doc_shape, doc_dtype, raw, doc_end)  # over the reply's bytes
+                    elif direct and len(raw) < direct_below and raw[_BODY_AT] not in markers:
+                        value = unpackb(raw[_BODY], ext_hook=hook, strict_map_key=False)
+                    elif decompressor is not None:
+                        value = loads(decompressor.decompress(_body(raw), max_size))
+                    elif len(raw) > limit:
+                        pass  # too large: decode_checked says so
+                    elif hook is not None and raw[_BODY_AT] in markers:
+                        # Perhaps a top-level array document (an embedding): the first one of a batch
+                        # is checked field by field, the others of its layout read as above.
+                        layout = document_layout(raw, _BODY_AT, len(raw) - CHECKSUM_SIZE)
+                        if layout is None:
+                            value = loads(_body(raw))
+                        else:
+                            doc_end, doc_dtype, doc_shape = layout
+                            doc_head, doc_size = raw[_BODY_AT:doc_end], len(raw)
+                            value = _ndarray(doc_shape, doc_dtype, raw, doc_end)
+                    else:
+                        value = loads(_body(raw))
+            except Exception:  # not a record this loop reads (decode_checked says why), or undecodable
+                value = MISSING
             if value is MISSING:
-                value, remaining = checked(skey, hashed, key, spec, raw)
+                value, remaining = checked(skey, bool(hashed) and key in hashed, key, spec, raw)
                 if value is MISSING:
                     continue
             elif fills is not None:
@@ -134,7 +181,7 @@ class EntryCodec:
                     remaining = ttl_ms / 1000.0  # as in decode_checked
             found[key] = value
             if fills is not None:
-                fills.append((key, skey, hashed, token, value, len(raw), remaining))
+                fills.append((key, skey, value, len(raw), remaining))
 
     def decode_checked(self, skey: str, hashed: bool, key: str, spec: TypeSpec, raw: bytes) -> tuple[Any, float]:
         """:meth:`decode` for any record, field by field; an unusable one is counted and logged."""
@@ -147,7 +194,7 @@ class EntryCodec:
                 return MISSING, 0.0  # (an edited expiry can only make this a miss)
             # The codec authenticates the header with the value (see qcache.cache.record.binding):
             # past this line the expiry and TTL are the writer's.
-            value = spec.codec.decode(payload, raw[: len(raw) - len(payload)] + skey.encode("utf-8", "surrogatepass"))
+            value = spec.codec.decode(payload, binding(raw[: len(raw) - len(payload)], skey))
             if ttl_ms and remaining * 1000.0 > ttl_ms:
                 # The writer's clock runs ahead of ours: never keep a copy longer than it was set for.
                 remaining = ttl_ms / 1000.0
@@ -159,8 +206,23 @@ class EntryCodec:
 
 
 _read_head = PLAIN_HEAD.unpack_from
-_HEADER = slice(0, PLAIN_HEADER_SIZE)
-_BODY = slice(PLAIN_HEAD.size, None)
+_unpackb = msgpack.unpackb
+_ndarray = np.ndarray
+_RESIDUE = CRC_RESIDUE
+#: Where a plain record's body (the serialized value) starts; its CRC follows it.
+_BODY_AT = PLAIN_HEAD.size
+_BODY = slice(_BODY_AT, -CHECKSUM_SIZE)
+#: A plain record's bytes besides its body.
+_PLAIN_EXTRA = _BODY_AT + CHECKSUM_SIZE
 #: Bodies shorter than this are sliced (a copy); longer ones are read through a memoryview. A copy
 #: costs less than the view up to tens of KiB (a 6 KiB embedding decodes 6% faster from bytes).
 _COPY_BELOW = 64 * 1024
+
+
+def _body(raw: bytes) -> bytes | memoryview:
+    """A plain record's body: a copy up to tens of KiB, a view beyond."""
+    return raw[_BODY] if len(raw) < _COPY_BELOW else memoryview(raw)[_BODY]
+
+
+def _no_loads(body: Any) -> Any:  # pragma: no cover - replaced by the first route's before any call
+    raise AssertionError("no route")

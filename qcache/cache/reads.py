@@ -203,7 +203,6 @@ class ReadPlans:
         except KeyError:
             base, spec = self._locator.type_base(namespace, cache_type)
         found: dict[str, Any] = {}
-        wanted: list[tuple[str, str, bool, int]] = []
         locate = self._locator.locate
         max_key_length = self._locator.max_key_length
         token_of = self._gens.token
@@ -212,11 +211,15 @@ class ReadPlans:
         pending = len(self._pending) > 0
         gone = 0  # keys deleted while the delete has not reached L2: misses, L2 not asked
         unique = unique_keys(keys)
+        hashed_keys: set[str] = set()
+        tokens: dict[str, int] = {}  # the keys' write generations, for L1 fills (fill_l1)
         if l1 is None and not pending and plain_keys(unique, len(base), max_key_length):
             # Nothing to look up before L2, and every storage key is base + key: built in C loops.
+            wanted: Iterable[str] = unique
             skeys = [base + key for key in unique]
-            wanted = list(zip(unique, skeys, repeat(False), repeat(0)))
         else:
+            listed: list[str] = []
+            skeys = []
             for key in unique:
                 skey = base + key
                 if len(skey) <= max_key_length and key[:1] != HASHED_MARK and key.isascii():
@@ -238,22 +241,27 @@ class ReadPlans:
                     if value is not MISSING:
                         found[key] = value
                         continue
-                wanted.append((key, skey, hashed, token))
-            skeys = [w[1] for w in wanted]
-        looked_up = len(found) + len(wanted) + gone
+                listed.append(key)
+                skeys.append(skey)
+                if hashed:
+                    hashed_keys.add(key)
+                if l1 is not None:
+                    tokens[key] = token
+            wanted = listed
+        looked_up = len(found) + len(skeys) + gone
         l1_hits = len(found)
-        if wanted and core.use_l2:
+        if skeys and core.use_l2:
             try:
                 raws = yield new_tuple(L2Call, (L2Op.GET_MANY, (skeys,)))
             except BackendError as exc:
                 core.failures.l2_failed("get_many", exc)
                 raws = ()
-            fills: list[tuple[str, str, bool, int, Any, int, float]] | None = [] if l1 is not None else None
-            core.entries.decode_many(spec, wanted, raws, found, fills)
+            fills: list[tuple[str, str, Any, int, float]] | None = [] if l1 is not None else None
+            core.entries.decode_many(spec, wanted, skeys, raws, found, fills, hashed_keys)
             if fills:
                 fill_l1, name = self.fill_l1, spec.name
-                for key, skey, hashed, token, value, size, remaining in fills:
-                    fill_l1(skey, hashed, key, value, size, remaining, name, token)
+                for key, skey, value, size, remaining in fills:
+                    fill_l1(skey, key in hashed_keys, key, value, size, remaining, name, tokens[key])
         l2_hits = len(found) - l1_hits
         self._metrics.batch_lookup(
             l1_hits,
@@ -261,7 +269,7 @@ class ReadPlans:
             looked_up - len(found),
             _perf_ns() - started,
             l1_misses=looked_up - l1_hits if core.use_l1 else 0,
-            l2_misses=len(wanted) - l2_hits if core.use_l2 else 0,
+            l2_misses=len(skeys) - l2_hits if core.use_l2 else 0,
         )
         return found
 
@@ -281,11 +289,15 @@ def unique_keys(keys: Iterable[str]) -> dict[str, None]:
 def plain_keys(keys: dict[str, None], base_length: int, max_key_length: int) -> bool:
     """Whether every key's storage key is its type's base followed by the key (no hashed form, no check left).
 
-    As :meth:`KeyLocator.locate` decides per key, for a whole batch in C loops.
+    As :meth:`KeyLocator.locate` decides per key, for a whole batch in C loops: the keys joined
+    are ASCII exactly when each is, and a key can only start with the hashed mark if the joined
+    keys hold it somewhere (then each key is looked at).
     """
-    return (
-        not keys
-        or max(map(len, keys)) + base_length <= max_key_length
-        and all(map(str.isascii, keys))
-        and not any(map(str.startswith, keys, repeat(HASHED_MARK)))
+    if not keys:
+        return True
+    if max(map(len, keys)) + base_length > max_key_length:
+        return False
+    joined = "".join(keys)
+    return joined.isascii() and (
+        HASHED_MARK not in joined or not any(map(str.startswith, keys, repeat(HASHED_MARK)))
     )

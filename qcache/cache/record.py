@@ -2,7 +2,7 @@
 
 Layout (big-endian)::
 
-    magic 0xC7 | version 3 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8]
+    magic 0xC7 | version 4 | flags | expires_at_ms u64 | ttl_ms u64 | [key_len u16 | key utf-8]
         | [source digest, 16 bytes] | codec bytes
 
 ``expires_at_ms`` (the writer's wall-clock epoch milliseconds) lets an L2 hit
@@ -16,11 +16,15 @@ other's value. The digest of the data the value was computed from is there
 only when the writer passed ``source=`` (see :mod:`qcache.cache.content`).
 
 The codec bytes carry their own versioned header and integrity check (a CRC,
-or the AES-GCM tag), computed over :func:`binding`: this header followed by
-the storage key. Editing the expiry, the TTL, the embedded key or the source digest, or moving the
+or the AES-GCM tag), computed over :func:`binding`: the storage key followed
+by this header. Editing the expiry, the TTL, the embedded key or the source digest, or moving the
 record to another key, therefore fails the codec's check, so an old ciphertext
-replanted with a forged expiry is refused like any corrupt entry. Records of
-versions 1 and 2 (whose header nothing authenticated) are refused too
+replanted with a forged expiry is refused like any corrupt entry. With the
+storage key first, an unencrypted record is checked in one pass over its
+stored bytes: the CRC-32 of the record, started from the CRC-32 of the storage
+key, is :data:`~qcache.codec.header.CRC_RESIDUE` (see :mod:`qcache.codec.header`).
+Records of versions 1 and 2 (whose header nothing authenticated) and 3 (the
+header before the storage key, and the value format before it) are refused
 (``UNSUPPORTED_VERSION``): an upgrade refills the cache instead of trusting them.
 """
 
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from qcache.codec import CodecIntegrityError, IntegrityReason
 
 RECORD_MAGIC = 0xC7
-RECORD_VERSION = 3
+RECORD_VERSION = 4
 FLAG_KEY_EMBEDDED = 0x01
 FLAG_SOURCE_DIGEST = 0x02
 _KNOWN_FLAGS = FLAG_KEY_EMBEDDED | FLAG_SOURCE_DIGEST
@@ -44,9 +48,9 @@ _MAX_EMBEDDED_KEY = 0xFFFF
 
 #: Bytes of a plain record's header (no embedded key, no digest), where its codec bytes start.
 PLAIN_HEADER_SIZE = _FIXED.size
-#: A plain record's header and the unencrypted codec header and CRC behind it, read in one step:
-#: (magic << 8 | version, flags, expires_at_ms, ttl_ms, codec header, CRC). See :data:`PLAIN_MARK`.
-PLAIN_HEAD = struct.Struct(">HBQQ4sI")
+#: A plain record's header and the codec header behind it, read in one step:
+#: (magic << 8 | version, flags, expires_at_ms, ttl_ms, codec header). See :data:`PLAIN_MARK`.
+PLAIN_HEAD = struct.Struct(">HBQQ4s")
 #: The first field of :data:`PLAIN_HEAD` for a record of this version.
 PLAIN_MARK = RECORD_MAGIC << 8 | RECORD_VERSION
 
@@ -95,11 +99,14 @@ def record_header(
 
 
 def binding(header: bytes | memoryview, skey: str) -> bytes:
-    """What the codec authenticates besides the value: the record header, then the storage key.
+    """What the codec authenticates besides the value: the storage key, then the record header.
 
-    The header says its own length, so no two (header, key) pairs give the same bytes.
+    No two (key, header) pairs give the same bytes: a header starts with the
+    magic byte 0xC7 and the version, which no UTF-8 text holds (0xC7 leads a
+    two-byte sequence, and the version is no continuation byte), so the key
+    ends where they start; the header says its own length.
     """
-    return bytes(header) + skey.encode("utf-8", "surrogatepass")
+    return skey.encode("utf-8", "surrogatepass") + header
 
 
 def pack_record(

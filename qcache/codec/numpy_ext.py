@@ -171,6 +171,27 @@ def decode_array_document(data: bytes | memoryview) -> np.ndarray[Any, Any] | No
     return array
 
 
+def document_layout(data: bytes, start: int, end: int) -> tuple[int, np.dtype[Any], tuple[int, ...]] | None:
+    """Where the array of the document ``data[start:end]`` starts in ``data``, its dtype and its shape.
+
+    None unless ``data`` is ``bytes`` and ``data[start:end]`` is exactly one
+    top-level array document holding at least one byte of array data. For a
+    reader of many documents: any ``bytes`` of the same length whose bytes
+    from ``start`` to the returned offset (the msgpack framing and the record
+    prefix) equal these hold an array of this dtype and shape at that offset
+    (if they end as many bytes after their document as these do),
+    which ``np.ndarray(shape, dtype, other, offset)`` reads without a copy
+    (read-only, as :func:`decode_array_document` gives it).
+    """
+    if type(data) is not bytes:
+        return None
+    array = decode_array_document(memoryview(data)[start:end])
+    if array is None or not array.nbytes:
+        return None
+    offset = end - array.nbytes
+    return offset, array.dtype, array.shape
+
+
 def _decode_document(data: bytes | memoryview) -> np.ndarray[Any, Any] | None:
     """:func:`decode_array_document` field by field."""
     marker = data[0]

@@ -23,10 +23,12 @@ from qcache.codec.header import (
     BASE_SIZE,
     CHECKSUM,
     COMPRESSION_MASK,
+    CRC_RESIDUE,
     FLAG_ENCRYPTED,
     FORMAT_VERSION,
     MAGIC,
     PLAIN_BODY_OFFSET,
+    PLAIN_MIN_SIZE,
     Header,
     build_base,
     parse_header,
@@ -45,6 +47,7 @@ DEFAULT_COMPRESSION_THRESHOLD = 1024
 
 _KNOWN_FLAGS = COMPRESSION_MASK | FLAG_ENCRYPTED
 _BASE = slice(0, BASE_SIZE)
+_PLAIN_BODY = slice(PLAIN_BODY_OFFSET, -CHECKSUM.size)
 _NO_ROUTES: Mapping[bytes, PlainRoute] = {}
 
 
@@ -89,13 +92,14 @@ class Codec:
         self._aead = AesGcmStage(keys) if keys is not None else None
         self._max = max_value_bytes
         self.stats = stats if stats is not None else CodecStats()
-        # Every header this codec can write, with the CRC of its bytes, built once.
-        self._bases: dict[tuple[int, int, bool], tuple[bytes, int]] = {}
+        # Every header this codec can write, built once.
+        self._bases: dict[tuple[int, int, bool], bytes] = {}
         for serializer_id in self._serializers:
             for compression_id in {0, self._compressor.id}:
                 for encrypted in (False, True):
-                    base = build_base(serializer_id, compression_id, encrypted)
-                    self._bases[serializer_id, compression_id, encrypted] = (base, crc32(base))
+                    self._bases[serializer_id, compression_id, encrypted] = build_base(
+                        serializer_id, compression_id, encrypted
+                    )
         # Every header this codec can read, mapped to what reading it takes: one dict lookup
         # replaces the field-by-field checks, which only run (in _reject) for headers not here.
         self._routes: dict[bytes, _Route] = {}
@@ -103,11 +107,13 @@ class Codec:
             for compression_id, decompressor in self._decompressors.items():
                 for encrypted in (False, True):
                     base = build_base(serializer_id, compression_id, encrypted)
-                    self._routes[base] = _Route(
-                        reader.loads, decompressor if compression_id else None, encrypted, crc32(base)
-                    )
+                    self._routes[base] = _Route(reader.loads, decompressor if compression_id else None, encrypted)
+        hooks = {
+            serializer_id: reader.unpack_hook if isinstance(reader, MsgpackSerializer) else None
+            for serializer_id, reader in self._serializers.items()
+        }
         self._plain_routes: dict[bytes, PlainRoute] = {
-            base: PlainRoute(route.loads, route.decompressor, route.base_crc, self._max)
+            base: PlainRoute(route.loads, route.decompressor, self._max, hooks[base[2]])
             for base, route in self._routes.items()
             if not route.encrypted
         }
@@ -139,15 +145,19 @@ class Codec:
         """What reading an unencrypted value takes, by its four header bytes: for readers of many values.
 
         A caller that decodes a batch (the cache's ``get_many``) may check a
-        plain value in its own loop instead of calling :meth:`decode` per
-        value: the header must be a key here, the CRC after it must equal
-        ``crc32(body, crc32(key, route.base_crc))`` (``key`` as given to
-        :meth:`encode`, ``body`` the bytes from :data:`PLAIN_BODY_OFFSET` on),
+        plain value ``data`` in its own loop instead of calling :meth:`decode`
+        per value: its first four bytes must be a key here, ``crc32(data,
+        crc32(key))`` must equal :data:`~qcache.codec.header.CRC_RESIDUE`
+        (``key`` as given to :meth:`encode`; the same as ``crc32(prefix +
+        data, crc32(k))`` when ``key`` is ``k + prefix``), the body is ``data``
+        from :data:`PLAIN_BODY_OFFSET` to its last four bytes,
         ``route.decompressor`` (if any) restores the body within
         ``route.max_size`` (else the body must not exceed it), and
-        ``route.loads`` gives the value. Anything that fails a step, or raises,
-        goes to :meth:`decode`, which says why and counts it: the short cut
-        only ever accepts what :meth:`decode` accepts.
+        ``route.loads`` gives the value. Where ``route.unpack_hook`` is set, the
+        serializer is msgpack's and the loop may unpack itself instead (see
+        :attr:`MsgpackSerializer.unpack_hook`). Anything that fails a step, or
+        raises, goes to :meth:`decode`, which says why and counts it: the short
+        cut only ever accepts what :meth:`decode` accepts.
         """
         return self._plain_routes
 
@@ -202,14 +212,14 @@ class Codec:
                 compressed_to = len(packed)
             else:
                 skipped = True
-        base, base_crc = self._bases[serializer.id, compression_id, encrypt]
+        base = self._bases[serializer.id, compression_id, encrypt]
         if encrypt:
             if self._aead is None:
                 raise ConfigError("encryption was requested but no encryption key is configured")
             out = self._aead.seal(base, payload, key_bytes)
         else:
-            checksum = crc32(payload, crc32(key_bytes, base_crc))
-            out = b"".join((base, CHECKSUM.pack(checksum), payload))
+            checksum = crc32(payload, crc32(base, crc32(key_bytes)))
+            out = b"".join((base, payload, CHECKSUM.pack(checksum)))
         (self.stats if stats is None else stats).record_encode(size, len(out), compressed_to, skipped, encrypt)
         return out
 
@@ -269,9 +279,9 @@ class Codec:
                 raise CodecIntegrityError(IntegrityReason.NOT_BYTES, f"got {type(data).__name__}")
             data = bytes(data)
         route = self._routes.get(data[_BASE])
-        if route is None or len(data) < PLAIN_BODY_OFFSET:
+        if route is None or len(data) < PLAIN_MIN_SIZE:
             self._reject(data)
-        loads, decompressor, encrypted, base_crc = route
+        loads, decompressor, encrypted = route
         body: bytes | memoryview
         if encrypted:
             if self._aead is None:
@@ -283,9 +293,9 @@ class Codec:
         else:
             if require_encryption:
                 raise CodecIntegrityError(IntegrityReason.PLAINTEXT_REJECTED, "unencrypted entry")
-            body = memoryview(data)[PLAIN_BODY_OFFSET:]
-            if CHECKSUM.unpack_from(data, BASE_SIZE)[0] != crc32(body, crc32(key_bytes, base_crc)):
+            if crc32(data, crc32(key_bytes)) != CRC_RESIDUE:
                 raise CodecIntegrityError(IntegrityReason.CHECKSUM_MISMATCH, "corrupt or stored under another key")
+            body = memoryview(data)[_PLAIN_BODY]
         if decompressor is not None:
             body = decompressor.decompress(body, self._max)
         elif len(body) > self._max:
@@ -294,7 +304,7 @@ class Codec:
 
     def _reject(self, data: bytes) -> NoReturn:
         """Raise the reason ``data`` has no readable header (it is too short or not in the route table)."""
-        if len(data) < PLAIN_BODY_OFFSET:
+        if len(data) < PLAIN_MIN_SIZE:
             if data[:1] not in (b"", bytes((MAGIC,))):
                 raise CodecIntegrityError(IntegrityReason.FOREIGN, "no qcache magic byte")
             raise CodecIntegrityError(IntegrityReason.TRUNCATED, "shorter than the header")
@@ -322,7 +332,6 @@ class _Route(NamedTuple):
     loads: Callable[[bytes | memoryview], Any]
     decompressor: Compressor | None  # None: stored uncompressed
     encrypted: bool
-    base_crc: int  # CRC-32 of the header bytes, where an unencrypted value's checksum starts
 
 
 class PlainRoute(NamedTuple):
@@ -330,8 +339,8 @@ class PlainRoute(NamedTuple):
 
     loads: Callable[[bytes | memoryview], Any]
     decompressor: Compressor | None  # None: stored uncompressed
-    base_crc: int  # CRC-32 of the header bytes, where the checksum starts
     max_size: int  # the codec's max_value_bytes
+    unpack_hook: Callable[[int, bytes], Any] | None = None  # MsgpackSerializer.unpack_hook, for msgpack's own
 
 
 def _key_bytes(key: str | bytes) -> bytes:

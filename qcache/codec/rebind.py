@@ -12,23 +12,20 @@ from __future__ import annotations
 
 from qcache.codec.checksum import crc32
 from qcache.codec.errors import CodecIntegrityError, IntegrityReason
-from qcache.codec.header import BASE_SIZE, CHECKSUM, PLAIN_BODY_OFFSET, parse_header
+from qcache.codec.header import CHECKSUM, CRC_RESIDUE, parse_header
 
 
 class BoundToKeyError(ValueError):
     """An encrypted value: authenticated with its storage key, it cannot move to another one."""
 
 
-def _checksum(data: bytes, key: bytes) -> int:
-    # The codec's plain checksum: the header, then the storage key, then the body (see pipeline.encode).
-    return crc32(data[PLAIN_BODY_OFFSET:], crc32(key, crc32(data[:BASE_SIZE])))
 
 
 def rebind(data: bytes, old_key: str | bytes, new_key: str | bytes) -> bytes:
     """``data`` (a codec value stored under ``old_key``) as it must be stored under ``new_key``.
 
     The keys are what the value was encoded with: a storage key, or the bytes
-    the facade binds (its record header, then the storage key). Raises
+    the facade binds (the storage key, then its record header). Raises
     :class:`BoundToKeyError` for an encrypted value and
     :class:`CodecIntegrityError` when ``data`` is not an intact value under ``old_key``.
     """
@@ -36,6 +33,8 @@ def rebind(data: bytes, old_key: str | bytes, new_key: str | bytes) -> bytes:
     if header.encrypted:
         raise BoundToKeyError("an encrypted value is bound to its storage key")
     old, new = (k.encode("utf-8", "surrogatepass") if isinstance(k, str) else k for k in (old_key, new_key))
-    if len(data) < PLAIN_BODY_OFFSET or CHECKSUM.unpack_from(data, BASE_SIZE)[0] != _checksum(data, old):
+    # The codec's plain checksum: the key, then the header and the body, stored last (see pipeline.encode).
+    if crc32(data, crc32(old)) != CRC_RESIDUE:
         raise CodecIntegrityError(IntegrityReason.CHECKSUM_MISMATCH, "corrupt or stored under another key")
-    return data[:BASE_SIZE] + CHECKSUM.pack(_checksum(data, new)) + data[PLAIN_BODY_OFFSET:]
+    unchecked = data[: -CHECKSUM.size]
+    return unchecked + CHECKSUM.pack(crc32(unchecked, crc32(new)))

@@ -57,6 +57,8 @@ _TIMEDELTA = struct.Struct(">iII")
 _DATETIME = struct.Struct(">HBBBBBIB")  # year .. microsecond, flags (1: aware, 2: fold)
 _unpackb = msgpack.unpackb  # raw=False, use_list=True and timestamp=0 are its defaults
 _EXT_MARKERS = frozenset((0xC7, 0xC8, 0xC9))  # ext 8/16/32: how a top-level array document starts
+#: First bytes of a payload that may be a top-level array document (see :attr:`MsgpackSerializer.unpack_hook`).
+DOCUMENT_MARKERS = _EXT_MARKERS
 
 
 class Serializer(ABC):
@@ -163,6 +165,18 @@ class MsgpackSerializer(Serializer):
             if array is not None:
                 return array
         return _unpackb(data, ext_hook=self._hook, strict_map_key=False)
+
+    @property
+    def unpack_hook(self) -> Callable[[int, bytes], Any] | None:
+        """What :meth:`loads` passes msgpack, for readers of many values that call it themselves.
+
+        For a payload whose first byte is not in :data:`DOCUMENT_MARKERS`,
+        ``loads(data)`` is ``msgpack.unpackb(data, ext_hook=unpack_hook,
+        strict_map_key=False)``; a payload starting with one of them may be a
+        top-level array document and needs :meth:`loads`. None for a subclass
+        with its own ``loads``.
+        """
+        return self._hook if type(self).loads is MsgpackSerializer.loads else None
 
     def _unpack(self, data: bytes) -> Any:
         """Unpack a nested record."""

@@ -13,7 +13,10 @@ import enum
 import secrets
 import struct
 import time
+import zlib
+from typing import Any
 
+import numpy as np
 import pytest
 import redis
 
@@ -87,3 +90,109 @@ async def test_batch_keys_are_checked_and_each_looked_up_once(make_cache: MakeCa
         await cache.get_many(["red", ["not", "hashable"]])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="cache keys must be str, got int"):
         await cache.get_many(["red", 7])  # type: ignore[list-item]
+
+
+def arrays() -> dict[str, Any]:
+    """Embeddings and their neighbours: layouts that share a record length but not a head, and values
+    that are not array documents although their payload starts like one."""
+    rng = np.random.default_rng(5)
+    return {
+        "e0": rng.standard_normal(1536).astype(np.float32),
+        "e1": rng.standard_normal(1536).astype(np.float32),
+        "i32": rng.integers(-9, 9, 1536).astype(np.int32),  # the same length as e0, another dtype
+        "f64": rng.standard_normal(768),  # the same number of bytes again
+        "be": rng.standard_normal(1536).astype(">f4"),
+        "grid": rng.standard_normal((4, 384)).astype(np.float32),
+        "e2": rng.standard_normal(1536).astype(np.float32),
+        "zeros": np.zeros(1536, dtype=np.float32),  # compresses: read through the decompressor
+        "empty": np.zeros(0, dtype=np.float32),
+        "scalar": np.array(2.5, dtype=np.float32),
+        "pair": (1, "two"),  # a top-level extension record that is not an array
+        "dict": {"v": np.arange(3, dtype=np.int16)},
+        "e3": rng.standard_normal(1536).astype(np.float32),
+    }
+
+
+def same(got: Any, expected: Any) -> bool:
+    if isinstance(expected, np.ndarray):
+        return (
+            type(got) is np.ndarray and got.dtype == expected.dtype and got.shape == expected.shape
+            and bool((got == expected).all())
+        )
+    if isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(same(got[k], v) for k, v in expected.items())
+    return bool(got == expected) and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("level", ["L2_REDIS", "BOTH"])
+async def test_a_batch_of_arrays_reads_what_the_record_by_record_path_reads(
+    make_cache: MakeCache, raw_redis: redis.Redis, level: str
+) -> None:
+    values = arrays()
+    writer = await make_cache("L2_REDIS")
+    await writer.set_many(values, ttl=60, cache_type="embedding")
+    reader = await make_cache(level)
+    got = await reader.get_many(list(values), cache_type="embedding")
+    core = reader.core
+    spec = core.spec("embedding")
+    assert got.keys() == values.keys()
+    for key, value in values.items():
+        skey = reader.storage_key(key, "embedding")
+        record = raw_redis.get(skey)
+        general, _ = core.entries.decode_checked(skey, False, key, spec, record)
+        assert same(got[key], value) and same(general, value), key
+        if isinstance(value, np.ndarray):
+            assert not got[key].flags.writeable, key  # read-only, as the record-by-record path gives it
+        if key in ("e0", "e1", "e2", "e3"):
+            # Read over the reply's own bytes, without a copy of the body.
+            assert type(got[key].base) is bytes and got[key].base == record, key
+    assert not any(kind.startswith("integrity") for kind in (await reader.stats())["errors"])
+
+
+def forged_crc(record: bytes, skey: str) -> bytes:
+    """``record`` (without its checksum) with the one a codec would have written (see qcache.cache.record)."""
+    return record + struct.pack("<I", zlib.crc32(record, zlib.crc32(skey.encode())))
+
+
+async def test_a_bad_array_among_good_ones_is_refused_and_counted(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    values = {f"e{i}": vector for i, vector in enumerate(arrays()[key] for key in ("e0", "e1", "e2", "e3"))}
+    values["e4"] = values["e0"] + 1
+    cache = await make_cache("L2_REDIS")
+    await cache.set_many(values, ttl=60, cache_type="embedding")
+    skeys = {key: cache.storage_key(key, "embedding") for key in values}
+    genuine = {key: raw_redis.get(skey) for key, skey in skeys.items()}
+    # A flipped float in the data (after e0 taught the loop the batch's layout); a document one
+    # float short, its checksum made to match, so that only its document is wrong.
+    raw_redis.set(skeys["e1"], genuine["e1"][:-100] + bytes([genuine["e1"][-100] ^ 0x10]) + genuine["e1"][-99:],
+                  px=60_000)
+    raw_redis.set(skeys["e3"], forged_crc(genuine["e3"][:-8], skeys["e3"]), px=60_000)
+    got = await cache.get_many(list(values), cache_type="embedding")
+    assert got.keys() == {"e0", "e2", "e4"}
+    assert all(same(got[key], values[key]) for key in got)
+    errors = (await cache.stats())["errors"]
+    assert errors.get("integrity_checksum_mismatch") == 1 and errors.get("integrity_malformed") == 1, errors
+
+
+async def test_arrays_are_views_of_immutable_replies_only(make_cache: MakeCache, raw_redis: redis.Redis) -> None:
+    cache = await make_cache("L2_REDIS")
+    values = {f"e{i}": np.full(1536, i, dtype=np.float32) + np.arange(1536, dtype=np.float32) for i in range(3)}
+    await cache.set_many(values, ttl=60, cache_type="embedding")
+    keys = list(values)
+    skeys = [cache.storage_key(key, "embedding") for key in keys]
+    records = [raw_redis.get(skey) for skey in skeys]
+    spec = cache.core.spec("embedding")
+    # A buffer its owner may still change (not what Redis replies give): every array is a copy,
+    # for the first record of a layout and for those after it alike.
+    mutable = [bytearray(record) for record in records]
+    found: dict[str, Any] = {}
+    cache.core.entries.decode_many(spec, keys, skeys, mutable, found, None)
+    for buffer in mutable:
+        buffer[-200:-4] = bytes(196)
+    assert found.keys() == values.keys() and all(same(found[key], values[key]) for key in keys)
+    assert all(not found[key].flags.writeable and not isinstance(found[key].base, bytearray) for key in keys)
+    # From bytes, the same records read as views of them.
+    found = {}
+    cache.core.entries.decode_many(spec, keys, skeys, records, found, None)
+    assert all(found[key].base is record for key, record in zip(keys, records, strict=True))

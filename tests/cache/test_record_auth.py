@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import struct
 import time
+import zlib
 
+import msgpack
 import pytest
 import redis
 
@@ -90,6 +92,25 @@ async def test_records_of_earlier_versions_are_refused_and_refilled(
     assert (await cache.stats())["errors"].get("integrity_unsupported_version") == 1
     assert await cache.get_or_set("old", lambda: {"v": 2}, ttl=60) == {"v": 2}
     assert unpack_record(raw_redis.get(skey)).expires_at_ms > expires_ms - 1000
+
+
+async def test_records_of_version_3_are_refused_by_single_and_batch_reads(
+    make_cache: MakeCache, raw_redis: redis.Redis
+) -> None:
+    cache = await make_cache("BOTH")
+    skey = cache.storage_key("old")
+    expires_ms = int((time.time() + 60) * 1000)
+    # What the release before wrote: value format 2 (its CRC in front of the payload, over the codec
+    # header, then the record header and the storage key, then the payload) in record format 3.
+    header = struct.pack(">BBBQQ", RECORD_MAGIC, 3, 0, expires_ms, 60_000)
+    base, body = bytes((0xC1, 2, 1, 0)), msgpack.packb({"v": 1})
+    checksum = zlib.crc32(body, zlib.crc32(header + skey.encode(), zlib.crc32(base)))
+    raw_redis.set(skey, header + base + struct.pack(">I", checksum) + body, px=60_000)
+    assert await cache.get("old", "miss") == "miss"
+    assert await cache.get_many(["old"]) == {}
+    assert (await cache.stats())["errors"].get("integrity_unsupported_version") == 2
+    await cache.set("old", {"v": 2}, ttl=60)
+    assert raw_redis.get(skey)[1] == 4 and await cache.get_many(["old"]) == {"old": {"v": 2}}
 
 
 async def test_memory_cache_ttl_caps_every_l1_copy(make_cache: MakeCache, clocks: Clocks) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import time
 
 import pytest
 import redis
@@ -120,7 +121,9 @@ async def test_an_expired_record_is_a_miss_even_while_redis_still_holds_it(
     late_clocks = Clocks()
     reader = await make_cache("BOTH", clocks=late_clocks)
     await writer.set("k", "v", ttl=30)  # long enough that Redis still holds it on a slow machine
-    late_clocks.advance(30.5)  # the reader's wall clock is past the expiry
+    # The reader's wall clock 30.5 s past the real time of the write (the writer's clock is the real one;
+    # the reader's stood still while the caches connected, which can take longer than the margin).
+    late_clocks.advance(time.time() + 30.5 - late_clocks.wall())
     assert raw_redis.exists(reader.storage_key("k"))
     assert await reader.get("k") is None
     assert await reader.get_many(["k"]) == {}

@@ -98,8 +98,8 @@ def test_header_fields_are_validated(codecs: dict[str, Codec]) -> None:
     codec = codecs["lz4"]
     good = codec.encode(VALUE, key=KEY)
     def forged(header: bytes) -> bytes:  # valid checksum, so only the header is wrong
-        body = good[8:]
-        return header + struct.pack(">I", crc32(body, crc32(KEY.encode(), crc32(header)))) + body
+        body = good[4:-4]
+        return header + body + struct.pack("<I", crc32(header + body, crc32(KEY.encode())))
 
     assert codec.decode(forged(good[:4]), key=KEY) == VALUE  # the forging helper itself is right
     v = FORMAT_VERSION
@@ -142,9 +142,9 @@ def test_forged_sizes_are_refused_before_allocating() -> None:
     codec = Codec(compressor="lz4", compression_threshold=0, max_value_bytes=4096)
     data = bytearray(codec.encode("x" * 3000, key=KEY, compress=True))
     assert data[3] == 1  # lz4
-    body = b"\xff\xff\xff\x7f" + bytes(data[12:])  # the lz4 size prefix now claims 2 GiB
+    body = b"\xff\xff\xff\x7f" + bytes(data[8:-4])  # the lz4 size prefix now claims 2 GiB
     header = bytes(data[:4])
-    forged = header + struct.pack(">I", crc32(body, crc32(KEY.encode(), crc32(header)))) + body
+    forged = header + body + struct.pack("<I", crc32(header + body, crc32(KEY.encode())))
     assert reason_of(codec, forged) is IntegrityReason.TOO_LARGE
     with pytest.raises(SerializationError, match="limit"):
         codec.encode("y" * 5000, key=KEY)

@@ -40,7 +40,7 @@ class Unsupported:
 def frame(serializer_id: int, payload: bytes, key: str = KEY) -> bytes:
     """A well-formed unencrypted entry around ``payload`` (valid checksum), as an attacker could write."""
     header = bytes((MAGIC, FORMAT_VERSION, serializer_id, 0))
-    return header + struct.pack(">I", crc32(payload, crc32(key.encode(), crc32(header)))) + payload
+    return header + payload + struct.pack("<I", crc32(header + payload, crc32(key.encode())))
 
 
 def rejected(codec: Codec, data: bytes) -> IntegrityReason:
