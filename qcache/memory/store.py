@@ -435,8 +435,8 @@ class MemoryStore:
         opens or that one is resized (see :class:`_DataOrderLRU`). A caller
         holding ``lookup`` must take the new one: ``follower`` is called under
         the store's lock, before any write to the new dict. A read that took
-        the old ``lookup`` just before sees the data as it was at the move,
-        as if it had run then.
+        the old ``lookup`` just before finds nothing there (the old dict is
+        emptied) and takes the store's locked path.
         """
         with self._lock:
             self._followers.append(follower)
@@ -638,10 +638,7 @@ class MemoryStore:
                     else:
                         size = shared
             now = self._clock()
-            if ttl is None:
-                expires_at = None
-            else:
-                expires_at = now + ttl
+            expires_at = None if ttl is None else now + ttl
             entry = (value, size, expires_at, meta, part)
             data[key] = entry
             if old is None:
@@ -1014,7 +1011,9 @@ class MemoryStore:
 
         The order and the entries stay as they are; callers of :meth:`hit_path`
         get the new ``lookup`` (see :meth:`follow_lookup`). The old ordered
-        dict is left as it is, for any read that already took its ``get``.
+        dict is emptied: a read that took its ``get`` just before finds
+        nothing and takes the locked path, which reads the new dict (left
+        full, it would still hand out an entry deleted after the move).
         """
         default = self._default
         if type(default.policy) is not _DataOrderLRU:
@@ -1030,6 +1029,7 @@ class MemoryStore:
         self._on_miss = default.on_miss
         for follower in self._followers:
             follower(plain.get)
+        ordered.clear()
 
     def _resize(self, part: Partition, capacity: int) -> None:
         """Give ``part`` a policy built for ``capacity``, evicting what no longer fits."""

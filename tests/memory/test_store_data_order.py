@@ -78,6 +78,18 @@ def test_a_second_partition_takes_the_order_out_of_the_data_unchanged() -> None:
     assert lookups[-1]("after") is not None and before("after") is None  # the follower has the live data
 
 
+def test_a_lookup_taken_before_the_move_finds_nothing_after_it() -> None:
+    # A hit that read the old lookup just before the move must not serve an entry deleted after it:
+    # the old dict is emptied, so such a read falls through to the store's locked path.
+    store = MemoryStore(50, 4_000, "LRU", clock=ManualClock(1000.0))
+    store.set("k", "v", 1, None)
+    old_lookup = store.hit_path().lookup
+    assert old_lookup("k") is not None
+    store.set("x", "y", 1, None, partition="other")  # a second partition: the order leaves the data
+    store.delete("k")
+    assert old_lookup("k") is None and store.get("k") is None
+
+
 def test_resizing_the_partition_takes_the_order_out_of_the_data_unchanged() -> None:
     clock = ManualClock(1000.0)
     stores = pair(clock)
