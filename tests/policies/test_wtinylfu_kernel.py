@@ -21,6 +21,7 @@ import pytest
 
 from qcache.memory.policies import wtinylfu
 from qcache.memory.policies.climber import HillClimber
+from qcache.memory.policies.kernels import LazyKernel
 from qcache.memory.policies.sketch import FrequencySketch
 from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
 from qcache.sim import (
@@ -36,6 +37,9 @@ from qcache.sim import (
 )
 
 kernel = pytest.importorskip("qcache.memory.policies.wtinylfu_kernel", reason="numba is not installed")
+
+#: The ``failing_kernel`` fixture (tests/conftest.py).
+FailingKernel = Callable[[LazyKernel, str, BaseException], None]
 
 
 def _phases() -> list[Hashable]:
@@ -392,30 +396,18 @@ def test_kernel_and_pure_loop_agree_on_the_shared_traces(trace: str) -> None:
 
 
 def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_decisions(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    failing_kernel: FailingKernel, caplog: pytest.LogCaptureFixture
 ) -> None:
     from numba.core.errors import TypingError
 
-    class Broken:
-        @staticmethod
-        def replay(*args: object) -> int:
-            raise TypingError("cannot type this")
-
-    monkeypatch.setattr(wtinylfu.KERNEL, "_module", Broken())
-    monkeypatch.setattr(wtinylfu.KERNEL, "state", "loaded")
+    failing_kernel(wtinylfu.KERNEL, "replay", TypingError("cannot type this"))
     keys = list(Zipf(keys=5000, requests=20000, exponent=0.9, seed=11))
     assert WTinyLFUPolicy(300).replay(keys) == WTinyLFUPolicy(300).replay(keys, compiled=False)
     assert wtinylfu.KERNEL.state == "missing" and "failed (TypingError" in caplog.text
 
 
-def test_an_error_of_the_replay_itself_is_not_taken_for_a_compile_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Failing:
-        @staticmethod
-        def replay(*args: object) -> int:
-            raise ValueError("a progress callback's own error")
-
-    monkeypatch.setattr(wtinylfu.KERNEL, "_module", Failing())
-    monkeypatch.setattr(wtinylfu.KERNEL, "state", "loaded")
+def test_an_error_of_the_replay_itself_is_not_taken_for_a_compile_failure(failing_kernel: FailingKernel) -> None:
+    failing_kernel(wtinylfu.KERNEL, "replay", ValueError("a progress callback's own error"))
     with pytest.raises(ValueError, match="progress"):
         WTinyLFUPolicy(300).replay(list(range(20000)))
     assert wtinylfu.KERNEL.state == "loaded"

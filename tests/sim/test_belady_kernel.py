@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
+from qcache.memory.policies.kernels import LazyKernel
 from qcache.sim import Loop, Phases, ShiftingWorkingSet, TraceFile, WithScans, Zipf, shared_traces_dir
 from qcache.sim import belady as belady_module
 from qcache.sim.belady import belady_hits, next_use_positions
@@ -68,18 +70,12 @@ def test_a_cache_far_larger_than_the_trace_allocates_for_the_trace() -> None:
 
 
 def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_hits(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    failing_kernel: Callable[[LazyKernel, str, BaseException], None], caplog: pytest.LogCaptureFixture
 ) -> None:
     from numba.core.errors import TypingError
 
-    class Broken:
-        @staticmethod
-        def belady_hits(*args: object) -> int:
-            raise TypingError("cannot type this")
-
     kernel = belady_module.KERNEL
-    monkeypatch.setattr(kernel, "_module", Broken())
-    monkeypatch.setattr(kernel, "state", "loaded")
+    failing_kernel(kernel, "belady_hits", TypingError("cannot type this"))
     keys = WORKLOADS["zipf"]()
     assert belady_hits(keys, 500) == belady_hits(keys, 500, compiled=False)
     assert kernel.state == "missing" and "failed (TypingError" in caplog.text
