@@ -10,8 +10,8 @@ import pytest
 from qcache.memory.policies import create_policy
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.sketch import FrequencySketch
-from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
-from qcache.sim import WithScans, Zipf, count_hits, run_policy
+from qcache.memory.policies.wtinylfu import WTinyLFUPolicy, _fingerprint
+from qcache.sim import RecentReuse, WithScans, Zipf, count_hits, run_policy
 
 # -- the sketch ----------------------------------------------------------------
 
@@ -170,6 +170,56 @@ def test_adaptation_recovers_most_of_a_small_windows_edge_on_skewed_workloads() 
     assert frozen < adaptive <= small * 1.01
 
 
+def _window_ghost_key(policy: WTinyLFUPolicy, keys: range) -> int:
+    """A key of ``keys`` that left through the window and is remembered there."""
+    for key in keys:
+        slots = policy._sketch.slots(key)
+        if key not in policy._where and _fingerprint(slots) in policy._window_ghost:
+            return key
+    raise AssertionError("no window ghost")
+
+
+@pytest.mark.parametrize(("window_hits", "grows"), [(0.0, False), (2.0, False), (100.0, True)])
+def test_a_window_ghost_grows_the_window_only_while_the_window_hits_enough_per_entry(
+    window_hits: float, grows: bool
+) -> None:
+    policy = WTinyLFUPolicy(40)
+    run_policy(policy, list(range(200)))  # new keys only: rejected candidates, no ghost hit yet
+    assert (len(policy._window), len(policy._probation) + len(policy._protected)) == (10, 30)
+    key = _window_ghost_key(policy, range(200))
+    # Main: 100 hits over 30 entries; the window needs 0.3x that per entry (10 hits over 10 entries).
+    policy._window_hits, policy._main_hits = window_hits, 100.0
+    before = policy._window_target
+    policy.on_miss(key)
+    assert (policy._window_target > before) is grows
+    assert _fingerprint(policy._sketch.slots(key)) not in policy._window_ghost  # consumed either way
+
+
+def test_the_gates_counts_follow_hits_and_halve_every_period() -> None:
+    policy = WTinyLFUPolicy(10, gate_factor=3.0)
+    run_policy(policy, list(range(10)))  # full: counting starts
+    window_key = next(iter(policy._window))
+    policy.on_access(window_key)
+    assert (policy._window_hits, policy._main_hits, policy._gate_left) == (1.0, 0.0, 29)
+    for _ in range(28):
+        policy.on_access(window_key)
+    assert (policy._window_hits, policy._gate_left) == (29.0, 1)
+    policy.on_access(window_key)
+    assert (policy._window_hits, policy._gate_left) == (15.0, 30)
+    policy.clear()
+    assert (policy._window_hits, policy._main_hits, policy._gate_left) == (0.0, 0.0, 30)
+
+
+def test_the_gate_keeps_the_window_small_where_frequency_predicts_reuse() -> None:
+    """Keys reused in proportion to their past requests, 40 entries: both ghost lists are hit alike
+    and, ungated, the window wanders while each growth evicts main's keys without a duel."""
+    keys = list(RecentReuse(requests=60000, seed=4))
+    gated = run_policy(create_policy("W_TINYLFU", 40), keys)
+    ungated = run_policy(create_policy("W_TINYLFU", 40, gate_ratio=0.0), keys)
+    assert gated > 1.02 * ungated
+    assert gated > 0.96 * count_hits("S3_FIFO", keys, 40)
+
+
 def test_a_fixed_window_does_not_move() -> None:
     policy = create_policy("W_TINYLFU", 400, adaptive=False, window_fraction=0.1)
     assert isinstance(policy, WTinyLFUPolicy)
@@ -186,7 +236,10 @@ def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
     assert policy.frequency("k") == 2
 
 
-@pytest.mark.parametrize("option", [{"window_fraction": 1.0}, {"protected_fraction": 1.5}])
+@pytest.mark.parametrize(
+    "option",
+    [{"window_fraction": 1.0}, {"protected_fraction": 1.5}, {"gate_ratio": -0.1}, {"gate_factor": 0.0}],
+)
 def test_bad_options_are_rejected(option: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         create_policy("W_TINYLFU", 10, **option)
@@ -203,7 +256,7 @@ PINNED_WORKLOADS = {
 
 @pytest.mark.parametrize(
     ("workload", "size", "hits"),
-    [("zipf", 100, 22582), ("zipf", 1000, 43949), ("scans", 300, 32964), ("recency", 400, 52402)],
+    [("zipf", 100, 23305), ("zipf", 1000, 44516), ("scans", 300, 33291), ("recency", 400, 52402)],
 )
 def test_default_policy_hit_counts_are_pinned(workload: str, size: int, hits: int) -> None:
     """Exact W_TINYLFU hits on seeded workloads (int keys, so independent of the hash seed).

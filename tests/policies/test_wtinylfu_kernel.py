@@ -80,6 +80,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "fixed window": {"adaptive": False},
     "no doorkeeper": {"doorkeeper": False},
     "fixed, no doorkeeper": {"adaptive": False, "doorkeeper": False, "window_fraction": 0.01},
+    "ungated, short gate period": {"gate_ratio": 0.0, "gate_factor": 0.5},
+    "strict gate": {"gate_ratio": 2.0},
 }
 
 
@@ -101,6 +103,7 @@ def state(policy: WTinyLFUPolicy) -> dict[str, Any]:
         "protected max": policy._protected_max,
         "window target": policy._window_target,
         "sample": (policy._sample_hits, policy._sample_count),
+        "gate": (policy._window_hits, policy._main_hits, policy._gate_left),
         "climber": None if climber is None else [getattr(climber, name) for name in HillClimber.__slots__],
         "last missed": policy._last_missed is wtinylfu._NONE,
     }

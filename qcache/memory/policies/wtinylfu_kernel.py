@@ -18,7 +18,8 @@ kernel replays dense key ids, and the state moves back, so a replay still
 Each piece of the policy's logic has one twin here: the sketch's
 ``increment_at``, ``frequency_at`` and ``reset`` (``_increment``,
 ``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
-``_resize_window`` (``_resize_window`` and ``_shed``), ``_demote_protected`` (``_demote``), ``victim``
+``_resize_window`` (``_resize_window`` and ``_shed``), ``_age_gate``
+(``_gate_tick``), ``_demote_protected`` (``_demote``), ``victim``
 (``_victim``), and ``_consult_ghosts`` (inline in ``_replay``). The tests
 compare hits and final state with the pure loop and the hooks, and the
 twins piece by piece, so a change made to one side only fails them.
@@ -52,9 +53,10 @@ _OUT = -2
 # Integer state (``istate``) and float state (``fstate``) of the policy, by position.
 _CAPACITY, _WINDOW_MAX, _PROTECTED_MAX, _SAMPLE_HITS, _SAMPLE_COUNT, _SAMPLE_SIZE = 0, 1, 2, 3, 4, 5
 _ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 6, 7, 8, 9, 10, 11, 12
-_ISTATE = 13
-_WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION = 0, 1, 2
-_FSTATE = 3
+_GATE_LEFT, _GATE_PERIOD = 13, 14
+_ISTATE = 15
+_WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
+_FSTATE = 6
 
 #: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
 CLIMBER_FIELDS = (
@@ -185,6 +187,16 @@ def _resize_window(target: float, istate: Any, fstate: Any) -> None:
 
 
 @_jit
+def _gate_tick(istate: Any, fstate: Any) -> None:
+    """One request of the growth gate's period; halve its hit counts at the end (WTinyLFUPolicy._age_gate)."""
+    istate[_GATE_LEFT] -= 1
+    if not istate[_GATE_LEFT]:
+        fstate[_WINDOW_HITS] *= 0.5
+        fstate[_MAIN_HITS] *= 0.5
+        istate[_GATE_LEFT] = istate[_GATE_PERIOD]
+
+
+@_jit
 def _shed(region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any, istate: Any) -> None:
     """Protected's keys beyond its bound back to probation (the end of WTinyLFUPolicy._resize_window)."""
     while sizes[_PROTECTED] > istate[_PROTECTED_MAX]:
@@ -249,9 +261,12 @@ def _replay(
                 if wprev[mark] != _OUT:
                     # a window ghost: a larger window would have kept it
                     _unlink(0, mark, wprev, wnext, gheads, gtails, gsizes)
-                    step = fstate[_GHOST_GAIN] * max(gsizes[1] / (gsizes[0] + 1), 1.0)
-                    _resize_window(fstate[_WINDOW_TARGET] + step, istate, fstate)
-                    _shed(region, prev, nxt, heads, tails, sizes, istate)
+                    if fstate[_WINDOW_HITS] * max(sizes[_PROBATION] + sizes[_PROTECTED], 1) >= (
+                        fstate[_GATE_RATIO] * fstate[_MAIN_HITS] * max(sizes[_WINDOW], 1)
+                    ):
+                        step = fstate[_GHOST_GAIN] * max(gsizes[1] / (gsizes[0] + 1), 1.0)
+                        _resize_window(fstate[_WINDOW_TARGET] + step, istate, fstate)
+                        _shed(region, prev, nxt, heads, tails, sizes, istate)
                     wprev[mark] = _OUT
                 elif mprev[mark] != _OUT:
                     if sizes[_PROTECTED] and _frequency(heads[_PROTECTED], slots, table, door, doorkeeper) < _frequency(
@@ -278,12 +293,18 @@ def _replay(
                     _demote(region, prev, nxt, heads, tails, sizes)
             if climbing and istate[_FULL]:
                 istate[_SAMPLE_HITS] += 1
+                if where == _WINDOW:
+                    fstate[_WINDOW_HITS] += 1.0
+                else:
+                    fstate[_MAIN_HITS] += 1.0
                 istate[_SAMPLE_COUNT] += 1
+                _gate_tick(istate, fstate)
                 if istate[_SAMPLE_COUNT] >= sample_size:
                     _climb(climber, istate, fstate, region, prev, nxt, heads, tails, sizes)
             continue
         if climbing and istate[_FULL]:
             istate[_SAMPLE_COUNT] += 1
+            _gate_tick(istate, fstate)
             if istate[_SAMPLE_COUNT] >= sample_size:
                 _climb(climber, istate, fstate, region, prev, nxt, heads, tails, sizes)
         _append(_WINDOW, key, prev, nxt, heads, tails, sizes)
@@ -570,7 +591,19 @@ def replay(
     istate[_CLIMBING] = policy._climber is not None
     istate[_RESIDENT] = len(policy._where)
     istate[_FULL] = istate[_RESIDENT] >= policy.capacity
-    fstate = np.array([policy._window_target, policy._ghost_gain, policy._protected_fraction], dtype=np.float64)
+    istate[_GATE_LEFT] = policy._gate_left
+    istate[_GATE_PERIOD] = policy._gate_period
+    fstate = np.array(
+        [
+            policy._window_target,
+            policy._ghost_gain,
+            policy._protected_fraction,
+            policy._window_hits,
+            policy._main_hits,
+            policy._gate_ratio,
+        ],
+        dtype=np.float64,
+    )
     climber = climber_array(policy._climber)
 
     hits = 0
@@ -604,6 +637,9 @@ def replay(
     policy._window_target = float(fstate[_WINDOW_TARGET])
     policy._sample_hits = int(istate[_SAMPLE_HITS])
     policy._sample_count = int(istate[_SAMPLE_COUNT])
+    policy._window_hits = float(fstate[_WINDOW_HITS])
+    policy._main_hits = float(fstate[_MAIN_HITS])
+    policy._gate_left = int(istate[_GATE_LEFT])
     load_climber(policy._climber, climber)
     return hits
 
