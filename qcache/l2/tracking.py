@@ -29,11 +29,11 @@ is the connection itself. A change from elsewhere after the write, in the same
 turn or later, is reported; one before it, in the same turn, was overwritten
 by the write. A write and the reports share the connection under a lock, and
 only its holder reads: the writer its reply and any report before it, the
-listener the reports after it and those that come while nobody writes. Outside
-the lock the listener only waits for the socket to turn readable. When a RESP3 attempt fails before
-tracking is on (a server or proxy without ``HELLO``), the next attempt is the
-RESP2 connection above, whose own writes' echoes are checked; RESP3 is tried
-again after the next loss.
+listener the reports after it and those that come while nobody writes.
+Outside the lock the listener only waits for the socket to turn readable.
+When a RESP3 attempt fails before tracking is on (a server or proxy without
+``HELLO``), the next attempt is the RESP2 connection above, whose own writes'
+echoes are checked; RESP3 is tried again after the next loss.
 """
 
 from __future__ import annotations
