@@ -1,7 +1,7 @@
 """What L1 coherence costs, and why it tracks in broadcast mode: ratios measured side by side.
 
 * The facade: a write-through set with coherence over one without (the
-  bookkeeping, and the echo check's MGET on the listener's thread).
+  bookkeeping, and for writes the pool takes, the echo check's MGET on the listener's thread).
 * The facade: an L2 read at level BOTH (L1 too small to hold the key, so every
   read goes to Redis and fills L1) with ``MEMORY_CACHE_COHERENCE`` on over the
   same read with it off; once with the namespace quiet, once while another

@@ -16,8 +16,20 @@ decides what a report does here:
   with one read off the caller's path, and dropped otherwise. Counting
   echoes would not be safe: Redis merges the reports of a key changed twice in
   one event-loop turn, so one report can stand for our write and a later one
-  from elsewhere. ``NOLOOP`` cannot help either: it spares the tracking
-  connection's own writes, and the cache writes through its pool.
+  from elsewhere.
+* Own writes of one key that overlap in time (threads): when the last ends,
+  the copy goes, whatever reports came: their L1 copies may have landed in
+  another order than their writes reached Redis. (Not for a write-back
+  flush, whose value L1 already holds as the newest.)
+* A key this process wrote on the invalidation connection itself (a sync
+  cache's single-key write-through ``set``, when that connection is free): no
+  echo comes, and nothing is checked. That connection tracks with ``NOLOOP``,
+  and Redis, which merges the reports of one event-loop turn per key, leaves a
+  key out only when the *last* change in that turn was made by this very
+  connection: a change from elsewhere after the write is reported as usual
+  (see :mod:`qcache.l2.tracking`). Own writes of one key that overlap, one of
+  them unechoed, are all checked (the unechoed one may have hidden the
+  other's echo), and the copy goes when the last ends, as above.
 * The report stream broken (the connection lost, or ``FLUSHALL``): reports may
   have been missed, so all of L1 goes, and again once tracking is back, for
   what was filled meanwhile.
@@ -28,9 +40,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qcache.cache.generations import WriteGenerations
 from qcache.memory.store import MemoryStore
+
+if TYPE_CHECKING:
+    from qcache.l2.direct import QuietWriter
 
 #: Own writes waiting for their echo, at most; past this the reports are not keeping up: L1 is reset.
 MAX_AWAITED_ECHOES = 100_000
@@ -45,6 +61,7 @@ class CoherenceStats:
     evicted: int  # L1 copies dropped for a report
     echoes_kept: int  # own writes whose copy survived their echo (Redis still held them)
     echoes_dropped: int  # own writes whose copy went: Redis held something else by then
+    unechoed: int  # own writes made on the invalidation connection, which Redis does not echo back
     resets: int  # whole-L1 flushes (connection lost or restored, FLUSHALL)
 
 
@@ -52,12 +69,15 @@ class _OwnWrite:
     """Writes of this process in flight for one key: how many, whether a report arrived meanwhile,
     and whether L1 already holds the value being written (a write-back flush) rather than an older one."""
 
-    __slots__ = ("count", "holds_new", "reported")
+    __slots__ = ("count", "flushing", "holds_new", "overlapped", "quiet", "reported")
 
-    def __init__(self, holds_new: bool) -> None:
+    def __init__(self, holds_new: bool, quiet: bool) -> None:
         self.count = 1
         self.reported = False
         self.holds_new = holds_new
+        self.flushing = holds_new  # one of them is a write-back flush
+        self.quiet = quiet  # one of them may be written on the invalidation connection (no echo)
+        self.overlapped = False  # more than one at a time
 
 
 class L1Coherence:
@@ -79,31 +99,38 @@ class L1Coherence:
         self._awaiting: dict[str, bytes] = {}  # skey -> the record written, until its echo
         self._checks: dict[str, bytes] = {}
         self.wake: Callable[[], None] = _nothing
+        #: The invalidation connection when it takes single-key writes, which Redis does not echo (sync caches).
+        self.writer: QuietWriter | None = None
         self.live = False
-        self._reports = self._evicted = self._kept = self._dropped = self._resets = 0
+        self._reports = self._evicted = self._kept = self._dropped = self._resets = self._unechoed = 0
 
     # -- the write path ----------------------------------------------------------------------
 
-    def write_begin(self, skey: str) -> None:
-        """An own write of ``skey`` is about to reach L2: a report meanwhile may be its echo."""
+    def write_begin(self, skey: str, *, quiet: bool = False) -> None:
+        """An own write of ``skey`` is about to reach L2: a report meanwhile may be its echo.
+
+        ``quiet``: it may go on the invalidation connection, whose writes are not echoed.
+        """
         with self._lock:
-            self._begin_locked(skey, False)
+            self._begin_locked(skey, False, quiet)
 
     def writes_begin(self, skeys: Iterable[str], *, flushing: bool = False) -> None:
         """:meth:`write_begin` for a batch; ``flushing``: write-back writes, whose value L1 already holds."""
         with self._lock:
             for skey in skeys:
-                self._begin_locked(skey, flushing)
+                self._begin_locked(skey, flushing, False)
 
-    def write_end(self, skey: str, record: bytes | None) -> None:
+    def write_end(self, skey: str, record: bytes | None, *, quiet: bool = False) -> None:
         """The write of ``skey`` is done and L1 holds its copy (``record`` None: the L2 write failed).
 
         If a report came in while the write was in flight, it may have been
         the echo or a later write from elsewhere: the copy is checked against
-        Redis now. Otherwise the copy waits for its echo.
+        Redis now. Otherwise the copy waits for its echo, unless the write was
+        ``quiet`` (made on the invalidation connection: Redis sends no echo,
+        and reports any later change from elsewhere).
         """
         with self._lock:
-            wake = self._end_locked(skey, record)
+            wake = self._end_locked(skey, record, quiet)
         if wake:
             self.wake()
 
@@ -116,15 +143,22 @@ class L1Coherence:
         if wake:
             self.wake()
 
-    def _begin_locked(self, skey: str, holds_new: bool) -> None:
+    def _begin_locked(self, skey: str, holds_new: bool, quiet: bool) -> None:
         own = self._writing.get(skey)
         if own is None:
-            self._writing[skey] = _OwnWrite(holds_new)
+            self._writing[skey] = _OwnWrite(holds_new, quiet)
         else:
             own.count += 1
+            own.overlapped = True
             own.holds_new = own.holds_new and holds_new
+            own.flushing = own.flushing or holds_new
+            if quiet or own.quiet:
+                # Overlapping own writes, one unechoed: in one event-loop turn the unechoed one, last,
+                # hides the other's echo, and their L1 copies may land in either order. All are checked.
+                own.quiet = True
+                own.reported = True
 
-    def _end_locked(self, skey: str, record: bytes | None) -> bool:
+    def _end_locked(self, skey: str, record: bytes | None, quiet: bool = False) -> bool:
         """Settle one own write; True when a check was queued."""
         own = self._writing.get(skey)
         if own is None:  # a reset in between forgot it: check the copy
@@ -134,6 +168,13 @@ class L1Coherence:
             own.count -= 1
             if not own.count:
                 del self._writing[skey]
+                if own.overlapped and not own.flushing:
+                    # The last of overlapping own writes: their L1 copies landed in an order no check can
+                    # tell (a check compares Redis with one record, L1 may hold another's value). The copy
+                    # goes; a read takes the key from Redis (or from a write still queued for it).
+                    self._gens.bump(skey)
+                    self._l1.delete(skey)
+                    return False
         if record is None:
             # Whether the write landed is unknown; if it did, its echo finds nothing awaited and evicts.
             self._awaiting.pop(skey, None)
@@ -141,6 +182,13 @@ class L1Coherence:
         if reported:
             self._checks[skey] = record
             return True
+        if quiet:
+            self._unechoed += 1
+            if skey in self._awaiting:
+                # An earlier own write's echo is still to come (a turn of its own: that write was answered
+                # before this one was sent): it checks this copy, the newest, when it comes.
+                self._awaiting[skey] = record
+            return False
         self._awaiting[skey] = record
         if len(self._awaiting) > MAX_AWAITED_ECHOES:
             self._reset_locked()
@@ -237,7 +285,7 @@ class L1Coherence:
         """The counters so far."""
         with self._lock:
             return CoherenceStats(
-                self.live, self._reports, self._evicted, self._kept, self._dropped, self._resets
+                self.live, self._reports, self._evicted, self._kept, self._dropped, self._unechoed, self._resets
             )
 
 

@@ -100,8 +100,12 @@ class QueryCache(FacadeBase[_Shared, L2Backend]):
     def _new_listener(self, tier: TierCore, coherence: L1Coherence) -> TrackingListener:
         wait = min(FIRST_CONNECT_WAIT, self._core.config.redis.connection_timeout)
         # A cluster: one invalidation connection per primary, under a supervisor (see qcache.l2.cluster_tracking).
-        listener_cls = ClusterTrackingListener if isinstance(tier, RedisClusterTier) else TrackingListener
-        return listener_cls(tier.client, tier.namespace, coherence).start(wait)
+        if isinstance(tier, RedisClusterTier):
+            return ClusterTrackingListener(tier.client, tier.namespace, coherence).start(wait)
+        # The connection takes single-key writes too, when free: Redis echoes none of them (qcache.l2.tracking).
+        listener = TrackingListener(tier.client, tier.namespace, coherence, quiet_writes=True)
+        coherence.writer = listener
+        return listener.start(wait)
 
     def _listening(self) -> None:
         """The sync listener starts with the cache (see ``_start_coherence``): nothing to wait for here."""

@@ -49,6 +49,11 @@ class SetState(NamedTuple):
     size: int  # what the entry weighs against L1's byte bound
 
 
+def _pending_write(state: SetState) -> PendingWrite:
+    """The write of ``state`` as the flusher takes it (built only when a set must be queued)."""
+    return new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms, state.tags))
+
+
 class WritePlans:
     """The write operations of one cache (``delete`` included)."""
 
@@ -149,9 +154,8 @@ class WritePlans:
         if not core.writes_l2_now:
             self.set_end(state)
             return None
-        write = new_tuple(PendingWrite, (state.skey, state.record, state.expires_at_ms, state.tags))
         if len(self._pending) and self._queued_behind(state.skey, state.key):
-            self._defer([write])  # the flusher tells coherence about it when it sends it
+            self._defer([_pending_write(state)])  # the flusher tells coherence about it when it sends it
             self.set_end(state)
             return None
         if state.tags:
@@ -162,14 +166,19 @@ class WritePlans:
             ))
         else:
             call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
-        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo.
+        # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo,
+        # unless the write went on the invalidation connection, which hears no echo of its own writes.
         coherence = core.coherence
+        quiet = False
         if coherence is not None:
-            coherence.write_begin(state.skey)
+            writer = coherence.writer
+            if writer is not None and not state.tags:
+                call = new_tuple(L2Call, (L2Op.SET_QUIET, (state.skey, state.record, state.seconds, writer)))
+            coherence.write_begin(state.skey, quiet=call.op is L2Op.SET_QUIET)
         try:
-            yield call
+            quiet = (yield call) is True
         except BackendError as exc:
-            if self._l2_write_failed([write], exc):
+            if self._l2_write_failed([_pending_write(state)], exc):
                 self.set_end(state)
             if coherence is not None:
                 coherence.write_end(state.skey, None)
@@ -182,7 +191,7 @@ class WritePlans:
         self._metrics.stored("l2")
         self.set_end(state)
         if coherence is not None:
-            coherence.write_end(state.skey, state.record)
+            coherence.write_end(state.skey, state.record, quiet=quiet)
         return None
 
     def _queued_behind(self, skey: str, key: str) -> bool:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio as aredis
@@ -44,6 +44,13 @@ import redis.asyncio as aredis
 from qcache.l2.batching import Entry
 from qcache.l2.deadline import DeadlineSocket, being_cancelled, remaining
 from qcache.l2.replies import read_replies, read_replies_async
+
+
+class QuietWriter(Protocol):
+    """A connection taking a one-command request when free (:meth:`qcache.l2.tracking.TrackingListener.write`)."""
+
+    def write(self, request: list[bytes]) -> list[Any] | None: ...
+
 
 #: Values at least this long are sent as their own buffer instead of copied into the command.
 _COPY_BELOW = 16 * 1024
@@ -287,6 +294,39 @@ class DirectCommands(_Direct):
         """Write ``entries`` in one round trip; the ones not acknowledged (all of them on a broken connection)."""
         request = batch_request(entries)
         return unacknowledged(entries, self._run(request, len(entries)) if request else None)
+
+    def set_on(self, writer: QuietWriter, key: str, data: bytes, *, px: int) -> bool:
+        """``SET`` on ``writer``'s connection when it takes it (True), else as :meth:`set` (False).
+
+        A failure there is as on a pooled connection: redis-py makes the call
+        again when its ``Retry`` would retry that error (the attempt standing
+        for the first), otherwise it is raised.
+        """
+        request = set_request(key, data, px)
+        if request:
+            try:
+                replies = writer.write(request)
+            except _FAILURES as exc:
+                if not self._retried(exc):
+                    raise
+            else:
+                if replies is not None:
+                    only_reply(replies)
+                    return True
+        self.set(key, data, px=px)
+        return False
+
+    def _retried(self, exc: BaseException) -> bool:
+        """Whether a pooled connection's ``Retry`` would retry ``exc`` (see :meth:`_falls_back`)."""
+        pool = self._pool
+        try:
+            connection = pool.get_connection()
+        except _FAILURES:
+            return False
+        try:
+            return self._falls_back(connection, exc)
+        finally:
+            pool.release(connection)
 
     def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         """``EVALSHA``, its arguments packed by the connection as redis-py packs them; NOSCRIPT is raised."""

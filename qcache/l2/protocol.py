@@ -26,6 +26,7 @@ class L2Op(Enum):
     GET = "get"
     GET_MANY = "get_many"
     SET = "set"
+    SET_QUIET = "set_quiet"  # SET on the given invalidation connection if free; True: it went there (no echo)
     SET_MANY = "set_many"
     DELETE = "delete"
     SCAN_KEYS = "scan_keys"
@@ -122,6 +123,7 @@ def bind_operations(backend: L2Backend | AsyncL2Backend) -> dict[L2Op, Callable[
         L2Op.GET: backend.get,
         L2Op.GET_MANY: backend.get_many,
         L2Op.SET: backend.set,
+        L2Op.SET_QUIET: getattr(backend, "set_quiet", None) or _set_ignoring_writer(backend),
         L2Op.SET_MANY: backend.set_many,
         L2Op.DELETE: backend.delete,
         L2Op.SCAN_KEYS: backend.scan_keys,
@@ -129,3 +131,13 @@ def bind_operations(backend: L2Backend | AsyncL2Backend) -> dict[L2Op, Callable[
         L2Op.TAG_MEMBERS: backend.tag_members,
         L2Op.SERVER_INFO: backend.server_info,
     }
+
+
+def _set_ignoring_writer(backend: L2Backend | AsyncL2Backend) -> Callable[..., Any]:
+    """``SET_QUIET`` on a backend without ``set_quiet``: its ``set``, whose result (None) asks for the echo."""
+    set_ = backend.set
+
+    def set_quiet(key: str, data: bytes, ttl: float, writer: object) -> Any:
+        return set_(key, data, ttl)
+
+    return set_quiet

@@ -27,7 +27,7 @@ from qcache.l2.batching import (
 )
 from qcache.l2.core import TierCore
 from qcache.l2.deadline import DeadlineExceeded, DeadlineRetry, arm, bounded_connection_class, remaining
-from qcache.l2.direct import direct_commands
+from qcache.l2.direct import DirectCommands, QuietWriter, direct_commands
 from qcache.l2.guard import unjudged
 from qcache.l2.idle import AVAILABLE as IDLE_QUEUE_AVAILABLE
 from qcache.l2.idle import IdleConnections
@@ -107,6 +107,20 @@ class RedisTier(TierCore):
         check_data(key, data)
         with self._guards["SET"]:
             self._commands.set(key, data, px=px)
+
+    def set_quiet(self, key: str, data: bytes, ttl: float, writer: QuietWriter) -> bool:
+        """:meth:`set`, on ``writer`` (a cache's invalidation connection) when it is free: True if it went there.
+
+        Redis does not echo such a write back to that cache's L1 (see
+        :mod:`qcache.l2.tracking`). Failures are as :meth:`set`'s.
+        """
+        if not isinstance(self._commands, DirectCommands):
+            self.set(key, data, ttl)
+            return False
+        px = ttl_to_px(ttl)
+        check_data(key, data)
+        with self._guards["SET"]:
+            return self._commands.set_on(writer, key, data, px=px)
 
     def pttl(self, key: str) -> int | None:
         """Remaining lifetime in ms; :data:`NO_EXPIRY` (-1) without expiry; ``None`` if absent."""

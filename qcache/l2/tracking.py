@@ -17,6 +17,23 @@ answers the sink's echo checks with one ``MGET`` on the pool, pings while idle
 so that a dead peer is noticed, and reconnects after a loss. The sink is told
 about a loss before anything else happens and about a restored connection
 only once tracking is on again.
+
+A sync listener with ``quiet_writes`` speaks RESP3 instead: its connection
+tracks for itself (``CLIENT TRACKING ON BCAST PREFIX <namespace> NOLOOP``, the
+reports arrive as push frames between replies) and also takes the cache's
+single-key writes when it is free (:meth:`TrackingListener.write`). Redis then
+sends no echo of those writes, and nothing has to be checked: it collects the
+keys changed in one event-loop turn with the client that changed each *last*,
+and leaves a key out of a ``NOLOOP`` connection's report only when that client
+is the connection itself. A change from elsewhere after the write, in the same
+turn or later, is reported; one before it, in the same turn, was overwritten
+by the write. A write and the reports share the connection under a lock, and
+only its holder reads: the writer its reply and any report before it, the
+listener the reports after it and those that come while nobody writes.
+Outside the lock the listener only waits for the socket to turn readable.
+When a RESP3 attempt fails before tracking is on (a server or proxy without
+``HELLO``), the next attempt is the RESP2 connection above, whose own writes'
+echoes are checked; RESP3 is tried again after the next loss.
 """
 
 from __future__ import annotations
@@ -24,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +52,8 @@ import redis.asyncio as aredis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from qcache.l2.replies import read_replies
 
 logger = logging.getLogger("qcache")
 
@@ -53,6 +73,10 @@ _BUFFERED = 0.00005
 GATHER_CHECKS = 0.002
 #: Keys per MGET of the echo checks.
 CHECK_CHUNK = 100
+#: Seconds the RESP3 listener waits on its socket at a time (a write may leave a report in the parser's buffer).
+WAIT_SLICE = 0.005
+#: Seconds a write waits, at most, for the listener to finish reading the connection it shares with writes.
+LISTENER_WAIT = 0.002
 #: Seconds a cache being built waits, at most, for its invalidation connection's first attempt.
 FIRST_CONNECT_WAIT = 0.5
 
@@ -81,6 +105,59 @@ def setup_commands(prefix: str, client_id: int) -> list[tuple[Any, ...]]:
         ("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST", "PREFIX", prefix),
         ("SUBSCRIBE", CHANNEL),
     ]
+
+
+def quiet_setup_commands(prefix: str) -> list[tuple[Any, ...]]:
+    """The commands that make a RESP3 connection the tracker of ``prefix`` that does not hear its own writes."""
+    return [
+        ("CLIENT", "SETNAME", "qcache-invalidation"),
+        ("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", prefix, "NOLOOP"),
+    ]
+
+
+def pushed_keys(push: Any) -> list[str] | None | bool:
+    """The keys a RESP3 ``invalidate`` push names; None for "every key"; False for another push."""
+    if len(push) != 2 or push[0] not in (b"invalidate", "invalidate"):
+        return False
+    keys = push[1]
+    if keys is None:
+        return None
+    return [k.decode("utf-8", "surrogateescape") if isinstance(k, bytes) else str(k) for k in keys]
+
+
+def _reads_pushes(conn: Any) -> bool:
+    """Whether ``conn``'s parser tells push frames from replies and hands invalidations to a handler of ours
+    (redis-py's hiredis parser does with hiredis 3.2 or later)."""
+    parser = getattr(conn, "_parser", None)
+    return (
+        getattr(parser, "_hiredis_PushNotificationType", None) is not None
+        and hasattr(parser, "set_invalidation_push_handler")
+        and hasattr(parser, "can_read")
+    )
+
+
+def _no_reconnect(*args: Any, **kwargs: Any) -> None:
+    """In place of a tracking connection's ``connect``: redis-py would reconnect it silently, without tracking."""
+    raise redis.ConnectionError("the invalidation connection is gone")
+
+
+def _wait_readable(sock: Any, timeout: float) -> bool:
+    """Whether ``sock`` turns readable or is closed within ``timeout`` seconds, without reading from it.
+
+    ``poll`` where the platform has it (no descriptor limit); ``select``
+    otherwise, which is also what gevent's patching leaves, cooperatively.
+    """
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending():  # TLS bytes already decrypted above the socket
+        return True
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(timeout * 1000))
+        return bool(select.select([sock], [], [], timeout)[0])
+    except (OSError, ValueError):  # closed meanwhile (by a failed write): the look under the lock finds out
+        return True
 
 
 def is_report(reply: Any) -> bool:
@@ -158,7 +235,8 @@ class _Reporter:
             self.refused = True
             logger.warning(
                 "qcache: Redis refused client tracking (%s): L1 copies are not coherent across processes "
-                "and live up to MEMORY_CACHE_TTL; retrying in the background", exc,
+                "and live up to MEMORY_CACHE_TTL; retrying in the background",
+                exc,
             )
         else:
             logger.debug("qcache: invalidation connection not established: %s", exc)
@@ -187,15 +265,65 @@ class _ListenerBase:
 
 
 class TrackingListener(_ListenerBase):
-    """The invalidation connection of a sync cache: one thread reads reports, one runs echo checks."""
+    """The invalidation connection of a sync cache: one thread reads reports, one runs echo checks.
 
-    def __init__(self, client: Any, prefix: str, sink: InvalidationSink) -> None:
+    With ``quiet_writes`` the connection is RESP3 and takes writes too (see
+    the module's docstring and :meth:`write`).
+    """
+
+    def __init__(self, client: Any, prefix: str, sink: InvalidationSink, *, quiet_writes: bool = False) -> None:
         self._check_wanted = threading.Event()
         super().__init__(client, prefix, sink, self._check_wanted)
         self._stopping = threading.Event()
         self._first_attempt = threading.Event()
         self._conn: Any = None
         self._threads: list[threading.Thread] = []
+        self._quiet = quiet_writes
+        self._lock = threading.Lock()  # one exchange at a time on the RESP3 connection
+        self._writer: Any = None  # that connection while it tracks: writes may go on it
+        self._writes = 0  # moves as each write begins and ends (the listener leaves the reading to them meanwhile)
+        self._reading = False  # the listener holds the lock, or waits for it
+
+    def write(self, request: list[bytes]) -> list[Any] | None:
+        """The one reply to ``request`` sent on the tracking connection, or None when it is busy or down.
+
+        Reports read on the way go to the sink. A failure leaves the
+        connection unusable: the sink is told at once (L1 flushed), the
+        listener reconnects, and the error propagates (whether the write
+        landed is unknown).
+        """
+        if self._writer is None:
+            return None
+        lock = self._lock
+        # Another write holds the connection: the pool takes this one. The listener holds it only to read
+        # what is already there (or to ping an idle connection): worth a short wait.
+        if not lock.acquire(blocking=False) and not (self._reading and lock.acquire(timeout=LISTENER_WAIT)):
+            return None
+        try:
+            conn = self._writer
+            if conn is None:
+                return None
+            self._writes += 1
+            replies: list[Any] = []
+            try:
+                conn.send_packed_command(request, check_health=False)
+                read_replies(conn, 1, replies)
+                self._writes += 1  # again: the listener, woken by this reply, finds the count moved
+            except BaseException:
+                self._writer = None
+                self._sink.lost()
+                with contextlib.suppress(Exception):
+                    conn.disconnect()  # wakes the listener, which reconnects
+                raise
+            return replies
+        finally:
+            self._lock.release()
+
+    def _on_push(self, push: Any) -> None:
+        """A push frame on the RESP3 connection (under its lock): an invalidation goes to the sink."""
+        keys = pushed_keys(push)
+        if keys is not False:
+            self._sink.invalidated(keys if isinstance(keys, list) else None)
 
     def start(self, wait: float = 0.0, *, checks: bool = True) -> TrackingListener:
         """Start both threads (daemons), waiting up to ``wait`` seconds for the first connection attempt.
@@ -231,25 +359,52 @@ class TrackingListener(_ListenerBase):
         backoff = _Backoff()
         reporter = _Reporter()
         retry = Retry(NoBackoff(), 0)
+        resp2_next = False  # after a RESP3 attempt failed before tracking: one RESP2 attempt in between
         while not self._stopping.is_set():
             pool = self._client.connection_pool
-            conn: Any = pool.connection_class(**connection_options(pool, retry))
+            quiet = self._quiet and not resp2_next
+            options = connection_options(pool, retry)
+            if quiet:
+                options["protocol"] = 3
+            conn: Any = pool.connection_class(**options)
             live = False
             try:
                 conn.connect()
                 self._conn = conn
-                conn.send_command("CLIENT", "ID")
-                client_id = conn.read_response()
-                for command in setup_commands(self._prefix, int(client_id)):
-                    conn.send_command(*command)
-                    conn.read_response()
+                if quiet and not _reads_pushes(conn):
+                    self._quiet = False  # a parser that cannot tell push frames from replies: RESP2 instead
+                    continue
+                if quiet:
+                    conn.connect = conn.connect_check_health = _no_reconnect
+                    conn._parser.set_invalidation_push_handler(self._on_push)
+                    for command in quiet_setup_commands(self._prefix):
+                        conn.send_command(*command)
+                        conn.read_response()
+                else:
+                    conn.send_command("CLIENT", "ID")
+                    client_id = conn.read_response()
+                    for command in setup_commands(self._prefix, int(client_id)):
+                        conn.send_command(*command)
+                        conn.read_response()
                 self._sink.restored()
                 live = True
                 self._first_attempt.set()
                 backoff.reset()
-                self._read(conn)
+                if quiet:
+                    self._writer = conn  # after restored(): a write now is on a connection that tracks
+                    self._read_quiet(conn)
+                else:
+                    self._read(conn)
             except Exception as exc:  # a lost or refused connection: flush, then try again
+                # RESP3 refused (HELLO unknown or denied, a proxy): the next attempt is RESP2 (echoes checked);
+                # after that, and after any loss, RESP3 again. A server out of reach says nothing of RESP3.
+                unreachable = isinstance(exc, redis.TimeoutError) or isinstance(exc.__cause__, OSError)
+                resp2_next = quiet and not live and not unreachable
+                if resp2_next:
+                    continue
                 self._first_attempt.set()
+                with self._lock:
+                    self._writer = None
                 if self._stopping.is_set():
                     break
                 if live:  # while it stays down, the copies written meanwhile are the newest this process knows
@@ -257,10 +412,57 @@ class TrackingListener(_ListenerBase):
                 reporter.failed(exc, live)
                 self._stopping.wait(backoff.next())
             finally:
+                self._writer = None
                 self._conn = None
                 with contextlib.suppress(Exception):
                     conn.disconnect()
         self._sink.lost()
+
+    def _read_quiet(self, conn: Any) -> None:
+        """Read the RESP3 connection's reports under the writes' lock; ping it while idle.
+
+        Outside the lock this thread only waits for the socket to turn
+        readable (:func:`_wait_readable`, which reads nothing): a read there
+        could take a write's reply, and under gevent two greenlets may not
+        wait on one socket's reads. A write can take a report that follows its
+        reply off the socket into the parser's buffer, where the socket shows
+        nothing; so after any write the next slice looks under the lock too.
+        """
+        parser = conn._parser
+        sock = conn._sock
+        idle = 0.0
+        looked = self._writes  # the write count at the last look under the lock
+        while not self._stopping.is_set():
+            if self._writer is not conn:
+                raise redis.ConnectionError("a write on the invalidation connection failed")
+            readable = _wait_readable(sock, WAIT_SLICE)
+            if not readable and self._writes == looked:
+                idle += WAIT_SLICE
+                if idle < PING_INTERVAL:
+                    continue
+                idle = 0.0
+                with self._held():
+                    conn.send_command("PING", check_health=False)
+                    conn.read_response(timeout=PING_INTERVAL)  # reports on the way go to _on_push
+                continue
+            idle = 0.0
+            with self._held():
+                if self._writer is not conn:
+                    continue
+                looked = self._writes
+                self._read_reports(parser, conn)
+            # The next reports gather meanwhile, and this thread wakes at most once per interval.
+            self._stopping.wait(GATHER_REPORTS)
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        """The writes' lock, for the listener: a write that finds it taken meanwhile waits briefly for it."""
+        self._reading = True  # before the lock, so that a write arriving now waits rather than goes to the pool
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._reading = False
 
     def _read(self, conn: Any) -> None:
         pinged = False
@@ -279,6 +481,14 @@ class TrackingListener(_ListenerBase):
             batch.deliver(self._sink)
             # Let the next reports gather: each wake-up of this thread costs the callers' threads the GIL.
             self._stopping.wait(GATHER_REPORTS)
+
+    @staticmethod
+    def _read_reports(parser: Any, conn: Any) -> None:
+        """Read the push frames already there (under the lock); a reply here belongs to nobody: a broken stream."""
+        while parser.can_read(0):
+            reply = conn.read_response(push_request=True, timeout=PING_INTERVAL)
+            if reply is not None:  # a push returns its handler's None
+                raise redis.ConnectionError(f"unexpected reply on the invalidation connection: {reply!r}")
 
     def _check_loop(self) -> None:
         while True:
@@ -397,4 +607,3 @@ class AsyncTrackingListener(_ListenerBase):
                 except Exception:  # cannot tell: the copies go
                     found = [None] * len(chunk)
                 self._sink.checked(chunk, expected, found)
-

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from .conftest import MakeCache, build_config
-from .support import Handle
+from .support import Handle, await_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(90)]
 
@@ -134,3 +134,34 @@ async def test_a_hung_or_dead_redis_is_bounded_by_the_deadline_and_recovery_is_p
     assert errors.get("l2_error", 0) + errors.get("l2_circuit_open", 0) >= len(waits) - 1
     assert recovered_in <= COOL_DOWN_MS / 1000 + DEADLINE_MS / 1000 + 0.3
     assert (await cache.stats())["l2_breaker"] == "closed"
+
+
+@pytest.mark.parametrize("how", ["client-pause", "sigstop"])
+async def test_write_through_sets_to_a_hung_redis_are_bounded_by_the_deadline(
+    make_cache: MakeCache, redis_server_factory: Any, prefix: str, flavour: str, how: str
+) -> None:
+    # A sync cache's single-key sets go on its invalidation connection when that is free (no echo to
+    # check): those are bounded by the deadline like the pool's, and the tracking survives the stall.
+    server = redis_server_factory()
+    config = build_config(
+        server.endpoint.url, prefix, "BOTH", "WRITE_THROUGH",
+        REDIS_SOCKET_TIMEOUT=5.0, REDIS_CONNECTION_TIMEOUT=5.0, REDIS_MAX_RETRIES=3,
+        CACHE_L2_TIMEOUT_MS=DEADLINE_MS, CACHE_BREAKER_THRESHOLD=THRESHOLD,
+    )
+    cache: Handle = await make_cache(config=config)
+    await cache.set("warm", 1, ttl=60)
+    if flavour == "sync":  # the quiet path is the one under test: a write has taken it
+        assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["live"], timeout=5)
+        for n in range(50):
+            await cache.set(f"before-{n}", n, ttl=60)
+        assert (await cache.stats())["l1_coherence"]["unechoed"] >= 1
+    with stalled(server, how) as back:
+        waits = []
+        while not back:
+            waits.append(await measured(cache.set(f"during-{len(waits)}", len(waits), ttl=60)))
+            await asyncio.sleep(0.01)
+    assert back, "the server did not come back"
+    waits.sort()
+    print(f"\n[{flavour} {how}] set waits: p50 {statistics.median(waits) * 1000:.1f} ms, "
+          f"max {waits[-1] * 1000:.1f} ms over {len(waits)} calls")
+    assert waits[-1] <= DEADLINE_MS / 1000 + SLACK

@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,91 @@ def test_a_lost_connection_or_flushall_flushes_everything() -> None:
     l1.set("p:c", 3, 1, 60)
     coherence.invalidated(None)  # FLUSHALL / FLUSHDB
     assert len(l1) == 0 and coherence.stats().resets == 4
+
+
+def test_an_unechoed_own_write_awaits_nothing_and_a_later_report_drops_its_copy() -> None:
+    coherence, l1, gens = rules()
+    coherence.write_begin("p:k", quiet=True)
+    l1.set("p:k", "mine", 1, 60)
+    coherence.write_end("p:k", b"mine", quiet=True)
+    assert coherence.take_checks() == {} and coherence.stats().unechoed == 1
+    token = gens.token("p:k")
+    coherence.invalidated(["p:k"])  # Redis sends no echo of it: any report is a change from elsewhere
+    assert l1.peek("p:k") is None and gens.token("p:k") != token and coherence.take_checks() == {}
+
+
+def test_a_write_that_could_go_unechoed_but_did_not_awaits_its_echo() -> None:
+    coherence, l1, _ = rules()
+    coherence.write_begin("p:k", quiet=True)
+    l1.set("p:k", "mine", 1, 60)
+    coherence.write_end("p:k", b"mine")  # the invalidation connection was busy: the pool wrote it
+    coherence.invalidated(["p:k"])
+    assert coherence.take_checks() == {"p:k": b"mine"} and coherence.stats().unechoed == 0
+
+
+def test_a_report_while_an_unechoed_write_is_in_flight_checks_its_copy() -> None:
+    coherence, l1, _ = rules()
+    l1.set("p:k", "old", 1, 60)
+    coherence.write_begin("p:k", quiet=True)
+    coherence.invalidated(["p:k"])  # a change from elsewhere, before or after the write: cannot tell yet
+    assert l1.peek("p:k") is None
+    l1.set("p:k", "mine", 1, 60)
+    coherence.write_end("p:k", b"mine", quiet=True)
+    assert coherence.take_checks() == {"p:k": b"mine"}
+
+
+@pytest.mark.parametrize("quiet_first", [True, False])
+def test_overlapping_own_writes_one_unechoed_are_checked_and_the_last_drops_the_copy(quiet_first: bool) -> None:
+    # In one event-loop turn the unechoed write, last, hides the other's echo: nothing may wait for it.
+    coherence, l1, gens = rules()
+    coherence.write_begin("p:k", quiet=quiet_first)
+    coherence.write_begin("p:k", quiet=not quiet_first)
+    l1.set("p:k", "first", 1, 60)
+    coherence.write_end("p:k", b"first", quiet=quiet_first)
+    assert coherence.take_checks() == {"p:k": b"first"}
+    l1.set("p:k", "second", 1, 60)
+    token = gens.token("p:k")
+    coherence.write_end("p:k", b"second", quiet=not quiet_first)
+    assert l1.peek("p:k") is None and gens.token("p:k") != token
+    assert coherence.take_checks() == {} and coherence.stats().unechoed == 0
+
+
+def test_the_last_of_overlapping_own_writes_drops_the_copy_whatever_order_l1_took_them_in() -> None:
+    # Redis got A then B, L1 took B then A: a check of B's record would find Redis holding it, and keep A.
+    coherence, l1, _ = rules()
+    coherence.write_begin("p:k")
+    coherence.write_begin("p:k")
+    l1.set("p:k", "B", 1, 60)
+    l1.set("p:k", "A", 1, 60)
+    coherence.write_end("p:k", b"A")
+    coherence.invalidated(["p:k"])  # A's echo (or both, merged)
+    coherence.write_end("p:k", b"B")
+    assert l1.peek("p:k") is None
+
+
+def test_a_write_back_flush_overlapping_a_write_keeps_the_flushed_copy_to_its_check() -> None:
+    coherence, l1, _ = rules()
+    l1.set("p:k", "pending value", 1, 60)
+    coherence.writes_begin(["p:k"], flushing=True)
+    coherence.write_begin("p:k")
+    coherence.write_end("p:k", b"written")
+    coherence.writes_end([("p:k", b"pending value")])
+    assert l1.peek("p:k") is not None  # no blind drop: the flushed value may be the newest this process has
+
+
+def test_the_echo_of_an_earlier_own_write_checks_the_unechoed_copy_after_it() -> None:
+    coherence, l1, _ = rules()
+    coherence.write_begin("p:k")
+    l1.set("p:k", "first", 1, 60)
+    coherence.write_end("p:k", b"first")  # its echo is on its way
+    coherence.write_begin("p:k", quiet=True)
+    l1.set("p:k", "second", 1, 60)
+    coherence.write_end("p:k", b"second", quiet=True)
+    coherence.invalidated(["p:k"])  # the first write's echo
+    checks = coherence.take_checks()
+    assert checks == {"p:k": b"second"}  # the copy L1 holds now
+    coherence.checked(list(checks), list(checks.values()), [b"second"])
+    assert l1.peek("p:k") is not None
 
 
 # -- two processes on a real Redis -------------------------------------------------------------
@@ -295,7 +381,10 @@ async def test_own_writes_keep_their_copy_through_the_echo(make_cache: MakeCache
     cache = await make_cache("BOTH")
     await cache.set("k", "mine", ttl=60, cache_type=TYPE)
     await cache.set_many({"a": 1, "b": 2}, ttl=60, cache_type=TYPE)
-    assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["echoes_kept"] >= 3, timeout=2)
+    # A sync cache's single-key set goes on the invalidation connection when it is free: no echo at all.
+    quiet = 0 if cache.is_async else 1
+    assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["echoes_kept"] >= 3 - quiet, timeout=2)
+    assert cache.raw.stats()["l1_coherence"]["unechoed"] == quiet
     l1 = cache.core.l1
     assert l1 is not None
     for key in ("k", "a", "b"):
@@ -459,3 +548,229 @@ def test_a_report_during_a_write_back_flush_leaves_the_flushed_copy_to_its_check
     checks = coherence.take_checks()
     coherence.checked(list(checks), list(checks.values()), [b"written later elsewhere"])
     assert l1.peek("p:k") is None
+
+
+# -- single-key writes on the invalidation connection (sync) ---------------------------------------
+
+
+def wait_for(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return bool(predicate())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ours_first", [True, False], ids=["own-write-first", "own-write-last"])
+def test_a_write_from_elsewhere_in_the_same_turn_as_an_unechoed_own_write(
+    redis_server: Any, prefix: str, ours_first: bool
+) -> None:
+    # CLIENT PAUSE WRITE holds both SETs; UNPAUSE lets them run back to back, in the order they came, and
+    # Redis merges their reports. The report names the key unless the last change was this cache's own.
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    url = redis_server.endpoint.url
+    admin = redis.Redis(**redis_server.endpoint.client_kwargs())
+    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
+    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
+    try:
+        assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+        quiet_rounds = 0
+        for round_ in range(4):
+            mine, other = f"mine{round_}", f"theirs{round_}"
+            ours.set("k", "seed", ttl=60)
+            unechoed = ours.stats()["l1_coherence"]["unechoed"]
+            reports = ours.stats()["l1_coherence"]["reports"]
+            first, second = ((ours, mine), (theirs, other)) if ours_first else ((theirs, other), (ours, mine))
+            admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+            threads = []
+            for cache, value in (first, second):
+                thread = threading.Thread(target=cache.set, args=("k", value), kwargs={"ttl": 60})
+                thread.start()
+                threads.append(thread)
+                time.sleep(0.1)  # this SET reaches the server, and waits there, before the next is sent
+            admin.execute_command("CLIENT", "UNPAUSE")
+            for thread in threads:
+                thread.join(5)
+            quiet_rounds += ours.stats()["l1_coherence"]["unechoed"] - unechoed
+            last = second[1]
+            assert theirs.get("k") == last  # what Redis holds
+            # This L1 follows: at once if the own write was last, within the bound otherwise, and for good.
+            assert wait_for(lambda last=last: ours.get("k") == last, timeout=BOUND), (round_, ours.get("k"))  # type: ignore[misc]
+            for _ in range(10):
+                assert ours.get("k") == last
+                time.sleep(0.005)
+            if ours_first:  # the (merged) report named the key: the last change was not this cache's
+                assert ours.stats()["l1_coherence"]["reports"] > reports
+        assert quiet_rounds >= 2  # the own writes went on the invalidation connection (unless it was busy)
+    finally:
+        ours.close()
+        theirs.close()
+        admin.close()
+
+
+async def test_a_write_from_elsewhere_right_after_an_unechoed_own_write_drops_the_copy(
+    make_cache: MakeCache, raw_redis: redis.Redis, flavour: str
+) -> None:
+    if flavour != "sync":
+        pytest.skip("asyncio caches write through the pool (their own writes are echoed and checked)")
+    cache = await make_cache("BOTH")
+    assert wait_for(lambda: cache.raw.stats()["l1_coherence"]["live"], timeout=5)
+    l1 = cache.core.l1
+    assert l1 is not None
+    for i in range(20):
+        key = f"k{i}"
+        await cache.set(key, "mine", ttl=60, cache_type=TYPE)
+        skey = cache.storage_key(key, TYPE)
+        raw_redis.delete(skey)  # sent as soon as the own write returned
+        assert wait_for(lambda skey=skey: l1.peek(skey) is None, timeout=BOUND), i  # type: ignore[misc]
+        assert await cache.get(key, cache_type=TYPE) is None
+    stats = cache.raw.stats()["l1_coherence"]
+    assert stats["unechoed"] >= 10 and stats["evicted"] + stats["echoes_dropped"] >= 20
+
+
+@pytest.mark.timeout(60)
+def test_own_writes_across_a_killed_invalidation_connection_land_and_leave_no_stale_copy(
+    redis_server: Any, prefix: str
+) -> None:
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    url = redis_server.endpoint.url
+    admin = redis.Redis(**redis_server.endpoint.client_kwargs())
+    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
+    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
+    try:
+        assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+        for round_ in range(3):
+            ours.set("k", f"before{round_}", ttl=60)
+            resets = ours.stats()["l1_coherence"]["resets"]
+            (victim,) = invalidation_client_ids(admin)
+            # The write waits on the server (paused) when its connection is killed: it fails there, L1 is
+            # flushed, and the write is made again on the pool or queued until it lands.
+            admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+            writing = threading.Thread(target=ours.set, args=("k", f"after{round_}"), kwargs={"ttl": 60})
+            writing.start()
+            time.sleep(0.1)
+            admin.execute_command("CLIENT", "KILL", "ID", victim)
+            admin.execute_command("CLIENT", "UNPAUSE")
+            writing.join(5)
+            assert wait_for(lambda v=f"after{round_}": theirs.get("k") == v, timeout=5)  # type: ignore[misc]
+            assert ours.get("k") == f"after{round_}"
+            theirs.set("k", f"theirs{round_}", ttl=60)  # reported once tracking is back, or flushed by it
+            assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+            assert wait_for(lambda v=f"theirs{round_}": ours.get("k") == v, timeout=BOUND)  # type: ignore[misc]
+            assert ours.stats()["l1_coherence"]["resets"] >= resets + 2  # the loss, then the restore
+        unechoed = ours.stats()["l1_coherence"]["unechoed"]
+        assert wait_for(lambda: (ours.set("k", "last", ttl=60), ours.stats()["l1_coherence"]["unechoed"])[1]
+                        > unechoed, timeout=2)  # writes on the new connection again
+    finally:
+        ours.close()
+        theirs.close()
+        admin.close()
+
+
+@pytest.mark.timeout(120)
+def test_threads_writing_few_keys_beside_another_client_settle_on_what_redis_holds(
+    redis_server: Any, prefix: str
+) -> None:
+    # Own writes of one key overlap (some on the invalidation connection, some on the pool) while another
+    # client writes the same keys: once all is written, this L1 agrees with Redis on every key.
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    url = redis_server.endpoint.url
+    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
+    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
+    keys = [f"k{i}" for i in range(3)]
+    try:
+        assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
+        for round_ in range(3):
+
+            def own(worker: int, round_: int = round_) -> None:
+                for n in range(200):
+                    ours.set(keys[n % len(keys)], f"own{round_}-{worker}-{n}", ttl=60)
+
+            def foreign(round_: int = round_) -> None:
+                for n in range(200):
+                    theirs.set(keys[n % len(keys)], f"theirs{round_}-{n}", ttl=60)
+
+            threads = [threading.Thread(target=own, args=(w,)) for w in range(3)]
+            threads.append(threading.Thread(target=foreign))
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+
+            def agree() -> bool:
+                return all(ours.get(k) == theirs.get(k) for k in keys)
+
+            assert wait_for(agree, timeout=BOUND), [(ours.get(k), theirs.get(k)) for k in keys]
+            time.sleep(0.05)
+            assert agree()
+        assert ours.stats()["l1_coherence"]["unechoed"] > 0
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_server_refusing_resp3_keeps_the_broadcast_connection_and_checks_echoes(
+    redis_server_factory: Any, prefix: str
+) -> None:
+    from qcache import CacheConfig, QueryCache
+
+    server = redis_server_factory(extra_config=['rename-command HELLO ""'])  # as a server or proxy without RESP3
+    config = CacheConfig.from_profile(
+        "development", REDIS_URL=f"redis://127.0.0.1:{server.port}/0", CACHE_KEY_PREFIX=prefix,
+    )
+    admin = redis.Redis(host="127.0.0.1", port=server.port)
+    with QueryCache(config) as cache:
+        assert wait_for(lambda: cache.stats()["l1_coherence"]["live"], timeout=5)
+        cache.set("k", "mine", ttl=60)
+        stats = cache.stats
+        assert wait_for(lambda: stats()["l1_coherence"]["echoes_kept"] == 1, timeout=2), stats()["l1_coherence"]
+        assert cache.stats()["l1_coherence"]["unechoed"] == 0
+        l1 = cache._core.l1
+        assert l1 is not None
+        skey = Handle(cache).storage_key("k")
+        admin.delete(skey)
+        assert wait_for(lambda: l1.peek(skey) is None, timeout=BOUND)
+        assert cache.get("k") is None
+    admin.close()
+
+
+async def test_a_tagged_set_goes_through_the_pool_and_its_echo_is_checked(make_cache: MakeCache) -> None:
+    cache = await make_cache("BOTH")
+    assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["live"], timeout=5)
+    await cache.set("k", "mine", ttl=60, cache_type=TYPE, tags=["t"])
+    assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["echoes_kept"] >= 1, timeout=2)
+    assert cache.raw.stats()["l1_coherence"]["unechoed"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_after_a_server_outage_own_writes_go_unechoed_again(redis_server: Any, prefix: str) -> None:
+    # While the server is away every attempt is RESP3 (an unreachable server says nothing about RESP3).
+    from qcache import QueryCache
+
+    from .conftest import build_config
+
+    cache = QueryCache(build_config(redis_server.endpoint.url, prefix, "BOTH", "WRITE_THROUGH"))
+    try:
+        assert wait_for(lambda: cache.stats()["l1_coherence"]["live"], timeout=5)
+        redis_server.kill()
+        assert wait_for(lambda: not cache.stats()["l1_coherence"]["live"], timeout=5)
+        time.sleep(0.3)  # a few attempts while it is away
+        redis_server.start()
+        assert wait_for(lambda: cache.stats()["l1_coherence"]["live"], timeout=10)
+        unechoed = cache.stats()["l1_coherence"]["unechoed"]
+        for i in range(5):
+            cache.set(f"k{i}", i, ttl=60)
+        assert cache.stats()["l1_coherence"]["unechoed"] > unechoed
+    finally:
+        cache.close()
