@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -562,13 +563,17 @@ def wait_for(predicate: Any, timeout: float) -> bool:
     return bool(predicate())
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("ours_first", [True, False], ids=["own-write-first", "own-write-last"])
-def test_a_write_from_elsewhere_in_the_same_turn_as_an_unechoed_own_write(
-    redis_server: Any, prefix: str, ours_first: bool
-) -> None:
-    # CLIENT PAUSE WRITE holds both SETs; UNPAUSE lets them run back to back, in the order they came, and
-    # Redis merges their reports. The report names the key unless the last change was this cache's own.
+@dataclass
+class TwoProcesses:
+    """A sync cache at level BOTH (``ours``), another process's cache on the same Redis, and an admin client."""
+
+    ours: Any
+    theirs: Any
+    admin: redis.Redis
+
+
+@pytest.fixture
+def two(redis_server: Any, prefix: str) -> Iterator[TwoProcesses]:
     from qcache import QueryCache
 
     from .conftest import build_config
@@ -579,38 +584,47 @@ def test_a_write_from_elsewhere_in_the_same_turn_as_an_unechoed_own_write(
     theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
     try:
         assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
-        quiet_rounds = 0
-        for round_ in range(4):
-            mine, other = f"mine{round_}", f"theirs{round_}"
-            ours.set("k", "seed", ttl=60)
-            unechoed = ours.stats()["l1_coherence"]["unechoed"]
-            reports = ours.stats()["l1_coherence"]["reports"]
-            first, second = ((ours, mine), (theirs, other)) if ours_first else ((theirs, other), (ours, mine))
-            admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
-            threads = []
-            for cache, value in (first, second):
-                thread = threading.Thread(target=cache.set, args=("k", value), kwargs={"ttl": 60})
-                thread.start()
-                threads.append(thread)
-                time.sleep(0.1)  # this SET reaches the server, and waits there, before the next is sent
-            admin.execute_command("CLIENT", "UNPAUSE")
-            for thread in threads:
-                thread.join(5)
-            quiet_rounds += ours.stats()["l1_coherence"]["unechoed"] - unechoed
-            last = second[1]
-            assert theirs.get("k") == last  # what Redis holds
-            # This L1 follows: at once if the own write was last, within the bound otherwise, and for good.
-            assert wait_for(lambda last=last: ours.get("k") == last, timeout=BOUND), (round_, ours.get("k"))  # type: ignore[misc]
-            for _ in range(10):
-                assert ours.get("k") == last
-                time.sleep(0.005)
-            if ours_first:  # the (merged) report named the key: the last change was not this cache's
-                assert ours.stats()["l1_coherence"]["reports"] > reports
-        assert quiet_rounds >= 2  # the own writes went on the invalidation connection (unless it was busy)
+        yield TwoProcesses(ours, theirs, admin)
     finally:
         ours.close()
         theirs.close()
         admin.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("ours_first", [True, False], ids=["own-write-first", "own-write-last"])
+def test_a_write_from_elsewhere_in_the_same_turn_as_an_unechoed_own_write(two: TwoProcesses, ours_first: bool) -> None:
+    # CLIENT PAUSE WRITE holds both SETs; UNPAUSE lets them run back to back, in the order they came, and
+    # Redis merges their reports. The report names the key unless the last change was this cache's own.
+    ours, theirs, admin = two.ours, two.theirs, two.admin
+    quiet_rounds = 0
+    for round_ in range(4):
+        mine, other = f"mine{round_}", f"theirs{round_}"
+        ours.set("k", "seed", ttl=60)
+        unechoed = ours.stats()["l1_coherence"]["unechoed"]
+        reports = ours.stats()["l1_coherence"]["reports"]
+        first, second = ((ours, mine), (theirs, other)) if ours_first else ((theirs, other), (ours, mine))
+        admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        threads = []
+        for cache, value in (first, second):
+            thread = threading.Thread(target=cache.set, args=("k", value), kwargs={"ttl": 60})
+            thread.start()
+            threads.append(thread)
+            time.sleep(0.1)  # this SET reaches the server, and waits there, before the next is sent
+        admin.execute_command("CLIENT", "UNPAUSE")
+        for thread in threads:
+            thread.join(5)
+        quiet_rounds += ours.stats()["l1_coherence"]["unechoed"] - unechoed
+        last = second[1]
+        assert theirs.get("k") == last  # what Redis holds
+        # This L1 follows: at once if the own write was last, within the bound otherwise, and for good.
+        assert wait_for(lambda last=last: ours.get("k") == last, timeout=BOUND), (round_, ours.get("k"))  # type: ignore[misc]
+        for _ in range(10):
+            assert ours.get("k") == last
+            time.sleep(0.005)
+        if ours_first:  # the (merged) report named the key: the last change was not this cache's
+            assert ours.stats()["l1_coherence"]["reports"] > reports
+    assert quiet_rounds >= 2  # the own writes went on the invalidation connection (unless it was busy)
 
 
 async def test_a_write_from_elsewhere_right_after_an_unechoed_own_write_drops_the_copy(
@@ -634,90 +648,62 @@ async def test_a_write_from_elsewhere_right_after_an_unechoed_own_write_drops_th
 
 
 @pytest.mark.timeout(60)
-def test_own_writes_across_a_killed_invalidation_connection_land_and_leave_no_stale_copy(
-    redis_server: Any, prefix: str
-) -> None:
-    from qcache import QueryCache
-
-    from .conftest import build_config
-
-    url = redis_server.endpoint.url
-    admin = redis.Redis(**redis_server.endpoint.client_kwargs())
-    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
-    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
-    try:
+def test_own_writes_across_a_killed_invalidation_connection_land_and_leave_no_stale_copy(two: TwoProcesses) -> None:
+    ours, theirs, admin = two.ours, two.theirs, two.admin
+    for round_ in range(3):
+        ours.set("k", f"before{round_}", ttl=60)
+        resets = ours.stats()["l1_coherence"]["resets"]
+        (victim,) = invalidation_client_ids(admin)
+        # The write waits on the server (paused) when its connection is killed: it fails there, L1 is
+        # flushed, and the write is made again on the pool or queued until it lands.
+        admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        writing = threading.Thread(target=ours.set, args=("k", f"after{round_}"), kwargs={"ttl": 60})
+        writing.start()
+        time.sleep(0.1)
+        admin.execute_command("CLIENT", "KILL", "ID", victim)
+        admin.execute_command("CLIENT", "UNPAUSE")
+        writing.join(5)
+        assert wait_for(lambda v=f"after{round_}": theirs.get("k") == v, timeout=5)  # type: ignore[misc]
+        assert ours.get("k") == f"after{round_}"
+        theirs.set("k", f"theirs{round_}", ttl=60)  # reported once tracking is back, or flushed by it
         assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
-        for round_ in range(3):
-            ours.set("k", f"before{round_}", ttl=60)
-            resets = ours.stats()["l1_coherence"]["resets"]
-            (victim,) = invalidation_client_ids(admin)
-            # The write waits on the server (paused) when its connection is killed: it fails there, L1 is
-            # flushed, and the write is made again on the pool or queued until it lands.
-            admin.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
-            writing = threading.Thread(target=ours.set, args=("k", f"after{round_}"), kwargs={"ttl": 60})
-            writing.start()
-            time.sleep(0.1)
-            admin.execute_command("CLIENT", "KILL", "ID", victim)
-            admin.execute_command("CLIENT", "UNPAUSE")
-            writing.join(5)
-            assert wait_for(lambda v=f"after{round_}": theirs.get("k") == v, timeout=5)  # type: ignore[misc]
-            assert ours.get("k") == f"after{round_}"
-            theirs.set("k", f"theirs{round_}", ttl=60)  # reported once tracking is back, or flushed by it
-            assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
-            assert wait_for(lambda v=f"theirs{round_}": ours.get("k") == v, timeout=BOUND)  # type: ignore[misc]
-            assert ours.stats()["l1_coherence"]["resets"] >= resets + 2  # the loss, then the restore
-        unechoed = ours.stats()["l1_coherence"]["unechoed"]
-        assert wait_for(lambda: (ours.set("k", "last", ttl=60), ours.stats()["l1_coherence"]["unechoed"])[1]
-                        > unechoed, timeout=2)  # writes on the new connection again
-    finally:
-        ours.close()
-        theirs.close()
-        admin.close()
+        assert wait_for(lambda v=f"theirs{round_}": ours.get("k") == v, timeout=BOUND)  # type: ignore[misc]
+        assert ours.stats()["l1_coherence"]["resets"] >= resets + 2  # the loss, then the restore
+    unechoed = ours.stats()["l1_coherence"]["unechoed"]
+    assert wait_for(lambda: (ours.set("k", "last", ttl=60), ours.stats()["l1_coherence"]["unechoed"])[1]
+                    > unechoed, timeout=2)  # writes on the new connection again
 
 
 @pytest.mark.timeout(120)
-def test_threads_writing_few_keys_beside_another_client_settle_on_what_redis_holds(
-    redis_server: Any, prefix: str
-) -> None:
+def test_threads_writing_few_keys_beside_another_client_settle_on_what_redis_holds(two: TwoProcesses) -> None:
     # Own writes of one key overlap (some on the invalidation connection, some on the pool) while another
     # client writes the same keys: once all is written, this L1 agrees with Redis on every key.
-    from qcache import QueryCache
-
-    from .conftest import build_config
-
-    url = redis_server.endpoint.url
-    ours = QueryCache(build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
-    theirs = QueryCache(build_config(url, prefix, "L2_REDIS", "WRITE_THROUGH"))
     keys = [f"k{i}" for i in range(3)]
-    try:
-        assert wait_for(lambda: ours.stats()["l1_coherence"]["live"], timeout=5)
-        for round_ in range(3):
+    ours, theirs = two.ours, two.theirs
+    for round_ in range(3):
 
-            def own(worker: int, round_: int = round_) -> None:
-                for n in range(200):
-                    ours.set(keys[n % len(keys)], f"own{round_}-{worker}-{n}", ttl=60)
+        def own(worker: int, round_: int = round_) -> None:
+            for n in range(200):
+                ours.set(keys[n % len(keys)], f"own{round_}-{worker}-{n}", ttl=60)
 
-            def foreign(round_: int = round_) -> None:
-                for n in range(200):
-                    theirs.set(keys[n % len(keys)], f"theirs{round_}-{n}", ttl=60)
+        def foreign(round_: int = round_) -> None:
+            for n in range(200):
+                theirs.set(keys[n % len(keys)], f"theirs{round_}-{n}", ttl=60)
 
-            threads = [threading.Thread(target=own, args=(w,)) for w in range(3)]
-            threads.append(threading.Thread(target=foreign))
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
+        threads = [threading.Thread(target=own, args=(w,)) for w in range(3)]
+        threads.append(threading.Thread(target=foreign))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
 
-            def agree() -> bool:
-                return all(ours.get(k) == theirs.get(k) for k in keys)
+        def agree() -> bool:
+            return all(ours.get(k) == theirs.get(k) for k in keys)
 
-            assert wait_for(agree, timeout=BOUND), [(ours.get(k), theirs.get(k)) for k in keys]
-            time.sleep(0.05)
-            assert agree()
-        assert ours.stats()["l1_coherence"]["unechoed"] > 0
-    finally:
-        ours.close()
-        theirs.close()
+        assert wait_for(agree, timeout=BOUND), [(ours.get(k), theirs.get(k)) for k in keys]
+        time.sleep(0.05)
+        assert agree()
+    assert ours.stats()["l1_coherence"]["unechoed"] > 0
 
 
 def test_a_server_refusing_resp3_keeps_the_broadcast_connection_and_checks_echoes(

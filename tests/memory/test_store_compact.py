@@ -18,7 +18,7 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import available_policies
-from qcache.memory.store import _MAX_QUEUES, _SHARED_SIZES, MemoryStore, StoredEntry
+from qcache.memory.store import _MAX_QUEUES, _SHARED_EXPIRY, _SHARED_SIZES, MemoryStore, StoredEntry
 
 from .support import named
 
@@ -236,3 +236,51 @@ def allocated(make: Any) -> float:
         tracemalloc.stop()
     assert len(made) == 1_000
     return held / 1_000
+
+
+def test_new_entries_close_together_share_one_expiry_never_later_and_at_most_a_thousandth_of_the_ttl_early(
+    clock: ManualClock,
+) -> None:
+    store = MemoryStore(10_000, 10**9, "LRU", clock=clock)
+    ttl = 60.0  # entries within 60 ms of the last queued one share its time
+    asked: dict[str, float] = {}
+    for i in range(300):
+        store.set(f"k{i}", i, 1, ttl)
+        asked[f"k{i}"] = clock() + ttl
+        clock.advance(0.001)
+    got = {key: store.peek(key).expires_at for key in asked}  # type: ignore[union-attr]
+    assert all(asked[key] - ttl * _SHARED_EXPIRY <= at <= asked[key] for key, at in got.items())
+    floats = {id(at) for at in got.values()}
+    assert len(floats) <= 300 * 0.001 / (ttl * _SHARED_EXPIRY) + 2  # one float per 60 ms of writes
+    assert len(floats) < len(got)
+    store.check_invariants()
+    # Each entry goes once its own (shared) time has come: never later than asked.
+    clock.advance(ttl - 0.3 - ttl * _SHARED_EXPIRY - 0.001)
+    assert store.cleanup() == 0 and len(store) == 300
+    while len(store):
+        clock.advance(0.002)
+        now = clock()
+        store.cleanup()
+        assert all((key in store) == (got[key] > now) for key in asked)
+        assert not any(key in store for key, at in asked.items() if at <= now)
+    store.check_invariants()
+
+
+def test_an_entry_apart_from_the_last_or_rewritten_keeps_its_own_expiry(clock: ManualClock) -> None:
+    store = MemoryStore(100, 10**9, "LRU", clock=clock)
+    ttl = 10.0
+    store.set("a", 1, 1, ttl)
+    clock.advance(ttl * _SHARED_EXPIRY * 1.5)
+    store.set("b", 2, 1, ttl)  # further from the last queued time than the margin: a time of its own
+    a, b = store.peek("a"), store.peek("b")
+    assert a is not None and b is not None
+    assert b.expires_at == clock() + ttl and b.expires_at is not a.expires_at
+    clock.advance(0.0001)
+    store.set("a", 3, 1, ttl)  # an overwrite takes exactly what it asked for
+    rewritten = store.peek("a")
+    assert rewritten is not None and rewritten.expires_at == clock() + ttl
+    clock.advance(0.0001)
+    store.set("c", 4, 1, 2 * ttl)  # another TTL: its own queue, its own time
+    c = store.peek("c")
+    assert c is not None and c.expires_at == clock() + 2 * ttl
+    store.check_invariants()
