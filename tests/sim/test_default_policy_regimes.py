@@ -53,7 +53,22 @@ WORKLOADS: dict[str, Callable[[], TraceSource]] = {
         Loop(keys=4000, requests=150_000),
     )),
 }
-# Measured misses of the goal, kept visible (strict: they fail once fixed). None at present.
+# A wider sweep of the same generators, run after the default's constants
+# were tuned on the workloads above (reuse at three new-key fractions and
+# two gaps, three shifting sets, Zipf 0.6 and 1.1, a three-phase mix; 150k
+# requests each). Only the variants with at least one miss are kept here,
+# with the sweep's parameters and seeds; their misses are not yet met and
+# are listed in KNOWN_MISSES.
+WIDER: dict[str, Callable[[], TraceSource]] = {
+    "wide-reuse-0.1-100": lambda: RecentReuse(requests=150_000, new_fraction=0.1, mean_gap=100, seed=21),
+    "wide-reuse-0.3-100": lambda: RecentReuse(requests=150_000, new_fraction=0.3, mean_gap=100, seed=21),
+    "wide-reuse-0.3-2000": lambda: RecentReuse(requests=150_000, new_fraction=0.3, mean_gap=2000, seed=21),
+    "wide-reuse-0.5-2000": lambda: RecentReuse(requests=150_000, new_fraction=0.5, mean_gap=2000, seed=21),
+    "wide-shifting-300-16": lambda: ShiftingWorkingSet(requests=150_000, width=300, rate=16, seed=22),
+    "wide-zipf-1.1": lambda: Zipf(keys=30_000, requests=150_000, exponent=1.1, seed=23),
+}
+ALL_WORKLOADS = {**WORKLOADS, **WIDER}
+# Measured misses of the goal, kept visible (strict: they fail once fixed).
 # The last one was reuse at 0.1% (40 entries): 28.03% against S3-FIFO's
 # 30.02%. Both ghost lists were hit about as often there (11% and 13% of
 # requests), the window wandered from 1 to 30 entries, and every growth
@@ -67,12 +82,23 @@ WORKLOADS: dict[str, Callable[[], TraceSource]] = {
 # steps gated by the climber (28.0-28.5%, or the shifting sets fell under
 # LRU), steps scaled down or skipped while both ghost lists are hit alike
 # (22-27%), and growth that duels main's LRU key (23%).
-KNOWN_MISSES: dict[tuple[str, int], str] = {}
+# The wider sweep's misses (default's hit ratio against the reference it misses):
+KNOWN_MISSES: dict[tuple[str, int], str] = {
+    ("wide-reuse-0.1-100", 0): "15 entries: 58.21% vs S3-FIFO 60.17% (0.97 point short)",
+    ("wide-reuse-0.3-100", 0): "45 entries: 46.93% vs ARC 48.31% (0.38 point short)",
+    ("wide-reuse-0.3-2000", 1): "448 entries: 32.71% vs ARC 35.37% (1.65 points short);"
+    " no fixed window reaches past 31.9%",
+    ("wide-reuse-0.3-2000", 2): "4479 entries: 69.25% vs LRU 70.07% (0.32 point short)",
+    ("wide-reuse-0.5-2000", 1): "748 entries: 23.65% vs ARC 25.19% (0.54 point short)",
+    ("wide-reuse-0.5-2000", 2): "7478 entries: 49.03% vs LRU 50.11% (0.58 point short)",
+    ("wide-shifting-300-16", 1): "96 entries: 30.53% vs LRU 31.60% (0.57 point short)",
+    ("wide-zipf-1.1", 0): "15 entries: 39.89% vs S3-FIFO 40.92% (0.03 point short)",
+}
 
 
 @cache
 def keys_of(workload: str) -> list[object]:
-    return list(materialize(WORKLOADS[workload]()).keys)
+    return list(materialize(ALL_WORKLOADS[workload]()).keys)
 
 
 @cache
@@ -85,7 +111,7 @@ def ratio(workload: str, policy: str, index: int) -> float:
 CASES = [
     pytest.param(name, index, marks=pytest.mark.xfail(reason=KNOWN_MISSES[(name, index)], strict=True))
     if (name, index) in KNOWN_MISSES else (name, index)
-    for name in WORKLOADS for index in range(3)
+    for name in ALL_WORKLOADS for index in range(3)
 ]
 
 
