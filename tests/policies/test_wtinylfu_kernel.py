@@ -82,6 +82,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "fixed, no doorkeeper": {"adaptive": False, "doorkeeper": False, "window_fraction": 0.01},
     "ungated, short gate period": {"gate_ratio": 0.0, "gate_factor": 0.5},
     "strict gate": {"gate_ratio": 2.0},
+    "eager boost": {"boost_ratio": 0.5, "boost_cap": 64.0},
+    "no boost": {"boost_cap": 1.0},
 }
 
 
@@ -104,6 +106,7 @@ def state(policy: WTinyLFUPolicy) -> dict[str, Any]:
         "window target": policy._window_target,
         "sample": (policy._sample_hits, policy._sample_count),
         "gate": (policy._window_hits, policy._main_hits, policy._gate_left),
+        "boost": (policy._window_ghost_hits, policy._main_ghost_hits),
         "climber": None if climber is None else [getattr(climber, name) for name in HillClimber.__slots__],
         "last missed": policy._last_missed is wtinylfu._NONE,
     }

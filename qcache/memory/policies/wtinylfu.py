@@ -97,6 +97,20 @@ class WTinyLFUPolicy(EvictionPolicy):
       entries reaches 29.9%. Gated, it stays small there (29.2%), and
       recency-dominated workloads, whose window hits as much per entry as
       main, grow it as before.
+    * **A boost to growth**: where the window hits more than
+      ``boost_ratio`` times as much per entry as main, a window ghost's step
+      is multiplied by that excess, bounded by how many times more often
+      window ghosts are hit than main ghosts (both counted with the gate's
+      hits and halved with them) and by ``boost_cap``. A recency workload
+      at 10% of its keys (keys reused at geometric distances, a mean of
+      2000 requests back) has main earning 5 to 40 times less per entry
+      than the window; one ghost step at a time the window crept from 25%
+      to 83% of the cache over 33 cache turnovers, 0.3 to 1.1 points under
+      LRU (69.25% against 70.07%, 49.03% against 50.11%). Boosted, it
+      passes 90% after about 17 turnovers (69.77%, 49.76%). Where
+      frequency matters (Zipf, the shared traces) the window rarely
+      out-earns main threefold, or main's ghosts are hit about as often,
+      and little changes (at most 0.23 point down).
     * **The hill climber** (:class:`HillClimber`, Caffeine's): every sample
       of ``sample_factor x capacity`` requests it steps the window the way
       that last raised the hit rate, with a decaying step. It refines what
@@ -151,6 +165,8 @@ class WTinyLFUPolicy(EvictionPolicy):
         ghost_gain: float = 2.0,
         gate_ratio: float = 0.3,
         gate_factor: float = 2.0,
+        boost_ratio: float = 3.0,
+        boost_cap: float = 16.0,
         seed: int = 0,
     ) -> None:
         super().__init__(capacity)
@@ -162,6 +178,8 @@ class WTinyLFUPolicy(EvictionPolicy):
             raise ValueError("ghost_factor and ghost_gain must be >= 0")
         if gate_ratio < 0 or not gate_factor > 0:
             raise ValueError("gate_ratio must be >= 0 and gate_factor > 0")
+        if not boost_ratio > 0 or not boost_cap >= 1:
+            raise ValueError("boost_ratio must be > 0 and boost_cap >= 1")
         self._protected_fraction = protected_fraction
         main = int(capacity * (1.0 - window_fraction))
         self._window_max = max(1, capacity - main)
@@ -210,6 +228,11 @@ class WTinyLFUPolicy(EvictionPolicy):
         self._gate_left = self._gate_period
         self._window_hits = 0.0
         self._main_hits = 0.0
+        # The growth boost: its two bounds, and the ghost hits on each side (aged with the gate's).
+        self._boost_ratio = boost_ratio
+        self._boost_cap = boost_cap
+        self._window_ghost_hits = 0.0
+        self._main_ghost_hits = 0.0
 
     # -- introspection (tests, notebooks) ------------------------------------
 
@@ -337,6 +360,7 @@ class WTinyLFUPolicy(EvictionPolicy):
         self._main_ghost.clear()
         self._sample_hits = self._sample_count = 0
         self._window_hits = self._main_hits = 0.0
+        self._window_ghost_hits = self._main_ghost_hits = 0.0
         self._gate_left = self._gate_period
         self._last_missed = _NONE
 
@@ -354,12 +378,20 @@ class WTinyLFUPolicy(EvictionPolicy):
         mark = _fingerprint(slots)
         if mark in window_ghost:
             del window_ghost[mark]
-            if self._window_hits * max(len(self._probation) + len(self._protected), 1) >= (
-                self._gate_ratio * self._main_hits * max(len(self._window), 1)
-            ):
+            self._window_ghost_hits += 1.0
+            # The window's and main's hits per entry, cross-multiplied.
+            ours = self._window_hits * max(len(self._probation) + len(self._protected), 1)
+            theirs = self._main_hits * max(len(self._window), 1)
+            if ours >= self._gate_ratio * theirs:
                 step = self._ghost_gain * max(len(main_ghost) / (len(window_ghost) + 1), 1.0)
-                self._resize_window(self._window_target + step)
+                boost = self._boost_cap
+                if theirs > 0.0:
+                    boost = min(boost, ours / (self._boost_ratio * theirs))
+                if self._main_ghost_hits > 0.0:
+                    boost = min(boost, self._window_ghost_hits / self._main_ghost_hits)
+                self._resize_window(self._window_target + step * max(boost, 1.0))
         elif mark in main_ghost:
+            self._main_ghost_hits += 1.0
             protected = self._protected
             if protected:
                 # Main lost a key that is now more popular than protected's oldest:
@@ -375,6 +407,8 @@ class WTinyLFUPolicy(EvictionPolicy):
         """Halve the growth gate's hit counts, so they follow the workload."""
         self._window_hits *= 0.5
         self._main_hits *= 0.5
+        self._window_ghost_hits *= 0.5
+        self._main_ghost_hits *= 0.5
         self._gate_left = self._gate_period
 
     def _climb(self) -> None:
@@ -539,6 +573,8 @@ class WTinyLFUPolicy(EvictionPolicy):
                         if not gate_left:
                             window_hits *= 0.5
                             main_hits *= 0.5
+                            self._window_ghost_hits *= 0.5
+                            self._main_ghost_hits *= 0.5
                             gate_left = gate_period
                         if sample_count >= sample_size:
                             self._sample_hits, self._sample_count = sample_hits, sample_count
@@ -552,6 +588,8 @@ class WTinyLFUPolicy(EvictionPolicy):
                     if not gate_left:
                         window_hits *= 0.5
                         main_hits *= 0.5
+                        self._window_ghost_hits *= 0.5
+                        self._main_ghost_hits *= 0.5
                         gate_left = gate_period
                     if sample_count >= sample_size:
                         self._sample_hits, self._sample_count = sample_hits, sample_count

@@ -56,7 +56,8 @@ _ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 
 _GATE_LEFT, _GATE_PERIOD = 13, 14
 _ISTATE = 15
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
-_FSTATE = 6
+_BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS = 6, 7, 8, 9
+_FSTATE = 10
 
 #: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
 CLIMBER_FIELDS = (
@@ -193,6 +194,8 @@ def _gate_tick(istate: Any, fstate: Any) -> None:
     if not istate[_GATE_LEFT]:
         fstate[_WINDOW_HITS] *= 0.5
         fstate[_MAIN_HITS] *= 0.5
+        fstate[_WINDOW_GHOST_HITS] *= 0.5
+        fstate[_MAIN_GHOST_HITS] *= 0.5
         istate[_GATE_LEFT] = istate[_GATE_PERIOD]
 
 
@@ -261,14 +264,21 @@ def _replay(
                 if wprev[mark] != _OUT:
                     # a window ghost: a larger window would have kept it
                     _unlink(0, mark, wprev, wnext, gheads, gtails, gsizes)
-                    if fstate[_WINDOW_HITS] * max(sizes[_PROBATION] + sizes[_PROTECTED], 1) >= (
-                        fstate[_GATE_RATIO] * fstate[_MAIN_HITS] * max(sizes[_WINDOW], 1)
-                    ):
+                    fstate[_WINDOW_GHOST_HITS] += 1.0
+                    ours = fstate[_WINDOW_HITS] * max(sizes[_PROBATION] + sizes[_PROTECTED], 1)
+                    theirs = fstate[_MAIN_HITS] * max(sizes[_WINDOW], 1)
+                    if ours >= fstate[_GATE_RATIO] * theirs:
                         step = fstate[_GHOST_GAIN] * max(gsizes[1] / (gsizes[0] + 1), 1.0)
-                        _resize_window(fstate[_WINDOW_TARGET] + step, istate, fstate)
+                        boost = fstate[_BOOST_CAP]
+                        if theirs > 0.0:
+                            boost = min(boost, ours / (fstate[_BOOST_RATIO] * theirs))
+                        if fstate[_MAIN_GHOST_HITS] > 0.0:
+                            boost = min(boost, fstate[_WINDOW_GHOST_HITS] / fstate[_MAIN_GHOST_HITS])
+                        _resize_window(fstate[_WINDOW_TARGET] + step * max(boost, 1.0), istate, fstate)
                         _shed(region, prev, nxt, heads, tails, sizes, istate)
                     wprev[mark] = _OUT
                 elif mprev[mark] != _OUT:
+                    fstate[_MAIN_GHOST_HITS] += 1.0
                     if sizes[_PROTECTED] and _frequency(heads[_PROTECTED], slots, table, door, doorkeeper) < _frequency(
                         key, slots, table, door, doorkeeper
                     ):
@@ -601,6 +611,10 @@ def replay(
             policy._window_hits,
             policy._main_hits,
             policy._gate_ratio,
+            policy._boost_ratio,
+            policy._boost_cap,
+            policy._window_ghost_hits,
+            policy._main_ghost_hits,
         ],
         dtype=np.float64,
     )
@@ -639,6 +653,8 @@ def replay(
     policy._sample_count = int(istate[_SAMPLE_COUNT])
     policy._window_hits = float(fstate[_WINDOW_HITS])
     policy._main_hits = float(fstate[_MAIN_HITS])
+    policy._window_ghost_hits = float(fstate[_WINDOW_GHOST_HITS])
+    policy._main_ghost_hits = float(fstate[_MAIN_GHOST_HITS])
     policy._gate_left = int(istate[_GATE_LEFT])
     load_climber(policy._climber, climber)
     return hits
