@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from qcache.load.check import Thresholds, check_summary
-from qcache.load.results import LoadResultsError, latest_run, read_summary, results_root
 
 EXIT_OK, EXIT_BREACH, EXIT_UNREADABLE = 0, 1, 2
 
@@ -46,6 +45,13 @@ def register(subparsers: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    # Imported here: the load modules need the ``loadtest`` extra (HdrHistogram), which the other
+    # sub-commands of ``qcache`` (and the main job, which installs no Locust) must not.
+    try:
+        from qcache.load.results import LoadResultsError, latest_run, read_summary, results_root
+    except ModuleNotFoundError as exc:
+        print(f"qcache load needs the loadtest extra (pip install 'qcache[loadtest]'): {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
     run = args.run or latest_run(results_root())
     if run is None:
         print(f"no load run under {results_root()}; run `locust -f loadtests/` first", file=sys.stderr)

@@ -24,7 +24,10 @@ cache type's, the caller's usual one) gets a FIFO queue of its own, two
 deques of times and keys, about 16 bytes a pair instead of a heap's 64 (a
 tuple and its slot). A pair that does not fit a queue in order (a TTL beyond
 the first :data:`_MAX_QUEUES` in use, as jittered TTLs are, a pair pushed
-again, a clock that went back) goes to a min-heap of tuples as before.
+again, a clock that went back) goes to a min-heap of tuples as before. A new
+entry whose expiry falls within a thousandth of its TTL after its queue's
+last one takes that time, the same float (see ``_SHARED_EXPIRY``): entries
+written close together keep one expiry object, not one each.
 
 Keys live in *partitions* (the facade uses one per cache type, see
 :mod:`qcache.memory.partition`): each has its own entry cap and its own policy
