@@ -572,27 +572,14 @@ class WTinyLFUPolicy(EvictionPolicy):
                         where[key] = _PROTECTED
                         if len(protected) > self._protected_max:
                             self._demote_protected()
-                    if climbing and full:
+                # the climber's and the gate's counts: a hit's after its move, a miss's before its insert
+                if climbing and full:
+                    if region is not None:
                         sample_hits += 1
                         if region == _WINDOW:
                             window_hits += 1.0
                         else:
                             main_hits += 1.0
-                        sample_count += 1
-                        gate_left -= 1
-                        if not gate_left:
-                            window_hits *= 0.5
-                            main_hits *= 0.5
-                            self._window_ghost_hits *= 0.5
-                            self._main_ghost_hits *= 0.5
-                            gate_left = gate_period
-                        if sample_count >= sample_size:
-                            self._sample_hits, self._sample_count = sample_hits, sample_count
-                            self._climb()
-                            sample_hits = sample_count = 0
-                    continue
-                # the rest of on_miss, on_insert, then victim() when over the bound
-                if climbing and full:
                     sample_count += 1
                     gate_left -= 1
                     if not gate_left:
@@ -605,6 +592,9 @@ class WTinyLFUPolicy(EvictionPolicy):
                         self._sample_hits, self._sample_count = sample_hits, sample_count
                         self._climb()
                         sample_hits = sample_count = 0
+                if region is not None:
+                    continue
+                # the rest of on_miss, on_insert, then victim() when over the bound
                 slots[key] = key_slots
                 window[key] = None
                 where[key] = _WINDOW
