@@ -158,23 +158,25 @@ class WritePlans:
             self._defer([_pending_write(state)])  # the flusher tells coherence about it when it sends it
             self.set_end(state)
             return None
-        if state.tags:
-            call = L2Call(L2Op.SET_TAGGED, (
-                [(state.skey, state.record, state.seconds)],
-                [Membership(tag_key, state.skey, state.expires_at_ms) for tag_key in state.tags],
-                int(core.clock() * 1000),
-            ))
-        else:
-            call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
         # Other processes' copies follow Redis; this one's (or the next read's) is checked against the echo,
         # unless the write went on the invalidation connection, which hears no echo of its own writes.
         coherence = core.coherence
+        writer = None if coherence is None else coherence.writer
+        if state.tags:
+            memberships = [Membership(tag_key, state.skey, state.expires_at_ms) for tag_key in state.tags]
+            now_ms = int(core.clock() * 1000)
+            if writer is None:
+                call = L2Call(L2Op.SET_TAGGED, ([(state.skey, state.record, state.seconds)], memberships, now_ms))
+            else:
+                call = L2Call(L2Op.SET_TAGGED_QUIET, (state.skey, state.record, state.seconds, memberships, now_ms,
+                                                      writer))
+        elif writer is None:
+            call = new_tuple(L2Call, (L2Op.SET, (state.skey, state.record, state.seconds)))
+        else:
+            call = new_tuple(L2Call, (L2Op.SET_QUIET, (state.skey, state.record, state.seconds, writer)))
         quiet = False
         if coherence is not None:
-            writer = coherence.writer
-            if writer is not None and not state.tags:
-                call = new_tuple(L2Call, (L2Op.SET_QUIET, (state.skey, state.record, state.seconds, writer)))
-            coherence.write_begin(state.skey, quiet=call.op is L2Op.SET_QUIET)
+            coherence.write_begin(state.skey, quiet=writer is not None)
         try:
             quiet = (yield call) is True
         except BackendError as exc:

@@ -47,9 +47,21 @@ from qcache.l2.replies import read_replies, read_replies_async
 
 
 class QuietWriter(Protocol):
-    """A connection taking a one-command request when free (:meth:`qcache.l2.tracking.TrackingListener.write`)."""
+    """A connection taking a request when free (:meth:`qcache.l2.tracking.TrackingListener.write`)."""
 
-    def write(self, request: list[bytes]) -> list[Any] | None: ...
+    def write(self, request: list[bytes], count: int = 1) -> list[Any] | None: ...
+
+
+class TransactionAborted(redis.ResponseError):
+    """Redis refused a command of a transaction as it was queued, so it applied none of them.
+
+    A server before 7.0 (no PEXPIRE NX or GT), or an ACL that forbids
+    MULTI: the caller writes the same change another way.
+    """
+
+
+class TransactionCommandFailed(redis.ResponseError):
+    """A command of a transaction failed as it ran (a wrong type); Redis ran the others, before and after it."""
 
 
 #: Values at least this long are sent as their own buffer instead of copied into the command.
@@ -149,6 +161,48 @@ def batch_request(entries: Sequence[Entry]) -> list[bytes]:
             return []
         pack_set(parts, key.encode(), data, px)
     return [b"".join(parts)] if len(parts) == len(entries) else parts  # large values stay uncopied
+
+
+def transaction_request(commands: Sequence[tuple[str | bytes | int, ...]]) -> list[bytes]:
+    """One request of ``commands`` (text, bytes and int arguments), each packed as redis-py packs it.
+
+    Empty without hiredis, or for text that UTF-8 cannot encode: the caller
+    then makes the change another way. One buffer (a connection sends each
+    of a request's buffers on its own), unless a long value makes copying it
+    dearer than a second send.
+    """
+    if pack_mget_text is _pack_mget_text:  # no hiredis
+        return []
+    try:
+        # Not pack_args: its type check costs twice the packing, and these commands hold text, bytes and ints only.
+        parts: list[bytes] = [_hiredis_pack(command) for command in commands]  # type: ignore[arg-type]  # its stub types a 1-tuple
+    except UnicodeEncodeError:
+        return []
+    return parts if sum(map(len, parts)) >= _COPY_BELOW else [b"".join(parts)]
+
+
+def transaction_reply(replies: list[Any]) -> list[Any]:
+    """What EXEC returned for a transaction's replies (MULTI's, one a queued command, EXEC's).
+
+    A command refused as it was queued aborts the whole transaction:
+    :class:`TransactionAborted`, naming the refusal. An EXEC refused as a
+    whole (out of memory) is raised as redis-py raises it: nothing was
+    applied either. A command that failed as it ran is
+    :class:`TransactionCommandFailed`: unlike a script, which stops at its
+    first error, the transaction ran every other command.
+    """
+    for reply in replies[:-1]:
+        if isinstance(reply, Exception):
+            raise TransactionAborted(str(reply)) from reply
+    result = replies[-1]
+    if isinstance(result, Exception):
+        raise result
+    if not isinstance(result, list):  # EXEC of a transaction that was not aborted is an array
+        raise redis.ResponseError(f"EXEC returned {type(result).__name__}, not the replies")
+    for reply in result:
+        if isinstance(reply, Exception):
+            raise TransactionCommandFailed(str(reply)) from reply
+    return result
 
 
 def only_reply(replies: list[Any]) -> Any:
@@ -315,6 +369,28 @@ class DirectCommands(_Direct):
                     return True
         self.set(key, data, px=px)
         return False
+
+    def transaction_on(self, writer: QuietWriter, commands: Sequence[tuple[str | bytes | int, ...]]) -> bool:
+        """``commands`` (MULTI ... EXEC) on ``writer``'s connection when it takes them (True), else nothing (False).
+
+        False also when a failure there would be retried by a pooled
+        connection's ``Retry`` (whether the transaction ran is unknown; the
+        caller makes the same change on the pool). Other failures and error
+        replies are raised (see :func:`transaction_reply`).
+        """
+        request = transaction_request(commands)
+        if not request:
+            return False
+        try:
+            replies = writer.write(request, len(commands))
+        except _FAILURES as exc:
+            if not self._retried(exc):
+                raise
+            return False
+        if replies is None:
+            return False
+        transaction_reply(replies)
+        return True
 
     def _retried(self, exc: BaseException) -> bool:
         """Whether a pooled connection's ``Retry`` would retry ``exc`` (see :meth:`_falls_back`)."""

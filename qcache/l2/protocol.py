@@ -31,6 +31,7 @@ class L2Op(Enum):
     DELETE = "delete"
     SCAN_KEYS = "scan_keys"
     SET_TAGGED = "set_tagged"
+    SET_TAGGED_QUIET = "set_tagged_quiet"  # one tagged entry, as SET_QUIET: True if it went on the connection
     TAG_MEMBERS = "tag_members"
     SERVER_INFO = "server_info"
 
@@ -128,6 +129,7 @@ def bind_operations(backend: L2Backend | AsyncL2Backend) -> dict[L2Op, Callable[
         L2Op.DELETE: backend.delete,
         L2Op.SCAN_KEYS: backend.scan_keys,
         L2Op.SET_TAGGED: backend.set_tagged,
+        L2Op.SET_TAGGED_QUIET: getattr(backend, "set_tagged_quiet", None) or _set_tagged_ignoring_writer(backend),
         L2Op.TAG_MEMBERS: backend.tag_members,
         L2Op.SERVER_INFO: backend.server_info,
     }
@@ -141,3 +143,14 @@ def _set_ignoring_writer(backend: L2Backend | AsyncL2Backend) -> Callable[..., A
         return set_(key, data, ttl)
 
     return set_quiet
+
+
+def _set_tagged_ignoring_writer(backend: L2Backend | AsyncL2Backend) -> Callable[..., Any]:
+    """``SET_TAGGED_QUIET`` on a backend without ``set_tagged_quiet``: its ``set_tagged`` (None: echo checked)."""
+    set_tagged = backend.set_tagged
+
+    def set_tagged_quiet(key: str, data: bytes, ttl: float, memberships: Sequence[Membership], now_ms: int,
+                         writer: object) -> Any:
+        return set_tagged([(key, data, ttl)], memberships, now_ms)
+
+    return set_tagged_quiet

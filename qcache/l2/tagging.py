@@ -12,9 +12,10 @@ deletes that key too, which costs a refill, never a stale read.
 The grace keeps clocks of different hosts from pruning a member whose entry
 Redis still holds: members are dropped, and looked up, only past a minute of
 skew. A single tagged write is one call of :data:`SET_TAGGED_SCRIPT` (one
-command, so a tagged ``set`` costs little more than a plain one); batches
-queue the same commands on a redis-py pipeline, which is the same
-synchronous call for the sync and the asyncio client.
+command, so a tagged ``set`` costs little more than a plain one), or the same
+commands in one transaction on a sync cache's invalidation connection
+(:func:`transaction_commands`); batches queue them on a redis-py pipeline,
+which is the same synchronous call for the sync and the asyncio client.
 """
 
 from __future__ import annotations
@@ -77,20 +78,50 @@ def tag_updates(memberships: Iterable[Membership]) -> list[TagUpdate]:
     return [TagUpdate(key, members, max(members.values()) + GRACE_MS) for key, members in grouped.items()]
 
 
-def queue_tag_updates(pipe: Any, updates: Sequence[TagUpdate], now_ms: int) -> None:
-    """Queue the commands of ``updates`` on a pipeline (sync or asyncio: queuing does no I/O).
+def tag_commands(updates: Sequence[TagUpdate], now_ms: int) -> list[tuple[str | int, ...]]:
+    """The commands of ``updates``, four a tag, as argument tuples.
 
     ZADD first, so that a key is in its tag's set before its value is
     written; then the pruning of long-expired members and the set's own
     expiry, set when it has none (NX) or extended when later (GT).
     """
+    commands: list[tuple[str | int, ...]] = []
     for tag_key, members, expire_at_ms in updates:
         # Relative to now, as the script does: the server's clock need not agree with ours.
         keep_ms = max(1, expire_at_ms - now_ms)
-        pipe.zadd(tag_key, members)
-        pipe.zremrangebyscore(tag_key, "-inf", f"({now_ms - GRACE_MS}")
-        pipe.pexpire(tag_key, keep_ms, nx=True)
-        pipe.pexpire(tag_key, keep_ms, gt=True)
+        scored: list[str | int] = []
+        for member, score in members.items():
+            scored += (score, member)
+        commands += (
+            ("ZADD", tag_key, *scored),
+            ("ZREMRANGEBYSCORE", tag_key, "-inf", f"({now_ms - GRACE_MS}"),
+            ("PEXPIRE", tag_key, keep_ms, "NX"),
+            ("PEXPIRE", tag_key, keep_ms, "GT"),
+        )
+    return commands
+
+
+def queue_tag_updates(pipe: Any, updates: Sequence[TagUpdate], now_ms: int) -> None:
+    """Queue the commands of ``updates`` (:func:`tag_commands`) on a pipeline (sync or asyncio: queuing does no I/O)."""
+    for command in tag_commands(updates, now_ms):
+        pipe.execute_command(*command)
+
+
+def transaction_commands(key: str, data: bytes, px: int, memberships: Sequence[Membership], now_ms: int
+                         ) -> list[tuple[str | bytes | int, ...]]:
+    """One tagged write as a transaction: MULTI, :func:`tag_commands`, ``SET key data PX px``, EXEC.
+
+    What :data:`SET_TAGGED_SCRIPT` does, for a connection whose own writes
+    Redis must not report back to it: Redis reports a script's writes even to
+    the ``NOLOOP`` tracking connection that ran it, a transaction's not (see
+    :mod:`qcache.l2.tracking`). Needs Redis 7.0 (PEXPIRE NX and GT).
+    """
+    return [
+        ("MULTI",),
+        *tag_commands(tag_updates(memberships), now_ms),
+        ("SET", key, data, "PX", px),
+        ("EXEC",),
+    ]
 
 
 def queue_member_reads(pipe: Any, tag_keys: Sequence[str], now_ms: int) -> None:

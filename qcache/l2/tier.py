@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +28,13 @@ from qcache.l2.batching import (
 )
 from qcache.l2.core import TierCore
 from qcache.l2.deadline import DeadlineExceeded, DeadlineRetry, arm, bounded_connection_class, remaining
-from qcache.l2.direct import DirectCommands, QuietWriter, direct_commands
+from qcache.l2.direct import (
+    DirectCommands,
+    QuietWriter,
+    TransactionAborted,
+    TransactionCommandFailed,
+    direct_commands,
+)
 from qcache.l2.guard import unjudged
 from qcache.l2.idle import AVAILABLE as IDLE_QUEUE_AVAILABLE
 from qcache.l2.idle import IdleConnections
@@ -41,7 +48,10 @@ from qcache.l2.tagging import (
     queue_tag_updates,
     script_call,
     tag_updates,
+    transaction_commands,
 )
+
+logger = logging.getLogger("qcache")
 
 C = TypeVar("C")
 R = TypeVar("R")
@@ -92,6 +102,8 @@ class RedisTier(TierCore):
         self._executor_lock = threading.Lock()
         # The hot commands, written to the pool directly (a cluster client brings its own, by primary).
         self._commands: Any = direct_commands(self._client) or self._client
+        # Tagged writes go as a transaction on the invalidation connection until a server refuses one.
+        self._quiet_tags = isinstance(self._commands, DirectCommands)
 
     # -- single keys -------------------------------------------------------
 
@@ -218,11 +230,7 @@ class RedisTier(TierCore):
             key, data, ttl = items[0]
             keys, args = script_call(key, check_data(key, data), ttl_to_px(ttl), memberships, now_ms)
             with self._guards["SET+TAGS"]:
-                try:
-                    self._commands.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
-                except NoScriptError:  # a restarted or new server: load it once, then as before
-                    self._client.script_load(SET_TAGGED_SCRIPT)
-                    self._commands.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+                self._run_set_tagged(keys, args)
             return
         entries = normalize_items(items, None)
         updates = tag_updates(memberships)
@@ -231,6 +239,47 @@ class RedisTier(TierCore):
             for key, data, px in entries:
                 pipe.set(key, data, px=px)
             pipe.execute()
+
+    def set_tagged_quiet(
+        self, key: str, data: bytes, ttl: float, memberships: Sequence[Membership], now_ms: int, writer: QuietWriter
+    ) -> bool:
+        """One tagged write, on ``writer`` (a cache's invalidation connection) when it is free: True if it went there.
+
+        There it is a transaction (:func:`qcache.l2.tagging.transaction_commands`),
+        which Redis does not report back to that connection, as it does a
+        script. Otherwise, and from the first server that refuses the
+        transaction as it is queued (before Redis 7.0, or an ACL without
+        MULTI), it is :meth:`set_tagged`'s script on the pool. Failures are as
+        :meth:`set_tagged`'s.
+        """
+        px = ttl_to_px(ttl)
+        check_data(key, data)
+        with self._guards["SET+TAGS"]:
+            if self._quiet_tags:
+                commands = transaction_commands(key, data, px, memberships, now_ms)
+                try:
+                    if self._commands.transaction_on(writer, commands):
+                        return True
+                except TransactionAborted as exc:
+                    self._quiet_tags = False
+                    logger.info("tagged writes go as a script from now on: the server refused a transaction (%s)",
+                                exc)
+                except TransactionCommandFailed:
+                    # A command failed as it ran (a tag's key holding another type): unlike the script,
+                    # which stops there, the transaction ran the SET too. Without its membership the
+                    # entry would outlive its tag's invalidation: it goes.
+                    self._client.delete(key)
+                    raise
+            self._run_set_tagged(*script_call(key, data, px, memberships, now_ms))
+        return False
+
+    def _run_set_tagged(self, keys: list[str], args: list[bytes | int]) -> None:
+        """:data:`SET_TAGGED_SCRIPT` by its digest, loaded first on a server that does not have it."""
+        try:
+            self._commands.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or new server: load it once, then as before
+            self._client.script_load(SET_TAGGED_SCRIPT)
+            self._commands.evalsha(self._set_tagged_sha, len(keys), *keys, *args)
 
     def tag_members(self, tag_keys: Sequence[str], now_ms: int) -> list[str]:
         """The storage keys written with any of ``tag_keys`` whose entries may still be alive."""

@@ -21,11 +21,13 @@ only once tracking is on again.
 A sync listener with ``quiet_writes`` speaks RESP3 instead: its connection
 tracks for itself (``CLIENT TRACKING ON BCAST PREFIX <namespace> NOLOOP``, the
 reports arrive as push frames between replies) and also takes the cache's
-single-key writes when it is free (:meth:`TrackingListener.write`). Redis then
+single-key writes when it is free (:meth:`TrackingListener.write`): a ``SET``,
+or a tagged write's transaction. Redis then
 sends no echo of those writes, and nothing has to be checked: it collects the
 keys changed in one event-loop turn with the client that changed each *last*,
 and leaves a key out of a ``NOLOOP`` connection's report only when that client
-is the connection itself. A change from elsewhere after the write, in the same
+is the connection itself (a transaction's commands run as the connection; a
+script's, in Redis 7.0, as the script's own client: reported). A change from elsewhere after the write, in the same
 turn or later, is reported; one before it, in the same turn, was overwritten
 by the write. A write and the reports share the connection under a lock, and
 only its holder reads: the writer its reply and any report before it, the
@@ -284,8 +286,8 @@ class TrackingListener(_ListenerBase):
         self._writes = 0  # moves as each write begins and ends (the listener leaves the reading to them meanwhile)
         self._reading = False  # the listener holds the lock, or waits for it
 
-    def write(self, request: list[bytes]) -> list[Any] | None:
-        """The one reply to ``request`` sent on the tracking connection, or None when it is busy or down.
+    def write(self, request: list[bytes], count: int = 1) -> list[Any] | None:
+        """The ``count`` replies to ``request`` sent on the tracking connection, or None when it is busy or down.
 
         Reports read on the way go to the sink. A failure leaves the
         connection unusable: the sink is told at once (L1 flushed), the
@@ -307,7 +309,7 @@ class TrackingListener(_ListenerBase):
             replies: list[Any] = []
             try:
                 conn.send_packed_command(request, check_health=False)
-                read_replies(conn, 1, replies)
+                read_replies(conn, count, replies)
                 self._writes += 1  # again: the listener, woken by this reply, finds the count moved
             except BaseException:
                 self._writer = None

@@ -161,12 +161,14 @@ async def test_a_hung_or_dead_redis_is_bounded_by_the_deadline_and_recovery_is_p
     assert (await cache.stats())["l2_breaker"] == "closed"
 
 
+@pytest.mark.parametrize("tags", [(), ("t",)], ids=["untagged", "tagged"])
 @pytest.mark.parametrize("how", ["client-pause", "sigstop"])
 async def test_write_through_sets_to_a_hung_redis_are_bounded_by_the_deadline(
-    make_cache: MakeCache, redis_server_factory: Any, prefix: str, flavour: str, how: str
+    make_cache: MakeCache, redis_server_factory: Any, prefix: str, flavour: str, how: str, tags: tuple[str, ...]
 ) -> None:
     # A sync cache's single-key sets go on its invalidation connection when that is free (no echo to
-    # check): those are bounded by the deadline like the pool's, and the tracking survives the stall.
+    # check; a tagged one as a transaction): those are bounded by the deadline like the pool's, and the
+    # tracking survives the stall.
     server = redis_server_factory()
     config = build_config(
         server.endpoint.url, prefix, "BOTH", "WRITE_THROUGH",
@@ -178,13 +180,13 @@ async def test_write_through_sets_to_a_hung_redis_are_bounded_by_the_deadline(
     if flavour == "sync":  # the quiet path is the one under test: a write has taken it
         assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["live"], timeout=5)
         for n in range(50):
-            await cache.set(f"before-{n}", n, ttl=60)
+            await cache.set(f"before-{n}", n, ttl=60, tags=tags)
         assert (await cache.stats())["l1_coherence"]["unechoed"] >= 1
     with stalled(server, how) as stall:
         back = stall.back
         waits = []
         while not back:
-            waits.append(await measured(cache.set(f"during-{len(waits)}", len(waits), ttl=60)))
+            waits.append(await measured(cache.set(f"during-{len(waits)}", len(waits), ttl=60, tags=tags)))
             await asyncio.sleep(0.01)
     assert back, "the server did not come back"
     waits.sort()

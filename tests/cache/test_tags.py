@@ -8,8 +8,8 @@ import redis
 from qcache.cache.tags import MAX_TAG_LENGTH, check_tags
 from qcache.l2.tagging import GRACE_MS
 
-from .conftest import MakeCache
-from .support import Clocks, redis_keys
+from .conftest import MakeCache, build_config, server_url
+from .support import Clocks, await_until, redis_keys
 
 pytestmark = pytest.mark.redis
 
@@ -103,11 +103,12 @@ async def test_pattern_invalidation_leaves_tag_sets_alone_and_clear_removes_them
     assert not redis_keys(raw_redis, prefix)
 
 
+@pytest.mark.parametrize("level", ["L2_REDIS", "BOTH"])  # with L1, a sync cache's tagged set is a transaction
 async def test_tag_sets_are_pruned_as_their_entries_expire(
-    make_cache: MakeCache, raw_redis: redis.Redis, prefix: str, clocks: Clocks
+    make_cache: MakeCache, raw_redis: redis.Redis, prefix: str, clocks: Clocks, level: str
 ) -> None:
     """No unbounded sets: a tagged write drops members that expired (past the grace), and the set expires too."""
-    cache = await make_cache("L2_REDIS", "WRITE_THROUGH", clocks=clocks)
+    cache = await make_cache(level, "WRITE_THROUGH", clocks=clocks)
     for i in range(50):
         await cache.set(f"old{i}", i, ttl=1, tags=("t",))
     (tag_set,) = [k for k in redis_keys(raw_redis, prefix) if ":~tag:" in k]
@@ -175,3 +176,36 @@ async def test_a_server_that_lost_its_scripts_gets_the_tag_script_again(
     raw_redis.script_flush()
     await cache.set("b", 2, tags=("t",))
     assert await cache.invalidate_tags("t") == 2
+
+
+def multi_refusals(client: redis.Redis) -> int:
+    """How many MULTI commands the server refused so far (ACL refusals among them)."""
+    return int(client.info("commandstats").get("cmdstat_multi", {}).get("rejected_calls", 0))
+
+
+async def test_a_server_refusing_the_transaction_gets_the_script_from_then_on(
+    make_cache: MakeCache, raw_redis: redis.Redis, redis_backend: str, flavour: str, prefix: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A sync cache's tagged set is a transaction on its invalidation connection; refused (no MULTI here, or a
+    server before 7.0), it lands as the script on the pool, and later ones go there at once."""
+    if redis_backend != "redis" or flavour != "sync":
+        pytest.skip("only a sync cache on a standalone server writes tagged sets as transactions")
+    user = f"nomulti-{prefix}"
+    raw_redis.execute_command("ACL", "SETUSER", user, "on", ">nomulti-pw", "~*", "&*", "+@all", "-multi")
+    try:
+        url = server_url(request, redis_backend).replace("redis://", f"redis://{user}:nomulti-pw@")
+        cache = await make_cache(config=build_config(url, prefix, "BOTH", "WRITE_THROUGH"))
+        assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["live"], timeout=5)
+        refused = multi_refusals(raw_redis)
+        for key in ("a", "b"):
+            await cache.set(key, key, ttl=60, tags=("t",))
+        assert multi_refusals(raw_redis) == refused + 1  # the first one tried the transaction, the second not
+        await cache.set("c", "c", ttl=60)  # untagged: still on the invalidation connection
+        assert await await_until(lambda: cache.raw.stats()["l1_coherence"]["echoes_kept"] == 2, timeout=2)
+        assert cache.raw.stats()["l1_coherence"]["unechoed"] == 1
+        assert await cache.get_many(["a", "b", "c"]) == {"a": "a", "b": "b", "c": "c"}
+        assert await cache.invalidate_tags("t") == 2
+        assert raw_redis.exists(cache.storage_key("a"), cache.storage_key("b")) == 0
+    finally:
+        raw_redis.execute_command("ACL", "DELUSER", user)

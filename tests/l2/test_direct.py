@@ -12,7 +12,17 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from qcache.errors import BackendError
 from qcache.l2 import RedisTier, escape_glob
-from qcache.l2.direct import DirectCommands, _pack_mget_text, direct_commands, pack_args, pack_mget_text
+from qcache.l2.direct import (
+    DirectCommands,
+    TransactionAborted,
+    TransactionCommandFailed,
+    _pack_mget_text,
+    direct_commands,
+    pack_args,
+    pack_mget_text,
+)
+from qcache.l2.replies import read_replies
+from qcache.l2.tagging import GRACE_MS, Membership
 
 from .support import call, config_for, frozen, make_tier
 
@@ -228,3 +238,102 @@ def test_commands_packed_by_hiredis_are_the_bytes_redis_py_sends() -> None:
         assert packed == [b"".join(Connection().pack_command(*command))]
     assert pack_args(("SET", "k", 1.5)) is None  # floats are packed by the connection, as redis-py packs them
     assert pack_args(("GET", "lone \ud800")) is None
+
+
+class _PoolWriter:
+    """A writer on a pooled connection of ``client``, as the invalidation connection writes (busy: None)."""
+
+    def __init__(self, client: redis.Redis, busy: bool = False) -> None:
+        self.client, self.busy = client, busy
+
+    def write(self, request: list[bytes], count: int = 1) -> list[Any] | None:
+        if self.busy:
+            return None
+        connection = self.client.connection_pool.get_connection()
+        try:
+            connection.send_packed_command(request)
+            replies: list[Any] = []
+            read_replies(connection, count, replies)
+            return replies
+        finally:
+            self.client.connection_pool.release(connection)
+
+
+def test_a_transaction_is_applied_whole_refused_whole_or_raises_what_failed(redis_endpoint: Any) -> None:
+    if pack_args(("GET", "k")) is None:
+        pytest.skip("transactions are written directly only with hiredis")
+    client = redis.Redis(**redis_endpoint.client_kwargs())
+    commands = DirectCommands(client)
+    keys = [f"tx:{name}" for name in ("value", "tag", "string", "refused")]
+    try:
+        member = [("MULTI",), ("ZADD", keys[1], 7, keys[0]), ("SET", keys[0], b"v", "PX", 60_000), ("EXEC",)]
+        assert commands.transaction_on(_PoolWriter(client), member)
+        assert client.get(keys[0]) == b"v" and client.zscore(keys[1], keys[0]) == 7
+        assert not commands.transaction_on(_PoolWriter(client, busy=True), member)  # nothing sent
+        # Refused as it was queued (a wrong number of arguments, as PEXPIRE NX before Redis 7.0): nothing
+        # applied, and said so.
+        refused = [("MULTI",), ("SET", keys[3], b"v"), ("PEXPIRE", keys[3]), ("EXEC",)]
+        with pytest.raises(TransactionAborted, match="wrong number of arguments"):
+            commands.transaction_on(_PoolWriter(client), refused)
+        assert client.exists(keys[3]) == 0
+        # Failed as it ran (a wrong type): said so, not taken for a refusal of the whole.
+        client.set(keys[2], b"a string")
+        failing = [("MULTI",), ("ZADD", keys[2], 1, "m"), ("SET", keys[3], b"v"), ("EXEC",)]
+        with pytest.raises(TransactionCommandFailed, match="WRONGTYPE"):
+            commands.transaction_on(_PoolWriter(client), failing)
+        assert client.get(keys[3]) == b"v"  # the command after it ran
+    finally:
+        client.delete(*keys)
+        client.close()
+
+
+def test_the_tagged_write_transaction_and_the_script_leave_the_same_state(redis_endpoint: Any) -> None:
+    client = redis.Redis(**redis_endpoint.client_kwargs())
+    tier = RedisTier.from_config(config_for(redis_endpoint), namespace="txs:")
+    now_ms = int(time.time() * 1000)
+    try:
+        if pack_args(("GET", "k")) is None:
+            pytest.skip("transactions are written directly only with hiredis")
+        for way in ("script", "transaction"):
+            key, tags = f"txs:{way}:k", [f"txs:{way}:~tag:a", f"txs:{way}:~tag:b"]
+            client.zadd(tags[0], {"txs:gone": now_ms - GRACE_MS - 1, "txs:kept": now_ms})  # one long expired
+            client.pexpire(tags[0], 5_000)  # shorter than the new member: extended
+            members = [Membership(tag, key, now_ms + 60_000) for tag in tags]
+            if way == "script":
+                tier.set_tagged([(key, b"v", 60.0)], members, now_ms)
+            else:
+                assert tier.set_tagged_quiet(key, b"v", 60.0, members, now_ms, _PoolWriter(client))
+            assert client.get(key) == b"v" and 59_000 < client.pttl(key) <= 60_000
+            expected = [(b"txs:kept", now_ms), (key.encode(), now_ms + 60_000)]
+            assert client.zrange(tags[0], 0, -1, withscores=True) == expected
+            assert client.zrange(tags[1], 0, -1, withscores=True) == [(key.encode(), now_ms + 60_000)]
+            for tag in tags:
+                assert abs(client.pttl(tag) - (60_000 + GRACE_MS)) < 2_000
+    finally:
+        tier.close()
+        for way in ("script", "transaction"):
+            client.delete(f"txs:{way}:k", f"txs:{way}:~tag:a", f"txs:{way}:~tag:b")
+        client.close()
+
+
+def test_a_tagged_write_whose_tag_fails_as_it_runs_leaves_no_entry_without_its_membership(
+    redis_endpoint: Any,
+) -> None:
+    """The script stops at a failed ZADD before its SET; the transaction runs the SET, so the tier removes it."""
+    client = redis.Redis(**redis_endpoint.client_kwargs())
+    tier = RedisTier.from_config(config_for(redis_endpoint), namespace="txf:")
+    key, tag = "txf:k", "txf:~tag:a"
+    now_ms = int(time.time() * 1000)
+    try:
+        if pack_args(("GET", "k")) is None:
+            pytest.skip("transactions are written directly only with hiredis")
+        client.set(key, b"old")
+        client.set(tag, b"not a sorted set")
+        with pytest.raises(BackendError, match="WRONGTYPE"):
+            tier.set_tagged_quiet(key, b"new", 60.0, [Membership(tag, key, now_ms + 60_000)], now_ms,
+                                  _PoolWriter(client))
+        assert client.exists(key) == 0  # neither the new value without its tag, nor the old one
+    finally:
+        tier.close()
+        client.delete(key, tag)
+        client.close()
