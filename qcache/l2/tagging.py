@@ -14,7 +14,7 @@ Redis still holds: members are dropped, and looked up, only past a minute of
 skew. A single tagged write is one call of :data:`SET_TAGGED_SCRIPT` (one
 command, so a tagged ``set`` costs little more than a plain one), or the same
 commands in one transaction on a sync cache's invalidation connection
-(:func:`transaction_commands`); batches queue them on a redis-py pipeline,
+(:func:`qcache.l2.direct.tagged_set_request`); batches queue them on a redis-py pipeline,
 which is the same synchronous call for the sync and the asyncio client.
 """
 
@@ -105,23 +105,6 @@ def queue_tag_updates(pipe: Any, updates: Sequence[TagUpdate], now_ms: int) -> N
     """Queue the commands of ``updates`` (:func:`tag_commands`) on a pipeline (sync or asyncio: queuing does no I/O)."""
     for command in tag_commands(updates, now_ms):
         pipe.execute_command(*command)
-
-
-def transaction_commands(key: str, data: bytes, px: int, memberships: Sequence[Membership], now_ms: int
-                         ) -> list[tuple[str | bytes | int, ...]]:
-    """One tagged write as a transaction: MULTI, :func:`tag_commands`, ``SET key data PX px``, EXEC.
-
-    What :data:`SET_TAGGED_SCRIPT` does, for a connection whose own writes
-    Redis must not report back to it: Redis reports a script's writes even to
-    the ``NOLOOP`` tracking connection that ran it, a transaction's not (see
-    :mod:`qcache.l2.tracking`). Needs Redis 7.0 (PEXPIRE NX and GT).
-    """
-    return [
-        ("MULTI",),
-        *tag_commands(tag_updates(memberships), now_ms),
-        ("SET", key, data, "PX", px),
-        ("EXEC",),
-    ]
 
 
 def queue_member_reads(pipe: Any, tag_keys: Sequence[str], now_ms: int) -> None:

@@ -34,6 +34,7 @@ from qcache.l2.direct import (
     TransactionAborted,
     TransactionCommandFailed,
     direct_commands,
+    tagged_set_request,
 )
 from qcache.l2.guard import unjudged
 from qcache.l2.idle import AVAILABLE as IDLE_QUEUE_AVAILABLE
@@ -48,7 +49,6 @@ from qcache.l2.tagging import (
     queue_tag_updates,
     script_call,
     tag_updates,
-    transaction_commands,
 )
 
 logger = logging.getLogger("qcache")
@@ -245,7 +245,7 @@ class RedisTier(TierCore):
     ) -> bool:
         """One tagged write, on ``writer`` (a cache's invalidation connection) when it is free: True if it went there.
 
-        There it is a transaction (:func:`qcache.l2.tagging.transaction_commands`),
+        There it is a transaction (:func:`qcache.l2.direct.tagged_set_request`),
         which Redis does not report back to that connection, as it does a
         script. Otherwise, and from the first server that refuses the
         transaction as it is queued (before Redis 7.0, or an ACL without
@@ -255,10 +255,10 @@ class RedisTier(TierCore):
         px = ttl_to_px(ttl)
         check_data(key, data)
         with self._guards["SET+TAGS"]:
-            if self._quiet_tags:
-                commands = transaction_commands(key, data, px, memberships, now_ms)
+            request, count = tagged_set_request(key, data, px, memberships, now_ms) if self._quiet_tags else ([], 0)
+            if request:
                 try:
-                    if self._commands.transaction_on(writer, commands):
+                    if self._commands.transaction_on(writer, request, count):
                         return True
                 except TransactionAborted as exc:
                     self._quiet_tags = False

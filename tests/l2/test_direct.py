@@ -20,9 +20,10 @@ from qcache.l2.direct import (
     direct_commands,
     pack_args,
     pack_mget_text,
+    tagged_set_request,
 )
 from qcache.l2.replies import read_replies
-from qcache.l2.tagging import GRACE_MS, Membership
+from qcache.l2.tagging import GRACE_MS, Membership, tag_commands, tag_updates
 
 from .support import call, config_for, frozen, make_tier
 
@@ -259,32 +260,50 @@ class _PoolWriter:
             self.client.connection_pool.release(connection)
 
 
+def _transaction(*commands: tuple[Any, ...]) -> tuple[list[bytes], int]:
+    """MULTI, ``commands``, EXEC packed as redis-py packs them, and how many replies they get."""
+    packer = Connection()
+    wrapped = [("MULTI",), *commands, ("EXEC",)]
+    return [b"".join(part for command in wrapped for part in packer.pack_command(*command))], len(wrapped)
+
+
 def test_a_transaction_is_applied_whole_refused_whole_or_raises_what_failed(redis_endpoint: Any) -> None:
-    if pack_args(("GET", "k")) is None:
-        pytest.skip("transactions are written directly only with hiredis")
     client = redis.Redis(**redis_endpoint.client_kwargs())
     commands = DirectCommands(client)
     keys = [f"tx:{name}" for name in ("value", "tag", "string", "refused")]
     try:
-        member = [("MULTI",), ("ZADD", keys[1], 7, keys[0]), ("SET", keys[0], b"v", "PX", 60_000), ("EXEC",)]
-        assert commands.transaction_on(_PoolWriter(client), member)
+        member = _transaction(("ZADD", keys[1], 7, keys[0]), ("SET", keys[0], b"v", "PX", 60_000))
+        assert commands.transaction_on(_PoolWriter(client), *member)
         assert client.get(keys[0]) == b"v" and client.zscore(keys[1], keys[0]) == 7
-        assert not commands.transaction_on(_PoolWriter(client, busy=True), member)  # nothing sent
+        assert not commands.transaction_on(_PoolWriter(client, busy=True), *member)  # nothing sent
         # Refused as it was queued (a wrong number of arguments, as PEXPIRE NX before Redis 7.0): nothing
         # applied, and said so.
-        refused = [("MULTI",), ("SET", keys[3], b"v"), ("PEXPIRE", keys[3]), ("EXEC",)]
+        refused = _transaction(("SET", keys[3], b"v"), ("PEXPIRE", keys[3]))
         with pytest.raises(TransactionAborted, match="wrong number of arguments"):
-            commands.transaction_on(_PoolWriter(client), refused)
+            commands.transaction_on(_PoolWriter(client), *refused)
         assert client.exists(keys[3]) == 0
         # Failed as it ran (a wrong type): said so, not taken for a refusal of the whole.
         client.set(keys[2], b"a string")
-        failing = [("MULTI",), ("ZADD", keys[2], 1, "m"), ("SET", keys[3], b"v"), ("EXEC",)]
+        failing = _transaction(("ZADD", keys[2], 1, "m"), ("SET", keys[3], b"v"))
         with pytest.raises(TransactionCommandFailed, match="WRONGTYPE"):
-            commands.transaction_on(_PoolWriter(client), failing)
+            commands.transaction_on(_PoolWriter(client), *failing)
         assert client.get(keys[3]) == b"v"  # the command after it ran
     finally:
         client.delete(*keys)
         client.close()
+
+
+@pytest.mark.parametrize("value", [SMALL, LARGE])
+def test_a_tagged_set_request_is_the_commands_redis_py_would_send(value: bytes) -> None:
+    now_ms = 1_760_000_000_000
+    key = "p:default:k"
+    memberships = [Membership(tag, key, now_ms + 90_000) for tag in ("p:~tag:a", "p:~tag:b", "p:~tag:a")]
+    request, count = tagged_set_request(key, value, 90_000, memberships, now_ms)
+    expected, expected_count = _transaction(*tag_commands(tag_updates(memberships), now_ms),
+                                            ("SET", key, value, "PX", 90_000))
+    assert b"".join(request) == expected[0] and count == expected_count == 11
+    assert len(request) == (1 if value is SMALL else 3)  # a long value is sent as its own buffer, uncopied
+    assert tagged_set_request("p:clé", value, 1, memberships, now_ms) == ([], 0)  # redis-py encodes that key
 
 
 def test_the_tagged_write_transaction_and_the_script_leave_the_same_state(redis_endpoint: Any) -> None:
@@ -292,8 +311,6 @@ def test_the_tagged_write_transaction_and_the_script_leave_the_same_state(redis_
     tier = RedisTier.from_config(config_for(redis_endpoint), namespace="txs:")
     now_ms = int(time.time() * 1000)
     try:
-        if pack_args(("GET", "k")) is None:
-            pytest.skip("transactions are written directly only with hiredis")
         for way in ("script", "transaction"):
             key, tags = f"txs:{way}:k", [f"txs:{way}:~tag:a", f"txs:{way}:~tag:b"]
             client.zadd(tags[0], {"txs:gone": now_ms - GRACE_MS - 1, "txs:kept": now_ms})  # one long expired
@@ -325,8 +342,6 @@ def test_a_tagged_write_whose_tag_fails_as_it_runs_leaves_no_entry_without_its_m
     key, tag = "txf:k", "txf:~tag:a"
     now_ms = int(time.time() * 1000)
     try:
-        if pack_args(("GET", "k")) is None:
-            pytest.skip("transactions are written directly only with hiredis")
         client.set(key, b"old")
         client.set(tag, b"not a sorted set")
         with pytest.raises(BackendError, match="WRONGTYPE"):
