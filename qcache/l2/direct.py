@@ -54,15 +54,19 @@ class QuietWriter(Protocol):
 
 
 class TransactionAborted(redis.ResponseError):
-    """Redis refused a command of a transaction as it was queued, so it applied none of them.
+    """Redis refused a transaction: the caller makes the same change another way.
 
-    A server before 7.0 (no PEXPIRE NX or GT), or an ACL that forbids
-    MULTI: the caller writes the same change another way.
+    A command refused as it was queued (PEXPIRE NX or GT before Redis 7.0)
+    aborts it: nothing applied. A MULTI refused (an ACL without it) leaves
+    each command to run on its own: all of them ran without an error.
     """
 
 
 class TransactionCommandFailed(redis.ResponseError):
-    """A command of a transaction failed as it ran (a wrong type); Redis ran the others, before and after it."""
+    """A command of a transaction failed as it ran (a wrong type); Redis ran the others, before and after it.
+
+    Also a command that failed on its own after a refused MULTI.
+    """
 
 
 #: Values at least this long are sent as their own buffer instead of copied into the command.
@@ -217,7 +221,12 @@ def transaction_reply(replies: list[Any]) -> list[Any]:
     :class:`TransactionCommandFailed`: unlike a script, which stops at its
     first error, the transaction ran every other command.
     """
-    for reply in replies[:-1]:
+    if isinstance(replies[0], Exception):  # MULTI refused: each command ran on its own, then EXEC failed
+        for reply in replies[1:-1]:
+            if isinstance(reply, Exception):
+                raise TransactionCommandFailed(str(reply)) from reply
+        raise TransactionAborted(str(replies[0])) from replies[0]
+    for reply in replies[1:-1]:
         if isinstance(reply, Exception):
             raise TransactionAborted(str(reply)) from reply
     result = replies[-1]

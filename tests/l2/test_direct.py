@@ -293,6 +293,27 @@ def test_a_transaction_is_applied_whole_refused_whole_or_raises_what_failed(redi
         client.close()
 
 
+def test_a_refused_multi_leaves_the_commands_to_run_alone_and_says_how_they_went(redis_endpoint: Any) -> None:
+    admin = redis.Redis(**redis_endpoint.client_kwargs())
+    user = f"nomulti-{time.monotonic_ns()}"
+    admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-multi")
+    client = redis.Redis(**redis_endpoint.client_kwargs(), username=user, password="pw")
+    commands = DirectCommands(client)
+    keys = ["txm:value", "txm:string"]
+    try:
+        with pytest.raises(TransactionAborted, match="permissions to run the 'multi'"):  # every command ran, and well
+            commands.transaction_on(_PoolWriter(client), *_transaction(("SET", keys[0], b"v")))
+        assert client.get(keys[0]) == b"v"
+        client.set(keys[1], b"a string")
+        with pytest.raises(TransactionCommandFailed, match="WRONGTYPE"):  # one of them failed
+            commands.transaction_on(_PoolWriter(client), *_transaction(("ZADD", keys[1], 1, "m")))
+    finally:
+        admin.delete(*keys)
+        admin.execute_command("ACL", "DELUSER", user)
+        client.close()
+        admin.close()
+
+
 @pytest.mark.parametrize("value", [SMALL, LARGE])
 def test_a_tagged_set_request_is_the_commands_redis_py_would_send(value: bytes) -> None:
     now_ms = 1_760_000_000_000
