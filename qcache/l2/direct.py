@@ -219,7 +219,9 @@ def transaction_reply(replies: list[Any]) -> list[Any]:
     whole (out of memory) is raised as redis-py raises it: nothing was
     applied either. A command that failed as it ran is
     :class:`TransactionCommandFailed`: unlike a script, which stops at its
-    first error, the transaction ran every other command.
+    first error, the transaction ran every other command. A refused MULTI
+    ran each command on its own: :class:`TransactionCommandFailed` if one
+    of them failed, else :class:`TransactionAborted`.
     """
     if isinstance(replies[0], Exception):  # MULTI refused: each command ran on its own, then EXEC failed
         for reply in replies[1:-1]:

@@ -14,8 +14,9 @@ Redis still holds: members are dropped, and looked up, only past a minute of
 skew. A single tagged write is one call of :data:`SET_TAGGED_SCRIPT` (one
 command, so a tagged ``set`` costs little more than a plain one), or the same
 commands in one transaction on a sync cache's invalidation connection
-(:func:`qcache.l2.direct.tagged_set_request`); batches queue them on a redis-py pipeline,
-which is the same synchronous call for the sync and the asyncio client.
+(:func:`qcache.l2.direct.tagged_set_request`); batches queue them on a
+redis-py pipeline, which is the same synchronous call for the sync and the
+asyncio client.
 """
 
 from __future__ import annotations
