@@ -18,7 +18,7 @@ from qcache.errors import BackendError
 from qcache.l2 import AsyncMemoryBackend, MemoryBackend
 from qcache.memory.store import MemoryStore
 
-from .support import FLAVOURS, SERVERS, Clocks, Handle, redis_keys, settle
+from .support import FLAVOURS, SERVERS, Clocks, Handle, await_until, redis_keys, settle
 
 MakeCache = Callable[..., Awaitable[Handle]]
 
@@ -183,6 +183,12 @@ async def make_cache(
             # latency checks are about a running cache, so the discovery happens here.
             with contextlib.suppress(BackendError):  # tests of an unreachable L2 start without it
                 await settle(cache._shared.l2().warm_up())
+                # A sync cache's listener connects to every primary as it starts, waiting a moment
+                # only; on a loaded machine it can come up after the test's first write, and then
+                # flush L1 (nobody listened before). So the test starts once it listens.
+                coherence = core.coherence
+                if coherence is not None and isinstance(cache, QueryCache):
+                    await await_until(lambda: coherence.stats().live, timeout=10)
         return Handle(cache)
 
     yield make
