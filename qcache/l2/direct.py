@@ -211,8 +211,8 @@ def tagged_set_request(
     return [b"".join(parts + written[:1]), *written[1:]], 3 + 4 * len(tags)
 
 
-def transaction_reply(replies: list[Any]) -> list[Any]:
-    """What EXEC returned for a transaction's replies (MULTI's, one a queued command, EXEC's).
+def check_transaction(replies: list[Any]) -> None:
+    """Raise what a transaction's replies (MULTI's, one a queued command, EXEC's) say went wrong.
 
     A command refused as it was queued aborts the whole transaction:
     :class:`TransactionAborted`, naming the refusal. An EXEC refused as a
@@ -239,7 +239,6 @@ def transaction_reply(replies: list[Any]) -> list[Any]:
     for reply in result:
         if isinstance(reply, Exception):
             raise TransactionCommandFailed(str(reply)) from reply
-    return result
 
 
 def only_reply(replies: list[Any]) -> Any:
@@ -414,7 +413,7 @@ class DirectCommands(_Direct):
         be retried by a pooled connection's ``Retry`` (whether the
         transaction ran is unknown; the caller makes the same change on the
         pool). Other failures and error replies are raised (see
-        :func:`transaction_reply`).
+        :func:`check_transaction`).
         """
         try:
             replies = writer.write(request, count)
@@ -424,7 +423,7 @@ class DirectCommands(_Direct):
             return False
         if replies is None:
             return False
-        transaction_reply(replies)
+        check_transaction(replies)
         return True
 
     def _retried(self, exc: BaseException) -> bool:
