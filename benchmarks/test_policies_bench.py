@@ -6,7 +6,7 @@ cachetools class that does the same job in the same run:
 
 * LRU, FIFO, LFU and RANDOM against ``LRUCache``, ``FIFOCache``,
   ``LFUCache`` and ``RRCache``;
-* SIEVE, S3-FIFO and W-TinyLFU, which cachetools lacks, against
+* SIEVE, S3-FIFO, ARC and W-TinyLFU, which cachetools lacks, against
   ``LRUCache``, the usual default they replace.
 
 Two operations: ``get`` of a present key (a hit), and ``set`` of a new key
@@ -47,6 +47,7 @@ TARGETS: dict[str, tuple[float, float]] = {
     "RANDOM": (1.0, 1.0),
     "SIEVE": (1.0, 1.5),
     "S3_FIFO": (1.0, 2.0),
+    "ARC": (1.0, 2.0),
     # A sketch update per request and an admission duel per eviction, in Python.
     "W_TINYLFU": (4.5, 6.0),
 }

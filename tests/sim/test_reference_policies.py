@@ -1,6 +1,7 @@
 """ARC, LIRS and 2Q: the reference policies the simulator reports beside the default.
 
-ARC is checked hit for hit against libCacheSim's figures on the shared
+ARC is an L1 policy too (the store's contract suites run it with the others).
+It is checked hit for hit against libCacheSim's figures on the shared
 traces (skipped where they are absent); all three are checked for the
 behaviour their papers promise on small constructed workloads, and for the
 L1 contract in tests/policies/test_contract.py.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from qcache.memory.policies.arc import ARCPolicy
 from qcache.sim import (
     Loop,
     RecentReuse,
@@ -21,7 +23,7 @@ from qcache.sim import (
     shared_traces_dir,
 )
 from qcache.sim.engine import make_policy, resolve_policies, run_policy
-from qcache.sim.reference import ARCPolicy, LIRSPolicy, TwoQPolicy, reference_name
+from qcache.sim.reference import LIRSPolicy, TwoQPolicy, reference_name
 
 # libCacheSim 0.3.5's ARC on the shared traces (README beside them), at 0.1%, 1% and 10%.
 ARC_REFERENCE = {

@@ -7,10 +7,12 @@ from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
+from qcache.memory.policies.registry import register_policy
 
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
 
 
+@register_policy("ARC")
 class ARCPolicy(HoldsNewcomerWithHistory):
     """Adaptive Replacement Cache.
 
@@ -23,7 +25,9 @@ class ARCPolicy(HoldsNewcomerWithHistory):
     This is the paper's algorithm as libCacheSim implements it (``p`` a
     float, ghost lists capped so that T1 + B1 <= c and all four <= 2c, the
     eviction chosen before the missed key is placed), so its hits match
-    libCacheSim's ARC on the reference traces.
+    libCacheSim's ARC on the reference traces. As an L1 policy its ghost
+    lists keep up to ``capacity`` evicted keys (the keys alone, as S3_FIFO's
+    ghost does), outside the byte bound that counts values.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -81,16 +85,35 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         else:
             del self._t1[key]
 
+    def on_insert(self, key: Hashable) -> None:
+        # HoldsNewcomerWithHistory.on_insert with its common case inline: nothing is held,
+        # because the last insert's eviction placed its newcomer.
+        if key != self._last_missed:
+            self.on_miss(key)  # inserted without a lookup first (a plain set)
+        self._last_missed = NOTHING_HELD
+        if self._pending is not NOTHING_HELD:
+            self._settle()
+        found, self._found = self._found, _NO_GHOST
+        if len(self._resident) >= self.capacity:
+            self._pending = key
+            self._pending_found = found
+        else:
+            self._place_as(key, found)
+
     def victim(self) -> Hashable:
         if not self._resident:
             return self._held_victim()
-        ghost = self._pending_found if self._pending is not NOTHING_HELD else _NO_GHOST
+        newcomer = self._pending
+        ghost = self._pending_found if newcomer is not NOTHING_HELD else _NO_GHOST
         if ghost != _NO_GHOST:
             key = self._replace(ghost == _IN_B2)
         else:
             key = self._evict_on_plain_miss()
         del self._resident[key]
-        self._settle()
+        if newcomer is not NOTHING_HELD:  # _settle, inline: place the newcomer this eviction made room for
+            self._pending = NOTHING_HELD
+            self._pending_found = _NO_GHOST
+            self._place_as(newcomer, ghost)
         return key
 
     def _evict_on_plain_miss(self) -> Hashable:
