@@ -6,7 +6,7 @@ cachetools class that does the same job in the same run:
 
 * LRU, FIFO, LFU and RANDOM against ``LRUCache``, ``FIFOCache``,
   ``LFUCache`` and ``RRCache``;
-* SIEVE, S3-FIFO, ARC and W-TinyLFU, which cachetools lacks, against
+* SIEVE, S3-FIFO, ARC, W-TinyLFU and ADAPTIVE, which cachetools lacks, against
   ``LRUCache``, the usual default they replace.
 
 Two operations: ``get`` of a present key (a hit), and ``set`` of a new key
@@ -50,6 +50,8 @@ TARGETS: dict[str, tuple[float, float]] = {
     "ARC": (1.0, 2.0),
     # A sketch update per request and an admission duel per eviction, in Python.
     "W_TINYLFU": (4.5, 6.0),
+    # W-TinyLFU driving the cache and, at 1,000 entries, a whole ARC beside it as a shadow.
+    "ADAPTIVE": (6.0, 8.5),
 }
 #: Allowance for scheduler noise on a shared machine.
 TIME_TOLERANCE = 0.15

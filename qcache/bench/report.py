@@ -94,7 +94,7 @@ class HitRates:
     size at all; ``default`` is the configuration's default policy
     (``MEMORY_CACHE_EVICTION_POLICY``, LRU), whose rate is shown beside it:
     what an untuned cache gets. (The registry's ``DEFAULT`` alias, which the
-    simulator records as ``default_policy``, names W_TINYLFU instead.)
+    simulator records as ``default_policy``, names ADAPTIVE instead.)
     """
 
     workload: str

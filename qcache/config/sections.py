@@ -201,7 +201,7 @@ class MemoryConfig(_Section):
         "LRU",
         "MEMORY_CACHE_EVICTION_POLICY",
         "Eviction policy from the registry: LRU, LFU, FIFO, RANDOM, SIEVE, S3_FIFO, "
-        "ARC, W_TINYLFU, or DEFAULT (the recommended one, W_TINYLFU)",
+        "ARC, W_TINYLFU, ADAPTIVE, or DEFAULT (the recommended one, ADAPTIVE)",
         normalize=Choice((), case="upper"),
     )
     cleanup_interval: int = setting(

@@ -72,15 +72,32 @@ WIDER: dict[str, Callable[[], TraceSource]] = {
     "wide-shifting-300-16": lambda: ShiftingWorkingSet(requests=150_000, width=300, rate=16, seed=22),
     "wide-zipf-1.1": lambda: Zipf(keys=30_000, requests=150_000, exponent=1.1, seed=23),
 }
-ALL_WORKLOADS = {**WORKLOADS, **WIDER}
+# Held out from the choice of ADAPTIVE's settings: a sweep of 11 more workloads
+# (reuse at three more mixes, Zipf 0.6, 0.8 and 1.0 with scans, a shifting set,
+# loops of 2,000 and 12,000 keys, two new phase mixes; 150k requests each),
+# on which ADAPTIVE never fell below W-TinyLFU by more than 0.01 point. Kept
+# here are the ones it misses, in KNOWN_MISSES: a frequency-and-recency mix
+# where S3-FIFO leads at 7 entries, and loops, where LIRS leads at 10%.
+HELD_OUT: dict[str, Callable[[], TraceSource]] = {
+    "held-out-reuse-0.05-50": lambda: RecentReuse(requests=150_000, new_fraction=0.05, mean_gap=50, seed=33),
+    "held-out-loop-2000": lambda: Loop(keys=2000, requests=150_000),
+    "held-out-loop-12000": lambda: Loop(keys=12_000, requests=150_000),
+}
+ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
-# The last one was reuse at 0.1% (40 entries): 28.03% against S3-FIFO's
-# 30.02%. Both ghost lists were hit about as often there (11% and 13% of
-# requests), the window wandered from 1 to 30 entries, and every growth
-# evicted main's keys without a duel, which came back as main-ghost hits
-# (13% of requests, 4% at any fixed window): a fixed window of 1 to 4
-# entries reaches 29.7-29.9%. Gating the window's growth on its hits per
-# entry (at least 0.3x main's, WTinyLFUPolicy's gate_ratio) gives 29.21%.
+# Three more, all recency-dominated reuse, were met when the default became
+# ADAPTIVE (W-TinyLFU, or ARC once a shadow of ARC is a point ahead): reuse
+# with 30% new keys 100 requests back at 0.1% (46.85% against ARC's 48.31%,
+# now 47.97%), 2000 back at 1% (32.44% against 35.37%, now 34.80%), and 50%
+# new keys 2000 back at 1% (23.71% against 25.19%, now 24.87%).
+# The last miss of W-TinyLFU itself on the workloads above was reuse at 0.1%
+# (40 entries): 28.03% against S3-FIFO's 30.02%. Both ghost lists were hit
+# about as often there (11% and 13% of requests), the window wandered from 1
+# to 30 entries, and every growth evicted main's keys without a duel, which
+# came back as main-ghost hits (13% of requests, 4% at any fixed window): a
+# fixed window of 1 to 4 entries reaches 29.7-29.9%. Gating the window's
+# growth on its hits per entry (at least 0.3x main's, WTinyLFUPolicy's
+# gate_ratio) gives 29.21%.
 # Measured and not kept before that: smaller ghost steps or lists
 # (28.6-28.9%), ghost hits weighted by their age, counted only near the
 # top of their list or within a segment's size (ARC's list bounds), ghost
@@ -89,14 +106,11 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER}
 # (22-27%), and growth that duels main's LRU key (23%).
 # The wider sweep's misses (default's hit ratio against the reference it misses):
 KNOWN_MISSES: dict[tuple[str, int], str] = {
-    ("wide-reuse-0.1-100", 0): "15 entries: 58.32% vs S3-FIFO 60.17% (0.85 point short);"
-    " no fixed window reaches past 58.9%",
-    ("wide-reuse-0.3-100", 0): "45 entries: 46.85% vs ARC 48.31% (0.47 point short);"
-    " no fixed window reaches past LRU's 46.5%",
-    ("wide-reuse-0.3-2000", 1): "448 entries: 32.44% vs ARC 35.37% (1.93 points short);"
-    " no fixed window reaches past 31.9%",
-    ("wide-reuse-0.5-2000", 1): "748 entries: 23.71% vs ARC 25.19% (0.48 point short);"
-    " no fixed window reaches past LRU's 23.6%",
+    ("wide-reuse-0.1-100", 0): "15 entries: 58.32% vs S3-FIFO 60.17% (0.85 point short; ARC 56.46%,"
+    " so a shadow of ARC does not help); no fixed W-TinyLFU window reaches past 58.9%",
+    ("held-out-reuse-0.05-50", 0): "7 entries: 75.76% vs S3-FIFO 77.68% (0.92 point short; ARC 75.11%)",
+    ("held-out-loop-2000", 2): "200 entries: 7.52% vs LIRS 9.77% (1.25 points short; ARC and LRU 0%)",
+    ("held-out-loop-12000", 2): "1,200 entries: 7.31% vs LIRS 9.50% (1.19 points short; ARC and LRU 0%)",
 }
 
 
@@ -128,3 +142,9 @@ def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload
     assert default >= lru - 0.5, f"{default:.2f} vs LRU {lru:.2f}"
     assert default >= best - 1.0, f"{default:.2f} vs {best_name} {best:.2f}"
     assert default <= ratio(workload, "BELADY", index)
+
+
+@pytest.mark.parametrize(("workload", "index"), [(name, index) for name in ALL_WORKLOADS for index in range(3)])
+def test_the_default_never_pays_for_its_shadows(workload: str, index: int) -> None:
+    """ADAPTIVE switches away from W-TinyLFU only to gain: nowhere here is it 0.1 point under it."""
+    assert ratio(workload, DEFAULT_POLICY, index) >= ratio(workload, "W_TINYLFU", index) - 0.1

@@ -1,6 +1,7 @@
 """Eviction policies: one small ordering hook each, looked up by name."""
 
 # Importing the implementation modules registers their policies.
+from qcache.memory.policies import adaptive as _adaptive  # noqa: F401
 from qcache.memory.policies import arc as _arc  # noqa: F401
 from qcache.memory.policies import classic as _classic  # noqa: F401
 from qcache.memory.policies import lfu as _lfu  # noqa: F401

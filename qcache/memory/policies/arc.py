@@ -141,6 +141,18 @@ class ARCPolicy(HoldsNewcomerWithHistory):
             self._b2[key] = None
         return key
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._resident or (self._pending is not NOTHING_HELD and key == self._pending)
+
+    def resident_keys(self) -> list[Hashable]:
+        """The keys tracked: T1's, then T2's, each oldest first, then a newcomer held aside."""
+        held = [] if self._pending is NOTHING_HELD else [self._pending]
+        return [*self._t1, *self._t2, *held]
+
+    def frequent_keys(self) -> list[Hashable]:
+        """The keys seen at least twice recently: T2's, oldest first."""
+        return list(self._t2)
+
     def clear(self) -> None:
         for queue in (self._t1, self._t2, self._b1, self._b2):
             queue.clear()

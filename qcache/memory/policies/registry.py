@@ -13,7 +13,7 @@ P = TypeVar("P", bound=type[EvictionPolicy])
 _REGISTRY: dict[str, type[EvictionPolicy]] = {}
 
 #: The policy that ``MEMORY_CACHE_EVICTION_POLICY`` and the name ``default`` select.
-DEFAULT_POLICY = "W_TINYLFU"
+DEFAULT_POLICY = "ADAPTIVE"
 
 
 def register_policy(name: str) -> Callable[[P], P]:

@@ -88,6 +88,24 @@ def _pair_hash(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return acc
 
 
+def int_pair_hashes(keys: np.ndarray, salt: int) -> np.ndarray | None:
+    """``hash((key, salt)) & (2**64 - 1)`` of each int64 key, with numpy; None where that cannot be exact.
+
+    A spot check against ``hash()`` itself guards against an interpreter that
+    hashes differently: then the caller hashes key by key.
+    """
+    if keys.dtype != np.int64 or not len(keys) or bool((keys == _INT64_MIN).any()):
+        return None
+    lanes = _int_hashes(keys)
+    with np.errstate(over="ignore"):
+        hashes = _pair_hash(lanes, np.full_like(lanes, np.uint64(hash(salt) & _MASK64)))
+    step = max(1, len(keys) // 16)
+    for got, key in zip(hashes[::step].tolist(), keys[::step].tolist(), strict=True):
+        if got != hash((key, salt)) & _MASK64:
+            return None
+    return hashes
+
+
 def _ceil_pow2(value: int) -> int:
     """Smallest power of two >= ``value`` (at least 1)."""
     return 1 << max(0, (value - 1).bit_length())

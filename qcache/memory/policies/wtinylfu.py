@@ -359,6 +359,17 @@ class WTinyLFUPolicy(EvictionPolicy):
     def __len__(self) -> int:
         return len(self._where)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._where
+
+    def resident_keys(self) -> list[Hashable]:
+        """The keys tracked: the window's, probation's, then protected's, each oldest first."""
+        return [*self._window, *self._probation, *self._protected]
+
+    def frequent_keys(self) -> list[Hashable]:
+        """The keys hit in main since they entered it: protected's, oldest first."""
+        return list(self._protected)
+
     def clear(self) -> None:
         self._window.clear()
         self._probation.clear()

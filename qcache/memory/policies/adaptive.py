@@ -1,0 +1,456 @@
+"""ADAPTIVE: the cache runs W-TinyLFU or ARC, whichever is ahead on the workload as it is now.
+
+W-TinyLFU's frequency filter is what wins on Zipf-like workloads and scans,
+and what loses where recency rules: keys reused a few times soon after their
+first request are turned away at the door. ARC keeps them. Neither policy's
+own knobs make up for the other (the window climber and its ghosts get
+W-TinyLFU close to LRU there, not to ARC), so this policy runs both: one
+drives the cache, and the other replays the same requests beside it as a
+*shadow*, keys only, with its own hits counted. At the end of each period the
+:class:`Scoreboard` compares the two, and the cache switches to the shadow's
+policy when that one has been clearly ahead for a while.
+
+* **Full shadows** (capacity up to :data:`SHADOW_ENTRIES`): the shadow is a
+  whole second policy, and the cache's own hits score the policy driving it.
+  A switch swaps the two: the shadow, made to hold exactly the cache's keys
+  (keys it holds that the cache does not leave it, the cache's keys it lacks
+  enter it in the driving policy's order), drives the cache, and the
+  policy that drove it stays on as the other shadow.
+* **Sampled shadows** (above it): both candidates replay the requests of a
+  fixed sample of keys, chosen by a hash that does not depend on the
+  process, in caches of :data:`SHADOW_ENTRIES` entries scaled as the sample
+  is (miniature simulations). A switch builds the new policy over the
+  cache's keys in the driving policy's order; its own history starts then.
+
+Either way, the keys the outgoing policy held as reused (W-TinyLFU's
+protected segment, ARC's T2) and the incoming one did not hold are hit once
+more as they enter it, so they start where it keeps reused keys: entering
+ARC as newcomers only, a cache of Zipf 1.0 with scans at 10% lost 0.9 point
+to the switch instead of gaining.
+
+Every request is observed once, at the hit (``on_access``) or the insertion
+(``on_insert``), so the simulator's replay (period by period, each policy in
+its own fast loop) and the L1 store's hooks see the same requests and take
+the same decisions: the tests compare them hit for hit. A switch falls due
+at the end of a period and is made before the next request reaches the
+policy, when the cache holds exactly its keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Protocol, cast
+
+import numpy as np
+
+from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.registry import create_policy, register_policy
+from qcache.memory.policies.sketch import int_pair_hashes, stable_key
+from qcache.memory.policies.wtinylfu import KERNEL, WTinyLFUPolicy
+
+#: The candidates, in order: the first drives the cache from the start.
+CANDIDATES = ("W_TINYLFU", "ARC")
+#: Shadows are whole policies up to this capacity, and caches of this many entries over a sample above it.
+SHADOW_ENTRIES = 1000
+#: A period holds at least this many requests, and at least a capacity's worth.
+MIN_PERIOD = 10_000
+_MASK32 = 0xFFFFFFFF
+_SAMPLE_SALT = 0x5EED5A3D
+
+
+class Candidate(Protocol):
+    """What a candidate policy offers beyond the contract: its keys for a switch, and a fast replay."""
+
+    def resident_keys(self) -> list[Hashable]:
+        """The keys it tracks, in an order of its own that both replay and hooks reproduce."""
+        ...
+
+    def frequent_keys(self) -> list[Hashable]:
+        """Those of them it holds as reused (hit since they entered), in the same kind of order."""
+        ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+    def replay(self, keys: Sequence[Hashable]) -> int:
+        """Hits of ``keys`` replayed as "get, insert on miss" (the simulator's fast loop)."""
+        ...
+
+
+def _candidate(policy: EvictionPolicy) -> Candidate:
+    """``policy`` as the candidate it is (W_TINYLFU and ARC both implement :class:`Candidate`)."""
+    return cast(Candidate, policy)
+
+
+class Scoreboard:
+    """When to switch: the candidates' hits per period, aged, and a margin to clear.
+
+    Sans-IO: it is told each period's hits and answers with the candidate
+    to switch to, or None. A candidate's score is its hits over the periods
+    so far, each period's weight ``decay`` times the next one's (a horizon of
+    about ``1 / (1 - decay)`` periods). A switch needs ``warm_periods``
+    periods in a full cache first (a cache still filling favours whichever
+    policy fills fastest), and a lead of more than ``margin`` of the
+    requests scored (0.01: one point of hit ratio) over the candidate in
+    place: each switch costs hits while the new policy settles.
+    """
+
+    def __init__(self, candidates: int, *, decay: float = 0.8, margin: float = 0.01, warm_periods: int = 3) -> None:
+        if candidates < 2:
+            raise ValueError(f"a scoreboard needs at least two candidates, got {candidates}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+        if margin < 0.0 or warm_periods < 0:
+            raise ValueError("margin and warm_periods must be >= 0")
+        self.decay = decay
+        self.margin = margin
+        self.warm_periods = warm_periods
+        self._scores = [0.0] * candidates
+        self._requests = 0.0
+        self._full_periods = 0
+
+    @property
+    def scores(self) -> tuple[float, ...]:
+        """Each candidate's aged hit ratio (0 to 1) over the periods scored."""
+        requests = self._requests or 1.0
+        return tuple(score / requests for score in self._scores)
+
+    def close_period(self, hits: Sequence[int], requests: int, *, active: int, full: bool) -> int | None:
+        """Score one period (``hits`` per candidate out of ``requests``); the candidate to switch to, or None."""
+        if not full:
+            # Still filling: nothing scored yet counts.
+            self._scores = [0.0] * len(self._scores)
+            self._requests = 0.0
+            self._full_periods = 0
+            return None
+        decay = self.decay
+        self._scores = [decay * score + hit for score, hit in zip(self._scores, hits, strict=True)]
+        self._requests = decay * self._requests + requests
+        self._full_periods += 1
+        if self._full_periods < self.warm_periods or not self._requests:
+            return None
+        best = max(range(len(self._scores)), key=self._scores.__getitem__)
+        if best != active and self._scores[best] - self._scores[active] > self.margin * self._requests:
+            return best
+        return None
+
+    def reset(self) -> None:
+        """Forget every score (the cache was cleared)."""
+        self._scores = [0.0] * len(self._scores)
+        self._requests = 0.0
+        self._full_periods = 0
+
+
+class _Shadow:
+    """A candidate replaying requests on its own, keys only, its hits counted."""
+
+    __slots__ = ("hits", "policy", "size")
+
+    def __init__(self, policy: EvictionPolicy) -> None:
+        self.policy = policy
+        self.hits = 0
+        self.size = 0
+
+    def request(self, key: Hashable) -> None:
+        """One request, "get, insert on miss", as the simulator's engine makes it."""
+        policy = self.policy
+        if key in _candidate(policy):
+            self.hits += 1
+            policy.on_access(key)
+            return
+        policy.on_miss(key)
+        policy.on_insert(key)
+        if self.size >= policy.capacity:
+            policy.victim()
+        else:
+            self.size += 1
+
+    def replay(self, keys: Sequence[Hashable], compiled: bool) -> None:
+        """The same requests through the policy's own fast loop."""
+        if keys:
+            self.hits += _replay(self.policy, keys, compiled)
+            self.size = len(self.policy)
+
+    def forget(self, key: Hashable) -> None:
+        """The cache dropped ``key`` itself (a delete, an expiry): so does the shadow."""
+        if key in _candidate(self.policy):
+            self.policy.on_remove(key)
+            self.size -= 1
+
+
+def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], compiled: bool) -> int:
+    """``policy``'s own replay of ``keys``; W-TinyLFU's compiled one when the whole job earns it.
+
+    A period is shorter than the replays W-TinyLFU would compile on its own
+    account, so the choice is made once for the whole replay.
+    """
+    if isinstance(policy, WTinyLFUPolicy):
+        return policy.replay(keys, compiled=compiled)
+    return _candidate(policy).replay(keys)
+
+
+def _adopt(policy: EvictionPolicy, keys: Iterable[Hashable], frequent: Iterable[Hashable]) -> None:
+    """Make ``policy`` track exactly ``keys``: its others leave, the missing ones enter in order.
+
+    Of those that enter, the ones the outgoing policy held as ``frequent``
+    (hit since they entered) are hit once more, so the incoming policy
+    starts with them where it keeps reused keys (ARC's T2, W-TinyLFU's
+    sketch) rather than as newcomers that a scan would flush first.
+    """
+    wanted = dict.fromkeys(keys)
+    candidate = _candidate(policy)
+    for key in candidate.resident_keys():
+        if key not in wanted:
+            policy.on_remove(key)
+    entered = {key: None for key in wanted if key not in candidate}
+    for key in entered:
+        policy.on_insert(key)
+    for key in frequent:
+        if key in entered:
+            policy.on_access(key)
+
+
+@register_policy("ADAPTIVE")
+class AdaptivePolicy(EvictionPolicy):
+    """W-TinyLFU or ARC, switched at run time on what shadows of both measure.
+
+    ``shadow_entries`` is where full shadows give way to sampled ones; a
+    period is ``capacity`` requests, at least ``min_period``; ``decay``,
+    ``margin`` and ``warm_periods`` go to the :class:`Scoreboard`; ``seed``
+    to W-TinyLFU's sketch.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        shadow_entries: int = SHADOW_ENTRIES,
+        decay: float = 0.8,
+        margin: float = 0.01,
+        warm_periods: int = 3,
+        min_period: int = MIN_PERIOD,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(capacity)
+        if shadow_entries < 1 or min_period < 1:
+            raise ValueError(f"shadow_entries and min_period must be positive, got {shadow_entries!r}, {min_period!r}")
+        self._seed = seed
+        self._full = capacity <= shadow_entries
+        self._shadow_capacity = capacity if self._full else shadow_entries
+        # A key is sampled when its 32-bit hash falls under this (all keys with full shadows).
+        self._threshold = (self._shadow_capacity << 32) // capacity
+        self._board = Scoreboard(len(CANDIDATES), decay=decay, margin=margin, warm_periods=warm_periods)
+        self._period = max(capacity, min_period)
+        self._shadows: list[_Shadow | None] = []
+        self._reset()
+
+    def _new(self, index: int, capacity: int) -> EvictionPolicy:
+        name = CANDIDATES[index]
+        return create_policy(name, capacity, seed=self._seed) if name == "W_TINYLFU" else create_policy(name, capacity)
+
+    def _reset(self) -> None:
+        self._active_index = 0
+        self._active = self._new(0, self.capacity)
+        if self._full:
+            # The cache's own hits score the policy driving it; the other one is a shadow.
+            self._shadows = [None, *(_Shadow(self._new(i, self.capacity)) for i in range(1, len(CANDIDATES)))]
+        else:
+            self._shadows = [_Shadow(self._new(i, self._shadow_capacity)) for i in range(len(CANDIDATES))]
+        self._active_hits = 0
+        self._left = self._period
+        self._sampled_requests = 0
+        self._due: int | None = None
+        # Whether the cache has been full (the scoreboard waits for it). With full shadows: at its
+        # capacity, or evicting under a bound of its driver's (the L1 store's byte bound) before that.
+        # With sampled ones: once both shadows are (the cache, which they scale, is too then), so the
+        # replay need not run the cache itself to each period's end to know.
+        self._filled = False
+        self._board.reset()
+
+    # -- introspection (tests, notebooks) ------------------------------------
+
+    @property
+    def active(self) -> str:
+        """The name of the policy driving the cache now."""
+        return CANDIDATES[self._active_index]
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Each candidate's aged hit ratio, as the last period's decision saw it."""
+        return dict(zip(CANDIDATES, self._board.scores, strict=True))
+
+    def resident_keys(self) -> list[Hashable]:
+        """The keys tracked, as the policy driving the cache orders them."""
+        return _candidate(self._active).resident_keys()
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the shadows replay a sample of keys (capacity above ``shadow_entries``)."""
+        return not self._full
+
+    # -- the contract --------------------------------------------------------
+
+    def on_miss(self, key: Hashable) -> None:
+        if self._due is not None:
+            self._switch()
+        self._active.on_miss(key)
+
+    def on_insert(self, key: Hashable) -> None:
+        if self._due is not None:
+            self._switch()
+        self._active.on_insert(key)
+        self._observe(key)
+
+    def on_access(self, key: Hashable) -> None:
+        if self._due is not None:
+            self._switch()
+        self._active.on_access(key)
+        self._active_hits += 1
+        self._observe(key)
+
+    def on_remove(self, key: Hashable) -> None:
+        self._active.on_remove(key)
+        if self._full or self._is_sampled(key):
+            for shadow in self._shadows:
+                if shadow is not None:
+                    shadow.forget(key)
+
+    def victim(self) -> Hashable:
+        if self._full:
+            self._filled = True
+        return self._active.victim()
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def clear(self) -> None:
+        self._reset()
+
+    # -- internals -----------------------------------------------------------
+
+    def _is_sampled(self, key: Hashable) -> bool:
+        return hash((stable_key(key), _SAMPLE_SALT)) & _MASK32 < self._threshold
+
+    def _sample_of(self, keys: Sequence[Hashable]) -> list[Hashable]:
+        """The requests of ``keys`` whose key is sampled, in order (int keys hashed with numpy)."""
+        array: np.ndarray | None = None
+        if keys and type(keys[0]) is int:
+            try:
+                array = np.asarray(keys)
+            except (ValueError, TypeError):  # not one flat array of numbers: key by key
+                array = None
+        hashes = int_pair_hashes(array, _SAMPLE_SALT) if array is not None else None
+        if hashes is None:
+            return [key for key in keys if self._is_sampled(key)]
+        chosen: list[Hashable] = array[(hashes & np.uint64(_MASK32)) < np.uint64(self._threshold)].tolist()  # type: ignore[index]
+        return chosen
+
+    def _observe(self, key: Hashable) -> None:
+        """One request seen: the shadows replay it (if sampled), and a period may end."""
+        if self._full or self._is_sampled(key):
+            self._sampled_requests += 1
+            for shadow in self._shadows:
+                if shadow is not None:
+                    shadow.request(key)
+        self._left -= 1
+        if not self._left:
+            self._close_period()
+
+    def _close_period(self) -> None:
+        """Score the period just ended; a switch, if any, waits for the next request."""
+        shadows = self._shadows
+        hits = [
+            self._active_hits if shadow is None else shadow.hits
+            for shadow in shadows
+        ]
+        requests = self._period if self._full else self._sampled_requests
+        for shadow in shadows:
+            if shadow is not None:
+                shadow.hits = 0
+        self._active_hits = 0
+        self._sampled_requests = 0
+        self._left = self._period
+        if not self._filled:
+            if self._full:
+                self._filled = len(self._active) >= self.capacity
+            else:
+                self._filled = all(shadow.size >= shadow.policy.capacity for shadow in shadows if shadow is not None)
+        self._due = self._board.close_period(hits, requests, active=self._active_index, full=self._filled)
+
+    def _switch(self) -> None:
+        """Hand the cache to the candidate the scoreboard chose, holding exactly the cache's keys."""
+        index, self._due = self._due, None
+        assert index is not None
+        outgoing_policy = _candidate(self._active)
+        keys = outgoing_policy.resident_keys()
+        frequent = outgoing_policy.frequent_keys()
+        if self._full:
+            shadow = self._shadows[index]
+            assert shadow is not None
+            incoming = shadow.policy
+            _adopt(incoming, keys, frequent)
+            # The policy that drove the cache goes on beside it as the other shadow.
+            outgoing = _Shadow(self._active)
+            outgoing.size = len(self._active)
+            self._shadows[self._active_index] = outgoing
+            self._shadows[index] = None
+        else:
+            incoming = self._new(index, self.capacity)
+            _adopt(incoming, keys, frequent)
+        self._active = incoming
+        self._active_index = index
+
+    # -- the simulator's replay ---------------------------------------------
+
+    def replay(
+        self,
+        keys: Sequence[Hashable],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 1 << 16,
+    ) -> int:
+        """Replay ``keys`` as "get, insert on miss"; return the hit count.
+
+        Period by period, each policy in its own fast loop (W-TinyLFU's
+        compiled kernel where it pays): the same decisions as the hooks,
+        tested hit for hit. Starts from, and leaves, this policy's state;
+        ``progress`` gets the number of requests done about every ``chunk``.
+        """
+        total = len(keys)
+        compiled = KERNEL.for_job(total) is not None
+        hits = 0
+        done = 0  # requests the shadows (and the scoreboard) have seen
+        driven = 0  # requests the cache's own policy has replayed: with sampled shadows it lags
+        reported = 0
+        while done < total:
+            if self._due is not None:
+                if driven < done:
+                    hits += _replay(self._active, keys[driven:done], compiled)
+                    driven = done
+                self._switch()
+            end = min(total, done + self._left)
+            part = keys[done:end]
+            if self._full:
+                # The cache's own hits score its policy: it replays period by period.
+                part_hits = _replay(self._active, part, compiled)
+                hits += part_hits
+                self._active_hits += part_hits
+                driven = end
+                sample = part
+            else:
+                # Nothing the cache does moves the scoreboard: it replays in one go up to the next switch.
+                sample = self._sample_of(part)
+            self._sampled_requests += len(sample)
+            for shadow in self._shadows:
+                if shadow is not None:
+                    shadow.replay(sample, compiled)
+            self._left -= len(part)
+            done = end
+            if not self._left:
+                self._close_period()
+            if progress is not None and done - reported >= chunk:
+                progress(done - reported)
+                reported = done
+        if driven < total:
+            hits += _replay(self._active, keys[driven:], compiled)
+        if progress is not None and done > reported:
+            progress(done - reported)
+        return hits

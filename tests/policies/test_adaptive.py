@@ -1,0 +1,167 @@
+"""ADAPTIVE: the scoreboard's decisions, the switch's bookkeeping, and replay against the hooks."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from qcache.memory.policies import create_policy
+from qcache.memory.policies.adaptive import AdaptivePolicy, Scoreboard
+from qcache.sim import RecentReuse, Zipf, count_hits, materialize
+from qcache.sim.engine import run_policy
+
+# -- the scoreboard -----------------------------------------------------------
+
+
+def test_no_switch_while_the_cache_fills_or_warms() -> None:
+    board = Scoreboard(2, margin=0.01, warm_periods=2)
+    assert board.close_period([0, 900], 1000, active=0, full=False) is None
+    assert board.close_period([0, 900], 1000, active=0, full=True) is None  # first full period: warming
+    assert board.close_period([0, 900], 1000, active=0, full=True) == 1
+
+
+def test_a_lead_within_the_margin_is_no_reason_to_switch() -> None:
+    board = Scoreboard(2, decay=0.5, margin=0.01, warm_periods=0)
+    assert board.close_period([500, 509], 1000, active=0, full=True) is None  # 0.9 point ahead
+    assert board.close_period([500, 530], 1000, active=0, full=True) == 1  # then about 2 points over the horizon
+    assert board.close_period([530, 500], 1000, active=1, full=True) is None  # the incumbent is not asked to switch
+
+
+def test_old_periods_weigh_less_than_recent_ones() -> None:
+    board = Scoreboard(2, decay=0.5, margin=0.01, warm_periods=0)
+    board.close_period([900, 100], 1000, active=0, full=True)
+    for _ in range(5):
+        decision = board.close_period([100, 400], 1000, active=0, full=True)
+    assert decision == 1
+    low, high = board.scores
+    assert high > low
+
+
+def test_a_cache_that_empties_starts_scoring_again() -> None:
+    board = Scoreboard(2, margin=0.0, warm_periods=1)
+    board.close_period([0, 1000], 1000, active=0, full=True)
+    board.close_period([0, 1000], 1000, active=0, full=False)
+    assert board.scores == (0.0, 0.0)
+    board.reset()
+    assert board.scores == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"candidates": 1}, {"candidates": 2, "decay": 1.0}, {"candidates": 2, "margin": -0.1}]
+)
+def test_scoreboard_refuses_bad_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Scoreboard(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_policy_refuses_bad_settings() -> None:
+    with pytest.raises(ValueError):
+        AdaptivePolicy(10, shadow_entries=0)
+    with pytest.raises(ValueError):
+        AdaptivePolicy(10, min_period=0)
+
+
+# -- on workloads -------------------------------------------------------------
+
+RECENCY = RecentReuse(requests=150_000, new_fraction=0.3, mean_gap=2000, seed=21)
+
+
+def keys_of(source: object) -> list[object]:
+    return list(materialize(source).keys)  # type: ignore[arg-type]
+
+
+def test_it_moves_to_arc_where_recency_rules_and_gets_arcs_hits() -> None:
+    keys = keys_of(RECENCY)
+    policy = AdaptivePolicy(448)
+    hits = run_policy(policy, keys)
+    assert policy.active == "ARC"
+    arc, wtinylfu = count_hits("ARC", keys, 448), count_hits("W_TINYLFU", keys, 448)
+    assert arc - wtinylfu > 0.015 * len(keys)  # the premise: ARC is well ahead here
+    assert hits >= arc - 0.01 * len(keys)
+    assert policy.scores["ARC"] > policy.scores["W_TINYLFU"]
+
+
+def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
+    keys = keys_of(Zipf(keys=20_000, requests=60_000, exponent=0.9, seed=5))
+    policy = AdaptivePolicy(200)
+    hits = run_policy(policy, keys)
+    assert policy.active == "W_TINYLFU"
+    assert hits == count_hits("W_TINYLFU", keys, 200)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "options"),
+    [
+        (448, {}),  # full shadows, one switch
+        (300, {"min_period": 500, "margin": 0.0, "warm_periods": 0}),  # full shadows, switching back and forth
+        (1500, {"shadow_entries": 300}),  # sampled shadows
+        (1500, {"shadow_entries": 300, "min_period": 500, "margin": 0.0, "warm_periods": 0}),
+    ],
+)
+def test_replay_makes_the_hooks_decisions(capacity: int, options: dict[str, float]) -> None:
+    keys = keys_of(RECENCY)
+    by_hooks = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
+    by_replay = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
+    assert run_policy(by_hooks, keys) == by_replay.replay(keys, chunk=7_000)
+    assert by_hooks.active == by_replay.active
+    assert by_hooks.scores == by_replay.scores
+    assert by_hooks.resident_keys() == by_replay.resident_keys()
+
+
+def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
+    rng = random.Random(3)
+    policy = AdaptivePolicy(50, min_period=100, margin=0.0, warm_periods=0)
+    present: set[int] = set()
+    switches = 0
+    last = policy.active
+    for step in range(20_000):
+        key = rng.randrange(400) if rng.random() < 0.7 else rng.randrange(60)
+        if step % 7 == 0 and present:
+            gone = rng.choice(sorted(present))
+            policy.on_remove(gone)
+            present.discard(gone)
+            continue
+        if key in present:
+            policy.on_access(key)
+        else:
+            policy.on_miss(key)
+            policy.on_insert(key)
+            present.add(key)
+            if len(present) > 50:
+                victim = policy.victim()
+                assert victim in present
+                present.discard(victim)
+        assert set(policy.resident_keys()) == present
+        assert len(policy) == len(present)
+        if policy.active != last:
+            switches += 1
+            last = policy.active
+    assert switches >= 2  # both directions were exercised
+
+
+def test_clear_goes_back_to_the_start() -> None:
+    keys = keys_of(RECENCY)
+    policy = AdaptivePolicy(448)
+    run_policy(policy, keys)
+    assert policy.active == "ARC"
+    policy.clear()
+    assert policy.active == "W_TINYLFU" and len(policy) == 0
+    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0}
+
+
+def test_it_is_selectable_by_name() -> None:
+    assert isinstance(create_policy("adaptive", 10), AdaptivePolicy)
+
+
+def test_int_keys_are_sampled_with_numpy_as_key_by_key() -> None:
+    policy = AdaptivePolicy(5000, shadow_entries=500)
+    rng = random.Random(1)
+    keys: list[object] = [rng.randrange(-(2**62), 2**62) for _ in range(5000)] + list(range(3000))
+    by_key = [key for key in keys if policy._is_sampled(key)]
+    assert 700 < len(by_key) < 1100  # about a tenth
+    assert policy._sample_of(keys) == by_key
+    words = [f"k{key}" for key in keys[:2000]]
+    assert policy._sample_of(words) == [key for key in words if policy._is_sampled(key)]
+    mixed = [1, "a", 2.5, b"b", (3, 4), *range(50)]
+    assert policy._sample_of(mixed) == [key for key in mixed if policy._is_sampled(key)]
