@@ -144,17 +144,18 @@ class Scoreboard:
 class _Shadow:
     """A candidate replaying requests on its own, keys only, its hits counted."""
 
-    __slots__ = ("hits", "policy", "size")
+    __slots__ = ("_holds", "hits", "policy", "size")
 
     def __init__(self, policy: EvictionPolicy) -> None:
         self.policy = policy
         self.hits = 0
         self.size = 0
+        self._holds = _candidate(policy).__contains__
 
     def request(self, key: Hashable) -> None:
         """One request, "get, insert on miss", as the simulator's engine makes it."""
         policy = self.policy
-        if key in _candidate(policy):
+        if self._holds(key):
             self.hits += 1
             policy.on_access(key)
             return
@@ -256,6 +257,7 @@ class AdaptivePolicy(EvictionPolicy):
             self._shadows = [None, *(_Shadow(self._new(i, self.capacity)) for i in range(1, len(CANDIDATES)))]
         else:
             self._shadows = [_Shadow(self._new(i, self._shadow_capacity)) for i in range(len(CANDIDATES))]
+        self._watching = self._watchers()
         self._active_hits = 0
         self._left = self._period
         self._sampled_requests = 0
@@ -266,6 +268,10 @@ class AdaptivePolicy(EvictionPolicy):
         # replay need not run the cache itself to each period's end to know.
         self._filled = False
         self._board.reset()
+
+    def _watchers(self) -> tuple[_Shadow, ...]:
+        """The shadows as they are now (with whole shadows, all but the driving policy's slot)."""
+        return tuple(shadow for shadow in self._shadows if shadow is not None)
 
     # -- introspection (tests, notebooks) ------------------------------------
 
@@ -349,9 +355,8 @@ class AdaptivePolicy(EvictionPolicy):
         """One request seen: the shadows replay it (if sampled), and a period may end."""
         if self._full or self._is_sampled(key):
             self._sampled_requests += 1
-            for shadow in self._shadows:
-                if shadow is not None:
-                    shadow.request(key)
+            for shadow in self._watching:
+                shadow.request(key)
         self._left -= 1
         if not self._left:
             self._close_period()
@@ -394,6 +399,7 @@ class AdaptivePolicy(EvictionPolicy):
             outgoing.size = len(self._active)
             self._shadows[self._active_index] = outgoing
             self._shadows[index] = None
+            self._watching = self._watchers()
         else:
             incoming = self._new(index, self.capacity)
             _adopt(incoming, keys, frequent)
