@@ -39,12 +39,17 @@ def test_old_periods_weigh_less_than_recent_ones() -> None:
 
 
 def test_a_cache_that_empties_starts_scoring_again() -> None:
-    board = Scoreboard(2, margin=0.0, warm_periods=1)
+    board = Scoreboard(2, margin=0.0, warm_periods=2)
     board.close_period([0, 1000], 1000, active=0, full=True)
+    assert board.scores == (0.0, 1.0)
     board.close_period([0, 1000], 1000, active=0, full=False)
     assert board.scores == (0.0, 0.0)
+    # Warming starts over too: one full period is not enough again.
+    assert board.close_period([0, 1000], 1000, active=0, full=True) is None
+    assert board.close_period([0, 1000], 1000, active=0, full=True) == 1
     board.reset()
     assert board.scores == (0.0, 0.0)
+    assert board.close_period([0, 1000], 1000, active=0, full=True) is None
 
 
 @pytest.mark.parametrize(

@@ -289,11 +289,6 @@ class AdaptivePolicy(EvictionPolicy):
         """The keys tracked, as the policy driving the cache orders them."""
         return _candidate(self._active).resident_keys()
 
-    @property
-    def sampled(self) -> bool:
-        """Whether the shadows replay a sample of keys (capacity above ``shadow_entries``)."""
-        return not self._full
-
     # -- the contract --------------------------------------------------------
 
     def on_miss(self, key: Hashable) -> None:
@@ -317,9 +312,8 @@ class AdaptivePolicy(EvictionPolicy):
     def on_remove(self, key: Hashable) -> None:
         self._active.on_remove(key)
         if self._full or self._is_sampled(key):
-            for shadow in self._shadows:
-                if shadow is not None:
-                    shadow.forget(key)
+            for shadow in self._watching:
+                shadow.forget(key)
 
     def victim(self) -> Hashable:
         if self._full:
@@ -353,8 +347,11 @@ class AdaptivePolicy(EvictionPolicy):
 
     def _observe(self, key: Hashable) -> None:
         """One request seen: the shadows replay it (if sampled), and a period may end."""
-        if self._full or self._is_sampled(key):
-            self._sampled_requests += 1
+        if self._full:
+            for shadow in self._watching:
+                shadow.request(key)
+        elif self._is_sampled(key):
+            self._sampled_requests += 1  # with whole shadows a period's requests are the period
             for shadow in self._watching:
                 shadow.request(key)
         self._left -= 1
@@ -445,10 +442,9 @@ class AdaptivePolicy(EvictionPolicy):
             else:
                 # Nothing the cache does moves the scoreboard: it replays in one go up to the next switch.
                 sample = self._sample_of(part)
-            self._sampled_requests += len(sample)
-            for shadow in self._shadows:
-                if shadow is not None:
-                    shadow.replay(sample, compiled)
+                self._sampled_requests += len(sample)
+            for shadow in self._watching:
+                shadow.replay(sample, compiled)
             self._left -= len(part)
             done = end
             if not self._left:

@@ -85,21 +85,6 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         else:
             del self._t1[key]
 
-    def on_insert(self, key: Hashable) -> None:
-        # HoldsNewcomerWithHistory.on_insert with its common case inline: nothing is held,
-        # because the last insert's eviction placed its newcomer.
-        if key != self._last_missed:
-            self.on_miss(key)  # inserted without a lookup first (a plain set)
-        self._last_missed = NOTHING_HELD
-        if self._pending is not NOTHING_HELD:
-            self._settle()
-        found, self._found = self._found, _NO_GHOST
-        if len(self._resident) >= self.capacity:
-            self._pending = key
-            self._pending_found = found
-        else:
-            self._place_as(key, found)
-
     def victim(self) -> Hashable:
         if not self._resident:
             return self._held_victim()

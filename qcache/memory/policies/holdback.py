@@ -109,7 +109,8 @@ class HoldsNewcomerWithHistory(HoldsNewcomer):
         if key != self._last_missed:
             self.on_miss(key)  # inserted without a lookup first (a plain set)
         self._last_missed = NOTHING_HELD
-        self._settle()
+        if self._pending is not NOTHING_HELD:  # seldom: the last insert's eviction placed its newcomer
+            self._settle()
         if len(self._members) >= self.capacity:
             self._pending = key
             self._pending_found = self._found

@@ -88,15 +88,22 @@ def _pair_hash(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return acc
 
 
+def _int_lanes(keys: np.ndarray) -> np.ndarray | None:
+    """:func:`_int_hashes` of int64 keys; None for an array numpy cannot hash as CPython does."""
+    if keys.dtype != np.int64 or not len(keys) or bool((keys == _INT64_MIN).any()):
+        return None
+    return _int_hashes(keys)
+
+
 def int_pair_hashes(keys: np.ndarray, salt: int) -> np.ndarray | None:
     """``hash((key, salt)) & (2**64 - 1)`` of each int64 key, with numpy; None where that cannot be exact.
 
     A spot check against ``hash()`` itself guards against an interpreter that
     hashes differently: then the caller hashes key by key.
     """
-    if keys.dtype != np.int64 or not len(keys) or bool((keys == _INT64_MIN).any()):
+    lanes = _int_lanes(keys)
+    if lanes is None:
         return None
-    lanes = _int_hashes(keys)
     with np.errstate(over="ignore"):
         hashes = _pair_hash(lanes, np.full_like(lanes, np.uint64(hash(salt) & _MASK64)))
     step = max(1, len(keys) // 16)
@@ -227,10 +234,10 @@ class FrequencySketch:
         guards against an interpreter that hashes differently: then the
         caller hashes key by key as usual.
         """
-        if keys.dtype != np.int64 or not len(keys) or bool((keys == _INT64_MIN).any()):
+        lanes = _int_lanes(keys)
+        if lanes is None:
             return None
         salt_lane = np.uint64(hash(self._salt) & _MASK64)
-        lanes = _int_hashes(keys)
         out = np.empty((len(keys), 8), dtype=np.int64)
         with np.errstate(over="ignore"):
             h = _pair_hash(lanes, np.full_like(lanes, salt_lane))
