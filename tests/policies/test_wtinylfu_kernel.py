@@ -78,8 +78,8 @@ SIZES = (1, 2, 3, 7, 100, 1500)
 OPTIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "fixed window": {"adaptive": False},
-    "no doorkeeper": {"doorkeeper": False},
-    "fixed, no doorkeeper": {"adaptive": False, "doorkeeper": False, "window_fraction": 0.01},
+    "doorkeeper": {"doorkeeper": True},
+    "fixed, doorkeeper": {"adaptive": False, "doorkeeper": True, "window_fraction": 0.01},
     "ungated, short gate period": {"gate_ratio": 0.0, "gate_factor": 0.5},
     "strict gate": {"gate_ratio": 2.0},
     "eager boost": {"boost_ratio": 0.5, "boost_cap": 64.0},

@@ -17,6 +17,7 @@ from functools import cache
 import pytest
 
 from qcache.memory.policies import DEFAULT_POLICY
+from qcache.memory.policies.adaptive import FREQUENCY_SIDE
 from qcache.sim import (
     Loop,
     Phases,
@@ -76,20 +77,34 @@ WIDER: dict[str, Callable[[], TraceSource]] = {
 # (reuse at three more mixes, Zipf 0.6, 0.8 and 1.0 with scans, a shifting set,
 # loops of 2,000 and 12,000 keys, two new phase mixes; 150k requests each),
 # on which ADAPTIVE never fell below W-TinyLFU by more than 0.01 point. Kept
-# here are the ones it misses, in KNOWN_MISSES: a frequency-and-recency mix
-# where S3-FIFO leads at 7 entries, and loops, where LIRS leads at 10%.
+# here are the ones it missed: a frequency-and-recency mix where S3-FIFO leads
+# at 7 entries (in KNOWN_MISSES), and loops 10x the cache, where LIRS leads.
+# The loops were met when ADAPTIVE's W-TinyLFU lost its doorkeeper
+# (adaptive.FREQUENCY_SIDE); they were in view when that was chosen, so a
+# second sweep of 11 workloads held out from it follows (reuse at three mixes,
+# Zipf 0.7 with scans and 1.2, a hot spot, two shifting sets, a loop of 7,000
+# keys, two phase mixes). ADAPTIVE missed two of its 33 cases before that
+# change and none after; kept here are those two.
 HELD_OUT: dict[str, Callable[[], TraceSource]] = {
     "held-out-reuse-0.05-50": lambda: RecentReuse(requests=150_000, new_fraction=0.05, mean_gap=50, seed=33),
     "held-out-loop-2000": lambda: Loop(keys=2000, requests=150_000),
     "held-out-loop-12000": lambda: Loop(keys=12_000, requests=150_000),
+    "second-reuse-0.2-5000": lambda: RecentReuse(requests=150_000, new_fraction=0.2, mean_gap=5000, seed=43),
+    "second-loop-7000": lambda: Loop(keys=7000, requests=150_000),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
 # Three more, all recency-dominated reuse, were met when the default became
 # ADAPTIVE (W-TinyLFU, or ARC once a shadow of ARC is a point ahead): reuse
 # with 30% new keys 100 requests back at 0.1% (46.85% against ARC's 48.31%,
-# now 47.97%), 2000 back at 1% (32.44% against 35.37%, now 34.80%), and 50%
-# new keys 2000 back at 1% (23.71% against 25.19%, now 24.87%).
+# now 47.96%), 2000 back at 1% (32.44% against 35.37%, now 34.84%), and 50%
+# new keys 2000 back at 1% (23.71% against 25.19%, now 24.88%). Then four
+# when ADAPTIVE's W-TinyLFU lost its doorkeeper and gated its window's growth
+# at 0.7 (adaptive.FREQUENCY_SIDE): the loops of 2,000 and 12,000 keys at 10%
+# (7.52% and 7.31% against LIRS's 9.77% and 9.50%, now 9.59% and 8.92%), and
+# of the second held-out sweep reuse with 20% new keys 5000 back at 1%
+# (31.01% against S3-FIFO's 32.03%, now 31.16%) and the loop of 7,000 keys at
+# 10% (7.84% against LIRS's 9.70%, now 9.27%).
 # The last miss of W-TinyLFU itself on the workloads above was reuse at 0.1%
 # (40 entries): 28.03% against S3-FIFO's 30.02%. Both ghost lists were hit
 # about as often there (11% and 13% of requests), the window wandered from 1
@@ -106,11 +121,9 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # (22-27%), and growth that duels main's LRU key (23%).
 # The wider sweep's misses (default's hit ratio against the reference it misses):
 KNOWN_MISSES: dict[tuple[str, int], str] = {
-    ("wide-reuse-0.1-100", 0): "15 entries: 58.32% vs S3-FIFO 60.17% (0.85 point short; ARC 56.46%,"
+    ("wide-reuse-0.1-100", 0): "15 entries: 58.68% vs S3-FIFO 60.17% (0.49 point short; ARC 56.46%,"
     " so a shadow of ARC does not help); no fixed W-TinyLFU window reaches past 58.9%",
-    ("held-out-reuse-0.05-50", 0): "7 entries: 75.76% vs S3-FIFO 77.68% (0.92 point short; ARC 75.11%)",
-    ("held-out-loop-2000", 2): "200 entries: 7.52% vs LIRS 9.77% (1.25 points short; ARC and LRU 0%)",
-    ("held-out-loop-12000", 2): "1,200 entries: 7.31% vs LIRS 9.50% (1.19 points short; ARC and LRU 0%)",
+    ("held-out-reuse-0.05-50", 0): "7 entries: 76.56% vs S3-FIFO 77.68% (0.12 point short; ARC 75.11%)",
 }
 
 
@@ -120,10 +133,12 @@ def keys_of(workload: str) -> list[object]:
 
 
 @cache
-def ratio(workload: str, policy: str, index: int) -> float:
+def ratio(workload: str, policy: str, index: int, *, frequency_side: bool = False) -> float:
+    """Hit ratio (%); ``frequency_side``: W-TinyLFU built as ADAPTIVE builds it."""
     keys = keys_of(workload)
     size = resolve_sizes("0.1%,1%,10%", len(set(keys)))[index]
-    return 100.0 * count_hits(policy, keys, size) / len(keys)
+    options = FREQUENCY_SIDE if frequency_side else None
+    return 100.0 * count_hits(policy, keys, size, options=options) / len(keys)
 
 
 CASES = [
@@ -144,7 +159,24 @@ def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload
     assert default <= ratio(workload, "BELADY", index)
 
 
-@pytest.mark.parametrize(("workload", "index"), [(name, index) for name in ALL_WORKLOADS for index in range(3)])
+# Where a switch costs: ARC's shadow led W-TinyLFU's by more than the margin for a while, and
+# the cache lost more on its way to ARC and back than ARC gained. Measured and not kept: a
+# larger margin (1.25 or 1.5 points), a slower decay (0.9) or 5 warm periods lose more here
+# (30.94%) or miss the goal elsewhere (the shifting sets).
+SWITCHING_COSTS: dict[tuple[str, int], str] = {
+    ("second-reuse-0.2-5000", 1): "301 entries: 31.16% vs its W-TinyLFU alone 31.75% (ARC 31.23%, S3-FIFO 32.03%)",
+}
+
+
+@pytest.mark.parametrize(
+    ("workload", "index"),
+    [
+        pytest.param(name, index, marks=pytest.mark.xfail(reason=SWITCHING_COSTS[(name, index)], strict=True))
+        if (name, index) in SWITCHING_COSTS else (name, index)
+        for name in ALL_WORKLOADS for index in range(3)
+    ],
+)
 def test_the_default_never_pays_for_its_shadows(workload: str, index: int) -> None:
-    """ADAPTIVE switches away from W-TinyLFU only to gain: nowhere here is it 0.1 point under it."""
-    assert ratio(workload, DEFAULT_POLICY, index) >= ratio(workload, "W_TINYLFU", index) - 0.1
+    """ADAPTIVE switches away from its W-TinyLFU only to gain: nowhere here is it 0.1 point under it."""
+    assert DEFAULT_POLICY == "ADAPTIVE"
+    assert ratio(workload, DEFAULT_POLICY, index) >= ratio(workload, "W_TINYLFU", index, frequency_side=True) - 0.1
