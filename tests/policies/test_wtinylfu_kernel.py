@@ -37,6 +37,7 @@ from qcache.sim import (
 )
 
 kernel = pytest.importorskip("qcache.memory.policies.wtinylfu_kernel", reason="numba is not installed")
+kernel_lists = pytest.importorskip("qcache.memory.policies.kernel_lists", reason="numba is not installed")
 
 #: The ``failing_kernel`` fixture (tests/conftest.py).
 FailingKernel = Callable[[LazyKernel, str, BaseException], None]
@@ -244,11 +245,11 @@ def test_a_numpy_array_of_keys_replays_as_its_list() -> None:
 
 def test_int_keys_take_the_numpy_path_and_others_the_dict_pass() -> None:
     resident = [5, 7]
-    ids, resident_ids, reps = kernel._key_ids([7, 9, 5, 9, 11], resident)
+    ids, resident_ids, reps = kernel_lists.key_ids([7, 9, 5, 9, 11], resident)
     assert isinstance(reps, np.ndarray)
     assert [reps[n] for n in ids.tolist()] == [7, 9, 5, 9, 11]
     assert [reps[n] for n in resident_ids.tolist()] == resident
-    ids, resident_ids, reps = kernel._key_ids(["a", 1, "a", (1, 2)], ["z"])
+    ids, resident_ids, reps = kernel_lists.key_ids(["a", 1, "a", (1, 2)], ["z"])
     assert reps == ["z", "a", 1, (1, 2)] and ids.tolist() == [1, 2, 1, 3] and resident_ids.tolist() == [0]
 
 
@@ -260,7 +261,7 @@ def test_int_keys_get_dense_ids_in_order_of_first_appearance(distinct: int) -> N
     pool = np.concatenate([edges, rng.integers(-(1 << 63), (1 << 63) - 1, distinct, dtype=np.int64)])
     resident = pool[: len(pool) // 3]
     keys = rng.choice(pool, 3 * len(pool))  # the table is rebuilt several times on the way
-    resident_ids, ids, reps = kernel._factorize(resident, keys)
+    resident_ids, ids, reps = kernel_lists.factorize(resident, keys)
     assert resident_ids.tolist() == list(range(len(resident)))
     assert (reps[ids] == keys).all() and (reps[resident_ids] == resident).all()
     expected = list(dict.fromkeys([*resident.tolist(), *keys.tolist()]))

@@ -57,10 +57,11 @@ from typing import Protocol, cast
 
 import numpy as np
 
+from qcache.memory.policies.arc import KERNEL as ARC_KERNEL
 from qcache.memory.policies.base import EvictionPolicy
 from qcache.memory.policies.registry import create_policy, register_policy
 from qcache.memory.policies.sketch import int_pair_hashes, stable_key
-from qcache.memory.policies.wtinylfu import KERNEL, WTinyLFUPolicy
+from qcache.memory.policies.wtinylfu import KERNEL as WTINYLFU_KERNEL
 
 #: The candidates, in order: the first drives the cache from the start.
 CANDIDATES = ("W_TINYLFU", "ARC")
@@ -87,8 +88,8 @@ class Candidate(Protocol):
 
     def __contains__(self, key: object) -> bool: ...
 
-    def replay(self, keys: Sequence[Hashable]) -> int:
-        """Hits of ``keys`` replayed as "get, insert on miss" (the simulator's fast loop)."""
+    def replay(self, keys: Sequence[Hashable], *, compiled: bool | None = None) -> int:
+        """Hits of ``keys`` replayed as "get, insert on miss" (the simulator's fast loop, compiled or not)."""
         ...
 
 
@@ -181,10 +182,10 @@ class _Shadow:
         else:
             self.size += 1
 
-    def replay(self, keys: Sequence[Hashable], compiled: bool) -> None:
-        """The same requests through the policy's own fast loop."""
+    def replay(self, keys: Sequence[Hashable], job: int) -> None:
+        """The same requests through the policy's own fast loop (``job``: see :func:`_replay`)."""
         if keys:
-            self.hits += _replay(self.policy, keys, compiled)
+            self.hits += _replay(self.policy, keys, job)
             self.size = len(self.policy)
 
     def forget(self, key: Hashable) -> None:
@@ -194,15 +195,17 @@ class _Shadow:
             self.size -= 1
 
 
-def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], compiled: bool) -> int:
-    """``policy``'s own replay of ``keys``; W-TinyLFU's compiled one when the whole job earns it.
+#: Each candidate's compiled replay (the ``sim-fast`` extra).
+_KERNELS = {"W_TINYLFU": WTINYLFU_KERNEL, "ARC": ARC_KERNEL}
 
-    A period is shorter than the replays W-TinyLFU would compile on its own
-    account, so the choice is made once for the whole replay.
+
+def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], job: int) -> int:
+    """``policy``'s own replay of ``keys``, compiled when the whole replay (``job`` requests) earns it.
+
+    A period, and a sample of one, are shorter than the replays a candidate
+    would compile on its own account.
     """
-    if isinstance(policy, WTinyLFUPolicy):
-        return policy.replay(keys, compiled=compiled)
-    return _candidate(policy).replay(keys)
+    return _candidate(policy).replay(keys, compiled=_KERNELS[policy.name].for_job(job) is not None)
 
 
 def _adopt(policy: EvictionPolicy, keys: Iterable[Hashable], frequent: Iterable[Hashable]) -> None:
@@ -430,13 +433,12 @@ class AdaptivePolicy(EvictionPolicy):
     ) -> int:
         """Replay ``keys`` as "get, insert on miss"; return the hit count.
 
-        Period by period, each policy in its own fast loop (W-TinyLFU's
-        compiled kernel where it pays): the same decisions as the hooks,
+        Period by period, each policy in its own fast loop (compiled with
+        numba where that pays): the same decisions as the hooks,
         tested hit for hit. Starts from, and leaves, this policy's state;
         ``progress`` gets the number of requests done about every ``chunk``.
         """
         total = len(keys)
-        compiled = KERNEL.for_job(total) is not None
         hits = 0
         done = 0  # requests the shadows (and the scoreboard) have seen
         driven = 0  # requests the cache's own policy has replayed: with sampled shadows it lags
@@ -444,14 +446,14 @@ class AdaptivePolicy(EvictionPolicy):
         while done < total:
             if self._due is not None:
                 if driven < done:
-                    hits += _replay(self._active, keys[driven:done], compiled)
+                    hits += _replay(self._active, keys[driven:done], total)
                     driven = done
                 self._switch()
             end = min(total, done + self._left)
             part = keys[done:end]
             if self._full:
                 # The cache's own hits score its policy: it replays period by period.
-                part_hits = _replay(self._active, part, compiled)
+                part_hits = _replay(self._active, part, total)
                 hits += part_hits
                 self._active_hits += part_hits
                 driven = end
@@ -461,7 +463,7 @@ class AdaptivePolicy(EvictionPolicy):
                 sample = self._sample_of(part)
                 self._sampled_requests += len(sample)
             for shadow in self._watching:
-                shadow.replay(sample, compiled)
+                shadow.replay(sample, total)
             self._left -= len(part)
             done = end
             if not self._left:
@@ -470,7 +472,7 @@ class AdaptivePolicy(EvictionPolicy):
                 progress(done - reported)
                 reported = done
         if driven < total:
-            hits += _replay(self._active, keys[driven:], compiled)
+            hits += _replay(self._active, keys[driven:], total)
         if progress is not None and done > reported:
             progress(done - reported)
         return hits

@@ -7,9 +7,13 @@ from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
+from qcache.memory.policies.kernels import LazyKernel, compile_error
 from qcache.memory.policies.registry import register_policy
 
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
+
+#: The compiled replay (the ``sim-fast`` extra), loaded and used as W-TinyLFU's is.
+KERNEL = LazyKernel("qcache.memory.policies.arc_kernel", first_requests=200_000, loaded_requests=5_000)
 
 
 @register_policy("ARC")
@@ -150,6 +154,8 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         keys: Sequence[Hashable],
         progress: Callable[[int], None] | None = None,
         chunk: int = 1 << 16,
+        *,
+        compiled: bool | None = None,
     ) -> int:
         """Replay ``keys`` as "get, insert on miss"; return the hit count.
 
@@ -159,7 +165,31 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         instead of holding it aside (the tests compare the two hit for hit).
         Starts from, and leaves, this policy's state; ``progress`` gets the
         number of requests done every ``chunk`` requests.
+
+        With numba installed, long replays run compiled (:mod:`arc_kernel`,
+        :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
+        (True: ImportError without numba) or the pure-Python loop (False).
         """
+        kernel = KERNEL.for_job(len(keys)) if compiled is None else KERNEL.module() if compiled else None
+        if compiled or kernel is not None:
+            if kernel is None:
+                raise ImportError("the compiled replay needs numba (the sim-fast extra)")
+            try:
+                hits: int = kernel.replay(self, keys, progress, chunk)
+            except Exception as exc:
+                # As W-TinyLFU's: a kernel that cannot compile leaves the state untouched, and the pure
+                # loop makes the same decisions; an error of the replay itself stands.
+                if compiled or not compile_error(exc):
+                    raise
+                KERNEL.failed(exc)
+            else:
+                return hits
+        return self._replay_loop(keys, progress, chunk)
+
+    def _replay_loop(
+        self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int
+    ) -> int:
+        """The replay in pure Python: the hooks' decisions inlined into one loop over local names."""
         self._settle()
         capacity = self.capacity
         t1, t2, b1, b2 = self._t1, self._t2, self._b1, self._b2

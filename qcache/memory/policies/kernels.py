@@ -57,3 +57,8 @@ class LazyKernel:
             return None
         least = self.loaded_requests if self.state == "loaded" else self.first_requests
         return self.module() if requests >= least else None
+
+
+def compile_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from numba itself (typing, lowering, its cache), not from the replay."""
+    return type(exc).__module__.split(".")[0] == "numba"

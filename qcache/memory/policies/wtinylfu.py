@@ -10,7 +10,7 @@ import numpy as np
 
 from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.climber import HillClimber
-from qcache.memory.policies.kernels import LazyKernel
+from qcache.memory.policies.kernels import LazyKernel, compile_error
 from qcache.memory.policies.registry import register_policy
 from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
@@ -34,11 +34,6 @@ _NONE = object()
 #: The compiled replay: loaded for a replay of 200,000 requests or more (the pure loop spends
 #: the load's second or so on some 300,000), then used for any of 5,000 or more.
 KERNEL = LazyKernel("qcache.memory.policies.wtinylfu_kernel", first_requests=200_000, loaded_requests=5_000)
-
-
-def _compile_error(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from numba itself (typing, lowering, its cache), not from the replay."""
-    return type(exc).__module__.split(".")[0] == "numba"
 
 
 def compiled_kernel() -> ModuleType | None:
@@ -490,7 +485,7 @@ class WTinyLFUPolicy(EvictionPolicy):
             except Exception as exc:
                 # It could not compile (the policy's state is untouched until it runs): the pure loop
                 # makes the same decisions. An error of the replay itself (a progress callback's) stands.
-                if compiled or not _compile_error(exc):
+                if compiled or not compile_error(exc):
                     raise
                 KERNEL.failed(exc)
             else:

@@ -30,23 +30,31 @@ does, on first use (:data:`qcache.memory.policies.wtinylfu.KERNEL`).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
 from qcache.memory.policies.climber import HillClimber
+from qcache.memory.policies.kernel_lists import (
+    NIL,
+    append,
+    jit,
+    key_ids,
+    keys_of,
+    link,
+    pop_head,
+    unlink,
+    walk,
+)
 from qcache.memory.policies.sketch import MAX_COUNT, Slots
 
 if TYPE_CHECKING:
     from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
 
-_Function = TypeVar("_Function", bound=Callable[..., Any])
 
 _MASK64 = (1 << 64) - 1
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
 _ABSENT = -1
-_NIL = -1
 # In a ghost list's ``gprev``: the mark is not in that list.
 _OUT = -2
 
@@ -71,58 +79,10 @@ CLIMBER_FIELDS = (
 )
 _PREVIOUS, _INCREASE, _STEP, _INITIAL_STEP, _STEP_DECAY, _RESTART_THRESHOLD, _TOLERANCE = range(7)
 
-# Without numba's reference counting (_nrt=False): each helper call would otherwise take and
-# release a reference to every array it is handed, atomic operations that made the kernel 5x
-# slower. The kernel allocates nothing, so it needs none; cache=True keeps the machine code
-# (compiled once in some 6 s) in __pycache__ for the next process.
-_KERNEL_OPTIONS: dict[str, Any] = {"cache": True, "_nrt": False}
-
-
-def _jit(function: _Function) -> _Function:
-    return cast(_Function, numba.njit(**_KERNEL_OPTIONS)(function))
-
-
-# -- doubly linked lists over ids: heads[l], tails[l], sizes[l] -------------------
-
-
-@_jit
-def _append(lst: int, node: int, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> None:
-    tail = tails[lst]
-    prev[node] = tail
-    nxt[node] = _NIL
-    if tail == _NIL:
-        heads[lst] = node
-    else:
-        nxt[tail] = node
-    tails[lst] = node
-    sizes[lst] += 1
-
-
-@_jit
-def _unlink(lst: int, node: int, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> None:
-    before, after = prev[node], nxt[node]
-    if before == _NIL:
-        heads[lst] = after
-    else:
-        nxt[before] = after
-    if after == _NIL:
-        tails[lst] = before
-    else:
-        prev[after] = before
-    sizes[lst] -= 1
-
-
-@_jit
-def _pop_head(lst: int, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> int:
-    node: int = heads[lst]
-    _unlink(lst, node, prev, nxt, heads, tails, sizes)
-    return node
-
-
 # -- the sketch (FrequencySketch.increment_at, frequency_at, reset) ------------------
 
 
-@_jit
+@jit
 def _frequency(key: int, slots: Any, table: Any, door: Any, doorkeeper: bool) -> int:
     count = min(table[slots[key, 0]], table[slots[key, 1]], table[slots[key, 2]], table[slots[key, 3]])
     if doorkeeper and door[slots[key, 4]] & slots[key, 5] and door[slots[key, 6]] & slots[key, 7]:
@@ -130,7 +90,7 @@ def _frequency(key: int, slots: Any, table: Any, door: Any, doorkeeper: bool) ->
     return int(count)
 
 
-@_jit
+@jit
 def _reset(table: Any, door: Any, additions: int, doorkeeper: bool) -> int:
     """Halve the counters, subtract the odd halves, clear the doorkeeper; the new addition count."""
     odd = 0
@@ -143,7 +103,7 @@ def _reset(table: Any, door: Any, additions: int, doorkeeper: bool) -> int:
     return max(0, (additions - odd // 4) // 2)
 
 
-@_jit
+@jit
 def _increment(key: int, slots: Any, table: Any, door: Any, istate: Any) -> None:
     i, bit_i, j, bit_j = slots[key, 4], slots[key, 5], slots[key, 6], slots[key, 7]
     if istate[_DOORKEEPER] and not (door[i] & bit_i and door[j] & bit_j):
@@ -166,7 +126,7 @@ def _increment(key: int, slots: Any, table: Any, door: Any, istate: Any) -> None
 # -- window sizing (HillClimber.adjust, WTinyLFUPolicy._resize_window) ---------------
 
 
-@_jit
+@jit
 def climber_adjust(climber: Any, hit_rate: float) -> float:
     """:meth:`HillClimber.adjust` on the climber's array (CLIMBER_FIELDS); the window change."""
     if hit_rate < climber[_PREVIOUS] + climber[_TOLERANCE]:
@@ -179,7 +139,7 @@ def climber_adjust(climber: Any, hit_rate: float) -> float:
     return amount
 
 
-@_jit
+@jit
 def _resize_window(target: float, istate: Any, fstate: Any) -> None:
     capacity = istate[_CAPACITY]
     fstate[_WINDOW_TARGET] = min(max(target, 1.0), float(capacity))
@@ -187,7 +147,7 @@ def _resize_window(target: float, istate: Any, fstate: Any) -> None:
     istate[_PROTECTED_MAX] = int((capacity - istate[_WINDOW_MAX]) * fstate[_PROTECTED_FRACTION])
 
 
-@_jit
+@jit
 def _gate_tick(istate: Any, fstate: Any) -> None:
     """One request of the growth gate's period; halve its hit counts at the end (WTinyLFUPolicy._age_gate)."""
     istate[_GATE_LEFT] -= 1
@@ -199,14 +159,14 @@ def _gate_tick(istate: Any, fstate: Any) -> None:
         istate[_GATE_LEFT] = istate[_GATE_PERIOD]
 
 
-@_jit
+@jit
 def _shed(region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any, istate: Any) -> None:
     """Protected's keys beyond its bound back to probation (the end of WTinyLFUPolicy._resize_window)."""
     while sizes[_PROTECTED] > istate[_PROTECTED_MAX]:
         _demote(region, prev, nxt, heads, tails, sizes)
 
 
-@_jit
+@jit
 def _climb(
     climber: Any, istate: Any, fstate: Any, region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any
 ) -> None:
@@ -220,7 +180,7 @@ def _climb(
 # -- the replay ----------------------------------------------------------------------
 
 
-@_jit
+@jit
 def _replay(
     ids: Any,
     slots: Any,
@@ -263,7 +223,7 @@ def _replay(
                 mark = marks[key]
                 if wprev[mark] != _OUT:
                     # a window ghost: a larger window would have kept it
-                    _unlink(0, mark, wprev, wnext, gheads, gtails, gsizes)
+                    unlink(0, mark, wprev, wnext, gheads, gtails, gsizes)
                     fstate[_WINDOW_GHOST_HITS] += 1.0
                     ours = fstate[_WINDOW_HITS] * max(sizes[_PROBATION] + sizes[_PROTECTED], 1)
                     theirs = fstate[_MAIN_HITS] * max(sizes[_WINDOW], 1)
@@ -283,7 +243,7 @@ def _replay(
                         key, slots, table, door, doorkeeper
                     ):
                         _demote(region, prev, nxt, heads, tails, sizes)
-                    _unlink(1, mark, mprev, mnext, gheads, gtails, gsizes)
+                    unlink(1, mark, mprev, mnext, gheads, gtails, gsizes)
                     mprev[mark] = _OUT
                     step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
                     _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
@@ -293,11 +253,11 @@ def _replay(
         _increment(key, slots, table, door, istate)
         if where != _ABSENT:
             if where == _PROTECTED or where == _WINDOW:
-                _unlink(where, key, prev, nxt, heads, tails, sizes)
-                _append(where, key, prev, nxt, heads, tails, sizes)
+                unlink(where, key, prev, nxt, heads, tails, sizes)
+                append(where, key, prev, nxt, heads, tails, sizes)
             else:
-                _unlink(_PROBATION, key, prev, nxt, heads, tails, sizes)
-                _append(_PROTECTED, key, prev, nxt, heads, tails, sizes)
+                unlink(_PROBATION, key, prev, nxt, heads, tails, sizes)
+                append(_PROTECTED, key, prev, nxt, heads, tails, sizes)
                 region[key] = _PROTECTED
                 if sizes[_PROTECTED] > istate[_PROTECTED_MAX]:
                     _demote(region, prev, nxt, heads, tails, sizes)
@@ -317,7 +277,7 @@ def _replay(
             _gate_tick(istate, fstate)
             if istate[_SAMPLE_COUNT] >= sample_size:
                 _climb(climber, istate, fstate, region, prev, nxt, heads, tails, sizes)
-        _append(_WINDOW, key, prev, nxt, heads, tails, sizes)
+        append(_WINDOW, key, prev, nxt, heads, tails, sizes)
         region[key] = _WINDOW
         istate[_RESIDENT] += 1
         if not istate[_FULL]:
@@ -329,15 +289,15 @@ def _replay(
 
 
 
-@_jit
+@jit
 def _demote(region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any) -> None:
     """Protected's LRU key to probation's MRU end (WTinyLFUPolicy._demote_protected)."""
-    key = _pop_head(_PROTECTED, prev, nxt, heads, tails, sizes)
-    _append(_PROBATION, key, prev, nxt, heads, tails, sizes)
+    key = pop_head(_PROTECTED, prev, nxt, heads, tails, sizes)
+    append(_PROBATION, key, prev, nxt, heads, tails, sizes)
     region[key] = _PROBATION
 
 
-@_jit
+@jit
 def _victim(
     slots: Any,
     marks: Any,
@@ -358,25 +318,25 @@ def _victim(
 ) -> None:
     """WTinyLFUPolicy.victim: the window's overflow to probation, the admission duel, the ghost."""
     doorkeeper = istate[_DOORKEEPER] != 0
-    candidate = _NIL
+    candidate = NIL
     while sizes[_WINDOW] > istate[_WINDOW_MAX]:
-        candidate = _pop_head(_WINDOW, prev, nxt, heads, tails, sizes)
-        _append(_PROBATION, candidate, prev, nxt, heads, tails, sizes)
+        candidate = pop_head(_WINDOW, prev, nxt, heads, tails, sizes)
+        append(_PROBATION, candidate, prev, nxt, heads, tails, sizes)
         region[candidate] = _PROBATION
     left_main = True
     if sizes[_PROBATION]:
         evict = heads[_PROBATION]
-        if candidate != _NIL and candidate != evict:
+        if candidate != NIL and candidate != evict:
             if _frequency(candidate, slots, table, door, doorkeeper) <= _frequency(
                 evict, slots, table, door, doorkeeper
             ):
                 evict = candidate
                 left_main = False
-        _unlink(_PROBATION, evict, prev, nxt, heads, tails, sizes)
+        unlink(_PROBATION, evict, prev, nxt, heads, tails, sizes)
     elif sizes[_PROTECTED]:
-        evict = _pop_head(_PROTECTED, prev, nxt, heads, tails, sizes)
+        evict = pop_head(_PROTECTED, prev, nxt, heads, tails, sizes)
     else:
-        evict = _pop_head(_WINDOW, prev, nxt, heads, tails, sizes)
+        evict = pop_head(_WINDOW, prev, nxt, heads, tails, sizes)
         left_main = False
     region[evict] = _ABSENT
     istate[_RESIDENT] -= 1
@@ -386,9 +346,9 @@ def _victim(
         gp, gn = gprev[ghosts], gnext[ghosts]
         mark = marks[evict]
         if gp[mark] == _OUT:  # an OrderedDict assignment to a present key keeps its place
-            _append(ghosts, mark, gp, gn, gheads, gtails, gsizes)
+            append(ghosts, mark, gp, gn, gheads, gtails, gsizes)
             if gsizes[ghosts] > ghost_capacity:
-                gp[_pop_head(ghosts, gp, gn, gheads, gtails, gsizes)] = _OUT
+                gp[pop_head(ghosts, gp, gn, gheads, gtails, gsizes)] = _OUT
 
 
 # -- moving the policy's state in and out ---------------------------------------------
@@ -413,90 +373,6 @@ def _dense(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, order[starts]
 
 
-def _allocating_jit(function: _Function) -> _Function:
-    return cast(_Function, numba.njit(function, cache=True))
-
-
-_MIX = 0x9E3779B97F4A7C15  # Fibonacci hashing's multiplier (2**64 / the golden ratio)
-
-
-@_allocating_jit
-def _factorize(first: Any, then: Any) -> tuple[Any, Any, Any]:
-    """Dense ids of int64 keys in order of first appearance, ``first`` before ``then``: the ids
-    of each, and the key of each id. One pass over an open-addressing table (np.unique's sort
-    took half as long as the whole compiled replay)."""
-    bits = 10
-    while (1 << bits) < 4 * first.shape[0]:
-        bits += 1
-    capacity = 1 << bits
-    shift = np.uint64(64 - bits)
-    table_keys = np.empty(capacity, dtype=np.int64)
-    table_ids = np.full(capacity, -1, dtype=np.int64)
-    distinct = np.empty(max(capacity // 2, 16), dtype=np.int64)
-    count = 0
-    out = (np.empty(first.shape[0], dtype=np.int64), np.empty(then.shape[0], dtype=np.int64))
-    for part in range(2):
-        keys = first if part == 0 else then
-        ids = out[part]
-        for n in range(keys.shape[0]):
-            key = keys[n]
-            slot = (np.uint64(key) * np.uint64(_MIX)) >> shift
-            while table_ids[slot] != -1 and table_keys[slot] != key:
-                slot = (slot + np.uint64(1)) & np.uint64(capacity - 1)
-            if table_ids[slot] == -1:
-                table_keys[slot] = key
-                table_ids[slot] = count
-                if count == distinct.shape[0]:
-                    grown = np.empty(2 * count, dtype=np.int64)
-                    grown[:count] = distinct
-                    distinct = grown
-                distinct[count] = key
-                count += 1
-                if 2 * count > capacity:  # keep the table at most half full: rebuild it twice as large
-                    bits += 1
-                    capacity = 1 << bits
-                    shift = np.uint64(64 - bits)
-                    table_keys = np.empty(capacity, dtype=np.int64)
-                    table_ids = np.full(capacity, -1, dtype=np.int64)
-                    for known in range(count):
-                        spot = (np.uint64(distinct[known]) * np.uint64(_MIX)) >> shift
-                        while table_ids[spot] != -1:
-                            spot = (spot + np.uint64(1)) & np.uint64(capacity - 1)
-                        table_keys[spot] = distinct[known]
-                        table_ids[spot] = known
-                ids[n] = count - 1
-            else:
-                ids[n] = table_ids[slot]
-    return out[0], out[1], distinct[:count].copy()
-
-
-def _key_ids(
-    keys: Sequence[Hashable] | np.ndarray, resident: list[Hashable]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | list[Hashable]]:
-    """Dense ids of ``keys`` and of the ``resident`` keys, and the key of each id: an int64 array
-    when every key is a Python int (:func:`_factorize`), else a list (a dict pass); either way the
-    resident keys first, then the others in order of first appearance."""
-    array = np.empty(0, dtype=object)
-    if isinstance(keys, np.ndarray):
-        array = keys
-    elif len(keys) and type(keys[0]) is int:  # noqa: E721  # not a subclass: bool and IntEnum keep their identity
-        try:
-            array = np.asarray(keys)
-        except (ValueError, OverflowError, TypeError):
-            pass
-    if (
-        array.dtype == np.int64
-        and array.ndim == 1
-        and all(type(key) is int and -(1 << 63) <= key < 1 << 63 for key in resident)  # noqa: E721
-    ):
-        resident_ids, ids, distinct = _factorize(np.asarray(resident, dtype=np.int64), array)
-        return ids, resident_ids, distinct
-    index: dict[Hashable, int] = {key: n for n, key in enumerate(resident)}
-    setdefault = index.setdefault
-    ids = np.fromiter((setdefault(key, len(index)) for key in keys), dtype=np.int64, count=len(keys))
-    return ids, np.arange(len(resident), dtype=np.int64), list(index)
-
-
 def _slot_rows(policy: WTinyLFUPolicy, reps: np.ndarray | list[Hashable]) -> np.ndarray:
     """The sketch slots of each id's key: with numpy for int keys, else as the policy would."""
     sketch, resident = policy._sketch, policy._slots
@@ -509,41 +385,6 @@ def _slot_rows(policy: WTinyLFUPolicy, reps: np.ndarray | list[Hashable]) -> np.
     return np.array(listed, dtype=np.int64).reshape(-1, 8)
 
 
-def _keys_of(reps: np.ndarray | list[Hashable], nodes: np.ndarray) -> list[Hashable]:
-    """The keys of ids ``nodes``."""
-    if isinstance(reps, np.ndarray):
-        return reps[nodes].tolist()  # type: ignore[no-any-return]
-    return [reps[node] for node in nodes.tolist()]
-
-
-def _link(order: list[int], prev: np.ndarray, nxt: np.ndarray) -> tuple[int, int, int]:
-    """Chain ``order`` (ids) into ``prev``/``nxt``; the list's head, tail and size."""
-    if not order:
-        return _NIL, _NIL, 0
-    nodes = np.asarray(order, dtype=np.int64)
-    prev[nodes[1:]] = nodes[:-1]
-    prev[nodes[0]] = _NIL
-    nxt[nodes[:-1]] = nodes[1:]
-    nxt[nodes[-1]] = _NIL
-    return int(nodes[0]), int(nodes[-1]), len(order)
-
-
-@_allocating_jit
-def _walk(head: int, nxt: Any) -> Any:
-    """The ids of a list from head to tail, as an int64 array."""
-    count = 0
-    node = head
-    while node != _NIL:
-        count += 1
-        node = nxt[node]
-    out = np.empty(count, dtype=np.int64)
-    node = head
-    for n in range(count):
-        out[n] = node
-        node = nxt[node]
-    return out
-
-
 def replay(
     policy: WTinyLFUPolicy,
     keys: Sequence[Hashable],
@@ -553,7 +394,7 @@ def replay(
     """:meth:`WTinyLFUPolicy.replay`, compiled: the same hits and the same state afterwards."""
     segments = (policy._window, policy._probation, policy._protected)
     resident = [key for segment in segments for key in segment]
-    ids, resident_ids, reps = _key_ids(keys, resident)
+    ids, resident_ids, reps = key_ids(keys, resident)
     slots = _slot_rows(policy, reps)
     count = len(reps)
     ghost_marks = [list(policy._window_ghost), list(policy._main_ghost)]
@@ -566,23 +407,23 @@ def replay(
     marks = mark_ids[:count]
 
     region = np.full(count, _ABSENT, dtype=np.int64)
-    prev = np.full(count, _NIL, dtype=np.int64)
-    nxt = np.full(count, _NIL, dtype=np.int64)
-    heads, tails, sizes = (np.full(3, _NIL, dtype=np.int64) for _ in range(3))
+    prev = np.full(count, NIL, dtype=np.int64)
+    nxt = np.full(count, NIL, dtype=np.int64)
+    heads, tails, sizes = (np.full(3, NIL, dtype=np.int64) for _ in range(3))
     begin = 0
     for number, segment in enumerate(segments):
         order = resident_ids[begin : begin + len(segment)].tolist()
         begin += len(segment)
         region[order] = number
-        heads[number], tails[number], sizes[number] = _link(order, prev, nxt)
+        heads[number], tails[number], sizes[number] = link(order, prev, nxt)
     gprev = np.full((2, len(mark_rows)), _OUT, dtype=np.int64)
-    gnext = np.full((2, len(mark_rows)), _NIL, dtype=np.int64)
-    gheads, gtails, gsizes = (np.full(2, _NIL, dtype=np.int64) for _ in range(3))
+    gnext = np.full((2, len(mark_rows)), NIL, dtype=np.int64)
+    gheads, gtails, gsizes = (np.full(2, NIL, dtype=np.int64) for _ in range(3))
     start = count
     for number, listed in enumerate(ghost_marks):
         order = mark_ids[start : start + len(listed)].tolist()
         start += len(listed)
-        gheads[number], gtails[number], gsizes[number] = _link(order, gprev[number], gnext[number])
+        gheads[number], gtails[number], gsizes[number] = link(order, gprev[number], gnext[number])
 
     sketch = policy._sketch
     table = np.frombuffer(sketch._table, dtype=np.uint8)
@@ -634,15 +475,15 @@ def replay(
     where.clear()
     resident_slots.clear()
     for number, segment in enumerate(segments):
-        nodes = _walk(int(heads[number]), nxt)
-        members = _keys_of(reps, nodes)
+        nodes = walk(int(heads[number]), nxt)
+        members = keys_of(reps, nodes)
         segment.clear()
         segment.update(dict.fromkeys(members))
         where.update(dict.fromkeys(members, number))
         resident_slots.update(zip(members, map(tuple, slots[nodes].tolist())))
     for number, ghosts in enumerate((policy._window_ghost, policy._main_ghost)):
         ghosts.clear()
-        for mark in _walk(int(gheads[number]), gnext[number]).tolist():
+        for mark in walk(int(gheads[number]), gnext[number]).tolist():
             row = int(mark_rows[mark])
             ghosts[int(high[row]) << 64 | int(low[row])] = None
     sketch._additions = int(istate[_ADDITIONS])
