@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from qcache.memory.policies import create_policy
+from qcache.memory.policies import arc, create_policy, wtinylfu
 from qcache.memory.policies.adaptive import FREQUENCY_SIDE, AdaptivePolicy, Scoreboard
 from qcache.sim import RecentReuse, Zipf, count_hits, materialize
 from qcache.sim.engine import run_policy
@@ -95,6 +95,17 @@ def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
     assert hits == count_hits("W_TINYLFU", keys, 200, options=FREQUENCY_SIDE)
 
 
+@pytest.fixture(params=["pure", "compiled"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The candidates' replays in pure Python, or compiled (their kernels loaded; numba needed)."""
+    for kernel in (wtinylfu.KERNEL, arc.KERNEL):
+        if request.param == "pure":
+            monkeypatch.setattr(kernel, "state", "missing")
+        elif kernel.module() is None:
+            pytest.skip("numba is not installed")
+    return str(request.param)
+
+
 @pytest.mark.parametrize(
     ("capacity", "options"),
     [
@@ -104,14 +115,42 @@ def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
         (1500, {"shadow_entries": 300, "min_period": 500, "margin": 0.0, "warm_periods": 0}),
     ],
 )
+@pytest.mark.usefixtures("kernels")
 def test_replay_makes_the_hooks_decisions(capacity: int, options: dict[str, float]) -> None:
     keys = keys_of(RECENCY)
     by_hooks = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
     by_replay = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
     assert run_policy(by_hooks, keys) == by_replay.replay(keys, chunk=7_000)
+    assert_same(by_hooks, by_replay)
+
+
+def assert_same(by_hooks: AdaptivePolicy, by_replay: AdaptivePolicy) -> None:
+    """The same decision state: driver, scores, the cache's keys in order, and the shadows' keys and sizes."""
     assert by_hooks.active == by_replay.active
     assert by_hooks.scores == by_replay.scores
     assert by_hooks.resident_keys() == by_replay.resident_keys()
+    for hooked, replayed in zip(by_hooks._watching, by_replay._watching, strict=True):
+        assert replayed.size == len(replayed.policy) == hooked.size
+        assert replayed.policy.resident_keys() == hooked.policy.resident_keys()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("capacity", "options"),
+    [
+        (300, {"min_period": 500, "margin": 0.0, "warm_periods": 0}),
+        (1500, {"shadow_entries": 300, "min_period": 500, "margin": 0.0, "warm_periods": 0}),
+    ],
+)
+@pytest.mark.usefixtures("kernels")
+def test_replays_in_pieces_pick_up_where_the_last_left_off(capacity: int, options: dict[str, float]) -> None:
+    """Pieces that end mid-period, and a piece with no sampled request at all."""
+    keys = keys_of(RECENCY)
+    by_hooks = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
+    by_replay = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
+    cuts = [0, 1234, 1235, 1236, 9_999, 31_337, len(keys)]
+    hits = sum(by_replay.replay(keys[start:end]) for start, end in zip(cuts, cuts[1:], strict=False))
+    assert hits == run_policy(by_hooks, keys)
+    assert_same(by_hooks, by_replay)
 
 
 def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
@@ -165,8 +204,12 @@ def test_int_keys_are_sampled_with_numpy_as_key_by_key() -> None:
     keys: list[object] = [rng.randrange(-(2**62), 2**62) for _ in range(5000)] + list(range(3000))
     by_key = [key for key in keys if policy._is_sampled(key)]
     assert 700 < len(by_key) < 1100  # about a tenth
-    assert policy._sample_of(keys) == by_key
+    sample, taken = policy._sample_of(keys)
+    assert sample == by_key
+    assert taken[::97].tolist() == [sum(map(policy._is_sampled, keys[: n + 1])) for n in range(0, len(keys), 97)]
     words = [f"k{key}" for key in keys[:2000]]
-    assert policy._sample_of(words) == [key for key in words if policy._is_sampled(key)]
+    assert policy._sample_of(words)[0] == [key for key in words if policy._is_sampled(key)]
     mixed = [1, "a", 2.5, b"b", (3, 4), *range(50)]
-    assert policy._sample_of(mixed) == [key for key in mixed if policy._is_sampled(key)]
+    sample, taken = policy._sample_of(mixed)
+    assert sample == [key for key in mixed if policy._is_sampled(key)]
+    assert taken.tolist() == [sum(map(policy._is_sampled, mixed[: n + 1])) for n in range(len(mixed))]

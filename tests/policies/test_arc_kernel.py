@@ -97,8 +97,8 @@ def test_progress_is_reported_per_chunk() -> None:
 
 def test_long_replays_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = kernel.replay
-    monkeypatch.setattr(kernel, "replay", lambda policy, keys, *rest: calls.append(len(keys)) or real(
+    real = kernel.replay_segments
+    monkeypatch.setattr(kernel, "replay_segments", lambda policy, keys, *rest: calls.append(len(keys)) or real(
         policy, keys, *rest))
     monkeypatch.setattr(arc.KERNEL, "state", "unloaded")
     monkeypatch.setattr(arc.KERNEL, "first_requests", 30_000)
@@ -117,7 +117,7 @@ def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(arc.KERNEL, "_module", None)
     monkeypatch.setattr(arc.KERNEL, "state", "missing")
     monkeypatch.setattr(arc.KERNEL, "first_requests", 1)
-    monkeypatch.setattr(kernel, "replay", lambda *args: pytest.fail("the kernel ran"))
+    monkeypatch.setattr(kernel, "replay_segments", lambda *args: pytest.fail("the kernel ran"))
     fallback = ARCPolicy(100)
     assert fallback.replay(keys) == expected
     assert state(fallback) == state(compiled)
@@ -130,14 +130,14 @@ def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_decisio
 ) -> None:
     from numba.core.errors import TypingError
 
-    failing_kernel(arc.KERNEL, "replay", TypingError("cannot type this"))
+    failing_kernel(arc.KERNEL, "replay_segments", TypingError("cannot type this"))
     keys = list(Zipf(keys=5000, requests=20000, exponent=0.9, seed=11))
     assert ARCPolicy(300).replay(keys) == ARCPolicy(300).replay(keys, compiled=False)
     assert arc.KERNEL.state == "missing" and "failed (TypingError" in caplog.text
 
 
 def test_an_error_of_the_replay_itself_is_not_taken_for_a_compile_failure(failing_kernel: FailingKernel) -> None:
-    failing_kernel(arc.KERNEL, "replay", ValueError("a progress callback's own error"))
+    failing_kernel(arc.KERNEL, "replay_segments", ValueError("a progress callback's own error"))
     with pytest.raises(ValueError, match="progress"):
         ARCPolicy(300).replay(list(range(20000)))
     assert arc.KERNEL.state == "loaded"

@@ -330,7 +330,7 @@ def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(wtinylfu.KERNEL, "_module", None)
     monkeypatch.setattr(wtinylfu.KERNEL, "state", "missing")
     monkeypatch.setattr(wtinylfu.KERNEL, "first_requests", 1)
-    monkeypatch.setattr(kernel, "replay", lambda *args: pytest.fail("the kernel ran"))
+    monkeypatch.setattr(kernel, "replay_segments", lambda *args: pytest.fail("the kernel ran"))
     fallback = WTinyLFUPolicy(100)
     assert fallback.replay(keys) == expected
     assert_same(fallback, policy)
@@ -340,8 +340,8 @@ def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch
 
 def test_long_replays_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = kernel.replay
-    monkeypatch.setattr(kernel, "replay", lambda policy, keys, *rest: calls.append(len(keys)) or real(
+    real = kernel.replay_segments
+    monkeypatch.setattr(kernel, "replay_segments", lambda policy, keys, *rest: calls.append(len(keys)) or real(
         policy, keys, *rest))
     monkeypatch.setattr(wtinylfu.KERNEL, "state", "unloaded")
     monkeypatch.setattr(wtinylfu.KERNEL, "first_requests", 30_000)
@@ -407,14 +407,14 @@ def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_decisio
 ) -> None:
     from numba.core.errors import TypingError
 
-    failing_kernel(wtinylfu.KERNEL, "replay", TypingError("cannot type this"))
+    failing_kernel(wtinylfu.KERNEL, "replay_segments", TypingError("cannot type this"))
     keys = list(Zipf(keys=5000, requests=20000, exponent=0.9, seed=11))
     assert WTinyLFUPolicy(300).replay(keys) == WTinyLFUPolicy(300).replay(keys, compiled=False)
     assert wtinylfu.KERNEL.state == "missing" and "failed (TypingError" in caplog.text
 
 
 def test_an_error_of_the_replay_itself_is_not_taken_for_a_compile_failure(failing_kernel: FailingKernel) -> None:
-    failing_kernel(wtinylfu.KERNEL, "replay", ValueError("a progress callback's own error"))
+    failing_kernel(wtinylfu.KERNEL, "replay_segments", ValueError("a progress callback's own error"))
     with pytest.raises(ValueError, match="progress"):
         WTinyLFUPolicy(300).replay(list(range(20000)))
     assert wtinylfu.KERNEL.state == "loaded"

@@ -92,6 +92,12 @@ class Candidate(Protocol):
         """Hits of ``keys`` replayed as "get, insert on miss" (the simulator's fast loop, compiled or not)."""
         ...
 
+    def replay_segments(
+        self, keys: Sequence[Hashable], ends: Sequence[int], *, compiled: bool | None = None
+    ) -> list[int]:
+        """The same replay cut at ``ends``: the hits of each segment."""
+        ...
+
 
 def _candidate(policy: EvictionPolicy) -> Candidate:
     """``policy`` as the candidate it is (W_TINYLFU and ARC both implement :class:`Candidate`)."""
@@ -199,13 +205,18 @@ class _Shadow:
 _KERNELS = {"W_TINYLFU": WTINYLFU_KERNEL, "ARC": ARC_KERNEL}
 
 
-def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], job: int) -> int:
-    """``policy``'s own replay of ``keys``, compiled when the whole replay (``job`` requests) earns it.
+def _compiles(policy: EvictionPolicy, job: int) -> bool:
+    """Whether ``policy`` replays compiled in a replay of ``job`` requests.
 
     A period, and a sample of one, are shorter than the replays a candidate
-    would compile on its own account.
+    would compile on its own account: the whole replay decides.
     """
-    return _candidate(policy).replay(keys, compiled=_KERNELS[policy.name].for_job(job) is not None)
+    return _KERNELS[policy.name].for_job(job) is not None
+
+
+def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], job: int) -> int:
+    """``policy``'s own replay of ``keys``, compiled when the whole replay (``job`` requests) earns it."""
+    return _candidate(policy).replay(keys, compiled=_compiles(policy, job))
 
 
 def _adopt(policy: EvictionPolicy, keys: Iterable[Hashable], frequent: Iterable[Hashable]) -> None:
@@ -351,8 +362,9 @@ class AdaptivePolicy(EvictionPolicy):
     def _is_sampled(self, key: Hashable) -> bool:
         return hash((stable_key(key), _SAMPLE_SALT)) & _MASK32 < self._threshold
 
-    def _sample_of(self, keys: Sequence[Hashable]) -> list[Hashable]:
-        """The requests of ``keys`` whose key is sampled, in order (int keys hashed with numpy)."""
+    def _sample_of(self, keys: Sequence[Hashable]) -> tuple[list[Hashable], np.ndarray]:
+        """The requests of ``keys`` whose key is sampled, in order (int keys hashed with numpy), and
+        how many of them are among the first ``n + 1`` requests, for each ``n``."""
         array: np.ndarray | None = None
         if keys and type(keys[0]) is int:
             try:
@@ -361,9 +373,12 @@ class AdaptivePolicy(EvictionPolicy):
                 array = None
         hashes = int_pair_hashes(array, _SAMPLE_SALT) if array is not None else None
         if hashes is None:
-            return [key for key in keys if self._is_sampled(key)]
-        chosen: list[Hashable] = array[(hashes & np.uint64(_MASK32)) < np.uint64(self._threshold)].tolist()  # type: ignore[index]
-        return chosen
+            taken = np.fromiter(map(self._is_sampled, keys), dtype=bool, count=len(keys))
+            chosen = [key for key, take in zip(keys, taken.tolist(), strict=True) if take]
+        else:
+            taken = (hashes & np.uint64(_MASK32)) < np.uint64(self._threshold)
+            chosen = array[taken].tolist()  # type: ignore[index]
+        return chosen, np.cumsum(taken)
 
     def _observe(self, key: Hashable) -> None:
         """One request seen: the shadows replay it (if sampled), and a period may end."""
@@ -438,32 +453,26 @@ class AdaptivePolicy(EvictionPolicy):
         tested hit for hit. Starts from, and leaves, this policy's state;
         ``progress`` gets the number of requests done about every ``chunk``.
         """
+        if self._full:
+            return self._replay_whole(keys, progress, chunk)
+        return self._replay_sampled(keys, progress, chunk)
+
+    def _replay_whole(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
+        """:meth:`replay` with whole shadows: the cache's own hits score its policy, period by period."""
         total = len(keys)
         hits = 0
-        done = 0  # requests the shadows (and the scoreboard) have seen
-        driven = 0  # requests the cache's own policy has replayed: with sampled shadows it lags
+        done = 0
         reported = 0
         while done < total:
             if self._due is not None:
-                if driven < done:
-                    hits += _replay(self._active, keys[driven:done], total)
-                    driven = done
                 self._switch()
             end = min(total, done + self._left)
             part = keys[done:end]
-            if self._full:
-                # The cache's own hits score its policy: it replays period by period.
-                part_hits = _replay(self._active, part, total)
-                hits += part_hits
-                self._active_hits += part_hits
-                driven = end
-                sample = part
-            else:
-                # Nothing the cache does moves the scoreboard: it replays in one go up to the next switch.
-                sample = self._sample_of(part)
-                self._sampled_requests += len(sample)
+            part_hits = _replay(self._active, part, total)
+            hits += part_hits
+            self._active_hits += part_hits
             for shadow in self._watching:
-                shadow.replay(sample, total)
+                shadow.replay(part, total)
             self._left -= len(part)
             done = end
             if not self._left:
@@ -471,8 +480,53 @@ class AdaptivePolicy(EvictionPolicy):
             if progress is not None and done - reported >= chunk:
                 progress(done - reported)
                 reported = done
-        if driven < total:
-            hits += _replay(self._active, keys[driven:], total)
         if progress is not None and done > reported:
             progress(done - reported)
+        return hits
+
+    def _replay_sampled(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
+        """:meth:`replay` with sampled shadows.
+
+        Nothing the cache does moves the shadows or the scoreboard, so each
+        shadow replays the whole sample in one call, cut at the periods'
+        ends (its size at each end follows from its misses: a replay only
+        adds keys until the shadow is full); the cache's own policy then
+        replays in one go up to each switch.
+        """
+        total = len(keys)
+        if not total:
+            return 0
+        ends = [*range(self._left, total, self._period), total]
+        sample, taken = self._sample_of(keys)
+        sample_ends = taken[np.asarray(ends) - 1].tolist()
+        scored = [
+            (shadow, shadow.policy.capacity, _candidate(shadow.policy).replay_segments(
+                sample, sample_ends, compiled=_compiles(shadow.policy, total)))
+            for shadow in self._watching
+        ]
+        hits = 0
+        driven = 0  # requests the cache's own policy has replayed: it lags behind the periods
+        start = sampled = reported = 0
+        for number, end in enumerate(ends):
+            if self._due is not None:
+                if driven < start:
+                    hits += _replay(self._active, keys[driven:start], total)
+                    driven = start
+                self._switch()
+            requests = sample_ends[number] - sampled
+            self._sampled_requests += requests
+            for shadow, capacity, period_hits in scored:
+                shadow.hits += period_hits[number]
+                shadow.size = min(capacity, shadow.size + requests - period_hits[number])
+            self._left -= end - start
+            start, sampled = end, sample_ends[number]
+            if not self._left:
+                self._close_period()
+            if progress is not None and start - reported >= chunk:
+                progress(start - reported)
+                reported = start
+        if driven < total:
+            hits += _replay(self._active, keys[driven:], total)
+        if progress is not None and total > reported:
+            progress(total - reported)
         return hits

@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
-from qcache.memory.policies.kernels import LazyKernel, compile_error
+from qcache.memory.policies.kernels import LazyKernel, chunk_ends, replay_segments
 from qcache.memory.policies.registry import register_policy
 
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
@@ -170,21 +170,22 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
         (True: ImportError without numba) or the pure-Python loop (False).
         """
-        kernel = KERNEL.for_job(len(keys)) if compiled is None else KERNEL.module() if compiled else None
-        if compiled or kernel is not None:
-            if kernel is None:
-                raise ImportError("the compiled replay needs numba (the sim-fast extra)")
-            try:
-                hits: int = kernel.replay(self, keys, progress, chunk)
-            except Exception as exc:
-                # As W-TinyLFU's: a kernel that cannot compile leaves the state untouched, and the pure
-                # loop makes the same decisions; an error of the replay itself stands.
-                if compiled or not compile_error(exc):
-                    raise
-                KERNEL.failed(exc)
-            else:
-                return hits
-        return self._replay_loop(keys, progress, chunk)
+        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, compiled=compiled))
+
+    def replay_segments(
+        self,
+        keys: Sequence[Hashable],
+        ends: Sequence[int],
+        progress: Callable[[int], None] | None = None,
+        *,
+        compiled: bool | None = None,
+    ) -> list[int]:
+        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
+
+        One replay, so the compiled kernel moves the state in and out once
+        for all segments (ADAPTIVE's shadows score period by period).
+        """
+        return replay_segments(KERNEL, self, keys, ends, progress, compiled, self._replay_loop)
 
     def _replay_loop(
         self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int

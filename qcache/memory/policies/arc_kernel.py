@@ -93,13 +93,13 @@ def _replay(
     return hits
 
 
-def replay(
+def replay_segments(
     policy: ARCPolicy,
     keys: Sequence[Hashable],
+    ends: Sequence[int],
     progress: Callable[[int], None] | None,
-    chunk: int,
-) -> int:
-    """:meth:`ARCPolicy.replay`, compiled: the same hits and the same state afterwards."""
+) -> list[int]:
+    """:meth:`ARCPolicy.replay_segments`, compiled: the same hits per segment and the same state afterwards."""
     policy._settle()
     lists = (policy._t1, policy._t2, policy._b1, policy._b2)
     resident = policy._resident
@@ -126,12 +126,14 @@ def replay(
     state = np.array([policy._p], dtype=np.float64)
     clock = np.array([len(resident)], dtype=np.int64)
 
-    hits = 0
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        hits += _replay(part, where, prev, nxt, heads, tails, sizes, placed, state, clock, policy.capacity)
+    hits: list[int] = []
+    start = 0
+    for end in ends:
+        hits.append(_replay(ids[start:end], where, prev, nxt, heads, tails, sizes, placed, state, clock,
+                            policy.capacity))
         if progress is not None:
-            progress(len(part))
+            progress(end - start)
+        start = end
 
     # The state back into the policy, in the lists' order, and the resident map in placement order.
     nodes = [walk(int(heads[number]), nxt) for number in range(4)]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable, Hashable, Sequence
 from types import ModuleType
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -62,3 +64,54 @@ class LazyKernel:
 def compile_error(exc: BaseException) -> bool:
     """Whether ``exc`` comes from numba itself (typing, lowering, its cache), not from the replay."""
     return type(exc).__module__.split(".")[0] == "numba"
+
+
+#: ``loop(keys, progress, chunk)``: a policy's pure-Python replay, returning its hits.
+PureLoop = Callable[[Sequence[Hashable], "Callable[[int], None] | None", int], int]
+
+
+def chunk_ends(total: int, chunk: int) -> list[int]:
+    """Where slices of ``chunk`` requests end, over ``total`` requests (the last may be shorter)."""
+    return [*range(chunk, total, chunk), total] if total > 0 else []
+
+
+def replay_segments(
+    kernel: LazyKernel,
+    policy: Any,
+    keys: Sequence[Hashable],
+    ends: Sequence[int],
+    progress: Callable[[int], None] | None,
+    compiled: bool | None,
+    loop: PureLoop,
+) -> list[int]:
+    """A policy's replay of ``keys``, cut at ``ends``: the hits of each segment.
+
+    Compiled (``kernel.replay_segments``) when the job is worth the kernel, or
+    when ``compiled`` forces it (True: ImportError without numba), with the
+    policy's state moved into arrays once for all segments; else ``loop``,
+    segment by segment. A kernel that cannot compile leaves the state
+    untouched (it is written back only at the end), and the pure loop makes
+    the same decisions; an error of the replay itself (a progress
+    callback's) stands. ``progress`` gets each segment's length once it is
+    replayed.
+    """
+    if (ends[-1] if ends else 0) != len(keys) or any(end < start for start, end in zip([0, *ends], ends, strict=False)):
+        raise ValueError(f"segment ends must ascend from 0 to len(keys) = {len(keys)}")
+    module = kernel.for_job(len(keys)) if compiled is None else kernel.module() if compiled else None
+    if compiled or module is not None:
+        if module is None:
+            raise ImportError("the compiled replay needs numba (the sim-fast extra)")
+        try:
+            hits: list[int] = module.replay_segments(policy, keys, ends, progress)
+        except Exception as exc:
+            if compiled or not compile_error(exc):
+                raise
+            kernel.failed(exc)
+        else:
+            return hits
+    hits = []
+    start = 0
+    for end in ends:
+        hits.append(loop(keys[start:end], progress, max(end - start, 1)))
+        start = end
+    return hits

@@ -10,7 +10,7 @@ import numpy as np
 
 from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.climber import HillClimber
-from qcache.memory.policies.kernels import LazyKernel, compile_error
+from qcache.memory.policies.kernels import LazyKernel, chunk_ends, replay_segments
 from qcache.memory.policies.registry import register_policy
 from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
@@ -476,22 +476,24 @@ class WTinyLFUPolicy(EvictionPolicy):
         :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
         (True: ImportError without numba) or the pure-Python loop (False).
         """
-        kernel = KERNEL.for_job(len(keys)) if compiled is None else compiled_kernel() if compiled else None
-        if compiled or kernel is not None:
-            if kernel is None:
-                raise ImportError("the compiled replay needs numba (the sim-fast extra)")
-            try:
-                hits: int = kernel.replay(self, keys, progress, chunk)
-            except Exception as exc:
-                # It could not compile (the policy's state is untouched until it runs): the pure loop
-                # makes the same decisions. An error of the replay itself (a progress callback's) stands.
-                if compiled or not compile_error(exc):
-                    raise
-                KERNEL.failed(exc)
-            else:
-                self._last_missed = _NONE
-                return hits
-        return self._replay_loop(keys, progress, chunk)
+        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, compiled=compiled))
+
+    def replay_segments(
+        self,
+        keys: Sequence[Hashable],
+        ends: Sequence[int],
+        progress: Callable[[int], None] | None = None,
+        *,
+        compiled: bool | None = None,
+    ) -> list[int]:
+        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
+
+        One replay, so the compiled kernel moves the state in and out once
+        for all segments (ADAPTIVE's shadows score period by period).
+        """
+        hits = replay_segments(KERNEL, self, keys, ends, progress, compiled, self._replay_loop)
+        self._last_missed = _NONE
+        return hits
 
     def _replay_loop(
         self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int

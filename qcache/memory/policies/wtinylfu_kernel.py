@@ -385,13 +385,13 @@ def _slot_rows(policy: WTinyLFUPolicy, reps: np.ndarray | list[Hashable]) -> np.
     return np.array(listed, dtype=np.int64).reshape(-1, 8)
 
 
-def replay(
+def replay_segments(
     policy: WTinyLFUPolicy,
     keys: Sequence[Hashable],
+    ends: Sequence[int],
     progress: Callable[[int], None] | None,
-    chunk: int,
-) -> int:
-    """:meth:`WTinyLFUPolicy.replay`, compiled: the same hits and the same state afterwards."""
+) -> list[int]:
+    """:meth:`WTinyLFUPolicy.replay_segments`, compiled: the same hits per segment and the same state afterwards."""
     segments = (policy._window, policy._probation, policy._protected)
     resident = [key for segment in segments for key in segment]
     ids, resident_ids, reps = key_ids(keys, resident)
@@ -461,13 +461,14 @@ def replay(
     )
     climber = climber_array(policy._climber)
 
-    hits = 0
-    for begin in range(0, len(ids), chunk):
-        part = ids[begin : begin + chunk]
-        hits += _replay(part, slots, marks, region, prev, nxt, heads, tails, sizes, gprev, gnext, gheads,
-                        gtails, gsizes, table, door, istate, fstate, climber)
+    hits: list[int] = []
+    start = 0
+    for end in ends:
+        hits.append(_replay(ids[start:end], slots, marks, region, prev, nxt, heads, tails, sizes, gprev, gnext,
+                            gheads, gtails, gsizes, table, door, istate, fstate, climber))
         if progress is not None:
-            progress(len(part))
+            progress(end - start)
+        start = end
     del table, door  # the views: the sketch's bytearrays stay resizable
 
     # The state back into the policy, in the segments' and ghosts' order.
@@ -516,9 +517,3 @@ def load_climber(climber: HillClimber | None, state: np.ndarray) -> None:
     climber._increase = bool(state[_INCREASE])
     climber._step = float(state[_STEP])
 
-
-def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernel, so the first replay is not the one that waits."""
-    from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
-
-    replay(WTinyLFUPolicy(4), [1, 2, 3, 4, 5, 1, 2, 6, 1, 7, 8, 9, 1], None, 1 << 16)
