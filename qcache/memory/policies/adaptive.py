@@ -43,8 +43,8 @@ average, and lost at most 0.36 (a loop after a Zipf phase at 10%, where it
 stays 21 points above the best reference policy).
 
 Every request is observed once, at the hit (``on_access``) or the insertion
-(``on_insert``), so the simulator's replay (period by period, each policy in
-its own fast loop) and the L1 store's hooks see the same requests and take
+(``on_insert``), so the simulator's replay (each policy in its own fast
+loop, scored period by period) and the L1 store's hooks see the same requests and take
 the same decisions: the tests compare them hit for hit. A switch falls due
 at the end of a period and is made before the next request reaches the
 policy, when the cache holds exactly its keys.
@@ -448,8 +448,8 @@ class AdaptivePolicy(EvictionPolicy):
     ) -> int:
         """Replay ``keys`` as "get, insert on miss"; return the hit count.
 
-        Period by period, each policy in its own fast loop (compiled with
-        numba where that pays): the same decisions as the hooks,
+        Each policy in its own fast loop (compiled with numba where that
+        pays), scored period by period: the same decisions as the hooks,
         tested hit for hit. Starts from, and leaves, this policy's state;
         ``progress`` gets the number of requests done about every ``chunk``.
         """
