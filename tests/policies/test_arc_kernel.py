@@ -151,3 +151,23 @@ def test_the_resident_map_comes_back_in_the_order_the_hooks_leave_it() -> None:
     by_hooks(hooks, keys)
     assert list(compiled._resident.items()) == list(hooks._resident.items())
     assert repr(vars(compiled)) == repr(vars(hooks))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_segments_are_the_replay_cut_where_asked(compiled: bool) -> None:
+    keys = WORKLOADS["reuse"]()
+    ends = [0, 5, 5, 7001, 20_000, len(keys)]
+    segmented, whole = ARCPolicy(100), ARCPolicy(100)
+    hits = segmented.replay_segments(keys, ends, compiled=compiled)
+    assert len(hits) == len(ends) and hits[0] == 0 and hits[2] == 0
+    assert sum(hits) == whole.replay(keys, compiled=compiled)
+    assert state(segmented) == state(whole)
+    assert hits[3] == ARCPolicy(100).replay_segments(keys[:7001], [5, 7001], compiled=compiled)[1]
+
+
+@pytest.mark.parametrize("ends", [[10, 5, 20], [5, 10], [5, 25], []])
+def test_segment_ends_that_do_not_ascend_to_the_end_are_refused(ends: list[int]) -> None:
+    policy = ARCPolicy(10)
+    with pytest.raises(ValueError, match="ascend"):
+        policy.replay_segments(list(range(20)), ends)
+    assert len(policy) == 0  # nothing replayed

@@ -57,11 +57,10 @@ from typing import Protocol, cast
 
 import numpy as np
 
-from qcache.memory.policies.arc import KERNEL as ARC_KERNEL
 from qcache.memory.policies.base import EvictionPolicy
+from qcache.memory.policies.kernels import CompiledReplay
 from qcache.memory.policies.registry import create_policy, register_policy
 from qcache.memory.policies.sketch import int_pair_hashes, stable_key
-from qcache.memory.policies.wtinylfu import KERNEL as WTINYLFU_KERNEL
 
 #: The candidates, in order: the first drives the cache from the start.
 CANDIDATES = ("W_TINYLFU", "ARC")
@@ -201,17 +200,13 @@ class _Shadow:
             self.size -= 1
 
 
-#: Each candidate's compiled replay (the ``sim-fast`` extra).
-_KERNELS = {"W_TINYLFU": WTINYLFU_KERNEL, "ARC": ARC_KERNEL}
-
-
 def _compiles(policy: EvictionPolicy, job: int) -> bool:
     """Whether ``policy`` replays compiled in a replay of ``job`` requests.
 
     A period, and a sample of one, are shorter than the replays a candidate
     would compile on its own account: the whole replay decides.
     """
-    return _KERNELS[policy.name].for_job(job) is not None
+    return cast(CompiledReplay, policy).kernel.for_job(job) is not None
 
 
 def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], job: int) -> int:

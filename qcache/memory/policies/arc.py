@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 from qcache.memory.policies.base import replay_chunks
 from qcache.memory.policies.holdback import NOTHING_HELD, HoldsNewcomerWithHistory
-from qcache.memory.policies.kernels import LazyKernel, chunk_ends, replay_segments
+from qcache.memory.policies.kernels import CompiledReplay, LazyKernel
 from qcache.memory.policies.registry import register_policy
 
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
@@ -17,7 +17,7 @@ KERNEL = LazyKernel("qcache.memory.policies.arc_kernel", first_requests=200_000,
 
 
 @register_policy("ARC")
-class ARCPolicy(HoldsNewcomerWithHistory):
+class ARCPolicy(HoldsNewcomerWithHistory, CompiledReplay):
     """Adaptive Replacement Cache.
 
     ``T1`` holds keys seen once recently, ``T2`` keys seen at least twice;
@@ -33,6 +33,8 @@ class ARCPolicy(HoldsNewcomerWithHistory):
     lists keep up to ``capacity`` evicted keys (the keys alone, as S3_FIFO's
     ghost does), outside the byte bound that counts values.
     """
+
+    kernel = KERNEL  # its compiled replay (CompiledReplay)
 
     def __init__(self, capacity: int) -> None:
         super().__init__(capacity)
@@ -148,44 +150,6 @@ class ARCPolicy(HoldsNewcomerWithHistory):
         self._resident.clear()
         self._p = 0.0
         self._clear_held()
-
-    def replay(
-        self,
-        keys: Sequence[Hashable],
-        progress: Callable[[int], None] | None = None,
-        chunk: int = 1 << 16,
-        *,
-        compiled: bool | None = None,
-    ) -> int:
-        """Replay ``keys`` as "get, insert on miss"; return the hit count.
-
-        The simulator's fast path: the hooks' decisions (``_recall``,
-        ``_replace``, ``_evict_on_plain_miss``, ``_place_as``) inlined into one
-        loop, which can choose the eviction before placing the missed key
-        instead of holding it aside (the tests compare the two hit for hit).
-        Starts from, and leaves, this policy's state; ``progress`` gets the
-        number of requests done every ``chunk`` requests.
-
-        With numba installed, long replays run compiled (:mod:`arc_kernel`,
-        :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
-        (True: ImportError without numba) or the pure-Python loop (False).
-        """
-        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, compiled=compiled))
-
-    def replay_segments(
-        self,
-        keys: Sequence[Hashable],
-        ends: Sequence[int],
-        progress: Callable[[int], None] | None = None,
-        *,
-        compiled: bool | None = None,
-    ) -> list[int]:
-        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
-
-        One replay, so the compiled kernel moves the state in and out once
-        for all segments (ADAPTIVE's shadows score period by period).
-        """
-        return replay_segments(KERNEL, self, keys, ends, progress, compiled, self._replay_loop)
 
     def _replay_loop(
         self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int

@@ -11,7 +11,7 @@ import importlib
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import ClassVar
 
 logger = logging.getLogger(__name__)
 
@@ -66,52 +66,80 @@ def compile_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] == "numba"
 
 
-#: ``loop(keys, progress, chunk)``: a policy's pure-Python replay, returning its hits.
-PureLoop = Callable[[Sequence[Hashable], "Callable[[int], None] | None", int], int]
-
-
 def chunk_ends(total: int, chunk: int) -> list[int]:
     """Where slices of ``chunk`` requests end, over ``total`` requests (the last may be shorter)."""
     return [*range(chunk, total, chunk), total] if total > 0 else []
 
 
-def replay_segments(
-    kernel: LazyKernel,
-    policy: Any,
-    keys: Sequence[Hashable],
-    ends: Sequence[int],
-    progress: Callable[[int], None] | None,
-    compiled: bool | None,
-    loop: PureLoop,
-) -> list[int]:
-    """A policy's replay of ``keys``, cut at ``ends``: the hits of each segment.
+class CompiledReplay:
+    """The simulator's replay of a policy that has a numba-compiled twin (the ``sim-fast`` extra).
 
-    Compiled (``kernel.replay_segments``) when the job is worth the kernel, or
-    when ``compiled`` forces it (True: ImportError without numba), with the
-    policy's state moved into arrays once for all segments; else ``loop``,
-    segment by segment. A kernel that cannot compile leaves the state
-    untouched (it is written back only at the end), and the pure loop makes
-    the same decisions; an error of the replay itself (a progress
-    callback's) stands. ``progress`` gets each segment's length once it is
-    replayed.
+    A policy mixes this in, names its kernel in ``kernel`` (a :class:`LazyKernel`
+    whose module has ``replay_segments(policy, keys, ends, progress)``), and
+    implements ``_replay_loop(keys, progress, chunk)``, the same decisions in
+    pure Python. Both replays start from, and leave, the policy's state.
     """
-    if (ends[-1] if ends else 0) != len(keys) or any(end < start for start, end in zip([0, *ends], ends, strict=False)):
-        raise ValueError(f"segment ends must ascend from 0 to len(keys) = {len(keys)}")
-    module = kernel.for_job(len(keys)) if compiled is None else kernel.module() if compiled else None
-    if compiled or module is not None:
-        if module is None:
-            raise ImportError("the compiled replay needs numba (the sim-fast extra)")
-        try:
-            hits: list[int] = module.replay_segments(policy, keys, ends, progress)
-        except Exception as exc:
-            if compiled or not compile_error(exc):
-                raise
-            kernel.failed(exc)
-        else:
-            return hits
-    hits = []
-    start = 0
-    for end in ends:
-        hits.append(loop(keys[start:end], progress, max(end - start, 1)))
-        start = end
-    return hits
+
+    kernel: ClassVar[LazyKernel]
+
+    def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
+        raise NotImplementedError
+
+    def replay(
+        self,
+        keys: Sequence[Hashable],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 1 << 16,
+        *,
+        compiled: bool | None = None,
+    ) -> int:
+        """Replay ``keys`` as "get, insert on miss"; return the hit count.
+
+        The simulator's fast path: the policy's hooks inlined into one loop
+        (the tests compare the two hit for hit, and the final states);
+        ``progress`` gets the number of requests done every ``chunk``
+        requests. With numba installed, long replays run compiled with the
+        same decisions; ``compiled`` forces the kernel (True: ImportError
+        without numba) or the pure-Python loop (False).
+        """
+        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, compiled=compiled))
+
+    def replay_segments(
+        self,
+        keys: Sequence[Hashable],
+        ends: Sequence[int],
+        progress: Callable[[int], None] | None = None,
+        *,
+        compiled: bool | None = None,
+    ) -> list[int]:
+        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
+
+        One replay, so the compiled kernel moves the policy's state into its
+        arrays and back once for all segments (ADAPTIVE's shadows score
+        period by period). A kernel that cannot compile leaves the state
+        untouched (it is written back only at the end), and the pure loop
+        makes the same decisions; an error of the replay itself (a progress
+        callback's) stands. ``progress`` gets each segment's length.
+        """
+        descending = any(end < start for start, end in zip([0, *ends], ends, strict=False))
+        if descending or (ends[-1] if ends else 0) != len(keys):
+            raise ValueError(f"segment ends must ascend from 0 to len(keys) = {len(keys)}")
+        kernel = self.kernel
+        module = kernel.for_job(len(keys)) if compiled is None else kernel.module() if compiled else None
+        if compiled or module is not None:
+            if module is None:
+                raise ImportError("the compiled replay needs numba (the sim-fast extra)")
+            try:
+                hits: list[int] = module.replay_segments(self, keys, ends, progress)
+            except Exception as exc:
+                if compiled or not compile_error(exc):
+                    raise
+                kernel.failed(exc)
+            else:
+                return hits
+        hits = []
+        start = 0
+        for end in ends:
+            hits.append(self._replay_loop(keys[start:end], progress, max(end - start, 1)))
+            start = end
+        return hits

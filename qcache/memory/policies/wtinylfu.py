@@ -10,7 +10,7 @@ import numpy as np
 
 from qcache.memory.policies.base import EvictionPolicy, replay_chunks
 from qcache.memory.policies.climber import HillClimber
-from qcache.memory.policies.kernels import LazyKernel, chunk_ends, replay_segments
+from qcache.memory.policies.kernels import CompiledReplay, LazyKernel
 from qcache.memory.policies.registry import register_policy
 from qcache.memory.policies.sketch import MAX_COUNT as _MAX_COUNT
 from qcache.memory.policies.sketch import FrequencySketch, Slots
@@ -52,7 +52,7 @@ def _fingerprint(slots: Slots) -> int:
 
 
 @register_policy("W_TINYLFU")
-class WTinyLFUPolicy(EvictionPolicy):
+class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
     """Recency in a small window, frequency in a large main area, and a gate between them.
 
     New keys enter an LRU *window*. A key pushed out of the window becomes a
@@ -150,6 +150,8 @@ class WTinyLFUPolicy(EvictionPolicy):
 
     ``seed`` salts the sketch's hash; ``adaptive=False`` freezes the window.
     """
+
+    kernel = KERNEL  # its compiled replay (CompiledReplay)
 
     def __init__(
         self,
@@ -455,45 +457,6 @@ class WTinyLFUPolicy(EvictionPolicy):
             self._demote_protected()
 
     # -- the simulator's replay ---------------------------------------------
-
-    def replay(
-        self,
-        keys: Sequence[Hashable],
-        progress: Callable[[int], None] | None = None,
-        chunk: int = 1 << 16,
-        *,
-        compiled: bool | None = None,
-    ) -> int:
-        """Replay ``keys`` as "get, insert on miss" against this policy; return the hit count.
-
-        The simulator's fast path: the same decisions as driving ``on_miss``,
-        ``on_insert``, ``on_access`` and ``victim`` request by request (the
-        tests compare the two hit for hit, and the final states). Starts from,
-        and leaves, this policy's state; ``progress`` gets the number of
-        requests done every ``chunk`` requests.
-
-        With numba installed, long replays run compiled (:mod:`wtinylfu_kernel`,
-        :data:`KERNEL`) with the same decisions; ``compiled`` forces the kernel
-        (True: ImportError without numba) or the pure-Python loop (False).
-        """
-        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, compiled=compiled))
-
-    def replay_segments(
-        self,
-        keys: Sequence[Hashable],
-        ends: Sequence[int],
-        progress: Callable[[int], None] | None = None,
-        *,
-        compiled: bool | None = None,
-    ) -> list[int]:
-        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
-
-        One replay, so the compiled kernel moves the state in and out once
-        for all segments (ADAPTIVE's shadows score period by period).
-        """
-        hits = replay_segments(KERNEL, self, keys, ends, progress, compiled, self._replay_loop)
-        self._last_missed = _NONE
-        return hits
 
     def _replay_loop(
         self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int

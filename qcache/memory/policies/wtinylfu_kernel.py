@@ -47,6 +47,7 @@ from qcache.memory.policies.kernel_lists import (
     walk,
 )
 from qcache.memory.policies.sketch import MAX_COUNT, Slots
+from qcache.memory.policies.wtinylfu import _NONE
 
 if TYPE_CHECKING:
     from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
@@ -499,6 +500,7 @@ def replay_segments(
     policy._main_ghost_hits = float(fstate[_MAIN_GHOST_HITS])
     policy._gate_left = int(istate[_GATE_LEFT])
     load_climber(policy._climber, climber)
+    policy._last_missed = _NONE
     return hits
 
 
