@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -96,14 +98,29 @@ def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
 
 
 @pytest.fixture(params=["pure", "compiled"])
-def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The candidates' replays in pure Python, or compiled (their kernels loaded; numba needed)."""
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The candidates' replays in pure Python, or compiled (their kernels loaded; numba needed).
+
+    Compiled, each kernel must have run by the end of the test.
+    """
+    ran: list[str] = []
     for kernel in (wtinylfu.KERNEL, arc.KERNEL):
         if request.param == "pure":
             monkeypatch.setattr(kernel, "state", "missing")
-        elif kernel.module() is None:
+            continue
+        module = kernel.module()
+        if module is None:
             pytest.skip("numba is not installed")
-    return str(request.param)
+        real = module.replay_segments
+
+        def counted(*args: Any, name: str = kernel.name, real: Any = real) -> Any:
+            ran.append(name)
+            return real(*args)
+
+        monkeypatch.setattr(module, "replay_segments", counted)
+    yield str(request.param)
+    if request.param == "compiled":
+        assert {wtinylfu.KERNEL.name, arc.KERNEL.name} <= set(ran)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +164,7 @@ def test_replays_in_pieces_pick_up_where_the_last_left_off(capacity: int, option
     keys = keys_of(RECENCY)
     by_hooks = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
     by_replay = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
-    cuts = [0, 1234, 1235, 1236, 9_999, 31_337, len(keys)]
+    cuts = [0, 1234, 1235, 1236, 1500, 3000, 9_999, 31_337, len(keys)]  # 1500 and 3000 end periods
     hits = sum(by_replay.replay(keys[start:end]) for start, end in zip(cuts, cuts[1:], strict=False))
     assert hits == run_policy(by_hooks, keys)
     assert_same(by_hooks, by_replay)
@@ -213,3 +230,17 @@ def test_int_keys_are_sampled_with_numpy_as_key_by_key() -> None:
     sample, taken = policy._sample_of(mixed)
     assert sample == [key for key in mixed if policy._is_sampled(key)]
     assert taken.tolist() == [sum(map(policy._is_sampled, mixed[: n + 1])) for n in range(len(mixed))]
+
+
+def test_a_candidates_kernel_that_cannot_compile_leaves_its_pure_loop_with_the_same_decisions(
+    failing_kernel: Callable[[Any, str, BaseException], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADAPTIVE only says how long the whole replay is: a candidate's kernel keeps its fallback."""
+    errors = pytest.importorskip("numba.core.errors", reason="numba is not installed")
+    keys = keys_of(RECENCY)
+    monkeypatch.setattr(wtinylfu.KERNEL, "state", "missing")
+    monkeypatch.setattr(arc.KERNEL, "state", "missing")
+    expected = AdaptivePolicy(1500, shadow_entries=300).replay(keys)
+    failing_kernel(arc.KERNEL, "replay_segments", errors.TypingError("cannot type this"))
+    assert AdaptivePolicy(1500, shadow_entries=300).replay(keys) == expected
+    assert arc.KERNEL.state == "missing"

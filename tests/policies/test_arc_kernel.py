@@ -3,8 +3,8 @@
 The comparisons are exact: one hit more or less, one key in another list or
 place, or ``p`` off, and the test fails. The kernel is forced
 (``compiled=True``) or refused (``compiled=False``) whatever the size
-thresholds say; the kernel's tests skip where numba is absent, the
-fallback's run everywhere.
+thresholds say; the tests that need the kernel skip where numba is absent
+(the ``kernel`` fixture), the others run everywhere.
 """
 
 from __future__ import annotations
@@ -19,7 +19,12 @@ from qcache.memory.policies.arc import ARCPolicy
 from qcache.memory.policies.kernels import LazyKernel
 from qcache.sim import Loop, Phases, RecentReuse, ShiftingWorkingSet, WithScans, Zipf, run_policy
 
-kernel = pytest.importorskip("qcache.memory.policies.arc_kernel", reason="numba is not installed")
+
+@pytest.fixture
+def kernel() -> Any:
+    """The kernel module; the test skips without numba."""
+    return pytest.importorskip("qcache.memory.policies.arc_kernel", reason="numba is not installed")
+
 
 #: The ``failing_kernel`` fixture (tests/conftest.py).
 FailingKernel = Callable[[LazyKernel, str, BaseException], None]
@@ -66,7 +71,7 @@ def by_hooks(policy: ARCPolicy, keys: list[Hashable]) -> int:
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
-def test_the_kernel_makes_the_pure_loops_decisions(workload: str, size: int) -> None:
+def test_the_kernel_makes_the_pure_loops_decisions(workload: str, size: int, kernel: Any) -> None:
     """In pieces, as ADAPTIVE's periods call it: each piece starts from the state the last one left."""
     keys = WORKLOADS[workload]()
     compiled, pure = ARCPolicy(size), ARCPolicy(size)
@@ -77,7 +82,7 @@ def test_the_kernel_makes_the_pure_loops_decisions(workload: str, size: int) -> 
 
 
 @pytest.mark.parametrize("size", (3, 100))
-def test_the_kernel_takes_over_from_the_hooks_and_hands_back_to_them(size: int) -> None:
+def test_the_kernel_takes_over_from_the_hooks_and_hands_back_to_them(size: int, kernel: Any) -> None:
     """Hooks, then the kernel, then hooks again: the same hits and state as hooks throughout."""
     keys = WORKLOADS["reuse"]()
     mixed, hooks = ARCPolicy(size), ARCPolicy(size)
@@ -89,13 +94,13 @@ def test_the_kernel_takes_over_from_the_hooks_and_hands_back_to_them(size: int) 
     assert state(mixed) == state(hooks)
 
 
-def test_progress_is_reported_per_chunk() -> None:
+def test_progress_is_reported_per_chunk(kernel: Any) -> None:
     seen: list[int] = []
     ARCPolicy(50).replay(list(range(2500)), seen.append, 1000, compiled=True)
     assert seen == [1000, 1000, 500]
 
 
-def test_long_replays_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_replays_take_the_kernel(monkeypatch: pytest.MonkeyPatch, kernel: Any) -> None:
     calls: list[int] = []
     real = kernel.replay_segments
     monkeypatch.setattr(kernel, "replay_segments", lambda policy, keys, *rest: calls.append(len(keys)) or real(
@@ -110,7 +115,7 @@ def test_long_replays_take_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [30_000, loaded]
 
 
-def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch, kernel: Any) -> None:
     keys = WORKLOADS["zipf"]()
     compiled = ARCPolicy(100)
     expected = compiled.replay(keys, compiled=True)
@@ -128,7 +133,8 @@ def test_without_numba_replays_run_the_pure_loop(monkeypatch: pytest.MonkeyPatch
 def test_a_kernel_that_cannot_compile_leaves_the_pure_loop_with_the_same_decisions(
     failing_kernel: FailingKernel, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from numba.core.errors import TypingError
+    errors = pytest.importorskip("numba.core.errors", reason="numba is not installed")
+    TypingError = errors.TypingError  # noqa: N806
 
     failing_kernel(arc.KERNEL, "replay_segments", TypingError("cannot type this"))
     keys = list(Zipf(keys=5000, requests=20000, exponent=0.9, seed=11))
@@ -143,7 +149,7 @@ def test_an_error_of_the_replay_itself_is_not_taken_for_a_compile_failure(failin
     assert arc.KERNEL.state == "loaded"
 
 
-def test_the_resident_map_comes_back_in_the_order_the_hooks_leave_it() -> None:
+def test_the_resident_map_comes_back_in_the_order_the_hooks_leave_it(kernel: Any) -> None:
     """Not only the same lists: the whole state prints the same (p, the resident map's order)."""
     keys = WORKLOADS["reuse"]()
     compiled, hooks = ARCPolicy(100), ARCPolicy(100)
@@ -155,6 +161,8 @@ def test_the_resident_map_comes_back_in_the_order_the_hooks_leave_it() -> None:
 
 @pytest.mark.parametrize("compiled", [False, True])
 def test_segments_are_the_replay_cut_where_asked(compiled: bool) -> None:
+    if compiled:
+        pytest.importorskip("qcache.memory.policies.arc_kernel", reason="numba is not installed")
     keys = WORKLOADS["reuse"]()
     ends = [0, 5, 5, 7001, 20_000, len(keys)]
     segmented, whole = ARCPolicy(100), ARCPolicy(100)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from qcache.memory.policies import wtinylfu
+from qcache.memory.policies.adaptive import FREQUENCY_SIDE
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.kernels import LazyKernel
 from qcache.memory.policies.sketch import FrequencySketch
@@ -79,8 +80,9 @@ SIZES = (1, 2, 3, 7, 100, 1500)
 OPTIONS: dict[str, dict[str, Any]] = {
     "default": {},
     "fixed window": {"adaptive": False},
-    "doorkeeper": {"doorkeeper": True},
-    "fixed, doorkeeper": {"adaptive": False, "doorkeeper": True, "window_fraction": 0.01},
+    "no doorkeeper": {"doorkeeper": False},
+    "fixed, no doorkeeper": {"adaptive": False, "doorkeeper": False, "window_fraction": 0.01},
+    "as ADAPTIVE builds it": dict(FREQUENCY_SIDE),
     "ungated, short gate period": {"gate_ratio": 0.0, "gate_factor": 0.5},
     "strict gate": {"gate_ratio": 2.0},
     "eager boost": {"boost_ratio": 0.5, "boost_cap": 64.0},

@@ -58,7 +58,6 @@ from typing import Protocol, cast
 import numpy as np
 
 from qcache.memory.policies.base import EvictionPolicy
-from qcache.memory.policies.kernels import CompiledReplay
 from qcache.memory.policies.registry import create_policy, register_policy
 from qcache.memory.policies.sketch import int_pair_hashes, stable_key
 
@@ -87,13 +86,14 @@ class Candidate(Protocol):
 
     def __contains__(self, key: object) -> bool: ...
 
-    def replay(self, keys: Sequence[Hashable], *, compiled: bool | None = None) -> int:
-        """Hits of ``keys`` replayed as "get, insert on miss" (the simulator's fast loop, compiled or not)."""
+    def replay(
+        self, keys: Sequence[Hashable], progress: Callable[[int], None] | None = ..., chunk: int = ..., *,
+        job: int | None = None,
+    ) -> int:
+        """Hits of ``keys`` replayed as "get, insert on miss" (the simulator's fast loop; see CompiledReplay)."""
         ...
 
-    def replay_segments(
-        self, keys: Sequence[Hashable], ends: Sequence[int], *, compiled: bool | None = None
-    ) -> list[int]:
+    def replay_segments(self, keys: Sequence[Hashable], ends: Sequence[int], *, job: int | None = None) -> list[int]:
         """The same replay cut at ``ends``: the hits of each segment."""
         ...
 
@@ -200,18 +200,16 @@ class _Shadow:
             self.size -= 1
 
 
-def _compiles(policy: EvictionPolicy, job: int) -> bool:
-    """Whether ``policy`` replays compiled in a replay of ``job`` requests.
+def _replay(
+    policy: EvictionPolicy, keys: Sequence[Hashable], job: int, progress: Callable[[int], None] | None = None,
+    chunk: int = 1 << 16,
+) -> int:
+    """``policy``'s own replay of ``keys``, part of a replay of ``job`` requests.
 
     A period, and a sample of one, are shorter than the replays a candidate
-    would compile on its own account: the whole replay decides.
+    would compile on its own account: the whole replay decides (``job``).
     """
-    return cast(CompiledReplay, policy).kernel.for_job(job) is not None
-
-
-def _replay(policy: EvictionPolicy, keys: Sequence[Hashable], job: int) -> int:
-    """``policy``'s own replay of ``keys``, compiled when the whole replay (``job`` requests) earns it."""
-    return _candidate(policy).replay(keys, compiled=_compiles(policy, job))
+    return _candidate(policy).replay(keys, progress, chunk, job=job)
 
 
 def _adopt(policy: EvictionPolicy, keys: Iterable[Hashable], frequent: Iterable[Hashable]) -> None:
@@ -486,7 +484,9 @@ class AdaptivePolicy(EvictionPolicy):
         shadow replays the whole sample in one call, cut at the periods'
         ends (its size at each end follows from its misses: a replay only
         adds keys until the shadow is full); the cache's own policy then
-        replays in one go up to each switch.
+        replays in one go up to each switch, and ``progress`` follows it.
+        An error meanwhile (a progress callback's) leaves the shadows ahead of
+        the cache: :meth:`clear` it before using it again.
         """
         total = len(keys)
         if not total:
@@ -495,17 +495,16 @@ class AdaptivePolicy(EvictionPolicy):
         sample, taken = self._sample_of(keys)
         sample_ends = taken[np.asarray(ends) - 1].tolist()
         scored = [
-            (shadow, shadow.policy.capacity, _candidate(shadow.policy).replay_segments(
-                sample, sample_ends, compiled=_compiles(shadow.policy, total)))
+            (shadow, shadow.policy.capacity, _candidate(shadow.policy).replay_segments(sample, sample_ends, job=total))
             for shadow in self._watching
         ]
         hits = 0
         driven = 0  # requests the cache's own policy has replayed: it lags behind the periods
-        start = sampled = reported = 0
+        start = sampled = 0
         for number, end in enumerate(ends):
             if self._due is not None:
                 if driven < start:
-                    hits += _replay(self._active, keys[driven:start], total)
+                    hits += _replay(self._active, keys[driven:start], total, progress, chunk)
                     driven = start
                 self._switch()
             requests = sample_ends[number] - sampled
@@ -517,11 +516,6 @@ class AdaptivePolicy(EvictionPolicy):
             start, sampled = end, sample_ends[number]
             if not self._left:
                 self._close_period()
-            if progress is not None and start - reported >= chunk:
-                progress(start - reported)
-                reported = start
         if driven < total:
-            hits += _replay(self._active, keys[driven:], total)
-        if progress is not None and total > reported:
-            progress(total - reported)
+            hits += _replay(self._active, keys[driven:], total, progress, chunk)
         return hits

@@ -5,14 +5,13 @@ half of the default policy's. As :mod:`wtinylfu_kernel` does, the policy's
 state moves into arrays, the kernel replays dense key ids, and the state
 moves back, so a replay still "starts from, and leaves, this policy's
 state": the four lists (T1, T2, B1, B2) become doubly linked lists over the
-ids (:mod:`kernel_lists`), ``p`` a float, and each resident id carries when it
-was placed, so the resident map comes back in the order the hooks leave it. ``_replay`` is the twin of
-:meth:`ARCPolicy.replay`'s loop, line for line; the tests compare hits and
-final state with it and with the hooks. Importing this module imports numba:
-only :meth:`ARCPolicy.replay` does, on first use
-(:data:`qcache.memory.policies.arc.KERNEL`).
+ids (:mod:`kernel_lists`), ``p`` a float, and each resident id carries when
+it was placed, so the resident map comes back in the order the hooks leave
+it. ``_replay`` is the twin of :meth:`ARCPolicy._replay_loop`, line for
+line; the tests compare hits and final state with it and with the hooks.
+Importing this module imports numba: :class:`CompiledReplay` does, the
+first time a replay is worth it (:data:`qcache.memory.policies.arc.KERNEL`).
 """
-
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
@@ -37,7 +36,7 @@ def _replay(
     ids: Any, where: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any, placed: Any, state: Any,
     clock: Any, capacity: int,
 ) -> int:
-    """ARCPolicy.replay's loop over ids; ``state[0]`` is ``p``, ``clock[0]`` the next placement's
+    """ARCPolicy._replay_loop over ids; ``state[0]`` is ``p``, ``clock[0]`` the next placement's
     number (``placed``: each id's). Returns the hits."""
     p = state[0]
     now = clock[0]
@@ -126,12 +125,13 @@ def replay_segments(
     state = np.array([policy._p], dtype=np.float64)
     clock = np.array([len(resident)], dtype=np.int64)
 
+    walk(NIL, nxt)  # compiled now (if need be), while a failure to compile still leaves the state as it was
     hits: list[int] = []
     start = 0
     for end in ends:
         hits.append(_replay(ids[start:end], where, prev, nxt, heads, tails, sizes, placed, state, clock,
                             policy.capacity))
-        if progress is not None:
+        if progress is not None and end > start:
             progress(end - start)
         start = end
 

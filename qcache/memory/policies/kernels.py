@@ -92,6 +92,7 @@ class CompiledReplay:
         chunk: int = 1 << 16,
         *,
         compiled: bool | None = None,
+        job: int | None = None,
     ) -> int:
         """Replay ``keys`` as "get, insert on miss"; return the hit count.
 
@@ -99,10 +100,13 @@ class CompiledReplay:
         (the tests compare the two hit for hit, and the final states);
         ``progress`` gets the number of requests done every ``chunk``
         requests. With numba installed, long replays run compiled with the
-        same decisions; ``compiled`` forces the kernel (True: ImportError
+        same decisions: ``job`` (default ``len(keys)``) is the length of the
+        whole replay this one is part of, which decides whether the kernel is
+        worth loading; ``compiled`` forces the kernel (True: ImportError
         without numba) or the pure-Python loop (False).
         """
-        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, compiled=compiled))
+        ends = chunk_ends(len(keys), chunk)
+        return sum(self.replay_segments(keys, ends, progress, compiled=compiled, job=job))
 
     def replay_segments(
         self,
@@ -111,21 +115,24 @@ class CompiledReplay:
         progress: Callable[[int], None] | None = None,
         *,
         compiled: bool | None = None,
+        job: int | None = None,
     ) -> list[int]:
         """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
 
         One replay, so the compiled kernel moves the policy's state into its
         arrays and back once for all segments (ADAPTIVE's shadows score
         period by period). A kernel that cannot compile leaves the state
-        untouched (it is written back only at the end), and the pure loop
-        makes the same decisions; an error of the replay itself (a progress
-        callback's) stands. ``progress`` gets each segment's length.
+        untouched (every piece of it compiles before the replay changes
+        anything), and the pure loop makes the same decisions; an error of
+        the replay itself (a progress callback's) stands. ``progress`` gets
+        the length of each segment that holds requests.
         """
         descending = any(end < start for start, end in zip([0, *ends], ends, strict=False))
         if descending or (ends[-1] if ends else 0) != len(keys):
             raise ValueError(f"segment ends must ascend from 0 to len(keys) = {len(keys)}")
         kernel = self.kernel
-        module = kernel.for_job(len(keys)) if compiled is None else kernel.module() if compiled else None
+        size = len(keys) if job is None else job
+        module = kernel.for_job(size) if compiled is None else kernel.module() if compiled else None
         if compiled or module is not None:
             if module is None:
                 raise ImportError("the compiled replay needs numba (the sim-fast extra)")

@@ -6,7 +6,8 @@ few dozen machine instructions. The policy's state moves into arrays, the
 kernel replays dense key ids, and the state moves back, so a replay still
 "starts from, and leaves, this policy's state":
 
-* keys become dense ids (``np.unique`` on int keys, a dict pass otherwise);
+* keys become dense ids (a hash pass on int keys, :func:`kernel_lists.factorize`;
+  a dict pass otherwise);
   resident keys that the replay does not request get ids too;
 * each id carries its sketch slots (:meth:`FrequencySketch.int_slot_array`
   or :meth:`FrequencySketch.slots`) and the id of its ghost fingerprint:
@@ -23,8 +24,8 @@ Each piece of the policy's logic has one twin here: the sketch's
 (``_victim``), and ``_consult_ghosts`` (inline in ``_replay``). The tests
 compare hits and final state with the pure loop and the hooks, and the
 twins piece by piece, so a change made to one side only fails them.
-Importing this module imports numba: only :meth:`WTinyLFUPolicy.replay`
-does, on first use (:data:`qcache.memory.policies.wtinylfu.KERNEL`).
+Importing this module imports numba: :class:`CompiledReplay` does, the first
+time a replay is worth it (:data:`qcache.memory.policies.wtinylfu.KERNEL`).
 """
 
 from __future__ import annotations
@@ -462,12 +463,13 @@ def replay_segments(
     )
     climber = climber_array(policy._climber)
 
+    walk(NIL, nxt)  # compiled now (if need be), while a failure to compile still leaves the state as it was
     hits: list[int] = []
     start = 0
     for end in ends:
         hits.append(_replay(ids[start:end], slots, marks, region, prev, nxt, heads, tails, sizes, gprev, gnext,
                             gheads, gtails, gsizes, table, door, istate, fstate, climber))
-        if progress is not None:
+        if progress is not None and end > start:
             progress(end - start)
         start = end
     del table, door  # the views: the sketch's bytearrays stay resizable
