@@ -38,14 +38,14 @@ cover recency, and it serves frequency and loops better. Against the
 defaults, ADAPTIVE went from 7.31-7.84% to 8.92-9.59% on loops 10x the cache
 (LIRS: 9.50-9.77%), from 23.36/43.85/57.94% to 24.12/44.13/58.03% on web07 at
 0.1/1/10% of its keys, and from 20.64/46.37/68.21% to 21.38/46.50/68.30% on
-OLTP; over the regime workloads of the tests and those two traces it gained 0.17 point on
-average, and lost at most 0.36 (a loop after a Zipf phase at 10%, where it
-stays 21 points above the best reference policy).
+OLTP; over the regime workloads of the tests and those two traces it gained
+0.17 point on average, and lost at most 0.36 (a loop after a Zipf phase at
+10%, where it stays 21 points above the best reference policy).
 
 Every request is observed once, at the hit (``on_access``) or the insertion
 (``on_insert``), so the simulator's replay (each policy in its own fast
-loop, scored period by period) and the L1 store's hooks see the same requests and take
-the same decisions: the tests compare them hit for hit. A switch falls due
+loop, scored period by period) and the L1 store's hooks see the same
+requests and take the same decisions: the tests compare them hit for hit. A switch falls due
 at the end of a period and is made before the next request reaches the
 policy, when the cache holds exactly its keys.
 """
