@@ -160,11 +160,12 @@ def assert_same(by_hooks: AdaptivePolicy, by_replay: AdaptivePolicy) -> None:
 )
 @pytest.mark.usefixtures("kernels")
 def test_replays_in_pieces_pick_up_where_the_last_left_off(capacity: int, options: dict[str, float]) -> None:
-    """Pieces that end mid-period, and a piece with no sampled request at all."""
+    """Pieces that end mid-period, pieces of a single request, and pieces that end where a period does."""
     keys = keys_of(RECENCY)
     by_hooks = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
     by_replay = AdaptivePolicy(capacity, **options)  # type: ignore[arg-type]
-    cuts = [0, 1234, 1235, 1236, 1500, 3000, 9_999, 31_337, len(keys)]  # 1500 and 3000 end periods
+    cuts = [0, 1234, 1235, 1236, 1500, 3000, 9_999, 31_337, len(keys)]
+    assert 1500 % by_replay._period == 0 and 3000 % by_replay._period == 0  # periods of 500 and 1,500 requests
     hits = sum(by_replay.replay(keys[start:end]) for start, end in zip(cuts, cuts[1:], strict=False))
     assert hits == run_policy(by_hooks, keys)
     assert_same(by_hooks, by_replay)
