@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qcache.memory.policies import arc, create_policy, wtinylfu
-from qcache.memory.policies.adaptive import FREQUENCY_SIDE, AdaptivePolicy, Scoreboard
+from qcache.memory.policies.adaptive import CANDIDATES, FREQUENCY_SIDE, AdaptivePolicy, Scoreboard
 from qcache.sim import RecentReuse, Zipf, count_hits, materialize
 from qcache.sim.engine import run_policy
 
@@ -17,14 +17,14 @@ from qcache.sim.engine import run_policy
 
 
 def test_no_switch_while_the_cache_fills_or_warms() -> None:
-    board = Scoreboard(2, margin=0.01, warm_periods=2)
+    board = Scoreboard(2, margin=0.01, warm_periods=2, patience=1)
     assert board.close_period([0, 900], 1000, active=0, full=False) is None
     assert board.close_period([0, 900], 1000, active=0, full=True) is None  # first full period: warming
     assert board.close_period([0, 900], 1000, active=0, full=True) == 1
 
 
 def test_a_lead_within_the_margin_is_no_reason_to_switch() -> None:
-    board = Scoreboard(2, decay=0.5, margin=0.01, warm_periods=0)
+    board = Scoreboard(2, decay=0.5, margin=0.01, warm_periods=0, patience=1)
     assert board.close_period([500, 509], 1000, active=0, full=True) is None  # 0.9 point ahead
     assert board.close_period([500, 530], 1000, active=0, full=True) == 1  # then about 2 points over the horizon
     assert board.close_period([530, 500], 1000, active=1, full=True) is None  # the incumbent is not asked to switch
@@ -41,7 +41,7 @@ def test_old_periods_weigh_less_than_recent_ones() -> None:
 
 
 def test_a_cache_that_empties_starts_scoring_again() -> None:
-    board = Scoreboard(2, margin=0.0, warm_periods=2)
+    board = Scoreboard(2, margin=0.0, warm_periods=2, patience=1)
     board.close_period([0, 1000], 1000, active=0, full=True)
     assert board.scores == (0.0, 1.0)
     board.close_period([0, 1000], 1000, active=0, full=False)
@@ -54,8 +54,27 @@ def test_a_cache_that_empties_starts_scoring_again() -> None:
     assert board.close_period([0, 1000], 1000, active=0, full=True) is None
 
 
+def test_a_switch_waits_for_the_same_leader_over_patience_periods() -> None:
+    board = Scoreboard(3, decay=0.5, margin=0.01, warm_periods=0, patience=2)
+    assert board.close_period([500, 600, 500], 1000, active=0, full=True) is None  # 1 ahead once: not yet
+    assert board.close_period([500, 600, 500], 1000, active=0, full=True) == 1  # twice in a row
+    # A leader that changes starts the count again.
+    assert board.close_period([500, 600, 500], 1000, active=1, full=True) is None
+    assert board.close_period([100, 500, 900], 1000, active=1, full=True) is None  # 2 leads once
+    assert board.close_period([900, 500, 100], 1000, active=1, full=True) is None  # 0 leads once
+    assert board.close_period([900, 500, 100], 1000, active=1, full=True) == 0  # and again
+    # A period in which the lead is lost restarts the count too.
+    board = Scoreboard(2, decay=0.5, margin=0.01, warm_periods=0, patience=2)
+    assert board.close_period([500, 600], 1000, active=0, full=True) is None
+    assert board.close_period([600, 400], 1000, active=0, full=True) is None  # 0 ahead again
+    assert board.close_period([500, 600], 1000, active=0, full=True) is None  # 1 ahead (925 vs 950 of 1750)
+    assert board.close_period([500, 600], 1000, active=0, full=True) == 1
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"candidates": 1}, {"candidates": 2, "decay": 1.0}, {"candidates": 2, "margin": -0.1}]
+    "kwargs",
+    [{"candidates": 1}, {"candidates": 2, "decay": 1.0}, {"candidates": 2, "margin": -0.1},
+     {"candidates": 2, "patience": 0}],
 )
 def test_scoreboard_refuses_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
@@ -87,6 +106,18 @@ def test_it_moves_to_arc_where_recency_rules_and_gets_arcs_hits() -> None:
     assert arc - wtinylfu > 0.015 * len(keys)  # the premise: ARC is well ahead here
     assert hits >= arc - 0.01 * len(keys)
     assert policy.scores["ARC"] > policy.scores["W_TINYLFU"]
+
+
+def test_it_moves_to_s3_fifo_where_a_tiny_cache_sees_keys_come_back_soon() -> None:
+    keys = keys_of(RecentReuse(requests=150_000, new_fraction=0.1, mean_gap=100, seed=21))
+    policy = AdaptivePolicy(15)
+    hits = run_policy(policy, keys)
+    assert policy.active == "S3_FIFO"
+    s3fifo, arc = count_hits("S3_FIFO", keys, 15), count_hits("ARC", keys, 15)
+    wtinylfu = count_hits("W_TINYLFU", keys, 15, options=FREQUENCY_SIDE)
+    assert s3fifo - max(arc, wtinylfu) > 0.01 * len(keys)  # the premise: S3-FIFO leads the other two
+    assert hits >= s3fifo - 0.01 * len(keys)
+    assert hits > max(arc, wtinylfu)
 
 
 def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
@@ -173,10 +204,11 @@ def test_replays_in_pieces_pick_up_where_the_last_left_off(capacity: int, option
 
 def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
     rng = random.Random(3)
-    policy = AdaptivePolicy(50, min_period=100, margin=0.0, warm_periods=0)
+    policy = AdaptivePolicy(50, min_period=100, margin=0.0, warm_periods=0, patience=1)
     present: set[int] = set()
     switches = 0
     last = policy.active
+    seen = {last}
     for step in range(20_000):
         key = rng.randrange(400) if rng.random() < 0.7 else rng.randrange(60)
         if step % 7 == 0 and present:
@@ -199,7 +231,8 @@ def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
         if policy.active != last:
             switches += 1
             last = policy.active
-    assert switches >= 2  # both directions were exercised
+            seen.add(last)
+    assert switches >= 3 and seen == set(CANDIDATES)  # every candidate took over, and one gave the cache back
 
 
 def test_clear_goes_back_to_the_start() -> None:
@@ -209,7 +242,7 @@ def test_clear_goes_back_to_the_start() -> None:
     assert policy.active == "ARC"
     policy.clear()
     assert policy.active == "W_TINYLFU" and len(policy) == 0
-    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0}
+    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0, "S3_FIFO": 0.0}
 
 
 def test_it_is_selectable_by_name() -> None:

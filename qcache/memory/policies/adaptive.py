@@ -1,22 +1,25 @@
-"""ADAPTIVE: the cache runs W-TinyLFU or ARC, whichever is ahead on the workload as it is now.
+"""ADAPTIVE: the cache runs W-TinyLFU, ARC or S3-FIFO, whichever is ahead on the workload as it is now.
 
 W-TinyLFU's frequency filter is what wins on Zipf-like workloads and scans,
 and what loses where recency rules: keys reused a few times soon after their
 first request are turned away at the door. ARC keeps them. Neither policy's
 own knobs make up for the other (the window climber and its ghosts get
-W-TinyLFU close to LRU there, not to ARC), so this policy runs both: one
-drives the cache, and the other replays the same requests beside it as a
-*shadow*, keys only, with its own hits counted. At the end of each period the
-:class:`Scoreboard` compares the two, and the cache switches to the shadow's
+W-TinyLFU close to LRU there, not to ARC). S3-FIFO, whose small FIFO keeps
+every newcomer for a while and whose main FIFO forgets slowly, leads both
+in tiny caches where most keys come back a few requests later. So this
+policy runs all three: one drives
+the cache, and the others replay the same requests beside it as *shadows*,
+keys only, with their own hits counted. At the end of each period the
+:class:`Scoreboard` compares them, and the cache switches to a shadow's
 policy when that one has been clearly ahead for a while.
 
-* **Full shadows** (capacity up to :data:`SHADOW_ENTRIES`): the shadow is a
-  whole second policy, and the cache's own hits score the policy driving it.
-  A switch swaps the two: the shadow, made to hold exactly the cache's keys
+* **Full shadows** (capacity up to :data:`SHADOW_ENTRIES`): each shadow is a
+  whole policy, and the cache's own hits score the policy driving it.
+  A switch swaps two: the chosen shadow, made to hold exactly the cache's keys
   (keys it holds that the cache does not leave it, the cache's keys it lacks
   enter it in the driving policy's order), drives the cache, and the
-  policy that drove it stays on as the other shadow.
-* **Sampled shadows** (above it): both candidates replay the requests of a
+  policy that drove it stays on as a shadow.
+* **Sampled shadows** (above it): every candidate replays the requests of a
   fixed sample of keys, chosen by a hash that does not depend on the
   process, in caches of :data:`SHADOW_ENTRIES` entries scaled as the sample
   is (miniature simulations). A switch builds the new policy over the
@@ -62,11 +65,16 @@ from qcache.memory.policies.registry import create_policy, register_policy
 from qcache.memory.policies.sketch import int_pair_hashes, stable_key
 
 #: The candidates, in order: the first drives the cache from the start.
-CANDIDATES = ("W_TINYLFU", "ARC")
+CANDIDATES = ("W_TINYLFU", "ARC", "S3_FIFO")
 #: How W-TinyLFU is built here, where ARC covers recency (see the module's docstring).
 FREQUENCY_SIDE: dict[str, bool | float] = {"doorkeeper": False, "gate_ratio": 0.7}
 #: Shadows are whole policies up to this capacity, and caches of this many entries over a sample above it.
 SHADOW_ENTRIES = 1000
+#: The lead a candidate needs to take over, in hit ratio: with full shadows a switch hands the
+#: cache to a policy with its own history, with sampled ones to a new policy, whose start costs more
+#: (and a sample's scores are noisier).
+FULL_MARGIN = 0.005
+SAMPLED_MARGIN = 0.01
 #: A period holds at least this many requests, and at least a capacity's worth.
 MIN_PERIOD = 10_000
 _MASK32 = 0xFFFFFFFF
@@ -99,7 +107,7 @@ class Candidate(Protocol):
 
 
 def _candidate(policy: EvictionPolicy) -> Candidate:
-    """``policy`` as the candidate it is (W_TINYLFU and ARC both implement :class:`Candidate`)."""
+    """``policy`` as the candidate it is (each of :data:`CANDIDATES` implements :class:`Candidate`)."""
     return cast(Candidate, policy)
 
 
@@ -113,22 +121,33 @@ class Scoreboard:
     periods in a full cache first (a cache still filling favours whichever
     policy fills fastest), and a lead of more than ``margin`` of the
     requests scored (0.01: one point of hit ratio) over the candidate in
-    place: each switch costs hits while the new policy settles.
+    place, held by the same candidate at the end of ``patience`` periods in
+    a row: each switch costs hits while the new policy settles, and the
+    more candidates there are, the likelier one of them leads a single
+    period by chance.
     """
 
-    def __init__(self, candidates: int, *, decay: float = 0.8, margin: float = 0.01, warm_periods: int = 3) -> None:
+    def __init__(
+        self, candidates: int, *, decay: float = 0.8, margin: float = 0.01, warm_periods: int = 3, patience: int = 2,
+    ) -> None:
         if candidates < 2:
             raise ValueError(f"a scoreboard needs at least two candidates, got {candidates}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
         if margin < 0.0 or warm_periods < 0:
             raise ValueError("margin and warm_periods must be >= 0")
+        if patience < 1:
+            raise ValueError(f"patience must be at least 1 period, got {patience!r}")
         self.decay = decay
         self.margin = margin
         self.warm_periods = warm_periods
+        self.patience = patience
         self._scores = [0.0] * candidates
         self._requests = 0.0
         self._full_periods = 0
+        # The candidate that led by the margin at the end of the last period, and for how many in a row.
+        self._leader: int | None = None
+        self._streak = 0
 
     @property
     def scores(self) -> tuple[float, ...]:
@@ -140,14 +159,27 @@ class Scoreboard:
         """Score one period (``hits`` per candidate out of ``requests``); the candidate to switch to, or None."""
         if not full:
             # Still filling: nothing scored yet counts.
-            self._scores = [0.0] * len(self._scores)
-            self._requests = 0.0
-            self._full_periods = 0
+            self.reset()
             return None
         decay = self.decay
         self._scores = [decay * score + hit for score, hit in zip(self._scores, hits, strict=True)]
         self._requests = decay * self._requests + requests
         self._full_periods += 1
+        leader = self._leader_ahead(active)
+        if leader is None:
+            self._streak = 0
+        elif leader == self._leader:
+            self._streak += 1
+        else:
+            self._streak = 1
+        self._leader = leader
+        if leader is None or self._streak < self.patience:
+            return None
+        self._leader, self._streak = None, 0
+        return leader
+
+    def _leader_ahead(self, active: int) -> int | None:
+        """The best candidate if it leads ``active`` by more than the margin (once warm), else None."""
         if self._full_periods < self.warm_periods or not self._requests:
             return None
         best = max(range(len(self._scores)), key=self._scores.__getitem__)
@@ -156,10 +188,12 @@ class Scoreboard:
         return None
 
     def reset(self) -> None:
-        """Forget every score (the cache was cleared)."""
+        """Forget every score (the cache was cleared, or is filling again)."""
         self._scores = [0.0] * len(self._scores)
         self._requests = 0.0
         self._full_periods = 0
+        self._leader = None
+        self._streak = 0
 
 
 class _Shadow:
@@ -235,12 +269,13 @@ def _adopt(policy: EvictionPolicy, keys: Iterable[Hashable], frequent: Iterable[
 
 @register_policy("ADAPTIVE")
 class AdaptivePolicy(EvictionPolicy):
-    """W-TinyLFU or ARC, switched at run time on what shadows of both measure.
+    """W-TinyLFU, ARC or S3-FIFO, switched at run time on what shadows of each measure.
 
     ``shadow_entries`` is where full shadows give way to sampled ones; a
     period is ``capacity`` requests, at least ``min_period``; ``decay``,
-    ``margin`` and ``warm_periods`` go to the :class:`Scoreboard`; ``seed``
-    to W-TinyLFU's sketch.
+    ``margin`` (by default :data:`FULL_MARGIN` or :data:`SAMPLED_MARGIN`),
+    ``warm_periods`` and ``patience`` go to the :class:`Scoreboard`;
+    ``seed`` to W-TinyLFU's sketch.
     """
 
     def __init__(
@@ -249,8 +284,9 @@ class AdaptivePolicy(EvictionPolicy):
         *,
         shadow_entries: int = SHADOW_ENTRIES,
         decay: float = 0.8,
-        margin: float = 0.01,
+        margin: float | None = None,
         warm_periods: int = 3,
+        patience: int = 2,
         min_period: int = MIN_PERIOD,
         seed: int = 0,
     ) -> None:
@@ -262,7 +298,10 @@ class AdaptivePolicy(EvictionPolicy):
         self._shadow_capacity = capacity if self._full else shadow_entries
         # A key is sampled when its 32-bit hash falls under this (all keys with full shadows).
         self._threshold = (self._shadow_capacity << 32) // capacity
-        self._board = Scoreboard(len(CANDIDATES), decay=decay, margin=margin, warm_periods=warm_periods)
+        self._board = Scoreboard(
+            len(CANDIDATES), decay=decay, warm_periods=warm_periods, patience=patience,
+            margin=(FULL_MARGIN if self._full else SAMPLED_MARGIN) if margin is None else margin,
+        )
         self._period = max(capacity, min_period)
         self._shadows: list[_Shadow | None] = []
         self._reset()

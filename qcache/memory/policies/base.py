@@ -103,3 +103,70 @@ def replay_chunks(
         yield part
         if progress is not None:
             progress(len(part))
+
+
+def chunk_ends(total: int, chunk: int) -> list[int]:
+    """Where slices of ``chunk`` requests end, over ``total`` requests (the last may be shorter)."""
+    return [*range(chunk, total, chunk), total] if total > 0 else []
+
+
+class SegmentedReplay:
+    """The simulator's replay of a policy, whole or cut into segments.
+
+    A policy mixes this in and implements ``_replay_loop(keys, progress,
+    chunk)``: its hooks inlined into one loop, which starts from, and leaves,
+    the policy's state (the tests compare the two hit for hit). ADAPTIVE
+    scores its candidates period by period through :meth:`replay_segments`.
+    """
+
+    def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
+        raise NotImplementedError
+
+    def replay(
+        self,
+        keys: Sequence[Hashable],
+        progress: Callable[[int], None] | None = None,
+        chunk: int = 1 << 16,
+        *,
+        job: int | None = None,
+    ) -> int:
+        """Replay ``keys`` as "get, insert on miss"; return the hit count.
+
+        ``progress`` gets the number of requests done every ``chunk``
+        requests; ``job`` is the length of the whole replay this one is part
+        of (a policy with a compiled twin decides by it whether to use it).
+        """
+        return sum(self.replay_segments(keys, chunk_ends(len(keys), chunk), progress, job=job))
+
+    def replay_segments(
+        self,
+        keys: Sequence[Hashable],
+        ends: Sequence[int],
+        progress: Callable[[int], None] | None = None,
+        *,
+        job: int | None = None,
+    ) -> list[int]:
+        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment.
+
+        ``progress`` gets the length of each segment that holds requests.
+        """
+        check_segment_ends(len(keys), ends)
+        return self._replay_pieces(keys, ends, progress)
+
+    def _replay_pieces(
+        self, keys: Sequence[Hashable], ends: Sequence[int], progress: Callable[[int], None] | None
+    ) -> list[int]:
+        """The pure loop over each segment in turn (ends already checked)."""
+        hits = []
+        start = 0
+        for end in ends:
+            hits.append(self._replay_loop(keys[start:end], progress, max(end - start, 1)))
+            start = end
+        return hits
+
+
+def check_segment_ends(total: int, ends: Sequence[int]) -> None:
+    """Refuse segment ends that do not ascend from 0 to ``total``."""
+    descending = any(end < start for start, end in zip([0, *ends], ends, strict=False))
+    if descending or (ends[-1] if ends else 0) != total:
+        raise ValueError(f"segment ends must ascend from 0 to len(keys) = {total}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
-from qcache.memory.policies.base import EvictionPolicy, replay_chunks
+from qcache.memory.policies.base import EvictionPolicy, SegmentedReplay, replay_chunks
 from qcache.memory.policies.registry import register_policy
 
 _NO_PENDING = object()
 
 
 @register_policy("S3_FIFO")
-class S3FIFOPolicy(EvictionPolicy):
+class S3FIFOPolicy(EvictionPolicy, SegmentedReplay):
     """Filter one-hit wonders out quickly, keep everything else in a cheap FIFO.
 
     New keys enter a small FIFO (10% of the capacity). A key leaving it that
@@ -149,20 +149,12 @@ class S3FIFOPolicy(EvictionPolicy):
         self._settle()
         return found
 
-    def replay(
-        self,
-        keys: Sequence[Hashable],
-        progress: Callable[[int], None] | None = None,
-        chunk: int = 1 << 16,
-    ) -> int:
-        """Replay ``keys`` as "get, insert on miss"; return the hit count.
+    def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
+        """The simulator's replay (:class:`SegmentedReplay`) in one loop.
 
-        The simulator's fast path: ``on_insert``, ``victim`` (both FIFOs'
-        eviction loops), ``_remember`` and ``_place`` inlined into one loop,
-        which evicts before queueing the missed key as the held newcomer
-        does (the tests compare the two hit for hit). Starts from, and
-        leaves, this policy's state; ``progress`` gets the number of requests
-        done every ``chunk`` requests.
+        ``on_insert``, ``victim`` (both FIFOs' eviction loops), ``_remember``
+        and ``_place`` inlined, evicting before queueing the missed key as the
+        held newcomer does (the tests compare the two hit for hit).
         """
         self._settle()
         capacity, small_cap, main_cap = self.capacity, self._small_cap, self._main_cap
@@ -222,6 +214,19 @@ class S3FIFOPolicy(EvictionPolicy):
 
     def __len__(self) -> int:
         return len(self._freq) + (self._pending is not _NO_PENDING)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._freq or (self._pending is not _NO_PENDING and key == self._pending)
+
+    def resident_keys(self) -> list[Hashable]:
+        """The keys tracked: small's, then main's, each oldest first, then a newcomer held aside."""
+        held = [] if self._pending is _NO_PENDING else [self._pending]
+        return [*self._small, *self._main, *held]
+
+    def frequent_keys(self) -> list[Hashable]:
+        """The keys hit since they were queued (or last went round main's clock), in the same order."""
+        freq = self._freq
+        return [key for key in (*self._small, *self._main) if freq[key]]
 
     def clear(self) -> None:
         self._freq.clear()
