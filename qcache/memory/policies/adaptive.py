@@ -199,25 +199,30 @@ class Scoreboard:
 class _Shadow:
     """A candidate replaying requests on its own, keys only, its hits counted."""
 
-    __slots__ = ("_holds", "hits", "policy", "size")
+    __slots__ = ("_access", "_holds", "_insert", "_miss", "_victim", "capacity", "hits", "policy", "size")
 
     def __init__(self, policy: EvictionPolicy) -> None:
         self.policy = policy
+        self.capacity = policy.capacity
         self.hits = 0
         self.size = 0
+        # Bound once: a shadow's request is on every L1 operation of a cache with whole shadows.
         self._holds = _candidate(policy).__contains__
+        hooks = policy.hooks()
+        self._access, self._insert, self._victim = hooks.on_access, hooks.on_insert, policy.victim
+        self._miss = None if type(policy).on_miss is EvictionPolicy.on_miss else hooks.on_miss
 
     def request(self, key: Hashable) -> None:
         """One request, "get, insert on miss", as the simulator's engine makes it."""
-        policy = self.policy
         if self._holds(key):
             self.hits += 1
-            policy.on_access(key)
+            self._access(key)
             return
-        policy.on_miss(key)
-        policy.on_insert(key)
-        if self.size >= policy.capacity:
-            policy.victim()
+        if self._miss is not None:
+            self._miss(key)
+        self._insert(key)
+        if self.size >= self.capacity:
+            self._victim()
         else:
             self.size += 1
 
@@ -443,7 +448,7 @@ class AdaptivePolicy(EvictionPolicy):
             if self._full:
                 self._filled = len(self._active) >= self.capacity
             else:
-                self._filled = all(shadow.size >= shadow.policy.capacity for shadow in shadows if shadow is not None)
+                self._filled = all(shadow.size >= shadow.capacity for shadow in shadows if shadow is not None)
         self._due = self._board.close_period(hits, requests, active=self._active_index, full=self._filled)
 
     def _switch(self) -> None:
@@ -534,7 +539,7 @@ class AdaptivePolicy(EvictionPolicy):
         sample, taken = self._sample_of(keys)
         sample_ends = taken[np.asarray(ends) - 1].tolist()
         scored = [
-            (shadow, shadow.policy.capacity, _candidate(shadow.policy).replay_segments(sample, sample_ends, job=total))
+            (shadow, shadow.capacity, _candidate(shadow.policy).replay_segments(sample, sample_ends, job=total))
             for shadow in self._watching
         ]
         hits = 0

@@ -70,11 +70,12 @@ class S3FIFOPolicy(EvictionPolicy, SegmentedReplay):
             self._place(key, self._pending_to_main)
 
     def on_insert(self, key: Hashable) -> None:
-        self._settle()
-        to_main = False
-        if key in self._ghost:
-            del self._ghost[key]
-            to_main = True
+        if self._pending is not _NO_PENDING:
+            self._settle()
+        ghost = self._ghost
+        to_main = key in ghost
+        if to_main:
+            del ghost[key]
         if len(self._freq) >= self.capacity:
             self._pending = key
             self._pending_to_main = to_main
@@ -146,7 +147,8 @@ class S3FIFOPolicy(EvictionPolicy, SegmentedReplay):
                 found = self._evict_main()
             else:
                 found = self._evict_small()
-        self._settle()
+        if self._pending is not _NO_PENDING:
+            self._settle()
         return found
 
     def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
