@@ -20,9 +20,9 @@ second on this workload there, so the aims are asserted as ratios to it:
   ``sim-fast`` extra (numba) the same decisions run compiled
   (qcache/memory/policies/wtinylfu_kernel.py), which is what these aims
   assume. Without numba the W-TinyLFU aims are not asserted (printed only).
-  Belady and ARC run compiled too with numba (qcache/sim/belady_kernel.py,
-  qcache/memory/policies/arc_kernel.py);
-* ADAPTIVE (the default, W-TinyLFU driving with shadows of both candidates
+  Belady, ARC and S3-FIFO run compiled too with numba (qcache/sim/belady_kernel.py,
+  qcache/memory/policies/arc_kernel.py, qcache/memory/policies/s3fifo_kernel.py);
+* ADAPTIVE (the default, W-TinyLFU driving with shadows of all three candidates
   over a sample of the keys here): at least ``ADAPTIVE_RATIO`` with numba,
   about a million requests per second with this baseline at 1.5 to 1.7
   million; without it the pure loops' speed, not asserted.
@@ -52,6 +52,7 @@ import pytest
 
 from qcache.memory.policies import available_policies
 from qcache.memory.policies.arc import ARCPolicy
+from qcache.memory.policies.s3fifo import S3FIFOPolicy
 from qcache.memory.policies.wtinylfu import WTinyLFUPolicy, compiled_kernel
 from qcache.sim import TraceFile, Zipf, belady_hits, count_hits, shared_traces_dir
 from qcache.sim.readers import read_bytes
@@ -92,7 +93,7 @@ def simulate_with(policy: str, keys: Sequence[Any]) -> Callable[[], int]:
 def keys(smoke: bool) -> list[Any]:
     """The Zipf workload's requests (generated once per module).
 
-    The compiled W-TinyLFU and ARC replays and Belady are loaded here, when
+    The compiled W-TinyLFU, ARC and S3-FIFO replays and Belady are loaded here, when
     numba is installed, so no round measures numba's import or a kernel's
     compilation.
     """
@@ -100,6 +101,7 @@ def keys(smoke: bool) -> list[Any]:
         warm = [1, 2, 3, 4, 5, 1, 2, 6, 1, 7, 8, 9, 1]
         WTinyLFUPolicy(4).replay(warm, compiled=True)
         ARCPolicy(3).replay(warm, compiled=True)
+        S3FIFOPolicy(3).replay(warm, compiled=True)
         belady_hits(list(range(10)), 2, compiled=True)
     requests = SMOKE_REQUESTS if smoke else 500_000
     return list(Zipf(keys=200_000, requests=requests, exponent=0.9, seed=2024))

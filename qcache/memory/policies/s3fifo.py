@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
-from qcache.memory.policies.base import EvictionPolicy, SegmentedReplay, replay_chunks
+from qcache.memory.policies.base import EvictionPolicy, replay_chunks
+from qcache.memory.policies.kernels import CompiledReplay, LazyKernel
 from qcache.memory.policies.registry import register_policy
 
 _NO_PENDING = object()
+#: The compiled replay (the ``sim-fast`` extra): loaded for a replay of 200,000 requests, then used from 5,000.
+KERNEL = LazyKernel("qcache.memory.policies.s3fifo_kernel", first_requests=200_000, loaded_requests=5_000)
 
 
 @register_policy("S3_FIFO")
-class S3FIFOPolicy(EvictionPolicy, SegmentedReplay):
+class S3FIFOPolicy(EvictionPolicy, CompiledReplay):
     """Filter one-hit wonders out quickly, keep everything else in a cheap FIFO.
 
     New keys enter a small FIFO (10% of the capacity). A key leaving it that
@@ -27,6 +30,8 @@ class S3FIFOPolicy(EvictionPolicy, SegmentedReplay):
     hit counts match that reference on every trace. Like it, the eviction
     that makes room for a key is chosen before the key is queued.
     """
+
+    kernel = KERNEL  # its compiled replay (CompiledReplay)
 
     def __init__(
         self,
@@ -152,7 +157,7 @@ class S3FIFOPolicy(EvictionPolicy, SegmentedReplay):
         return found
 
     def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
-        """The simulator's replay (:class:`SegmentedReplay`) in one loop.
+        """The replay in pure Python (:class:`CompiledReplay`; :mod:`s3fifo_kernel` is its compiled twin).
 
         ``on_insert``, ``victim`` (both FIFOs' eviction loops), ``_remember``
         and ``_place`` inlined, evicting before queueing the missed key as the
