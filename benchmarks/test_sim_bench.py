@@ -22,7 +22,7 @@ second on this workload there, so the aims are asserted as ratios to it:
   assume. Without numba the W-TinyLFU aims are not asserted (printed only).
   Belady, ARC and S3-FIFO run compiled too with numba (qcache/sim/belady_kernel.py,
   qcache/memory/policies/arc_kernel.py, qcache/memory/policies/s3fifo_kernel.py);
-* ADAPTIVE (the default, W-TinyLFU driving with shadows of all three candidates
+* ADAPTIVE (the default, W-TinyLFU driving with shadows of both candidates
   over a sample of the keys here): at least ``ADAPTIVE_RATIO`` with numba,
   about a million requests per second with this baseline at 1.5 to 1.7
   million; without it the pure loops' speed, not asserted.

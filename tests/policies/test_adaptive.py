@@ -108,18 +108,6 @@ def test_it_moves_to_arc_where_recency_rules_and_gets_arcs_hits() -> None:
     assert policy.scores["ARC"] > policy.scores["W_TINYLFU"]
 
 
-def test_it_moves_to_s3_fifo_where_a_tiny_cache_sees_keys_come_back_soon() -> None:
-    keys = keys_of(RecentReuse(requests=150_000, new_fraction=0.1, mean_gap=100, seed=21))
-    policy = AdaptivePolicy(15)
-    hits = run_policy(policy, keys)
-    assert policy.active == "S3_FIFO"
-    s3fifo, arc = count_hits("S3_FIFO", keys, 15), count_hits("ARC", keys, 15)
-    wtinylfu = count_hits("W_TINYLFU", keys, 15, options=FREQUENCY_SIDE)
-    assert s3fifo - max(arc, wtinylfu) > 0.01 * len(keys)  # the premise: S3-FIFO leads the other two
-    assert hits >= s3fifo - 0.01 * len(keys)
-    assert hits > max(arc, wtinylfu)
-
-
 def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
     keys = keys_of(Zipf(keys=20_000, requests=60_000, exponent=0.9, seed=5))
     policy = AdaptivePolicy(200)
@@ -232,7 +220,7 @@ def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
             switches += 1
             last = policy.active
             seen.add(last)
-    assert switches >= 3 and seen == set(CANDIDATES)  # every candidate took over, and one gave the cache back
+    assert switches >= 2 and seen == set(CANDIDATES)  # both directions were exercised
 
 
 def test_clear_goes_back_to_the_start() -> None:
@@ -242,7 +230,7 @@ def test_clear_goes_back_to_the_start() -> None:
     assert policy.active == "ARC"
     policy.clear()
     assert policy.active == "W_TINYLFU" and len(policy) == 0
-    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0, "S3_FIFO": 0.0}
+    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0}
 
 
 def test_it_is_selectable_by_name() -> None:
