@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from qcache.memory.policies import arc, create_policy, wtinylfu
-from qcache.memory.policies.adaptive import CANDIDATES, FREQUENCY_SIDE, AdaptivePolicy, Scoreboard
+from qcache.memory.policies.adaptive import (
+    CANDIDATES,
+    FREQUENCY_SIDE,
+    FULL_MARGIN,
+    FULL_PATIENCE,
+    SAMPLED_MARGIN,
+    SAMPLED_PATIENCE,
+    AdaptivePolicy,
+    Scoreboard,
+)
 from qcache.sim import RecentReuse, Zipf, count_hits, materialize
 from qcache.sim.engine import run_policy
 
@@ -79,6 +88,14 @@ def test_a_switch_waits_for_the_same_leader_over_patience_periods() -> None:
 def test_scoreboard_refuses_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Scoreboard(**kwargs)  # type: ignore[arg-type]
+
+
+def test_whole_shadows_switch_on_a_smaller_lead_held_longer_than_sampled_ones() -> None:
+    whole, sampled = AdaptivePolicy(1000)._board, AdaptivePolicy(1001)._board
+    assert (whole.margin, whole.patience) == (FULL_MARGIN, FULL_PATIENCE) == (0.005, 2)
+    assert (sampled.margin, sampled.patience) == (SAMPLED_MARGIN, SAMPLED_PATIENCE) == (0.01, 1)
+    chosen = AdaptivePolicy(10, margin=0.02, patience=3)._board
+    assert (chosen.margin, chosen.patience) == (0.02, 3)
 
 
 def test_the_policy_refuses_bad_settings() -> None:

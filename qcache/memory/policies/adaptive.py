@@ -42,17 +42,19 @@ OLTP; over the regime workloads of the tests and those two traces it gained
 0.17 point on average, and lost at most 0.36 (a loop after a Zipf phase at
 10%, where it stays 21 points above the best reference policy).
 
-A switch waits for the same candidate to lead at the end of two periods in
-a row (the scoreboard's patience), by more than half a point with whole
-shadows (:data:`FULL_MARGIN`, a switch to a policy with its own history) and
-a point with sampled ones. Against one period and a point everywhere, that
-met two misses of a held-out sweep (small caches of reuse at 12 and 60
-entries: 87.30% to 87.91% against LRU's 88.22%, 10.23% to 10.91% against
-LIRS's 11.36%) and cut a switching cost (reuse at 301 entries, 31.16% to
-31.27% against its W-TinyLFU's 31.75%); both traces and loops 10x the cache
-stayed hit for hit, and other cases lost at most 0.17 point (some gained up
-to 0.46), except two phase mixes at 10% that miss either way, where the
-switch to ARC comes a period later and they lose 0.35 and 1.93 point.
+With whole shadows, a switch waits for the same candidate to lead at the
+end of two periods in a row by more than half a point (:data:`FULL_MARGIN`,
+:data:`FULL_PATIENCE`: the switch hands the cache to a policy with its own
+history); with sampled ones a lead of a point at the end of one period does
+(:data:`SAMPLED_MARGIN`). Against a point and one period everywhere, that met
+two misses of a held-out sweep (small caches of reuse at 12 and 60 entries:
+87.30% to 87.91% against LRU's 88.22%, 10.23% to 10.91% against LIRS's
+11.36%) and cut a switching cost (reuse at 301 entries, 31.16% to 31.27%
+against its W-TinyLFU's 31.75%); both traces, loops 10x the cache and every
+case with sampled shadows stayed hit for hit, and other cases lost at most
+0.17 point (some gained up to 0.46). Two periods with sampled shadows too
+only delayed switches to ARC that paid (two phase mixes at 10% lost 0.35 and
+1.93 point).
 S3-FIFO was measured as a third candidate, and LIRS as a fourth: S3-FIFO met
 the two tiny-cache misses where it leads (reuse at 7 and 15 entries), but its
 early and periodic leads on loops 10x the cache (a W-TinyLFU still learning
@@ -85,11 +87,14 @@ CANDIDATES = ("W_TINYLFU", "ARC")
 FREQUENCY_SIDE: dict[str, bool | float] = {"doorkeeper": False, "gate_ratio": 0.7}
 #: Shadows are whole policies up to this capacity, and caches of this many entries over a sample above it.
 SHADOW_ENTRIES = 1000
-#: The lead a candidate needs to take over, in hit ratio: with full shadows a switch hands the
-#: cache to a policy with its own history, with sampled ones to a new policy, whose start costs more
-#: (and a sample's scores are noisier).
-FULL_MARGIN = 0.005
-SAMPLED_MARGIN = 0.01
+#: How a switch is decided with whole shadows: a lead of half a point of hit ratio, held at the end
+#: of two periods in a row. The switch hands the cache to a policy with its own history, so a small
+#: lead pays; two periods keep a lead of a single period (noise, a policy still learning) from it.
+FULL_MARGIN, FULL_PATIENCE = 0.005, 2
+#: With sampled shadows: a point, at the end of one period. A switch starts a new policy, whose
+#: start costs more, and a sample's scores are noisier; waiting a second period only delayed the
+#: switches that paid (phase changes).
+SAMPLED_MARGIN, SAMPLED_PATIENCE = 0.01, 1
 #: A period holds at least this many requests, and at least a capacity's worth.
 MIN_PERIOD = 10_000
 _MASK32 = 0xFFFFFFFF
@@ -143,7 +148,7 @@ class Scoreboard:
     """
 
     def __init__(
-        self, candidates: int, *, decay: float = 0.8, margin: float = 0.01, warm_periods: int = 3, patience: int = 2,
+        self, candidates: int, *, decay: float = 0.8, margin: float = 0.01, warm_periods: int = 3, patience: int = 1,
     ) -> None:
         if candidates < 2:
             raise ValueError(f"a scoreboard needs at least two candidates, got {candidates}")
@@ -293,8 +298,9 @@ class AdaptivePolicy(EvictionPolicy):
 
     ``shadow_entries`` is where full shadows give way to sampled ones; a
     period is ``capacity`` requests, at least ``min_period``; ``decay``,
-    ``margin`` (by default :data:`FULL_MARGIN` or :data:`SAMPLED_MARGIN`),
-    ``warm_periods`` and ``patience`` go to the :class:`Scoreboard`;
+    ``margin`` and ``patience`` (by default :data:`FULL_MARGIN` and
+    :data:`FULL_PATIENCE`, or :data:`SAMPLED_MARGIN` and
+    :data:`SAMPLED_PATIENCE`) and ``warm_periods`` go to the :class:`Scoreboard`;
     ``seed`` to W-TinyLFU's sketch.
     """
 
@@ -306,7 +312,7 @@ class AdaptivePolicy(EvictionPolicy):
         decay: float = 0.8,
         margin: float | None = None,
         warm_periods: int = 3,
-        patience: int = 2,
+        patience: int | None = None,
         min_period: int = MIN_PERIOD,
         seed: int = 0,
     ) -> None:
@@ -319,8 +325,9 @@ class AdaptivePolicy(EvictionPolicy):
         # A key is sampled when its 32-bit hash falls under this (all keys with full shadows).
         self._threshold = (self._shadow_capacity << 32) // capacity
         self._board = Scoreboard(
-            len(CANDIDATES), decay=decay, warm_periods=warm_periods, patience=patience,
+            len(CANDIDATES), decay=decay, warm_periods=warm_periods,
             margin=(FULL_MARGIN if self._full else SAMPLED_MARGIN) if margin is None else margin,
+            patience=(FULL_PATIENCE if self._full else SAMPLED_PATIENCE) if patience is None else patience,
         )
         self._period = max(capacity, min_period)
         self._shadows: list[_Shadow | None] = []
