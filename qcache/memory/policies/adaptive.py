@@ -142,9 +142,8 @@ class Scoreboard:
     policy fills fastest), and a lead of more than ``margin`` of the
     requests scored (0.01: one point of hit ratio) over the candidate in
     place, held by the same candidate at the end of ``patience`` periods in
-    a row: each switch costs hits while the new policy settles, and the
-    more candidates there are, the likelier one of them leads a single
-    period by chance.
+    a row: each switch costs hits while the new policy settles, and a
+    single period's lead may be noise, or a policy still learning.
     """
 
     def __init__(
@@ -229,8 +228,9 @@ class _Shadow:
         # Bound once: a shadow's request is on every L1 operation of a cache with whole shadows.
         self._holds = _candidate(policy).__contains__
         hooks = policy.hooks()
-        self._access, self._insert, self._victim = hooks.on_access, hooks.on_insert, policy.victim
-        self._miss = None if type(policy).on_miss is EvictionPolicy.on_miss else hooks.on_miss
+        self._access, self._miss, self._insert, self._victim = (
+            hooks.on_access, hooks.on_miss, hooks.on_insert, policy.victim,
+        )
 
     def request(self, key: Hashable) -> None:
         """One request, "get, insert on miss", as the simulator's engine makes it."""
@@ -238,8 +238,7 @@ class _Shadow:
             self.hits += 1
             self._access(key)
             return
-        if self._miss is not None:
-            self._miss(key)
+        self._miss(key)
         self._insert(key)
         if self.size >= self.capacity:
             self._victim()

@@ -13,8 +13,6 @@ from collections.abc import Callable, Hashable, Sequence
 from types import ModuleType
 from typing import ClassVar
 
-from qcache.memory.policies.base import SegmentedReplay, check_segment_ends, chunk_ends
-
 logger = logging.getLogger(__name__)
 
 
@@ -68,7 +66,12 @@ def compile_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] == "numba"
 
 
-class CompiledReplay(SegmentedReplay):
+def chunk_ends(total: int, chunk: int) -> list[int]:
+    """Where slices of ``chunk`` requests end, over ``total`` requests (the last may be shorter)."""
+    return [*range(chunk, total, chunk), total] if total > 0 else []
+
+
+class CompiledReplay:
     """The simulator's replay of a policy that has a numba-compiled twin (the ``sim-fast`` extra).
 
     A policy mixes this in, names its kernel in ``kernel`` (a :class:`LazyKernel`
@@ -78,6 +81,9 @@ class CompiledReplay(SegmentedReplay):
     """
 
     kernel: ClassVar[LazyKernel]
+
+    def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
+        raise NotImplementedError
 
     def replay(
         self,
@@ -121,7 +127,9 @@ class CompiledReplay(SegmentedReplay):
         the replay itself (a progress callback's) stands. ``progress`` gets
         the length of each segment that holds requests.
         """
-        check_segment_ends(len(keys), ends)
+        descending = any(end < start for start, end in zip([0, *ends], ends, strict=False))
+        if descending or (ends[-1] if ends else 0) != len(keys):
+            raise ValueError(f"segment ends must ascend from 0 to len(keys) = {len(keys)}")
         kernel = self.kernel
         size = len(keys) if job is None else job
         module = kernel.for_job(size) if compiled is None else kernel.module() if compiled else None
@@ -136,4 +144,9 @@ class CompiledReplay(SegmentedReplay):
                 kernel.failed(exc)
             else:
                 return hits
-        return self._replay_pieces(keys, ends, progress)
+        hits = []
+        start = 0
+        for end in ends:
+            hits.append(self._replay_loop(keys[start:end], progress, max(end - start, 1)))
+            start = end
+        return hits

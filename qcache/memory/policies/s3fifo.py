@@ -157,7 +157,7 @@ class S3FIFOPolicy(EvictionPolicy, CompiledReplay):
         return found
 
     def _replay_loop(self, keys: Sequence[Hashable], progress: Callable[[int], None] | None, chunk: int) -> int:
-        """The replay in pure Python (:class:`CompiledReplay`; :mod:`s3fifo_kernel` is its compiled twin).
+        """The replay in pure Python: the hooks' decisions inlined into one loop over local names.
 
         ``on_insert``, ``victim`` (both FIFOs' eviction loops), ``_remember``
         and ``_place`` inlined, evicting before queueing the missed key as the
