@@ -97,10 +97,13 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
     # A third sweep of 12 workloads (reuse at three mixes, Zipf 0.8 with repeated table scans,
     # Zipf 0.95, a hot spot, two shifting sets, a loop of 3,000 keys, two phase mixes, uniform;
     # 150k requests each), run when S3-FIFO was tried as a third candidate: the default missed 5 of
-    # its 36 cases, 3 with two periods' patience and half a point's margin with whole shadows (kept
-    # here, in KNOWN_MISSES). It chose between the variants (S3-FIFO and LIRS as candidates, the
-    # margins, the patience) beside a sweep of loops of 2,000 to 60,000 keys, which found S3-FIFO's
-    # cost.
+    # its 36 cases, 3 with two periods' patience and half a point's margin with whole shadows (in
+    # KNOWN_MISSES); kept here are all five. It chose between the variants (S3-FIFO and LIRS as
+    # candidates, the margins, the patience) beside a sweep of loops of 2,000 to 60,000 keys, which
+    # found S3-FIFO's cost (its loop of 6,000 keys is kept here too).
+    "third-reuse-0.08-30": lambda: RecentReuse(requests=150_000, new_fraction=0.08, mean_gap=30, seed=53),
+    "third-reuse-0.4-800": lambda: RecentReuse(requests=150_000, new_fraction=0.4, mean_gap=800, seed=52),
+    "loops-6000": lambda: Loop(keys=6000, requests=180_000),
     "third-shifting-60-3": lambda: ShiftingWorkingSet(requests=150_000, width=60, rate=3, seed=57),
     "third-phases-hot-loop-zipf": lambda: Phases((
         HotSpot(keys=10_000, requests=50_000, hot_fraction=0.2, hot_probability=0.8, seed=58),
