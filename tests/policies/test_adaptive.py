@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qcache.memory.policies import arc, create_policy, wtinylfu
+from qcache.memory.policies import arc, create_policy, s3fifo, wtinylfu
 from qcache.memory.policies.adaptive import (
     CANDIDATES,
     FREQUENCY_SIDE,
@@ -16,6 +16,7 @@ from qcache.memory.policies.adaptive import (
     FULL_PATIENCE,
     SAMPLED_MARGIN,
     SAMPLED_PATIENCE,
+    SMALL_CACHE,
     AdaptivePolicy,
     Scoreboard,
 )
@@ -125,6 +126,24 @@ def test_it_moves_to_arc_where_recency_rules_and_gets_arcs_hits() -> None:
     assert policy.scores["ARC"] > policy.scores["W_TINYLFU"]
 
 
+def test_a_small_cache_moves_to_s3_fifo_where_keys_come_back_soon() -> None:
+    keys = keys_of(RecentReuse(requests=150_000, new_fraction=0.1, mean_gap=100, seed=21))
+    policy = AdaptivePolicy(15)
+    hits = run_policy(policy, keys)
+    assert policy.active == "S3_FIFO"
+    s3fifo, arc = count_hits("S3_FIFO", keys, 15), count_hits("ARC", keys, 15)
+    wtinylfu = count_hits("W_TINYLFU", keys, 15, options=FREQUENCY_SIDE)
+    assert s3fifo - max(arc, wtinylfu) > 0.01 * len(keys)  # the premise: S3-FIFO leads the other two
+    assert hits >= s3fifo - 0.01 * len(keys)
+    assert hits > max(arc, wtinylfu)
+
+
+def test_s3_fifo_is_a_candidate_in_small_caches_only() -> None:
+    assert AdaptivePolicy(SMALL_CACHE).candidates == (*CANDIDATES, "S3_FIFO")
+    assert AdaptivePolicy(SMALL_CACHE + 1).candidates == CANDIDATES == ("W_TINYLFU", "ARC")
+    assert set(AdaptivePolicy(SMALL_CACHE).scores) == {"W_TINYLFU", "ARC", "S3_FIFO"}
+
+
 def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
     keys = keys_of(Zipf(keys=20_000, requests=60_000, exponent=0.9, seed=5))
     policy = AdaptivePolicy(200)
@@ -137,10 +156,11 @@ def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
 def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The candidates' replays in pure Python, or compiled (their kernels loaded; numba needed).
 
-    Compiled, each kernel must have run by the end of the test.
+    Compiled, W-TinyLFU's and ARC's kernels must have run by the end of the test (S3-FIFO's runs where
+    it is a candidate).
     """
     ran: list[str] = []
-    for kernel in (wtinylfu.KERNEL, arc.KERNEL):
+    for kernel in (wtinylfu.KERNEL, arc.KERNEL, s3fifo.KERNEL):
         if request.param == "pure":
             monkeypatch.setattr(kernel, "state", "missing")
             continue
@@ -237,7 +257,7 @@ def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
             switches += 1
             last = policy.active
             seen.add(last)
-    assert switches >= 2 and seen == set(CANDIDATES)  # both directions were exercised
+    assert switches >= 3 and seen == set(policy.candidates)  # every candidate took over, and one gave back
 
 
 def test_clear_goes_back_to_the_start() -> None:
@@ -247,7 +267,7 @@ def test_clear_goes_back_to_the_start() -> None:
     assert policy.active == "ARC"
     policy.clear()
     assert policy.active == "W_TINYLFU" and len(policy) == 0
-    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0}
+    assert policy.scores == {"W_TINYLFU": 0.0, "ARC": 0.0, "S3_FIFO": 0.0}
 
 
 def test_it_is_selectable_by_name() -> None:

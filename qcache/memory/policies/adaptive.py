@@ -1,4 +1,4 @@
-"""ADAPTIVE: the cache runs W-TinyLFU or ARC, whichever is ahead on the workload as it is now.
+"""ADAPTIVE: the cache runs W-TinyLFU or ARC (or, in small caches, S3-FIFO), whichever is ahead now.
 
 W-TinyLFU's frequency filter is what wins on Zipf-like workloads and scans,
 and what loses where recency rules: keys reused a few times soon after their
@@ -7,16 +7,17 @@ own knobs make up for the other (the window climber and its ghosts get
 W-TinyLFU close to LRU there, not to ARC), so this policy runs both: one
 drives the cache, and the other replays the same requests beside it as a
 *shadow*, keys only, with its own hits counted. At the end of each period the
-:class:`Scoreboard` compares the two, and the cache switches to the shadow's
-policy when that one has been clearly ahead for a while.
+:class:`Scoreboard` compares them, and the cache switches to a shadow's
+policy when that one has been clearly ahead for a while. In caches of up to
+:data:`SMALL_CACHE` entries S3-FIFO is a third candidate (below).
 
-* **Full shadows** (capacity up to :data:`SHADOW_ENTRIES`): the shadow is a
-  whole second policy, and the cache's own hits score the policy driving it.
-  A switch swaps the two: the shadow, made to hold exactly the cache's keys
-  (keys it holds that the cache does not leave it, the cache's keys it lacks
-  enter it in the driving policy's order), drives the cache, and the
-  policy that drove it stays on as the other shadow.
-* **Sampled shadows** (above it): both candidates replay the requests of a
+* **Full shadows** (capacity up to :data:`SHADOW_ENTRIES`): each shadow is a
+  whole policy, and the cache's own hits score the policy driving it.
+  A switch swaps two: the chosen shadow, made to hold exactly the cache's
+  keys (keys it holds that the cache does not leave it, the cache's keys it
+  lacks enter it in the driving policy's order), drives the cache, and the
+  policy that drove it stays on as a shadow.
+* **Sampled shadows** (above it): every candidate replays the requests of a
   fixed sample of keys, chosen by a hash that does not depend on the
   process, in caches of :data:`SHADOW_ENTRIES` entries scaled as the sample
   is (miniature simulations). A switch builds the new policy over the
@@ -55,12 +56,21 @@ case with sampled shadows stayed hit for hit, and other cases lost at most
 0.17 point (some gained up to 0.46). Two periods with sampled shadows too
 only delayed switches to ARC that paid (two phase mixes at 10% lost 0.35 and
 1.93 point).
-S3-FIFO was measured as a third candidate, and LIRS as a fourth: S3-FIFO met
-the two tiny-cache misses where it leads (reuse at 7 and 15 entries), but its
-early and periodic leads on loops 10x the cache (a W-TinyLFU still learning
-the loop, a loop's hits in bursts) made it switch there and back and miss two
-loops by up to 0.6 point, with three more switching costs. LIRS took the
-loops back but missed the phase mix at 10%.
+S3-FIFO, whose small FIFO holds every newcomer for a while, leads both in
+small caches where most keys come back a few requests later. As a third
+candidate everywhere it met the two misses left on the tests' regime
+workloads (reuse at 15 entries: 58.68% to 59.71% against S3-FIFO's 60.17%;
+at 7: 76.56% to 77.31% against 77.68%), but it lost from 600 entries up:
+loops 10x the cache of 6,000 and 60,000 keys fell to 8.17% and 7.95% (its
+W-TinyLFU alone 9.07% and 9.30%, LIRS 9.57%), as S3-FIFO led while
+W-TinyLFU was still learning the loop, and in the bursts of a loop's hits,
+and each switch there and back cost more than it gained; the phase mix at
+10% lost 0.57 point. Up to 301 entries all 13 cases it changed gained (up to
+1.03 point), so it is a candidate up to :data:`SMALL_CACHE` entries only; a
+fourth held-out sweep of 10 workloads (30 cases) then confirmed the rule:
+one miss met (reuse at 30 entries, 43.11% to 44.48% against S3-FIFO's
+45.05%), nothing lost. LIRS as a fourth candidate took the loops back but
+missed the phase mix at 10%.
 
 Every request is observed once, at the hit (``on_access``) or the insertion
 (``on_insert``), so the simulator's replay (each policy in its own fast
@@ -83,6 +93,9 @@ from qcache.memory.policies.sketch import int_pair_hashes, stable_key
 
 #: The candidates, in order: the first drives the cache from the start.
 CANDIDATES = ("W_TINYLFU", "ARC")
+#: A third candidate for small caches, up to SMALL_CACHE entries (see the module's docstring: it gained
+#: in every case it changed up to 301 entries, and lost on loops from 600).
+SMALL_CACHE_CANDIDATE, SMALL_CACHE = "S3_FIFO", 500
 #: How W-TinyLFU is built here, where ARC covers recency (see the module's docstring).
 FREQUENCY_SIDE: dict[str, bool | float] = {"doorkeeper": False, "gate_ratio": 0.7}
 #: Shadows are whole policies up to this capacity, and caches of this many entries over a sample above it.
@@ -127,7 +140,7 @@ class Candidate(Protocol):
 
 
 def _candidate(policy: EvictionPolicy) -> Candidate:
-    """``policy`` as the candidate it is (each of :data:`CANDIDATES` implements :class:`Candidate`)."""
+    """``policy`` as the candidate it is (W_TINYLFU, ARC and S3_FIFO implement :class:`Candidate`)."""
     return cast(Candidate, policy)
 
 
@@ -319,12 +332,14 @@ class AdaptivePolicy(EvictionPolicy):
         if shadow_entries < 1 or min_period < 1:
             raise ValueError(f"shadow_entries and min_period must be positive, got {shadow_entries!r}, {min_period!r}")
         self._seed = seed
+        #: The policies it chooses from, the first driving the cache from the start.
+        self.candidates = CANDIDATES + ((SMALL_CACHE_CANDIDATE,) if capacity <= SMALL_CACHE else ())
         self._full = capacity <= shadow_entries
         self._shadow_capacity = capacity if self._full else shadow_entries
         # A key is sampled when its 32-bit hash falls under this (all keys with full shadows).
         self._threshold = (self._shadow_capacity << 32) // capacity
         self._board = Scoreboard(
-            len(CANDIDATES), decay=decay, warm_periods=warm_periods,
+            len(self.candidates), decay=decay, warm_periods=warm_periods,
             margin=(FULL_MARGIN if self._full else SAMPLED_MARGIN) if margin is None else margin,
             patience=(FULL_PATIENCE if self._full else SAMPLED_PATIENCE) if patience is None else patience,
         )
@@ -333,7 +348,7 @@ class AdaptivePolicy(EvictionPolicy):
         self._reset()
 
     def _new(self, index: int, capacity: int) -> EvictionPolicy:
-        name = CANDIDATES[index]
+        name = self.candidates[index]
         if name == "W_TINYLFU":
             return create_policy(name, capacity, seed=self._seed, **FREQUENCY_SIDE)
         return create_policy(name, capacity)
@@ -343,9 +358,9 @@ class AdaptivePolicy(EvictionPolicy):
         self._active = self._new(0, self.capacity)
         if self._full:
             # The cache's own hits score the policy driving it; the other one is a shadow.
-            self._shadows = [None, *(_Shadow(self._new(i, self.capacity)) for i in range(1, len(CANDIDATES)))]
+            self._shadows = [None, *(_Shadow(self._new(i, self.capacity)) for i in range(1, len(self.candidates)))]
         else:
-            self._shadows = [_Shadow(self._new(i, self._shadow_capacity)) for i in range(len(CANDIDATES))]
+            self._shadows = [_Shadow(self._new(i, self._shadow_capacity)) for i in range(len(self.candidates))]
         self._watching = self._watchers()
         self._active_hits = 0
         self._left = self._period
@@ -367,12 +382,12 @@ class AdaptivePolicy(EvictionPolicy):
     @property
     def active(self) -> str:
         """The name of the policy driving the cache now."""
-        return CANDIDATES[self._active_index]
+        return self.candidates[self._active_index]
 
     @property
     def scores(self) -> dict[str, float]:
         """Each candidate's aged hit ratio, as the last period's decision saw it."""
-        return dict(zip(CANDIDATES, self._board.scores, strict=True))
+        return dict(zip(self.candidates, self._board.scores, strict=True))
 
     def resident_keys(self) -> list[Hashable]:
         """The keys tracked, as the policy driving the cache orders them."""

@@ -225,6 +225,16 @@ class S3FIFOPolicy(EvictionPolicy, CompiledReplay):
     def __contains__(self, key: object) -> bool:
         return key in self._freq or (self._pending is not _NO_PENDING and key == self._pending)
 
+    def resident_keys(self) -> list[Hashable]:
+        """The keys tracked: small's, then main's, each oldest first, then a newcomer held aside."""
+        held = [] if self._pending is _NO_PENDING else [self._pending]
+        return [*self._small, *self._main, *held]
+
+    def frequent_keys(self) -> list[Hashable]:
+        """The keys hit since they were queued (or last went round main's clock), in the same order."""
+        freq = self._freq
+        return [key for key in (*self._small, *self._main) if freq[key]]
+
     def clear(self) -> None:
         self._freq.clear()
         self._small.clear()
