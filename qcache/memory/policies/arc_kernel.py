@@ -20,14 +20,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from qcache.memory.policies.holdback import NOTHING_HELD
-from qcache.memory.policies.kernel_lists import NIL, append, jit, key_ids, keys_of, link, pop_head, unlink, walk
+from qcache.memory.policies.kernel_lists import (
+    NIL,
+    append,
+    build_lists,
+    jit,
+    key_ids,
+    keys_of,
+    placement_order,
+    pop_head,
+    read_lists,
+    replay_pieces,
+    unlink,
+    walk,
+)
 
 if TYPE_CHECKING:
     from qcache.memory.policies.arc import ARCPolicy
 
 #: The lists, by number (a key's entry in ``where``); _NOWHERE: in none of them.
 _T1, _T2, _B1, _B2 = 0, 1, 2, 3
-_NOWHERE = -1
+_NOWHERE = -1  # as build_lists marks an id in no list
 _NO_GHOST, _IN_B1, _IN_B2 = 0, 1, 2
 
 
@@ -106,10 +119,6 @@ def replay_segments(
     ids, known_ids, reps = key_ids(keys, [*resident, *policy._b1, *policy._b2])
     count = len(reps)
     id_of = dict(zip(resident, known_ids[: len(resident)].tolist(), strict=True))
-    where = np.full(count, _NOWHERE, dtype=np.int64)
-    prev = np.full(count, NIL, dtype=np.int64)
-    nxt = np.full(count, NIL, dtype=np.int64)
-    heads, tails, sizes = (np.full(4, NIL, dtype=np.int64) for _ in range(3))
     ghost_ids = known_ids[len(resident) :].tolist()
     orders = (
         [id_of[key] for key in policy._t1],
@@ -117,31 +126,20 @@ def replay_segments(
         ghost_ids[: len(policy._b1)],
         ghost_ids[len(policy._b1) :],
     )
-    for number, order in enumerate(orders):
-        where[order] = number
-        heads[number], tails[number], sizes[number] = link(order, prev, nxt)
+    where, prev, nxt, heads, tails, sizes = build_lists(orders, count)
     placed = np.zeros(count, dtype=np.int64)
     placed[known_ids[: len(resident)]] = np.arange(len(resident), dtype=np.int64)
     state = np.array([policy._p], dtype=np.float64)
     clock = np.array([len(resident)], dtype=np.int64)
 
     walk(NIL, nxt)  # compiled now (if need be), while a failure to compile still leaves the state as it was
-    hits: list[int] = []
-    start = 0
-    for end in ends:
-        hits.append(_replay(ids[start:end], where, prev, nxt, heads, tails, sizes, placed, state, clock,
-                            policy.capacity))
-        if progress is not None and end > start:
-            progress(end - start)
-        start = end
+    hits = replay_pieces(ends, progress, lambda start, end: _replay(
+        ids[start:end], where, prev, nxt, heads, tails, sizes, placed, state, clock, policy.capacity,
+    ))
 
     # The state back into the policy, in the lists' order, and the resident map in placement order.
-    nodes = [walk(int(heads[number]), nxt) for number in range(4)]
-    for listed, listed_nodes in zip(lists, nodes, strict=True):
-        listed.clear()
-        listed.update(dict.fromkeys(keys_of(reps, listed_nodes)))
-    residents = np.concatenate(nodes[:2])
-    residents = residents[np.argsort(placed[residents], kind="stable")]
+    nodes = read_lists(lists, heads, nxt, reps)
+    residents = placement_order(nodes[:2], placed)
     resident.clear()
     resident.update(zip(keys_of(reps, residents), (where[residents] == _T2).tolist(), strict=True))
     policy._p = float(state[0])

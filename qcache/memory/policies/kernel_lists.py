@@ -1,15 +1,17 @@
 """Doubly linked lists over dense key ids, for the policies' numba-compiled replays.
 
-A compiled replay (:mod:`wtinylfu_kernel`, :mod:`arc_kernel`) moves a
-policy's ordered dicts into arrays: each key becomes a dense id
-(:func:`key_ids`), each ordered dict a list over those ids (``prev``/``nxt``
-per id; ``heads``, ``tails`` and ``sizes`` per list, :func:`link`), and
-:func:`walk` reads a list back in order. Importing this module imports numba.
+A compiled replay (:mod:`wtinylfu_kernel`, :mod:`arc_kernel`,
+:mod:`s3fifo_kernel`) moves a policy's ordered dicts into arrays: each key
+becomes a dense id (:func:`key_ids`), each ordered dict a list over those ids
+(``prev``/``nxt`` per id; ``heads``, ``tails`` and ``sizes`` per list,
+:func:`link`, or :func:`build_lists` for several), and :func:`walk` reads a
+list back in order (:func:`read_lists` into the dicts). Importing this module
+imports numba.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, MutableMapping, Sequence
 from typing import Any, TypeVar, cast
 
 import numba
@@ -169,6 +171,54 @@ def link(order: list[int], prev: np.ndarray, nxt: np.ndarray) -> tuple[int, int,
     nxt[nodes[:-1]] = nodes[1:]
     nxt[nodes[-1]] = NIL
     return int(nodes[0]), int(nodes[-1]), len(order)
+
+
+def build_lists(orders: Sequence[list[int]], size: int) -> tuple[np.ndarray, ...]:
+    """Lists numbered 0, 1, ... over ``size`` ids, each chained in the order of its entry of
+    ``orders``: ``where`` (each id's list number, -1 for none), ``prev``, ``nxt``, and each list's
+    ``heads``, ``tails`` and ``sizes``."""
+    where = np.full(size, -1, dtype=np.int64)
+    prev = np.full(size, NIL, dtype=np.int64)
+    nxt = np.full(size, NIL, dtype=np.int64)
+    heads, tails, sizes = (np.full(len(orders), NIL, dtype=np.int64) for _ in range(3))
+    for number, order in enumerate(orders):
+        where[order] = number
+        heads[number], tails[number], sizes[number] = link(order, prev, nxt)
+    return where, prev, nxt, heads, tails, sizes
+
+
+def read_lists(
+    targets: Sequence[MutableMapping[Hashable, None]], heads: np.ndarray, nxt: np.ndarray,
+    reps: np.ndarray | list[Hashable],
+) -> list[np.ndarray]:
+    """Each list back into its ordered dict in ``targets`` (cleared first), head to tail; each list's ids."""
+    nodes = [walk(int(heads[number]), nxt) for number in range(len(targets))]
+    for target, listed in zip(targets, nodes, strict=True):
+        target.clear()
+        target.update(dict.fromkeys(keys_of(reps, listed)))
+    return nodes
+
+
+def replay_pieces(
+    ends: Sequence[int], progress: Callable[[int], None] | None, replay: Callable[[int, int], int]
+) -> list[int]:
+    """``replay(start, end)`` segment by segment, up to each of ``ends``: the hits of each;
+    ``progress`` gets the length of each segment that holds requests."""
+    hits: list[int] = []
+    start = 0
+    for end in ends:
+        hits.append(replay(start, end))
+        if progress is not None and end > start:
+            progress(end - start)
+        start = end
+    return hits
+
+
+def placement_order(nodes: Sequence[np.ndarray], placed: np.ndarray) -> np.ndarray:
+    """The ids of ``nodes`` (lists' ids) by their ``placed`` stamps: the order a policy's map of
+    resident keys has when the hooks fill it."""
+    residents = np.concatenate(nodes)
+    return residents[np.argsort(placed[residents], kind="stable")]
 
 
 @allocating_jit

@@ -20,14 +20,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qcache.memory.policies.kernel_lists import NIL, append, jit, key_ids, keys_of, link, pop_head, unlink, walk
+from qcache.memory.policies.kernel_lists import (
+    NIL,
+    append,
+    build_lists,
+    jit,
+    key_ids,
+    keys_of,
+    placement_order,
+    pop_head,
+    read_lists,
+    replay_pieces,
+    unlink,
+    walk,
+)
 
 if TYPE_CHECKING:
     from qcache.memory.policies.s3fifo import S3FIFOPolicy
 
 #: The FIFOs, by number (a key's entry in ``where``); _NOWHERE: in none of them.
 _SMALL, _MAIN, _GHOST = 0, 1, 2
-_NOWHERE = -1
+_NOWHERE = -1  # as build_lists marks an id in no list
 
 
 @jit
@@ -107,18 +120,12 @@ def replay_segments(
     ids, known_ids, reps = key_ids(keys, [*counts, *policy._ghost])
     size = len(reps)
     id_of = dict(zip(counts, known_ids[: len(counts)].tolist(), strict=True))
-    where = np.full(size, _NOWHERE, dtype=np.int64)
-    prev = np.full(size, NIL, dtype=np.int64)
-    nxt = np.full(size, NIL, dtype=np.int64)
-    heads, tails, sizes = (np.full(3, NIL, dtype=np.int64) for _ in range(3))
     orders = (
         [id_of[key] for key in policy._small],
         [id_of[key] for key in policy._main],
         known_ids[len(counts) :].tolist(),
     )
-    for number, order in enumerate(orders):
-        where[order] = number
-        heads[number], tails[number], sizes[number] = link(order, prev, nxt)
+    where, prev, nxt, heads, tails, sizes = build_lists(orders, size)
     freq = np.zeros(size, dtype=np.int64)
     freq[known_ids[: len(counts)]] = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
     placed = np.zeros(size, dtype=np.int64)
@@ -126,23 +133,14 @@ def replay_segments(
     state = np.array([int(policy._has_evicted), len(counts)], dtype=np.int64)
 
     walk(NIL, nxt)  # compiled now (if need be), while a failure to compile still leaves the state as it was
-    hits: list[int] = []
-    start = 0
-    for end in ends:
-        hits.append(_replay(ids[start:end], where, prev, nxt, heads, tails, sizes, freq, placed, state,
-                            policy.capacity, policy._small_cap, policy._main_cap, policy._ghost_cap,
-                            policy._threshold))
-        if progress is not None and end > start:
-            progress(end - start)
-        start = end
+    hits = replay_pieces(ends, progress, lambda start, end: _replay(
+        ids[start:end], where, prev, nxt, heads, tails, sizes, freq, placed, state,
+        policy.capacity, policy._small_cap, policy._main_cap, policy._ghost_cap, policy._threshold,
+    ))
 
     # The state back into the policy, in the FIFOs' order, and the count map in placement order.
-    nodes = [walk(int(heads[number]), nxt) for number in range(3)]
-    for fifo, fifo_nodes in zip(fifos, nodes, strict=True):
-        fifo.clear()
-        fifo.update(dict.fromkeys(keys_of(reps, fifo_nodes)))
-    residents = np.concatenate(nodes[:2])
-    residents = residents[np.argsort(placed[residents], kind="stable")]
+    nodes = read_lists(fifos, heads, nxt, reps)
+    residents = placement_order(nodes[:2], placed)
     counts.clear()
     counts.update(zip(keys_of(reps, residents), freq[residents].tolist(), strict=True))
     policy._has_evicted = bool(state[0])
