@@ -28,6 +28,7 @@ import pytest
 from bench_support import alternating_rounds, median_ratio, per_op, record_ratio, timed
 
 from qcache.memory.policies import EvictionPolicy, available_policies, create_policy
+from qcache.memory.policies.adaptive import SMALL_CACHE, AdaptivePolicy
 
 CAPACITY = 1_000
 HIT_KEYS = [f"qcache:acme:search:{i:012d}" for i in range(CAPACITY)] * 20
@@ -91,22 +92,22 @@ def baseline_for(name: str) -> type[cachetools.Cache]:
     return BASELINES.get(name, cachetools.LRUCache)
 
 
-def filled_policy_dict(name: str) -> PolicyDict:
-    cache = PolicyDict(create_policy(name, CAPACITY))
-    for key in HIT_KEYS[:CAPACITY]:
+def filled_policy_dict(name: str, capacity: int = CAPACITY) -> PolicyDict:
+    cache = PolicyDict(create_policy(name, capacity))
+    for key in HIT_KEYS[:capacity]:
         cache.set(key, key)
     return cache
 
 
-def filled_cachetools(name: str) -> cachetools.Cache:
-    cache = baseline_for(name)(maxsize=CAPACITY)
-    for key in HIT_KEYS[:CAPACITY]:
+def filled_cachetools(name: str, capacity: int = CAPACITY) -> cachetools.Cache:
+    cache = baseline_for(name)(maxsize=capacity)
+    for key in HIT_KEYS[:capacity]:
         cache[key] = key
     return cache
 
 
-def run_gets(get: Callable[[Hashable], Any]) -> None:
-    for key in HIT_KEYS:
+def run_gets(get: Callable[[Hashable], Any], keys: list[str] = HIT_KEYS) -> None:
+    for key in keys:
         get(key)
 
 
@@ -192,6 +193,33 @@ def test_bench_interleaved_set_ratio(benchmark: Any, name: str, smoke: bool, gc_
         smoke,
     )
     benchmark.extra_info["baseline"] = baseline_for(name).__name__
+
+
+@pytest.mark.benchmark(group="l1 policy gate: policy over cachetools, interleaved rounds (median over adjacent pairs)")
+@pytest.mark.parametrize("operation", ["get", "set"])
+def test_bench_interleaved_adaptive_small_cache_ratio(
+    benchmark: Any, operation: str, smoke: bool, gc_paused: None
+) -> None:
+    """ADAPTIVE at SMALL_CACHE entries, where S3-FIFO's whole shadow runs beside ARC's, over LRUCache."""
+    ours, theirs = filled_policy_dict("ADAPTIVE", SMALL_CACHE), filled_cachetools("ADAPTIVE", SMALL_CACHE)
+    assert len(AdaptivePolicy(SMALL_CACHE).candidates) == 3  # W-TinyLFU driving, ARC and S3-FIFO beside it
+    if operation == "get":
+        hits = HIT_KEYS[:SMALL_CACHE] * (len(HIT_KEYS) // SMALL_CACHE)
+        record_ratio(
+            benchmark,
+            per_op(lambda: run_gets(ours.get, hits), len(hits)),
+            per_op(lambda: run_gets(theirs.get, hits), len(hits)),
+            smoke,
+        )
+    else:
+        our_batches, their_batches = new_key_stream(), new_key_stream()
+        record_ratio(
+            benchmark,
+            per_op(lambda: run_sets(ours.set, next(our_batches)), len(NEW_KEYS)),
+            per_op(lambda: run_sets(theirs.__setitem__, next(their_batches)), len(NEW_KEYS)),
+            smoke,
+        )
+    benchmark.extra_info["baseline"] = "LRUCache"
 
 
 @pytest.mark.timing
