@@ -21,6 +21,8 @@ from qcache.memory.policies.kernels import LazyKernel
 from qcache.memory.policies.s3fifo import S3FIFOPolicy
 from qcache.sim import Loop, Phases, RecentReuse, ShiftingWorkingSet, WithScans, Zipf, run_policy
 
+from .support import by_hooks
+
 
 def arc_state(policy: ARCPolicy) -> dict[str, Any]:
     """Everything a later request depends on, orders included."""
@@ -86,21 +88,6 @@ WORKLOADS: dict[str, Callable[[], list[Hashable]]] = {
     "mixed keys": lambda: [key if key % 3 else (key, "t") for key in Zipf(keys=3000, requests=20000, seed=5)],
 }
 SIZES = (1, 2, 3, 7, 100, 1500)
-
-
-def by_hooks(policy: Any, keys: list[Hashable]) -> int:
-    """"Get, insert on miss" through the hooks, from whatever the policy holds (run_policy starts empty)."""
-    hits = 0
-    for key in keys:
-        if key in policy:
-            hits += 1
-            policy.on_access(key)
-        else:
-            policy.on_miss(key)
-            policy.on_insert(key)
-            if len(policy) > policy.capacity:
-                policy.victim()
-    return hits
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -37,6 +37,8 @@ from qcache.sim import (
     shared_traces_dir,
 )
 
+from .support import by_hooks
+
 kernel = pytest.importorskip("qcache.memory.policies.wtinylfu_kernel", reason="numba is not installed")
 kernel_lists = pytest.importorskip("qcache.memory.policies.kernel_lists", reason="numba is not installed")
 
@@ -177,32 +179,15 @@ def test_a_replay_in_parts_is_one_replay(workload: str, size: int) -> None:
     assert_same(chunked, one)
 
 
-def drive(policy: WTinyLFUPolicy, keys: Sequence[Hashable]) -> int:
-    """"Get, insert on miss" through the hooks, from whatever the policy holds (run_policy starts empty)."""
-    present = set(policy._where)
-    hits = 0
-    for key in keys:
-        if key in present:
-            hits += 1
-            policy.on_access(key)
-        else:
-            policy.on_miss(key)
-            policy.on_insert(key)
-            present.add(key)
-            if len(present) > policy.capacity:
-                present.discard(policy.victim())
-    return hits
-
-
 @pytest.mark.parametrize("size", [2, 100, 1500])
 def test_the_hooks_carry_on_after_a_compiled_replay(size: int) -> None:
     keys = WORKLOADS["phases"]()
     half = len(keys) // 2
     compiled, pure = WTinyLFUPolicy(size), WTinyLFUPolicy(size)
     assert compiled.replay(keys[:half], compiled=True) == pure.replay(keys[:half], compiled=False)
-    assert drive(compiled, keys[half:]) == drive(pure, keys[half:])
+    assert by_hooks(compiled, keys[half:]) == by_hooks(pure, keys[half:])
     whole, driven = hooked(keys, size)
-    assert drive(WTinyLFUPolicy(size), keys) == whole
+    assert by_hooks(WTinyLFUPolicy(size), keys) == whole
     assert_same(compiled, pure)
     assert [compiled.victim() for _ in range(len(compiled))] == [pure.victim() for _ in range(len(pure))]
 
