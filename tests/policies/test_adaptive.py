@@ -14,13 +14,16 @@ from qcache.memory.policies.adaptive import (
     FREQUENCY_SIDE,
     FULL_MARGIN,
     FULL_PATIENCE,
+    QUICK_CHECKS,
+    QUICK_MARGIN,
+    QUICK_REQUESTS,
     SAMPLED_MARGIN,
     SAMPLED_PATIENCE,
     SMALL_CACHE,
     AdaptivePolicy,
     Scoreboard,
 )
-from qcache.sim import RecentReuse, Zipf, count_hits, materialize
+from qcache.sim import HotSpot, Loop, Phases, RecentReuse, Zipf, count_hits, materialize
 from qcache.sim.engine import run_policy
 
 # -- the scoreboard -----------------------------------------------------------
@@ -84,11 +87,50 @@ def test_a_switch_waits_for_the_same_leader_over_patience_periods() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [{"candidates": 1}, {"candidates": 2, "decay": 1.0}, {"candidates": 2, "margin": -0.1},
-     {"candidates": 2, "patience": 0}],
+     {"candidates": 2, "patience": 0}, {"candidates": 2, "quick_margin": -0.1}, {"candidates": 2, "quick_requests": 0},
+     {"candidates": 2, "quick_window": 0}],
 )
 def test_scoreboard_refuses_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Scoreboard(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_glance_switches_at_once_on_a_large_lead_over_the_last_ticks() -> None:
+    board = Scoreboard(2, margin=0.01, warm_periods=1, quick_margin=0.1, quick_requests=100, quick_window=4)
+    assert board.glance([0, 90], 100, active=0) is None  # nothing scored yet: no glance decides
+    assert board.glance([90, 90], 200, active=0, closing=True) is None
+    assert board.close_period([90, 90], 200, active=0, full=True) is None
+    assert board.glance([10, 20], 100, active=0) is None  # 10 points ahead: not more than the margin
+    assert board.glance([20, 41], 200, active=0) == 1  # the last 100 requests: 11 points
+    assert board.glance([30, 62], 300, active=1) is None  # the leader is in place
+
+
+def test_a_glance_spans_the_fewest_ticks_that_reach_its_requests() -> None:
+    board = Scoreboard(2, warm_periods=0, quick_margin=0.1, quick_requests=100, quick_window=8)
+    board.glance([100, 100], 200, active=0, closing=True)
+    board.close_period([100, 100], 200, active=0, full=True)
+    assert board.glance([35, 25], 50, active=0) is None  # 50 requests are too few: all 250 since the start
+    assert board.glance([45, 53], 100, active=0) is None  # 18 ahead in the last 50, 8 over the last 100
+    assert board.glance([55, 81], 150, active=0) == 1  # 36 ahead over the last 100
+
+
+def test_a_tick_that_closes_the_period_leaves_the_decision_to_the_period() -> None:
+    board = Scoreboard(2, warm_periods=0, quick_margin=0.1, quick_requests=10, quick_window=2)
+    board.glance([10, 10], 100, active=0, closing=True)
+    board.close_period([10, 10], 100, active=0, full=True)
+    assert board.glance([0, 100], 100, active=0, closing=True) is None
+    assert board.close_period([0, 100], 100, active=0, full=True) == 1
+
+
+def test_no_glance_without_a_quick_margin_or_with_whole_shadows() -> None:
+    board = Scoreboard(2, warm_periods=0)
+    board.close_period([10, 10], 100, active=0, full=True)
+    assert board.glance([0, 100], 100, active=0) is None
+    assert AdaptivePolicy(1000)._ticks == [10_000]  # whole shadows: one tick, the period
+    sampled = AdaptivePolicy(1001)
+    assert (sampled._board.quick_margin, sampled._board.quick_requests) == (QUICK_MARGIN, QUICK_REQUESTS)
+    assert len(sampled._ticks) == QUICK_CHECKS == 16 and sum(sampled._ticks) == sampled._period
+    assert AdaptivePolicy(1001, quick_margin=None)._ticks == [10_000]
 
 
 def test_whole_shadows_switch_on_a_smaller_lead_held_longer_than_sampled_ones() -> None:
@@ -142,6 +184,25 @@ def test_s3_fifo_is_a_candidate_in_small_caches_only() -> None:
     assert AdaptivePolicy(SMALL_CACHE).candidates == (*CANDIDATES, "S3_FIFO")
     assert AdaptivePolicy(SMALL_CACHE + 1).candidates == CANDIDATES == ("W_TINYLFU", "ARC")
     assert set(AdaptivePolicy(SMALL_CACHE).scores) == {"W_TINYLFU", "ARC", "S3_FIFO"}
+
+
+# A loop that fits the cache, after a hot spot: W-TinyLFU turns the loop's keys away until its sketch ages.
+HOT_THEN_LOOP = Phases((
+    HotSpot(keys=10_000, requests=50_000, hot_fraction=0.2, hot_probability=0.8, seed=58),
+    Loop(keys=1500, requests=30_000),
+))
+
+
+def test_a_glance_hands_a_loop_that_fits_the_cache_to_arc_within_a_period() -> None:
+    keys = keys_of(HOT_THEN_LOOP)
+    glancing, waiting = AdaptivePolicy(1600), AdaptivePolicy(1600, quick_margin=None)  # sampled shadows
+    assert glancing.replay(keys[:50_000]) == waiting.replay(keys[:50_000])  # the hot spot: the same decisions
+    assert glancing.active == waiting.active == "W_TINYLFU"
+    loop = keys[50_000:60_000]  # the loop's first period
+    glanced, waited = glancing.replay(loop), waiting.replay(loop)
+    assert (glancing.active, glancing.switches, waiting.active) == ("ARC", 1, "W_TINYLFU")
+    assert waited < 0.01 * len(loop)  # the premise: W-TinyLFU hits nothing of the loop in a period
+    assert glanced > 0.3 * len(loop)  # 40.5%: ARC's shadow leads once it has learned the loop, a few passes in
 
 
 def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
@@ -200,11 +261,25 @@ def test_replay_makes_the_hooks_decisions(capacity: int, options: dict[str, floa
 def assert_same(by_hooks: AdaptivePolicy, by_replay: AdaptivePolicy) -> None:
     """The same decision state: driver, scores, the cache's keys in order, and the shadows' keys and sizes."""
     assert by_hooks.active == by_replay.active
+    assert by_hooks.switches == by_replay.switches
     assert by_hooks.scores == by_replay.scores
     assert by_hooks.resident_keys() == by_replay.resident_keys()
     for hooked, replayed in zip(by_hooks._watching, by_replay._watching, strict=True):
         assert replayed.size == len(replayed.policy) == hooked.size
         assert replayed.policy.resident_keys() == hooked.policy.resident_keys()  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("kernels")
+def test_replay_glances_as_the_hooks_do() -> None:
+    """Sampled shadows with mid-period switches, replayed in pieces that end between ticks and on them."""
+    keys = keys_of(HOT_THEN_LOOP)
+    by_hooks, by_replay = AdaptivePolicy(1600), AdaptivePolicy(1600)
+    tick = by_replay._ticks[0]
+    cuts = [0, 30_001, 50_000, 50_000 + tick, 51_234, 51_235, 57_000, len(keys)]
+    hits = sum(by_replay.replay(keys[start:end]) for start, end in zip(cuts, cuts[1:], strict=False))
+    assert hits == run_policy(by_hooks, keys)
+    assert by_hooks.switches == by_replay.switches >= 1
+    assert_same(by_hooks, by_replay)
 
 
 @pytest.mark.parametrize(

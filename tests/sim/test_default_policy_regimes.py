@@ -118,6 +118,47 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         RecentReuse(requests=75_000, new_fraction=0.25, mean_gap=500, seed=59),
         WithScans(Zipf(keys=20_000, requests=75_000, exponent=0.7, seed=59), 3000, 1500),
     )),
+    # A fifth and a sixth sweep (13 and 10 workloads, phase mixes and large caches above all), run when
+    # ADAPTIVE's glances were tried: they chose the glances' settings. Kept here are the workloads the
+    # default missed or paid on, and the one a glance met (Zipf over new keys: 63.06% to 63.94%).
+    "fifth-hotspot": lambda: HotSpot(keys=20_000, requests=150_000, hot_fraction=0.1, hot_probability=0.9, seed=85),
+    "fifth-phases-zipf-loop-zipf": lambda: Phases((
+        Zipf(keys=15_000, requests=50_000, exponent=0.9, seed=87),
+        Loop(keys=1200, requests=40_000),
+        Zipf(keys=15_000, requests=60_000, exponent=0.9, seed=88),
+    )),
+    "fifth-phases-loop-reuse": lambda: Phases((
+        Loop(keys=3000, requests=60_000),
+        RecentReuse(requests=90_000, new_fraction=0.2, mean_gap=200, seed=90),
+    )),
+    "fifth-phases-zipfscan-loop-zipf": lambda: Phases((
+        WithScans(Zipf(keys=20_000, requests=70_000, exponent=0.9, seed=91), 2000, 1000),
+        Loop(keys=800, requests=30_000),
+        Zipf(keys=20_000, requests=50_000, exponent=0.9, seed=92),
+    )),
+    "fifth-phases-four": lambda: Phases((
+        Zipf(keys=10_000, requests=40_000, exponent=1.1, seed=94),
+        Loop(keys=2500, requests=30_000),
+        ShiftingWorkingSet(requests=40_000, width=150, rate=6, seed=94),
+        Zipf(keys=10_000, requests=40_000, exponent=0.8, seed=95),
+    )),
+    "sixth-zipf-then-new-keys": lambda: Phases((
+        Zipf(keys=20_000, requests=75_000, exponent=0.9, seed=101),
+        Zipf(keys=20_000, requests=75_000, exponent=0.9, seed=102),
+    )),
+    "sixth-shifting-3000-10": lambda: ShiftingWorkingSet(requests=200_000, width=3000, rate=10, seed=108),
+    "sixth-zipf-1.2-scans": lambda: WithScans(Zipf(keys=50_000, requests=200_000, exponent=1.2, seed=112), 5000, 3000),
+    # A seventh sweep of 8 workloads, written after the glances' settings were chosen: they changed one
+    # case (a loop after a hot spot, 68.91% to 73.37%). Kept here are its miss and its switching cost.
+    "seventh-hot-loop-hot": lambda: Phases((
+        HotSpot(keys=12_000, requests=60_000, hot_fraction=0.15, hot_probability=0.85, seed=121),
+        Loop(keys=1000, requests=40_000),
+        HotSpot(keys=12_000, requests=50_000, hot_fraction=0.15, hot_probability=0.85, seed=122),
+    )),
+    "seventh-phases-shift-zipf": lambda: Phases((
+        ShiftingWorkingSet(requests=60_000, width=300, rate=5, seed=127),
+        Zipf(keys=15_000, requests=90_000, exponent=1.0, seed=127),
+    )),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
@@ -156,11 +197,17 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("third-shifting-60-3", 0): "48 entries: 59.78% vs LRU 60.37% (0.09 point beyond half a point; every other"
     " policy is further below LRU: its W-TinyLFU 59.78%, ARC 59.40%)",
-    ("third-phases-hot-loop-zipf", 2): "1,600 entries: 68.28% vs LIRS 75.27% and LRU 72.12%: a loop of 1,500 keys"
-    " for 50k requests after a hot spot; W-TinyLFU hits nothing in its first 10k requests, and ARC takes over"
-    " after that period, as a new policy (sampled shadows)",
-    ("third-phases-reuse-zipfscan", 2): "7,338 entries: 50.21% vs ARC 51.25% (0.04 point short): ARC leads by 3 to"
-    " 6 points once Zipf with scans follows reuse, and the scores of the reuse phase delay the switch",
+    ("third-phases-hot-loop-zipf", 2): "1,600 entries: 73.33% vs LIRS 75.27% (LRU 72.12%, ARC 74.33%): a loop"
+    " of 1,500 keys after a hot spot; W-TinyLFU hits nothing of it for a period, a glance hands it to ARC once"
+    " ARC's shadow has learned the loop, and the new ARC learns it again (sampled shadows)",
+    ("fifth-hotspot", 2): "1,220 entries: 53.17% vs SIEVE 54.25% (0.08 point short; its W-TinyLFU 53.17%)",
+    ("fifth-phases-zipf-loop-zipf", 2): "2,187 entries: 70.99% vs LIRS 72.56% (LRU 71.16%): as above",
+    ("fifth-phases-zipfscan-loop-zipf", 2): "6,077 entries: 57.98% vs ARC 60.93% (LRU 59.11%): in the last"
+    " phase W-TinyLFU's sketch still holds the first Zipf's keys, and ARC, taking over, starts anew",
+    ("sixth-shifting-3000-10", 2): "2,241 entries: 67.86% vs LRU 68.47% (0.11 point beyond half a point; its"
+    " W-TinyLFU 62.28%)",
+    ("seventh-hot-loop-hot", 2): "1,585 entries: 73.37% vs LIRS 75.75% (LRU 68.30%): a loop that fits the cache"
+    " after a hot spot, as above",
 }
 
 
@@ -202,6 +249,10 @@ def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload
 # (30.94%) or miss the goal elsewhere (the shifting sets).
 SWITCHING_COSTS: dict[tuple[str, int], str] = {
     ("second-reuse-0.2-5000", 1): "301 entries: 31.64% vs its W-TinyLFU alone 31.75% (ARC 31.23%, S3-FIFO 32.03%)",
+    ("fifth-phases-loop-reuse", 1): "210 entries: 48.25% vs its W-TinyLFU alone 49.30% (LRU 47.31%)",
+    ("fifth-phases-four", 0): "22 entries: 20.19% vs its W-TinyLFU alone 20.31%",
+    ("sixth-zipf-1.2-scans", 2): "13,528 entries: 55.78% vs its W-TinyLFU alone 56.31% (LIRS 55.98%)",
+    ("seventh-phases-shift-zipf", 0): "23 entries: 23.08% vs its W-TinyLFU alone 23.49% (S3-FIFO 23.46%)",
 }
 
 

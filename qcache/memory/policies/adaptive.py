@@ -56,6 +56,19 @@ case with sampled shadows stayed hit for hit, and other cases lost at most
 0.17 point (some gained up to 0.46). Two periods with sampled shadows too
 only delayed switches to ARC that paid (two phase mixes at 10% lost 0.35 and
 1.93 point).
+With sampled shadows the scoreboard also *glances* at them 16 times a
+period (:data:`QUICK_CHECKS`): a candidate ten points ahead over the last
+ticks that add up to 250 sampled requests takes over at once, mid-period.
+A loop that fits the cache after a frequency phase is such a lead: W-TinyLFU
+turns the loop's keys away until its sketch ages, for a period or more,
+while ARC holds them after a pass or two. Glances lifted a hot spot, a
+1,500-key loop and Zipf at 1,600 entries from 68.28% to 73.33% (LRU
+72.12%), a Zipf, loop, Zipf mix at 10% from 67.02% to 70.99%, a Zipf phase
+followed by one over new keys from 63.06% to 63.94% (ARC 64.89%), and lost
+at most 0.03 point over 147 synthetic cases; both traces stayed hit for
+hit; on a held-out sweep written after these settings were chosen (8
+workloads, 24 cases) they changed one case, a loop after a hot spot, from
+68.91% to 73.37%.
 S3-FIFO, whose small FIFO holds every newcomer for a while, leads both in
 small caches where most keys come back a few requests later. As a third
 candidate everywhere it met the two misses left on the tests' regime
@@ -82,6 +95,7 @@ policy, when the cache holds exactly its keys.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Protocol, cast
 
@@ -110,6 +124,11 @@ FULL_MARGIN, FULL_PATIENCE = 0.005, 2
 SAMPLED_MARGIN, SAMPLED_PATIENCE = 0.01, 1
 #: A period holds at least this many requests, and at least a capacity's worth.
 MIN_PERIOD = 10_000
+#: With sampled shadows, a glance at the shadows QUICK_CHECKS times a period: a candidate that leads
+#: by more than QUICK_MARGIN (ten points) over the last ticks adding up to QUICK_REQUESTS sampled
+#: requests takes over at once. A loop that fits the cache after a frequency phase is such a lead:
+#: W-TinyLFU turns its keys away until its sketch ages, ARC keeps them.
+QUICK_CHECKS, QUICK_MARGIN, QUICK_REQUESTS = 16, 0.1, 250
 _MASK32 = 0xFFFFFFFF
 _SAMPLE_SALT = 0x5EED5A3D
 
@@ -161,6 +180,7 @@ class Scoreboard:
 
     def __init__(
         self, candidates: int, *, decay: float = 0.8, margin: float = 0.01, warm_periods: int = 3, patience: int = 1,
+        quick_margin: float | None = None, quick_requests: int = 1, quick_window: int = 1,
     ) -> None:
         if candidates < 2:
             raise ValueError(f"a scoreboard needs at least two candidates, got {candidates}")
@@ -170,16 +190,26 @@ class Scoreboard:
             raise ValueError("margin and warm_periods must be >= 0")
         if patience < 1:
             raise ValueError(f"patience must be at least 1 period, got {patience!r}")
+        if (quick_margin is not None and quick_margin < 0.0) or quick_requests < 1 or quick_window < 1:
+            raise ValueError("quick_margin must be >= 0, quick_requests and quick_window >= 1")
         self.decay = decay
         self.margin = margin
         self.warm_periods = warm_periods
         self.patience = patience
+        self.quick_margin = quick_margin
+        self.quick_requests = quick_requests
+        self.quick_window = quick_window
         self._scores = [0.0] * candidates
         self._requests = 0.0
         self._full_periods = 0
         # The candidate that led by the margin at the end of the last period, and for how many in a row.
         self._leader: int | None = None
         self._streak = 0
+        # For glances: the hits and requests of the full periods scored so far (not aged), and their
+        # running totals at the last ``quick_window`` ticks.
+        self._counted = [0] * candidates
+        self._counted_requests = 0
+        self._ticks: deque[tuple[list[int], int]] = deque([(self._counted, 0)], maxlen=quick_window + 1)
 
     @property
     def scores(self) -> tuple[float, ...]:
@@ -193,6 +223,8 @@ class Scoreboard:
             # Still filling: nothing scored yet counts.
             self.reset()
             return None
+        self._counted = [counted + hit for counted, hit in zip(self._counted, hits, strict=True)]
+        self._counted_requests += requests
         decay = self.decay
         self._scores = [decay * score + hit for score, hit in zip(self._scores, hits, strict=True)]
         self._requests = decay * self._requests + requests
@@ -210,6 +242,36 @@ class Scoreboard:
         self._leader, self._streak = None, 0
         return leader
 
+    def glance(self, hits: Sequence[int], requests: int, *, active: int, closing: bool = False) -> int | None:
+        """A tick within a period: the candidate to switch to at once, or None.
+
+        ``hits`` per candidate out of ``requests`` are the period's so far.
+        Over the fewest of the last ``quick_window`` ticks that add up to
+        ``quick_requests`` requests, the best candidate must lead ``active``
+        by more than ``quick_margin`` of them, once the board is warm (and
+        it has scored at least one full period). A tick ``closing`` the
+        period only notes its counts: :meth:`close_period` decides then.
+        """
+        now = [counted + hit for counted, hit in zip(self._counted, hits, strict=True)]
+        now_requests = self._counted_requests + requests
+        ticks = self._ticks
+        decision = None
+        if (
+            not closing and self.quick_margin is not None
+            and self._full_periods >= max(self.warm_periods, 1) and self._requests
+        ):
+            for then, then_requests in reversed(ticks):
+                window = now_requests - then_requests
+                if window >= self.quick_requests:
+                    gains = [hit - before for hit, before in zip(now, then, strict=True)]
+                    best = max(range(len(gains)), key=gains.__getitem__)
+                    if best != active and gains[best] - gains[active] > self.quick_margin * window:
+                        self._leader, self._streak = None, 0
+                        decision = best
+                    break
+        ticks.append((now, now_requests))
+        return decision
+
     def _leader_ahead(self, active: int) -> int | None:
         """The best candidate if it leads ``active`` by more than the margin (once warm), else None."""
         if self._full_periods < self.warm_periods or not self._requests:
@@ -226,6 +288,10 @@ class Scoreboard:
         self._full_periods = 0
         self._leader = None
         self._streak = 0
+        self._counted = [0] * len(self._scores)
+        self._counted_requests = 0
+        self._ticks.clear()
+        self._ticks.append((self._counted, 0))
 
 
 class _Shadow:
@@ -312,8 +378,9 @@ class AdaptivePolicy(EvictionPolicy):
     period is ``capacity`` requests, at least ``min_period``; ``decay``,
     ``margin`` and ``patience`` (by default :data:`FULL_MARGIN` and
     :data:`FULL_PATIENCE`, or :data:`SAMPLED_MARGIN` and
-    :data:`SAMPLED_PATIENCE`) and ``warm_periods`` go to the :class:`Scoreboard`;
-    ``seed`` to W-TinyLFU's sketch.
+    :data:`SAMPLED_PATIENCE`), ``warm_periods`` and, with sampled shadows,
+    ``quick_margin`` (None: no glances within a period) go to the
+    :class:`Scoreboard`; ``seed`` to W-TinyLFU's sketch.
     """
 
     def __init__(
@@ -326,6 +393,7 @@ class AdaptivePolicy(EvictionPolicy):
         warm_periods: int = 3,
         patience: int | None = None,
         min_period: int = MIN_PERIOD,
+        quick_margin: float | None = QUICK_MARGIN,
         seed: int = 0,
     ) -> None:
         super().__init__(capacity)
@@ -342,8 +410,16 @@ class AdaptivePolicy(EvictionPolicy):
             len(self.candidates), decay=decay, warm_periods=warm_periods,
             margin=(FULL_MARGIN if self._full else SAMPLED_MARGIN) if margin is None else margin,
             patience=(FULL_PATIENCE if self._full else SAMPLED_PATIENCE) if patience is None else patience,
+            # Glances with sampled shadows only: whole ones switch on a lead held over periods.
+            quick_margin=None if self._full else quick_margin, quick_requests=QUICK_REQUESTS,
+            quick_window=QUICK_CHECKS,
         )
         self._period = max(capacity, min_period)
+        checks = 1 if self._full or quick_margin is None else min(QUICK_CHECKS, self._period)
+        # The period cut into ``checks`` ticks: a glance at the end of each, the period's score at the last.
+        self._ticks = [
+            (tick + 1) * self._period // checks - tick * self._period // checks for tick in range(checks)
+        ]
         self._shadows: list[_Shadow | None] = []
         self._reset()
 
@@ -354,6 +430,8 @@ class AdaptivePolicy(EvictionPolicy):
         return create_policy(name, capacity)
 
     def _reset(self) -> None:
+        #: How many times the cache changed hands since it started (tests, notebooks).
+        self.switches = 0
         self._active_index = 0
         self._active = self._new(0, self.capacity)
         if self._full:
@@ -363,7 +441,8 @@ class AdaptivePolicy(EvictionPolicy):
             self._shadows = [_Shadow(self._new(i, self._shadow_capacity)) for i in range(len(self.candidates))]
         self._watching = self._watchers()
         self._active_hits = 0
-        self._left = self._period
+        self._tick = 0
+        self._left = self._ticks[0]
         self._sampled_requests = 0
         self._due: int | None = None
         # Whether the cache has been full (the scoreboard waits for it). With full shadows: at its
@@ -464,7 +543,23 @@ class AdaptivePolicy(EvictionPolicy):
                 shadow.request(key)
         self._left -= 1
         if not self._left:
+            self._end_tick()
+
+    def _end_tick(self) -> None:
+        """A tick ended: the period's score if it was the last one, else a glance."""
+        self._tick += 1
+        last = self._tick == len(self._ticks)
+        if not self._full:  # (sampled shadows: each scores its candidate, the cache aside)
+            due = self._board.glance(
+                [shadow.hits for shadow in self._watching], self._sampled_requests,
+                active=self._active_index, closing=last,
+            )
+            if due is not None:
+                self._due = due
+        if last:
             self._close_period()
+            return
+        self._left = self._ticks[self._tick]
 
     def _close_period(self) -> None:
         """Score the period just ended; a switch, if any, waits for the next request."""
@@ -479,7 +574,8 @@ class AdaptivePolicy(EvictionPolicy):
                 shadow.hits = 0
         self._active_hits = 0
         self._sampled_requests = 0
-        self._left = self._period
+        self._tick = 0
+        self._left = self._ticks[0]
         if not self._filled:
             if self._full:
                 self._filled = len(self._active) >= self.capacity
@@ -510,6 +606,7 @@ class AdaptivePolicy(EvictionPolicy):
             _adopt(incoming, keys, frequent)
         self._active = incoming
         self._active_index = index
+        self.switches += 1
 
     # -- the simulator's replay ---------------------------------------------
 
@@ -549,7 +646,7 @@ class AdaptivePolicy(EvictionPolicy):
             self._left -= len(part)
             done = end
             if not self._left:
-                self._close_period()
+                self._end_tick()
             if progress is not None and done - reported >= chunk:
                 progress(done - reported)
                 reported = done
@@ -571,7 +668,13 @@ class AdaptivePolicy(EvictionPolicy):
         total = len(keys)
         if not total:
             return 0
-        ends = [*range(self._left, total, self._period), total]
+        ends = []
+        end, tick = self._left, self._tick
+        while end < total:
+            ends.append(end)
+            tick = (tick + 1) % len(self._ticks)
+            end += self._ticks[tick]
+        ends.append(total)
         sample, taken = self._sample_of(keys)
         sample_ends = taken[np.asarray(ends) - 1].tolist()
         scored = [
@@ -595,7 +698,7 @@ class AdaptivePolicy(EvictionPolicy):
             self._left -= end - start
             start, sampled = end, sample_ends[number]
             if not self._left:
-                self._close_period()
+                self._end_tick()
         if driven < total:
             hits += _replay(self._active, keys[driven:], total, progress, chunk)
         return hits
