@@ -146,6 +146,8 @@ def test_the_policy_refuses_bad_settings() -> None:
         AdaptivePolicy(10, shadow_entries=0)
     with pytest.raises(ValueError):
         AdaptivePolicy(10, min_period=0)
+    with pytest.raises(ValueError, match="quick_margin"):
+        AdaptivePolicy(10, quick_margin=-0.1)  # refused with whole shadows too, where it is not used
 
 
 # -- on workloads -------------------------------------------------------------

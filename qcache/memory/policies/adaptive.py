@@ -399,6 +399,8 @@ class AdaptivePolicy(EvictionPolicy):
         super().__init__(capacity)
         if shadow_entries < 1 or min_period < 1:
             raise ValueError(f"shadow_entries and min_period must be positive, got {shadow_entries!r}, {min_period!r}")
+        if quick_margin is not None and not quick_margin >= 0.0:
+            raise ValueError(f"quick_margin must be None or >= 0, got {quick_margin!r}")
         self._seed = seed
         #: The policies it chooses from, the first driving the cache from the start.
         self.candidates = CANDIDATES + ((SMALL_CACHE_CANDIDATE,) if capacity <= SMALL_CACHE else ())
