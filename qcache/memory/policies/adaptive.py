@@ -205,11 +205,11 @@ class Scoreboard:
         # The candidate that led by the margin at the end of the last period, and for how many in a row.
         self._leader: int | None = None
         self._streak = 0
-        # For glances: the hits and requests of the full periods scored so far (not aged), and their
-        # running totals at the last ``quick_window`` ticks.
+        # For glances: the hits and requests of the full periods scored so far (not aged), and the
+        # running totals marked at the last ``quick_window`` ticks.
         self._counted = [0] * candidates
         self._counted_requests = 0
-        self._ticks: deque[tuple[list[int], int]] = deque([(self._counted, 0)], maxlen=quick_window + 1)
+        self._marks: deque[tuple[list[int], int]] = deque([(self._counted, 0)], maxlen=quick_window + 1)
 
     @property
     def scores(self) -> tuple[float, ...]:
@@ -254,13 +254,13 @@ class Scoreboard:
         """
         now = [counted + hit for counted, hit in zip(self._counted, hits, strict=True)]
         now_requests = self._counted_requests + requests
-        ticks = self._ticks
+        marks = self._marks
         decision = None
         if (
             not closing and self.quick_margin is not None
             and self._full_periods >= max(self.warm_periods, 1) and self._requests
         ):
-            for then, then_requests in reversed(ticks):
+            for then, then_requests in reversed(marks):
                 window = now_requests - then_requests
                 if window >= self.quick_requests:
                     gains = [hit - before for hit, before in zip(now, then, strict=True)]
@@ -269,7 +269,7 @@ class Scoreboard:
                         self._leader, self._streak = None, 0
                         decision = best
                     break
-        ticks.append((now, now_requests))
+        marks.append((now, now_requests))
         return decision
 
     def _leader_ahead(self, active: int) -> int | None:
@@ -290,8 +290,8 @@ class Scoreboard:
         self._streak = 0
         self._counted = [0] * len(self._scores)
         self._counted_requests = 0
-        self._ticks.clear()
-        self._ticks.append((self._counted, 0))
+        self._marks.clear()
+        self._marks.append((self._counted, 0))
 
 
 class _Shadow:
