@@ -304,6 +304,39 @@ def test_replays_in_pieces_pick_up_where_the_last_left_off(capacity: int, option
     assert_same(by_hooks, by_replay)
 
 
+@pytest.mark.parametrize("name", ["W_TINYLFU", "ARC", "S3_FIFO"])
+def test_a_shadows_hit_in_one_call_is_a_membership_test_then_an_access(name: str) -> None:
+    """``access_if_held``, the shadows' hit, against ``in`` then ``on_access``, held newcomers included."""
+    rng = random.Random(11)
+    by_two, by_one = create_policy(name, 40), create_policy(name, 40)
+    hits = size = 0
+    evict_later = False
+    for step in range(30_000):
+        key = rng.randrange(120) if step % 3 else rng.randrange(15)
+        held = key in by_two  # type: ignore[operator]
+        if held:
+            by_two.on_access(key)
+        assert by_one.access_if_held(key) is held  # type: ignore[attr-defined]
+        hits += held
+        if evict_later:  # the newcomer the last insert held aside was requested before its eviction
+            by_two.victim(), by_one.victim()
+            evict_later = False
+        if not held:
+            for policy in (by_two, by_one):
+                policy.on_miss(key)
+                policy.on_insert(key)
+            if size < 40:
+                size += 1
+            elif step % 2:
+                evict_later = True
+            else:
+                by_two.victim(), by_one.victim()
+        if step % 97 == 0:
+            assert by_one.resident_keys() == by_two.resident_keys()  # type: ignore[attr-defined]
+            assert by_one.frequent_keys() == by_two.frequent_keys()  # type: ignore[attr-defined]
+    assert 5_000 < hits < 25_000
+
+
 def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
     rng = random.Random(3)
     policy = AdaptivePolicy(50, min_period=100, margin=0.0, warm_periods=0, patience=1)

@@ -146,6 +146,10 @@ class Candidate(Protocol):
 
     def __contains__(self, key: object) -> bool: ...
 
+    def access_if_held(self, key: Hashable) -> bool:
+        """``on_access(key)`` if it tracks ``key``, and whether it did: a shadow's hit in one call."""
+        ...
+
     def replay(
         self, keys: Sequence[Hashable], progress: Callable[[int], None] | None = ..., chunk: int = ..., *,
         job: int | None = None,
@@ -297,7 +301,7 @@ class Scoreboard:
 class _Shadow:
     """A candidate replaying requests on its own, keys only, its hits counted."""
 
-    __slots__ = ("_access", "_holds", "_insert", "_miss", "_victim", "capacity", "hits", "policy", "size")
+    __slots__ = ("_insert", "_miss", "_victim", "capacity", "hit", "hits", "policy", "size")
 
     def __init__(self, policy: EvictionPolicy) -> None:
         self.policy = policy
@@ -305,18 +309,12 @@ class _Shadow:
         self.hits = 0
         self.size = 0
         # Bound once: a shadow's request is on every L1 operation of a cache with whole shadows.
-        self._holds = _candidate(policy).__contains__
+        self.hit = _candidate(policy).access_if_held
         hooks = policy.hooks()
-        self._access, self._miss, self._insert, self._victim = (
-            hooks.on_access, hooks.on_miss, hooks.on_insert, policy.victim,
-        )
+        self._miss, self._insert, self._victim = hooks.on_miss, hooks.on_insert, policy.victim
 
-    def request(self, key: Hashable) -> None:
-        """One request, "get, insert on miss", as the simulator's engine makes it."""
-        if self._holds(key):
-            self.hits += 1
-            self._access(key)
-            return
+    def enter(self, key: Hashable) -> None:
+        """A request for a key it does not track (``hit`` said no): a miss, then an insert."""
         self._miss(key)
         self._insert(key)
         if self.size >= self.capacity:
@@ -536,13 +534,13 @@ class AdaptivePolicy(EvictionPolicy):
 
     def _observe(self, key: Hashable) -> None:
         """One request seen: the shadows replay it (if sampled), and a period may end."""
-        if self._full:
-            for shadow in self._watching:
-                shadow.request(key)
-        elif self._is_sampled(key):
-            self._sampled_requests += 1  # with whole shadows a period's requests are the period
-            for shadow in self._watching:
-                shadow.request(key)
+        if self._full or self._is_sampled(key):
+            self._sampled_requests += 1
+            for shadow in self._watching:  # each shadow's request, inline (on every hit with whole shadows)
+                if shadow.hit(key):
+                    shadow.hits += 1
+                else:
+                    shadow.enter(key)
         self._left -= 1
         if not self._left:
             self._end_tick()

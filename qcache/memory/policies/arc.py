@@ -83,6 +83,21 @@ class ARCPolicy(HoldsNewcomerWithHistory, CompiledReplay):
             self._t2[key] = None
             self._resident[key] = True
 
+    def access_if_held(self, key: Hashable) -> bool:
+        """``on_access(key)`` if it tracks ``key``, and whether it did: a shadow's hit in one call."""
+        if self._pending is not NOTHING_HELD and key == self._pending:
+            self._settle()
+        resident = self._resident.get(key)
+        if resident is None:
+            return False
+        if resident:
+            self._t2.move_to_end(key)
+        else:
+            del self._t1[key]
+            self._t2[key] = None
+            self._resident[key] = True
+        return True
+
     def on_remove(self, key: Hashable) -> None:
         if self._forget_held(key):
             return

@@ -92,6 +92,16 @@ class S3FIFOPolicy(EvictionPolicy, CompiledReplay):
             self._settle()
         self._freq[key] += 1
 
+    def access_if_held(self, key: Hashable) -> bool:
+        """``on_access(key)`` if it tracks ``key``, and whether it did: a shadow's hit in one call."""
+        if self._pending is not _NO_PENDING and key == self._pending:
+            self._settle()
+        freq = self._freq
+        if key in freq:
+            freq[key] += 1
+            return True
+        return False
+
     def on_remove(self, key: Hashable) -> None:
         if self._pending is not _NO_PENDING and key == self._pending:
             self._pending = _NO_PENDING

@@ -359,6 +359,13 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
     def __contains__(self, key: object) -> bool:
         return key in self._where
 
+    def access_if_held(self, key: Hashable) -> bool:
+        """``on_access(key)`` if it tracks ``key``, and whether it did: a shadow's hit in one call."""
+        if key in self._where:
+            self.on_access(key)
+            return True
+        return False
+
     def resident_keys(self) -> list[Hashable]:
         """The keys tracked: the window's, probation's, then protected's, each oldest first."""
         return [*self._window, *self._probation, *self._protected]
