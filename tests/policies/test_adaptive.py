@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qcache.memory.policies import arc, create_policy, s3fifo, wtinylfu
+from qcache.memory.policies import adaptive, arc, create_policy, s3fifo, wtinylfu
 from qcache.memory.policies.adaptive import (
     CANDIDATES,
     FREQUENCY_SIDE,
@@ -205,6 +205,26 @@ def test_a_glance_hands_a_loop_that_fits_the_cache_to_arc_within_a_period() -> N
     assert (glancing.active, glancing.switches, waiting.active) == ("ARC", 1, "W_TINYLFU")
     assert waited < 0.01 * len(loop)  # the premise: W-TinyLFU hits nothing of the loop in a period
     assert glanced > 0.3 * len(loop)  # 40.5%: ARC's shadow leads once it has learned the loop, a few passes in
+
+
+def test_after_a_glance_the_outgoing_policys_reused_keys_enter_as_newcomers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A glance's switch hands over no reused keys (the past phase's); a period's switch does."""
+    adoptions: list[tuple[str, int, int]] = []  # (incoming, keys the outgoing held as reused, reused handed over)
+
+    def spy(policy: Any, keys: Any, frequent: Any) -> None:
+        frequent = list(frequent)
+        adoptions.append((type(policy).__name__, len(watched._active.frequent_keys()), len(frequent)))
+        adopt(policy, keys, frequent)
+
+    adopt = adaptive._adopt
+    monkeypatch.setattr(adaptive, "_adopt", spy)
+    watched = AdaptivePolicy(1600)  # sampled shadows: glances
+    watched.replay(keys_of(HOT_THEN_LOOP))
+    assert adoptions == [("ARCPolicy", adoptions[0][1], 0)] and adoptions[0][1] > 500
+    adoptions.clear()
+    watched = AdaptivePolicy(448)  # whole shadows: switches at a period's end only
+    watched.replay(keys_of(RECENCY))
+    assert adoptions and all(handed == held > 0 for _, held, handed in adoptions)
 
 
 def test_it_stays_on_w_tinylfu_where_frequency_rules() -> None:
