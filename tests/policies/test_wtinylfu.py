@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 
@@ -11,7 +12,7 @@ from qcache.memory.policies import create_policy
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.sketch import FrequencySketch
 from qcache.memory.policies.wtinylfu import WTinyLFUPolicy, _fingerprint
-from qcache.sim import RecentReuse, WithScans, Zipf, count_hits, run_policy
+from qcache.sim import Loop, Phases, RecentReuse, ShiftingWorkingSet, WithScans, Zipf, count_hits, run_policy
 
 # -- the sketch ----------------------------------------------------------------
 
@@ -195,6 +196,36 @@ def test_a_window_ghost_grows_the_window_only_while_the_window_hits_enough_per_e
     assert _fingerprint(policy._sketch.slots(key)) not in policy._window_ghost  # consumed either way
 
 
+@pytest.mark.parametrize(("ghost_hits", "grows"), [((300.0, 99.0), True), ((300.0, 101.0), False)])
+def test_a_window_ghost_grows_the_window_only_while_ghosts_are_not_hit_far_more_than_the_cache(
+    ghost_hits: tuple[float, float], grows: bool
+) -> None:
+    """The flood guard: ghosts hit more than flood_ratio (4) times as often as the cache move it down only."""
+    policy = WTinyLFUPolicy(40)
+    run_policy(policy, list(range(200)))
+    key = _window_ghost_key(policy, range(200))
+    policy._window_hits, policy._main_hits = 50.0, 50.0  # the cache's hits: 100; the gate is open
+    # Ghost hits: 400 with this one, or 402, against the guard's 4 x 100.
+    policy._window_ghost_hits, policy._main_ghost_hits = ghost_hits[0], ghost_hits[1]
+    before = policy._window_target
+    policy.on_miss(key)
+    assert (policy._window_target > before) is grows
+
+
+def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -> None:
+    """A loop of 3,500 keys after a shifting set, 2,634 entries: every key that comes back is a ghost."""
+    keys = list(Phases((
+        ShiftingWorkingSet(requests=70_000, width=1500, rate=3, seed=141), Loop(keys=3500, requests=80_000),
+    )))
+    options = {"doorkeeper": False, "gate_ratio": 0.7}  # as ADAPTIVE builds it (adaptive.FREQUENCY_SIDE)
+    guarded, flooded = WTinyLFUPolicy(2634, **options), WTinyLFUPolicy(2634, flood_ratio=math.inf, **options)
+    assert guarded.replay(keys[:70_000]) == flooded.replay(keys[:70_000])  # the shifting set: the same
+    loop = keys[70_000:]
+    guarded_hits, flooded_hits = guarded.replay(loop), flooded.replay(loop)
+    assert flooded_hits < 0.001 * len(loop) and flooded.window_size > 0.95 * 2634  # the premise: LRU's 0%
+    assert guarded_hits > 0.3 * len(loop) and guarded.window_size < 0.5 * 2634  # 27,779: 34.7%
+
+
 def test_the_gates_counts_follow_hits_and_halve_every_period() -> None:
     policy = WTinyLFUPolicy(10, gate_factor=3.0)
     run_policy(policy, list(range(10)))  # full: counting starts
@@ -280,7 +311,7 @@ def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
     "option",
     [
         {"window_fraction": 1.0}, {"protected_fraction": 1.5}, {"gate_ratio": -0.1}, {"gate_factor": 0.0},
-        {"boost_ratio": 0.0}, {"boost_cap": 0.5},
+        {"boost_ratio": 0.0}, {"boost_cap": 0.5}, {"flood_ratio": 0.0}, {"flood_ratio": math.nan},
     ],
 )
 def test_bad_options_are_rejected(option: dict[str, float]) -> None:

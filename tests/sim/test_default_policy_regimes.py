@@ -163,8 +163,10 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
     # switch stopped carrying the outgoing policy's reused keys: it gained on three loops after another
     # phase (one met: Zipf 0.7, a hot spot, then a loop, 67.83% to 68.70%) and lost on a shifting set
     # after a hot spot (77.85% to 76.66%). Kept here are its misses, its switching cost and the case met.
-    # Two are loops a little larger than the cache after a recency phase, where only 2Q keeps part of
+    # Two are loops a little larger than the cache after a recency phase, where only 2Q keeps much of
     # the loop: W-TinyLFU's window grows to the whole cache on its ghosts' evidence, as ARC's T1 does.
+    # W-TinyLFU's flood guard (flood_ratio) then lifted the loop after a shifting set from 31.39% to
+    # 49.90%, and a switching cost of a phase mix at 22 entries (20.19% to 20.44%) with it.
     "eighth-zipf-loop-zipf": lambda: Phases((
         Zipf(keys=12_000, requests=60_000, exponent=0.8, seed=131),
         Loop(keys=2000, requests=50_000),
@@ -247,10 +249,12 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     " keys, a little larger than the cache, of which LIRS keeps 82-85% hits and W-TinyLFU 55-71%, its"
     " window moved by its ghosts",
     ("eighth-reuse-loop-reuse", 2): "2,248 entries: 59.09% vs 2Q 78.06% (LRU 53.35%, ARC 53.19%): a loop of"
-    " 2,500 keys; W-TinyLFU's window grows to the whole cache on its ghosts' evidence, and LRU, ARC and"
-    " the window keep nothing of a loop larger than they are",
-    ("eighth-shift-loop", 2): "2,634 entries: 31.39% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
-    " keys after a shifting set, as above; every candidate hits nothing of it",
+    " 2,500 keys; W-TinyLFU's window grows to the whole cache on its ghosts' evidence while its gate still"
+    " counts the reuse phase's window hits (the flood guard does not trip), and LRU, ARC and the window"
+    " keep nothing of a loop larger than they are",
+    ("eighth-shift-loop", 2): "2,634 entries: 49.90% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
+    " keys after a shifting set; LRU and ARC hit nothing of it, and W-TinyLFU's window grew to the whole"
+    " cache until its flood guard (31.39% without it)",
 }
 
 
@@ -293,9 +297,8 @@ def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload
 SWITCHING_COSTS: dict[tuple[str, int], str] = {
     ("second-reuse-0.2-5000", 1): "301 entries: 31.64% vs its W-TinyLFU alone 31.75% (ARC 31.23%, S3-FIFO 32.03%)",
     ("fifth-phases-loop-reuse", 1): "210 entries: 48.25% vs its W-TinyLFU alone 49.30% (LRU 47.31%)",
-    ("fifth-phases-four", 0): "22 entries: 20.19% vs its W-TinyLFU alone 20.31%",
     ("sixth-zipf-1.2-scans", 2): "13,528 entries: 55.78% vs its W-TinyLFU alone 56.31% (LIRS 55.98%)",
-    ("seventh-phases-shift-zipf", 0): "23 entries: 23.08% vs its W-TinyLFU alone 23.49% (S3-FIFO 23.46%)",
+    ("seventh-phases-shift-zipf", 0): "23 entries: 23.25% vs its W-TinyLFU alone 23.54% (S3-FIFO 23.46%)",
     ("eighth-loop-zipf", 1): "151 entries: 36.02% vs its W-TinyLFU alone 36.46% (LIRS 36.36%)",
 }
 

@@ -66,8 +66,8 @@ _ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 
 _GATE_LEFT, _GATE_PERIOD = 13, 14
 _ISTATE = 15
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
-_BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS = 6, 7, 8, 9
-_FSTATE = 10
+_BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO = 6, 7, 8, 9, 10
+_FSTATE = 11
 
 #: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
 CLIMBER_FIELDS = (
@@ -229,7 +229,10 @@ def _replay(
                     fstate[_WINDOW_GHOST_HITS] += 1.0
                     ours = fstate[_WINDOW_HITS] * max(sizes[_PROBATION] + sizes[_PROTECTED], 1)
                     theirs = fstate[_MAIN_HITS] * max(sizes[_WINDOW], 1)
-                    if ours >= fstate[_GATE_RATIO] * theirs:
+                    floods = fstate[_WINDOW_GHOST_HITS] + fstate[_MAIN_GHOST_HITS] > fstate[_FLOOD_RATIO] * (
+                        fstate[_WINDOW_HITS] + fstate[_MAIN_HITS]
+                    )
+                    if ours >= fstate[_GATE_RATIO] * theirs and not floods:
                         step = fstate[_GHOST_GAIN] * max(gsizes[1] / (gsizes[0] + 1), 1.0)
                         boost = fstate[_BOOST_CAP]
                         if theirs > 0.0:
@@ -458,6 +461,7 @@ def replay_segments(
             policy._boost_cap,
             policy._window_ghost_hits,
             policy._main_ghost_hits,
+            policy._flood_ratio,
         ],
         dtype=np.float64,
     )
