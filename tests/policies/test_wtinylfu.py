@@ -226,6 +226,31 @@ def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -
     assert guarded_hits > 0.3 * len(loop) and guarded.window_size < 0.5 * 2634  # 27,779: 34.7%
 
 
+@pytest.mark.parametrize(
+    ("window_hits", "shrink_ratio", "moves"),
+    [(1.0, 4.0, -1), (5.0, 4.0, 0), (1.0, None, 0), (20.0, 4.0, 1)],
+)
+def test_a_window_ghost_shrinks_a_starved_window_when_asked_to(
+    window_hits: float, shrink_ratio: float | None, moves: int
+) -> None:
+    """Starved: under gate_ratio / shrink_ratio of main's hits per entry (0.3 / 4 here: 2.5 hits over 10 entries)."""
+    policy = WTinyLFUPolicy(40, shrink_ratio=shrink_ratio)
+    run_policy(policy, list(range(200)))
+    key = _window_ghost_key(policy, range(200))
+    policy._window_hits, policy._main_hits = window_hits, 100.0  # main: 100 hits over 30 entries
+    before = policy._window_target
+    policy.on_miss(key)
+    assert (policy._window_target > before) - (policy._window_target < before) == moves
+
+
+def test_shrinking_a_starved_window_keeps_more_of_a_loop_a_little_larger_than_the_cache() -> None:
+    """A loop of 1,800 keys at 1,509 entries: main keeps part of it, the window (LRU) none."""
+    keys = list(Loop(keys=1800, requests=50_000))
+    options = {"doorkeeper": False, "gate_ratio": 0.7}
+    shrinking, waiting = WTinyLFUPolicy(1509, shrink_ratio=4.0, **options), WTinyLFUPolicy(1509, **options)
+    assert shrinking.replay(keys) > 1.15 * waiting.replay(keys)  # 40,230 against 32,062
+
+
 def test_the_gates_counts_follow_hits_and_halve_every_period() -> None:
     policy = WTinyLFUPolicy(10, gate_factor=3.0)
     run_policy(policy, list(range(10)))  # full: counting starts
@@ -312,6 +337,7 @@ def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
     [
         {"window_fraction": 1.0}, {"protected_fraction": 1.5}, {"gate_ratio": -0.1}, {"gate_factor": 0.0},
         {"boost_ratio": 0.0}, {"boost_cap": 0.5}, {"flood_ratio": 0.0}, {"flood_ratio": math.nan},
+        {"shrink_ratio": 0.0}, {"shrink_ratio": -1.0},
     ],
 )
 def test_bad_options_are_rejected(option: dict[str, float]) -> None:

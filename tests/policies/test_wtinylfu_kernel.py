@@ -89,6 +89,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "strict gate": {"gate_ratio": 2.0},
     "eager boost": {"boost_ratio": 0.5, "boost_cap": 64.0},
     "no boost": {"boost_cap": 1.0},
+    "quick to shrink, quick to flood": {"shrink_ratio": 1.0, "flood_ratio": 1.0},
+    "no flood guard": {"flood_ratio": float("inf")},
 }
 
 

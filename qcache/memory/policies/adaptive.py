@@ -33,8 +33,10 @@ is the exception: the workload has just changed, the keys the outgoing
 policy held as reused are the past phase's, and they enter as newcomers.
 
 Its W-TinyLFU is built as :data:`FREQUENCY_SIDE` says: no doorkeeper in its
-sketch, and its window's growth gated at 0.7x main's hits per entry
-(W_TINYLFU on its own: a doorkeeper, 0.3). On its own that W-TinyLFU falls
+sketch, its window's growth gated at 0.7x main's hits per entry, and its
+window shrunk on a window ghost while it earns under a quarter of that
+(W_TINYLFU on its own: a doorkeeper, 0.3, no such shrink; see
+:class:`~qcache.memory.policies.wtinylfu.WTinyLFUPolicy`). On its own that W-TinyLFU falls
 1.8 points under LRU on a narrow shifting working set at 25 entries; beside
 ARC, which takes over there (20.18% against LRU's 20.57%), it need not
 cover recency, and it serves frequency and loops better. Against the
@@ -125,7 +127,7 @@ CANDIDATES = ("W_TINYLFU", "ARC")
 #: in every case it changed up to 301 entries, and lost on loops from 600).
 SMALL_CACHE_CANDIDATE, SMALL_CACHE = "S3_FIFO", 500
 #: How W-TinyLFU is built here, where ARC covers recency (see the module's docstring).
-FREQUENCY_SIDE: dict[str, bool | float] = {"doorkeeper": False, "gate_ratio": 0.7}
+FREQUENCY_SIDE: dict[str, bool | float] = {"doorkeeper": False, "gate_ratio": 0.7, "shrink_ratio": 4.0}
 #: Shadows are whole policies up to this capacity, and caches of this many entries over a sample above it.
 SHADOW_ENTRIES = 1000
 #: How a switch is decided with whole shadows: a lead of half a point of hit ratio, held at the end

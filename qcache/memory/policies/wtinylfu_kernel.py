@@ -66,8 +66,8 @@ _ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 
 _GATE_LEFT, _GATE_PERIOD = 13, 14
 _ISTATE = 15
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
-_BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO = 6, 7, 8, 9, 10
-_FSTATE = 11
+_BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO, _SHRINK_RATIO = 6, 7, 8, 9, 10, 11
+_FSTATE = 12
 
 #: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
 CLIMBER_FIELDS = (
@@ -240,6 +240,10 @@ def _replay(
                         if fstate[_MAIN_GHOST_HITS] > 0.0:
                             boost = min(boost, fstate[_WINDOW_GHOST_HITS] / fstate[_MAIN_GHOST_HITS])
                         _resize_window(fstate[_WINDOW_TARGET] + step * max(boost, 1.0), istate, fstate)
+                        _shed(region, prev, nxt, heads, tails, sizes, istate)
+                    elif fstate[_SHRINK_RATIO] > 0.0 and ours * fstate[_SHRINK_RATIO] < fstate[_GATE_RATIO] * theirs:
+                        step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
+                        _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
                         _shed(region, prev, nxt, heads, tails, sizes, istate)
                     wprev[mark] = _OUT
                 elif mprev[mark] != _OUT:
@@ -462,6 +466,7 @@ def replay_segments(
             policy._window_ghost_hits,
             policy._main_ghost_hits,
             policy._flood_ratio,
+            policy._shrink_ratio,
         ],
         dtype=np.float64,
     )
