@@ -552,8 +552,10 @@ class AdaptivePolicy(EvictionPolicy):
 
     def _observe(self, key: Hashable) -> None:
         """One request seen: the shadows replay it (if sampled), and a period may end."""
-        if self._full or self._is_sampled(key):
-            self._sampled_requests += 1
+        full = self._full
+        if full or self._is_sampled(key):
+            if not full:
+                self._sampled_requests += 1  # with whole shadows a period's requests are the period
             for shadow in self._watching:  # each shadow's request, inline (on every hit with whole shadows)
                 if shadow.hit(key):
                     shadow.hits += 1
