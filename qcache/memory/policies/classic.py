@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 
-from qcache.memory.policies.base import EvictionPolicy, PolicyHooks
+from qcache.memory.policies.base import EvictionPolicy, PolicyHooks, replay_chunks
 from qcache.memory.policies.registry import register_policy
 
 
@@ -43,6 +43,63 @@ class LRUPolicy(EvictionPolicy):
 
     def clear(self) -> None:
         self._order.clear()
+
+    # -- as ADAPTIVE's candidate (its ``Candidate`` protocol) ----------------
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._order
+
+    def access_if_held(self, key: Hashable) -> bool:
+        """``on_access(key)`` if it tracks ``key``, and whether it did: a shadow's hit in one call."""
+        if key in self._order:
+            self._order.move_to_end(key)
+            return True
+        return False
+
+    def resident_keys(self) -> list[Hashable]:
+        """The keys tracked, least recently used first."""
+        return list(self._order)
+
+    def frequent_keys(self) -> list[Hashable]:
+        """None: LRU does not tell reused keys from new ones, so after a switch every key enters as a newcomer."""
+        return []
+
+    def replay(
+        self, keys: Sequence[Hashable], progress: Callable[[int], None] | None = None, chunk: int = 1 << 16, *,
+        job: int | None = None,
+    ) -> int:
+        """Hits of ``keys`` replayed as "get, insert on miss", from and into this policy's state.
+
+        The hooks inlined into one loop (ADAPTIVE's replay of an LRU candidate;
+        the simulator's own LRU has a loop of its own). ``job`` is accepted
+        for the candidate protocol: there is no kernel to load.
+        """
+        order = self._order
+        capacity = self.capacity
+        move, pop = order.move_to_end, order.popitem
+        hits = 0
+        for part in replay_chunks(keys, chunk, progress):
+            for key in part:
+                if key in order:
+                    hits += 1
+                    move(key)
+                else:
+                    order[key] = None
+                    if len(order) > capacity:
+                        pop(False)
+        return hits
+
+    def replay_segments(self, keys: Sequence[Hashable], ends: Sequence[int], *, job: int | None = None) -> list[int]:
+        """:meth:`replay` cut at ``ends`` (ascending, the last ``len(keys)``): the hits of each segment."""
+        descending = any(end < start for start, end in zip([0, *ends], ends, strict=False))
+        if descending or (ends[-1] if ends else 0) != len(keys):
+            raise ValueError(f"segment ends must ascend from 0 to len(keys) = {len(keys)}")
+        hits = []
+        start = 0
+        for end in ends:
+            hits.append(self.replay(keys[start:end], job=job))
+            start = end
+        return hits
 
 
 @register_policy("FIFO")
