@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from qcache.memory.policies import EvictionPolicy, create_policy, resolve_policy_name
+from qcache.memory.policies.classic import LRUPolicy
 from qcache.sim.belady import belady_hits, unbounded_hits
 from qcache.sim.errors import SimulationError
 from qcache.sim.reference import REFERENCE_POLICIES, create_reference_policy, reference_name
@@ -155,23 +156,8 @@ def run_policy(
 
 
 def _lru_hits(keys: Sequence[Key], capacity: int, progress: Progress | None) -> int:
-    """LRU inlined on an OrderedDict: same hits as the LRU policy, several times faster."""
-    order: OrderedDict[Key, None] = OrderedDict()
-    move, pop = order.move_to_end, order.popitem
-    hits = 0
-    for start in range(0, len(keys), PROGRESS_CHUNK):
-        chunk = keys[start : start + PROGRESS_CHUNK]
-        for key in chunk:
-            if key in order:
-                hits += 1
-                move(key)
-            else:
-                order[key] = None
-                if len(order) > capacity:
-                    pop(False)
-        if progress is not None:
-            progress(len(chunk))
-    return hits
+    """LRU's own replay (the hooks inlined on its OrderedDict): same hits as the hooks, several times faster."""
+    return LRUPolicy(capacity).replay(keys, progress, PROGRESS_CHUNK)
 
 
 def _fifo_hits(keys: Sequence[Key], capacity: int, progress: Progress | None) -> int:
