@@ -196,11 +196,12 @@ def test_a_window_ghost_grows_the_window_only_while_the_window_hits_enough_per_e
     assert _fingerprint(policy._sketch.slots(key)) not in policy._window_ghost  # consumed either way
 
 
-@pytest.mark.parametrize(("ghost_hits", "grows"), [((300.0, 99.0), True), ((300.0, 101.0), False)])
-def test_a_window_ghost_grows_the_window_only_while_ghosts_are_not_hit_far_more_than_the_cache(
-    ghost_hits: tuple[float, float], grows: bool
+@pytest.mark.parametrize(("ghost_hits", "moves"), [((300.0, 99.0), 1), ((300.0, 101.0), -1)])
+def test_a_window_ghost_grows_the_window_while_ghosts_are_not_hit_far_more_than_the_cache_else_shrinks_it(
+    ghost_hits: tuple[float, float], moves: int
 ) -> None:
-    """The flood guard: ghosts hit more than flood_ratio (4) times as often as the cache move it down only."""
+    """The flood guard: while ghosts are hit more than flood_ratio (4) times as often as the cache, a
+    window ghost shrinks the window, even where the gate would let it grow."""
     policy = WTinyLFUPolicy(40)
     run_policy(policy, list(range(200)))
     key = _window_ghost_key(policy, range(200))
@@ -209,7 +210,7 @@ def test_a_window_ghost_grows_the_window_only_while_ghosts_are_not_hit_far_more_
     policy._window_ghost_hits, policy._main_ghost_hits = ghost_hits[0], ghost_hits[1]
     before = policy._window_target
     policy.on_miss(key)
-    assert (policy._window_target > before) is grows
+    assert (policy._window_target > before) - (policy._window_target < before) == moves
 
 
 def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -> None:
@@ -223,7 +224,9 @@ def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -
     loop = keys[70_000:]
     guarded_hits, flooded_hits = guarded.replay(loop), flooded.replay(loop)
     assert flooded_hits < 0.001 * len(loop) and flooded.window_size > 0.95 * 2634  # the premise: LRU's 0%
-    assert guarded_hits > 0.3 * len(loop) and guarded.window_size < 0.5 * 2634  # 27,779: 34.7%
+    # 29,027: 36.3% (27,779, 34.7%, before a flood's window ghosts shrank the window rather than only
+    # holding it)
+    assert guarded_hits > 0.355 * len(loop) and guarded.window_size < 0.5 * 2634
 
 
 @pytest.mark.parametrize(

@@ -231,6 +231,22 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         WithScans(RecentReuse(requests=60_000, new_fraction=0.2, mean_gap=200, seed=182), 3000, 1500),
         Loop(keys=2800, requests=90_000),
     )),
+    # An eleventh sweep of 12 workloads (two shifting sets, reuse at two mixes, loops of 1,600 and 25,000
+    # keys, Zipf 0.7 with scans, five phase mixes), written after W-TinyLFU's window came to shrink on a
+    # flood's window ghosts: it moved no case by more than 0.23 point (a phase mix at 34 entries), and
+    # found five misses and a switching cost, the same with and without that change. Kept here are those.
+    "eleventh-shifting-2500-15": lambda: ShiftingWorkingSet(requests=150_000, width=2500, rate=15, seed=192),
+    "eleventh-reuse-0.5-3000": lambda: RecentReuse(requests=150_000, new_fraction=0.5, mean_gap=3000, seed=193),
+    "eleventh-loop-1600": lambda: Loop(keys=1600, requests=150_000),
+    "eleventh-loop-25000": lambda: Loop(keys=25_000, requests=150_000),
+    "eleventh-zipf-0.7-scans": lambda: WithScans(
+        Zipf(keys=30_000, requests=150_000, exponent=0.7, seed=195), 1500, 800
+    ),
+    "eleventh-reuse-loop-zipf": lambda: Phases((
+        RecentReuse(requests=50_000, new_fraction=0.3, mean_gap=800, seed=197),
+        Loop(keys=1800, requests=50_000),
+        Zipf(keys=12_000, requests=50_000, exponent=0.9, seed=197),
+    )),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
@@ -285,9 +301,17 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     " counts the reuse phase's window hits (the flood guard does not trip), and shrinks back one starved"
     " window ghost at a time (59.09% before that shrink); LRU, ARC and a window keep nothing of a loop"
     " larger than they are",
-    ("eighth-shift-loop", 2): "2,634 entries: 47.21% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
+    ("eighth-shift-loop", 2): "2,634 entries: 50.74% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
     " keys after a shifting set; LRU and ARC hit nothing of it, and W-TinyLFU's window grew to the whole"
-    " cache until its flood guard (31.39% without it, 49.90% without the shrink on a starved window)",
+    " cache until its flood guard (31.39% without it, 49.90% without the shrink on a starved window, 47.21%"
+    " before a flood's window ghosts shrank the window)",
+    ("eleventh-shifting-2500-15", 2): "1,217 entries: 46.22% vs LRU 47.35% (ARC 46.60%): ARC takes over at the"
+    " third period, and LRU's shadow then leads it by up to 0.8 point, never by the switching margin of 1",
+    ("eleventh-reuse-0.5-3000", 2): "7,478 entries: 49.12% vs LRU 49.75% (ARC 48.00%, its W-TinyLFU 48.95%)",
+    ("eleventh-loop-1600", 2): "160 entries: 8.17% vs LIRS 9.86% (S3-FIFO 8.93%, its W-TinyLFU 8.46%): a loop"
+    " 10x the cache",
+    ("eleventh-loop-25000", 2): "2,500 entries: 6.41% vs LIRS 8.25% (S3-FIFO 7.50%): a loop 10x the cache",
+    ("eleventh-zipf-0.7-scans", 2): "10,743 entries: 38.06% vs LIRS 39.46% (ARC 39.11%)",
 }
 
 
@@ -331,9 +355,8 @@ SWITCHING_COSTS: dict[tuple[str, int], str] = {
     ("second-reuse-0.2-5000", 1): "301 entries: 31.64% vs its W-TinyLFU alone 31.84% (ARC 31.23%, S3-FIFO 32.03%)",
     ("fifth-phases-loop-reuse", 1): "210 entries: 48.25% vs its W-TinyLFU alone 49.30% (LRU 47.31%)",
     ("sixth-zipf-1.2-scans", 2): "13,528 entries: 55.78% vs its W-TinyLFU alone 56.31% (LIRS 55.98%)",
-    ("seventh-phases-shift-zipf", 0): "23 entries: 23.05% vs its W-TinyLFU alone 23.45% (S3-FIFO 23.46%)",
+    ("seventh-phases-shift-zipf", 0): "23 entries: 22.97% vs its W-TinyLFU alone 23.52% (S3-FIFO 23.46%)",
     ("eighth-loop-zipf", 1): "151 entries: 36.01% vs its W-TinyLFU alone 36.49% (LIRS 36.36%)",
-    ("ninth-shift-zipf", 0): "45 entries: 16.48% vs its W-TinyLFU alone 16.77% (ARC 16.53%)",
     ("ninth-shift-zipf", 1): "448 entries: 43.08% vs its W-TinyLFU alone 43.42% (ARC 43.17%)",
     ("ninth-reuse-loop", 1): "150 entries: 21.42% vs its W-TinyLFU alone 21.61% (ARC 22.32%)",
     ("ninth-loop-zipf-loop", 1): "152 entries: 17.99% vs its W-TinyLFU alone 18.23% (LIRS 17.49%)",
@@ -341,6 +364,8 @@ SWITCHING_COSTS: dict[tuple[str, int], str] = {
     ("tenth-zipf-shift-zipf", 1): "297 entries: 43.51% vs its W-TinyLFU alone 43.81% (ARC 43.61%)",
     ("tenth-scans-reuse-loop", 1): "451 entries: 29.76% vs its W-TinyLFU alone 31.50% (ARC 26.25%): the largest"
     " cost yet, in the loop of 2,800 keys",
+    ("eleventh-loop-1600", 2): "160 entries: 8.17% vs its W-TinyLFU alone 8.46% (LIRS 9.86%)",
+    ("eleventh-reuse-loop-zipf", 1): "256 entries: 30.31% vs its W-TinyLFU alone 32.23% (ARC 29.28%)",
 }
 
 

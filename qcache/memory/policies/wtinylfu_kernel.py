@@ -241,7 +241,9 @@ def _replay(
                             boost = min(boost, fstate[_WINDOW_GHOST_HITS] / fstate[_MAIN_GHOST_HITS])
                         _resize_window(fstate[_WINDOW_TARGET] + step * max(boost, 1.0), istate, fstate)
                         _shed(region, prev, nxt, heads, tails, sizes, istate)
-                    elif fstate[_SHRINK_RATIO] > 0.0 and ours * fstate[_SHRINK_RATIO] < fstate[_GATE_RATIO] * theirs:
+                    elif floods or (
+                        fstate[_SHRINK_RATIO] > 0.0 and ours * fstate[_SHRINK_RATIO] < fstate[_GATE_RATIO] * theirs
+                    ):
                         step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
                         _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
                         _shed(region, prev, nxt, heads, tails, sizes, istate)
