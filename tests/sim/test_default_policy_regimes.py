@@ -234,7 +234,7 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
     # An eleventh sweep of 12 workloads (two shifting sets, reuse at two mixes, loops of 1,600 and 25,000
     # keys, Zipf 0.7 with scans, five phase mixes), written after W-TinyLFU's window came to shrink on a
     # flood's window ghosts: it moved no case by more than 0.23 point (a phase mix at 34 entries), and
-    # found five misses and a switching cost, the same with and without that change. Kept here are those.
+    # found five misses and two switching costs, the same with and without that change. Kept here are those.
     "eleventh-shifting-2500-15": lambda: ShiftingWorkingSet(requests=150_000, width=2500, rate=15, seed=192),
     "eleventh-reuse-0.5-3000": lambda: RecentReuse(requests=150_000, new_fraction=0.5, mean_gap=3000, seed=193),
     "eleventh-loop-1600": lambda: Loop(keys=1600, requests=150_000),
