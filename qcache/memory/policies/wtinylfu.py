@@ -106,10 +106,10 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
       frequency matters (Zipf, the shared traces) the window rarely
       out-earns main threefold, or main's ghosts are hit about as often,
       and little changes (at most 0.16 point down, web07 at 1% 0.10).
-    * **A flood guard**: a window ghost moves the window up only
-      while the ghosts of both sides together are hit at most
-      ``flood_ratio`` times as often as the cache itself (counted and
-      halved with the gate's hits); beyond that it moves the window down. In a loop a little larger than the
+    * **A flood guard**: a window ghost moves the window up only while
+      the ghosts of both sides together are hit at most ``flood_ratio``
+      times as often as the cache itself (counted and halved with the
+      gate's hits), and down beyond that. In a loop a little larger than the
       cache every key that comes back is a ghost of one side or the other,
       and each looks like one a larger window would have kept; but a window
       the size of the cache is LRU, which keeps nothing of such a loop. A
