@@ -436,9 +436,11 @@ class AdaptivePolicy(EvictionPolicy):
         self._seed = seed
         #: The policies it chooses from, the first driving the cache from the start.
         self._full = capacity <= shadow_entries
-        self.candidates = CANDIDATES + (
-            (SMALL_CACHE_CANDIDATE,) if capacity <= SMALL_CACHE else () if self._full else (SAMPLED_CANDIDATE,)
-        )
+        if capacity <= SMALL_CACHE:
+            third: tuple[str, ...] = (SMALL_CACHE_CANDIDATE,)
+        else:
+            third = () if self._full else (SAMPLED_CANDIDATE,)
+        self.candidates = CANDIDATES + third
         self._shadow_capacity = capacity if self._full else shadow_entries
         # A key is sampled when its 32-bit hash falls under this (all keys with full shadows).
         self._threshold = (self._shadow_capacity << 32) // capacity
