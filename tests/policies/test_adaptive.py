@@ -207,7 +207,9 @@ def test_a_glance_hands_a_loop_that_fits_the_cache_to_lru_within_a_period() -> N
     loop = keys[50_000:60_000]  # the loop's first period
     glanced, waited = glancing.replay(loop), waiting.replay(loop)
     assert (glancing.active, glancing.switches, waiting.active) == ("LRU", 1, "W_TINYLFU")
-    assert waited < 0.01 * len(loop)  # the premise: W-TinyLFU hits nothing of the loop in a period
+    # The premise: W-TinyLFU hits little of the loop in a period (2.5%; under 1% before a duel's
+    # winner went to probation's back, see WTinyLFUPolicy's rotate_probation).
+    assert waited < 0.05 * len(loop)
     # 66.3%: LRU's shadow holds the loop after one pass (ARC's, which took it before LRU was a
     # candidate, learned it a few passes in: 40.5%).
     assert glanced > 0.6 * len(loop)
@@ -373,7 +375,10 @@ def test_a_switch_hands_over_exactly_the_cache_keys_even_with_deletes() -> None:
     last = policy.active
     seen = {last}
     for step in range(20_000):
-        key = rng.randrange(400) if rng.random() < 0.7 else rng.randrange(60)
+        if (step // 2000) % 2:  # phases of 2,000 steps: random keys with a hot range, then a shifting set
+            key = rng.randrange(400) if rng.random() < 0.7 else rng.randrange(60)
+        else:
+            key = 1000 + step // 20 + rng.randrange(40)
         if step % 7 == 0 and present:
             gone = rng.choice(sorted(present))
             policy.on_remove(gone)

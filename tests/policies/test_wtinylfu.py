@@ -218,7 +218,9 @@ def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -
     keys = list(Phases((
         ShiftingWorkingSet(requests=70_000, width=1500, rate=3, seed=141), Loop(keys=3500, requests=80_000),
     )))
-    options = {"doorkeeper": False, "gate_ratio": 0.7}  # as ADAPTIVE builds it (adaptive.FREQUENCY_SIDE)
+    # As ADAPTIVE builds it (adaptive.FREQUENCY_SIDE), without the rotation of duel winners, which
+    # keeps part of this loop on its own (the next test).
+    options = {"doorkeeper": False, "gate_ratio": 0.7, "rotate_probation": False}
     guarded, flooded = WTinyLFUPolicy(2634, **options), WTinyLFUPolicy(2634, flood_ratio=math.inf, **options)
     assert guarded.replay(keys[:70_000]) == flooded.replay(keys[:70_000])  # the shifting set: the same
     loop = keys[70_000:]
@@ -227,6 +229,49 @@ def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -
     # 29,027: 36.3% (27,779, 34.7%, before a flood's window ghosts shrank the window rather than only
     # holding it)
     assert guarded_hits > 0.355 * len(loop) and guarded.window_size < 0.5 * 2634
+
+
+@pytest.mark.parametrize("rotate", [True, False])
+def test_a_resident_that_wins_its_duel_goes_to_probations_back(rotate: bool) -> None:
+    """A past phase's favourite at probation's head turns away one newcomer, not every one."""
+    policy = WTinyLFUPolicy(10, adaptive=False, rotate_probation=rotate)  # a window of 3 entries
+    policy.on_miss(0)
+    policy.on_insert(0)
+    for _ in range(8):
+        policy.on_access(0)  # key 0: the favourite
+    for key in range(1, 10):
+        policy.on_miss(key)
+        policy.on_insert(key)
+    evicted = []
+    for key in range(100, 106):  # newcomers, each requested twice: more often than keys 1 to 9
+        policy.on_miss(key)
+        policy.on_miss(key)
+        policy.on_insert(key)
+        evicted.append(policy.victim())
+    # The first three candidates are keys 7 to 9 (window overflow), each losing its duel. Then the
+    # newcomers 100 to 102 meet probation's head: rotated, the favourite went to the back and
+    # they beat keys 3 to 5 in turn; held at the head, it turns all three away.
+    if rotate:
+        assert evicted == [7, 8, 9, 3, 4, 5]
+        assert {0, 100, 101, 102} <= set(policy.resident_keys())
+    else:
+        assert evicted == [7, 8, 9, 100, 101, 102]
+        assert 0 in policy.resident_keys()
+
+
+def test_rotating_duel_winners_keeps_part_of_a_loop_after_a_phase_whose_keys_main_still_holds() -> None:
+    """The loop of the test above with no flood guard: the shifting set's keys hold probation's head."""
+    keys = list(Phases((
+        ShiftingWorkingSet(requests=70_000, width=1500, rate=3, seed=141), Loop(keys=3500, requests=80_000),
+    )))
+    options = {"doorkeeper": False, "gate_ratio": 0.7, "flood_ratio": math.inf}
+    rotating = WTinyLFUPolicy(2634, rotate_probation=True, **options)
+    holding = WTinyLFUPolicy(2634, rotate_probation=False, **options)
+    assert rotating.replay(keys[:70_000]) - holding.replay(keys[:70_000]) < 0.001 * 70_000  # the shifting set
+    loop = keys[70_000:]
+    rotating_hits, holding_hits = rotating.replay(loop), holding.replay(loop)
+    assert holding_hits < 0.001 * len(loop)  # the premise, as in the test above
+    assert rotating_hits > 0.4 * len(loop)  # 34,291: 42.9%
 
 
 @pytest.mark.parametrize(

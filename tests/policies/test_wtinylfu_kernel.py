@@ -91,6 +91,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "no boost": {"boost_cap": 1.0},
     "quick to shrink, quick to flood": {"shrink_ratio": 1.0, "flood_ratio": 1.0},
     "no flood guard": {"flood_ratio": float("inf")},
+    "rotating probation": {"rotate_probation": True},
 }
 
 
@@ -158,6 +159,19 @@ def test_kernel_agrees_with_other_settings(option: str, workload: str, size: int
     loop, pure = replayed(keys, size, False, **OPTIONS[option])
     assert ours == loop
     assert_same(compiled, pure)
+
+
+@pytest.mark.parametrize("size", [7, 100, 1500])  # (at 3 entries probation holds one key: nothing to rotate)
+@pytest.mark.parametrize("workload", ["zipf", "scans", "phases"])
+def test_the_hooks_rotate_duel_winners_as_the_replays_do(workload: str, size: int) -> None:
+    keys = WORKLOADS[workload]()
+    ours, compiled = replayed(keys, size, True, rotate_probation=True)
+    loop, pure = replayed(keys, size, False, rotate_probation=True)
+    hooks, driven = hooked(keys, size, rotate_probation=True)
+    assert ours == loop == hooks
+    assert_same(compiled, pure)
+    assert_same(compiled, driven)
+    assert state(compiled) != state(replayed(keys, size, True)[1])  # the premise: rotation changed decisions
 
 
 @pytest.mark.parametrize("size", [1, 3, 100, 1500])

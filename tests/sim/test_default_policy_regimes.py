@@ -25,6 +25,7 @@ from qcache.sim import (
     RecentReuse,
     ShiftingWorkingSet,
     TraceSource,
+    Uniform,
     WithScans,
     Zipf,
     count_hits,
@@ -247,6 +248,28 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         Loop(keys=1800, requests=50_000),
         Zipf(keys=12_000, requests=50_000, exponent=0.9, seed=197),
     )),
+    # A twelfth sweep of 12 workloads (two shifting sets, reuse at two mixes, Zipf 0.75 with scans and
+    # Zipf 1.05, a hot spot, a loop of 4,500 keys, four phase mixes), written after ADAPTIVE's W-TinyLFU
+    # came to rotate its duels' winners (WTinyLFUPolicy's rotate_probation), run with and without it:
+    # three misses before, two after (a shifting set, Zipf with scans, then uniform keys at 10% was met:
+    # 61.37% to 61.71%, ARC 62.62%); it gained up to 3.16 points (a loop between Zipf and reuse at 10%)
+    # and lost at most 0.18 (reuse, loop, shifting set at 1%). Kept here are its two misses, the case
+    # met, and its three switching costs, which were there without it too.
+    "twelfth-hot-shift-loop": lambda: Phases((
+        HotSpot(keys=15_000, requests=50_000, hot_fraction=0.1, hot_probability=0.9, seed=208),
+        ShiftingWorkingSet(requests=50_000, width=1000, rate=4, seed=208),
+        Loop(keys=1700, requests=50_000),
+    )),
+    "twelfth-reuse-loop-shift": lambda: Phases((
+        RecentReuse(requests=50_000, new_fraction=0.25, mean_gap=400, seed=209),
+        Loop(keys=2200, requests=50_000),
+        ShiftingWorkingSet(requests=50_000, width=600, rate=3, seed=209),
+    )),
+    "twelfth-shift-zipfscan-uniform": lambda: Phases((
+        ShiftingWorkingSet(requests=50_000, width=2000, rate=5, seed=211),
+        WithScans(Zipf(keys=20_000, requests=60_000, exponent=0.9, seed=211), 2000, 1000),
+        Uniform(keys=5000, requests=40_000, seed=211),
+    )),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
@@ -281,37 +304,42 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # 50 back at 7 entries (76.56% against 77.68%, now 77.31%). As a candidate at
 # every size it also missed loops of 6,000 and 60,000 keys at 10% (8.17% and
 # 7.95%, against its W-TinyLFU's 9.07% and 9.30% and LIRS's 9.57%).
+# Four more when ADAPTIVE's W-TinyLFU came to rotate its duels' winners to probation's back
+# (FREQUENCY_SIDE's rotate_probation): a loop after a hot spot at 1,600 entries (74.17% against LIRS's
+# 75.27%, now 74.40%), the loop after Zipf with scans at 6,077 (57.98% against ARC's 60.93%, now 61.77%),
+# the loop 10x the cache at 160 (8.17% against LIRS's 9.86%, now 9.72%) and Zipf 0.7 with scans at
+# 10,743 (38.06% against LIRS's 39.46%, now 38.76%). It moved three cases over the line (below).
 # The misses left (default's hit ratio against the reference it misses):
 KNOWN_MISSES: dict[tuple[str, int], str] = {
-    ("third-shifting-60-3", 0): "48 entries: 59.78% vs LRU 60.37% (0.09 point beyond half a point; every other"
-    " policy is further below LRU: its W-TinyLFU 59.78%, ARC 59.40%)",
-    ("third-phases-hot-loop-zipf", 2): "1,600 entries: 74.17% vs LIRS 75.27% (LRU 72.12%, ARC 74.33%): a loop"
-    " of 1,500 keys after a hot spot; W-TinyLFU hits nothing of it for a period, and a glance hands it to LRU"
-    " once LRU's shadow has learned the loop, then the Zipf phase to ARC (sampled shadows)",
-    ("third-phases-reuse-zipfscan", 2): "7,338 entries: 50.18% vs ARC 51.25% (LRU 49.10%): LRU's shadow leads"
+    ("shifting-narrow", 0): "25 entries: 20.02% vs LRU 20.57% (ARC 20.41%, its W-TinyLFU 18.45%): 0.05 point"
+    " beyond half a point; 20.08% before duels' winners rotated (its W-TinyLFU 18.73%)",
+    ("wide-shifting-300-16", 1): "96 entries: 31.07% vs LRU 31.60% (ARC 31.51%, its W-TinyLFU 29.68%): 0.03"
+    " point beyond half a point; 31.17% before duels' winners rotated (its W-TinyLFU 29.89%)",
+    ("third-shifting-60-3", 0): "48 entries: 59.60% vs LRU 60.37% (0.27 point beyond half a point; every other"
+    " policy is further below LRU: its W-TinyLFU 59.60%, ARC 59.40%; 59.78% before duels' winners rotated)",
+    ("third-phases-reuse-zipfscan", 2): "7,338 entries: 50.19% vs ARC 51.25% (LRU 49.10%): LRU's shadow leads"
     " W-TinyLFU's by a point at the phase change and takes the cache, which then goes to ARC a few periods"
     " later (50.26% before LRU was a candidate, 0.01 point inside the line)",
-    ("fifth-phases-zipfscan-loop-zipf", 2): "6,077 entries: 57.98% vs ARC 60.93% (LRU 59.11%): in the last"
-    " phase W-TinyLFU's sketch still holds the first Zipf's keys, and ARC, taking over, starts anew",
-    ("fifth-phases-zipf-loop-zipf", 2): "2,187 entries: 71.30% vs LIRS 72.56% (LRU 71.16%, ARC 72.49%): a glance"
+    ("fifth-phases-zipf-loop-zipf", 2): "2,187 entries: 71.35% vs LIRS 72.56% (LRU 71.16%, ARC 72.49%): a glance"
     " hands the 1,200-key loop to LRU, whose shadow holds it a pass sooner than ARC's, and the last Zipf phase"
     " goes to ARC only some periods in (71.84% before LRU was a candidate, when ARC took the loop)",
-    ("eighth-reuse-loop-reuse", 2): "2,248 entries: 67.46% vs 2Q 78.06% (LRU 53.35%, ARC 53.19%): a loop of"
-    " 2,500 keys; W-TinyLFU's window grows to the whole cache on its ghosts' evidence while its gate still"
-    " counts the reuse phase's window hits (the flood guard does not trip), and shrinks back one starved"
-    " window ghost at a time (59.09% before that shrink); LRU, ARC and a window keep nothing of a loop"
-    " larger than they are",
-    ("eighth-shift-loop", 2): "2,634 entries: 50.74% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
+    ("eighth-reuse-loop-reuse", 2): "2,248 entries: 70.56% vs 2Q 78.06% (LRU 53.35%, ARC 53.19%): a loop of"
+    " 2,500 keys; the reuse phase's keys hold probation, and W-TinyLFU turns the loop away for some 8 passes"
+    " until its sketch ages (67.46% before duels' winners rotated, 59.09% before the shrink on a starved"
+    " window); LRU, ARC and a window keep nothing of a loop larger than they are",
+    ("eighth-shift-loop", 2): "2,634 entries: 53.21% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
     " keys after a shifting set; LRU and ARC hit nothing of it, and W-TinyLFU's window grew to the whole"
     " cache until its flood guard (31.39% without it, 49.90% without the shrink on a starved window, 47.21%"
-    " before a flood's window ghosts shrank the window)",
-    ("eleventh-shifting-2500-15", 2): "1,217 entries: 46.22% vs LRU 47.35% (ARC 46.60%): ARC takes over at the"
+    " before a flood's window ghosts shrank the window, 50.74% before duels' winners rotated)",
+    ("tenth-scans-reuse-loop", 2): "4,506 entries: 73.21% vs LRU and 2Q 74.97% (its W-TinyLFU 74.44%): at the"
+    " loop's start a glance hands the cache to LRU, which misses the loop's first pass (74.92% before duels'"
+    " winners rotated, when W-TinyLFU's miniature kept up and no glance came)",
+    ("eleventh-shifting-2500-15", 2): "1,217 entries: 46.15% vs LRU 47.35% (ARC 46.60%): ARC takes over at the"
     " third period, and LRU's shadow then leads it by up to 0.8 point, never by the switching margin of 1",
-    ("eleventh-reuse-0.5-3000", 2): "7,478 entries: 49.12% vs LRU 49.75% (ARC 48.00%, its W-TinyLFU 48.95%)",
-    ("eleventh-loop-1600", 2): "160 entries: 8.17% vs LIRS 9.86% (S3-FIFO 8.93%, its W-TinyLFU 8.46%): a loop"
-    " 10x the cache",
-    ("eleventh-loop-25000", 2): "2,500 entries: 6.41% vs LIRS 8.25% (S3-FIFO 7.50%): a loop 10x the cache",
-    ("eleventh-zipf-0.7-scans", 2): "10,743 entries: 38.06% vs LIRS 39.46% (ARC 39.11%)",
+    ("eleventh-reuse-0.5-3000", 2): "7,478 entries: 49.11% vs LRU 49.75% (ARC 48.00%, its W-TinyLFU 48.95%)",
+    ("eleventh-loop-25000", 2): "2,500 entries: 6.97% vs LIRS 8.25% (S3-FIFO 7.50%): a loop 10x the cache",
+    ("twelfth-hot-shift-loop", 2): "2,011 entries: 84.46% vs LRU 85.39% (ARC 85.15%, its W-TinyLFU 83.88%)",
+    ("twelfth-reuse-loop-shift", 2): "3,065 entries: 77.90% vs LRU and 2Q 79.57% (its W-TinyLFU 78.70%)",
 }
 
 
@@ -351,21 +379,27 @@ def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload
 # the cache lost more on its way to ARC and back than ARC gained. Measured and not kept: a
 # larger margin (1.25 or 1.5 points), a slower decay (0.9) or 5 warm periods lose more here
 # (30.94%) or miss the goal elsewhere (the shifting sets).
+# Met when duels' winners came to rotate: Zipf 1.2 with scans at 13,528 entries, a loop then Zipf at 151,
+# loop, Zipf, loop at 152, Zipf 0.85 with scans at 10,346, and the loop 10x the cache at 160.
 SWITCHING_COSTS: dict[tuple[str, int], str] = {
-    ("second-reuse-0.2-5000", 1): "301 entries: 31.64% vs its W-TinyLFU alone 31.84% (ARC 31.23%, S3-FIFO 32.03%)",
-    ("fifth-phases-loop-reuse", 1): "210 entries: 48.25% vs its W-TinyLFU alone 49.30% (LRU 47.31%)",
-    ("sixth-zipf-1.2-scans", 2): "13,528 entries: 55.78% vs its W-TinyLFU alone 56.31% (LIRS 55.98%)",
-    ("seventh-phases-shift-zipf", 0): "23 entries: 22.97% vs its W-TinyLFU alone 23.52% (S3-FIFO 23.46%)",
-    ("eighth-loop-zipf", 1): "151 entries: 36.01% vs its W-TinyLFU alone 36.49% (LIRS 36.36%)",
-    ("ninth-shift-zipf", 1): "448 entries: 43.08% vs its W-TinyLFU alone 43.42% (ARC 43.17%)",
-    ("ninth-reuse-loop", 1): "150 entries: 21.42% vs its W-TinyLFU alone 21.61% (ARC 22.32%)",
-    ("ninth-loop-zipf-loop", 1): "152 entries: 17.99% vs its W-TinyLFU alone 18.23% (LIRS 17.49%)",
-    ("tenth-zipf-0.85-scans", 2): "10,346 entries: 43.83% vs its W-TinyLFU alone 44.10% (LIRS 44.46%)",
-    ("tenth-zipf-shift-zipf", 1): "297 entries: 43.51% vs its W-TinyLFU alone 43.81% (ARC 43.61%)",
-    ("tenth-scans-reuse-loop", 1): "451 entries: 29.76% vs its W-TinyLFU alone 31.50% (ARC 26.25%): the largest"
+    ("second-reuse-0.2-5000", 1): "301 entries: 32.02% vs its W-TinyLFU alone 32.44% (ARC 31.23%, S3-FIFO 32.03%)",
+    ("fifth-phases-loop-reuse", 1): "210 entries: 48.87% vs its W-TinyLFU alone 49.37% (LRU 47.31%)",
+    ("seventh-phases-shift-zipf", 0): "23 entries: 23.32% vs its W-TinyLFU alone 23.64% (S3-FIFO 23.46%)",
+    ("ninth-shift-zipf", 0): "45 entries: 16.52% vs its W-TinyLFU alone 16.76% (both 16.81% before duels' winners"
+    " rotated)",
+    ("ninth-shift-zipf", 1): "448 entries: 43.07% vs its W-TinyLFU alone 43.47% (ARC 43.17%)",
+    ("ninth-reuse-loop", 1): "150 entries: 22.03% vs its W-TinyLFU alone 22.78% (ARC 22.32%)",
+    ("tenth-zipf-shift-zipf", 1): "297 entries: 43.54% vs its W-TinyLFU alone 43.95% (ARC 43.61%)",
+    ("tenth-zipf-shift-zipf", 2): "2,972 entries: 74.83% vs its W-TinyLFU alone 74.96% (74.87% against 74.95%"
+    " before duels' winners rotated)",
+    ("tenth-scans-reuse-loop", 1): "451 entries: 29.88% vs its W-TinyLFU alone 31.82% (ARC 26.25%): the largest"
     " cost yet, in the loop of 2,800 keys",
-    ("eleventh-loop-1600", 2): "160 entries: 8.17% vs its W-TinyLFU alone 8.46% (LIRS 9.86%)",
-    ("eleventh-reuse-loop-zipf", 1): "256 entries: 30.31% vs its W-TinyLFU alone 32.23% (ARC 29.28%)",
+    ("tenth-scans-reuse-loop", 2): "4,506 entries: 73.21% vs its W-TinyLFU alone 74.44% (a known miss: a glance"
+    " to LRU at the loop's start)",
+    ("eleventh-reuse-loop-zipf", 1): "256 entries: 30.51% vs its W-TinyLFU alone 32.12% (ARC 29.28%)",
+    ("twelfth-hot-shift-loop", 1): "201 entries: 12.21% vs its W-TinyLFU alone 13.09% (ARC 10.47%)",
+    ("twelfth-reuse-loop-shift", 2): "3,065 entries: 77.90% vs its W-TinyLFU alone 78.70% (a known miss)",
+    ("twelfth-shift-zipfscan-uniform", 2): "5,875 entries: 61.71% vs its W-TinyLFU alone 62.01% (ARC 62.62%)",
 }
 
 

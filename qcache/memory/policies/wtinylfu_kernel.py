@@ -63,8 +63,8 @@ _OUT = -2
 # Integer state (``istate``) and float state (``fstate``) of the policy, by position.
 _CAPACITY, _WINDOW_MAX, _PROTECTED_MAX, _SAMPLE_HITS, _SAMPLE_COUNT, _SAMPLE_SIZE = 0, 1, 2, 3, 4, 5
 _ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 6, 7, 8, 9, 10, 11, 12
-_GATE_LEFT, _GATE_PERIOD = 13, 14
-_ISTATE = 15
+_GATE_LEFT, _GATE_PERIOD, _ROTATE = 13, 14, 15
+_ISTATE = 16
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
 _BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO, _SHRINK_RATIO = 6, 7, 8, 9, 10, 11
 _FSTATE = 12
@@ -341,6 +341,9 @@ def _victim(
             if _frequency(candidate, slots, table, door, doorkeeper) <= _frequency(
                 evict, slots, table, door, doorkeeper
             ):
+                if istate[_ROTATE]:
+                    unlink(_PROBATION, evict, prev, nxt, heads, tails, sizes)
+                    append(_PROBATION, evict, prev, nxt, heads, tails, sizes)
                 evict = candidate
                 left_main = False
         unlink(_PROBATION, evict, prev, nxt, heads, tails, sizes)
@@ -455,6 +458,7 @@ def replay_segments(
     istate[_FULL] = istate[_RESIDENT] >= policy.capacity
     istate[_GATE_LEFT] = policy._gate_left
     istate[_GATE_PERIOD] = policy._gate_period
+    istate[_ROTATE] = policy._rotate
     fstate = np.array(
         [
             policy._window_target,
