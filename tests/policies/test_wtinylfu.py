@@ -259,6 +259,15 @@ def test_a_resident_that_wins_its_duel_goes_to_probations_back(rotate: bool) -> 
         assert 0 in policy.resident_keys()
 
 
+def test_resident_keys_run_from_the_next_victim_to_the_newest_arrival() -> None:
+    policy = WTinyLFUPolicy(50)
+    run_policy(policy, [*range(200), *range(100, 130), *range(100, 110), 999])
+    keys = policy.resident_keys()
+    assert len(keys) == len(set(keys)) == len(policy) == 50
+    assert keys[-1] == 999  # the newest arrival, last: a policy taking over keeps it longest
+    assert keys[0] == policy.victim()  # the window is within its bound: probation's oldest goes first
+
+
 def test_rotating_duel_winners_keeps_part_of_a_loop_after_a_phase_whose_keys_main_still_holds() -> None:
     """The loop of the test above with no flood guard: the shifting set's keys hold probation's head."""
     keys = list(Phases((

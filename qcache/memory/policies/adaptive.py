@@ -22,7 +22,8 @@ shadows LRU (both below).
   fixed sample of keys, chosen by a hash that does not depend on the
   process, in caches of :data:`SHADOW_ENTRIES` entries scaled as the sample
   is (miniature simulations). A switch builds the new policy over the
-  cache's keys in the driving policy's order; its own history starts then.
+  cache's keys in the driving policy's order, least recent first (W-TinyLFU's
+  window last: the newest arrivals); its own history starts then.
 
 Either way, the keys the outgoing policy held as reused (W-TinyLFU's
 protected segment, ARC's T2) and the incoming one did not hold are hit once

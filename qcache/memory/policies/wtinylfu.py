@@ -454,8 +454,16 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
         return False
 
     def resident_keys(self) -> list[Hashable]:
-        """The keys tracked: the window's, probation's, then protected's, each oldest first."""
-        return [*self._window, *self._probation, *self._protected]
+        """The keys tracked: probation's, protected's, then the window's, each oldest first.
+
+        Roughly least recent first, the order a policy taking over the cache
+        (ADAPTIVE's switch) inserts them in: the window holds the newest
+        arrivals, which a phase change makes the keys to keep. With the
+        window's keys first, LRU taking over a loop's start at 3,065 entries
+        evicted the loop's first pass before its second came (77.90%, against
+        78.70% for staying on W-TinyLFU).
+        """
+        return [*self._probation, *self._protected, *self._window]
 
     def frequent_keys(self) -> list[Hashable]:
         """The keys hit in main since they entered it: protected's, oldest first."""
