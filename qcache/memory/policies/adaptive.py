@@ -49,9 +49,9 @@ defaults, ADAPTIVE went from 7.31-7.84% to 8.92-9.59% on loops 10x the cache
 OLTP; over the regime workloads of the tests and those two traces it gained
 0.17 point on average, and lost at most 0.36 (a loop after a Zipf phase at
 10%, where it stays 21 points above the best reference policy). Rotating
-the duels' winners then took both traces to 24.68/44.46/58.26% and
-21.00/46.93/68.42% (OLTP at 0.1% lost 0.34 point, still 2 above the best
-reference), and the regime workloads by 36 points in all (see
+the duels' winners then took web07 to 24.68/44.46/58.26% and OLTP to
+21.00/46.93/68.42% (0.1% lost 0.34 point there, still 2 above the best
+reference), and gained 36 points over the regime workloads in all (see
 ``rotate_probation``).
 
 With whole shadows, a switch waits for the same candidate to lead at the
