@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from functools import cache
 
 import pytest
 
@@ -213,11 +214,17 @@ def test_a_window_ghost_grows_the_window_while_ghosts_are_not_hit_far_more_than_
     assert (policy._window_target > before) - (policy._window_target < before) == moves
 
 
-def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -> None:
-    """A loop of 3,500 keys after a shifting set, 2,634 entries: every key that comes back is a ghost."""
-    keys = list(Phases((
+@cache
+def _shift_then_loop() -> list[int]:
+    """70,000 requests of a shifting set, then a loop of 3,500 keys (80,000): at 2,634 entries, 10%."""
+    return list(Phases((
         ShiftingWorkingSet(requests=70_000, width=1500, rate=3, seed=141), Loop(keys=3500, requests=80_000),
     )))
+
+
+def test_the_flood_guard_keeps_part_of_a_loop_a_little_larger_than_the_cache() -> None:
+    """A loop of 3,500 keys after a shifting set, 2,634 entries: every key that comes back is a ghost."""
+    keys = _shift_then_loop()
     # As ADAPTIVE builds it (adaptive.FREQUENCY_SIDE), without the rotation of duel winners, which
     # keeps part of this loop on its own (the next test).
     options = {"doorkeeper": False, "gate_ratio": 0.7, "rotate_probation": False}
@@ -270,9 +277,7 @@ def test_resident_keys_run_from_the_next_victim_to_the_newest_arrival() -> None:
 
 def test_rotating_duel_winners_keeps_part_of_a_loop_after_a_phase_whose_keys_main_still_holds() -> None:
     """The loop of the test above with no flood guard: the shifting set's keys hold probation's head."""
-    keys = list(Phases((
-        ShiftingWorkingSet(requests=70_000, width=1500, rate=3, seed=141), Loop(keys=3500, requests=80_000),
-    )))
+    keys = _shift_then_loop()
     options = {"doorkeeper": False, "gate_ratio": 0.7, "flood_ratio": math.inf}
     rotating = WTinyLFUPolicy(2634, rotate_probation=True, **options)
     holding = WTinyLFUPolicy(2634, rotate_probation=False, **options)
