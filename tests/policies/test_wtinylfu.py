@@ -10,9 +10,10 @@ from functools import cache
 import pytest
 
 from qcache.memory.policies import create_policy
+from qcache.memory.policies.adaptive import FREQUENCY_SIDE
 from qcache.memory.policies.climber import HillClimber
 from qcache.memory.policies.sketch import FrequencySketch
-from qcache.memory.policies.wtinylfu import WTinyLFUPolicy, _fingerprint
+from qcache.memory.policies.wtinylfu import STALE_WINDOW_HITS, STARVED_WINDOW, WTinyLFUPolicy, _fingerprint
 from qcache.sim import Loop, Phases, RecentReuse, ShiftingWorkingSet, WithScans, Zipf, count_hits, run_policy
 
 # -- the sketch ----------------------------------------------------------------
@@ -288,6 +289,89 @@ def test_rotating_duel_winners_keeps_part_of_a_loop_after_a_phase_whose_keys_mai
     assert rotating_hits > 0.4 * len(loop)  # 34,291: 42.9%
 
 
+def _full_of_400_keys(window: int, **options: float) -> WTinyLFUPolicy:
+    """400 entries holding keys 0 to 399, no hit yet, a window of ``window`` entries."""
+    policy = WTinyLFUPolicy(400, window_fraction=window / 400, **options)
+    run_policy(policy, list(range(400)))
+    assert policy.window_size == window and len(policy) == 400
+    return policy
+
+
+@pytest.mark.parametrize(
+    ("window", "known", "period_hits", "period_window_hits", "counted", "moves"),
+    [
+        (100, True, 0.0, 0.0, True, True),  # a far return, more of them than 4x the period's hits (none)
+        (100, True, 10.0, 0.0, True, False),  # one, against 10 hits in the period: counted, no step yet
+        (100, False, 0.0, 0.0, False, False),  # a key the sketch has not seen: a newcomer, not a return
+        (100, True, 0.0, 1.0, False, False),  # the window hit something in this period
+        (STARVED_WINDOW - 1, True, 0.0, 0.0, False, False),  # a window that small may hit nothing by chance
+    ],
+)
+def test_a_far_return_shrinks_a_large_window_that_hit_nothing_this_gate_period(
+    window: int, known: bool, period_hits: float, period_window_hits: float, counted: bool, moves: bool
+) -> None:
+    policy = _full_of_400_keys(window, far_ratio=4.0)
+    key = 10_000
+    if known:
+        policy._sketch.increment(key)  # requested once before, long enough ago that no ghost list holds it
+    assert _fingerprint(policy._sketch.slots(key)) not in {*policy._window_ghost, *policy._main_ghost}
+    policy._period_hits, policy._period_window_hits = period_hits, period_window_hits
+    before = policy._window_target
+    policy.on_miss(key)
+    assert policy._far_returns == (1.0 if counted else 0.0)
+    assert (policy._window_target < before) is moves
+    if moves:
+        assert policy._window_target == before - policy._ghost_gain  # a ghost step (both lists empty)
+
+
+def test_far_returns_are_off_unless_asked_for() -> None:
+    policy = _full_of_400_keys(100)
+    policy._sketch.increment(10_000)
+    policy.on_miss(10_000)
+    assert (policy._far_returns, policy.window_size) == (0.0, 100)
+
+
+@pytest.mark.parametrize(
+    ("far_ratio", "window", "window_hits", "period_window_hits", "after"),
+    [
+        (4.0, 100, STALE_WINDOW_HITS, 0.0, 0.0),  # about 8 window hits a period expected, none came: cleared
+        (4.0, 100, STALE_WINDOW_HITS - 1.0, 0.0, (STALE_WINDOW_HITS - 1.0) / 2),  # too few to say: halved
+        (4.0, 100, 40.0, 1.0, 20.0),  # the window hit in this period: halved
+        (4.0, STARVED_WINDOW - 1, 40.0, 0.0, 20.0),  # a window that small may hit nothing by chance: halved
+        (None, 100, 40.0, 0.0, 20.0),  # far returns off: halved, as ever
+    ],
+)
+def test_a_gate_period_without_window_hits_clears_their_stale_count(
+    far_ratio: float | None, window: int, window_hits: float, period_window_hits: float, after: float
+) -> None:
+    policy = _full_of_400_keys(window, gate_factor=1.0, **({} if far_ratio is None else {"far_ratio": far_ratio}))
+    policy._window_hits, policy._period_window_hits = window_hits, period_window_hits
+    policy._far_returns, policy._period_hits = 3.0, 5.0
+    policy._gate_left = 1
+    policy.on_miss(10_000)  # the period's last request (a newcomer: no far return)
+    assert policy._window_hits == after
+    assert (policy._far_returns, policy._period_hits, policy._period_window_hits) == (0.0, 0.0, 0.0)
+
+
+def test_far_returns_hand_a_loop_after_a_recency_phase_to_main() -> None:
+    """The loop of the tests above, W-TinyLFU as ADAPTIVE builds it, with and without far returns.
+
+    The window left large by the shifting set hits nothing of the loop and its ghosts, half a cache,
+    remember none of the loop's keys (each comes back 1,500 evictions later): only far returns,
+    keys the sketch has seen, say the loop is there.
+    """
+    keys = _shift_then_loop()
+    without = {name: value for name, value in FREQUENCY_SIDE.items() if name != "far_ratio"}
+    assert FREQUENCY_SIDE["far_ratio"]  # the premise: ADAPTIVE's W-TinyLFU counts them
+    far, near = WTinyLFUPolicy(2634, **FREQUENCY_SIDE), WTinyLFUPolicy(2634, **without)
+    assert far.replay(keys[:70_000]) == near.replay(keys[:70_000])  # the shifting set: the same
+    loop = keys[70_000:]
+    far_hits, near_hits = far.replay(loop), near.replay(loop)
+    assert near_hits < 0.45 * len(loop)  # 32,738: 40.9%
+    assert far_hits > 0.55 * len(loop)  # 47,542: 59.4%
+    assert far.window_size < 0.05 * 2634
+
+
 @pytest.mark.parametrize(
     ("window_hits", "shrink_ratio", "moves"),
     [(1.0, 4.0, -1), (5.0, 4.0, 0), (1.0, None, 0), (20.0, 4.0, 1)],
@@ -399,7 +483,7 @@ def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
     [
         {"window_fraction": 1.0}, {"protected_fraction": 1.5}, {"gate_ratio": -0.1}, {"gate_factor": 0.0},
         {"boost_ratio": 0.0}, {"boost_cap": 0.5}, {"flood_ratio": 0.0}, {"flood_ratio": math.nan},
-        {"shrink_ratio": 0.0}, {"shrink_ratio": -1.0},
+        {"shrink_ratio": 0.0}, {"shrink_ratio": -1.0}, {"far_ratio": 0.0}, {"far_ratio": math.nan},
     ],
 )
 def test_bad_options_are_rejected(option: dict[str, float]) -> None:

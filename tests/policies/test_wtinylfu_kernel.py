@@ -92,6 +92,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "quick to shrink, quick to flood": {"shrink_ratio": 1.0, "flood_ratio": 1.0},
     "no flood guard": {"flood_ratio": float("inf")},
     "rotating probation": {"rotate_probation": True},
+    "far returns": {"far_ratio": 1.0},
 }
 
 
@@ -115,6 +116,7 @@ def state(policy: WTinyLFUPolicy) -> dict[str, Any]:
         "sample": (policy._sample_hits, policy._sample_count),
         "gate": (policy._window_hits, policy._main_hits, policy._gate_left),
         "boost": (policy._window_ghost_hits, policy._main_ghost_hits),
+        "far returns": (policy._far_returns, policy._period_hits, policy._period_window_hits),
         "climber": None if climber is None else [getattr(climber, name) for name in HillClimber.__slots__],
         "last missed": policy._last_missed is wtinylfu._NONE,
     }
@@ -172,6 +174,24 @@ def test_the_hooks_rotate_duel_winners_as_the_replays_do(workload: str, size: in
     assert_same(compiled, pure)
     assert_same(compiled, driven)
     assert state(compiled) != state(replayed(keys, size, True)[1])  # the premise: rotation changed decisions
+
+
+def _shift_then_loop() -> list[Hashable]:
+    """A shifting set, then a loop 1.4x a cache of 1,000: far returns move its window."""
+    parts = (ShiftingWorkingSet(requests=15000, width=600, rate=3, seed=5), Loop(keys=1400, requests=15000))
+    return list(Phases(parts).load().keys)
+
+
+def test_the_hooks_count_far_returns_as_the_replays_do() -> None:
+    keys = _shift_then_loop()
+    ours, compiled = replayed(keys, 1000, True, **FREQUENCY_SIDE)
+    loop, pure = replayed(keys, 1000, False, **FREQUENCY_SIDE)
+    hooks, driven = hooked(keys, 1000, **FREQUENCY_SIDE)
+    assert ours == loop == hooks
+    assert_same(compiled, pure)
+    assert_same(compiled, driven)
+    without = {name: value for name, value in FREQUENCY_SIDE.items() if name != "far_ratio"}
+    assert ours > replayed(keys, 1000, True, **without)[0]  # the premise: far returns changed decisions
 
 
 @pytest.mark.parametrize("size", [1, 3, 100, 1500])

@@ -270,6 +270,26 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         WithScans(Zipf(keys=20_000, requests=60_000, exponent=0.9, seed=211), 2000, 1000),
         Uniform(keys=5000, requests=40_000, seed=211),
     )),
+    # A thirteenth sweep of 10 workloads (loops after and before recency phases, a shifting set, reuse,
+    # Zipf 0.95 with scans, a hot spot then a loop, a loop of 9,000 keys, a shifting set, reuse, shifting
+    # set), written after ADAPTIVE's W-TinyLFU came to count far returns (WTinyLFUPolicy's far_ratio),
+    # run with and without them: 6.5 points gained in all (reuse then a loop at 10%, 41.31% to 48.74%),
+    # at most 0.27 lost, and one case moved over the line (reuse then the loop at 1%). Kept here are that
+    # miss and the switching costs, all three there without far returns too.
+    "thirteenth-shift-loop": lambda: Phases((
+        ShiftingWorkingSet(requests=60_000, width=1200, rate=4, seed=221), Loop(keys=2600, requests=60_000),
+    )),
+    "thirteenth-reuse-loop": lambda: Phases((
+        RecentReuse(requests=50_000, new_fraction=0.2, mean_gap=600, seed=222), Loop(keys=4000, requests=70_000),
+    )),
+    "thirteenth-loop-shift": lambda: Phases((
+        Loop(keys=3000, requests=50_000), ShiftingWorkingSet(requests=70_000, width=1500, rate=3, seed=223),
+    )),
+    "thirteenth-shift-reuse-shift": lambda: Phases((
+        ShiftingWorkingSet(requests=50_000, width=900, rate=5, seed=230),
+        RecentReuse(requests=50_000, new_fraction=0.25, mean_gap=500, seed=230),
+        ShiftingWorkingSet(requests=50_000, width=2500, rate=2, seed=231),
+    )),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
@@ -309,6 +329,9 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # 75.27%, now 74.40%), the loop after Zipf with scans at 6,077 (57.98% against ARC's 60.93%, now 61.77%),
 # the loop 10x the cache at 160 (8.17% against LIRS's 9.86%, now 9.72%) and Zipf 0.7 with scans at
 # 10,743 (38.06% against LIRS's 39.46%, now 38.76%). It moved three cases over the line (below).
+# Two more when it came to count far returns (FREQUENCY_SIDE's far_ratio): the loop after a shifting set
+# at 2,634 entries (53.21% against 2Q's 61.28%, now 63.08%) and the loop 10x the cache at 2,500 (6.97%
+# against LIRS's 8.25%, now 7.57%).
 # The misses left (default's hit ratio against the reference it misses):
 KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("shifting-narrow", 0): "25 entries: 20.02% vs LRU 20.57% (ARC 20.41%, its W-TinyLFU 18.45%): 0.05 point"
@@ -323,14 +346,10 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("fifth-phases-zipf-loop-zipf", 2): "2,187 entries: 71.36% vs LIRS 72.56% (LRU 71.16%, ARC 72.49%): a glance"
     " hands the 1,200-key loop to LRU, whose shadow holds it a pass sooner than ARC's, and the last Zipf phase"
     " goes to ARC only some periods in (71.84% before LRU was a candidate, when ARC took the loop)",
-    ("eighth-reuse-loop-reuse", 2): "2,248 entries: 70.56% vs 2Q 78.06% (LRU 53.35%, ARC 53.19%): a loop of"
-    " 2,500 keys; the reuse phase's keys hold probation, and W-TinyLFU turns the loop away for some 8 passes"
-    " until its sketch ages (67.46% before duels' winners rotated, 59.09% before the shrink on a starved"
+    ("eighth-reuse-loop-reuse", 2): "2,248 entries: 73.77% vs 2Q 78.06% (LRU 53.35%, ARC 53.19%): a loop of"
+    " 2,500 keys; the reuse phase's keys hold probation, and W-TinyLFU turns the loop away for some passes"
+    " (70.56% before far returns, 67.46% before duels' winners rotated, 59.09% before the shrink on a starved"
     " window); LRU, ARC and a window keep nothing of a loop larger than they are",
-    ("eighth-shift-loop", 2): "2,634 entries: 53.21% vs 2Q 61.28% (LRU 31.44%, LIRS 20.68%): a loop of 3,500"
-    " keys after a shifting set; LRU and ARC hit nothing of it, and W-TinyLFU's window grew to the whole"
-    " cache until its flood guard (31.39% without it, 49.90% without the shrink on a starved window, 47.21%"
-    " before a flood's window ghosts shrank the window, 50.74% before duels' winners rotated)",
     ("tenth-scans-reuse-loop", 2): "4,506 entries: 74.44% vs LRU and 2Q 74.97% (its W-TinyLFU 74.44%): 0.03 point"
     " beyond half a point; at the loop's start a glance hands the cache to LRU (74.92% before duels' winners"
     " rotated, when W-TinyLFU's miniature kept up and no glance came; 73.21% while a switch handed W-TinyLFU's"
@@ -338,10 +357,11 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("eleventh-shifting-2500-15", 2): "1,217 entries: 46.15% vs LRU 47.35% (ARC 46.60%): ARC takes over at the"
     " third period, and LRU's shadow then leads it by up to 0.8 point, never by the switching margin of 1",
     ("eleventh-reuse-0.5-3000", 2): "7,478 entries: 49.24% vs LRU 49.75% (ARC 48.00%, its W-TinyLFU 48.95%)",
-    ("eleventh-loop-25000", 2): "2,500 entries: 6.97% vs LIRS 8.25% (S3-FIFO 7.50%): a loop 10x the cache",
     ("twelfth-hot-shift-loop", 2): "2,011 entries: 84.46% vs LRU 85.39% (ARC 85.15%, its W-TinyLFU 83.88%)",
     ("twelfth-reuse-loop-shift", 2): "3,065 entries: 78.70% vs LRU and 2Q 79.57% (its W-TinyLFU 78.70%; 77.90%"
     " while a switch handed W-TinyLFU's window over first)",
+    ("thirteenth-reuse-loop", 1): "140 entries: 20.18% vs S3-FIFO 21.25% (LIRS 21.13%, ARC 21.03%, its W-TinyLFU"
+    " 20.25%): a loop of 4,000 keys after recent reuse; 20.34% before far returns, 0.09 point inside",
 }
 
 
@@ -386,21 +406,25 @@ def test_default_is_near_the_best_online_policy_and_never_far_below_lru(workload
 # when a switch from W-TinyLFU came to hand over its window's keys last (WTinyLFUPolicy.resident_keys),
 # as the newest: Zipf, shifting set, Zipf at 2,972 (74.83% to 75.05%, against its W-TinyLFU's 74.96%),
 # scans over reuse then a loop at 4,506 (73.21% to 74.44%, 74.44%) and reuse, loop, shifting set at 3,065
-# (77.90% to 78.70%, 78.70%).
+# (77.90% to 78.70%, 78.70%). One more when it came to count far returns: reuse with 20% new keys 5000
+# back at 301 entries (32.02% to 32.59%, against its W-TinyLFU's 32.59%).
 SWITCHING_COSTS: dict[tuple[str, int], str] = {
-    ("second-reuse-0.2-5000", 1): "301 entries: 32.02% vs its W-TinyLFU alone 32.44% (ARC 31.23%, S3-FIFO 32.03%)",
     ("fifth-phases-loop-reuse", 1): "210 entries: 48.87% vs its W-TinyLFU alone 49.37% (LRU 47.31%)",
     ("seventh-phases-shift-zipf", 0): "23 entries: 23.32% vs its W-TinyLFU alone 23.64% (S3-FIFO 23.46%)",
     ("ninth-shift-zipf", 0): "45 entries: 16.52% vs its W-TinyLFU alone 16.76% (both 16.81% before duels' winners"
     " rotated)",
-    ("ninth-shift-zipf", 1): "448 entries: 43.07% vs its W-TinyLFU alone 43.47% (ARC 43.17%)",
-    ("ninth-reuse-loop", 1): "150 entries: 22.03% vs its W-TinyLFU alone 22.78% (ARC 22.32%)",
-    ("tenth-zipf-shift-zipf", 1): "297 entries: 43.55% vs its W-TinyLFU alone 43.95% (ARC 43.61%)",
-    ("tenth-scans-reuse-loop", 1): "451 entries: 29.89% vs its W-TinyLFU alone 31.82% (ARC 26.25%): the largest"
+    ("ninth-shift-zipf", 1): "448 entries: 43.08% vs its W-TinyLFU alone 43.48% (ARC 43.17%)",
+    ("ninth-reuse-loop", 1): "150 entries: 22.05% vs its W-TinyLFU alone 22.80% (ARC 22.32%)",
+    ("tenth-zipf-shift-zipf", 1): "297 entries: 43.50% vs its W-TinyLFU alone 43.95% (ARC 43.61%)",
+    ("tenth-scans-reuse-loop", 1): "451 entries: 30.72% vs its W-TinyLFU alone 32.33% (ARC 26.25%): the largest"
     " cost yet, in the loop of 2,800 keys",
-    ("eleventh-reuse-loop-zipf", 1): "256 entries: 30.51% vs its W-TinyLFU alone 32.12% (ARC 29.28%)",
-    ("twelfth-hot-shift-loop", 1): "201 entries: 12.21% vs its W-TinyLFU alone 13.09% (ARC 10.47%)",
-    ("twelfth-shift-zipfscan-uniform", 2): "5,875 entries: 61.67% vs its W-TinyLFU alone 62.01% (ARC 62.62%)",
+    ("eleventh-reuse-loop-zipf", 1): "256 entries: 30.45% vs its W-TinyLFU alone 32.13% (ARC 29.28%)",
+    ("twelfth-hot-shift-loop", 1): "201 entries: 12.13% vs its W-TinyLFU alone 13.06% (ARC 10.47%)",
+    ("twelfth-shift-zipfscan-uniform", 2): "5,875 entries: 61.68% vs its W-TinyLFU alone 62.04% (ARC 62.62%)",
+    ("thirteenth-shift-loop", 1): "180 entries: 8.11% vs its W-TinyLFU alone 9.27% (LRU 7.35%; 8.38% against 9.58%"
+    " before far returns)",
+    ("thirteenth-loop-shift", 0): "26 entries: 0.79% vs its W-TinyLFU alone 0.90% (LIRS 1.19%)",
+    ("thirteenth-shift-reuse-shift", 0): "45 entries: 9.70% vs its W-TinyLFU alone 9.95% (S3-FIFO 10.05%)",
 }
 
 

@@ -48,7 +48,7 @@ from qcache.memory.policies.kernel_lists import (
     walk,
 )
 from qcache.memory.policies.sketch import MAX_COUNT, Slots
-from qcache.memory.policies.wtinylfu import _NONE
+from qcache.memory.policies.wtinylfu import _NONE, STALE_WINDOW_HITS, STARVED_WINDOW
 
 if TYPE_CHECKING:
     from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
@@ -67,7 +67,8 @@ _GATE_LEFT, _GATE_PERIOD, _ROTATE = 13, 14, 15
 _ISTATE = 16
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
 _BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO, _SHRINK_RATIO = 6, 7, 8, 9, 10, 11
-_FSTATE = 12
+_FAR_RATIO, _FAR_RETURNS, _PERIOD_HITS, _PERIOD_WINDOW_HITS = 12, 13, 14, 15
+_FSTATE = 16
 
 #: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
 CLIMBER_FIELDS = (
@@ -154,10 +155,18 @@ def _gate_tick(istate: Any, fstate: Any) -> None:
     """One request of the growth gate's period; halve its hit counts at the end (WTinyLFUPolicy._age_gate)."""
     istate[_GATE_LEFT] -= 1
     if not istate[_GATE_LEFT]:
+        if (
+            fstate[_FAR_RATIO] > 0.0 and fstate[_PERIOD_WINDOW_HITS] == 0.0 and istate[_WINDOW_MAX] >= STARVED_WINDOW
+            and fstate[_WINDOW_HITS] >= STALE_WINDOW_HITS
+        ):
+            fstate[_WINDOW_HITS] = 0.0
         fstate[_WINDOW_HITS] *= 0.5
         fstate[_MAIN_HITS] *= 0.5
         fstate[_WINDOW_GHOST_HITS] *= 0.5
         fstate[_MAIN_GHOST_HITS] *= 0.5
+        fstate[_FAR_RETURNS] = 0.0
+        fstate[_PERIOD_HITS] = 0.0
+        fstate[_PERIOD_WINDOW_HITS] = 0.0
         istate[_GATE_LEFT] = istate[_GATE_PERIOD]
 
 
@@ -259,6 +268,17 @@ def _replay(
                     step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
                     _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
                     _shed(region, prev, nxt, heads, tails, sizes, istate)
+                elif (
+                    fstate[_FAR_RATIO] > 0.0 and fstate[_PERIOD_WINDOW_HITS] == 0.0
+                    and istate[_WINDOW_MAX] >= STARVED_WINDOW and climbing and istate[_FULL]
+                    and _frequency(key, slots, table, door, doorkeeper) > 0
+                ):
+                    # a far return (WTinyLFUPolicy._far_return)
+                    fstate[_FAR_RETURNS] += 1.0
+                    if fstate[_FAR_RETURNS] > fstate[_FAR_RATIO] * fstate[_PERIOD_HITS]:
+                        step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
+                        _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
+                        _shed(region, prev, nxt, heads, tails, sizes, istate)
         else:
             hits += 1
         _increment(key, slots, table, door, istate)
@@ -274,8 +294,10 @@ def _replay(
                     _demote(region, prev, nxt, heads, tails, sizes)
             if climbing and istate[_FULL]:
                 istate[_SAMPLE_HITS] += 1
+                fstate[_PERIOD_HITS] += 1.0
                 if where == _WINDOW:
                     fstate[_WINDOW_HITS] += 1.0
+                    fstate[_PERIOD_WINDOW_HITS] += 1.0
                 else:
                     fstate[_MAIN_HITS] += 1.0
                 istate[_SAMPLE_COUNT] += 1
@@ -473,6 +495,10 @@ def replay_segments(
             policy._main_ghost_hits,
             policy._flood_ratio,
             policy._shrink_ratio,
+            policy._far_ratio,
+            policy._far_returns,
+            policy._period_hits,
+            policy._period_window_hits,
         ],
         dtype=np.float64,
     )
@@ -515,6 +541,9 @@ def replay_segments(
     policy._main_hits = float(fstate[_MAIN_HITS])
     policy._window_ghost_hits = float(fstate[_WINDOW_GHOST_HITS])
     policy._main_ghost_hits = float(fstate[_MAIN_GHOST_HITS])
+    policy._far_returns = float(fstate[_FAR_RETURNS])
+    policy._period_hits = float(fstate[_PERIOD_HITS])
+    policy._period_window_hits = float(fstate[_PERIOD_WINDOW_HITS])
     policy._gate_left = int(istate[_GATE_LEFT])
     load_climber(policy._climber, climber)
     policy._last_missed = _NONE
