@@ -305,6 +305,7 @@ def _full_of_400_keys(window: int, **options: float) -> WTinyLFUPolicy:
         (100, False, 0.0, 0.0, False, False),  # a key the sketch has not seen: a newcomer, not a return
         (100, True, 0.0, 1.0, False, False),  # the window hit something in this period
         (STARVED_WINDOW - 1, True, 0.0, 0.0, False, False),  # a window that small may hit nothing by chance
+        (STARVED_WINDOW, True, 0.0, 0.0, True, True),  # ... one of STARVED_WINDOW entries may not
     ],
 )
 def test_a_far_return_shrinks_a_large_window_that_hit_nothing_this_gate_period(
@@ -322,6 +323,41 @@ def test_a_far_return_shrinks_a_large_window_that_hit_nothing_this_gate_period(
     assert (policy._window_target < before) is moves
     if moves:
         assert policy._window_target == before - policy._ghost_gain  # a ghost step (both lists empty)
+
+
+def test_far_returns_step_once_they_outnumber_far_ratio_times_the_periods_hits() -> None:
+    policy = _full_of_400_keys(100, far_ratio=4.0)
+    policy._far_returns, policy._period_hits = 3.0, 1.0
+    for key in (10_000, 10_001):
+        policy._sketch.increment(key)
+    policy.on_miss(10_000)  # the 4th: 4 against 4 x 1 hit, not beyond it
+    assert (policy._far_returns, policy.window_size) == (4.0, 100)
+    policy.on_miss(10_001)  # the 5th
+    assert (policy._far_returns, policy.window_size) == (5.0, 98)
+
+
+def test_a_ghost_is_no_far_return() -> None:
+    """A key a ghost list holds moves the window as a ghost: the sketch knows it too, but it is not far."""
+    policy = WTinyLFUPolicy(400, far_ratio=4.0)
+    run_policy(policy, list(range(1000)))
+    key = _window_ghost_key(policy, range(1000))
+    assert policy.window_size >= STARVED_WINDOW and policy.frequency(key)  # the premise
+    policy._period_hits = policy._period_window_hits = 0.0
+    policy.on_miss(key)
+    assert policy._far_returns == 0.0
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_far_returns_count_in_a_full_adaptive_cache_only(adaptive: bool) -> None:
+    policy = WTinyLFUPolicy(400, far_ratio=4.0, adaptive=adaptive)
+    run_policy(policy, list(range(399)))  # one entry short of full
+    policy._sketch.increment(10_000)
+    policy.on_miss(10_000)
+    assert policy._far_returns == 0.0
+    policy.on_insert(10_000)  # full now
+    policy._sketch.increment(10_001)
+    policy.on_miss(10_001)
+    assert policy._far_returns == (1.0 if adaptive else 0.0)
 
 
 def test_far_returns_are_off_unless_asked_for() -> None:
@@ -484,6 +520,7 @@ def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
         {"window_fraction": 1.0}, {"protected_fraction": 1.5}, {"gate_ratio": -0.1}, {"gate_factor": 0.0},
         {"boost_ratio": 0.0}, {"boost_cap": 0.5}, {"flood_ratio": 0.0}, {"flood_ratio": math.nan},
         {"shrink_ratio": 0.0}, {"shrink_ratio": -1.0}, {"far_ratio": 0.0}, {"far_ratio": math.nan},
+        {"far_ratio": math.inf},
     ],
 )
 def test_bad_options_are_rejected(option: dict[str, float]) -> None:

@@ -194,6 +194,22 @@ def test_the_hooks_count_far_returns_as_the_replays_do() -> None:
     assert ours > replayed(keys, 1000, True, **without)[0]  # the premise: far returns changed decisions
 
 
+def test_far_returns_carry_across_a_replay_in_parts() -> None:
+    """Cut where a period's far returns are counted and not yet past the ratio, kernel and pure loop in turn."""
+    keys = _shift_then_loop()
+    whole, one = replayed(keys, 1000, True, **FREQUENCY_SIDE)
+    cuts = [0, *range(15_000, 20_001, 250), len(keys)]
+    for first_compiled in (True, False):
+        parts = WTinyLFUPolicy(1000, **FREQUENCY_SIDE)
+        hits, carried = 0, 0
+        for number, (start, stop) in enumerate(zip(cuts, cuts[1:])):
+            hits += parts.replay(keys[start:stop], compiled=(number % 2 == 0) == first_compiled)
+            carried += parts._far_returns > 0.0
+        assert hits == whole
+        assert_same(parts, one)
+        assert carried  # the premise: some cut fell with far returns counted in the period
+
+
 @pytest.mark.parametrize("size", [1, 3, 100, 1500])
 @pytest.mark.parametrize("workload", ["zipf", "shifting", "mixed"])
 def test_a_replay_in_parts_is_one_replay(workload: str, size: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from types import ModuleType
@@ -291,8 +292,8 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
             raise ValueError(f"flood_ratio must be > 0 (math.inf: no guard), got {flood_ratio!r}")
         if shrink_ratio is not None and not shrink_ratio > 0:
             raise ValueError(f"shrink_ratio must be None (no shrink) or > 0, got {shrink_ratio!r}")
-        if far_ratio is not None and not far_ratio > 0:
-            raise ValueError(f"far_ratio must be None (no shrink on far returns) or > 0, got {far_ratio!r}")
+        if far_ratio is not None and not 0 < far_ratio < math.inf:
+            raise ValueError(f"far_ratio must be None (no far returns) or > 0 and finite, got {far_ratio!r}")
         self._protected_fraction = protected_fraction
         main = int(capacity * (1.0 - window_fraction))
         self._window_max = max(1, capacity - main)
@@ -582,8 +583,10 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
     def _age_gate(self) -> None:
         """Halve the growth gate's hit counts, so they follow the workload.
 
-        With ``far_ratio`` on, a period in which the window hit nothing, though its aged hits
-        promised some (:data:`STALE_WINDOW_HITS`), clears them: they belong to a past phase.
+        With ``far_ratio`` on, a period in which a window of at least :data:`STARVED_WINDOW`
+        entries (at the period's end) hit nothing, though its aged hits promised some
+        (:data:`STALE_WINDOW_HITS`), clears them: they belong to a past phase. The period's own
+        counts start again.
         """
         if (
             self._far_ratio and not self._period_window_hits and self._window_max >= STARVED_WINDOW
@@ -662,7 +665,7 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
             for key in part:
                 region = where.get(key)
                 if region is None:
-                    # a miss: on_miss (ghosts first, then the sketch)
+                    # a miss: on_miss (ghosts first, or a far return, then the sketch)
                     key_slots = known_slots.get(key)
                     if key_slots is None:
                         key_slots = known_slots[key] = slots_of(key)

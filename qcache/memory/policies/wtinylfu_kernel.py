@@ -21,7 +21,7 @@ Each piece of the policy's logic has one twin here: the sketch's
 ``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
 ``_resize_window`` (``_resize_window`` and ``_shed``), ``_age_gate``
 (``_gate_tick``), ``_demote_protected`` (``_demote``), ``victim``
-(``_victim``), and ``_consult_ghosts`` (inline in ``_replay``). The tests
+(``_victim``), and ``_consult_ghosts`` and ``_far_return`` (inline in ``_replay``). The tests
 compare hits and final state with the pure loop and the hooks, and the
 twins piece by piece, so a change made to one side only fails them.
 Importing this module imports numba: :class:`CompiledReplay` does, the first
@@ -152,7 +152,8 @@ def _resize_window(target: float, istate: Any, fstate: Any) -> None:
 
 @jit
 def _gate_tick(istate: Any, fstate: Any) -> None:
-    """One request of the growth gate's period; halve its hit counts at the end (WTinyLFUPolicy._age_gate)."""
+    """One request of the growth gate's period; at its end, clear stale window hits, halve the hit counts and
+    reset the period's own counts (WTinyLFUPolicy._age_gate)."""
     istate[_GATE_LEFT] -= 1
     if not istate[_GATE_LEFT]:
         if (
