@@ -290,50 +290,62 @@ def test_rotating_duel_winners_keeps_part_of_a_loop_after_a_phase_whose_keys_mai
 
 
 def _full_of_400_keys(window: int, **options: float) -> WTinyLFUPolicy:
-    """400 entries holding keys 0 to 399, no hit yet, a window of ``window`` entries."""
+    """400 entries, keys 0 to 499 requested once each (no hit yet, no gate period ended), a window of ``window``."""
     policy = WTinyLFUPolicy(400, window_fraction=window / 400, **options)
-    run_policy(policy, list(range(400)))
-    assert policy.window_size == window and len(policy) == 400
+    run_policy(policy, list(range(500)))
+    assert policy.window_size == len(policy._window) == window and len(policy) == 400
     return policy
 
 
+def _ghost_step(policy: WTinyLFUPolicy) -> float:
+    """A step down on a miss now (WTinyLFUPolicy._step_down)."""
+    return policy._ghost_gain * max(len(policy._window_ghost) / (len(policy._main_ghost) + 1), 1.0)
+
+
+def _hit(policy: WTinyLFUPolicy, *, window: int = 0, main: int = 0) -> None:
+    """Hit that many of the window's keys and of probation's, each once (hits of the gate period)."""
+    for key in [*list(policy._window)[:window], *list(policy._probation)[:main]]:
+        policy.on_access(key)
+
+
 @pytest.mark.parametrize(
-    ("window", "known", "period_hits", "period_window_hits", "counted", "moves"),
+    ("window", "known", "main_hits", "window_hits", "counted", "moves"),
     [
-        (100, True, 0.0, 0.0, True, True),  # a far return, more of them than 4x the period's hits (none)
-        (100, True, 10.0, 0.0, True, False),  # one, against 10 hits in the period: counted, no step yet
-        (100, False, 0.0, 0.0, False, False),  # a key the sketch has not seen: a newcomer, not a return
-        (100, True, 0.0, 1.0, False, False),  # the window hit something in this period
-        (STARVED_WINDOW - 1, True, 0.0, 0.0, False, False),  # a window that small may hit nothing by chance
-        (STARVED_WINDOW, True, 0.0, 0.0, True, True),  # ... one of STARVED_WINDOW entries may not
+        (100, True, 0, 0, True, True),  # a far return, more of them than 4x the period's hits (none)
+        (100, True, 10, 0, True, False),  # one, against 10 hits in the period: counted, no step yet
+        (100, False, 0, 0, False, False),  # a key the sketch has not seen: a newcomer, not a return
+        (100, True, 0, 1, False, False),  # the window hit something in this period
+        (STARVED_WINDOW - 1, True, 0, 0, False, False),  # a window that small may hit nothing by chance
+        (STARVED_WINDOW, True, 0, 0, True, True),  # ... one of STARVED_WINDOW entries may not
     ],
 )
 def test_a_far_return_shrinks_a_large_window_that_hit_nothing_this_gate_period(
-    window: int, known: bool, period_hits: float, period_window_hits: float, counted: bool, moves: bool
+    window: int, known: bool, main_hits: int, window_hits: int, counted: bool, moves: bool
 ) -> None:
     policy = _full_of_400_keys(window, far_ratio=4.0)
     key = 10_000
     if known:
         policy._sketch.increment(key)  # requested once before, long enough ago that no ghost list holds it
     assert _fingerprint(policy._sketch.slots(key)) not in {*policy._window_ghost, *policy._main_ghost}
-    policy._period_hits, policy._period_window_hits = period_hits, period_window_hits
-    before = policy._window_target
+    _hit(policy, window=window_hits, main=main_hits)
+    assert (policy._window_hits, policy._main_hits) == (window_hits, main_hits)  # the period's, from 0
+    before, step = policy._window_target, _ghost_step(policy)
     policy.on_miss(key)
     assert policy._far_returns == (1.0 if counted else 0.0)
-    assert (policy._window_target < before) is moves
-    if moves:
-        assert policy._window_target == before - policy._ghost_gain  # a ghost step (both lists empty)
+    assert policy._window_target == (max(before - step, 1.0) if moves else before)  # (1 at least)
 
 
 def test_far_returns_step_once_they_outnumber_far_ratio_times_the_periods_hits() -> None:
     policy = _full_of_400_keys(100, far_ratio=4.0)
-    policy._far_returns, policy._period_hits = 3.0, 1.0
+    _hit(policy, main=1)
+    policy._far_returns = 3.0
     for key in (10_000, 10_001):
         policy._sketch.increment(key)
     policy.on_miss(10_000)  # the 4th: 4 against 4 x 1 hit, not beyond it
     assert (policy._far_returns, policy.window_size) == (4.0, 100)
+    step = _ghost_step(policy)
     policy.on_miss(10_001)  # the 5th
-    assert (policy._far_returns, policy.window_size) == (5.0, 98)
+    assert (policy._far_returns, policy._window_target) == (5.0, max(100 - step, 1.0))
 
 
 def test_a_ghost_is_no_far_return() -> None:
@@ -342,7 +354,7 @@ def test_a_ghost_is_no_far_return() -> None:
     run_policy(policy, list(range(1000)))
     key = _window_ghost_key(policy, range(1000))
     assert policy.window_size >= STARVED_WINDOW and policy.frequency(key)  # the premise
-    policy._period_hits = policy._period_window_hits = 0.0
+    assert policy._window_hits == policy._period_window_start  # ... and no window hit in this period
     policy.on_miss(key)
     assert policy._far_returns == 0.0
 
@@ -368,25 +380,29 @@ def test_far_returns_are_off_unless_asked_for() -> None:
 
 
 @pytest.mark.parametrize(
-    ("far_ratio", "window", "window_hits", "period_window_hits", "after"),
+    ("far_ratio", "window", "aged", "period_window_hits", "after"),
     [
-        (4.0, 100, STALE_WINDOW_HITS, 0.0, 0.0),  # about 8 window hits a period expected, none came: cleared
-        (4.0, 100, STALE_WINDOW_HITS - 1.0, 0.0, (STALE_WINDOW_HITS - 1.0) / 2),  # too few to say: halved
-        (4.0, 100, 40.0, 1.0, 20.0),  # the window hit in this period: halved
-        (4.0, STARVED_WINDOW - 1, 40.0, 0.0, 20.0),  # a window that small may hit nothing by chance: halved
-        (None, 100, 40.0, 0.0, 20.0),  # far returns off: halved, as ever
+        (4.0, 100, STALE_WINDOW_HITS, 0, 0.0),  # about 8 window hits a period expected, none came: cleared
+        (4.0, 100, STALE_WINDOW_HITS - 1.0, 0, (STALE_WINDOW_HITS - 1.0) / 2),  # too few to say: halved
+        (4.0, 100, 40.0, 1, 20.5),  # the window hit in this period: halved
+        (4.0, STARVED_WINDOW - 1, 40.0, 0, 20.0),  # a window that small may hit nothing by chance: halved
+        (None, 100, 40.0, 0, 20.0),  # far returns off: halved, as ever
     ],
 )
 def test_a_gate_period_without_window_hits_clears_their_stale_count(
-    far_ratio: float | None, window: int, window_hits: float, period_window_hits: float, after: float
+    far_ratio: float | None, window: int, aged: float, period_window_hits: int, after: float
 ) -> None:
     policy = _full_of_400_keys(window, gate_factor=1.0, **({} if far_ratio is None else {"far_ratio": far_ratio}))
-    policy._window_hits, policy._period_window_hits = window_hits, period_window_hits
-    policy._far_returns, policy._period_hits = 3.0, 5.0
+    # The window's aged hits as the period began, then the period's own.
+    policy._window_hits = policy._period_window_start = aged
+    _hit(policy, window=period_window_hits, main=5)
+    policy._far_returns = 3.0
     policy._gate_left = 1
     policy.on_miss(10_000)  # the period's last request (a newcomer: no far return)
     assert policy._window_hits == after
-    assert (policy._far_returns, policy._period_hits, policy._period_window_hits) == (0.0, 0.0, 0.0)
+    assert policy._far_returns == 0.0
+    # The next period starts from the counts as they are now: none of its hits yet.
+    assert (policy._period_window_start, policy._period_main_start) == (after, 2.5)
 
 
 def test_far_returns_hand_a_loop_after_a_recency_phase_to_main() -> None:

@@ -116,7 +116,7 @@ def state(policy: WTinyLFUPolicy) -> dict[str, Any]:
         "sample": (policy._sample_hits, policy._sample_count),
         "gate": (policy._window_hits, policy._main_hits, policy._gate_left),
         "boost": (policy._window_ghost_hits, policy._main_ghost_hits),
-        "far returns": (policy._far_returns, policy._period_hits, policy._period_window_hits),
+        "far returns": (policy._far_returns, policy._period_window_start, policy._period_main_start),
         "climber": None if climber is None else [getattr(climber, name) for name in HillClimber.__slots__],
         "last missed": policy._last_missed is wtinylfu._NONE,
     }

@@ -353,9 +353,10 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
         self._shrink_ratio = shrink_ratio or 0.0
         # A victim that wins its duel goes to probation's MRU end (see the class docstring).
         self._rotate = rotate_probation
-        # The shrink on far returns (0.0: off), and the gate period's own counts that drive it.
+        # The shrink on far returns (0.0: off), the period's far returns, and the gate's counts as
+        # the period began: what they gained since is the period's hits, in the window and in all.
         self._far_ratio = far_ratio or 0.0
-        self._far_returns = self._period_hits = self._period_window_hits = 0.0
+        self._far_returns = self._period_window_start = self._period_main_start = 0.0
 
     # -- introspection (tests, notebooks) ------------------------------------
 
@@ -382,7 +383,8 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
             if mark in self._window_ghost or mark in self._main_ghost:
                 self._consult_ghosts(slots)
             elif (
-                self._far_ratio and not self._period_window_hits and self._window_max >= STARVED_WINDOW
+                self._far_ratio and self._window_hits == self._period_window_start
+                and self._window_max >= STARVED_WINDOW
                 and self._climber is not None and len(self._where) >= self.capacity
                 and self._sketch.frequency_at(slots)
             ):
@@ -422,10 +424,8 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
                 self._demote_protected()
         if self._climber is not None and len(self._where) >= self.capacity:
             self._sample_hits += 1
-            self._period_hits += 1.0
             if region == _WINDOW:
                 self._window_hits += 1.0
-                self._period_window_hits += 1.0
             else:
                 self._main_hits += 1.0
             self._sample_count += 1
@@ -520,7 +520,7 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
         self._sample_hits = self._sample_count = 0
         self._window_hits = self._main_hits = 0.0
         self._window_ghost_hits = self._main_ghost_hits = 0.0
-        self._far_returns = self._period_hits = self._period_window_hits = 0.0
+        self._far_returns = self._period_window_start = self._period_main_start = 0.0
         self._gate_left = self._gate_period
         self._last_missed = _NONE
 
@@ -554,8 +554,7 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
                     boost = min(boost, self._window_ghost_hits / self._main_ghost_hits)
                 self._resize_window(self._window_target + step * max(boost, 1.0))
             elif floods or (self._shrink_ratio and ours * self._shrink_ratio < self._gate_ratio * theirs):
-                step = self._ghost_gain * max(len(window_ghost) / (len(main_ghost) + 1), 1.0)
-                self._resize_window(self._window_target - step)
+                self._step_down()
         elif mark in main_ghost:
             self._main_ghost_hits += 1.0
             protected = self._protected
@@ -566,38 +565,44 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
                 if sketch.frequency_at(self._slots[next(iter(protected))]) < sketch.frequency_at(slots):
                     self._demote_protected()
             del main_ghost[mark]
-            step = self._ghost_gain * max(len(window_ghost) / (len(main_ghost) + 1), 1.0)
-            self._resize_window(self._window_target - step)
+            self._step_down()
+
+    def _step_down(self) -> None:
+        """Move the window down a ghost step: ``ghost_gain`` times the ghost lists' size ratio, at least."""
+        step = self._ghost_gain * max(len(self._window_ghost) / (len(self._main_ghost) + 1), 1.0)
+        self._resize_window(self._window_target - step)
 
     def _far_return(self) -> None:
         """A miss on a key the sketch knows and neither ghost list holds, while a large window hits nothing.
 
         Counted in the gate's period only; once they outnumber ``far_ratio`` times the cache's hits
-        in it, each moves the window down a ghost step (see the class docstring).
+        in it (what the gate's counts gained since the period began), each moves the window down a
+        ghost step (see the class docstring).
         """
         self._far_returns += 1.0
-        if self._far_returns > self._far_ratio * self._period_hits:
-            step = self._ghost_gain * max(len(self._window_ghost) / (len(self._main_ghost) + 1), 1.0)
-            self._resize_window(self._window_target - step)
+        hits = self._window_hits + self._main_hits - self._period_window_start - self._period_main_start
+        if self._far_returns > self._far_ratio * math.floor(hits + 0.5):  # whole hits, whatever the floats' rounding
+            self._step_down()
 
     def _age_gate(self) -> None:
         """Halve the growth gate's hit counts, so they follow the workload.
 
         With ``far_ratio`` on, a period in which a window of at least :data:`STARVED_WINDOW`
         entries (at the period's end) hit nothing, though its aged hits promised some
-        (:data:`STALE_WINDOW_HITS`), clears them: they belong to a past phase. The period's own
-        counts start again.
+        (:data:`STALE_WINDOW_HITS`), clears them: they belong to a past phase. The next period
+        starts from the counts as they are then.
         """
         if (
-            self._far_ratio and not self._period_window_hits and self._window_max >= STARVED_WINDOW
-            and self._window_hits >= STALE_WINDOW_HITS
+            self._far_ratio and self._window_hits == self._period_window_start
+            and self._window_max >= STARVED_WINDOW and self._window_hits >= STALE_WINDOW_HITS
         ):
             self._window_hits = 0.0
         self._window_hits *= 0.5
         self._main_hits *= 0.5
         self._window_ghost_hits *= 0.5
         self._main_ghost_hits *= 0.5
-        self._far_returns = self._period_hits = self._period_window_hits = 0.0
+        self._far_returns = 0.0
+        self._period_window_start, self._period_main_start = self._window_hits, self._main_hits
         self._gate_left = self._gate_period
 
     def _climb(self) -> None:
@@ -658,7 +663,6 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
         additions = sketch._additions
         sample_hits, sample_count = self._sample_hits, self._sample_count
         window_hits, main_hits, gate_left = self._window_hits, self._main_hits, self._gate_left
-        period_hits, period_window_hits = self._period_hits, self._period_window_hits
         far_ratio = self._far_ratio
         hits = 0
         for part in replay_chunks(keys, chunk, progress):
@@ -676,12 +680,12 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
                             self._window_hits, self._main_hits = window_hits, main_hits
                             self._consult_ghosts(key_slots)
                         elif (
-                            far_ratio and not period_window_hits and self._window_max >= STARVED_WINDOW
-                            and climbing and full
+                            far_ratio and window_hits == self._period_window_start
+                            and self._window_max >= STARVED_WINDOW and climbing and full
                             and (min(table[a], table[b], table[c], table[d])
                                  or doorkeeper and door[i] & bit_i and door[j] & bit_j)
                         ):
-                            self._period_hits = period_hits
+                            self._window_hits, self._main_hits = window_hits, main_hits
                             self._far_return()
                 else:
                     hits += 1
@@ -728,20 +732,16 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
                 if climbing and full:
                     if region is not None:
                         sample_hits += 1
-                        period_hits += 1.0
                         if region == _WINDOW:
                             window_hits += 1.0
-                            period_window_hits += 1.0
                         else:
                             main_hits += 1.0
                     sample_count += 1
                     gate_left -= 1
                     if not gate_left:
                         self._window_hits, self._main_hits = window_hits, main_hits
-                        self._period_window_hits = period_window_hits
                         self._age_gate()
                         window_hits, main_hits, gate_left = self._window_hits, self._main_hits, self._gate_left
-                        period_hits = period_window_hits = 0.0
                     if sample_count >= sample_size:
                         self._sample_hits, self._sample_count = sample_hits, sample_count
                         self._climb()
@@ -794,6 +794,5 @@ class WTinyLFUPolicy(EvictionPolicy, CompiledReplay):
         sketch._additions = additions
         self._sample_hits, self._sample_count = sample_hits, sample_count
         self._window_hits, self._main_hits, self._gate_left = window_hits, main_hits, gate_left
-        self._period_hits, self._period_window_hits = period_hits, period_window_hits
         self._last_missed = _NONE
         return hits

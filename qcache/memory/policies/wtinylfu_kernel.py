@@ -19,7 +19,7 @@ kernel replays dense key ids, and the state moves back, so a replay still
 Each piece of the policy's logic has one twin here: the sketch's
 ``increment_at``, ``frequency_at`` and ``reset`` (``_increment``,
 ``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
-``_resize_window`` (``_resize_window`` and ``_shed``), ``_age_gate``
+``_resize_window`` (``_resize_window`` and ``_shed``), ``_step_down``, ``_age_gate``
 (``_gate_tick``), ``_demote_protected`` (``_demote``), ``victim``
 (``_victim``), and ``_consult_ghosts`` and ``_far_return`` (inline in ``_replay``). The tests
 compare hits and final state with the pure loop and the hooks, and the
@@ -30,6 +30,7 @@ time a replay is worth it (:data:`qcache.memory.policies.wtinylfu.KERNEL`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,7 @@ _GATE_LEFT, _GATE_PERIOD, _ROTATE = 13, 14, 15
 _ISTATE = 16
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
 _BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO, _SHRINK_RATIO = 6, 7, 8, 9, 10, 11
-_FAR_RATIO, _FAR_RETURNS, _PERIOD_HITS, _PERIOD_WINDOW_HITS = 12, 13, 14, 15
+_FAR_RATIO, _FAR_RETURNS, _PERIOD_WINDOW_START, _PERIOD_MAIN_START = 12, 13, 14, 15
 _FSTATE = 16
 
 #: HillClimber's fields, in the order of the kernel's climber array (``increase`` as 0.0 / 1.0).
@@ -153,12 +154,12 @@ def _resize_window(target: float, istate: Any, fstate: Any) -> None:
 @jit
 def _gate_tick(istate: Any, fstate: Any) -> None:
     """One request of the growth gate's period; at its end, clear stale window hits, halve the hit counts and
-    reset the period's own counts (WTinyLFUPolicy._age_gate)."""
+    start the next period from them (WTinyLFUPolicy._age_gate)."""
     istate[_GATE_LEFT] -= 1
     if not istate[_GATE_LEFT]:
         if (
-            fstate[_FAR_RATIO] > 0.0 and fstate[_PERIOD_WINDOW_HITS] == 0.0 and istate[_WINDOW_MAX] >= STARVED_WINDOW
-            and fstate[_WINDOW_HITS] >= STALE_WINDOW_HITS
+            fstate[_FAR_RATIO] > 0.0 and fstate[_WINDOW_HITS] == fstate[_PERIOD_WINDOW_START]
+            and istate[_WINDOW_MAX] >= STARVED_WINDOW and fstate[_WINDOW_HITS] >= STALE_WINDOW_HITS
         ):
             fstate[_WINDOW_HITS] = 0.0
         fstate[_WINDOW_HITS] *= 0.5
@@ -166,8 +167,8 @@ def _gate_tick(istate: Any, fstate: Any) -> None:
         fstate[_WINDOW_GHOST_HITS] *= 0.5
         fstate[_MAIN_GHOST_HITS] *= 0.5
         fstate[_FAR_RETURNS] = 0.0
-        fstate[_PERIOD_HITS] = 0.0
-        fstate[_PERIOD_WINDOW_HITS] = 0.0
+        fstate[_PERIOD_WINDOW_START] = fstate[_WINDOW_HITS]
+        fstate[_PERIOD_MAIN_START] = fstate[_MAIN_HITS]
         istate[_GATE_LEFT] = istate[_GATE_PERIOD]
 
 
@@ -176,6 +177,16 @@ def _shed(region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any, 
     """Protected's keys beyond its bound back to probation (the end of WTinyLFUPolicy._resize_window)."""
     while sizes[_PROTECTED] > istate[_PROTECTED_MAX]:
         _demote(region, prev, nxt, heads, tails, sizes)
+
+
+@jit
+def _step_down(
+    gsizes: Any, istate: Any, fstate: Any, region: Any, prev: Any, nxt: Any, heads: Any, tails: Any, sizes: Any
+) -> None:
+    """The window down a ghost step (WTinyLFUPolicy._step_down), protected's overflow back to probation."""
+    step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
+    _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
+    _shed(region, prev, nxt, heads, tails, sizes, istate)
 
 
 @jit
@@ -254,9 +265,7 @@ def _replay(
                     elif floods or (
                         fstate[_SHRINK_RATIO] > 0.0 and ours * fstate[_SHRINK_RATIO] < fstate[_GATE_RATIO] * theirs
                     ):
-                        step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
-                        _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
-                        _shed(region, prev, nxt, heads, tails, sizes, istate)
+                        _step_down(gsizes, istate, fstate, region, prev, nxt, heads, tails, sizes)
                     wprev[mark] = _OUT
                 elif mprev[mark] != _OUT:
                     fstate[_MAIN_GHOST_HITS] += 1.0
@@ -266,20 +275,20 @@ def _replay(
                         _demote(region, prev, nxt, heads, tails, sizes)
                     unlink(1, mark, mprev, mnext, gheads, gtails, gsizes)
                     mprev[mark] = _OUT
-                    step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
-                    _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
-                    _shed(region, prev, nxt, heads, tails, sizes, istate)
+                    _step_down(gsizes, istate, fstate, region, prev, nxt, heads, tails, sizes)
                 elif (
-                    fstate[_FAR_RATIO] > 0.0 and fstate[_PERIOD_WINDOW_HITS] == 0.0
+                    fstate[_FAR_RATIO] > 0.0 and fstate[_WINDOW_HITS] == fstate[_PERIOD_WINDOW_START]
                     and istate[_WINDOW_MAX] >= STARVED_WINDOW and climbing and istate[_FULL]
                     and _frequency(key, slots, table, door, doorkeeper) > 0
                 ):
                     # a far return (WTinyLFUPolicy._far_return)
                     fstate[_FAR_RETURNS] += 1.0
-                    if fstate[_FAR_RETURNS] > fstate[_FAR_RATIO] * fstate[_PERIOD_HITS]:
-                        step = fstate[_GHOST_GAIN] * max(gsizes[0] / (gsizes[1] + 1), 1.0)
-                        _resize_window(fstate[_WINDOW_TARGET] - step, istate, fstate)
-                        _shed(region, prev, nxt, heads, tails, sizes, istate)
+                    period_hits = (
+                        fstate[_WINDOW_HITS] + fstate[_MAIN_HITS] - fstate[_PERIOD_WINDOW_START]
+                        - fstate[_PERIOD_MAIN_START]
+                    )
+                    if fstate[_FAR_RETURNS] > fstate[_FAR_RATIO] * math.floor(period_hits + 0.5):
+                        _step_down(gsizes, istate, fstate, region, prev, nxt, heads, tails, sizes)
         else:
             hits += 1
         _increment(key, slots, table, door, istate)
@@ -295,10 +304,8 @@ def _replay(
                     _demote(region, prev, nxt, heads, tails, sizes)
             if climbing and istate[_FULL]:
                 istate[_SAMPLE_HITS] += 1
-                fstate[_PERIOD_HITS] += 1.0
                 if where == _WINDOW:
                     fstate[_WINDOW_HITS] += 1.0
-                    fstate[_PERIOD_WINDOW_HITS] += 1.0
                 else:
                     fstate[_MAIN_HITS] += 1.0
                 istate[_SAMPLE_COUNT] += 1
@@ -498,8 +505,8 @@ def replay_segments(
             policy._shrink_ratio,
             policy._far_ratio,
             policy._far_returns,
-            policy._period_hits,
-            policy._period_window_hits,
+            policy._period_window_start,
+            policy._period_main_start,
         ],
         dtype=np.float64,
     )
@@ -543,8 +550,8 @@ def replay_segments(
     policy._window_ghost_hits = float(fstate[_WINDOW_GHOST_HITS])
     policy._main_ghost_hits = float(fstate[_MAIN_GHOST_HITS])
     policy._far_returns = float(fstate[_FAR_RETURNS])
-    policy._period_hits = float(fstate[_PERIOD_HITS])
-    policy._period_window_hits = float(fstate[_PERIOD_WINDOW_HITS])
+    policy._period_window_start = float(fstate[_PERIOD_WINDOW_START])
+    policy._period_main_start = float(fstate[_PERIOD_MAIN_START])
     policy._gate_left = int(istate[_GATE_LEFT])
     load_climber(policy._climber, climber)
     policy._last_missed = _NONE
