@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from collections.abc import Hashable
 from functools import cache
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from qcache.memory.policies import create_policy
 from qcache.memory.policies.adaptive import FREQUENCY_SIDE
 from qcache.memory.policies.climber import HillClimber
-from qcache.memory.policies.sketch import FrequencySketch
+from qcache.memory.policies.sketch import FrequencySketch, Slots
 from qcache.memory.policies.wtinylfu import STALE_WINDOW_HITS, STARVED_WINDOW, WTinyLFUPolicy, _fingerprint
 from qcache.sim import Loop, Phases, RecentReuse, ShiftingWorkingSet, WithScans, Zipf, count_hits, run_policy
 
@@ -413,7 +414,7 @@ def test_far_returns_hand_a_loop_after_a_recency_phase_to_main() -> None:
     keys the sketch has seen, say the loop is there.
     """
     keys = _shift_then_loop()
-    without = {name: value for name, value in FREQUENCY_SIDE.items() if name != "far_ratio"}
+    without = {name: value for name, value in FREQUENCY_SIDE.items() if name not in ("far_ratio", "far_fade")}
     assert FREQUENCY_SIDE["far_ratio"]  # the premise: ADAPTIVE's W-TinyLFU counts them
     far, near = WTinyLFUPolicy(2634, **FREQUENCY_SIDE), WTinyLFUPolicy(2634, **without)
     assert far.replay(keys[:70_000]) == near.replay(keys[:70_000])  # the shifting set: the same
@@ -422,6 +423,86 @@ def test_far_returns_hand_a_loop_after_a_recency_phase_to_main() -> None:
     assert near_hits < 0.45 * len(loop)  # 32,738: 40.9%
     assert far_hits > 0.55 * len(loop)  # 47,542: 59.4%
     assert far.window_size < 0.05 * 2634
+
+
+def _fading(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record probation's oldest key's count and the far-returning key's before each halving of a fade."""
+    halvings: list[tuple[int, int]] = []
+    fading: list[tuple[WTinyLFUPolicy, Slots]] = []
+    fade, reset = WTinyLFUPolicy._fade, FrequencySketch.reset
+
+    def recorded_fade(policy: WTinyLFUPolicy, slots: Slots) -> None:
+        fading.append((policy, slots))
+        try:
+            fade(policy, slots)
+        finally:
+            fading.pop()
+
+    def recorded_reset(sketch: FrequencySketch) -> None:
+        if fading:
+            policy, slots = fading[-1]
+            victim = policy._slots[next(iter(policy._probation))]
+            halvings.append((sketch.frequency_at(victim), sketch.frequency_at(slots)))
+        reset(sketch)
+
+    monkeypatch.setattr(WTinyLFUPolicy, "_fade", recorded_fade)
+    monkeypatch.setattr(FrequencySketch, "reset", recorded_reset)
+    return halvings
+
+
+@pytest.mark.parametrize(("victim_requests", "halvings"), [(0, 0), (1, 2), (5, 3), (14, 4)])
+def test_the_step_that_ends_a_far_shrink_fades_the_sketch_until_the_returning_key_ties(
+    victim_requests: int, halvings: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probation's oldest key, requested once and ``victim_requests`` more times, against a key requested once."""
+    policy = _full_of_400_keys(STARVED_WINDOW, far_ratio=4.0, far_fade=True, doorkeeper=False)
+    victim, key = next(iter(policy._probation)), 10_000
+    for _ in range(victim_requests):
+        policy._sketch.increment(victim)
+    policy._sketch.increment(key)
+    recorded = _fading(monkeypatch)
+    policy.on_miss(key)  # a far return, one ghost step: the window below STARVED_WINDOW
+    assert policy.window_size < STARVED_WINDOW
+    assert len(recorded) == halvings
+    assert all(ours > theirs for ours, theirs in recorded)  # each halving while the victim outranks the key
+    # Then the victim no longer does (the key's count is read before its own request adds 1).
+    assert policy.frequency(victim) <= policy.frequency(key) - 1
+
+
+@pytest.mark.parametrize(("window", "fade", "fades"), [(STARVED_WINDOW, True, True), (100, True, False),
+                                                       (STARVED_WINDOW, False, False)])
+def test_only_the_step_that_ends_a_far_shrink_fades_and_only_when_asked(
+    window: int, fade: bool, fades: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = _full_of_400_keys(window, far_ratio=4.0, far_fade=fade, doorkeeper=False)
+    victim, key = next(iter(policy._probation)), 10_000
+    for _ in range(5):
+        policy._sketch.increment(victim)
+    policy._sketch.increment(key)
+    policy._window_ghost.clear()  # a ghost step of ghost_gain (2) entries: 100 stays at STARVED_WINDOW or more
+    recorded = _fading(monkeypatch)
+    before = policy.window_size
+    policy.on_miss(key)
+    assert policy.window_size == before - 2  # a step down either way
+    assert bool(recorded) == fades
+    assert policy.frequency(victim) == (0 if fades else 6)
+
+
+def _reuse_then_loop() -> list[Hashable]:
+    """Recent reuse, then a loop of 1,100 keys: at 1,000 entries far returns end the window's shrink."""
+    parts = (RecentReuse(requests=15000, new_fraction=0.3, mean_gap=200, seed=136), Loop(keys=1100, requests=20000))
+    return list(Phases(parts).load().keys)
+
+
+def test_a_fade_hands_a_loop_after_reuse_to_main_sooner() -> None:
+    """W-TinyLFU as ADAPTIVE builds it, with and without the fade: the reuse phase's counts held main."""
+    keys = _reuse_then_loop()
+    assert FREQUENCY_SIDE["far_fade"]  # the premise: ADAPTIVE's W-TinyLFU fades
+    faded, held = WTinyLFUPolicy(1000, **FREQUENCY_SIDE), WTinyLFUPolicy(1000, **{**FREQUENCY_SIDE, "far_fade": False})
+    assert faded.replay(keys[:15_000]) == held.replay(keys[:15_000])  # the reuse phase: the same
+    loop = keys[15_000:]
+    faded_hits, held_hits = faded.replay(loop), held.replay(loop)
+    assert faded_hits > held_hits + 0.08 * len(loop)  # 15,250 against 13,365 of 20,000
 
 
 @pytest.mark.parametrize(
@@ -536,7 +617,7 @@ def test_a_plain_set_without_lookup_still_counts_as_a_request() -> None:
         {"window_fraction": 1.0}, {"protected_fraction": 1.5}, {"gate_ratio": -0.1}, {"gate_factor": 0.0},
         {"boost_ratio": 0.0}, {"boost_cap": 0.5}, {"flood_ratio": 0.0}, {"flood_ratio": math.nan},
         {"shrink_ratio": 0.0}, {"shrink_ratio": -1.0}, {"far_ratio": 0.0}, {"far_ratio": math.nan},
-        {"far_ratio": math.inf},
+        {"far_ratio": math.inf}, {"far_fade": True},  # (a fade without far returns, which end it)
     ],
 )
 def test_bad_options_are_rejected(option: dict[str, float]) -> None:

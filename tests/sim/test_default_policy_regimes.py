@@ -290,6 +290,17 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         RecentReuse(requests=50_000, new_fraction=0.25, mean_gap=500, seed=230),
         ShiftingWorkingSet(requests=50_000, width=2500, rate=2, seed=231),
     )),
+    # A fourteenth sweep of 12 workloads (loops after Zipf, Zipf with scans, uniform keys and reuse; a
+    # 3,000-key loop; a loop between shifting sets; reuse; Zipf 1.0 with scans; and three mixes whose last
+    # phase brings back the first one's keys: a hot spot, Zipf, reuse), written after ADAPTIVE's W-TinyLFU
+    # came to fade its sketch when far returns end the window's shrink (WTinyLFUPolicy's far_fade), run
+    # with and without it: 3.68 points gained in all (reuse then a 4,500-key loop at 10%, 48.76% to
+    # 50.62%), no miss either way, at most 0.22 lost (the loop at 10%, 9.67% to 9.45%, LIRS 9.70%). Kept
+    # here are that loop and the sweep's switching cost, there without the fade too.
+    "fourteenth-reuse-loop-4500": lambda: Phases((
+        RecentReuse(requests=60_000, new_fraction=0.25, mean_gap=400, seed=304), Loop(keys=4500, requests=90_000),
+    )),
+    "fourteenth-loop-3000": lambda: Loop(keys=3000, requests=150_000),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
@@ -331,7 +342,9 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # 10,743 (38.06% against LIRS's 39.46%, now 38.76%). It moved three cases over the line (below).
 # Two more when it came to count far returns (FREQUENCY_SIDE's far_ratio): the loop after a shifting set
 # at 2,634 entries (53.21% against 2Q's 61.28%, now 63.08%) and the loop 10x the cache at 2,500 (6.97%
-# against LIRS's 8.25%, now 7.57%).
+# against LIRS's 8.25%, now 7.57%). Two more when far returns came to fade the sketch (far_fade): the
+# loop after recent reuse at 2,248 entries (73.77% against 2Q's 78.06%, now 78.25%) and reuse then a
+# 4,000-key loop at 140 (20.18% against S3-FIFO's 21.25%, now 20.31%).
 # The misses left (default's hit ratio against the reference it misses):
 KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("shifting-narrow", 0): "25 entries: 20.02% vs LRU 20.57% (ARC 20.41%, its W-TinyLFU 18.45%): 0.05 point"
@@ -346,10 +359,6 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("fifth-phases-zipf-loop-zipf", 2): "2,187 entries: 71.36% vs LIRS 72.56% (LRU 71.16%, ARC 72.49%): a glance"
     " hands the 1,200-key loop to LRU, whose shadow holds it a pass sooner than ARC's, and the last Zipf phase"
     " goes to ARC only some periods in (71.84% before LRU was a candidate, when ARC took the loop)",
-    ("eighth-reuse-loop-reuse", 2): "2,248 entries: 73.77% vs 2Q 78.06% (LRU 53.35%, ARC 53.19%): a loop of"
-    " 2,500 keys; the reuse phase's keys hold probation, and W-TinyLFU turns the loop away for some passes"
-    " (70.56% before far returns, 67.46% before duels' winners rotated, 59.09% before the shrink on a starved"
-    " window); LRU, ARC and a window keep nothing of a loop larger than they are",
     ("tenth-scans-reuse-loop", 2): "4,506 entries: 74.44% vs LRU and 2Q 74.97% (its W-TinyLFU 74.44%): 0.03 point"
     " beyond half a point; at the loop's start a glance hands the cache to LRU (74.92% before duels' winners"
     " rotated, when W-TinyLFU's miniature kept up and no glance came; 73.21% while a switch handed W-TinyLFU's"
@@ -360,8 +369,6 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("twelfth-hot-shift-loop", 2): "2,011 entries: 84.46% vs LRU 85.39% (ARC 85.15%, its W-TinyLFU 83.88%)",
     ("twelfth-reuse-loop-shift", 2): "3,065 entries: 78.70% vs LRU and 2Q 79.57% (its W-TinyLFU 78.70%; 77.90%"
     " while a switch handed W-TinyLFU's window over first)",
-    ("thirteenth-reuse-loop", 1): "140 entries: 20.18% vs S3-FIFO 21.25% (LIRS 21.13%, ARC 21.03%, its W-TinyLFU"
-    " 20.25%): a loop of 4,000 keys after recent reuse; 20.34% before far returns, 0.09 point inside",
 }
 
 
@@ -426,6 +433,10 @@ SWITCHING_COSTS: dict[tuple[str, int], str] = {
     " before far returns)",
     ("thirteenth-loop-shift", 0): "26 entries: 0.79% vs its W-TinyLFU alone 0.90% (LIRS 1.19%)",
     ("thirteenth-shift-reuse-shift", 0): "45 entries: 9.70% vs its W-TinyLFU alone 9.95% (S3-FIFO 10.05%)",
+    ("thirteenth-reuse-loop", 1): "140 entries: 20.31% vs its W-TinyLFU alone 20.51% (S3-FIFO 21.25%): a loop"
+    " of 4,000 keys after recent reuse; 20.18% against 20.25% before far returns faded the sketch",
+    ("fourteenth-reuse-loop-4500", 1): "194 entries: 23.52% vs its W-TinyLFU alone 24.30% (ARC 23.32%), a"
+    " loop of 4,500 keys after recent reuse (23.48% before far returns faded the sketch)",
 }
 
 

@@ -19,7 +19,7 @@ kernel replays dense key ids, and the state moves back, so a replay still
 Each piece of the policy's logic has one twin here: the sketch's
 ``increment_at``, ``frequency_at`` and ``reset`` (``_increment``,
 ``_frequency``, ``_reset``), ``HillClimber.adjust`` (``climber_adjust``),
-``_resize_window`` (``_resize_window`` and ``_shed``), ``_step_down``, ``_age_gate``
+``_resize_window`` (``_resize_window`` and ``_shed``), ``_step_down``, ``_fade``, ``_age_gate``
 (``_gate_tick``), ``_demote_protected`` (``_demote``), ``victim``
 (``_victim``), and ``_consult_ghosts`` and ``_far_return`` (inline in ``_replay``). The tests
 compare hits and final state with the pure loop and the hooks, and the
@@ -49,7 +49,7 @@ from qcache.memory.policies.kernel_lists import (
     walk,
 )
 from qcache.memory.policies.sketch import MAX_COUNT, Slots
-from qcache.memory.policies.wtinylfu import _NONE, STALE_WINDOW_HITS, STARVED_WINDOW
+from qcache.memory.policies.wtinylfu import _NONE, FADE_HALVINGS, STALE_WINDOW_HITS, STARVED_WINDOW
 
 if TYPE_CHECKING:
     from qcache.memory.policies.wtinylfu import WTinyLFUPolicy
@@ -64,8 +64,8 @@ _OUT = -2
 # Integer state (``istate``) and float state (``fstate``) of the policy, by position.
 _CAPACITY, _WINDOW_MAX, _PROTECTED_MAX, _SAMPLE_HITS, _SAMPLE_COUNT, _SAMPLE_SIZE = 0, 1, 2, 3, 4, 5
 _ADDITIONS, _AGING, _DOORKEEPER, _GHOST_CAPACITY, _CLIMBING, _FULL, _RESIDENT = 6, 7, 8, 9, 10, 11, 12
-_GATE_LEFT, _GATE_PERIOD, _ROTATE = 13, 14, 15
-_ISTATE = 16
+_GATE_LEFT, _GATE_PERIOD, _ROTATE, _FAR_FADE = 13, 14, 15, 16
+_ISTATE = 17
 _WINDOW_TARGET, _GHOST_GAIN, _PROTECTED_FRACTION, _WINDOW_HITS, _MAIN_HITS, _GATE_RATIO = 0, 1, 2, 3, 4, 5
 _BOOST_RATIO, _BOOST_CAP, _WINDOW_GHOST_HITS, _MAIN_GHOST_HITS, _FLOOD_RATIO, _SHRINK_RATIO = 6, 7, 8, 9, 10, 11
 _FAR_RATIO, _FAR_RETURNS, _PERIOD_WINDOW_START, _PERIOD_MAIN_START = 12, 13, 14, 15
@@ -105,6 +105,16 @@ def _reset(table: Any, door: Any, additions: int, doorkeeper: bool) -> int:
     if doorkeeper:
         door[:] = 0
     return max(0, (additions - odd // 4) // 2)
+
+
+@jit
+def _fade(key: int, victim: int, slots: Any, table: Any, door: Any, istate: Any) -> None:
+    """Halve the sketch until ``victim`` no longer outranks ``key`` (WTinyLFUPolicy._fade)."""
+    doorkeeper = istate[_DOORKEEPER] != 0
+    for _ in range(FADE_HALVINGS):
+        if _frequency(victim, slots, table, door, doorkeeper) <= _frequency(key, slots, table, door, doorkeeper):
+            return
+        istate[_ADDITIONS] = _reset(table, door, istate[_ADDITIONS], doorkeeper)
 
 
 @jit
@@ -289,6 +299,8 @@ def _replay(
                     )
                     if fstate[_FAR_RETURNS] > fstate[_FAR_RATIO] * math.floor(period_hits + 0.5):
                         _step_down(gsizes, istate, fstate, region, prev, nxt, heads, tails, sizes)
+                        if istate[_FAR_FADE] and istate[_WINDOW_MAX] < STARVED_WINDOW and sizes[_PROBATION]:
+                            _fade(key, heads[_PROBATION], slots, table, door, istate)
         else:
             hits += 1
         _increment(key, slots, table, door, istate)
@@ -489,6 +501,7 @@ def replay_segments(
     istate[_GATE_LEFT] = policy._gate_left
     istate[_GATE_PERIOD] = policy._gate_period
     istate[_ROTATE] = policy._rotate
+    istate[_FAR_FADE] = policy._far_fade
     fstate = np.array(
         [
             policy._window_target,
