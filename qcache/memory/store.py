@@ -20,11 +20,12 @@ scans the whole store.
 
 Most pairs do not need a heap: writes with the same TTL expire in the order
 they were made (the clock is monotonic), so each of the few TTLs in use (a
-cache type's, the caller's usual one) gets a FIFO queue of its own, two
-deques of times and keys, about 16 bytes a pair instead of a heap's 64 (a
-tuple and its slot). A pair that does not fit a queue in order (a TTL beyond
-the first :data:`_MAX_QUEUES` in use, as jittered TTLs are, a pair pushed
-again, a clock that went back) goes to a min-heap of tuples as before. A new
+cache type's, the caller's usual one) gets a FIFO queue of its own
+(:class:`_ExpiryQueue`): a deque of keys, and one time per run of keys that
+share it, about 8 bytes a pair instead of a heap's 64 (a tuple and its
+slot). A pair that does not fit a queue in order (a TTL beyond the first
+:data:`_MAX_QUEUES` in use, as jittered TTLs are, a pair pushed again, a
+clock that went back) goes to a min-heap of tuples as before. A new
 entry whose expiry falls within a thousandth of its TTL after its queue's
 last one takes that time, the same float (see ``_SHARED_EXPIRY``): entries
 written close together keep one expiry object, not one each.
@@ -46,7 +47,7 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 from typing import Any, NamedTuple
@@ -182,6 +183,64 @@ class _DataOrderLRU(EvictionPolicy):
 
     def clear(self) -> None:
         """The store clears its data itself."""
+
+
+class _ExpiryQueue:
+    """The expiry pairs of one TTL in the order they were pushed: keys, and the time of each run of keys.
+
+    Entries written close together share one expiry float (``_SHARED_EXPIRY``), so their pairs
+    share one time: the queue keeps a run's time once, as ``(number of its first key, time)``,
+    and each pair costs the keys deque's pointer only. Keys are numbered from the first ever
+    pushed; ``popped`` of them have left the front. Times never decrease (the store pushes a
+    pair here only when it does not come before ``last``), and a queue is never left empty.
+    """
+
+    __slots__ = ("keys", "last", "popped", "runs")
+
+    def __init__(self) -> None:
+        self.keys: deque[str] = deque()
+        self.runs: deque[tuple[int, float]] = deque()
+        self.last = -_INF  # the time of the last run: the store reads it inline on every timed write
+        self.popped = 0
+
+    def append(self, at: float, key: str) -> None:
+        """Queue ``key`` at ``at`` (not before ``last``); a time that is ``last`` itself joins its run."""
+        if at is not self.last:
+            self.runs.append((self.popped + len(self.keys), at))
+            self.last = at
+        self.keys.append(key)
+
+    @property
+    def first(self) -> float:
+        """The time of the front pair (the queue is not empty)."""
+        return self.runs[0][1]
+
+    def popleft(self) -> str:
+        """Take the front pair's key."""
+        key = self.keys.popleft()
+        self.popped += 1
+        runs = self.runs
+        if len(runs) > 1 and runs[1][0] == self.popped:
+            runs.popleft()
+        elif not self.keys:
+            runs.clear()
+            self.last = -_INF
+        return key
+
+    def pairs(self) -> Iterator[tuple[float, str]]:
+        """Every pair, front first."""
+        runs = list(self.runs)
+        if not runs:
+            return
+        bounds = [start - self.popped for start, _ in runs[1:]] + [len(self.keys)]
+        begin = 0
+        for (_, at), end in zip(runs, bounds, strict=True):
+            for index in range(begin, end):
+                yield at, self.keys[index]
+            begin = end
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +424,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._reads: list[str] = []  # hits not told to the policies yet (list.append is atomic)
         self._heap: list[tuple[float, str]] = []  # pairs that fit no queue
-        self._queues: dict[float, tuple[deque[float], deque[str]]] = {}  # by TTL: times and keys, in order
+        self._queues: dict[float, _ExpiryQueue] = {}  # by TTL: its pairs, in order
         self._pairs = 0  # in the heap and the queues
         self._sizes: dict[int, int] = {}  # one int object per size in use (see _put)
         self._next_due = _INF  # the earliest pair's time
@@ -654,7 +713,7 @@ class MemoryStore:
                     # empty) and this pair is not earlier than its last, so it is not the earliest.
                     queue = self._queues.get(ttl)  # type: ignore[arg-type]  # a TTL gives an expiry
                     if queue is not None:
-                        last = queue[0][-1]
+                        last = queue.last
                         if last > expires_at:
                             queue = None
                         elif expires_at - last <= ttl * _SHARED_EXPIRY:  # type: ignore[operator]  # as above
@@ -668,8 +727,10 @@ class MemoryStore:
                 if expires_at is not None:
                     self._timed += 1
                     if queue is not None:
-                        queue[0].append(expires_at)
-                        queue[1].append(key)
+                        if expires_at is not queue.last:  # _ExpiryQueue.append inlined
+                            queue.runs.append((queue.popped + len(queue.keys), expires_at))
+                            queue.last = expires_at
+                        queue.keys.append(key)
                         self._pairs += 1
                         if self._pairs > 2 * self._timed + _HEAP_SLACK:
                             self._compact_pairs()
@@ -875,10 +936,9 @@ class MemoryStore:
         queues = self._queues
         queue = queues.get(ttl)
         if queue is None and len(queues) < _MAX_QUEUES:
-            queue = queues[ttl] = (deque(), deque())
-        if queue is not None and (not queue[0] or queue[0][-1] <= expires_at):
-            queue[0].append(expires_at)
-            queue[1].append(key)
+            queue = queues[ttl] = _ExpiryQueue()
+        if queue is not None and queue.last <= expires_at:
+            queue.append(expires_at, key)
         else:
             heappush(self._heap, (expires_at, key))
         self._pairs += 1
@@ -935,12 +995,11 @@ class MemoryStore:
         """Pop up to ``budget`` pairs due by ``now``; return (entries removed, nothing left due)."""
         removed = 0
         queues = self._queues
-        for ttl, (times, keys) in list(queues.items()):
-            while budget and times and times[0] <= now:
-                times.popleft()
+        for ttl, queue in list(queues.items()):
+            while budget and queue and queue.first <= now:
                 budget -= 1
-                removed += self._settle(keys.popleft(), now)
-            if not times:
+                removed += self._settle(queue.popleft(), now)
+            if not queue:
                 del queues[ttl]
         heap = self._heap
         while budget and heap and heap[0][0] <= now:
@@ -970,9 +1029,9 @@ class MemoryStore:
         """The time of the earliest pair (infinity when there is none)."""
         heap = self._heap
         earliest = heap[0][0] if heap else _INF
-        for times, _ in self._queues.values():
-            if times and times[0] < earliest:
-                earliest = times[0]
+        for queue in self._queues.values():
+            if queue.first < earliest:  # (a queue is never left empty)
+                earliest = queue.first
         return earliest
 
     def _shrink(self, key: str, part: Partition, now: float) -> None:
@@ -1105,21 +1164,19 @@ class MemoryStore:
         seen: set[str] = set()
         queues = self._queues
         kept = 0
-        for ttl, (times, keys) in list(queues.items()):
-            kept_times: deque[float] = deque()
-            kept_keys: deque[str] = deque()
-            for at, key in zip(times, keys):
+        for ttl, queue in list(queues.items()):
+            kept_queue = _ExpiryQueue()
+            for at, key in queue.pairs():
                 entry = data.get(key)
                 if entry is not None and entry[2] is not None and key not in seen:
                     seen.add(key)
                     if at == entry[2]:
-                        kept_times.append(at)
-                        kept_keys.append(key)
+                        kept_queue.append(at, key)
                     else:
                         live.append((entry[2], key))
-            if kept_times:
-                queues[ttl] = (kept_times, kept_keys)
-                kept += len(kept_times)
+            if kept_queue:
+                queues[ttl] = kept_queue
+                kept += len(kept_queue)
             else:
                 del queues[ttl]
         for _, key in self._heap:
@@ -1172,12 +1229,19 @@ class MemoryStore:
         if timed != self._timed:
             problems.append(f"timed count {self._timed} != entries with expiry {timed}")
         pairs = list(self._heap)
-        for ttl, (times, keys) in self._queues.items():
-            if len(times) != len(keys) or not times:
-                problems.append(f"the expiry queue of TTL {ttl} holds {len(times)} times and {len(keys)} keys")
-            if any(a > b for a, b in zip(times, list(times)[1:])):
+        for ttl, queue in self._queues.items():
+            starts = [start for start, _ in queue.runs]
+            times = [at for _, at in queue.runs]
+            if not queue or not starts or starts[0] > queue.popped or starts[-1] >= queue.popped + len(queue):
+                problems.append(
+                    f"the expiry queue of TTL {ttl} holds {len(queue)} keys in runs from {starts[:1]} to "
+                    f"{starts[-1:]}, {queue.popped} popped"
+                )
+            if any(a >= b for a, b in zip(starts, starts[1:])) or any(a > b for a, b in zip(times, times[1:])):
                 problems.append(f"the expiry queue of TTL {ttl} is out of order")
-            pairs.extend(zip(times, keys))
+            if times and queue.last is not times[-1]:
+                problems.append(f"the expiry queue of TTL {ttl} has last {queue.last}, its last run {times[-1]}")
+            pairs.extend(queue.pairs())
         if len(pairs) != self._pairs:
             problems.append(f"pair count {self._pairs} != pairs held {len(pairs)}")
         if self._next_due != min((at for at, _ in pairs), default=_INF):

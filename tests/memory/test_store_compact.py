@@ -18,7 +18,7 @@ import pytest
 
 from qcache.memory.clock import ManualClock
 from qcache.memory.policies import available_policies
-from qcache.memory.store import _MAX_QUEUES, _SHARED_EXPIRY, _SHARED_SIZES, MemoryStore, StoredEntry
+from qcache.memory.store import _MAX_QUEUES, _SHARED_EXPIRY, _SHARED_SIZES, MemoryStore, StoredEntry, _ExpiryQueue
 
 from .support import named
 
@@ -174,9 +174,52 @@ def test_shared_sizes_cost_an_entry_no_int_of_its_own(clock: ManualClock) -> Non
     distinct = held_per_entry([123_457 + i for i in range(10_000)], clock)
     # Each distinct size keeps an int of 28-32 bytes (and a slot in the bounded table); equal ones share one.
     assert distinct - equal >= 28, (equal, distinct)
-    # The entry tuple, its expiry and a queued pair (about 16 bytes, not a 64-byte heap tuple and slot),
+    # The entry tuple, its expiry and a queued pair (about 8 bytes, not a 64-byte heap tuple and slot),
     # plus the store's and the policy's index: under 240 bytes (about 290 with a heap tuple and an int each).
     assert equal < 240, equal
+
+
+def test_an_expiry_queue_keeps_one_time_per_run_of_keys_sharing_it() -> None:
+    queue = _ExpiryQueue()
+    first, second = 10.0, 20.0
+    for key, at in [("a", first), ("b", first), ("c", first), ("d", second), ("e", second), ("f", 30.0)]:
+        queue.append(at, key)
+    assert [at for _, at in queue.runs] == [10.0, 20.0, 30.0] and len(queue) == 6
+    assert list(queue.pairs()) == [(10.0, "a"), (10.0, "b"), (10.0, "c"), (20.0, "d"), (20.0, "e"), (30.0, "f")]
+    taken = []
+    while queue:
+        taken.append((queue.first, queue.popleft()))
+        assert list(queue.pairs()) == [(10.0, "a"), (10.0, "b"), (10.0, "c"), (20.0, "d"), (20.0, "e"),
+                                       (30.0, "f")][len(taken):]
+    assert [key for _, key in taken] == list("abcdef") and [at for at, _ in taken] == [10.0] * 3 + [20.0] * 2 + [30.0]
+    # Emptied, it starts a run again for any time, the last one's included.
+    assert not queue.runs and queue.last == -float("inf")
+    queue.append(30.0, "g")
+    assert (queue.first, list(queue.pairs())) == (30.0, [(30.0, "g")])
+
+
+def test_entries_written_together_cost_their_queue_one_time(clock: ManualClock) -> None:
+    """Three bursts of writes of one TTL: three runs in its queue, each expiring whole, exactly on time."""
+    store = MemoryStore(10_000, 10**9, "LRU", clock=clock)
+    ttl = 60.0
+    bursts = []
+    for burst in range(3):
+        keys = [f"b{burst}-{i}" for i in range(1000)]
+        for key in keys:
+            store.set(key, 0, 1, ttl)
+        bursts.append((clock() + ttl, keys))
+        clock.advance(1.0)  # more than a thousandth of the TTL: the next burst gets its own time
+    (queue,) = store._queues.values()
+    assert len(queue) == 3000 and [at for _, at in queue.runs] == [at for at, _ in bursts]
+    store.check_invariants()
+    for at, keys in bursts:
+        clock.advance(at - clock() - 0.001)
+        store.cleanup()
+        assert all(key in store for key in keys)
+        clock.advance(0.001)
+        assert store.cleanup() == len(keys) and not any(key in store for key in keys)
+        store.check_invariants()
+    assert not store._queues
 
 
 def test_set_path_is_set_without_the_checks(policy_name: str, clock: ManualClock) -> None:
