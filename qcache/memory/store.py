@@ -50,6 +50,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
+from itertools import islice
 from typing import Any, NamedTuple
 
 from qcache.memory.clock import Clock
@@ -228,15 +229,16 @@ class _ExpiryQueue:
         return key
 
     def pairs(self) -> Iterator[tuple[float, str]]:
-        """Every pair, front first."""
+        """Every pair, front first (in one pass over the keys: a deque's indexing is linear)."""
+        keys = iter(self.keys)
         runs = list(self.runs)
-        if not runs:
+        if not runs:  # empty
             return
-        bounds = [start - self.popped for start, _ in runs[1:]] + [len(self.keys)]
+        ends = [start - self.popped for start, _ in runs[1:]] + [len(self.keys)]
         begin = 0
-        for (_, at), end in zip(runs, bounds, strict=True):
-            for index in range(begin, end):
-                yield at, self.keys[index]
+        for (_, at), end in zip(runs, ends, strict=True):
+            for key in islice(keys, end - begin):
+                yield at, key
             begin = end
 
     def __len__(self) -> int:
