@@ -183,29 +183,29 @@ def _shift_then_loop() -> list[Hashable]:
     return list(Phases(parts).load().keys)
 
 
-def test_the_hooks_count_far_returns_as_the_replays_do() -> None:
-    keys = _shift_then_loop()
-    ours, compiled = replayed(keys, 1000, True, **FREQUENCY_SIDE)
-    loop, pure = replayed(keys, 1000, False, **FREQUENCY_SIDE)
-    hooks, driven = hooked(keys, 1000, **FREQUENCY_SIDE)
-    assert ours == loop == hooks
-    assert_same(compiled, pure)
-    assert_same(compiled, driven)
-    without = {name: value for name, value in FREQUENCY_SIDE.items() if name not in ("far_ratio", "far_fade")}
-    assert ours > replayed(keys, 1000, True, **without)[0]  # the premise: far returns changed decisions
-
-
-def test_the_hooks_fade_as_the_replays_do() -> None:
+def _reuse_then_loop() -> list[Hashable]:
     """Recent reuse, then a loop 1.1x a cache of 1,000: far returns end the window's shrink with a fade."""
     parts = (RecentReuse(requests=15000, new_fraction=0.3, mean_gap=200, seed=136), Loop(keys=1100, requests=20000))
-    keys = list(Phases(parts).load().keys)
+    return list(Phases(parts).load().keys)
+
+
+@pytest.mark.parametrize(
+    ("workload", "off"),
+    [(_shift_then_loop, ("far_ratio", "far_fade")), (_reuse_then_loop, ("far_fade",))],
+    ids=["far returns", "the fade"],
+)
+def test_the_hooks_count_far_returns_and_fade_as_the_replays_do(
+    workload: Callable[[], list[Hashable]], off: tuple[str, ...]
+) -> None:
+    keys = workload()
     ours, compiled = replayed(keys, 1000, True, **FREQUENCY_SIDE)
     loop, pure = replayed(keys, 1000, False, **FREQUENCY_SIDE)
     hooks, driven = hooked(keys, 1000, **FREQUENCY_SIDE)
     assert ours == loop == hooks
     assert_same(compiled, pure)
     assert_same(compiled, driven)
-    assert ours > replayed(keys, 1000, True, **{**FREQUENCY_SIDE, "far_fade": False})[0]  # the premise: it faded
+    without = {name: value for name, value in FREQUENCY_SIDE.items() if name not in off}
+    assert ours > replayed(keys, 1000, True, **without)[0]  # the premise: they changed decisions
 
 
 def test_far_returns_carry_across_a_replay_in_parts() -> None:
