@@ -291,12 +291,13 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         ShiftingWorkingSet(requests=50_000, width=2500, rate=2, seed=231),
     )),
     # A fourteenth sweep of 12 workloads (loops after Zipf, Zipf with scans, uniform keys and reuse; a
-    # 3,000-key loop; a loop between shifting sets; reuse; Zipf 1.0 with scans; and three mixes whose last
-    # phase brings back the first one's keys: a hot spot, Zipf, reuse), written after ADAPTIVE's W-TinyLFU
-    # came to fade its sketch when far returns end the window's shrink (WTinyLFUPolicy's far_fade), run
-    # with and without it: 3.68 points gained in all (reuse then a 4,500-key loop at 10%, 48.76% to
-    # 50.62%), no miss either way, at most 0.22 lost (the loop at 10%, 9.67% to 9.45%, LIRS 9.70%). Kept
-    # here are that loop and the sweep's switching cost, there without the fade too.
+    # 3,000-key loop; a loop between shifting sets; reuse; Zipf 1.0 with scans; and four mixes whose last
+    # phase shares the first one's keys: a hot spot, Zipf or reuse around a loop, Zipf around a hot spot),
+    # written after ADAPTIVE's W-TinyLFU came to fade its sketch when far returns end the window's shrink
+    # (WTinyLFUPolicy's far_fade), run with and without it: 3.68 points gained in all (reuse then a
+    # 4,500-key loop at 10%, 48.76% to 50.62%), no miss either way, at most 0.22 lost (the loop at 10%,
+    # 9.67% to 9.45%, LIRS 9.70%). Kept here are that loop and the sweep's switching cost, there without
+    # the fade too.
     "fourteenth-reuse-loop-4500": lambda: Phases((
         RecentReuse(requests=60_000, new_fraction=0.25, mean_gap=400, seed=304), Loop(keys=4500, requests=90_000),
     )),
