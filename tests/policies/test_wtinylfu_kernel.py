@@ -320,6 +320,20 @@ def test_int_keys_get_dense_ids_in_order_of_first_appearance(distinct: int) -> N
     expected = list(dict.fromkeys([*resident.tolist(), *keys.tolist()]))
     assert reps.tolist() == expected
 
+
+@pytest.mark.parametrize("distinct", [0, 1, 3, 5000, 70_000])
+def test_fingerprint_pairs_get_dense_ids_in_order_of_first_appearance(distinct: int) -> None:
+    """Ghost fingerprints as (high, low) lanes: pairs sharing either lane alone stay apart."""
+    rng = np.random.default_rng(distinct)
+    lanes = rng.integers(0, 1 << 63, (distinct, 2), dtype=np.int64).astype(np.uint64)
+    edges = np.array([[0, 0], [0, 1], [1, 0], [(1 << 64) - 1, 0], [0, (1 << 64) - 1]], dtype=np.uint64)
+    pool = np.concatenate([edges, lanes, lanes[:, ::-1]])
+    pairs = pool[rng.integers(0, len(pool), 3 * len(pool))]
+    ids, rows = kernel_lists.pair_ids(np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1]))
+    expected = list(dict.fromkeys(map(tuple, pairs.tolist())))
+    assert [tuple(pairs[row].tolist()) for row in rows.tolist()] == expected  # each id's first row, in order
+    assert [expected[n] for n in ids.tolist()] == list(map(tuple, pairs.tolist()))
+
 # -- the pieces: one twin in Python, one in the kernel --------------------------------------------
 
 

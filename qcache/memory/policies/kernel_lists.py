@@ -127,6 +127,37 @@ def factorize(first: Any, then: Any) -> tuple[Any, Any, Any]:
     return out[0], out[1], distinct[:count].copy()
 
 
+@allocating_jit
+def pair_ids(high: Any, low: Any) -> tuple[Any, Any]:
+    """Dense ids of the (high, low) uint64 pairs in order of first appearance, and the first row
+    of each id. One pass over an open-addressing table at most half full (a lexsort of the pairs
+    took a fifth of W-TinyLFU's whole compiled replay)."""
+    count = high.shape[0]
+    bits = 4
+    while (1 << bits) < 2 * count:
+        bits += 1
+    mask = np.uint64((1 << bits) - 1)
+    shift = np.uint64(64 - bits)
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    ids = np.empty(count, dtype=np.int64)
+    rows = np.empty(count, dtype=np.int64)
+    distinct = 0
+    for n in range(count):
+        first, second = high[n], low[n]
+        slot = ((second ^ (first * np.uint64(_MIX))) * np.uint64(_MIX)) >> shift
+        while table[slot] != -1:
+            row = rows[table[slot]]
+            if high[row] == first and low[row] == second:
+                break
+            slot = (slot + np.uint64(1)) & mask
+        if table[slot] == -1:
+            table[slot] = distinct
+            rows[distinct] = n
+            distinct += 1
+        ids[n] = table[slot]
+    return ids, rows[:distinct].copy()
+
+
 def key_ids(
     keys: Sequence[Hashable] | np.ndarray, resident: list[Hashable]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | list[Hashable]]:

@@ -44,6 +44,7 @@ from qcache.memory.policies.kernel_lists import (
     key_ids,
     keys_of,
     link,
+    pair_ids,
     pop_head,
     unlink,
     walk,
@@ -418,17 +419,6 @@ def _fingerprint_lanes(slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return high, low
 
 
-def _dense(high: np.ndarray, low: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense ids of the (high, low) pairs, and the index of one row per id."""
-    order = np.lexsort((low, high))
-    sorted_high, sorted_low = high[order], low[order]
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = (sorted_high[1:] != sorted_high[:-1]) | (sorted_low[1:] != sorted_low[:-1])
-    ids = np.empty(len(order), dtype=np.int64)
-    ids[order] = np.cumsum(starts) - 1
-    return ids, order[starts]
-
-
 def _slot_rows(policy: WTinyLFUPolicy, reps: np.ndarray | list[Hashable]) -> np.ndarray:
     """The sketch slots of each id's key: with numpy for int keys, else as the policy would."""
     sketch, resident = policy._sketch, policy._slots
@@ -459,7 +449,7 @@ def replay_segments(
     if known:
         high = np.concatenate([high, np.array([mark >> 64 for mark in known], dtype=np.uint64)])
         low = np.concatenate([low, np.array([mark & _MASK64 for mark in known], dtype=np.uint64)])
-    mark_ids, mark_rows = _dense(high, low)
+    mark_ids, mark_rows = pair_ids(high, low)
     marks = mark_ids[:count]
 
     region = np.full(count, _ABSENT, dtype=np.int64)
