@@ -729,7 +729,7 @@ class MemoryStore:
                 if expires_at is not None:
                     self._timed += 1
                     if queue is not None:
-                        if expires_at is not queue.last:  # _ExpiryQueue.append inlined
+                        if expires_at is not last:  # _ExpiryQueue.append inlined (last: queue.last, read above)
                             queue.runs.append((queue.popped + len(queue.keys), expires_at))
                             queue.last = expires_at
                         queue.keys.append(key)
