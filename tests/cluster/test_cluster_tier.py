@@ -29,9 +29,8 @@ def cluster_config(endpoint: ClusterEndpoint, prefix: str, **settings: Any) -> C
         "REDIS_SOCKET_TIMEOUT": 1.0,
         "REDIS_CONNECTION_TIMEOUT": 1.0,
         # These tests are about where keys go, not deadlines (test_cluster_deadline.py): a cold
-        # cluster client's discovery (CLUSTER SLOTS, COMMAND, a connection per node) costs ~45 ms
-        # of CPU here and can outlast the default 250 ms on a loaded machine, or across a full
-        # garbage collection late in the suite.
+        # cluster client's discovery (CLUSTER SLOTS, COMMAND, a connection per node) costs some
+        # 45 ms of CPU on an idle 2-core machine, and can outlast the default 250 ms on a busy one.
         "CACHE_L2_TIMEOUT_MS": 5000,
     }
     values.update(settings)
