@@ -21,6 +21,7 @@ from qcache.memory.policies.adaptive import (
     SAMPLED_PATIENCE,
     SHADOW_ENTRIES,
     SMALL_CACHE,
+    SUDDEN_MARGIN,
     AdaptivePolicy,
     Scoreboard,
 )
@@ -89,11 +90,37 @@ def test_a_switch_waits_for_the_same_leader_over_patience_periods() -> None:
     "kwargs",
     [{"candidates": 1}, {"candidates": 2, "decay": 1.0}, {"candidates": 2, "margin": -0.1},
      {"candidates": 2, "patience": 0}, {"candidates": 2, "quick_margin": -0.1}, {"candidates": 2, "quick_requests": 0},
-     {"candidates": 2, "quick_window": 0}],
+     {"candidates": 2, "quick_window": 0}, {"candidates": 2, "sudden_margin": -0.1}],
 )
 def test_scoreboard_refuses_bad_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Scoreboard(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_large_lead_in_one_period_switches_at_once_once_warm() -> None:
+    board = Scoreboard(3, margin=0.01, warm_periods=2, patience=3, sudden_margin=0.1)
+    # Warm periods first: a lead of 40 points in the second full period is not enough.
+    assert board.close_period([500, 500, 500], 1000, active=0, full=True) is None
+    assert board.close_period([300, 700, 500], 1000, active=0, full=True) is None
+    # Warm now: the period's best, more than ten points ahead of the driver, at once (patience is 3).
+    assert board.close_period([300, 420, 390], 1000, active=0, full=True) == 1
+    # Ten points exactly is not more than the margin: the aged lead waits for its patience.
+    board = Scoreboard(2, margin=0.01, warm_periods=0, patience=2, sudden_margin=0.1)
+    board.close_period([500, 500], 1000, active=0, full=True)
+    assert board.close_period([300, 400], 1000, active=0, full=True) is None
+    assert board.close_period([300, 400], 1000, active=0, full=True) == 1  # its second period ahead
+    # Without the setting a single period never decides, whatever the lead.
+    board = Scoreboard(2, margin=0.01, warm_periods=0, patience=2)
+    board.close_period([500, 500], 1000, active=0, full=True)
+    assert board.close_period([0, 1000], 1000, active=0, full=True) is None
+
+
+def test_adaptive_switches_on_a_sudden_lead_with_whole_shadows_only() -> None:
+    assert AdaptivePolicy(100)._board.sudden_margin == SUDDEN_MARGIN
+    assert AdaptivePolicy(100, sudden_margin=None)._board.sudden_margin is None
+    assert AdaptivePolicy(5000)._board.sudden_margin is None  # sampled shadows glance instead
+    with pytest.raises(ValueError, match="sudden_margin"):
+        AdaptivePolicy(5000, sudden_margin=-1.0)
 
 
 def test_a_glance_switches_at_once_on_a_large_lead_over_the_last_ticks() -> None:

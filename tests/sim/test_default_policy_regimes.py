@@ -342,6 +342,17 @@ HELD_OUT: dict[str, Callable[[], TraceSource]] = {
         Uniform(keys=3000, requests=40_000, seed=512),
         WithScans(Zipf(keys=25_000, requests=110_000, exponent=0.9, seed=512), 2500, 1500),
     )),
+    # A seventeenth sweep of 12 workloads (Zipf, reuse, Zipf; reuse then Zipf 1.0; Zipf 0.8 with scans
+    # then reuse; a hot spot then reuse; loop, reuse, loop; shifting set, Zipf, shifting set; reuse 60
+    # back; Zipf 0.7 with scans; uniform keys then reuse; a hot spot then a 900-key loop; reuse then
+    # Zipf with scans; a narrow shifting set), written after a lead of ten points in a single period
+    # came to switch whole shadows at once (adaptive.SUDDEN_MARGIN), run both ways: it changed no case.
+    # Two of its cases miss either way, both with whole shadows; kept here.
+    "seventeenth-hot-loop": lambda: Phases((
+        HotSpot(keys=10_000, requests=60_000, hot_fraction=0.2, hot_probability=0.8, seed=612),
+        Loop(keys=900, requests=90_000),
+    )),
+    "seventeenth-shifting-200-10": lambda: ShiftingWorkingSet(requests=150_000, width=200, rate=10, seed=614),
 }
 ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # Measured misses of the goal, kept visible (strict: they fail once fixed).
@@ -388,7 +399,10 @@ ALL_WORKLOADS = {**WORKLOADS, **WIDER, **HELD_OUT}
 # 4,000-key loop at 140 (20.18% against S3-FIFO's 21.25%, now 20.31%). Three more when the scoreboard
 # came to wait two warm periods, not three (adaptive.WARM_PERIODS): the narrow shifting set at 25
 # entries (20.02% against LRU's 20.57%, now 20.09%), the wide one at 96 (31.07% against 31.60%, now
-# 31.21%) and reuse with 50% new keys 3000 back at 7,478 (49.24% against 49.75%, now 49.37%).
+# 31.21%) and reuse with 50% new keys 3000 back at 7,478 (49.24% against 49.75%, now 49.37%). One
+# more when a lead of ten points in a single period came to switch whole shadows at once
+# (adaptive.SUDDEN_MARGIN): reuse, Zipf with scans, reuse at 558 entries (49.21% against ARC's 50.27%,
+# now 49.50%).
 # The misses left (default's hit ratio against the reference it misses):
 KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("third-shifting-60-3", 0): "48 entries: 59.60% vs LRU 60.37% (0.27 point beyond half a point; every other"
@@ -412,12 +426,16 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("fifteenth-shifting-1800-20", 2): "912 entries: 48.66% vs LRU 49.35% (ARC 49.03%, its W-TinyLFU 46.59%):"
     " whole shadows, so LRU is no candidate; W-TinyLFU drives the first periods 2-4 points under LRU, then"
     " ARC 0.1-1.2 under it (48.41% with three warm periods)",
-    ("fifteenth-reuse-zipfscan-reuse", 1): "558 entries: 49.21% vs ARC 50.27% (its W-TinyLFU 48.95%)",
     ("fifteenth-uniform-shift", 1): "297 entries: 7.19% vs LRU 7.80% (ARC 7.68%, its W-TinyLFU 6.51%)",
     ("sixteenth-reuse-shift", 1): "244 entries: 39.75% vs LRU 40.29% (ARC 40.03%, its W-TinyLFU 39.43%)",
     ("sixteenth-uniform-zipfscan", 2): "8,744 entries: 51.03% vs LIRS 53.33% (ARC 52.83%, its W-TinyLFU"
     " 52.35%): LRU leads at the start of Zipf with scans and takes the cache, then ARC does, but an ARC"
     " built over LRU's keys (all newcomers, no ghosts) trails ARC alone by 2-4 points for 100k requests",
+    ("seventeenth-hot-loop", 2): "908 entries: 69.35% vs LIRS 72.65% (ARC 72.52%, LRU 70.75%, its W-TinyLFU"
+    " 69.35%): in the first period of a 900-key loop that fits the cache W-TinyLFU hits 29% (LRU 91%, ARC"
+    " 82%); whole shadows switch at a period's end only, and W-TinyLFU holds the loop by then too",
+    ("seventeenth-shifting-200-10", 1): "152 entries: 67.08% vs LRU 70.08% (ARC 68.27%, its W-TinyLFU 63.34%):"
+    " a narrow shifting set; with whole shadows LRU is no candidate, and ARC trails it by 1-2.5 points a period",
 }
 
 
@@ -479,9 +497,10 @@ SWITCHING_COSTS: dict[tuple[str, int], str] = {
     ("ninth-shift-zipf", 1): "448 entries: 43.15% vs its W-TinyLFU alone 43.48% (ARC 43.17%)",
     ("ninth-reuse-loop", 1): "150 entries: 22.05% vs its W-TinyLFU alone 22.80% (ARC 22.32%)",
     ("tenth-zipf-shift-zipf", 1): "297 entries: 43.48% vs its W-TinyLFU alone 43.93% (ARC 43.61%)",
-    ("tenth-scans-reuse-loop", 1): "451 entries: 30.77% vs its W-TinyLFU alone 32.71% (ARC 26.25%), in the loop of"
-    " 2,800 keys: the largest cost (29.89% against 31.82% before far returns)",
-    ("eleventh-reuse-loop-zipf", 1): "256 entries: 30.65% vs its W-TinyLFU alone 32.31% (ARC 29.28%)",
+    ("tenth-scans-reuse-loop", 1): "451 entries: 31.72% vs its W-TinyLFU alone 32.71% (ARC 26.25%), in the loop of"
+    " 2,800 keys (30.77% before a single period's lead switched at once, 29.89% before far returns)",
+    ("eleventh-reuse-loop-zipf", 1): "256 entries: 31.39% vs its W-TinyLFU alone 32.31% (ARC 29.28%; 30.65%"
+    " before a single period's lead switched at once)",
     ("twelfth-hot-shift-loop", 1): "201 entries: 12.17% vs its W-TinyLFU alone 13.22% (ARC 10.47%)",
     ("twelfth-shift-zipfscan-uniform", 2): "5,875 entries: 61.68% vs its W-TinyLFU alone 62.04% (ARC 62.62%)",
     ("thirteenth-shift-loop", 1): "180 entries: 8.16% vs its W-TinyLFU alone 9.09% (LRU 7.35%; 8.38% against 9.58%"
@@ -494,8 +513,8 @@ SWITCHING_COSTS: dict[tuple[str, int], str] = {
     " three warm periods)",
     ("sixteenth-loop-zipf", 2): "1,904 entries: 64.62% vs its W-TinyLFU alone 65.68% (S3-FIFO 65.43%)",
     ("sixteenth-uniform-zipfscan", 1): "874 entries: 31.46% vs its W-TinyLFU alone 31.88% (S3-FIFO 31.97%)",
-    ("sixteenth-uniform-zipfscan", 2): "8,744 entries: 51.03% vs its W-TinyLFU alone 52.35% (LIRS 53.33%), a"
-    " known miss too",
+    ("sixteenth-uniform-zipfscan", 2): "8,744 entries: 51.03% vs its W-TinyLFU alone 52.35% (LIRS 53.33%): the"
+    " largest cost, and a known miss too",
 }
 
 
